@@ -1,0 +1,1 @@
+"""Provider adapters (installed as qhw.backends): one module per provider."""

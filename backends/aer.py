@@ -1,0 +1,74 @@
+"""Ideal simulation with Qiskit Aer: ``aer_simulator``."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from qhw.backend import Backend, BackendLimits, Executable, JobStatus
+from qhw.backends._qiskit_jobs import InProcessJobs, job_counts, job_status
+
+NAME = "aer_simulator"
+
+
+def backend_names() -> list[str]:
+    return [NAME]
+
+
+def create(name: str, *, seed: int | None = None) -> Backend | None:
+    return AerBackend(seed=seed) if name == NAME else None
+
+
+class AerBackend:
+    """Noise-free shot sampling on Aer's SamplerV2."""
+
+    name = NAME
+    provider = "aer"
+    kind = "local simulator"
+    is_paid = False
+    is_local = True
+    # Aer has no per-job limit; 1,000 circuits a job keeps memory flat and
+    # lets progress move on large runs.
+    limits = BackendLimits(max_shots=1_000_000, max_circuits_per_job=1000)
+
+    def __init__(self, seed: int | None = None) -> None:
+        from qiskit_aer import AerSimulator
+
+        self._simulator = AerSimulator()
+        self.num_qubits = self._simulator.num_qubits
+        self._seed = seed
+        self._jobs = InProcessJobs(NAME)
+
+    def transpile(self, template, *, seed: int | None = None) -> Executable:
+        from qiskit.transpiler import generate_preset_pass_manager
+
+        manager = generate_preset_pass_manager(optimization_level=1, backend=self._simulator, seed_transpiler=seed)
+        circuit = manager.run(template)
+        return Executable(circuit=circuit, layout=tuple(range(template.num_qubits)))
+
+    def submit(
+        self,
+        executable: Executable,
+        parameter_values: np.ndarray,
+        shots: int,
+        tags: Sequence[str],
+        *,
+        seed: int | None = None,
+    ) -> str:
+        from qiskit_aer.primitives import SamplerV2
+
+        sampler = SamplerV2(seed=seed if seed is not None else self._seed)
+        return self._jobs.add(sampler.run([(executable.circuit, parameter_values)], shots=shots))
+
+    def status(self, job_id: str) -> JobStatus:
+        return job_status(self._jobs.get(job_id))
+
+    def result(self, job_id: str) -> np.ndarray:
+        return job_counts(self._jobs.get(job_id))
+
+    def cancel(self, job_id: str) -> None:
+        self._jobs.get(job_id).cancel()
+
+    def estimate_cost(self, n_circuits: int, shots: int) -> float | None:
+        return None

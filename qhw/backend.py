@@ -1,0 +1,137 @@
+"""The one backend contract and the registry that finds adapters by name.
+
+An adapter lives in backends/ (installed as qhw.backends) or in a third-party
+package that registers a *provider module* under the ``qhw.backends`` entry
+point group. A provider module exposes two functions::
+
+    def backend_names() -> list[str]            # every name it can create
+    def create(name: str, *, seed: int | None) -> Backend | None   # None when the name is not its own
+    NAMES_SUMMARY: str                          # optional: a short form of the names for messages
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from qhw.errors import UnknownBackendError
+from qhw.records import JobState
+
+ENTRY_POINT_GROUP = "qhw.backends"
+BUILTIN_PROVIDER_MODULES = ("qhw.backends.aer", "qhw.backends.ibm")
+
+
+@dataclass(frozen=True)
+class BackendLimits:
+    """What one job may carry; checked before anything is submitted."""
+
+    max_shots: int
+    min_shots: int = 1
+    max_executions_per_job: int | None = None  # circuits x shots
+    max_circuits_per_job: int | None = None
+
+    def circuits_per_job(self, shots: int) -> int:
+        """How many circuit executions fit in one job at ``shots`` shots."""
+        caps = [c for c in (self.max_circuits_per_job,) if c is not None]
+        if self.max_executions_per_job is not None:
+            caps.append(self.max_executions_per_job // shots)
+        return max(1, min(caps)) if caps else 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Executable:
+    """The template transpiled for one device; stored with the run."""
+
+    circuit: Any  # qiskit.QuantumCircuit
+    layout: tuple[int, ...]  # physical qubit of logical qubit i
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    state: JobState
+    error: str | None = None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A device or simulator that runs the feature map on arrays of angles."""
+
+    name: str
+    provider: str  # "aer", "ibm", "braket", ...
+    kind: str  # "local simulator", "managed simulator" or "QPU"
+    num_qubits: int
+    is_paid: bool
+    is_local: bool  # jobs live only in this process (finish during submit)
+    limits: BackendLimits
+
+    def transpile(self, template, *, seed: int | None = None) -> Executable:
+        """Compile the template once per run for this device's target."""
+
+    def submit(
+        self,
+        executable: Executable,
+        parameter_values: np.ndarray,
+        shots: int,
+        tags: Sequence[str],
+        *,
+        seed: int | None = None,
+    ) -> str:
+        """Start one job of ``len(parameter_values)`` executions; return the provider's job id."""
+
+    def status(self, job_id: str) -> JobStatus:
+        """The normalised state of a job (raises JobNotFoundError if unknown)."""
+
+    def result(self, job_id: str) -> np.ndarray:
+        """Counts (executions, 2**qubits) in the canonical bit order, logical qubits."""
+
+    def cancel(self, job_id: str) -> None:
+        """Ask the provider to cancel a job."""
+
+    def estimate_cost(self, n_circuits: int, shots: int) -> float | None:
+        """Estimated price in USD, or None when free or unknown."""
+
+
+def _provider_modules() -> list[Any]:
+    modules = [importlib.import_module(name) for name in BUILTIN_PROVIDER_MODULES]
+    from importlib.metadata import entry_points
+
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        modules.append(entry_point.load())
+    return modules
+
+
+def backend_names() -> list[str]:
+    """Every backend name (or name pattern) the registry knows."""
+    names: list[str] = []
+    for module in _provider_modules():
+        names.extend(module.backend_names())
+    return names
+
+
+def backend_summary() -> str:
+    """Known names for an error message: each provider's summary, or its names."""
+    parts = []
+    for module in _provider_modules():
+        parts.append(getattr(module, "NAMES_SUMMARY", None) or ", ".join(module.backend_names()))
+    return "; ".join(parts)
+
+
+def list_backends() -> list[Backend]:
+    """One instance of every concrete backend the registry can create."""
+    return [get_backend(name) for name in backend_names()]
+
+
+def get_backend(name: str, *, seed: int | None = None) -> Backend:
+    """Create the backend registered under ``name``.
+
+    Raises:
+        UnknownBackendError: no provider knows the name; the message lists what exists.
+    """
+    for module in _provider_modules():
+        backend = module.create(name, seed=seed)
+        if backend is not None:
+            return backend
+    raise UnknownBackendError(f"unknown backend {name!r}; known: {backend_summary()}")

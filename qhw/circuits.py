@@ -1,0 +1,88 @@
+"""The paper's 5-qubit feature map and the arrays that feed it."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+QUBITS = 5
+PARAMETER_NAME = "theta"
+REGISTER_NAME = "meas"
+
+
+def feature_map(num_qubits: int = QUBITS):
+    """Ry(theta_i) on qubit i, H on each qubit, CNOT cascade 0->1->...->n-1, measure all.
+
+    Qubit i is measured into classical bit i, so a result's integer has the
+    outcome of logical qubit i in bit i (the canonical order of DESIGN.md).
+    """
+    from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
+    from qiskit.circuit import ParameterVector
+
+    theta = ParameterVector(PARAMETER_NAME, num_qubits)
+    qubits = QuantumRegister(num_qubits, "q")
+    bits = ClassicalRegister(num_qubits, REGISTER_NAME)
+    circuit = QuantumCircuit(qubits, bits, name="qhw_feature_map")
+    for i in range(num_qubits):
+        circuit.ry(theta[i], i)
+    for i in range(num_qubits):
+        circuit.h(i)
+    for i in range(num_qubits - 1):
+        circuit.cx(i, i + 1)
+    circuit.measure(qubits, bits)
+    return circuit
+
+
+def parameter_rows(angles: np.ndarray, circuits_per_sample: int, circuit) -> np.ndarray:
+    """Parameter values for every execution, in the circuit's parameter order.
+
+    Args:
+        angles: (n_samples, 5 * K) angles; circuit k takes components 5k..5k+4.
+        circuits_per_sample: K.
+        circuit: the (transpiled) circuit whose ``parameters`` order the columns.
+
+    Returns:
+        (n_samples * K, 5) array; row e is sample e // K, circuit e % K.
+    """
+    per_circuit = angles.reshape(len(angles) * circuits_per_sample, QUBITS)
+    # Transpilation keeps the parameters but their order is the circuit's to choose.
+    columns = [parameter.index for parameter in circuit.parameters]
+    return np.ascontiguousarray(per_circuit[:, columns], dtype=np.float64)
+
+
+def counts_from_bitarray(bitarray, num_bits: int = QUBITS) -> np.ndarray:
+    """Dense (n, 2**num_bits) counts from a Qiskit BitArray of shape (n,).
+
+    BitArray packs each shot big-endian with clbit 0 as the lowest bit, so the
+    packed integer is already the canonical index.
+    """
+    packed = np.asarray(bitarray.array)  # (n, shots, bytes)
+    n = packed.shape[0]
+    values = np.zeros(packed.shape[:2], dtype=np.int64)
+    for byte in range(packed.shape[2]):
+        values = (values << 8) | packed[:, :, byte]
+    width = 2**num_bits
+    values &= width - 1
+    flat = values + (np.arange(n)[:, None] * width)
+    return np.bincount(flat.ravel(), minlength=n * width).reshape(n, width)
+
+
+def to_qpy(circuit) -> bytes:
+    from qiskit import qpy
+
+    buffer = io.BytesIO()
+    qpy.dump(circuit, buffer)
+    return buffer.getvalue()
+
+
+def from_qpy(data: bytes):
+    from qiskit import qpy
+
+    return qpy.load(io.BytesIO(data))[0]
+
+
+def to_qasm3(circuit) -> str:
+    from qiskit import qasm3
+
+    return qasm3.dumps(circuit)

@@ -1,0 +1,357 @@
+"""The qhw command line: parse, call one library function, print.
+
+Heavy libraries (TensorFlow, Qiskit) load inside the commands that use them,
+so `qhw --help` stays instant. Every QhwError becomes one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from qhw.errors import QhwError
+
+
+class _Group(click.Group):
+    """Turns qhw's errors into one clean line and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except QhwError as err:
+            raise click.ClickException(str(err)) from err
+
+
+class _App:
+    """Per-invocation state: the database URL and the lazily opened store."""
+
+    def __init__(self, db_url: str | None) -> None:
+        self.db_url = db_url
+        self._store = None
+
+    def store(self, *, check_schema: bool = True):
+        if self._store is None:
+            from qhw import config
+            from qhw.store import Store
+
+            self._store = Store(config.database_url(self.db_url), check_schema=check_schema)
+        return self._store
+
+
+pass_app = click.make_pass_decorator(_App)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def _progress():
+    from qhw.progress import RichProgress
+
+    return RichProgress()
+
+
+def _emit(data: dict[str, Any] | list[Any], as_json: bool, title: str | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = data if isinstance(data, list) else [data]
+    table = Table(title=title)
+    columns = list(rows[0].keys()) if rows else []
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_cell(row[c]) for c in columns))
+    Console().print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "" if value is None else str(value)
+
+
+@click.group(cls=_Group)
+@click.option("--db", "db_url", envvar="QHW_DB_URL", help="SQLAlchemy URL of the tracking database (default: SQLite in QHW_HOME).")
+@click.version_option(package_name="qhw")
+@click.pass_context
+def main(ctx: click.Context, db_url: str | None) -> None:
+    """Run a hybrid quantum-classical classifier's quantum stage on simulators and hardware."""
+    ctx.obj = _App(db_url)
+
+
+# --- features ---------------------------------------------------------------------
+
+
+@main.group(cls=_Group)
+def features() -> None:
+    """Build and list feature sets (autoencoder + PCA -> rotation angles)."""
+
+
+@features.command("build")
+@click.option("--dataset", default="mnist-5k", show_default=True, help="mnist-5k, mnist (Keras cache), an IDX folder or an .npz file.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the split, subsets and training.")
+@click.option("--components", default=5, show_default=True, type=int, help="PCA components; a multiple of 5 (one 5-qubit circuit per 5).")
+@click.option("--latent-dim", default=64, show_default=True, type=int, help="Autoencoder latent size.")
+@click.option("--epochs", default=30, show_default=True, type=int, help="Autoencoder training epochs.")
+@click.option("--limit-train", type=int, help="Keep a seeded stratified subset of this many train images.")
+@click.option("--limit-test", type=int, help="Keep a seeded stratified subset of this many test images.")
+@json_option
+@pass_app
+def features_build(app: _App, dataset, seed, components, latent_dim, epochs, limit_train, limit_test, as_json) -> None:
+    """Train the autoencoder, fit PCA and scale angles to [-pi/2, pi/2]."""
+    from qhw.features import build_features
+
+    record = build_features(
+        app.store(),
+        dataset=dataset,
+        seed=seed,
+        components=components,
+        latent_dim=latent_dim,
+        epochs=epochs,
+        limit_train=limit_train,
+        limit_test=limit_test,
+        progress=_progress(),
+    )
+    _emit(
+        {
+            "feature_set": record.id,
+            "dataset": record.dataset,
+            "components": record.components,
+            "n_train": record.n_train,
+            "n_test": record.n_test,
+            "reconstruction_mse": record.reconstruction_mse,
+        },
+        as_json,
+    )
+
+
+@features.command("list")
+@json_option
+@pass_app
+def features_list(app: _App, as_json) -> None:
+    """List the registered feature sets."""
+    rows = [
+        {
+            "feature_set": r.id,
+            "created": r.created_at.strftime("%Y-%m-%d %H:%M"),
+            "dataset": r.dataset,
+            "components": r.components,
+            "n_train": r.n_train,
+            "n_test": r.n_test,
+            "seed": r.seed,
+            "reconstruction_mse": r.reconstruction_mse,
+        }
+        for r in app.store().feature_sets()
+    ]
+    _emit(rows, as_json, title="feature sets")
+
+
+# --- backends, submit, jobs, collect ----------------------------------------------------
+
+
+@main.command()
+@json_option
+def backends(as_json) -> None:
+    """List the backends qhw can run on."""
+    from qhw.backend import list_backends
+
+    rows = [
+        {
+            "name": b.name,
+            "provider": b.provider,
+            "kind": b.kind,
+            "qubits": b.num_qubits,
+            "paid": b.is_paid,
+            "max_shots": b.limits.max_shots,
+        }
+        for b in list_backends()
+    ]
+    _emit(rows, as_json, title="backends")
+
+
+@main.command()
+@click.option("--backend", "backend_name", required=True, help="A name from `qhw backends`.")
+@click.option("--features", "feature_set_id", type=int, help="Feature set id (default: the newest).")
+@click.option("--split", type=click.Choice(["train", "test", "all"]), default="all", show_default=True, help="Which samples to run.")
+@click.option("--shots", default=1024, show_default=True, type=int, help="Shots per circuit.")
+@click.option("--limit", type=int, help="A seeded stratified subset of this many samples per split.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the subset, transpiler and simulators.")
+@json_option
+@pass_app
+def submit(app: _App, backend_name, feature_set_id, split, shots, limit, seed, as_json) -> None:
+    """Submit one feature-map circuit per sample (and per 5 components)."""
+    from qhw.runs import submit as submit_run
+
+    result = submit_run(
+        app.store(),
+        backend_name=backend_name,
+        feature_set_id=feature_set_id,
+        split=split,
+        shots=shots,
+        limit=limit,
+        seed=seed,
+        progress=_progress(),
+    )
+    _emit({"run": result.run.id, "backend": result.run.backend, "jobs": len(result.jobs), "samples": result.samples}, as_json)
+
+
+@main.command()
+@click.option("--run", "run_id", type=int, help="Only this run's jobs.")
+@json_option
+@pass_app
+def jobs(app: _App, run_id, as_json) -> None:
+    """List jobs with their provider ids and states."""
+    store = app.store()
+    backend_of = {run.id: run.backend for run in store.runs()}
+    rows = [
+        {
+            "job": j.id,
+            "run": j.run_id,
+            "backend": backend_of[j.run_id],
+            "provider_job_id": j.provider_job_id,
+            "state": j.state.value,
+            "executions": j.executions,
+            "updated": j.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "error": j.error,
+        }
+        for j in store.jobs(run_id)
+    ]
+    _emit(rows, as_json, title="jobs")
+
+
+@main.command()
+@click.option("--run", "run_id", type=int, help="Only this run (default: every run with unfinished jobs).")
+@click.option("--wait", is_flag=True, help="Keep polling until no job is unfinished.")
+@click.option("--interval", default=5.0, show_default=True, type=float, help="Seconds between polls with --wait.")
+@click.option("--timeout", type=float, help="Give up waiting after this many seconds.")
+@json_option
+@pass_app
+def collect(app: _App, run_id, wait, interval, timeout, as_json) -> None:
+    """Poll unfinished jobs and store their shot results (safe to repeat)."""
+    from qhw.runs import collect as collect_runs
+
+    result = collect_runs(app.store(), run_id=run_id, wait=wait, interval=interval, timeout=timeout, progress=_progress())
+    _emit({"samples": result.samples, "pending_jobs": result.pending_jobs, "failed_jobs": result.failed_jobs}, as_json)
+
+
+@main.command()
+@click.option("--run", "run_id", type=int, help="Run whose outcomes to export (default: the newest).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The .npz file to write.")
+@pass_app
+def results(app: _App, run_id, out) -> None:
+    """Export a run's counts, labels and splits to an .npz file."""
+    from qhw.runs import export_results
+
+    click.echo(str(export_results(app.store(), run_id, out)))
+
+
+# --- training and demo ------------------------------------------------------------
+
+
+@main.command()
+@click.option("--run", "run_id", type=int, help="Train the hybrid classifier on this run (default: the newest).")
+@click.option("--features", "feature_set_id", type=int, help="With --classical: the feature set (default: the newest).")
+@click.option("--classical", is_flag=True, help="Train the baseline on the autoencoder latent instead.")
+@click.option("--epochs", default=60, show_default=True, type=int, help="Classifier training epochs.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Training seed.")
+@json_option
+@pass_app
+def train(app: _App, run_id, feature_set_id, classical, epochs, seed, as_json) -> None:
+    """Train the classifier on a run's outcome distributions (or on the latent)."""
+    from qhw import training
+
+    if classical and run_id is not None:
+        raise click.UsageError("--classical trains on a feature set; use --features, not --run")
+    if feature_set_id is not None and not classical:
+        raise click.UsageError("--features goes with --classical; the hybrid classifier trains on a --run")
+    if classical:
+        result = training.train_classical(app.store(), feature_set_id=feature_set_id, epochs=epochs, seed=seed, progress=_progress())
+    else:
+        result = training.train_hybrid(app.store(), run_id=run_id, epochs=epochs, seed=seed, progress=_progress())
+    _emit(
+        {
+            "model": result.model.id,
+            "accuracy": result.accuracy,
+            "kind": result.kind,
+            "train_samples": result.train_samples,
+            "test_samples": result.test_samples,
+        },
+        as_json,
+    )
+
+
+@main.command()
+@click.option("--shots", default=1024, show_default=True, type=int, help="Shots per circuit.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of everything.")
+@click.option("--hardware", default="fake_manila", show_default=True, help="The device (or emulation) for the test samples.")
+@click.option("--limit-train", type=int, help="Use a stratified subset of the 4,000 train images.")
+@click.option("--limit-test", type=int, help="Use a stratified subset of the 1,000 test images.")
+@click.option("--autoencoder-epochs", default=30, show_default=True, type=int, help="Autoencoder epochs.")
+@click.option("--epochs", default=60, show_default=True, type=int, help="Classifier epochs.")
+@json_option
+@pass_app
+def demo(app: _App, shots, seed, hardware, limit_train, limit_test, autoencoder_epochs, epochs, as_json) -> None:
+    """The whole pipeline on the embedded MNIST subset, locally, with a comparison table."""
+    from qhw.demo import run_demo
+
+    result = run_demo(
+        app.store(),
+        seed=seed,
+        shots=shots,
+        hardware=hardware,
+        limit_train=limit_train,
+        limit_test=limit_test,
+        autoencoder_epochs=autoencoder_epochs,
+        classifier_epochs=epochs,
+        progress=_progress(),
+    )
+    if as_json:
+        _emit(
+            {
+                "classical_accuracy": result.classical.accuracy,
+                "hybrid_accuracy": result.hybrid.accuracy,
+                "hybrid_on_hardware_accuracy": result.hybrid_on_hardware.accuracy,
+                "feature_set": result.feature_set.id,
+                "simulator_run": result.simulator_run.id,
+                "hardware_run": result.hardware_run.id,
+            },
+            True,
+        )
+        return
+    rows = [
+        {"classifier": "classical (64-d latent)", "trained on": f"feature set {result.feature_set.id}", "tested on": "latent", "test samples": result.classical.test_samples, "accuracy": result.classical.accuracy},
+        {"classifier": "hybrid (5 qubits)", "trained on": f"run {result.simulator_run.id} ({result.simulator_run.backend})", "tested on": result.simulator_run.backend, "test samples": result.hybrid.test_samples, "accuracy": result.hybrid.accuracy},
+        {"classifier": "hybrid (5 qubits)", "trained on": f"run {result.simulator_run.id} ({result.simulator_run.backend})", "tested on": f"{result.hardware_run.backend} (run {result.hardware_run.id})", "test samples": result.hybrid_on_hardware.test_samples, "accuracy": result.hybrid_on_hardware.accuracy},
+    ]
+    _emit(rows, False, title="qhw demo: accuracy on MNIST test images")
+
+
+# --- database ----------------------------------------------------------------------
+
+
+@main.group(cls=_Group)
+def db() -> None:
+    """Manage the tracking database schema."""
+
+
+@db.command()
+@pass_app
+def upgrade(app: _App) -> None:
+    """Upgrade the database schema to this qhw's version."""
+    before, after = app.store(check_schema=False).upgrade()
+    click.echo(f"database at {after} (was {before or 'empty'})")
+
+
+@db.command()
+@pass_app
+def current(app: _App) -> None:
+    """Print the database's schema revision and this qhw's."""
+    from qhw import schema
+
+    store = app.store(check_schema=False)
+    with store.engine.connect() as connection:
+        click.echo(f"database: {schema.current_revision(connection) or 'empty'}; qhw: {schema.head_revision()}")

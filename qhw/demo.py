@@ -1,0 +1,73 @@
+"""`qhw demo`: the whole hybrid pipeline on the embedded MNIST subset, locally."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qhw import features, runs, training
+from qhw.datasets import MNIST_5K
+from qhw.progress import Progress, SilentProgress
+from qhw.records import EvaluationRecord, FeatureSetRecord, RunRecord
+from qhw.store import Store
+
+SIMULATOR = "aer_simulator"
+EMULATED_HARDWARE = "fake_manila"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    feature_set: FeatureSetRecord
+    simulator_run: RunRecord
+    hardware_run: RunRecord
+    classical: training.TrainResult
+    hybrid: training.TrainResult
+    hybrid_on_hardware: EvaluationRecord
+
+
+def run_demo(
+    store: Store,
+    *,
+    seed: int = 0,
+    shots: int = 1024,
+    hardware: str = EMULATED_HARDWARE,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    autoencoder_epochs: int = 30,
+    classifier_epochs: int = training.DEFAULT_EPOCHS,
+    progress: Progress | None = None,
+) -> DemoResult:
+    """Features on mnist-5k, the classical baseline, the simulator on every
+    sample, the (emulated) device on the test samples, and the hybrid
+    classifier trained on the simulator and applied to both."""
+    progress = progress or SilentProgress()
+    feature_set = features.build_features(
+        store,
+        dataset=MNIST_5K,
+        seed=seed,
+        epochs=autoencoder_epochs,
+        limit_train=limit_train,
+        limit_test=limit_test,
+        progress=progress,
+    )
+    classical = training.train_classical(
+        store, feature_set_id=feature_set.id, epochs=classifier_epochs, seed=seed, progress=progress
+    )
+    simulator_run = runs.submit(
+        store, backend_name=SIMULATOR, feature_set_id=feature_set.id, split="all", shots=shots, seed=seed, progress=progress
+    ).run
+    hardware_run = runs.submit(
+        store, backend_name=hardware, feature_set_id=feature_set.id, split="test", shots=shots, seed=seed, progress=progress
+    ).run
+    runs.collect(store, wait=True, interval=1.0, progress=progress)
+    hybrid = training.train_hybrid(
+        store, run_id=simulator_run.id, epochs=classifier_epochs, seed=seed, progress=progress
+    )
+    on_hardware = training.evaluate_on_run(store, model_id=hybrid.model.id, run_id=hardware_run.id)
+    return DemoResult(
+        feature_set=feature_set,
+        simulator_run=simulator_run,
+        hardware_run=hardware_run,
+        classical=classical,
+        hybrid=hybrid,
+        hybrid_on_hardware=on_hardware,
+    )

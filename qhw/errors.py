@@ -1,0 +1,61 @@
+"""The one exception hierarchy of qhw.
+
+Every error a user can cause or meet derives from :class:`QhwError`; the CLI
+turns it into one line on stderr. Leaves also inherit the matching builtin so
+library callers can catch ``ValueError`` or ``LookupError`` as usual.
+"""
+
+from __future__ import annotations
+
+
+class QhwError(Exception):
+    """Root of every error qhw raises on purpose."""
+
+
+# --- input and configuration -------------------------------------------------
+
+
+class ConfigError(QhwError, ValueError):
+    """A setting, option or argument is invalid."""
+
+
+class DatasetError(QhwError, ValueError):
+    """A dataset is missing, truncated or malformed."""
+
+
+class NotFoundError(QhwError, LookupError):
+    """A feature set, run, model or backend with that name or id does not exist."""
+
+
+class UnknownBackendError(NotFoundError):
+    """No backend is registered under that name."""
+
+
+# --- database ------------------------------------------------------------------
+
+
+class StoreError(QhwError):
+    """The tracking database could not be reached or used."""
+
+
+class SchemaOutdatedError(StoreError):
+    """The database schema is older than this qhw; `qhw db upgrade` fixes it."""
+
+
+# --- backends and jobs ---------------------------------------------------------
+
+
+class BackendError(QhwError):
+    """A provider or simulator refused or failed a request."""
+
+
+class JobNotFoundError(BackendError, LookupError):
+    """The provider no longer knows a job id (e.g. a local job from a finished process)."""
+
+
+class JobFailedError(BackendError):
+    """A job ended in failure; the message holds the provider's reason."""
+
+
+class TrainingError(QhwError, ValueError):
+    """Training or evaluation cannot proceed with the data given."""

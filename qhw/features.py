@@ -1,0 +1,175 @@
+"""Feature sets: autoencoder 784 -> latent, PCA -> components, angles in [-pi/2, pi/2].
+
+After Ry(theta) then H a qubit reads 1 with probability (1 - sin theta) / 2,
+which is one-to-one only on [-pi/2, pi/2]; on [0, pi] theta and pi - theta fold
+together and the hybrid loses most of its accuracy (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+
+from qhw import config
+from qhw.datasets import IMAGE_PIXELS, MNIST_5K, load_dataset
+from qhw.errors import ConfigError
+from qhw.progress import Progress, SilentProgress, import_keras, keras_callback
+from qhw.records import FeatureSetRecord
+from qhw.store import Store
+
+QUBITS_PER_CIRCUIT = 5
+ANGLE_LIMIT = np.pi / 2
+ARRAYS_FILE = "arrays.npz"
+ENCODER_FILE = "encoder.keras"
+
+
+@dataclass(frozen=True)
+class FeatureArrays:
+    """The arrays of a feature set, as saved under QHW_HOME/features/."""
+
+    angles_train: np.ndarray  # (n_train, components) in [-pi/2, pi/2]
+    angles_test: np.ndarray
+    latent_train: np.ndarray  # (n_train, latent_dim)
+    latent_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+
+    def angles(self, split: str) -> np.ndarray:
+        return self.angles_train if split == "train" else self.angles_test
+
+    def labels(self, split: str) -> np.ndarray:
+        return self.y_train if split == "train" else self.y_test
+
+
+def validate_components(components: int) -> int:
+    """Number of 5-qubit circuits per sample for ``components``.
+
+    Raises:
+        ConfigError: components is not a positive multiple of 5.
+    """
+    if components <= 0 or components % QUBITS_PER_CIRCUIT:
+        raise ConfigError(
+            f"--components must be a positive multiple of {QUBITS_PER_CIRCUIT} "
+            f"(one {QUBITS_PER_CIRCUIT}-qubit circuit per {QUBITS_PER_CIRCUIT} components), got {components}"
+        )
+    return components // QUBITS_PER_CIRCUIT
+
+
+def build_features(
+    store: Store,
+    *,
+    dataset: str = MNIST_5K,
+    seed: int = 0,
+    components: int = 5,
+    latent_dim: int = 64,
+    epochs: int = 30,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    progress: Progress | None = None,
+) -> FeatureSetRecord:
+    """Train the autoencoder, fit PCA and the angle scaler, save and register.
+
+    Everything is fitted on the train split only; test angles are clipped.
+
+    Returns:
+        The registered feature set.
+
+    Raises:
+        ConfigError: an option is out of range.
+        DatasetError: the dataset cannot be loaded.
+    """
+    validate_components(components)
+    if latent_dim < components:
+        raise ConfigError(f"--latent-dim ({latent_dim}) must be at least --components ({components})")
+    if epochs <= 0:
+        raise ConfigError(f"--epochs must be positive, got {epochs}")
+    progress = progress or SilentProgress()
+    data = load_dataset(dataset, seed=seed, limit_train=limit_train, limit_test=limit_test)
+    if len(data.y_train) < components:
+        raise ConfigError(f"PCA to {components} components needs at least {components} train images")
+
+    encoder, mse = _train_autoencoder(data, latent_dim, epochs, seed, progress)
+    latent_train = encoder.predict(data.x_train, verbose=0, batch_size=512)
+    latent_test = encoder.predict(data.x_test, verbose=0, batch_size=512)
+
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import MinMaxScaler
+
+    pca = PCA(n_components=components, random_state=seed).fit(latent_train)
+    scaler = MinMaxScaler(feature_range=(-ANGLE_LIMIT, ANGLE_LIMIT)).fit(pca.transform(latent_train))
+    angles_train = np.clip(scaler.transform(pca.transform(latent_train)), -ANGLE_LIMIT, ANGLE_LIMIT)
+    angles_test = np.clip(scaler.transform(pca.transform(latent_test)), -ANGLE_LIMIT, ANGLE_LIMIT)
+
+    # Files first under a fresh folder; the row only once they are complete.
+    artifact_dir = config.data_dir("features") / uuid.uuid4().hex
+    artifact_dir.mkdir(parents=True)
+    try:
+        np.savez_compressed(
+            artifact_dir / ARRAYS_FILE,
+            angles_train=angles_train,
+            angles_test=angles_test,
+            latent_train=latent_train,
+            latent_test=latent_test,
+            y_train=data.y_train,
+            y_test=data.y_test,
+            pca_components=pca.components_,
+            pca_mean=pca.mean_,
+            pca_explained_variance_ratio=pca.explained_variance_ratio_,
+            scaler_min=scaler.data_min_,
+            scaler_max=scaler.data_max_,
+        )
+        encoder.save(artifact_dir / ENCODER_FILE)
+        return store.add_feature_set(
+            dataset=dataset,
+            dataset_fingerprint=data.fingerprint,
+            seed=seed,
+            components=components,
+            latent_dim=latent_dim,
+            epochs=epochs,
+            n_train=len(data.y_train),
+            n_test=len(data.y_test),
+            reconstruction_mse=mse,
+            artifact_dir=artifact_dir,
+        )
+    except BaseException:
+        shutil.rmtree(artifact_dir, ignore_errors=True)
+        raise
+
+
+def load_arrays(feature_set: FeatureSetRecord) -> FeatureArrays:
+    """Load the saved arrays of a feature set."""
+    path = feature_set.artifact_dir / ARRAYS_FILE
+    try:
+        with np.load(path) as archive:
+            return FeatureArrays(**{field: archive[field] for field in FeatureArrays.__dataclass_fields__})
+    except OSError as err:
+        raise ConfigError(f"feature set {feature_set.id}: its arrays are missing at {path}") from err
+
+
+def _train_autoencoder(data, latent_dim: int, epochs: int, seed: int, progress: Progress):
+    """Dense autoencoder 784 -> 256 -> latent -> 256 -> 784; returns (encoder, test MSE)."""
+    keras = import_keras(seed)
+    inputs = keras.Input((IMAGE_PIXELS,))
+    hidden = keras.layers.Dense(256, activation="relu")(inputs)
+    latent = keras.layers.Dense(latent_dim, activation="relu", name="latent")(hidden)
+    decoded = keras.layers.Dense(256, activation="relu")(latent)
+    outputs = keras.layers.Dense(IMAGE_PIXELS, activation="sigmoid")(decoded)
+    autoencoder = keras.Model(inputs, outputs, name="autoencoder")
+    encoder = keras.Model(inputs, latent, name="encoder")
+    autoencoder.compile(optimizer="adam", loss="binary_crossentropy")
+    with progress.task("autoencoder epochs", total=epochs) as task:
+        autoencoder.fit(
+            data.x_train,
+            data.x_train,
+            epochs=epochs,
+            batch_size=128,
+            shuffle=True,
+            verbose=0,
+            callbacks=[keras_callback(task)],
+        )
+    reconstructed = autoencoder.predict(data.x_test, verbose=0, batch_size=512)
+    mse = float(np.mean((reconstructed - data.x_test) ** 2))
+    return encoder, mse

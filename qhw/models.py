@@ -1,0 +1,171 @@
+"""SQLAlchemy ORM models of the tracking database.
+
+Only :mod:`qhw.store` and the Alembic environment import this module: the rest
+of qhw sees the frozen records of :mod:`qhw.records`. Every constraint is named
+(through the metadata naming convention) so migrations can refer to it on any
+database, SQLite's batch mode included.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JOB_STATES = ("pending", "queued", "running", "done", "collected", "failed", "cancelled")
+SPLITS = ("train", "test")
+RUN_SPLITS = ("train", "test", "all")
+MODEL_KINDS = ("hybrid", "classical")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class FeatureSetRow(Base):
+    __tablename__ = "feature_sets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    dataset: Mapped[str] = mapped_column(String(1024))
+    dataset_fingerprint: Mapped[str] = mapped_column(String(64))
+    seed: Mapped[int] = mapped_column(Integer)
+    components: Mapped[int] = mapped_column(Integer)
+    latent_dim: Mapped[int] = mapped_column(Integer)
+    epochs: Mapped[int] = mapped_column(Integer)
+    n_train: Mapped[int] = mapped_column(Integer)
+    n_test: Mapped[int] = mapped_column(Integer)
+    reconstruction_mse: Mapped[float] = mapped_column(Float)
+    artifact_dir: Mapped[str] = mapped_column(String(1024))
+
+    __table_args__ = (
+        CheckConstraint("components > 0", name="components_positive"),
+        CheckConstraint("n_train >= 0 AND n_test >= 0", name="sizes_nonnegative"),
+    )
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    feature_set_id: Mapped[int] = mapped_column(ForeignKey("feature_sets.id"), index=True)
+    backend: Mapped[str] = mapped_column(String(255))
+    provider: Mapped[str] = mapped_column(String(64))
+    split: Mapped[str] = mapped_column(String(8))
+    shots: Mapped[int] = mapped_column(Integer)
+    num_qubits: Mapped[int] = mapped_column(Integer)
+    circuits_per_sample: Mapped[int] = mapped_column(Integer)
+    n_samples: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # (split code, sample index) per sample, int32, in execution order.
+    sample_order: Mapped[bytes] = mapped_column(LargeBinary)
+    transpiled_qasm3: Mapped[str] = mapped_column(Text)
+    transpiled_qpy: Mapped[bytes] = mapped_column(LargeBinary)
+    # JSON list: physical qubit that ran logical (feature-map) qubit i.
+    layout: Mapped[str] = mapped_column(Text)
+    cost_estimate_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint(_in("split", RUN_SPLITS), name="split_valid"),
+        CheckConstraint("shots > 0", name="shots_positive"),
+    )
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    provider_job_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    # Executions [start, stop) of the run; execution e is sample e // K, circuit e % K.
+    execution_start: Mapped[int] = mapped_column(Integer)
+    execution_stop: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("run_id", "position", name="uq_jobs_run_position"),
+        CheckConstraint(_in("state", JOB_STATES), name="state_valid"),
+        CheckConstraint("execution_stop > execution_start", name="executions_nonempty"),
+    )
+
+
+class ResultRow(Base):
+    __tablename__ = "results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    split: Mapped[str] = mapped_column(String(8))
+    sample_index: Mapped[int] = mapped_column(Integer)
+    circuit: Mapped[int] = mapped_column(Integer)
+    shots: Mapped[int] = mapped_column(Integer)
+    # Little-endian uint32 counts, length 2**num_qubits, canonical bit order.
+    counts: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        UniqueConstraint("run_id", "split", "sample_index", "circuit", name="uq_results_sample"),
+        CheckConstraint(_in("split", SPLITS), name="split_valid"),
+    )
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    kind: Mapped[str] = mapped_column(String(16))
+    feature_set_id: Mapped[int] = mapped_column(ForeignKey("feature_sets.id"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True, index=True)
+    train_samples: Mapped[int] = mapped_column(Integer)
+    epochs: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(Integer)
+    weights_path: Mapped[str] = mapped_column(String(1024))
+
+    __table_args__ = (CheckConstraint(_in("kind", MODEL_KINDS), name="kind_valid"),)
+
+
+class EvaluationRow(Base):
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    # The run whose outcomes were classified; None for the classical baseline.
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True, index=True)
+    accuracy: Mapped[float] = mapped_column(Float)
+    test_samples: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (CheckConstraint("accuracy >= 0 AND accuracy <= 1", name="accuracy_range"),)

@@ -1,0 +1,72 @@
+"""Schema versions through Alembic: create at head, refuse outdated, upgrade."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Connection, inspect
+
+from qhw.errors import SchemaOutdatedError, StoreError
+
+
+def alembic_config(connection: Connection | None = None):
+    """An Alembic Config pointing at the installed qhw.migrations package."""
+    from alembic.config import Config
+
+    import qhw.migrations
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(qhw.migrations.__file__).parent))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision this qhw knows."""
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    if len(heads) != 1:
+        raise StoreError(f"qhw's migrations have {len(heads)} heads; expected one")
+    return heads[0]
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision the database is stamped with, or None when unversioned."""
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(connection: Connection, revision: str = "head") -> None:
+    """Bring the database to ``revision`` (default: head)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(connection), revision)
+
+
+def ensure_current(connection: Connection) -> None:
+    """Create an empty database at head; refuse one at another revision.
+
+    Raises:
+        SchemaOutdatedError: the database is at an older revision.
+        StoreError: the database holds tables qhw does not know, or a revision
+            newer than this qhw.
+    """
+    current = current_revision(connection)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        if inspect(connection).get_table_names():
+            raise StoreError("the database has tables but no qhw schema version; point --db at a qhw database")
+        upgrade(connection)
+        return
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    known = {rev.revision for rev in script.walk_revisions()}
+    if current not in known:
+        raise StoreError(f"the database is at schema {current}, newer than this qhw; upgrade qhw")
+    raise SchemaOutdatedError(f"the database schema is at {current}, this qhw needs {head}: run `qhw db upgrade`")

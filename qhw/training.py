@@ -1,0 +1,225 @@
+"""The classical stage: the paper's dense classifier on outcome distributions or on the latent."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+
+from qhw import config
+from qhw.datasets import NUM_CLASSES
+from qhw.errors import ConfigError, TrainingError
+from qhw.features import load_arrays
+from qhw.progress import Progress, SilentProgress, import_keras, keras_callback
+from qhw.records import EvaluationRecord, ModelRecord, RunRecord
+from qhw.store import Store
+
+DEFAULT_EPOCHS = 60
+BATCH_SIZE = 64
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model: ModelRecord
+    evaluation: EvaluationRecord
+    train_samples: int
+    test_samples: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.evaluation.accuracy
+
+    @property
+    def kind(self) -> str:
+        return self.model.kind
+
+
+@dataclass(frozen=True)
+class OutcomeFeatures:
+    """A run's complete samples as classifier inputs."""
+
+    x: np.ndarray  # (n, K * 2**qubits) outcome frequencies
+    y: np.ndarray
+    splits: np.ndarray
+
+
+def outcome_features(store: Store, run: RunRecord) -> OutcomeFeatures:
+    """Counts / shots of every complete sample of a run, K distributions side by side."""
+    stored = store.run_counts(run.id)
+    arrays = load_arrays(store.feature_set(run.feature_set_id))
+    labels = np.array(
+        [arrays.labels(split)[index] for split, index in zip(stored.splits, stored.sample_index)], dtype=np.int64
+    )
+    x = stored.counts.reshape(len(stored.counts), -1).astype(np.float32) / stored.shots
+    return OutcomeFeatures(x=x, y=labels, splits=stored.splits)
+
+
+def train_hybrid(
+    store: Store,
+    *,
+    run_id: int | None = None,
+    epochs: int = DEFAULT_EPOCHS,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train on a run's train samples' outcome distributions, test on its test samples.
+
+    Raises:
+        TrainingError: the run has no stored train or test samples.
+    """
+    _check_epochs(epochs)
+    run = store.run(run_id)
+    data = outcome_features(store, run)
+    train, test = data.splits == "train", data.splits == "test"
+    if not train.any():
+        raise TrainingError(
+            f"run {run.id} has no collected train samples: submit with --split train or --split all "
+            "(and run `qhw collect`), or evaluate a model trained on another run"
+        )
+    if not test.any():
+        raise TrainingError(f"run {run.id} has no collected test samples: submit with --split test or --split all")
+    return _fit_and_register(
+        store,
+        kind="hybrid",
+        feature_set_id=run.feature_set_id,
+        run_id=run.id,
+        x_train=data.x[train],
+        y_train=data.y[train],
+        x_test=data.x[test],
+        y_test=data.y[test],
+        normalize=False,
+        epochs=epochs,
+        seed=seed,
+        progress=progress,
+    )
+
+
+def train_classical(
+    store: Store,
+    *,
+    feature_set_id: int | None = None,
+    epochs: int = DEFAULT_EPOCHS,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """The baseline: the same kind of classifier on the autoencoder's latent."""
+    _check_epochs(epochs)
+    feature_set = store.feature_set(feature_set_id)
+    arrays = load_arrays(feature_set)
+    return _fit_and_register(
+        store,
+        kind="classical",
+        feature_set_id=feature_set.id,
+        run_id=None,
+        x_train=arrays.latent_train,
+        y_train=arrays.y_train,
+        x_test=arrays.latent_test,
+        y_test=arrays.y_test,
+        # The latent is unbounded and unevenly scaled; standardise inside the model.
+        normalize=True,
+        epochs=epochs,
+        seed=seed,
+        progress=progress,
+    )
+
+
+def evaluate_on_run(store: Store, *, model_id: int, run_id: int) -> EvaluationRecord:
+    """Apply a hybrid model to the test samples of another run of the same feature set.
+
+    This is the transfer case: trained on simulator outcomes, applied to
+    what a (real or emulated) device measured.
+    """
+    model_record = store.model(model_id)
+    run = store.run(run_id)
+    if model_record.kind != "hybrid":
+        raise ConfigError(f"model {model_id} is {model_record.kind}; only hybrid models classify run outcomes")
+    if run.feature_set_id != model_record.feature_set_id:
+        raise ConfigError(
+            f"run {run.id} uses feature set {run.feature_set_id}, model {model_id} was trained on feature set "
+            f"{model_record.feature_set_id}"
+        )
+    data = outcome_features(store, run)
+    test = data.splits == "test"
+    if not test.any():
+        raise TrainingError(f"run {run.id} has no collected test samples to evaluate on")
+    keras = import_keras()
+    model = keras.models.load_model(model_record.weights_path)
+    accuracy = _accuracy(model, data.x[test], data.y[test])
+    return store.add_evaluation(model_id=model_id, run_id=run.id, accuracy=accuracy, test_samples=int(test.sum()))
+
+
+def build_classifier(keras, input_dim: int, normalizer_data: np.ndarray | None = None):
+    """The paper's classifier: dense layers with batch normalisation and dropout, softmax over 10."""
+    layers = [keras.Input((input_dim,))]
+    if normalizer_data is not None:
+        normalizer = keras.layers.Normalization()
+        normalizer.adapt(normalizer_data)
+        layers.append(normalizer)
+    for width in (256, 128):
+        layers += [
+            keras.layers.Dense(width, activation="relu"),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dropout(0.3),
+        ]
+    layers.append(keras.layers.Dense(NUM_CLASSES, activation="softmax"))
+    model = keras.Sequential(layers)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _fit_and_register(
+    store: Store,
+    *,
+    kind: str,
+    feature_set_id: int,
+    run_id: int | None,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    normalize: bool,
+    epochs: int,
+    seed: int,
+    progress: Progress | None,
+) -> TrainResult:
+    progress = progress or SilentProgress()
+    keras = import_keras(seed)
+    model = build_classifier(keras, x_train.shape[1], x_train if normalize else None)
+    with progress.task(f"{kind} classifier epochs", total=epochs) as task:
+        model.fit(
+            x_train, y_train, epochs=epochs, batch_size=BATCH_SIZE, verbose=0, callbacks=[keras_callback(task)]
+        )
+    accuracy = _accuracy(model, x_test, y_test)
+    path = config.data_dir("models") / f"{uuid.uuid4().hex}.keras"
+    model.save(path)
+    try:
+        model_record, evaluation = store.add_model(
+            kind=kind,
+            feature_set_id=feature_set_id,
+            run_id=run_id,
+            train_samples=len(y_train),
+            epochs=epochs,
+            seed=seed,
+            weights_path=path,
+            evaluation_accuracy=accuracy,
+            test_samples=len(y_test),
+        )
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return TrainResult(model=model_record, evaluation=evaluation, train_samples=len(y_train), test_samples=len(y_test))
+
+
+def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
+    predicted = np.argmax(model.predict(x, verbose=0, batch_size=1024), axis=1)
+    return float(np.mean(predicted == y))
+
+
+def _check_epochs(epochs: int) -> None:
+    if epochs <= 0:
+        raise ConfigError(f"--epochs must be positive, got {epochs}")
