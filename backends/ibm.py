@@ -43,7 +43,11 @@ def create(name: str, *, seed: int | None = None) -> Backend | None:
 def _fake_devices() -> list[Any]:
     from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
 
-    return FakeProviderForBackendV2().backends()
+    # Building the catalogue instantiates every fake device, and some warn
+    # about their own placeholder properties although the user chose another.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return FakeProviderForBackendV2().backends()
 
 
 class IBMBackend:

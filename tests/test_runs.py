@@ -1,0 +1,172 @@
+"""Submitting, following and collecting runs against real local simulators and a stateful fake provider."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+import qhw.backend
+from qhw import runs
+from qhw.backend import BackendLimits
+from qhw.backends.aer import AerBackend
+from qhw.errors import ConfigError, NotFoundError, UnknownBackendError
+from qhw.features import load_arrays
+from qhw.records import JobState
+
+from conftest import SMALL_TEST, SMALL_TRAIN, circuit_distribution
+
+
+@pytest.fixture
+def fake_provider(monkeypatch):
+    monkeypatch.setattr(qhw.backend, "BUILTIN_PROVIDER_MODULES", (*qhw.backend.BUILTIN_PROVIDER_MODULES, "fake_provider"))
+    import fake_provider
+
+    fake_provider.SERVICE.clear()
+    return fake_provider
+
+
+def _result_rows(store) -> int:
+    with store.transaction() as session:
+        return session.execute(text("SELECT COUNT(*) FROM results")).scalar()
+
+
+def test_local_submit_stores_every_sample_in_canonical_order(featured_store):
+    result = runs.submit(featured_store, backend_name="aer_simulator", split="test", limit=20, shots=4000)
+    assert result.samples == 20 and all(j.state is JobState.COLLECTED for j in result.jobs)
+    stored = featured_store.run_counts(result.run.id)
+    angles = load_arrays(featured_store.feature_set(1)).angles_test[stored.sample_index]
+    measured = stored.counts[:, 0, :] / 4000
+    distance = 0.5 * np.abs(measured - circuit_distribution(angles)).sum(axis=1)
+    assert (distance < 0.06).all(), distance
+    assert set(stored.splits) == {"test"}
+
+
+def test_a_noisy_device_run_maps_results_back_through_its_layout(featured_store):
+    result = runs.submit(featured_store, backend_name="fake_lima", split="test", limit=10, shots=4000)
+    assert result.run.layout == (4, 3, 2, 1, 0)  # logical qubit 0 ran on physical qubit 4
+    stored = featured_store.run_counts(result.run.id)
+    angles = load_arrays(featured_store.feature_set(1)).angles_test[stored.sample_index]
+    distance = 0.5 * np.abs(stored.counts[:, 0, :] / 4000 - circuit_distribution(angles)).sum(axis=1)
+    assert np.median(distance) < 0.15, distance
+
+
+def test_samples_are_split_into_jobs_by_the_backend_limits(featured_store, monkeypatch):
+    monkeypatch.setattr(AerBackend, "limits", BackendLimits(max_shots=1000, max_circuits_per_job=64))
+    result = runs.submit(featured_store, backend_name="aer_simulator", split="all", shots=100)
+    assert result.samples == SMALL_TRAIN + SMALL_TEST
+    assert [j.executions for j in result.jobs] == [64] * 6 + [16]
+    assert runs.collect(featured_store).samples == SMALL_TRAIN + SMALL_TEST
+
+
+def test_collecting_twice_stores_each_sample_once(featured_store):
+    runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=50)
+    rows = _result_rows(featured_store)
+    first, second = runs.collect(featured_store), runs.collect(featured_store)
+    assert first.samples == second.samples == SMALL_TEST
+    assert _result_rows(featured_store) == rows == SMALL_TEST
+
+
+def test_a_crash_before_the_provider_answered_is_resubmitted_by_collect(featured_store, monkeypatch):
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(AerBackend, "submit", crash)
+        with pytest.raises(KeyboardInterrupt):
+            runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=50)
+    (job,) = featured_store.jobs()
+    assert job.state is JobState.PENDING and job.provider_job_id is None
+    result = runs.collect(featured_store)
+    assert result.samples == SMALL_TEST and result.pending_jobs == 0
+    assert featured_store.jobs()[0].state is JobState.COLLECTED
+
+
+def test_a_local_job_from_an_ended_process_is_rerun(featured_store, monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(runs._RunTracker, "finish_local", lambda self, job: job)  # the process "ends" here
+        runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=50)
+    (job,) = featured_store.jobs()
+    assert job.state is JobState.QUEUED and job.provider_job_id
+    assert runs.collect(featured_store).samples == SMALL_TEST
+    (job,) = featured_store.jobs()
+    assert job.state is JobState.COLLECTED
+
+
+def test_remote_jobs_step_through_states_and_survive_a_restart(featured_store, fake_provider):
+    submitted = runs.submit(featured_store, backend_name="remote_sim", split="test", limit=30, shots=100)
+    (job,) = submitted.jobs
+    assert job.state is JobState.QUEUED and job.provider_job_id.startswith("remote-")
+    assert fake_provider.SERVICE[job.provider_job_id].tags == [f"qhw-run-{submitted.run.id}", f"qhw-job-{job.id}"]
+    seen = []
+    for _ in range(4):  # every collect builds new adapters from the database alone
+        result = runs.collect(featured_store)
+        seen.append(featured_store.jobs()[0].state)
+    assert seen == [JobState.QUEUED, JobState.RUNNING, JobState.COLLECTED, JobState.COLLECTED]
+    assert result.samples == 30 and result.pending_jobs == 0
+    assert _result_rows(featured_store) == 30
+
+
+def test_collect_wait_polls_until_done(featured_store, fake_provider):
+    runs.submit(featured_store, backend_name="remote_sim", split="test", limit=10, shots=100)
+    result = runs.collect(featured_store, wait=True, interval=0.01)
+    assert result.pending_jobs == 0 and result.samples == 10
+
+
+def test_a_failed_job_keeps_the_providers_reason(featured_store, fake_provider):
+    runs.submit(featured_store, backend_name="remote_failing", split="test", limit=10, shots=100)
+    result = runs.collect(featured_store, wait=True, interval=0.01)
+    (job,) = featured_store.jobs()
+    assert job.state is JobState.FAILED
+    assert "readout calibration of qubit 3" in job.error
+    assert result.failed_jobs == 1 and result.samples == 0
+
+
+def test_a_rejected_submission_is_recorded_with_the_reason(featured_store, fake_provider):
+    result = runs.submit(featured_store, backend_name="remote_rejecting", split="test", limit=10, shots=100)
+    (job,) = result.jobs
+    assert job.state is JobState.FAILED and "maintenance until 14:00" in job.error
+
+
+def test_the_job_row_exists_before_the_provider_is_called(featured_store, monkeypatch):
+    seen = []
+    real_submit = AerBackend.submit
+
+    def spy(self, *args, **kwargs):
+        seen.extend((j.state, j.provider_job_id) for j in featured_store.jobs())
+        return real_submit(self, *args, **kwargs)
+
+    monkeypatch.setattr(AerBackend, "submit", spy)
+    runs.submit(featured_store, backend_name="aer_simulator", split="test", limit=10, shots=10)
+    assert seen == [(JobState.PENDING, None)]
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        (dict(backend_name="aer_simulator", shots=0), ConfigError, "--shots must be between 1"),
+        (dict(backend_name="fake_manila", shots=200_000), ConfigError, "--shots must be between 1 and 100000"),
+        (dict(backend_name="aer_simulator", split="test", limit=SMALL_TEST + 1), ConfigError, "exceeds the 100 test"),
+        (dict(backend_name="aer_simulator", feature_set_id=9), NotFoundError, "no feature set with id 9"),
+        (dict(backend_name="ibm_nowhere"), UnknownBackendError, "aer_simulator"),
+        (dict(backend_name="aer_simulator", split="validation"), ConfigError, "--split"),
+    ],
+)
+def test_bad_submissions_are_refused_before_anything_is_written(featured_store, options, error, message):
+    with pytest.raises(error, match=message):
+        runs.submit(featured_store, **options)
+    assert featured_store.runs() == [] and featured_store.jobs() == []
+
+
+def test_export_writes_the_documented_keys(featured_store, tmp_path):
+    run = runs.submit(featured_store, backend_name="aer_simulator", split="all", limit=20, shots=64).run
+    out = runs.export_results(featured_store, run.id, tmp_path / "run.npz")
+    with np.load(out) as data:
+        assert set(data.files) == {"counts", "shots", "labels", "split", "sample_index", "backend"}
+        assert data["counts"].shape == (40, 1, 32)
+        assert (data["counts"].sum(axis=2) == 64).all()
+        assert int(data["shots"]) == 64 and str(data["backend"]) == "aer_simulator"
+        assert sorted(set(data["split"])) == ["test", "train"]
+        arrays = load_arrays(featured_store.feature_set(1))
+        for split, index, label in zip(data["split"], data["sample_index"], data["labels"]):
+            assert arrays.labels(str(split))[index] == label

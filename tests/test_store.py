@@ -1,0 +1,130 @@
+"""The tracking database: schema versions, constraints, transactions."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, text
+
+import qhw.migrations
+from qhw import schema
+from qhw.errors import ConfigError, NotFoundError, SchemaOutdatedError, StoreError
+from qhw.models import Base
+from qhw.records import JobState
+from qhw.store import RunCircuit, Store
+
+
+def test_migrations_and_models_agree(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path}/m.db")
+    with engine.begin() as connection:
+        schema.upgrade(connection)
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def test_migrations_have_one_head_and_named_files():
+    versions = Path(qhw.migrations.__file__).parent / "versions"
+    files = sorted(p.name for p in versions.glob("*.py") if p.name != "__init__.py")
+    assert files and all(name.split("_", 1)[0].isdigit() and "_" in name for name in files)
+    assert schema.head_revision() == "0001"
+
+
+def test_fresh_database_is_created_at_head_with_sqlite_pragmas(store):
+    with store.engine.connect() as connection:
+        assert schema.current_revision(connection) == schema.head_revision()
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_database_behind_head_is_refused_until_upgraded(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path}/old.db"
+    Store(url).close()  # at 0001
+    scripts = tmp_path / "migrations"
+    shutil.copytree(Path(qhw.migrations.__file__).parent, scripts)
+    (scripts / "versions" / "0002_noop.py").write_text(
+        'revision = "0002"\ndown_revision = "0001"\nbranch_labels = None\ndepends_on = None\n\n'
+        "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n"
+    )
+    real_config = schema.alembic_config
+
+    def newer_config(connection=None):
+        config = real_config(connection)
+        config.set_main_option("script_location", str(scripts))
+        return config
+
+    monkeypatch.setattr(schema, "alembic_config", newer_config)
+    with pytest.raises(SchemaOutdatedError, match="qhw db upgrade"):
+        Store(url)
+    before, after = Store(url, check_schema=False).upgrade()
+    assert (before, after) == ("0001", "0002")
+    Store(url).close()  # now accepted
+
+
+def test_foreign_tables_without_a_version_are_refused(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path}/other.db")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE something (id INTEGER)"))
+    with pytest.raises(StoreError, match="no qhw schema"):
+        Store(f"sqlite:///{tmp_path}/other.db")
+
+
+def test_unreachable_and_invalid_urls_give_clear_errors(tmp_path):
+    with pytest.raises(StoreError, match="cannot open database"):
+        Store(f"sqlite:///{tmp_path}/missing-folder/qhw.db")
+    with pytest.raises(ConfigError, match="invalid database URL"):
+        Store("not a url")
+
+
+def test_newest_lookups_name_the_command_that_makes_one(store):
+    with pytest.raises(NotFoundError, match="qhw features build"):
+        store.feature_set()
+    with pytest.raises(NotFoundError, match="qhw submit"):
+        store.run()
+    with pytest.raises(NotFoundError, match="no run with id 42"):
+        store.run(42)
+
+
+def _run(store: Store, feature_set_id: int, n_samples: int, k: int = 1):
+    order = np.column_stack([np.zeros(n_samples), np.arange(n_samples)]).astype(np.int32)
+    return store.create_run(
+        run_fields=dict(
+            feature_set_id=feature_set_id, backend="aer_simulator", provider="aer", split="train", shots=10,
+            num_qubits=5, circuits_per_sample=k, n_samples=n_samples, seed=0, cost_estimate_usd=None,
+        ),
+        circuit=RunCircuit(qpy=b"qpy", qasm3="OPENQASM 3.0;", sample_order=order),
+        layout=range(5),
+        job_ranges=[(0, n_samples * k)],
+    )
+
+
+def test_results_are_stored_once_and_read_back_in_order(featured_store):
+    run, (job,) = _run(featured_store, 1, n_samples=4, k=2)
+    counts = np.zeros((8, 32), dtype=np.uint32)
+    counts[np.arange(8), np.arange(8)] = 10
+    assert featured_store.store_results(job, counts, 10) == 8
+    assert featured_store.store_results(job, counts, 10) == 0  # already collected
+    assert featured_store.jobs(run.id)[0].state is JobState.COLLECTED
+    stored = featured_store.run_counts(run.id)
+    assert stored.counts.shape == (4, 2, 32)
+    assert (stored.counts.reshape(8, 32) == counts).all()
+    assert list(stored.sample_index) == [0, 1, 2, 3]
+    assert featured_store.count_samples(run.id) == 4
+
+
+def test_state_column_rejects_unknown_states(featured_store):
+    _, (job,) = _run(featured_store, 1, n_samples=1)
+    with pytest.raises(StoreError):
+        with featured_store.transaction() as session:
+            session.execute(text("UPDATE jobs SET state = 'exploded' WHERE id = :id"), {"id": job.id})
+    assert featured_store.jobs()[0].state is JobState.PENDING
+
+
+def test_a_failed_transaction_leaves_nothing_behind(featured_store):
+    with pytest.raises(StoreError):
+        _run(featured_store, feature_set_id=999, n_samples=2)  # foreign key violation
+    assert featured_store.runs() == [] and featured_store.jobs() == []
