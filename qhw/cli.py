@@ -62,10 +62,14 @@ def _emit(data: dict[str, Any] | list[Any], as_json: bool, title: str | None = N
     table = Table(title=title)
     columns = list(rows[0].keys()) if rows else []
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(_cell(row[c]) for c in columns))
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        # Piped into grep or a file: whole ids and names on one line beat a fit to 80 columns.
+        console.width = 200
+    console.print(table)
 
 
 def _cell(value: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -72,14 +73,13 @@ class Store:
     """
 
     def __init__(self, url: str, *, check_schema: bool = True) -> None:
+        self.display_url = masked_url(url)
         try:
-            parsed = make_url(url)
-            self.display_url = parsed.render_as_string(hide_password=True)
-            self.engine = create_engine(parsed)
+            self.engine = create_engine(make_url(url))
         except (ArgumentError, NoSuchModuleError, ValueError) as err:
-            raise ConfigError(f"invalid database URL {url!r}: {err}") from err
+            raise ConfigError(f"invalid database URL {self.display_url!r}: {_reason(err)}") from err
         except ImportError as err:
-            raise ConfigError(f"database driver for {url!r} is not installed: {err}") from err
+            raise ConfigError(f"the database driver for {self.display_url} is not installed: {err}") from err
         if self.engine.dialect.name == "sqlite":
             _enable_sqlite_pragmas(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -356,7 +356,15 @@ class Store:
             )
 
 
-def _reason(err: SQLAlchemyError) -> str:
+def masked_url(url: str) -> str:
+    """The URL with its password hidden, for every message and log line."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+
+
+def _reason(err: Exception) -> str:
     original = getattr(err, "orig", None)
     text = str(original if original is not None else err)
     return text.strip().splitlines()[0] if text.strip() else type(err).__name__

@@ -1,0 +1,169 @@
+"""The command line, through CliRunner against real databases and simulators."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from qhw.cli import main
+
+TABLES = ("feature_sets", "runs", "jobs", "results", "models", "evaluations")
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def ok_json(*args: str):
+    result = run(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _commands(group: click.Group, prefix=()):
+    for name, command in group.commands.items():
+        yield (*prefix, name), command
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*prefix, name))
+
+
+@pytest.mark.parametrize("path, command", list(_commands(main)), ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+def test_every_command_and_option_has_help(path, command):
+    assert command.help and command.help.strip()
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert param.help, f"{' '.join(path)} {param.opts[0]} has no help"
+    result = run(*path, "--help")
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_help_does_not_load_heavy_libraries():
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom qhw.cli import main\n"
+        "assert CliRunner().invoke(main, ['--help']).exit_code == 0\n"
+        "print([m for m in ('tensorflow', 'keras', 'qiskit', 'qiskit_aer', 'braket', 'sklearn') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_walk_through_from_the_issue(home):
+    built = ok_json("features", "build", "--dataset", "mnist-5k", "--seed", "0", "--limit-train", "200", "--limit-test", "50", "--epochs", "2")
+    assert set(built) == {"feature_set", "dataset", "components", "n_train", "n_test", "reconstruction_mse"}
+    assert (built["feature_set"], built["n_train"], built["n_test"], built["components"]) == (1, 200, 50, 5)
+
+    classical = ok_json("train", "--features", "1", "--classical", "--epochs", "2")
+    assert classical["kind"] == "classical" and {"accuracy", "train_samples", "test_samples"} <= set(classical)
+
+    sim = ok_json("submit", "--backend", "aer_simulator", "--features", "1", "--split", "all", "--shots", "1024")
+    assert sim == {"run": 1, "backend": "aer_simulator", "jobs": 1, "samples": 250}
+    hw = ok_json("submit", "--backend", "fake_manila", "--features", "1", "--split", "test")
+    assert hw == {"run": 2, "backend": "fake_manila", "jobs": 1, "samples": 50}
+
+    jobs = ok_json("jobs")
+    assert [(j["run"], j["backend"], j["state"]) for j in jobs] == [(1, "aer_simulator", "collected"), (2, "fake_manila", "collected")]
+    assert all(j["provider_job_id"] for j in jobs)
+    assert "fake_manila" in run("jobs").stdout
+
+    collected = ok_json("collect", "--wait")
+    assert collected == {"samples": 300, "pending_jobs": 0, "failed_jobs": 0}
+
+    hybrid = ok_json("train", "--run", "1", "--epochs", "2")
+    assert hybrid["kind"] == "hybrid" and (hybrid["train_samples"], hybrid["test_samples"]) == (200, 50)
+    assert 0.0 <= hybrid["accuracy"] <= 1.0
+
+    listed = ok_json("features", "list")
+    assert [f["feature_set"] for f in listed] == [1]
+    names = {b["name"] for b in ok_json("backends")}
+    assert {"aer_simulator", "fake_manila", "fake_brisbane"} <= names
+
+    out = home / "run2.npz"
+    assert run("results", "--run", "2", "--out", str(out)).exit_code == 0 and out.is_file()
+
+
+def test_defaults_take_the_newest_feature_set_and_run(home):
+    ok_json("features", "build", "--limit-train", "60", "--limit-test", "20", "--epochs", "1")
+    assert ok_json("submit", "--backend", "aer_simulator", "--shots", "32")["samples"] == 80
+    assert ok_json("train", "--epochs", "1")["train_samples"] == 60
+
+
+def _snapshot(home):
+    path = home / "qhw.db"
+    if not path.exists():
+        return None
+    with sqlite3.connect(path) as connection:
+        return {t: connection.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}
+
+
+@pytest.fixture
+def cli_home(home):
+    ok_json("features", "build", "--limit-train", "60", "--limit-test", "20", "--epochs", "1")
+    ok_json("submit", "--backend", "aer_simulator", "--split", "test", "--shots", "16")
+    return home
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["submit", "--backend", "ibm_nowhere"], "unknown backend 'ibm_nowhere'; known: aer_simulator"),
+        (["submit", "--backend", "aer_simulator", "--features", "99"], "no feature set with id 99"),
+        (["train", "--run", "99"], "no run with id 99"),
+        (["results", "--run", "99", "--out", "x.npz"], "no run with id 99"),
+        (["submit", "--backend", "aer_simulator", "--shots", "0"], "--shots must be between 1"),
+        (["submit", "--backend", "fake_manila", "--shots", "100001"], "--shots must be between 1 and 100000"),
+        (["submit", "--backend", "aer_simulator", "--limit", "61"], "--limit 61 exceeds the 60 train images"),
+        (["features", "build", "--components", "7"], "multiple of 5"),
+        (["features", "build", "--dataset", "/no/such/mnist"], "unknown dataset '/no/such/mnist'"),
+        (["features", "build", "--limit-test", "1001"], "exceeds the 1000 test images"),
+        (["train", "--run", "1"], "no collected train samples"),
+        (["collect", "--run", "7"], "no run with id 7"),
+    ],
+)
+def test_bad_input_gets_one_line_and_leaves_the_database_alone(cli_home, args, message):
+    before = _snapshot(cli_home)
+    result = run(*args)
+    assert result.exit_code != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.stderr
+    assert "Traceback" not in result.output
+    assert _snapshot(cli_home) == before
+
+
+def test_commands_before_any_data_name_the_command_to_run(home):
+    result = run("submit", "--backend", "aer_simulator")
+    assert result.exit_code == 1 and "run `qhw features build` first" in result.stderr
+    result = run("train")
+    assert result.exit_code == 1 and "run `qhw submit --backend aer_simulator` first" in result.stderr
+
+
+def test_an_unreachable_database_is_one_line(tmp_path, home):
+    result = run("--db", f"sqlite:///{tmp_path}/no/such/folder/qhw.db", "jobs")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: cannot open database sqlite:///{tmp_path}/no/such/folder/qhw.db: unable to open database file"
+    ]
+    result = run("--db", "postgresql://qhw:secret@127.0.0.1:1/qhw", "jobs")
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "secret" not in result.stderr  # passwords are masked in messages
+
+
+def test_db_upgrade_and_current(home):
+    assert run("db", "upgrade").stdout.strip() == "database at 0001 (was empty)"
+    assert run("db", "current").stdout.strip() == "database: 0001; qhw: 0001"
+
+
+def test_demo_prints_three_accuracies(home):
+    result = ok_json("demo", "--limit-train", "200", "--limit-test", "50", "--autoencoder-epochs", "2", "--epochs", "2", "--shots", "256")
+    assert {"classical_accuracy", "hybrid_accuracy", "hybrid_on_hardware_accuracy"} <= set(result)
+    assert all(0.0 <= result[k] <= 1.0 for k in ("classical_accuracy", "hybrid_accuracy", "hybrid_on_hardware_accuracy"))
+    jobs = ok_json("jobs")
+    assert {j["backend"] for j in jobs} == {"aer_simulator", "fake_manila"}
+    assert all(j["state"] == "collected" for j in jobs)
+    table = run("demo", "--limit-train", "100", "--limit-test", "30", "--autoencoder-epochs", "1", "--epochs", "1", "--shots", "64")
+    assert table.exit_code == 0 and "fake_manila" in table.stdout and "classical" in table.stdout
