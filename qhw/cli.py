@@ -326,10 +326,11 @@ def demo(app: _App, shots, seed, hardware, limit_train, limit_test, autoencoder_
             True,
         )
         return
+    hardware_label = f"{result.hardware_run.backend} ({result.hardware_kind}, run {result.hardware_run.id})"
     rows = [
         {"classifier": "classical (64-d latent)", "trained on": f"feature set {result.feature_set.id}", "tested on": "latent", "test samples": result.classical.test_samples, "accuracy": result.classical.accuracy},
         {"classifier": "hybrid (5 qubits)", "trained on": f"run {result.simulator_run.id} ({result.simulator_run.backend})", "tested on": result.simulator_run.backend, "test samples": result.hybrid.test_samples, "accuracy": result.hybrid.accuracy},
-        {"classifier": "hybrid (5 qubits)", "trained on": f"run {result.simulator_run.id} ({result.simulator_run.backend})", "tested on": f"{result.hardware_run.backend} (run {result.hardware_run.id})", "test samples": result.hybrid_on_hardware.test_samples, "accuracy": result.hybrid_on_hardware.accuracy},
+        {"classifier": "hybrid (5 qubits)", "trained on": f"run {result.simulator_run.id} ({result.simulator_run.backend})", "tested on": hardware_label, "test samples": result.hybrid_on_hardware.test_samples, "accuracy": result.hybrid_on_hardware.accuracy},
     ]
     _emit(rows, False, title="qhw demo: accuracy on MNIST test images")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qhw import features, runs, training
+from qhw.backend import get_backend
 from qhw.datasets import MNIST_5K
 from qhw.progress import Progress, SilentProgress
 from qhw.records import EvaluationRecord, FeatureSetRecord, RunRecord
@@ -22,6 +23,7 @@ class DemoResult:
     classical: training.TrainResult
     hybrid: training.TrainResult
     hybrid_on_hardware: EvaluationRecord
+    hardware_kind: str  # "local simulator" for an emulation such as fake_manila, "QPU" for hardware
 
 
 def run_demo(
@@ -40,6 +42,7 @@ def run_demo(
     sample, the (emulated) device on the test samples, and the hybrid
     classifier trained on the simulator and applied to both."""
     progress = progress or SilentProgress()
+    hardware_kind = get_backend(hardware).kind  # also refuses an unknown name before any work
     feature_set = features.build_features(
         store,
         dataset=MNIST_5K,
@@ -70,4 +73,5 @@ def run_demo(
         classical=classical,
         hybrid=hybrid,
         hybrid_on_hardware=on_hardware,
+        hardware_kind=hardware_kind,
     )

@@ -8,6 +8,7 @@ output on stdout stays clean.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import tempfile
@@ -83,6 +84,9 @@ def import_keras(seed: int | None = None):
         _import_muted("keras")
     import keras
 
+    # Predicting on arrays of several sizes makes tf.function retrace and warn;
+    # harmless here, and qhw's own messages should stay readable.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     if seed is not None:
         keras.utils.set_random_seed(seed)
         import tensorflow as tf

@@ -135,9 +135,12 @@ def collect(
     if run_id is not None:
         store.run(run_id)  # raises NotFoundError for an unknown id
     trackers: dict[int, _RunTracker] = {}
+    pending: list[JobRecord] = []
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         unfinished = store.jobs(run_id, states=UNFINISHED_STATES)
+        if not unfinished:
+            break
         with progress.task("collecting jobs", total=len(unfinished)) as task:
             for job in unfinished:
                 if job.run_id not in trackers:
