@@ -24,6 +24,7 @@ QUBITS_PER_CIRCUIT = 5
 ANGLE_LIMIT = np.pi / 2
 ARRAYS_FILE = "arrays.npz"
 ENCODER_FILE = "encoder.keras"
+AUTOENCODER_FILE = "autoencoder.keras"
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def build_features(
     if len(data.y_train) < components:
         raise ConfigError(f"PCA to {components} components needs at least {components} train images")
 
-    encoder, mse = _train_autoencoder(data, latent_dim, epochs, seed, progress)
+    autoencoder, encoder, mse = _train_autoencoder(data, latent_dim, epochs, seed, progress)
     latent_train = encoder.predict(data.x_train, verbose=0, batch_size=512)
     latent_test = encoder.predict(data.x_test, verbose=0, batch_size=512)
 
@@ -121,6 +122,7 @@ def build_features(
             scaler_min=scaler.data_min_,
             scaler_max=scaler.data_max_,
         )
+        autoencoder.save(artifact_dir / AUTOENCODER_FILE)
         encoder.save(artifact_dir / ENCODER_FILE)
         return store.add_feature_set(
             dataset=dataset,
@@ -150,7 +152,7 @@ def load_arrays(feature_set: FeatureSetRecord) -> FeatureArrays:
 
 
 def _train_autoencoder(data, latent_dim: int, epochs: int, seed: int, progress: Progress):
-    """Dense autoencoder 784 -> 256 -> latent -> 256 -> 784; returns (encoder, test MSE)."""
+    """Dense autoencoder 784 -> 256 -> latent -> 256 -> 784; returns (autoencoder, encoder, test MSE)."""
     keras = import_keras(seed)
     inputs = keras.Input((IMAGE_PIXELS,))
     hidden = keras.layers.Dense(256, activation="relu")(inputs)
@@ -175,4 +177,4 @@ def _train_autoencoder(data, latent_dim: int, epochs: int, seed: int, progress: 
         )
     reconstructed = autoencoder.predict(data.x_test, verbose=0, batch_size=512)
     mse = float(np.mean((reconstructed - data.x_test) ** 2))
-    return encoder, mse
+    return autoencoder, encoder, mse
