@@ -35,9 +35,12 @@ class BackendLimits:
 
     def circuits_per_job(self, shots: int) -> int:
         """How many circuit executions fit in one job at ``shots`` shots."""
-        caps = [c for c in (self.max_circuits_per_job,) if c is not None]
+        caps = []
+        if self.max_circuits_per_job is not None:
+            caps.append(self.max_circuits_per_job)
         if self.max_executions_per_job is not None:
             caps.append(self.max_executions_per_job // shots)
+        # Shots are checked against max_shots first, so at least one circuit fits.
         return max(1, min(caps)) if caps else 2**31 - 1
 
 

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import tempfile
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Iterator, Protocol
 
 
@@ -21,7 +21,7 @@ class Task(Protocol):
 
 
 class Progress(Protocol):
-    def task(self, description: str, total: float | None) -> "contextmanager[Task]": ...
+    def task(self, description: str, total: float | None) -> AbstractContextManager[Task]: ...
 
 
 class _SilentTask:

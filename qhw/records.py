@@ -20,9 +20,7 @@ class JobState(str, enum.Enum):
     CANCELLED = "cancelled"
 
 
-#: States after which a job never changes again.
-FINAL_STATES = frozenset({JobState.COLLECTED, JobState.FAILED, JobState.CANCELLED})
-#: States in which the provider still owes us something.
+#: States in which the provider still owes us something; every other state is final.
 UNFINISHED_STATES = frozenset({JobState.PENDING, JobState.QUEUED, JobState.RUNNING, JobState.DONE})
 
 SPLIT_CODES = {"train": 0, "test": 1}

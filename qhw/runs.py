@@ -21,7 +21,7 @@ from qhw.errors import ConfigError, JobNotFoundError
 from qhw.features import load_arrays
 from qhw.progress import Progress, SilentProgress
 from qhw.records import SPLIT_CODES, SPLIT_NAMES, UNFINISHED_STATES, JobRecord, JobState, RunRecord
-from qhw.store import Store
+from qhw.store import RunCircuit, Store
 
 RUN_SPLITS = ("train", "test", "all")
 LOCAL_POLL_SECONDS = 0.02
@@ -205,9 +205,7 @@ def _sample_order(arrays, split: str, limit: int | None, seed: int) -> np.ndarra
     return np.concatenate(parts).astype(np.int32)
 
 
-def _run_circuit(executable: Executable, order: np.ndarray):
-    from qhw.store import RunCircuit
-
+def _run_circuit(executable: Executable, order: np.ndarray) -> RunCircuit:
     return RunCircuit(
         qpy=circuits.to_qpy(executable.circuit), qasm3=circuits.to_qasm3(executable.circuit), sample_order=order
     )

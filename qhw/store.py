@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import create_engine, event, func, insert, select, update
+from sqlalchemy import create_engine, event, func, insert, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -349,11 +349,6 @@ class Store:
             raise NotFoundError(f"no run with id {run_id} (see `qhw jobs`)")
         return row
 
-    def mark_jobs(self, job_ids: Iterable[int], state: JobState) -> None:
-        with self.transaction() as session:
-            session.execute(
-                update(JobRow).where(JobRow.id.in_(list(job_ids))).values(state=state.value, updated_at=_utcnow())
-            )
 
 
 def masked_url(url: str) -> str:
