@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Sequence
 
 import numpy as np
@@ -47,6 +48,9 @@ class AerBackend:
         circuit = manager.run(template)
         return Executable(circuit=circuit, layout=tuple(range(template.num_qubits)))
 
+    def batch(self, n_jobs: int) -> AbstractContextManager[None]:
+        return nullcontext()  # no provider sessions here
+
     def submit(
         self,
         executable: Executable,
@@ -70,5 +74,13 @@ class AerBackend:
     def cancel(self, job_id: str) -> None:
         self._jobs.get(job_id).cancel()
 
-    def estimate_cost(self, n_circuits: int, shots: int) -> float | None:
+    credentials_configured = None
+
+    def check(self, n_circuits: int, shots: int) -> None:
+        pass  # nothing beyond the static limits
+
+    def usage(self, job_id: str) -> float | None:
+        return None
+
+    def estimate_cost(self, n_circuits: int, shots: int) -> None:
         return None

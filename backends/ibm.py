@@ -1,35 +1,74 @@
 """IBM Quantum through qiskit-ibm-runtime.
 
-``fake_<device>`` runs Runtime's local testing mode: SamplerV2 with a fake
-backend, so the device's calibrated noise applies and the code path (preset
-pass manager at level 3 against the device target, SamplerV2 with parameter
-broadcasting) is the one real devices use.
+``ibm_<device>`` runs on a real device through QiskitRuntimeService;
+``fake_<device>`` runs the same code in Runtime's local testing mode (SamplerV2
+with a fake backend, the device's calibrated noise). Both transpile once per
+run with the preset pass manager at level 3 against the device target and
+submit SamplerV2 jobs with parameter broadcasting, in a Runtime Batch when a
+run needs several jobs. A later process finds remote jobs again with
+``service.job(id)``.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
-from typing import Any, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from qhw.backend import Backend, BackendLimits, Executable, JobStatus
 from qhw.backends._qiskit_jobs import InProcessJobs, job_counts, job_status
 from qhw.circuits import QUBITS
-from qhw.errors import ConfigError
+from qhw.errors import BackendError, ConfigError, JobNotFoundError
+from qhw.pricing import CostEstimate, ibm_cost, load_prices
 
 FAKE_PREFIX = "fake_"
+REAL_PREFIX = "ibm_"
 #: IBM Quantum accepts at most this many executions (circuits x shots) per job.
 MAX_EXECUTIONS_PER_JOB = 10_000_000
 DEFAULT_MAX_SHOTS = 100_000
-NAMES_SUMMARY = "fake_<device> for any fake IBM device with 5+ qubits (fake_manila, fake_lima, fake_brisbane, ...)"
+#: Devices listed by `qhw backends` (any ibm_<name> the account can reach works).
+LISTED_DEVICES = ("ibm_fez", "ibm_torino", "ibm_kingston", "ibm_marrakesh", "ibm_aachen", "ibm_pittsburgh")
+NAMES_SUMMARY = (
+    "ibm_<device> for IBM Quantum devices (ibm_fez, ibm_torino, ibm_kingston, ...); "
+    "fake_<device> for any fake IBM device with 5+ qubits (fake_manila, fake_lima, fake_brisbane, ...)"
+)
+CREDENTIALS_HELP = (
+    "save an IBM Quantum account once with QiskitRuntimeService.save_account(token=..., instance=...), "
+    "or set QISKIT_IBM_TOKEN and QISKIT_IBM_INSTANCE"
+)
+
+
+# The provider-client boundary: tests replace runtime_service and sampler with
+# a stateful fake service whose jobs step through Runtime's states.
+def runtime_service() -> Any:
+    from qiskit_ibm_runtime import QiskitRuntimeService
+
+    return QiskitRuntimeService()
+
+
+def sampler(mode: Any):
+    from qiskit_ibm_runtime import SamplerV2
+
+    # SamplerV2 is deprecated from runtime 0.50 in favour of the client-side
+    # executor Sampler; SamplerV2 is still the documented path for Batch mode
+    # and local testing, so qhw keeps it until that changes.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return SamplerV2(mode=mode)
 
 
 def backend_names() -> list[str]:
-    return [device.name for device in _fake_devices() if device.num_qubits >= QUBITS]
+    fakes = [device.name for device in _fake_devices() if device.num_qubits >= QUBITS]
+    return [*LISTED_DEVICES, *fakes]
 
 
 def create(name: str, *, seed: int | None = None) -> Backend | None:
+    if name.startswith(REAL_PREFIX):
+        twin = _fake_twin(name)
+        return IBMBackend(name, device=None, seed=seed, published_qubits=twin.num_qubits if twin else 0)
     if not name.startswith(FAKE_PREFIX):
         return None
     device = next((d for d in _fake_devices() if d.name == name), None)
@@ -37,7 +76,163 @@ def create(name: str, *, seed: int | None = None) -> Backend | None:
         return None
     if device.num_qubits < QUBITS:
         raise ConfigError(f"{name} has {device.num_qubits} qubit(s); the feature map needs {QUBITS}")
-    return IBMBackend(device, seed=seed)
+    return IBMBackend(name, device=device, seed=seed)
+
+
+def credentials_configured() -> bool:
+    """A saved account or QISKIT_IBM_TOKEN in the environment (no network)."""
+    if os.environ.get("QISKIT_IBM_TOKEN"):
+        return True
+    from qiskit_ibm_runtime import QiskitRuntimeService
+
+    try:
+        return bool(QiskitRuntimeService.saved_accounts())
+    except Exception:  # an unreadable account file is "not configured"
+        return False
+
+
+class IBMBackend:
+    """A Runtime device: a fake one in local testing mode, or a real one."""
+
+    provider = "ibm"
+
+    def __init__(self, name: str, *, device: Any | None, seed: int | None = None, published_qubits: int = 0) -> None:
+        self.name = name
+        self.is_local = device is not None
+        self.is_paid = not self.is_local
+        self.kind = "local simulator" if self.is_local else "QPU"
+        self._device = device
+        self._service: Any = None
+        self._seed = seed
+        self._mode: Any = None  # a Batch while a multi-job run is being submitted
+        self._jobs = InProcessJobs(name)
+        self.num_qubits = device.num_qubits if device is not None else published_qubits
+        self.limits = self._limits()
+
+    @property
+    def credentials_configured(self) -> bool | None:
+        return None if self.is_local else credentials_configured()
+
+    # --- the device -----------------------------------------------------------------
+
+    def _service_or_error(self) -> Any:
+        if self._service is None:
+            self._service = _runtime_call(runtime_service, "connecting to IBM Quantum")
+        return self._service
+
+    def _load_device(self) -> Any:
+        if self._device is None:
+            service = self._service_or_error()
+            self._device = _runtime_call(lambda: service.backend(self.name), f"looking up {self.name}")
+            self.num_qubits = self._device.num_qubits
+            self.limits = self._limits()
+        return self._device
+
+    def _limits(self) -> BackendLimits:
+        max_shots = DEFAULT_MAX_SHOTS
+        if self._device is not None:
+            conf = getattr(self._device, "_conf_dict", None) or {}
+            if "max_shots" in conf:
+                max_shots = int(conf["max_shots"])
+            elif hasattr(self._device, "configuration"):
+                max_shots = int(getattr(self._device.configuration(), "max_shots", DEFAULT_MAX_SHOTS))
+        return BackendLimits(max_shots=max_shots, max_executions_per_job=MAX_EXECUTIONS_PER_JOB)
+
+    def check(self, n_circuits: int, shots: int) -> None:
+        device = self._load_device()
+        if device.num_qubits < QUBITS:
+            raise ConfigError(f"{self.name} has {device.num_qubits} qubits; the feature map needs {QUBITS}")
+        if not self.is_local:
+            status = _runtime_call(device.status, f"reading the status of {self.name}")
+            if not getattr(status, "operational", True):
+                message = getattr(status, "status_msg", "") or "not operational"
+                raise BackendError(f"{self.name} is not operational ({message}); nothing was submitted")
+        if not self.limits.min_shots <= shots <= self.limits.max_shots:
+            raise ConfigError(f"--shots must be between 1 and {self.limits.max_shots} on {self.name}, got {shots}")
+
+    # --- the contract ----------------------------------------------------------------
+
+    def transpile(self, template, *, seed: int | None = None) -> Executable:
+        from qiskit.transpiler import generate_preset_pass_manager
+
+        manager = generate_preset_pass_manager(optimization_level=3, backend=self._load_device(), seed_transpiler=seed)
+        circuit = manager.run(template)
+        # Measurements keep their classical bits, so counts come back per logical
+        # qubit; the layout is kept to say which physical qubits ran them.
+        layout = circuit.layout.final_index_layout()[: template.num_qubits] if circuit.layout else range(template.num_qubits)
+        return Executable(circuit=circuit, layout=tuple(int(q) for q in layout))
+
+    def batch(self, n_jobs: int) -> AbstractContextManager[None]:
+        """A Runtime Batch around a run's submissions when it needs several jobs."""
+        if self.is_local or n_jobs < 2:
+            return nullcontext()
+        return self._batch()
+
+    @contextmanager
+    def _batch(self) -> Iterator[None]:
+        from qiskit_ibm_runtime import Batch
+
+        batch = _runtime_call(lambda: Batch(backend=self._load_device()), f"opening a batch on {self.name}")
+        self._mode = batch
+        try:
+            yield
+        finally:
+            self._mode = None
+            # Closing stops new jobs; those submitted still run.
+            _runtime_call(batch.close, "closing the batch")
+
+    def submit(
+        self,
+        executable: Executable,
+        parameter_values: np.ndarray,
+        shots: int,
+        tags: Sequence[str],
+        *,
+        seed: int | None = None,
+    ) -> str:
+        primitive = sampler(self._mode or self._load_device())
+        seed = seed if seed is not None else self._seed
+        if self.is_local and seed is not None:
+            primitive.options.simulator.seed_simulator = seed
+        primitive.options.environment.job_tags = list(tags)
+        job = _runtime_call(
+            lambda: primitive.run([(executable.circuit, parameter_values)], shots=shots), f"submitting to {self.name}"
+        )
+        return self._jobs.add(job) if self.is_local else job.job_id()
+
+    def status(self, job_id: str) -> JobStatus:
+        return job_status(self._job(job_id))
+
+    def result(self, job_id: str) -> np.ndarray:
+        return job_counts(self._job(job_id))
+
+    def cancel(self, job_id: str) -> None:
+        job = self._job(job_id)
+        _runtime_call(job.cancel, f"cancelling job {job_id}")
+
+    def usage(self, job_id: str) -> float | None:
+        if self.is_local:
+            return None
+        usage = getattr(self._job(job_id), "usage", None)
+        seconds = _runtime_call(usage, f"reading the usage of job {job_id}") if callable(usage) else None
+        return float(seconds) if seconds is not None else None
+
+    def estimate_cost(self, n_circuits: int, shots: int) -> CostEstimate | None:
+        if self.is_local:
+            return None
+        jobs = -(-n_circuits // self.limits.circuits_per_job(shots))
+        return ibm_cost(load_prices(), jobs, n_circuits * shots)
+
+    def _job(self, job_id: str) -> Any:
+        if self.is_local:
+            return self._jobs.get(job_id)
+        service = self._service_or_error()
+        try:
+            return service.job(job_id)
+        except Exception as err:  # RuntimeJobNotFound and API errors
+            if type(err).__name__ == "RuntimeJobNotFound":
+                raise JobNotFoundError(f"IBM Quantum has no job {job_id}") from err
+            raise _translate(err, f"looking up job {job_id}") from err
 
 
 def _fake_devices() -> list[Any]:
@@ -50,71 +245,28 @@ def _fake_devices() -> list[Any]:
         return FakeProviderForBackendV2().backends()
 
 
-class IBMBackend:
-    """A Runtime device (here: a fake one in local testing mode)."""
-
-    provider = "ibm"
-    is_paid = False
-    is_local = True
-    kind = "local simulator"
-
-    def __init__(self, device: Any, *, seed: int | None = None) -> None:
-        self._device = device
-        self._seed = seed
-        self.name = device.name
-        self.num_qubits = device.num_qubits
-        self.limits = BackendLimits(
-            max_shots=int(getattr(device, "_conf_dict", {}).get("max_shots", DEFAULT_MAX_SHOTS)),
-            max_executions_per_job=MAX_EXECUTIONS_PER_JOB,
-        )
-        self._jobs = InProcessJobs(self.name)
-
-    def transpile(self, template, *, seed: int | None = None) -> Executable:
-        from qiskit.transpiler import generate_preset_pass_manager
-
-        manager = generate_preset_pass_manager(optimization_level=3, backend=self._device, seed_transpiler=seed)
-        circuit = manager.run(template)
-        # Measurements keep their classical bits, so counts come back per logical
-        # qubit; the layout is kept to say which physical qubits ran them.
-        layout = circuit.layout.final_index_layout()[: template.num_qubits] if circuit.layout else range(template.num_qubits)
-        return Executable(circuit=circuit, layout=tuple(int(q) for q in layout))
-
-    def submit(
-        self,
-        executable: Executable,
-        parameter_values: np.ndarray,
-        shots: int,
-        tags: Sequence[str],
-        *,
-        seed: int | None = None,
-    ) -> str:
-        sampler = _sampler(self._device)
-        seed = seed if seed is not None else self._seed
-        if seed is not None:
-            sampler.options.simulator.seed_simulator = seed
-        sampler.options.environment.job_tags = list(tags)
-        job = sampler.run([(executable.circuit, parameter_values)], shots=shots)
-        return self._jobs.add(job)
-
-    def status(self, job_id: str) -> JobStatus:
-        return job_status(self._jobs.get(job_id))
-
-    def result(self, job_id: str) -> np.ndarray:
-        return job_counts(self._jobs.get(job_id))
-
-    def cancel(self, job_id: str) -> None:
-        self._jobs.get(job_id).cancel()
-
-    def estimate_cost(self, n_circuits: int, shots: int) -> float | None:
-        return None
+def _fake_twin(name: str) -> Any | None:
+    """The fake of a real device (ibm_fez -> fake_fez), for its published qubit count."""
+    twin = FAKE_PREFIX + name[len(REAL_PREFIX) :]
+    return next((d for d in _fake_devices() if d.name == twin), None)
 
 
-def _sampler(mode: Any):
-    from qiskit_ibm_runtime import SamplerV2
+def _runtime_call(call, what: str):
+    try:
+        return call()
+    except (ConfigError, BackendError):
+        raise
+    except Exception as err:
+        raise _translate(err, what) from err
 
-    # SamplerV2 is deprecated from runtime 0.50 in favour of the client-side
-    # executor Sampler; SamplerV2 is still the documented path for Batch mode
-    # and local testing, so qhw keeps it until that changes.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return SamplerV2(mode=mode)
+
+def _translate(err: Exception, what: str) -> Exception:
+    """Runtime's errors, named by class so that importing them stays lazy."""
+    kind = type(err).__name__
+    if kind == "AccountNotFoundError":
+        return ConfigError(f"no IBM Quantum credentials: {CREDENTIALS_HELP}")
+    if kind in ("IBMNotAuthorizedError", "InvalidAccountError") or "401" in str(err):
+        return ConfigError(f"IBM Quantum rejected the credentials ({err}): {CREDENTIALS_HELP}")
+    if kind == "QiskitBackendNotFoundError":
+        return ConfigError(f"IBM Quantum has no device you can use by that name ({err})")
+    return BackendError(f"IBM Quantum failed while {what}: {kind}: {err}")

@@ -12,16 +12,18 @@ point group. A provider module exposes two functions::
 from __future__ import annotations
 
 import importlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from qhw.errors import UnknownBackendError
+from qhw.pricing import CostEstimate
 from qhw.records import JobState
 
 ENTRY_POINT_GROUP = "qhw.backends"
-BUILTIN_PROVIDER_MODULES = ("qhw.backends.aer", "qhw.backends.ibm")
+BUILTIN_PROVIDER_MODULES = ("qhw.backends.aer", "qhw.backends.ibm", "qhw.backends.braket")
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,17 @@ class Backend(Protocol):
     is_paid: bool
     is_local: bool  # jobs live only in this process (finish during submit)
     limits: BackendLimits
+    credentials_configured: bool | None  # None: the backend needs none
+
+    def check(self, n_circuits: int, shots: int) -> None:
+        """Refuse, before anything is submitted, what the device cannot run now
+        (availability, shots range); may read the device's properties."""
 
     def transpile(self, template, *, seed: int | None = None) -> Executable:
         """Compile the template once per run for this device's target."""
+
+    def batch(self, n_jobs: int) -> AbstractContextManager[None]:
+        """A context around a run's submissions (e.g. a provider batch session)."""
 
     def submit(
         self,
@@ -93,8 +103,11 @@ class Backend(Protocol):
     def cancel(self, job_id: str) -> None:
         """Ask the provider to cancel a job."""
 
-    def estimate_cost(self, n_circuits: int, shots: int) -> float | None:
-        """Estimated price in USD, or None when free or unknown."""
+    def usage(self, job_id: str) -> float | None:
+        """Quantum seconds the provider reports for a finished job, if it reports any."""
+
+    def estimate_cost(self, n_circuits: int, shots: int) -> "CostEstimate | None":
+        """Estimated price, or None when free or when no price is known."""
 
 
 def _provider_modules() -> list[Any]:

@@ -168,9 +168,9 @@ def backends(as_json) -> None:
             "name": b.name,
             "provider": b.provider,
             "kind": b.kind,
-            "qubits": b.num_qubits,
-            "paid": b.is_paid,
-            "max_shots": b.limits.max_shots,
+            "qubits": b.num_qubits or None,
+            "credentials": {None: "not needed", True: "configured", False: "missing"}[b.credentials_configured],
+            "costs_money": b.is_paid,
         }
         for b in list_backends()
     ]
@@ -184,11 +184,22 @@ def backends(as_json) -> None:
 @click.option("--shots", default=1024, show_default=True, type=int, help="Shots per circuit.")
 @click.option("--limit", type=int, help="A seeded stratified subset of this many samples per split.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the subset, transpiler and simulators.")
+@click.option("--max-cost", type=float, help="Refuse a paid submission whose estimate exceeds this many USD.")
+@click.option("--yes", is_flag=True, help="Submit to a paid backend without asking for confirmation.")
 @json_option
 @pass_app
-def submit(app: _App, backend_name, feature_set_id, split, shots, limit, seed, as_json) -> None:
+def submit(app: _App, backend_name, feature_set_id, split, shots, limit, seed, max_cost, yes, as_json) -> None:
     """Submit one feature-map circuit per sample (and per 5 components)."""
     from qhw.runs import submit as submit_run
+
+    def approve(estimate) -> bool:
+        shown = estimate if estimate is not None else "unknown (no price for this device)"
+        click.echo(f"Estimated cost on {backend_name}: {shown}", err=True)
+        if yes:
+            return True
+        if not click.get_text_stream("stdin").isatty():
+            return False
+        return click.confirm("Submit and pay?", default=False, err=True)
 
     result = submit_run(
         app.store(),
@@ -198,6 +209,8 @@ def submit(app: _App, backend_name, feature_set_id, split, shots, limit, seed, a
         shots=shots,
         limit=limit,
         seed=seed,
+        max_cost=max_cost,
+        approve=approve,
         progress=_progress(),
     )
     _emit({"run": result.run.id, "backend": result.run.backend, "jobs": len(result.jobs), "samples": result.samples}, as_json)
@@ -220,6 +233,7 @@ def jobs(app: _App, run_id, as_json) -> None:
             "state": j.state.value,
             "executions": j.executions,
             "updated": j.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "quantum_seconds": j.quantum_seconds,
             "error": j.error,
         }
         for j in store.jobs(run_id)
@@ -240,6 +254,30 @@ def collect(app: _App, run_id, wait, interval, timeout, as_json) -> None:
 
     result = collect_runs(app.store(), run_id=run_id, wait=wait, interval=interval, timeout=timeout, progress=_progress())
     _emit({"samples": result.samples, "pending_jobs": result.pending_jobs, "failed_jobs": result.failed_jobs}, as_json)
+
+
+@main.command()
+@click.option("--run", "run_id", type=int, help="Only this run (default: every run with unfinished jobs).")
+@json_option
+@pass_app
+def poll(app: _App, run_id, as_json) -> None:
+    """Ask the providers once for every unfinished job's state; store what has finished."""
+    from qhw.runs import collect as collect_runs
+
+    result = collect_runs(app.store(), run_id=run_id, wait=False, progress=_progress())
+    _emit({"samples": result.samples, "pending_jobs": result.pending_jobs, "failed_jobs": result.failed_jobs}, as_json)
+
+
+@main.command()
+@click.option("--run", "run_id", type=int, help="The run whose unfinished jobs to cancel (default: the newest).")
+@json_option
+@pass_app
+def cancel(app: _App, run_id, as_json) -> None:
+    """Cancel a run's unfinished jobs at the provider."""
+    from qhw.runs import cancel_run
+
+    jobs = cancel_run(app.store(), run_id)
+    _emit({"cancelled_jobs": [j.id for j in jobs]}, as_json)
 
 
 @main.command()

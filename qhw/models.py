@@ -112,6 +112,8 @@ class JobRow(Base):
     execution_start: Mapped[int] = mapped_column(Integer)
     execution_stop: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Quantum seconds the provider reported for the finished job (IBM's usage).
+    quantum_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
 

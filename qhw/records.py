@@ -75,6 +75,7 @@ class JobRecord:
     execution_stop: int
     error: str | None
     updated_at: datetime
+    quantum_seconds: float | None = None
 
     @property
     def executions(self) -> int:

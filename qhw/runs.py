@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from qhw.backend import Backend, Executable, get_backend
 from qhw.datasets import stratified_subset
 from qhw.errors import ConfigError, JobNotFoundError
 from qhw.features import load_arrays
+from qhw.pricing import CostEstimate
 from qhw.progress import Progress, SilentProgress
 from qhw.records import SPLIT_CODES, SPLIT_NAMES, UNFINISHED_STATES, JobRecord, JobState, RunRecord
 from qhw.store import RunCircuit, Store
@@ -53,6 +55,8 @@ def submit(
     shots: int = 1024,
     limit: int | None = None,
     seed: int | None = 0,
+    max_cost: float | None = None,
+    approve: Callable[[CostEstimate | None], bool] | None = None,
     progress: Progress | None = None,
 ) -> SubmitResult:
     """Run the feature map for every selected sample of a feature set.
@@ -64,12 +68,16 @@ def submit(
         shots: shots per circuit.
         limit: a seeded stratified subset of this many samples per split.
         seed: seed of the subset, the transpiler and simulators.
+        max_cost: refuse a paid submission whose estimate exceeds this (USD).
+        approve: asked with the estimate before a paid submission; without it
+            a paid backend is refused.
 
     Returns:
-        The run and its jobs. Every input is checked before anything is written.
+        The run and its jobs. Every input, the price and the device's limits are
+        checked before anything is written or submitted.
 
     Raises:
-        UnknownBackendError, NotFoundError, ConfigError.
+        UnknownBackendError, NotFoundError, ConfigError, BackendError.
     """
     progress = progress or SilentProgress()
     if split not in RUN_SPLITS:
@@ -77,17 +85,19 @@ def submit(
     backend = get_backend(backend_name, seed=seed)
     _check_shots(backend, shots)
     feature_set = store.feature_set(feature_set_id)
-    if backend.num_qubits < circuits.QUBITS:
-        raise ConfigError(f"{backend.name} has {backend.num_qubits} qubits; the feature map needs {circuits.QUBITS}")
     arrays = load_arrays(feature_set)
     order = _sample_order(arrays, split, limit, seed or 0)
     if len(order) == 0:
         raise ConfigError(f"feature set {feature_set.id} has no {split} samples")
     k = feature_set.circuits_per_sample
+    total = len(order) * k
+    # The price is known from static tables: refuse before touching the network.
+    estimate = backend.estimate_cost(total, shots) if backend.is_paid else None
+    _guard_cost(backend, estimate, max_cost, approve)
+    backend.check(total, shots)
 
     executable = backend.transpile(circuits.feature_map(), seed=seed)
     per_job = backend.limits.circuits_per_job(shots)
-    total = len(order) * k
     ranges = [(start, min(start + per_job, total)) for start in range(0, total, per_job)]
     run, jobs = store.create_run(
         run_fields=dict(
@@ -100,14 +110,14 @@ def submit(
             circuits_per_sample=k,
             n_samples=len(order),
             seed=seed,
-            cost_estimate_usd=backend.estimate_cost(total, shots),
+            cost_estimate_usd=None if estimate is None else estimate.usd,
         ),
         circuit=_run_circuit(executable, order),
         layout=executable.layout,
         job_ranges=ranges,
     )
     tracker = _RunTracker(store, run, backend, executable, arrays, order)
-    with progress.task(f"{backend.name}: jobs", total=len(jobs)) as task:
+    with progress.task(f"{backend.name}: jobs", total=len(jobs)) as task, backend.batch(len(jobs)):
         for job in jobs:
             job = tracker.submit_job(job)
             if backend.is_local:
@@ -187,6 +197,48 @@ def export_results(store: Store, run_id: int | None, out: Path) -> Path:
     return out
 
 
+def cancel_run(store: Store, run_id: int | None = None) -> list[JobRecord]:
+    """Cancel a run's unfinished jobs at the provider; returns the jobs cancelled.
+
+    A job the provider was never asked to run is simply marked cancelled.
+    """
+    run = store.run(run_id)
+    unfinished = store.jobs(run.id, states=UNFINISHED_STATES)
+    if not unfinished:
+        return []
+    backend = get_backend(run.backend, seed=run.seed)
+    cancelled = []
+    for job in unfinished:
+        if job.provider_job_id is not None:
+            try:
+                backend.cancel(job.provider_job_id)
+            except JobNotFoundError:
+                pass  # a local job whose process ended: nothing left to stop
+        cancelled.append(store.update_job(job.id, state=JobState.CANCELLED))
+    return cancelled
+
+
+def _guard_cost(
+    backend: Backend,
+    estimate: CostEstimate | None,
+    max_cost: float | None,
+    approve: Callable[[CostEstimate | None], bool] | None,
+) -> None:
+    if not backend.is_paid:
+        return
+    if max_cost is not None:
+        if estimate is None:
+            raise ConfigError(
+                f"no price is known for {backend.name}, so --max-cost cannot be checked; "
+                "add one to prices.toml (see the README); nothing was submitted"
+            )
+        if estimate.usd > max_cost:
+            raise ConfigError(f"estimated cost {estimate} exceeds --max-cost ${max_cost:,.2f}; nothing was submitted")
+    if approve is None or not approve(estimate):
+        shown = estimate if estimate is not None else "unknown (no price for this device)"
+        raise ConfigError(f"{backend.name} costs money (estimate: {shown}); not confirmed, nothing was submitted")
+
+
 def _check_shots(backend: Backend, shots: int) -> None:
     limits = backend.limits
     if not limits.min_shots <= shots <= limits.max_shots:
@@ -236,7 +288,7 @@ class _RunTracker:
         return cls(store, run, backend, executable, arrays, stored.sample_order)
 
     def submit_job(self, job: JobRecord) -> JobRecord:
-        tags = [f"qhw-run-{self.run.id}", f"qhw-job-{job.id}"]
+        tags = [f"qhw-run={self.run.id}", f"qhw-job={job.id}"]
         seed = None if self.run.seed is None else self.run.seed + job.execution_start
         try:
             provider_id = self.backend.submit(
@@ -265,7 +317,8 @@ class _RunTracker:
                 counts = self.backend.result(job.provider_job_id)
             except Exception as err:  # provider boundary
                 return self.store.update_job(job.id, state=JobState.FAILED, error=f"{type(err).__name__}: {err}")
-            self.store.store_results(job, counts, self.run.shots)  # marks it collected
+            usage = self.backend.usage(job.provider_job_id)
+            self.store.store_results(job, counts, self.run.shots, quantum_seconds=usage)  # marks it collected
             return replace(job, state=JobState.COLLECTED)
         if status.state is not job.state or status.error:
             return self.store.update_job(job.id, state=status.state, error=status.error)

@@ -222,13 +222,14 @@ class Store:
             session.flush()
             return _job_record(row)
 
-    def store_results(self, job: JobRecord, counts: np.ndarray, shots: int) -> int:
+    def store_results(self, job: JobRecord, counts: np.ndarray, shots: int, quantum_seconds: float | None = None) -> int:
         """Store a job's counts and mark it collected, atomically and at most once.
 
         Args:
             job: the job the counts belong to.
             counts: (executions, 2**qubits) canonical counts, in the job's execution order.
             shots: shots per execution.
+            quantum_seconds: the provider's reported usage of the job, if any.
 
         Returns:
             The number of result rows written (0 when the job was already collected).
@@ -263,6 +264,7 @@ class Store:
                 ],
             )
             row.state = JobState.COLLECTED.value
+            row.quantum_seconds = quantum_seconds
             row.updated_at = _utcnow()
             return int(executions.size)
 
@@ -411,6 +413,7 @@ def _job_record(row: JobRow) -> JobRecord:
         execution_stop=row.execution_stop,
         error=row.error,
         updated_at=row.updated_at,
+        quantum_seconds=row.quantum_seconds,
     )
 
 

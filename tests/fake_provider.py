@@ -44,6 +44,8 @@ def create(name: str, *, seed: int | None = None):
 
 
 class RemoteLikeBackend(AerBackend):
+    """Free, like a provider's test device, so it needs no cost approval."""
+
     provider = "fake-remote"
     kind = "QPU"
     is_local = False

@@ -15,7 +15,7 @@ from qhw.records import JobState
 
 from conftest import circuit_distribution, expected_index
 
-LOCAL_BACKENDS = ["aer_simulator", "fake_manila", "fake_lima"]
+LOCAL_BACKENDS = ["aer_simulator", "fake_manila", "fake_lima", "braket_local", "braket_dm"]
 NOISY = {"fake_manila", "fake_lima"}
 
 

@@ -111,7 +111,7 @@ def cli_home(home):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["submit", "--backend", "ibm_nowhere"], "unknown backend 'ibm_nowhere'; known: aer_simulator"),
+        (["submit", "--backend", "quantinuum_h2"], "unknown backend 'quantinuum_h2'; known: aer_simulator"),
         (["submit", "--backend", "aer_simulator", "--features", "99"], "no feature set with id 99"),
         (["train", "--run", "99"], "no run with id 99"),
         (["results", "--run", "99", "--out", "x.npz"], "no run with id 99"),
@@ -154,8 +154,8 @@ def test_an_unreachable_database_is_one_line(tmp_path, home):
 
 
 def test_db_upgrade_and_current(home):
-    assert run("db", "upgrade").stdout.strip() == "database at 0001 (was empty)"
-    assert run("db", "current").stdout.strip() == "database: 0001; qhw: 0001"
+    assert run("db", "upgrade").stdout.strip() == "database at 0002 (was empty)"
+    assert run("db", "current").stdout.strip() == "database: 0002; qhw: 0002"
 
 
 def test_demo_prints_three_accuracies(home):

@@ -97,7 +97,7 @@ def test_remote_jobs_step_through_states_and_survive_a_restart(featured_store, f
     submitted = runs.submit(featured_store, backend_name="remote_sim", split="test", limit=30, shots=100)
     (job,) = submitted.jobs
     assert job.state is JobState.QUEUED and job.provider_job_id.startswith("remote-")
-    assert fake_provider.SERVICE[job.provider_job_id].tags == [f"qhw-run-{submitted.run.id}", f"qhw-job-{job.id}"]
+    assert fake_provider.SERVICE[job.provider_job_id].tags == [f"qhw-run={submitted.run.id}", f"qhw-job={job.id}"]
     seen = []
     for _ in range(4):  # every collect builds new adapters from the database alone
         result = runs.collect(featured_store)
@@ -148,7 +148,7 @@ def test_the_job_row_exists_before_the_provider_is_called(featured_store, monkey
         (dict(backend_name="fake_manila", shots=200_000), ConfigError, "--shots must be between 1 and 100000"),
         (dict(backend_name="aer_simulator", split="test", limit=SMALL_TEST + 1), ConfigError, "exceeds the 100 test"),
         (dict(backend_name="aer_simulator", feature_set_id=9), NotFoundError, "no feature set with id 9"),
-        (dict(backend_name="ibm_nowhere"), UnknownBackendError, "aer_simulator"),
+        (dict(backend_name="quantinuum_h2"), UnknownBackendError, "aer_simulator"),
         (dict(backend_name="aer_simulator", split="validation"), ConfigError, "--split"),
     ],
 )

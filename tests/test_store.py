@@ -31,7 +31,7 @@ def test_migrations_have_one_head_and_named_files():
     versions = Path(qhw.migrations.__file__).parent / "versions"
     files = sorted(p.name for p in versions.glob("*.py") if p.name != "__init__.py")
     assert files and all(name.split("_", 1)[0].isdigit() and "_" in name for name in files)
-    assert schema.head_revision() == "0001"
+    assert schema.head_revision() == "0002"
 
 
 def test_fresh_database_is_created_at_head_with_sqlite_pragmas(store):
@@ -43,11 +43,11 @@ def test_fresh_database_is_created_at_head_with_sqlite_pragmas(store):
 
 def test_database_behind_head_is_refused_until_upgraded(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path}/old.db"
-    Store(url).close()  # at 0001
+    Store(url).close()  # at head
     scripts = tmp_path / "migrations"
     shutil.copytree(Path(qhw.migrations.__file__).parent, scripts)
-    (scripts / "versions" / "0002_noop.py").write_text(
-        'revision = "0002"\ndown_revision = "0001"\nbranch_labels = None\ndepends_on = None\n\n'
+    (scripts / "versions" / "0099_noop.py").write_text(
+        'revision = "0099"\ndown_revision = "0002"\nbranch_labels = None\ndepends_on = None\n\n'
         "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n"
     )
     real_config = schema.alembic_config
@@ -61,7 +61,7 @@ def test_database_behind_head_is_refused_until_upgraded(tmp_path, monkeypatch):
     with pytest.raises(SchemaOutdatedError, match="qhw db upgrade"):
         Store(url)
     before, after = Store(url, check_schema=False).upgrade()
-    assert (before, after) == ("0001", "0002")
+    assert (before, after) == ("0002", "0099")
     Store(url).close()  # now accepted
 
 

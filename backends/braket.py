@@ -1,0 +1,365 @@
+"""Amazon Braket: local simulators, managed simulators and QPUs.
+
+Circuits are converted and targets built by qiskit-braket-provider
+(``to_braket``, ``local_simulator_to_target``, ``aws_device_to_target``). Jobs
+are Braket *program sets*: one task carries up to the device's
+``maximumExecutables`` parameter sets of the one transpiled circuit, so N
+samples cost about N/100 tasks. qhw builds the program set itself, rather than
+through the provider's BraketSampler, so that a later process can rebuild the
+counts from nothing but the stored task ARN.
+
+Bit order: ``to_braket`` writes ``b[j] = measure $p`` in classical-bit order,
+and Braket returns measurement columns in that order (``measured_qubits``), so
+column j is feature-map qubit j whatever physical qubit ran it. Braket prints
+bitstrings column 0 first; qhw's canonical index is sum(column_j << j).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from qhw.backend import Backend, BackendLimits, Executable, JobStatus
+from qhw.backends._qiskit_jobs import InProcessJobs
+from qhw.circuits import QUBITS
+from qhw.errors import BackendError, ConfigError, JobNotFoundError
+from qhw.pricing import CostEstimate, braket_qpu_cost, braket_simulator_cost, load_prices
+from qhw.records import JobState
+
+ARN_PREFIX = "braket:"
+LOCAL_SIMULATORS = {"braket_local": "braket_sv", "braket_dm": "braket_dm"}
+#: Program-set size assumed before the device's own properties are read.
+DEFAULT_MAX_EXECUTABLES = 100
+DEFAULT_MAX_SHOTS = 100_000
+NAMES_SUMMARY = (
+    "braket_local, braket_dm, braket_sv1, braket_dm1, ionq_forte, ionq_aria, iqm_garnet, rigetti_ankaa, "
+    "braket:<device ARN>"
+)
+
+
+@dataclass(frozen=True)
+class RemoteDevice:
+    arn: str
+    kind: str  # "managed simulator" or "QPU"
+    qubits: int  # as published; the device's properties are checked before submitting
+
+
+REMOTE_DEVICES = {
+    "braket_sv1": RemoteDevice("arn:aws:braket:::device/quantum-simulator/amazon/sv1", "managed simulator", 34),
+    "braket_dm1": RemoteDevice("arn:aws:braket:::device/quantum-simulator/amazon/dm1", "managed simulator", 17),
+    "ionq_forte": RemoteDevice("arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1", "QPU", 36),
+    "ionq_aria": RemoteDevice("arn:aws:braket:us-east-1::device/qpu/ionq/Aria-1", "QPU", 25),
+    "iqm_garnet": RemoteDevice("arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet", "QPU", 20),
+    "rigetti_ankaa": RemoteDevice("arn:aws:braket:us-west-1::device/qpu/rigetti/Ankaa-3", "QPU", 82),
+}
+
+#: Braket task states -> qhw states.
+BRAKET_TO_STATE = {
+    "CREATED": JobState.QUEUED,
+    "QUEUED": JobState.QUEUED,
+    "RUNNING": JobState.RUNNING,
+    "CANCELLING": JobState.RUNNING,
+    "COMPLETED": JobState.DONE,
+    "FAILED": JobState.FAILED,
+    "CANCELLED": JobState.CANCELLED,
+}
+
+
+# The provider-client boundary: tests replace these two with stateful fakes.
+def aws_device(arn: str) -> Any:
+    import boto3
+    from braket.aws import AwsDevice, AwsSession
+
+    # QPUs live in the region their ARN names; managed simulators in any, so
+    # the user's default region (or us-east-1) serves for those.
+    region = arn.split(":")[3] or boto3.Session().region_name or "us-east-1"
+    return AwsDevice(arn, aws_session=AwsSession(boto_session=boto3.Session(region_name=region)))
+
+
+def aws_task(arn: str) -> Any:
+    from braket.aws import AwsQuantumTask
+
+    return AwsQuantumTask(arn)
+
+
+def backend_names() -> list[str]:
+    return [*LOCAL_SIMULATORS, *REMOTE_DEVICES]
+
+
+def create(name: str, *, seed: int | None = None) -> Backend | None:
+    if name in LOCAL_SIMULATORS:
+        return BraketBackend(name, kind="local simulator", local_name=LOCAL_SIMULATORS[name], seed=seed)
+    if name in REMOTE_DEVICES:
+        device = REMOTE_DEVICES[name]
+        return BraketBackend(name, kind=device.kind, arn=device.arn, published_qubits=device.qubits)
+    if name.startswith(ARN_PREFIX):
+        arn = name[len(ARN_PREFIX) :]
+        if not arn.startswith("arn:aws:braket:") or ":device/" not in arn:
+            raise ConfigError(f"{name!r} does not hold a Braket device ARN (arn:aws:braket:<region>::device/...)")
+        kind = "managed simulator" if "/quantum-simulator/" in arn else "QPU"
+        return BraketBackend(name, kind=kind, arn=arn, published_qubits=0)
+    return None
+
+
+def credentials_configured() -> bool:
+    """Whether the standard AWS chain (environment or profile files) holds credentials."""
+    import boto3
+
+    # Never let the check wait on the EC2 instance-metadata endpoint.
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    return boto3.Session().get_credentials() is not None
+
+
+class BraketBackend:
+    """One Braket device; remote ones are contacted only when a run needs them."""
+
+    provider = "braket"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        kind: str,
+        local_name: str | None = None,
+        arn: str | None = None,
+        published_qubits: int = 0,
+        seed: int | None = None,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.is_local = local_name is not None
+        self.is_paid = not self.is_local
+        self._local_name = local_name
+        self._arn = arn
+        self._device: Any = None
+        self._seed = seed
+        self._target = None
+        self._labels: tuple[int, ...] | None = None
+        self._converted: dict[int, Any] = {}
+        self._jobs = InProcessJobs(name)
+        self.num_qubits = published_qubits
+        self.limits = BackendLimits(max_shots=DEFAULT_MAX_SHOTS, max_circuits_per_job=DEFAULT_MAX_EXECUTABLES)
+        if self.is_local:
+            self._load_device()
+
+    @property
+    def credentials_configured(self) -> bool | None:
+        return None if self.is_local else credentials_configured()
+
+    # --- the device and its limits ------------------------------------------------
+
+    def _load_device(self) -> Any:
+        if self._device is not None:
+            return self._device
+        if self.is_local:
+            from braket.devices import LocalSimulator
+
+            self._device = LocalSimulator(self._local_name)
+        else:
+            self._device = _provider_call(lambda: aws_device(self._arn), f"reading device {self._arn}")
+        properties = self._device.properties
+        self.num_qubits = int(properties.paradigm.qubitCount)
+        self.limits = _limits_from(properties)
+        return self._device
+
+    def check(self, n_circuits: int, shots: int) -> None:
+        """Read the device's properties and refuse what it cannot run, before any task."""
+        device = self._load_device()
+        if self.num_qubits < QUBITS:
+            raise ConfigError(f"{self.name} has {self.num_qubits} qubits; the feature map needs {QUBITS}")
+        if not self.is_local:
+            status = getattr(device, "status", "ONLINE")
+            if status != "ONLINE":
+                raise BackendError(f"{self.name} is {status}, not ONLINE; nothing was submitted")
+        if not self.limits.min_shots <= shots <= self.limits.max_shots:
+            raise ConfigError(
+                f"--shots must be between {self.limits.min_shots} and {self.limits.max_shots} on {self.name}, got {shots}"
+            )
+
+    def _qiskit_target(self):
+        if self._target is None:
+            from qiskit_braket_provider.providers.target import aws_device_to_target, local_simulator_to_target
+
+            device = self._load_device()
+            self._target = local_simulator_to_target(device) if self.is_local else aws_device_to_target(device)
+            topology = getattr(device, "topology_graph", None)
+            self._labels = tuple(sorted(topology.nodes)) if topology is not None and not self.is_local else None
+        return self._target
+
+    # --- the contract -------------------------------------------------------------
+
+    def transpile(self, template, *, seed: int | None = None) -> Executable:
+        from qiskit.transpiler import generate_preset_pass_manager
+
+        target = self._qiskit_target()
+        level = 3 if self.kind == "QPU" else 1
+        circuit = generate_preset_pass_manager(optimization_level=level, target=target, seed_transpiler=seed).run(template)
+        layout = circuit.layout.final_index_layout()[: template.num_qubits] if circuit.layout else range(template.num_qubits)
+        return Executable(circuit=circuit, layout=tuple(int(q) for q in layout))
+
+    def batch(self, n_jobs: int) -> AbstractContextManager[None]:
+        return nullcontext()  # no provider sessions here
+
+    def submit(
+        self,
+        executable: Executable,
+        parameter_values: np.ndarray,
+        shots: int,
+        tags: Sequence[str],
+        *,
+        seed: int | None = None,
+    ) -> str:
+        from braket.program_sets import CircuitBinding, ParameterSets, ProgramSet
+        from qiskit_braket_provider.providers.adapter import rename_parameter
+
+        circuit = self._braket_circuit(executable)
+        names = [rename_parameter(p) for p in executable.circuit.parameters]
+        inputs = ParameterSets({name: parameter_values[:, j].tolist() for j, name in enumerate(names)})
+        program_set = ProgramSet([CircuitBinding(circuit, input_sets=inputs)], shots_per_executable=shots)
+        device = self._load_device()
+        if self.is_local:
+            with warnings.catch_warnings():
+                # braket_dm warns that a noise-free circuit would be faster on the
+                # state vector; the user chose the density-matrix simulator on purpose.
+                warnings.filterwarnings("ignore", message="You are running a noise-free circuit")
+                return self._jobs.add(_LocalTask(device.run(program_set, shots=None)))
+        task_tags = dict(tag.split("=", 1) if "=" in tag else (tag, "") for tag in tags)
+        task = _provider_call(lambda: device.run(program_set, shots=None, tags=task_tags), f"submitting to {self.name}")
+        return task.id
+
+    def status(self, job_id: str) -> JobStatus:
+        task = self._task(job_id)
+        state = BRAKET_TO_STATE.get(str(task.state()).upper(), JobState.RUNNING)
+        if state is JobState.FAILED:
+            reason = _failure_reason(task)
+            return JobStatus(state, error=reason)
+        return JobStatus(state)
+
+    def result(self, job_id: str) -> np.ndarray:
+        result = self._task(job_id).result()
+        if result is None:
+            raise BackendError(f"{self.name} task {job_id} has no result")
+        return counts_from_program_set(result)
+
+    def cancel(self, job_id: str) -> None:
+        self._task(job_id).cancel()
+
+    def usage(self, job_id: str) -> float | None:
+        return None  # Braket reports billed time only in the AWS bill.
+
+    def estimate_cost(self, n_circuits: int, shots: int) -> CostEstimate | None:
+        if self.is_local:
+            return None
+        tasks = -(-n_circuits // self.limits.circuits_per_job(shots))
+        prices = load_prices()
+        key = self._price_key()
+        if self.kind == "managed simulator":
+            return braket_simulator_cost(prices, key, tasks, n_circuits * shots)
+        return braket_qpu_cost(prices, key, tasks, n_circuits * shots)
+
+    # --- helpers ------------------------------------------------------------------
+
+    def _price_key(self) -> str:
+        if self.name in REMOTE_DEVICES:
+            return self.name
+        return next((alias for alias, d in REMOTE_DEVICES.items() if d.arn == self._arn), self.name)
+
+    def _braket_circuit(self, executable: Executable):
+        key = id(executable.circuit)
+        if key not in self._converted:
+            from qiskit_braket_provider.providers.adapter import to_braket
+
+            # Already transpiled for this target: translate only, keep the layout.
+            self._converted[key] = to_braket(
+                executable.circuit, target=self._qiskit_target(), qubit_labels=self._labels, optimization_level=0
+            )
+        return self._converted[key]
+
+    def _task(self, job_id: str) -> Any:
+        if self.is_local:
+            return self._jobs.get(job_id)
+        try:
+            return _provider_call(lambda: aws_task(job_id), f"looking up task {job_id}")
+        except BackendError as err:
+            if "ResourceNotFoundException" in str(err):
+                raise JobNotFoundError(f"{self.name} has no task {job_id}") from err
+            raise
+
+
+class _LocalTask:
+    """A LocalSimulator task with the job_id() that InProcessJobs expects."""
+
+    def __init__(self, task: Any) -> None:
+        self._task = task
+        self.id = task.id
+
+    def job_id(self) -> str:
+        return self._task.id
+
+    def state(self) -> str:
+        return self._task.state()
+
+    def result(self):
+        return self._task.result()
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+
+def counts_from_program_set(result: Any) -> np.ndarray:
+    """Canonical counts (executions, 2**bits) from a program-set result of one circuit binding."""
+    (entry,) = result.entries
+    rows = []
+    for executable in entry:
+        measurements = np.asarray(executable.measurements, dtype=np.int64)  # (shots, bits), column j = clbit j
+        bits = measurements.shape[1]
+        index = measurements @ (1 << np.arange(bits))
+        rows.append(np.bincount(index, minlength=2**bits))
+    return np.array(rows, dtype=np.int64)
+
+
+def _limits_from(properties: Any) -> BackendLimits:
+    from braket.device_schema import DeviceActionType
+
+    low, high = properties.service.shotsRange
+    action = properties.action.get(DeviceActionType.OPENQASM_PROGRAM_SET)
+    if action is None:
+        # No program sets on this device: one executable per task.
+        return BackendLimits(max_shots=int(min(high, 2**31 - 1)), min_shots=max(1, int(low)), max_circuits_per_job=1)
+    return BackendLimits(
+        max_shots=int(min(high, 2**31 - 1)),
+        min_shots=max(1, int(low)),
+        max_circuits_per_job=int(action.maximumExecutables),
+        max_executions_per_job=int(action.maximumTotalShots) if action.maximumTotalShots else None,
+    )
+
+
+def _failure_reason(task: Any) -> str:
+    metadata = task.metadata() if callable(getattr(task, "metadata", None)) else {}
+    return str(metadata.get("failureReason") or "the task failed without a reason")
+
+
+def _provider_call(call: Callable[[], Any], what: str) -> Any:
+    """Run one AWS call, mapping credential and service errors to qhw errors."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+    try:
+        return call()
+    except NoCredentialsError as err:
+        raise ConfigError(
+            "no AWS credentials: run `aws configure` (or set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY) for an account with Amazon Braket enabled"
+        ) from err
+    except NoRegionError as err:
+        raise ConfigError("no AWS region: set AWS_DEFAULT_REGION or a region in your AWS profile") from err
+    except ClientError as err:
+        code = err.response.get("Error", {}).get("Code", "ClientError")
+        message = err.response.get("Error", {}).get("Message", str(err))
+        raise BackendError(f"Amazon Braket refused {what}: {code}: {message}") from err
+    except BotoCoreError as err:
+        raise BackendError(f"Amazon Braket could not be reached while {what}: {err}") from err

@@ -1,0 +1,268 @@
+"""Real-hardware paths: IBM Quantum and Amazon Braket against stateful fakes at
+the client boundary, Braket's local simulators for real, and the cost guard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+import qhw.backends.braket as braket_adapter
+import qhw.backends.ibm as ibm_adapter
+from qhw import runs
+from qhw.errors import BackendError, ConfigError
+from qhw.features import load_arrays
+from qhw.records import JobState
+
+from conftest import SMALL_TEST, SMALL_TRAIN, circuit_distribution
+from fake_clouds import FakeBraketCloud, FakeRuntimeService, FakeSampler
+
+
+def approve(estimate) -> bool:
+    return True
+
+
+@pytest.fixture
+def ibm_cloud(monkeypatch):
+    service = FakeRuntimeService()
+    monkeypatch.setattr(ibm_adapter, "runtime_service", lambda: service)
+    monkeypatch.setattr(ibm_adapter, "sampler", lambda mode: FakeSampler(service, mode))
+    return service
+
+
+@pytest.fixture
+def braket_cloud(monkeypatch):
+    cloud = FakeBraketCloud()
+    monkeypatch.setattr(braket_adapter, "aws_device", cloud.device)
+    monkeypatch.setattr(braket_adapter, "aws_task", cloud.task)
+    return cloud
+
+
+def _nothing_written(store) -> bool:
+    return store.runs() == [] and store.jobs() == []
+
+
+def _distances(store, run_id: int) -> np.ndarray:
+    stored = store.run_counts(run_id)
+    arrays = load_arrays(store.feature_set(1))
+    angles = np.stack([arrays.angles(s)[i] for s, i in zip(stored.splits, stored.sample_index)])
+    measured = stored.counts[:, 0, :] / stored.counts[:, 0, :].sum(axis=1, keepdims=True)
+    return 0.5 * np.abs(measured - circuit_distribution(angles)).sum(axis=1)
+
+
+# --- IBM Quantum -------------------------------------------------------------------------
+
+
+def test_an_ibm_run_is_tagged_followed_and_collected_after_a_restart(featured_store, ibm_cloud):
+    result = runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=30, shots=2000, approve=approve)
+    (job,) = result.jobs
+    assert job.state is JobState.QUEUED and job.provider_job_id in ibm_cloud.jobs
+    assert ibm_cloud.jobs[job.provider_job_id].tags == [f"qhw-run={result.run.id}", f"qhw-job={job.id}"]
+    assert result.run.cost_estimate_usd and result.run.cost_estimate_usd > 0
+    states = []
+    for _ in range(3):  # each collect builds a new adapter from the database alone
+        runs.collect(featured_store)
+        states.append(featured_store.jobs()[0].state)
+    assert states == [JobState.QUEUED, JobState.RUNNING, JobState.COLLECTED]
+    assert featured_store.jobs()[0].quantum_seconds == 1.25
+    assert (_distances(featured_store, result.run.id) < 0.08).all()
+
+
+def test_a_run_of_several_ibm_jobs_goes_in_one_batch(featured_store, ibm_cloud, monkeypatch):
+    monkeypatch.setattr(ibm_adapter, "MAX_EXECUTIONS_PER_JOB", 20 * 100)  # 20 circuits a job at 100 shots
+    result = runs.submit(featured_store, backend_name="ibm_torino", split="test", limit=50, shots=100, approve=approve)
+    assert [j.executions for j in result.jobs] == [20, 20, 10]
+    assert all(ibm_cloud.jobs[j.provider_job_id].in_batch for j in result.jobs)
+    single = runs.submit(featured_store, backend_name="ibm_torino", split="test", limit=10, shots=100, approve=approve)
+    assert not ibm_cloud.jobs[single.jobs[0].provider_job_id].in_batch
+
+
+def test_a_failed_ibm_job_keeps_the_reason(featured_store, ibm_cloud):
+    ibm_cloud.fail_next = "Error code 8041; the job exceeded the maximum execution time"
+    runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=10, shots=100, approve=approve)
+    result = runs.collect(featured_store, wait=True, interval=0.01)
+    (job,) = featured_store.jobs()
+    assert job.state is JobState.FAILED and "8041" in job.error and result.failed_jobs == 1
+
+
+def test_cancelling_an_ibm_run_cancels_at_the_provider(featured_store, ibm_cloud):
+    run = runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=10, shots=100, approve=approve).run
+    cancelled = runs.cancel_run(featured_store, run.id)
+    assert [j.state for j in cancelled] == [JobState.CANCELLED]
+    assert ibm_cloud.jobs[cancelled[0].provider_job_id].cancelled
+    assert runs.collect(featured_store).pending_jobs == 0
+    assert runs.cancel_run(featured_store, run.id) == []
+
+
+def test_a_device_that_is_not_operational_is_refused_before_anything_is_written(featured_store, ibm_cloud):
+    ibm_cloud.operational = False
+    with pytest.raises(BackendError, match="not operational"):
+        runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=10, shots=100, approve=approve)
+    assert _nothing_written(featured_store)
+
+
+def test_missing_ibm_credentials_say_how_to_set_them_up(featured_store, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.qiskit/qiskit-ibm.json
+    for name in ("QISKIT_IBM_TOKEN", "QISKIT_IBM_INSTANCE", "QISKIT_IBM_CHANNEL", "QISKIT_IBM_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert ibm_adapter.credentials_configured() is False
+    with pytest.raises(ConfigError, match="no IBM Quantum credentials: save an IBM Quantum account"):
+        runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=10, shots=100, approve=approve)
+    assert _nothing_written(featured_store)
+
+
+# --- Amazon Braket: local, for real ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend_name", ["braket_local", "braket_dm"])
+def test_braket_local_simulators_agree_with_aer_sample_by_sample(featured_store, backend_name):
+    """The same feature set on aer_simulator and on Braket gives the same distributions (bit order)."""
+    aer = runs.submit(featured_store, backend_name="aer_simulator", split="test", limit=40, shots=4000).run
+    other = runs.submit(featured_store, backend_name=backend_name, split="test", limit=40, shots=4000).run
+    a, b = featured_store.run_counts(aer.id), featured_store.run_counts(other.id)
+    assert (a.sample_index == b.sample_index).all()
+    distance = 0.5 * np.abs(a.counts[:, 0, :].astype(np.int64) - b.counts[:, 0, :]).sum(axis=1) / 4000
+    # Two independent 4,000-shot samples of one distribution differ by about 0.04.
+    assert distance.mean() < 0.06 and distance.max() < 0.1, distance
+    assert (_distances(featured_store, other.id) < 0.07).all()
+
+
+def test_braket_columns_follow_classical_bits_whatever_physical_qubit_ran_them():
+    from braket.devices import LocalSimulator
+    from braket.program_sets import ProgramSet
+    from qiskit import QuantumCircuit
+    from qiskit_braket_provider.providers.adapter import to_braket
+
+    circuit = QuantumCircuit(5, 5)
+    circuit.x(3)  # logical qubit 0 lives on physical qubit 3 and reads 1
+    for clbit, physical in enumerate([3, 0, 1, 2, 4]):
+        circuit.measure(physical, clbit)
+    result = LocalSimulator().run(ProgramSet([to_braket(circuit, verbatim=True)], shots_per_executable=50), shots=None).result()
+    counts = braket_adapter.counts_from_program_set(result)
+    assert counts.shape == (1, 32) and counts[0, 0b00001] == 50
+
+
+# --- Amazon Braket: remote, against the fake cloud ---------------------------------------------
+
+
+def test_a_braket_run_packs_100_executables_a_task_and_survives_a_restart(featured_store, braket_cloud):
+    result = runs.submit(featured_store, backend_name="braket_sv1", split="all", shots=2000, approve=approve)
+    n = SMALL_TRAIN + SMALL_TEST
+    assert [j.executions for j in result.jobs] == [100] * (n // 100)  # N samples -> N/100 tasks
+    assert sorted(t.executables for t in braket_cloud.tasks.values()) == [100] * (n // 100)
+    first = result.jobs[0]
+    assert braket_cloud.tasks[first.provider_job_id].tags == {"qhw-run": str(result.run.id), "qhw-job": str(first.id)}
+    for _ in range(3):
+        collected = runs.collect(featured_store)
+    assert collected.samples == n and collected.pending_jobs == 0
+    assert all(j.state is JobState.COLLECTED for j in featured_store.jobs())
+    distance = _distances(featured_store, result.run.id)  # shot noise alone: about 0.05 at 2,000 shots
+    assert distance.mean() < 0.07 and distance.max() < 0.12, distance
+
+
+def test_a_failed_braket_task_keeps_the_reason(featured_store, braket_cloud):
+    braket_cloud.fail_tasks = "Device calibration in progress"
+    runs.submit(featured_store, backend_name="braket_sv1", split="test", limit=10, shots=100, approve=approve)
+    runs.collect(featured_store, wait=True, interval=0.01)
+    (job,) = featured_store.jobs()
+    assert job.state is JobState.FAILED and job.error == "Device calibration in progress"
+
+
+def test_cancelling_a_braket_run_cancels_its_tasks(featured_store, braket_cloud):
+    run = runs.submit(featured_store, backend_name="iqm_garnet", split="test", limit=10, shots=100, approve=approve).run
+    (job,) = runs.cancel_run(featured_store, run.id)
+    assert job.state is JobState.CANCELLED and braket_cloud.tasks[job.provider_job_id].cancelled
+
+
+def test_a_task_the_provider_no_longer_knows_is_marked_failed(featured_store, braket_cloud):
+    runs.submit(featured_store, backend_name="braket_sv1", split="test", limit=10, shots=100, approve=approve)
+    braket_cloud.tasks.clear()
+    runs.collect(featured_store)
+    (job,) = featured_store.jobs()
+    assert job.state is JobState.FAILED and "has no task" in job.error
+
+
+@pytest.mark.parametrize(
+    "cloud_change, shots, error, message",
+    [
+        (dict(status="OFFLINE"), 100, BackendError, "OFFLINE, not ONLINE"),
+        (dict(shots_range=(10, 1000)), 5000, ConfigError, "between 10 and 1000 on braket_sv1"),
+    ],
+)
+def test_the_device_is_checked_before_anything_is_written(featured_store, braket_cloud, cloud_change, shots, error, message):
+    for key, value in cloud_change.items():
+        setattr(braket_cloud, key, value)
+    with pytest.raises(error, match=message):
+        runs.submit(featured_store, backend_name="braket_sv1", split="test", limit=10, shots=shots, approve=approve)
+    assert _nothing_written(featured_store) and braket_cloud.tasks == {}
+
+
+def test_missing_aws_credentials_say_how_to_set_them_up(featured_store, monkeypatch, tmp_path):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert braket_adapter.credentials_configured() is False
+    with pytest.raises(ConfigError, match="no AWS credentials: run `aws configure`"):
+        runs.submit(featured_store, backend_name="iqm_garnet", split="test", limit=10, shots=100, approve=approve)
+    assert _nothing_written(featured_store)
+
+
+# --- the cost guard ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the network was touched")
+
+    monkeypatch.setattr(braket_adapter, "aws_device", refuse)
+    monkeypatch.setattr(ibm_adapter, "runtime_service", refuse)
+
+
+def test_above_max_cost_is_refused_before_the_network_with_the_estimate(featured_store, no_network):
+    with pytest.raises(ConfigError, match=r"estimated cost \$800\.30 .* exceeds --max-cost \$1\.00"):
+        runs.submit(featured_store, backend_name="ionq_forte", split="test", limit=100, shots=100, max_cost=1, approve=approve)
+    assert _nothing_written(featured_store)
+
+
+@pytest.mark.parametrize("answer", [None, lambda estimate: False])
+def test_a_paid_backend_needs_approval(featured_store, no_network, answer):
+    with pytest.raises(ConfigError, match="costs money .* not confirmed"):
+        runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=10, shots=100, approve=answer)
+    assert _nothing_written(featured_store)
+
+
+def test_the_approver_sees_the_estimate_and_it_is_stored_with_the_run(featured_store, braket_cloud):
+    seen = []
+    run = runs.submit(
+        featured_store, backend_name="iqm_garnet", split="test", limit=20, shots=100, approve=lambda e: seen.append(e) or True
+    ).run
+    (estimate,) = seen
+    assert estimate.usd == pytest.approx(0.30 + 20 * 100 * 0.00145)
+    assert run.cost_estimate_usd == pytest.approx(estimate.usd)
+
+
+def test_prices_can_be_overridden(featured_store, home, no_network, monkeypatch):
+    (home / "prices.toml").write_text("braket_per_task_usd = 0.5\n[braket_per_shot_usd]\nionq_forte = 0.0001\n")
+    seen = []
+    with pytest.raises(ConfigError, match="not confirmed"):
+        runs.submit(featured_store, backend_name="ionq_forte", split="test", limit=100, shots=100, approve=lambda e: seen.append(e) or False)
+    assert seen[0].usd == pytest.approx(0.5 + 100 * 100 * 0.0001)
+    assert "overridden by" in seen[0].prices_taken
+    (home / "prices.toml").write_text("braket_per_minute = 3\n")
+    with pytest.raises(ConfigError, match="unknown prices braket_per_minute"):
+        runs.submit(featured_store, backend_name="ionq_forte", split="test", limit=100, shots=100, approve=approve)
+
+
+def test_an_unpriced_device_cannot_pass_max_cost(featured_store, no_network):
+    with pytest.raises(ConfigError, match="no price is known"):
+        runs.submit(
+            featured_store,
+            backend_name="braket:arn:aws:braket:us-east-1::device/qpu/quera/Aquila",
+            split="test",
+            limit=10,
+            max_cost=100,
+            approve=approve,
+        )
