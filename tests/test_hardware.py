@@ -266,3 +266,61 @@ def test_an_unpriced_device_cannot_pass_max_cost(featured_store, no_network):
             max_cost=100,
             approve=approve,
         )
+
+
+def test_rejected_ibm_credentials_say_how_to_fix_them(featured_store, monkeypatch):
+    from qiskit_ibm_runtime.exceptions import IBMNotAuthorizedError
+
+    def reject():
+        raise IBMNotAuthorizedError("401 Client Error: Unauthorized")
+
+    monkeypatch.setattr(ibm_adapter, "runtime_service", reject)
+    with pytest.raises(ConfigError, match="rejected the credentials .* QISKIT_IBM_TOKEN"):
+        runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=10, shots=100, approve=approve)
+    assert _nothing_written(featured_store)
+
+
+# --- the same through the command line ---------------------------------------------------------
+
+
+def _cli(*args, input=None):
+    from click.testing import CliRunner
+
+    from qhw.cli import main
+
+    return CliRunner().invoke(main, list(args), input=input)
+
+
+def test_the_issues_max_cost_command_refuses_before_the_network(featured_store, no_network):
+    result = _cli("submit", "--backend", "ionq_forte", "--features", "1", "--split", "test", "--limit", "100", "--shots", "100", "--max-cost", "1")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: estimated cost $800.30 (1 task(s) x $0.3 + 10,000 shots x $0.08; prices of 2026-11-01) "
+        "exceeds --max-cost $1.00; nothing was submitted"
+    ]
+    assert _nothing_written(featured_store)
+
+
+def test_paid_submission_prints_the_estimate_and_needs_yes(featured_store, braket_cloud):
+    refused = _cli("submit", "--backend", "iqm_garnet", "--split", "test", "--limit", "10", "--shots", "100", input="")
+    assert refused.exit_code == 1 and "Estimated cost on iqm_garnet: $1.75" in refused.stderr
+    assert _nothing_written(featured_store)
+    accepted = _cli("submit", "--backend", "iqm_garnet", "--split", "test", "--limit", "10", "--shots", "100", "--yes", "--json")
+    assert accepted.exit_code == 0, accepted.output
+    assert "Estimated cost on iqm_garnet: $1.75" in accepted.stderr
+    run = featured_store.run()
+    assert run.backend == "iqm_garnet" and run.cost_estimate_usd == pytest.approx(1.75)
+
+
+def test_poll_collect_and_cancel_from_the_command_line(featured_store, braket_cloud):
+    import json
+
+    _cli("submit", "--backend", "braket_sv1", "--split", "test", "--limit", "10", "--shots", "100", "--yes")
+    polled = json.loads(_cli("poll", "--json").stdout)
+    assert polled == {"samples": 0, "pending_jobs": 1, "failed_jobs": 0}
+    collected = json.loads(_cli("collect", "--wait", "--interval", "0.01", "--json").stdout)
+    assert collected == {"samples": 10, "pending_jobs": 0, "failed_jobs": 0}
+    _cli("submit", "--backend", "braket_sv1", "--split", "test", "--limit", "10", "--shots", "100", "--yes")
+    cancelled = json.loads(_cli("cancel", "--json").stdout)
+    assert cancelled == {"cancelled_jobs": [featured_store.jobs(featured_store.run().id)[0].id]}
+    assert featured_store.jobs(featured_store.run().id)[0].state is JobState.CANCELLED
