@@ -219,17 +219,23 @@ class BraketBackend:
 
         circuit = self._braket_circuit(executable)
         names = [rename_parameter(p) for p in executable.circuit.parameters]
-        inputs = ParameterSets({name: parameter_values[:, j].tolist() for j, name in enumerate(names)})
-        program_set = ProgramSet([CircuitBinding(circuit, input_sets=inputs)], shots_per_executable=shots)
         device = self._load_device()
+        if self.limits.max_circuits_per_job == 1 and len(parameter_values) == 1:
+            # A device without program sets: one bound circuit per task.
+            program_set = circuit
+            run_options = {"shots": shots, "inputs": dict(zip(names, map(float, parameter_values[0])))}
+        else:
+            inputs = ParameterSets({name: parameter_values[:, j].tolist() for j, name in enumerate(names)})
+            program_set = ProgramSet([CircuitBinding(circuit, input_sets=inputs)], shots_per_executable=shots)
+            run_options = {"shots": None}
         if self.is_local:
             with warnings.catch_warnings():
                 # braket_dm warns that a noise-free circuit would be faster on the
                 # state vector; the user chose the density-matrix simulator on purpose.
                 warnings.filterwarnings("ignore", message="You are running a noise-free circuit")
-                return self._jobs.add(_LocalTask(device.run(program_set, shots=None)))
+                return self._jobs.add(_LocalTask(device.run(program_set, **run_options)))
         task_tags = dict(tag.split("=", 1) if "=" in tag else (tag, "") for tag in tags)
-        task = _provider_call(lambda: device.run(program_set, shots=None, tags=task_tags), f"submitting to {self.name}")
+        task = _provider_call(lambda: device.run(program_set, tags=task_tags, **run_options), f"submitting to {self.name}")
         return task.id
 
     def status(self, job_id: str) -> JobStatus:
@@ -312,10 +318,11 @@ class _LocalTask:
 
 
 def counts_from_program_set(result: Any) -> np.ndarray:
-    """Canonical counts (executions, 2**bits) from a program-set result of one circuit binding."""
-    (entry,) = result.entries
+    """Canonical counts (executions, 2**bits) from a program-set result of one
+    circuit binding, or from a single circuit's result (one execution)."""
+    executables = result.entries[0] if hasattr(result, "entries") else [result]
     rows = []
-    for executable in entry:
+    for executable in executables:
         measurements = np.asarray(executable.measurements, dtype=np.int64)  # (shots, bits), column j = clbit j
         bits = measurements.shape[1]
         index = measurements @ (1 << np.arange(bits))

@@ -11,6 +11,7 @@ run needs several jobs. A later process finds remote jobs again with
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -61,21 +62,21 @@ def sampler(mode: Any):
 
 
 def backend_names() -> list[str]:
-    fakes = [device.name for device in _fake_devices() if device.num_qubits >= QUBITS]
+    fakes = [device.name for device in _fake_devices() if _qubits(device) >= QUBITS]
     return [*LISTED_DEVICES, *fakes]
 
 
 def create(name: str, *, seed: int | None = None) -> Backend | None:
     if name.startswith(REAL_PREFIX):
         twin = _fake_twin(name)
-        return IBMBackend(name, device=None, seed=seed, published_qubits=twin.num_qubits if twin else 0)
+        return IBMBackend(name, device=None, seed=seed, published_qubits=_qubits(twin) if twin else 0)
     if not name.startswith(FAKE_PREFIX):
         return None
     device = next((d for d in _fake_devices() if d.name == name), None)
     if device is None:
         return None
-    if device.num_qubits < QUBITS:
-        raise ConfigError(f"{name} has {device.num_qubits} qubit(s); the feature map needs {QUBITS}")
+    if _qubits(device) < QUBITS:
+        raise ConfigError(f"{name} has {_qubits(device)} qubit(s); the feature map needs {QUBITS}")
     return IBMBackend(name, device=device, seed=seed)
 
 
@@ -106,7 +107,7 @@ class IBMBackend:
         self._seed = seed
         self._mode: Any = None  # a Batch while a multi-job run is being submitted
         self._jobs = InProcessJobs(name)
-        self.num_qubits = device.num_qubits if device is not None else published_qubits
+        self.num_qubits = _qubits(device) if device is not None else published_qubits
         self.limits = self._limits()
 
     @property
@@ -235,14 +236,22 @@ class IBMBackend:
             raise _translate(err, f"looking up job {job_id}") from err
 
 
-def _fake_devices() -> list[Any]:
+@functools.cache
+def _fake_devices() -> tuple[Any, ...]:
     from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
 
     # Building the catalogue instantiates every fake device, and some warn
     # about their own placeholder properties although the user chose another.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return FakeProviderForBackendV2().backends()
+        return tuple(FakeProviderForBackendV2().backends())
+
+
+def _qubits(device: Any) -> int:
+    """Qubit count from a fake device's configuration, without building its
+    full target (which reads every calibration: 60 ms a device)."""
+    conf = getattr(device, "_conf_dict", None) or {}
+    return int(conf["n_qubits"]) if "n_qubits" in conf else device.num_qubits
 
 
 def _fake_twin(name: str) -> Any | None:
