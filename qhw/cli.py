@@ -72,6 +72,10 @@ def _emit(data: dict[str, Any] | list[Any], as_json: bool, title: str | None = N
     console.print(table)
 
 
+def _emit_collected(result, as_json: bool) -> None:
+    _emit({"samples": result.samples, "pending_jobs": result.pending_jobs, "failed_jobs": result.failed_jobs}, as_json)
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
@@ -252,8 +256,7 @@ def collect(app: _App, run_id, wait, interval, timeout, as_json) -> None:
     """Poll unfinished jobs and store their shot results (safe to repeat)."""
     from qhw.runs import collect as collect_runs
 
-    result = collect_runs(app.store(), run_id=run_id, wait=wait, interval=interval, timeout=timeout, progress=_progress())
-    _emit({"samples": result.samples, "pending_jobs": result.pending_jobs, "failed_jobs": result.failed_jobs}, as_json)
+    _emit_collected(collect_runs(app.store(), run_id=run_id, wait=wait, interval=interval, timeout=timeout, progress=_progress()), as_json)
 
 
 @main.command()
@@ -264,8 +267,7 @@ def poll(app: _App, run_id, as_json) -> None:
     """Ask the providers once for every unfinished job's state; store what has finished."""
     from qhw.runs import collect as collect_runs
 
-    result = collect_runs(app.store(), run_id=run_id, wait=False, progress=_progress())
-    _emit({"samples": result.samples, "pending_jobs": result.pending_jobs, "failed_jobs": result.failed_jobs}, as_json)
+    _emit_collected(collect_runs(app.store(), run_id=run_id, wait=False, progress=_progress()), as_json)
 
 
 @main.command()
