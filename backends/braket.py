@@ -93,7 +93,8 @@ def backend_names() -> list[str]:
 
 def create(name: str, *, seed: int | None = None) -> Backend | None:
     if name in LOCAL_SIMULATORS:
-        return BraketBackend(name, kind="local simulator", local_name=LOCAL_SIMULATORS[name], seed=seed)
+        # Braket's local simulators take no seed: their shots differ run to run.
+        return BraketBackend(name, kind="local simulator", local_name=LOCAL_SIMULATORS[name])
     if name in REMOTE_DEVICES:
         device = REMOTE_DEVICES[name]
         return BraketBackend(name, kind=device.kind, arn=device.arn, published_qubits=device.qubits)
@@ -110,9 +111,17 @@ def credentials_configured() -> bool:
     """Whether the standard AWS chain (environment or profile files) holds credentials."""
     import boto3
 
-    # Never let the check wait on the EC2 instance-metadata endpoint.
-    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-    return boto3.Session().get_credentials() is not None
+    # Never let a listing wait on the EC2 instance-metadata endpoint; restore
+    # the setting after, so that real submissions can still use an instance role.
+    before = os.environ.get("AWS_EC2_METADATA_DISABLED")
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    try:
+        return boto3.Session().get_credentials() is not None
+    finally:
+        if before is None:
+            del os.environ["AWS_EC2_METADATA_DISABLED"]
+        else:
+            os.environ["AWS_EC2_METADATA_DISABLED"] = before
 
 
 class BraketBackend:
@@ -128,7 +137,6 @@ class BraketBackend:
         local_name: str | None = None,
         arn: str | None = None,
         published_qubits: int = 0,
-        seed: int | None = None,
     ) -> None:
         self.name = name
         self.kind = kind
@@ -137,7 +145,6 @@ class BraketBackend:
         self._local_name = local_name
         self._arn = arn
         self._device: Any = None
-        self._seed = seed
         self._target = None
         self._labels: tuple[int, ...] | None = None
         self._converted: dict[int, Any] = {}
@@ -240,20 +247,19 @@ class BraketBackend:
 
     def status(self, job_id: str) -> JobStatus:
         task = self._task(job_id)
-        state = BRAKET_TO_STATE.get(str(task.state()).upper(), JobState.RUNNING)
+        state = BRAKET_TO_STATE.get(str(self._ask(task.state, job_id)).upper(), JobState.RUNNING)
         if state is JobState.FAILED:
-            reason = _failure_reason(task)
-            return JobStatus(state, error=reason)
+            return JobStatus(state, error=self._ask(lambda: _failure_reason(task), job_id))
         return JobStatus(state)
 
     def result(self, job_id: str) -> np.ndarray:
-        result = self._task(job_id).result()
+        result = self._ask(self._task(job_id).result, job_id)
         if result is None:
             raise BackendError(f"{self.name} task {job_id} has no result")
         return counts_from_program_set(result)
 
     def cancel(self, job_id: str) -> None:
-        self._task(job_id).cancel()
+        self._ask(self._task(job_id).cancel, job_id)
 
     def usage(self, job_id: str) -> float | None:
         return None  # Braket reports billed time only in the AWS bill.
@@ -289,12 +295,13 @@ class BraketBackend:
     def _task(self, job_id: str) -> Any:
         if self.is_local:
             return self._jobs.get(job_id)
-        try:
-            return _provider_call(lambda: aws_task(job_id), f"looking up task {job_id}")
-        except BackendError as err:
-            if "ResourceNotFoundException" in str(err):
-                raise JobNotFoundError(f"{self.name} has no task {job_id}") from err
-            raise
+        return self._ask(lambda: aws_task(job_id), job_id)
+
+    def _ask(self, call: Callable[[], Any], job_id: str) -> Any:
+        """One call about a task; AwsQuantumTask reaches AWS only when asked."""
+        if self.is_local:
+            return call()
+        return _provider_call(call, f"asking about task {job_id}", missing=f"{self.name} has no task {job_id}")
 
 
 class _LocalTask:
@@ -351,8 +358,9 @@ def _failure_reason(task: Any) -> str:
     return str(metadata.get("failureReason") or "the task failed without a reason")
 
 
-def _provider_call(call: Callable[[], Any], what: str) -> Any:
-    """Run one AWS call, mapping credential and service errors to qhw errors."""
+def _provider_call(call: Callable[[], Any], what: str, missing: str | None = None) -> Any:
+    """Run one AWS call, mapping credential and service errors to qhw errors
+    (ResourceNotFoundException to JobNotFoundError with ``missing`` when given)."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
     try:
@@ -367,6 +375,8 @@ def _provider_call(call: Callable[[], Any], what: str) -> Any:
     except ClientError as err:
         code = err.response.get("Error", {}).get("Code", "ClientError")
         message = err.response.get("Error", {}).get("Message", str(err))
+        if missing is not None and code == "ResourceNotFoundException":
+            raise JobNotFoundError(missing) from err
         raise BackendError(f"Amazon Braket refused {what}: {code}: {message}") from err
     except BotoCoreError as err:
         raise BackendError(f"Amazon Braket could not be reached while {what}: {err}") from err

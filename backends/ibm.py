@@ -202,10 +202,12 @@ class IBMBackend:
         return self._jobs.add(job) if self.is_local else job.job_id()
 
     def status(self, job_id: str) -> JobStatus:
-        return job_status(self._job(job_id))
+        job = self._job(job_id)
+        return job_status(job) if self.is_local else _runtime_call(lambda: job_status(job), f"polling job {job_id}")
 
     def result(self, job_id: str) -> np.ndarray:
-        return job_counts(self._job(job_id))
+        job = self._job(job_id)
+        return job_counts(job) if self.is_local else _runtime_call(lambda: job_counts(job), f"fetching job {job_id}")
 
     def cancel(self, job_id: str) -> None:
         job = self._job(job_id)

@@ -134,13 +134,7 @@ class FakeBraketCloud:
         return _FakeAwsDevice(self, arn)
 
     def task(self, arn: str):
-        if arn not in self.tasks:
-            from botocore.exceptions import ClientError
-
-            raise ClientError(
-                {"Error": {"Code": "ResourceNotFoundException", "Message": f"No task {arn}"}}, "GetQuantumTask"
-            )
-        return _FakeAwsTask(self, arn)
+        return _FakeAwsTask(self, arn)  # like AwsQuantumTask, it asks the service only when used
 
 
 class _FakeAwsDevice:
@@ -171,8 +165,18 @@ class _FakeAwsDevice:
 
 class _FakeAwsTask:
     def __init__(self, cloud: FakeBraketCloud, arn: str) -> None:
-        self._record = cloud.tasks[arn]
+        self._cloud = cloud
         self.id = arn
+
+    @property
+    def _record(self) -> _BraketTaskRecord:
+        if self.id not in self._cloud.tasks:
+            from botocore.exceptions import ClientError
+
+            raise ClientError(
+                {"Error": {"Code": "ResourceNotFoundException", "Message": f"No task {self.id}"}}, "GetQuantumTask"
+            )
+        return self._cloud.tasks[self.id]
 
     def state(self) -> str:
         record = self._record
