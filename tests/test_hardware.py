@@ -344,3 +344,19 @@ def test_a_device_without_program_sets_gets_one_bound_circuit_per_task(featured_
     assert [j.executions for j in result.jobs] == [1] * 5
     assert all(j.state is JobState.COLLECTED for j in result.jobs)
     assert (_distances(featured_store, result.run.id) < 0.08).all()
+
+
+def test_credentials_never_reach_the_database_or_home(featured_store, home, ibm_cloud, braket_cloud, monkeypatch):
+    secrets = {"QISKIT_IBM_TOKEN": "ibm-token-7f3a9c", "AWS_SECRET_ACCESS_KEY": "aws-secret-55d1e0", "AWS_ACCESS_KEY_ID": "AKIAQHWTEST0001"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=5, shots=100, approve=approve)
+    runs.submit(featured_store, backend_name="braket_sv1", split="test", limit=5, shots=100, approve=approve)
+    runs.collect(featured_store, wait=True, interval=0.01)
+    with featured_store.transaction() as session:
+        session.execute(text("PRAGMA wal_checkpoint(FULL)"))
+    for path in home.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for value in secrets.values():
+                assert value.encode() not in data, f"{value} found in {path}"
