@@ -58,13 +58,15 @@ def _emit(data: dict[str, Any] | list[Any], as_json: bool, title: str | None = N
     from rich.console import Console
     from rich.table import Table
 
+    from rich.markup import escape
+
     rows = data if isinstance(data, list) else [data]
-    table = Table(title=title)
+    table = Table(title=escape(title) if title else None)
     columns = list(rows[0].keys()) if rows else []
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(_cell(row[c]) for c in columns))
+        table.add_row(*(escape(_cell(row[c])) for c in columns))
     console = Console()
     if not console.is_terminal:
         # Piped into grep or a file: whole ids and names on one line beat a fit to 80 columns.
@@ -362,6 +364,8 @@ def demo(app: _App, shots, seed, hardware, limit_train, limit_test, autoencoder_
                 "feature_set": result.feature_set.id,
                 "simulator_run": result.simulator_run.id,
                 "hardware_run": result.hardware_run.id,
+                "comparison": result.comparison.to_dict(),
+                "report": str(result.report),
             },
             True,
         )
@@ -373,6 +377,61 @@ def demo(app: _App, shots, seed, hardware, limit_train, limit_test, autoencoder_
         {"classifier": "hybrid (5 qubits)", "trained on": f"run {result.simulator_run.id} ({result.simulator_run.backend})", "tested on": hardware_label, "test samples": result.hybrid_on_hardware.test_samples, "accuracy": result.hybrid_on_hardware.accuracy},
     ]
     _emit(rows, False, title="qhw demo: accuracy on MNIST test images")
+    _print_comparison(result.comparison)
+    click.echo(f"report: {result.report}")
+
+
+@main.command("compare")
+@click.option("--sim", "simulator_run", required=True, type=int, help="The simulator run (needs train samples).")
+@click.option("--hw", "hardware_run", required=True, type=int, help="The hardware (or emulation) run to compare with it.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder (default: under QHW_HOME/reports/).")
+@click.option("--epochs", default=60, show_default=True, type=int, help="Classifier training epochs.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of training, bootstrap and subsampling.")
+@json_option
+@pass_app
+def compare_command(app: _App, simulator_run, hardware_run, out, epochs, seed, as_json) -> None:
+    """Accuracy, agreement and accuracy against shots of a simulator run and a hardware run."""
+    from qhw.compare import compare
+    from qhw.report import write_report
+
+    comparison = compare(
+        app.store(), simulator_run_id=simulator_run, hardware_run_id=hardware_run, epochs=epochs, seed=seed, progress=_progress()
+    )
+    index = write_report(comparison, out)
+    if as_json:
+        _emit({**comparison.to_dict(), "report": str(index)}, True)
+        return
+    _print_comparison(comparison)
+    click.echo(f"report: {index}")
+
+
+def _print_comparison(comparison) -> None:
+    sim, hw = comparison.simulator, comparison.hardware
+    _emit(
+        [
+            {"case": a.case, "what": a.description, "accuracy": a.accuracy, "95% interval": f"[{a.low:.3f}, {a.high:.3f}]", "test samples": a.test_samples}
+            for a in comparison.accuracies
+        ],
+        False,
+        title=f"run {sim.run} {sim.backend} [{sim.device}] vs run {hw.run} {hw.backend} [{hw.device}]",
+    )
+    g = comparison.agreement
+    _emit(
+        [
+            {"per sample": name, "mean": s.mean, "median": s.median, "p5": s.p5, "p95": s.p95}
+            for name, s in (("Hellinger fidelity", g.fidelity), ("total variation", g.total_variation))
+        ],
+        False,
+        title=f"agreement on {comparison.shared_samples} shared samples",
+    )
+    _emit(
+        [
+            {"shots": p.shots, "accuracy": p.accuracy, "95% interval": f"[{p.low:.3f}, {p.high:.3f}]", "est. cost (USD)": p.cost_usd}
+            for p in comparison.shots_curve
+        ],
+        False,
+        title=f"transfer accuracy against shots on {hw.backend}",
+    )
 
 
 # --- database ----------------------------------------------------------------------

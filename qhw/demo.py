@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from qhw import features, runs, training
 from qhw.backend import get_backend
+from qhw.compare import Comparison, compare
+from qhw.report import write_report
 from qhw.datasets import MNIST_5K
 from qhw.progress import Progress, SilentProgress
 from qhw.records import EvaluationRecord, FeatureSetRecord, RunRecord
@@ -24,6 +27,8 @@ class DemoResult:
     hybrid: training.TrainResult
     hybrid_on_hardware: EvaluationRecord
     hardware_kind: str  # "local simulator" for an emulation such as fake_manila, "QPU" for hardware
+    comparison: Comparison
+    report: Path  # the comparison's index.html
 
 
 def run_demo(
@@ -39,8 +44,8 @@ def run_demo(
     progress: Progress | None = None,
 ) -> DemoResult:
     """Features on mnist-5k, the classical baseline, the simulator on every
-    sample, the (emulated) device on the test samples, and the hybrid
-    classifier trained on the simulator and applied to both."""
+    sample, the (emulated) device on the test samples, the hybrid classifier
+    trained on the simulator and applied to both, and their comparison."""
     progress = progress or SilentProgress()
     hardware_kind = get_backend(hardware).kind  # also refuses an unknown name before any work
     feature_set = features.build_features(
@@ -66,6 +71,9 @@ def run_demo(
         store, run_id=simulator_run.id, epochs=classifier_epochs, seed=seed, progress=progress
     )
     on_hardware = training.evaluate_on_run(store, model_id=hybrid.model.id, run_id=hardware_run.id)
+    comparison = compare(
+        store, simulator_run_id=simulator_run.id, hardware_run_id=hardware_run.id, epochs=classifier_epochs, seed=seed, progress=progress
+    )
     return DemoResult(
         feature_set=feature_set,
         simulator_run=simulator_run,
@@ -74,4 +82,6 @@ def run_demo(
         hybrid=hybrid,
         hybrid_on_hardware=on_hardware,
         hardware_kind=hardware_kind,
+        comparison=comparison,
+        report=write_report(comparison),
     )

@@ -185,6 +185,33 @@ def build_classifier(
     return model
 
 
+def fit_classifier(
+    kind: str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    normalize: bool = False,
+    input_scale: float | None = None,
+    epochs: int = DEFAULT_EPOCHS,
+    seed: int = 0,
+    progress: Progress | None = None,
+):
+    """Build and train the classifier; returns the Keras model."""
+    progress = progress or SilentProgress()
+    keras = import_keras(seed)
+    model = build_classifier(
+        keras, x_train.shape[1], normalizer_data=x_train if normalize else None, input_scale=input_scale
+    )
+    with progress.task(f"{kind} classifier epochs", total=epochs) as task:
+        model.fit(x_train, y_train, epochs=epochs, batch_size=BATCH_SIZE, verbose=0, callbacks=[keras_callback(task)])
+    return model
+
+
+def predict(model, x: np.ndarray) -> np.ndarray:
+    """Predicted class per row."""
+    return np.argmax(model.predict(x, verbose=0, batch_size=1024), axis=1)
+
+
 def _fit_and_register(
     store: Store,
     *,
@@ -201,15 +228,9 @@ def _fit_and_register(
     seed: int,
     progress: Progress | None,
 ) -> TrainResult:
-    progress = progress or SilentProgress()
-    keras = import_keras(seed)
-    model = build_classifier(
-        keras, x_train.shape[1], normalizer_data=x_train if normalize else None, input_scale=input_scale
+    model = fit_classifier(
+        kind, x_train, y_train, normalize=normalize, input_scale=input_scale, epochs=epochs, seed=seed, progress=progress
     )
-    with progress.task(f"{kind} classifier epochs", total=epochs) as task:
-        model.fit(
-            x_train, y_train, epochs=epochs, batch_size=BATCH_SIZE, verbose=0, callbacks=[keras_callback(task)]
-        )
     accuracy = _accuracy(model, x_test, y_test)
     path = config.data_dir("models") / f"{uuid.uuid4().hex}.keras"
     model.save(path)
@@ -232,8 +253,7 @@ def _fit_and_register(
 
 
 def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
-    predicted = np.argmax(model.predict(x, verbose=0, batch_size=1024), axis=1)
-    return float(np.mean(predicted == y))
+    return float(np.mean(predict(model, x) == y))
 
 
 def _check_epochs(epochs: int) -> None:
