@@ -41,10 +41,10 @@ class AerBackend:
         self._seed = seed
         self._jobs = InProcessJobs(NAME)
 
-    def transpile(self, template, *, seed: int | None = None) -> Executable:
+    def transpile(self, template, *, seed: int | None = None, initial_layout: Sequence[int] | None = None) -> Executable:
         from qiskit.transpiler import generate_preset_pass_manager
 
-        manager = generate_preset_pass_manager(optimization_level=1, backend=self._simulator, seed_transpiler=seed)
+        manager = generate_preset_pass_manager(optimization_level=1, backend=self._simulator, seed_transpiler=seed, initial_layout=initial_layout)
         circuit = manager.run(template)
         return Executable(circuit=circuit, layout=tuple(range(template.num_qubits)))
 

@@ -200,12 +200,12 @@ class BraketBackend:
 
     # --- the contract -------------------------------------------------------------
 
-    def transpile(self, template, *, seed: int | None = None) -> Executable:
+    def transpile(self, template, *, seed: int | None = None, initial_layout: Sequence[int] | None = None) -> Executable:
         from qiskit.transpiler import generate_preset_pass_manager
 
         target = self._qiskit_target()
         level = 3 if self.kind == "QPU" else 1
-        circuit = generate_preset_pass_manager(optimization_level=level, target=target, seed_transpiler=seed).run(template)
+        circuit = generate_preset_pass_manager(optimization_level=level, target=target, seed_transpiler=seed, initial_layout=initial_layout).run(template)
         layout = circuit.layout.final_index_layout()[: template.num_qubits] if circuit.layout else range(template.num_qubits)
         return Executable(circuit=circuit, layout=tuple(int(q) for q in layout))
 

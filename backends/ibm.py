@@ -153,10 +153,10 @@ class IBMBackend:
 
     # --- the contract ----------------------------------------------------------------
 
-    def transpile(self, template, *, seed: int | None = None) -> Executable:
+    def transpile(self, template, *, seed: int | None = None, initial_layout: Sequence[int] | None = None) -> Executable:
         from qiskit.transpiler import generate_preset_pass_manager
 
-        manager = generate_preset_pass_manager(optimization_level=3, backend=self._load_device(), seed_transpiler=seed)
+        manager = generate_preset_pass_manager(optimization_level=3, backend=self._load_device(), seed_transpiler=seed, initial_layout=initial_layout)
         circuit = manager.run(template)
         # Measurements keep their classical bits, so counts come back per logical
         # qubit; the layout is kept to say which physical qubits ran them.

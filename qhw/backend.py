@@ -77,8 +77,9 @@ class Backend(Protocol):
         """Refuse, before anything is submitted, what the device cannot run now
         (availability, shots range); may read the device's properties."""
 
-    def transpile(self, template, *, seed: int | None = None) -> Executable:
-        """Compile the template once per run for this device's target."""
+    def transpile(self, template, *, seed: int | None = None, initial_layout: Sequence[int] | None = None) -> Executable:
+        """Compile the template once per run for this device's target (on
+        ``initial_layout``'s physical qubits when given)."""
 
     def batch(self, n_jobs: int) -> AbstractContextManager[None]:
         """A context around a run's submissions (e.g. a provider batch session)."""

@@ -34,6 +34,31 @@ def feature_map(num_qubits: int = QUBITS):
     return circuit
 
 
+def readout_calibration(num_qubits: int = QUBITS):
+    """Rx(phi_i) on qubit i, then measure qubit i into bit i.
+
+    With every phi = 0 it prepares |0...0>, with every phi = pi |1...1>: the
+    two states that give each qubit's readout assignment matrix. Being
+    parameterised, it runs through the same submit path as the feature map.
+    """
+    from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
+    from qiskit.circuit import ParameterVector
+
+    phi = ParameterVector(PARAMETER_NAME, num_qubits)
+    qubits = QuantumRegister(num_qubits, "q")
+    bits = ClassicalRegister(num_qubits, REGISTER_NAME)
+    circuit = QuantumCircuit(qubits, bits, name="qhw_readout_calibration")
+    for i in range(num_qubits):
+        circuit.rx(phi[i], i)
+    circuit.measure(qubits, bits)
+    return circuit
+
+
+#: Parameter rows of the readout calibration: all qubits in 0, then all in 1.
+def calibration_rows(num_qubits: int = QUBITS) -> np.ndarray:
+    return np.array([[0.0] * num_qubits, [np.pi] * num_qubits])
+
+
 def parameter_rows(angles: np.ndarray, circuits_per_sample: int, circuit) -> np.ndarray:
     """Parameter values for every execution, in the circuit's parameter order.
 

@@ -192,9 +192,10 @@ def backends(as_json) -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the subset, transpiler and simulators.")
 @click.option("--max-cost", type=float, help="Refuse a paid submission whose estimate exceeds this many USD.")
 @click.option("--yes", is_flag=True, help="Submit to a paid backend without asking for confirmation.")
+@click.option("--mitigate", type=click.Choice(["readout"]), help="Also run the readout-calibration circuits (for `qhw compare`).")
 @json_option
 @pass_app
-def submit(app: _App, backend_name, feature_set_id, split, shots, limit, seed, max_cost, yes, as_json) -> None:
+def submit(app: _App, backend_name, feature_set_id, split, shots, limit, seed, max_cost, yes, mitigate, as_json) -> None:
     """Submit one feature-map circuit per sample (and per 5 components)."""
     from qhw.runs import submit as submit_run
 
@@ -217,6 +218,7 @@ def submit(app: _App, backend_name, feature_set_id, split, shots, limit, seed, m
         seed=seed,
         max_cost=max_cost,
         approve=approve,
+        mitigate=mitigate,
         progress=_progress(),
     )
     _emit({"run": result.run.id, "backend": result.run.backend, "jobs": len(result.jobs), "samples": result.samples}, as_json)

@@ -12,6 +12,7 @@ from qhw import training
 from qhw.backend import get_backend
 from qhw.errors import ConfigError, TrainingError
 from qhw.features import load_arrays
+from qhw.mitigation import mitigated_counts
 from qhw.progress import Progress, SilentProgress
 from qhw.records import RunRecord
 from qhw.store import RunCounts, Store
@@ -81,7 +82,7 @@ def shot_ladder(max_shots: int) -> list[int]:
 
 @dataclass(frozen=True)
 class AccuracyFigure:
-    case: str  # simulator | transfer | hardware | classical
+    case: str  # simulator | transfer | transfer-mitigated | hardware | hardware-mitigated | classical
     description: str
     accuracy: float
     low: float
@@ -207,12 +208,28 @@ def compare(
         f"trained on run {sim_run.id} ({sim_run.backend}), tested on run {hw_run.id} ({hw_run.backend})",
         training.predict(sim_model, features(hw, test_keys)),
     )
+    mitigated = mitigated_counts(store, hw_run) if hw_run.mitigation == "readout" else None
+    if mitigated is not None:
+        add(
+            "transfer-mitigated",
+            f"as transfer, on run {hw_run.id}'s readout-mitigated quasi-probabilities (mthree)",
+            training.predict(sim_model, features(mitigated, test_keys)),
+        )
     hw_train = hw.splits == "train"
     if hw_train.any():
         hw_model = training.fit_classifier(
             "hybrid", features(hw, _keys(hw, hw_train)), labels_of(_keys(hw, hw_train)), **hybrid_args
         )
         add("hardware", f"trained and tested on run {hw_run.id} ({hw_run.backend})", training.predict(hw_model, features(hw, test_keys)))
+        if mitigated is not None:
+            mitigated_model = training.fit_classifier(
+                "hybrid", features(mitigated, _keys(hw, hw_train)), labels_of(_keys(hw, hw_train)), **hybrid_args
+            )
+            add(
+                "hardware-mitigated",
+                f"trained and tested on run {hw_run.id}'s readout-mitigated quasi-probabilities",
+                training.predict(mitigated_model, features(mitigated, test_keys)),
+            )
     test_index = np.array([i for _, i in test_keys])
     classical = training.fit_classifier(
         "classical", arrays.latent_train, arrays.y_train, normalize=True, epochs=epochs, seed=seed, progress=progress

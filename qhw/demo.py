@@ -64,7 +64,14 @@ def run_demo(
         store, backend_name=SIMULATOR, feature_set_id=feature_set.id, split="all", shots=shots, seed=seed, progress=progress
     ).run
     hardware_run = runs.submit(
-        store, backend_name=hardware, feature_set_id=feature_set.id, split="test", shots=shots, seed=seed, progress=progress
+        store,
+        backend_name=hardware,
+        feature_set_id=feature_set.id,
+        split="test",
+        shots=shots,
+        seed=seed,
+        mitigate="readout",
+        progress=progress,
     ).run
     runs.collect(store, wait=True, interval=1.0, progress=progress)
     hybrid = training.train_hybrid(

@@ -36,6 +36,8 @@ JOB_STATES = ("pending", "queued", "running", "done", "collected", "failed", "ca
 SPLITS = ("train", "test")
 RUN_SPLITS = ("train", "test", "all")
 MODEL_KINDS = ("hybrid", "classical")
+JOB_PURPOSES = ("samples", "calibration")
+MITIGATIONS = ("readout",)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -93,9 +95,13 @@ class RunRow(Base):
     # JSON list: physical qubit that ran logical (feature-map) qubit i.
     layout: Mapped[str] = mapped_column(Text)
     cost_estimate_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # "readout" when the run also measured readout-calibration circuits.
+    mitigation: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    calibration_qpy: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
     __table_args__ = (
         CheckConstraint(_in("split", RUN_SPLITS), name="split_valid"),
+        CheckConstraint(f"mitigation IS NULL OR {_in('mitigation', MITIGATIONS)}", name="mitigation_valid"),
         CheckConstraint("shots > 0", name="shots_positive"),
     )
 
@@ -108,6 +114,8 @@ class JobRow(Base):
     position: Mapped[int] = mapped_column(Integer)
     provider_job_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="pending")
+    # "samples": executions index the run's samples; "calibration": the readout states.
+    purpose: Mapped[str] = mapped_column(String(16), default="samples", server_default="samples")
     # Executions [start, stop) of the run; execution e is sample e // K, circuit e % K.
     execution_start: Mapped[int] = mapped_column(Integer)
     execution_stop: Mapped[int] = mapped_column(Integer)
@@ -120,6 +128,7 @@ class JobRow(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "position", name="uq_jobs_run_position"),
         CheckConstraint(_in("state", JOB_STATES), name="state_valid"),
+        CheckConstraint(_in("purpose", JOB_PURPOSES), name="purpose_valid"),
         CheckConstraint("execution_stop > execution_start", name="executions_nonempty"),
     )
 
@@ -139,6 +148,41 @@ class ResultRow(Base):
 
     __table_args__ = (
         UniqueConstraint("run_id", "split", "sample_index", "circuit", name="uq_results_sample"),
+        CheckConstraint(_in("split", SPLITS), name="split_valid"),
+    )
+
+
+class CalibrationRow(Base):
+    """Counts of one readout-calibration state of a run (0: all qubits 0, 2**q - 1: all 1)."""
+
+    __tablename__ = "calibrations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    prepared: Mapped[int] = mapped_column(Integer)
+    shots: Mapped[int] = mapped_column(Integer)
+    counts: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (UniqueConstraint("run_id", "prepared", name="uq_calibrations_run_prepared"),)
+
+
+class MitigatedResultRow(Base):
+    """Mitigated quasi-probabilities of one sample and circuit, beside its raw counts."""
+
+    __tablename__ = "mitigated_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    split: Mapped[str] = mapped_column(String(8))
+    sample_index: Mapped[int] = mapped_column(Integer)
+    circuit: Mapped[int] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(32))
+    # Little-endian float64, length 2**num_qubits, canonical order; may hold small negatives.
+    quasi: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        UniqueConstraint("run_id", "split", "sample_index", "circuit", "method", name="uq_mitigated_results_sample"),
         CheckConstraint(_in("split", SPLITS), name="split_valid"),
     )
 

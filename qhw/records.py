@@ -62,6 +62,7 @@ class RunRecord:
     seed: int | None
     layout: tuple[int, ...]
     cost_estimate_usd: float | None
+    mitigation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class JobRecord:
     error: str | None
     updated_at: datetime
     quantum_seconds: float | None = None
+    purpose: str = "samples"  # or "calibration"
 
     @property
     def executions(self) -> int:

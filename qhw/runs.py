@@ -18,7 +18,7 @@ import numpy as np
 from qhw import circuits
 from qhw.backend import Backend, Executable, get_backend
 from qhw.datasets import stratified_subset
-from qhw.errors import ConfigError, JobNotFoundError
+from qhw.errors import BackendError, ConfigError, JobNotFoundError
 from qhw.features import load_arrays
 from qhw.pricing import CostEstimate
 from qhw.progress import Progress, SilentProgress
@@ -57,6 +57,7 @@ def submit(
     seed: int | None = 0,
     max_cost: float | None = None,
     approve: Callable[[CostEstimate | None], bool] | None = None,
+    mitigate: str | None = None,
     progress: Progress | None = None,
 ) -> SubmitResult:
     """Run the feature map for every selected sample of a feature set.
@@ -71,6 +72,8 @@ def submit(
         max_cost: refuse a paid submission whose estimate exceeds this (USD).
         approve: asked with the estimate before a paid submission; without it
             a paid backend is refused.
+        mitigate: "readout" also runs the readout-calibration circuits (one
+            more job of 2 executions on the same physical qubits).
 
     Returns:
         The run and its jobs. Every input, the price and the device's limits are
@@ -89,14 +92,25 @@ def submit(
     order = _sample_order(arrays, split, limit, seed or 0)
     if len(order) == 0:
         raise ConfigError(f"feature set {feature_set.id} has no {split} samples")
+    if mitigate not in (None, "readout"):
+        raise ConfigError(f"--mitigate must be 'readout', got {mitigate!r}")
+    calibrations = len(circuits.calibration_rows()) if mitigate else 0
     k = feature_set.circuits_per_sample
     total = len(order) * k
     # The price is known from static tables: refuse before touching the network.
-    estimate = backend.estimate_cost(total, shots) if backend.is_paid else None
+    estimate = backend.estimate_cost(total + calibrations, shots) if backend.is_paid else None
     _guard_cost(backend, estimate, max_cost, approve)
-    backend.check(total, shots)
+    backend.check(total + calibrations, shots)
 
     executable = backend.transpile(circuits.feature_map(), seed=seed)
+    calibration = None
+    if mitigate:
+        # The calibration must read the very physical qubits the feature map uses.
+        calibration = backend.transpile(circuits.readout_calibration(), seed=seed, initial_layout=executable.layout)
+        if tuple(calibration.layout) != tuple(executable.layout):
+            raise BackendError(
+                f"{backend.name} placed the calibration on qubits {calibration.layout}, not {executable.layout}"
+            )
     per_job = backend.limits.circuits_per_job(shots)
     ranges = [(start, min(start + per_job, total)) for start in range(0, total, per_job)]
     run, jobs = store.create_run(
@@ -111,12 +125,14 @@ def submit(
             n_samples=len(order),
             seed=seed,
             cost_estimate_usd=None if estimate is None else estimate.usd,
+            mitigation=mitigate,
         ),
-        circuit=_run_circuit(executable, order),
+        circuit=_run_circuit(executable, order, calibration),
         layout=executable.layout,
         job_ranges=ranges,
+        calibration_executions=calibrations,
     )
-    tracker = _RunTracker(store, run, backend, executable, arrays, order)
+    tracker = _RunTracker(store, run, backend, executable, arrays, order, calibration)
     with progress.task(f"{backend.name}: jobs", total=len(jobs)) as task, backend.batch(len(jobs)):
         for job in jobs:
             job = tracker.submit_job(job)
@@ -257,20 +273,33 @@ def _sample_order(arrays, split: str, limit: int | None, seed: int) -> np.ndarra
     return np.concatenate(parts).astype(np.int32)
 
 
-def _run_circuit(executable: Executable, order: np.ndarray) -> RunCircuit:
+def _run_circuit(executable: Executable, order: np.ndarray, calibration: Executable | None) -> RunCircuit:
     return RunCircuit(
-        qpy=circuits.to_qpy(executable.circuit), qasm3=circuits.to_qasm3(executable.circuit), sample_order=order
+        qpy=circuits.to_qpy(executable.circuit),
+        qasm3=circuits.to_qasm3(executable.circuit),
+        sample_order=order,
+        calibration_qpy=None if calibration is None else circuits.to_qpy(calibration.circuit),
     )
 
 
 class _RunTracker:
     """Everything needed to (re)submit and collect the jobs of one run."""
 
-    def __init__(self, store: Store, run: RunRecord, backend: Backend, executable: Executable, arrays, order) -> None:
+    def __init__(
+        self,
+        store: Store,
+        run: RunRecord,
+        backend: Backend,
+        executable: Executable,
+        arrays,
+        order,
+        calibration: Executable | None = None,
+    ) -> None:
         self.store = store
         self.run = run
         self.backend = backend
         self.executable = executable
+        self.calibration = calibration
         angles = np.empty((len(order), arrays.angles_train.shape[1]))
         for code, name in SPLIT_NAMES.items():
             rows = order[:, 0] == code
@@ -284,20 +313,22 @@ class _RunTracker:
         stored = store.run_circuit(run_id)
         backend = get_backend(run.backend, seed=run.seed)
         executable = Executable(circuit=circuits.from_qpy(stored.qpy), layout=run.layout)
+        calibration = None
+        if stored.calibration_qpy is not None:
+            calibration = Executable(circuit=circuits.from_qpy(stored.calibration_qpy), layout=run.layout)
         arrays = load_arrays(store.feature_set(run.feature_set_id))
-        return cls(store, run, backend, executable, arrays, stored.sample_order)
+        return cls(store, run, backend, executable, arrays, stored.sample_order, calibration)
 
     def submit_job(self, job: JobRecord) -> JobRecord:
         tags = [f"qhw-run={self.run.id}", f"qhw-job={job.id}"]
         seed = None if self.run.seed is None else self.run.seed + job.execution_start
+        if job.purpose == "calibration":
+            seed = None if seed is None else seed + len(self.parameters)
+            executable, values = self.calibration, circuits.calibration_rows(self.run.num_qubits)
+        else:
+            executable, values = self.executable, self.parameters[job.execution_start : job.execution_stop]
         try:
-            provider_id = self.backend.submit(
-                self.executable,
-                self.parameters[job.execution_start : job.execution_stop],
-                self.run.shots,
-                tags,
-                seed=seed,
-            )
+            provider_id = self.backend.submit(executable, values, self.run.shots, tags, seed=seed)
         except Exception as err:  # provider boundary: keep whatever the provider said
             return self.store.update_job(job.id, state=JobState.FAILED, error=f"{type(err).__name__}: {err}")
         return self.store.update_job(job.id, state=JobState.QUEUED, provider_job_id=provider_id)
@@ -317,8 +348,11 @@ class _RunTracker:
                 counts = self.backend.result(job.provider_job_id)
             except Exception as err:  # provider boundary
                 return self.store.update_job(job.id, state=JobState.FAILED, error=f"{type(err).__name__}: {err}")
-            usage = self.backend.usage(job.provider_job_id)
-            self.store.store_results(job, counts, self.run.shots, quantum_seconds=usage)  # marks it collected
+            if job.purpose == "calibration":
+                self.store.store_calibration(job, counts, self.run.shots)  # marks it collected
+            else:
+                usage = self.backend.usage(job.provider_job_id)
+                self.store.store_results(job, counts, self.run.shots, quantum_seconds=usage)  # marks it collected
             return replace(job, state=JobState.COLLECTED)
         if status.state is not job.state or status.error:
             return self.store.update_job(job.id, state=status.state, error=status.error)

@@ -18,7 +18,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qhw import schema
 from qhw.errors import ConfigError, NotFoundError, StoreError
-from qhw.models import EvaluationRow, FeatureSetRow, JobRow, ModelRow, ResultRow, RunRow
+from qhw.models import (
+    CalibrationRow,
+    EvaluationRow,
+    FeatureSetRow,
+    JobRow,
+    MitigatedResultRow,
+    ModelRow,
+    ResultRow,
+    RunRow,
+)
 from qhw.records import (
     SPLIT_NAMES,
     EvaluationRecord,
@@ -39,6 +48,7 @@ class RunCircuit:
     qpy: bytes
     qasm3: str
     sample_order: np.ndarray  # (n_samples, 2) int32: split code, sample index
+    calibration_qpy: bytes | None = None  # the readout-calibration circuit, when the run has one
 
 
 @dataclass(frozen=True)
@@ -58,11 +68,18 @@ def _utcnow() -> datetime:
 def _enable_sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # pragma: no cover - driver callback
+        # pysqlite commits DDL on its own, so a failed migration would leave half
+        # a schema; SQLAlchemy's recipe: no driver transactions, BEGIN ourselves.
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         # WAL lets `qhw jobs` read while a long collect writes; FKs are off by default.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:  # pragma: no cover - driver callback
+        connection.exec_driver_sql("BEGIN")
 
 
 class Store:
@@ -91,12 +108,30 @@ class Store:
                 raise StoreError(f"cannot open database {self.display_url}: {_reason(err)}") from err
 
     def upgrade(self) -> tuple[str | None, str]:
-        """Upgrade the schema to head; returns (revision before, revision after)."""
+        """Upgrade the schema to head; returns (revision before, revision after).
+
+        On SQLite, Alembic's batch mode rebuilds tables (copy, drop, rename),
+        which the foreign keys of rows pointing at them would refuse; they are
+        switched off for the migration (possible only outside a transaction)
+        and checked before it commits.
+        """
         try:
-            with self.engine.begin() as connection:
-                before = schema.current_revision(connection)
-                schema.upgrade(connection)
-                return before, schema.current_revision(connection) or ""
+            with self.engine.connect() as connection:
+                sqlite = connection.dialect.name == "sqlite"
+                # The raw driver connection: a pragma outside any transaction.
+                raw = connection.connection.driver_connection if sqlite else None
+                if sqlite:
+                    raw.execute("PRAGMA foreign_keys=OFF")
+                try:
+                    with connection.begin():
+                        before = schema.current_revision(connection)
+                        schema.upgrade(connection)
+                        if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                            raise StoreError(f"upgrading {self.display_url} would break foreign keys; nothing was changed")
+                        return before, schema.current_revision(connection) or ""
+                finally:
+                    if sqlite:
+                        raw.execute("PRAGMA foreign_keys=ON")
         except SQLAlchemyError as err:
             raise StoreError(f"cannot upgrade database {self.display_url}: {_reason(err)}") from err
 
@@ -155,14 +190,17 @@ class Store:
         circuit: RunCircuit,
         layout: Iterable[int],
         job_ranges: list[tuple[int, int]],
+        calibration_executions: int = 0,
     ) -> tuple[RunRecord, list[JobRecord]]:
-        """Write a run and its jobs (all pending) in one transaction."""
+        """Write a run and its jobs (all pending) in one transaction; with
+        ``calibration_executions`` a last job runs the readout calibration."""
         with self.transaction() as session:
             run = RunRow(
                 **run_fields,
                 sample_order=np.ascontiguousarray(circuit.sample_order, dtype="<i4").tobytes(),
                 transpiled_qasm3=circuit.qasm3,
                 transpiled_qpy=circuit.qpy,
+                calibration_qpy=circuit.calibration_qpy,
                 layout=json.dumps([int(q) for q in layout]),
             )
             session.add(run)
@@ -171,6 +209,17 @@ class Store:
                 JobRow(run_id=run.id, position=i, execution_start=start, execution_stop=stop, state="pending")
                 for i, (start, stop) in enumerate(job_ranges)
             ]
+            if calibration_executions:
+                jobs.append(
+                    JobRow(
+                        run_id=run.id,
+                        position=len(jobs),
+                        execution_start=0,
+                        execution_stop=calibration_executions,
+                        state="pending",
+                        purpose="calibration",
+                    )
+                )
             session.add_all(jobs)
             session.flush()
             return _run_record(run), [_job_record(job) for job in jobs]
@@ -188,7 +237,9 @@ class Store:
         with self.transaction() as session:
             row = self._run_row(session, run_id)
             order = np.frombuffer(row.sample_order, dtype="<i4").reshape(-1, 2)
-            return RunCircuit(qpy=row.transpiled_qpy, qasm3=row.transpiled_qasm3, sample_order=order)
+            return RunCircuit(
+                qpy=row.transpiled_qpy, qasm3=row.transpiled_qasm3, sample_order=order, calibration_qpy=row.calibration_qpy
+            )
 
     def jobs(self, run_id: int | None = None, states: Iterable[JobState] | None = None) -> list[JobRecord]:
         with self.transaction() as session:
@@ -267,6 +318,72 @@ class Store:
             row.quantum_seconds = quantum_seconds
             row.updated_at = _utcnow()
             return int(executions.size)
+
+    def store_calibration(self, job: JobRecord, counts: np.ndarray, shots: int) -> int:
+        """Store a calibration job's counts (row 0: all qubits prepared 0, row 1: all 1) and mark it collected."""
+        with self.transaction() as session:
+            row = session.get(JobRow, job.id)
+            if row is None:
+                raise NotFoundError(f"no job with id {job.id}")
+            if row.state == JobState.COLLECTED.value:
+                return 0
+            width = counts.shape[1]
+            session.execute(
+                insert(CalibrationRow),
+                [
+                    {
+                        "run_id": row.run_id,
+                        "job_id": row.id,
+                        "prepared": prepared,
+                        "shots": shots,
+                        "counts": np.ascontiguousarray(blob, dtype=COUNTS_DTYPE).tobytes(),
+                    }
+                    for prepared, blob in zip((0, width - 1), counts)
+                ],
+            )
+            row.state = JobState.COLLECTED.value
+            row.updated_at = _utcnow()
+            return len(counts)
+
+    def calibration(self, run_id: int) -> dict[int, np.ndarray]:
+        """The run's calibration counts by prepared state (empty when not collected)."""
+        with self.transaction() as session:
+            rows = session.execute(
+                select(CalibrationRow.prepared, CalibrationRow.counts).where(CalibrationRow.run_id == run_id)
+            ).all()
+            return {prepared: np.frombuffer(blob, dtype=COUNTS_DTYPE).astype(np.int64) for prepared, blob in rows}
+
+    def store_mitigated(self, run_id: int, method: str, stored: RunCounts, quasi: np.ndarray) -> None:
+        """Store mitigated quasi-probabilities (samples, circuits, 2**q) beside the raw counts."""
+        with self.transaction() as session:
+            session.execute(
+                insert(MitigatedResultRow),
+                [
+                    {
+                        "run_id": run_id,
+                        "split": str(split),
+                        "sample_index": int(index),
+                        "circuit": circuit,
+                        "method": method,
+                        "quasi": np.ascontiguousarray(values, dtype="<f8").tobytes(),
+                    }
+                    for split, index, per_circuit in zip(stored.splits, stored.sample_index, quasi)
+                    for circuit, values in enumerate(per_circuit)
+                ],
+            )
+
+    def mitigated(self, run_id: int, method: str) -> dict[tuple[str, int], np.ndarray]:
+        """Stored quasi-probabilities by (split, sample index): (circuits, 2**q) each."""
+        with self.transaction() as session:
+            rows = session.execute(
+                select(MitigatedResultRow.split, MitigatedResultRow.sample_index, MitigatedResultRow.circuit, MitigatedResultRow.quasi)
+                .where(MitigatedResultRow.run_id == run_id, MitigatedResultRow.method == method)
+                .order_by(MitigatedResultRow.circuit)
+            ).all()
+        grouped: dict[tuple[str, int], list[np.ndarray]] = {}
+        for split, index, _, blob in rows:
+            grouped.setdefault((split, index), []).append(np.frombuffer(blob, dtype="<f8"))
+        return {key: np.stack(values) for key, values in grouped.items()}
 
     def count_samples(self, run_id: int | None = None) -> int:
         """Samples with at least one stored result, for one run or all runs."""
@@ -399,6 +516,7 @@ def _run_record(row: RunRow) -> RunRecord:
         seed=row.seed,
         layout=tuple(json.loads(row.layout)),
         cost_estimate_usd=row.cost_estimate_usd,
+        mitigation=row.mitigation,
     )
 
 
@@ -414,6 +532,7 @@ def _job_record(row: JobRow) -> JobRecord:
         error=row.error,
         updated_at=row.updated_at,
         quantum_seconds=row.quantum_seconds,
+        purpose=row.purpose,
     )
 
 

@@ -154,8 +154,8 @@ def test_an_unreachable_database_is_one_line(tmp_path, home):
 
 
 def test_db_upgrade_and_current(home):
-    assert run("db", "upgrade").stdout.strip() == "database at 0002 (was empty)"
-    assert run("db", "current").stdout.strip() == "database: 0002; qhw: 0002"
+    assert run("db", "upgrade").stdout.strip() == "database at 0003 (was empty)"
+    assert run("db", "current").stdout.strip() == "database: 0003; qhw: 0003"
 
 
 def test_demo_prints_three_accuracies(home):

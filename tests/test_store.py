@@ -31,7 +31,7 @@ def test_migrations_have_one_head_and_named_files():
     versions = Path(qhw.migrations.__file__).parent / "versions"
     files = sorted(p.name for p in versions.glob("*.py") if p.name != "__init__.py")
     assert files and all(name.split("_", 1)[0].isdigit() and "_" in name for name in files)
-    assert schema.head_revision() == "0002"
+    assert schema.head_revision() == "0003"
 
 
 def test_fresh_database_is_created_at_head_with_sqlite_pragmas(store):
@@ -47,7 +47,7 @@ def test_database_behind_head_is_refused_until_upgraded(tmp_path, monkeypatch):
     scripts = tmp_path / "migrations"
     shutil.copytree(Path(qhw.migrations.__file__).parent, scripts)
     (scripts / "versions" / "0099_noop.py").write_text(
-        'revision = "0099"\ndown_revision = "0002"\nbranch_labels = None\ndepends_on = None\n\n'
+        'revision = "0099"\ndown_revision = "0003"\nbranch_labels = None\ndepends_on = None\n\n'
         "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n"
     )
     real_config = schema.alembic_config
@@ -61,7 +61,7 @@ def test_database_behind_head_is_refused_until_upgraded(tmp_path, monkeypatch):
     with pytest.raises(SchemaOutdatedError, match="qhw db upgrade"):
         Store(url)
     before, after = Store(url, check_schema=False).upgrade()
-    assert (before, after) == ("0002", "0099")
+    assert (before, after) == ("0003", "0099")
     Store(url).close()  # now accepted
 
 
@@ -128,3 +128,68 @@ def test_a_failed_transaction_leaves_nothing_behind(featured_store):
     with pytest.raises(StoreError):
         _run(featured_store, feature_set_id=999, n_samples=2)  # foreign key violation
     assert featured_store.runs() == [] and featured_store.jobs() == []
+
+
+def test_a_populated_database_from_the_first_schema_upgrades_with_its_data(tmp_path):
+    url = f"sqlite:///{tmp_path}/v1.db"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        schema.upgrade(connection, "0001")
+        now = "2026-01-01 00:00:00"
+        connection.execute(text(
+            "INSERT INTO feature_sets (id, created_at, dataset, dataset_fingerprint, seed, components, latent_dim, "
+            "epochs, n_train, n_test, reconstruction_mse, artifact_dir) "
+            f"VALUES (1, '{now}', 'mnist-5k', 'ab', 0, 5, 64, 1, 1, 1, 0.1, '/x')"
+        ))
+        connection.execute(text(
+            "INSERT INTO runs (id, created_at, feature_set_id, backend, provider, split, shots, num_qubits, "
+            "circuits_per_sample, n_samples, seed, sample_order, transpiled_qasm3, transpiled_qpy, layout) "
+            f"VALUES (1, '{now}', 1, 'aer_simulator', 'aer', 'test', 10, 5, 1, 1, 0, x'00', 'q', x'00', '[0,1,2,3,4]')"
+        ))
+        connection.execute(text(
+            "INSERT INTO jobs (id, run_id, position, provider_job_id, state, execution_start, execution_stop, "
+            f"created_at, updated_at) VALUES (1, 1, 0, 'abc', 'collected', 0, 1, '{now}', '{now}')"
+        ))
+        connection.execute(text(
+            "INSERT INTO results (run_id, job_id, split, sample_index, circuit, shots, counts) "
+            "VALUES (1, 1, 'test', 0, 0, 10, x'00')"
+        ))
+    engine.dispose()
+    with pytest.raises(SchemaOutdatedError):
+        Store(url)
+    before, after = Store(url, check_schema=False).upgrade()
+    assert (before, after) == ("0001", schema.head_revision())
+    store = Store(url)
+    (job,) = store.jobs()
+    assert (job.provider_job_id, job.state, job.purpose, job.quantum_seconds) == ("abc", JobState.COLLECTED, "samples", None)
+    assert store.run(1).mitigation is None and store.count_samples(1) == 1
+    with store.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path}/db.db"
+    Store(url).close()
+    head = schema.head_revision()
+    scripts = tmp_path / "migrations"
+    shutil.copytree(Path(qhw.migrations.__file__).parent, scripts)
+    (scripts / "versions" / "0099_broken.py").write_text(
+        f'import sqlalchemy as sa\nfrom alembic import op\nrevision = "0099"\ndown_revision = "{head}"\n'
+        "branch_labels = None\ndepends_on = None\n\n"
+        "def upgrade():\n    op.create_table('half_done', sa.Column('id', sa.Integer, primary_key=True))\n"
+        "    raise RuntimeError('broken migration')\n\ndef downgrade():\n    pass\n"
+    )
+    real_config = schema.alembic_config
+
+    def broken_config(connection=None):
+        config = real_config(connection)
+        config.set_main_option("script_location", str(scripts))
+        return config
+
+    monkeypatch.setattr(schema, "alembic_config", broken_config)
+    with pytest.raises(RuntimeError, match="broken migration"):
+        Store(url, check_schema=False).upgrade()
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        assert schema.current_revision(connection) == head
+        assert "half_done" not in [r[0] for r in connection.execute(text("SELECT name FROM sqlite_master"))]

@@ -1,0 +1,84 @@
+"""Readout mitigation: calibration circuits in the same run, mthree, stored beside raw counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from qhw import runs
+from qhw.compare import compare
+from qhw.errors import ConfigError
+from qhw.mitigation import METHOD, assignment_matrices, mitigate_counts, mitigated_counts
+from qhw.records import JobState
+
+
+def test_assignment_matrices_from_the_two_calibration_states():
+    zeros, ones = np.zeros(32), np.zeros(32)
+    zeros[0b00000], zeros[0b00001], zeros[0b10000] = 90, 6, 4  # qubit 0 flips 6 %, qubit 4 flips 4 %
+    ones[0b11111], ones[0b11110] = 80, 20  # qubit 0 decays 20 %
+    matrices = assignment_matrices(zeros, ones, 5)
+    assert np.allclose(matrices[0], [[0.94, 0.20], [0.06, 0.80]])
+    assert np.allclose(matrices[4], [[0.96, 0.00], [0.04, 1.00]])
+    assert np.allclose(matrices[2], np.eye(2))
+    assert all(np.allclose(m.sum(axis=0), 1) for m in matrices)
+
+
+def test_mthree_undoes_a_known_readout_error():
+    """Counts made by pushing a known distribution through known readout errors come back."""
+    rng = np.random.default_rng(0)
+    truth = rng.dirichlet(np.ones(32))
+    matrices = [np.array([[0.95, 0.08], [0.05, 0.92]]) for _ in range(5)]
+    full = matrices[0]
+    for matrix in matrices[1:]:
+        full = np.kron(matrix, full)  # qubit 0 is the lowest bit of the index
+    noisy = full @ truth
+    counts = np.round(noisy * 1_000_000)
+    mitigated = mitigate_counts(counts[None, None, :], matrices)[0, 0]
+    assert np.abs(noisy - truth).sum() > 0.05
+    assert np.abs(mitigated - truth).sum() < 0.01
+    assert mitigated.sum() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_mitigated_run_measures_its_calibration_on_the_same_qubits(featured_store):
+    result = runs.submit(featured_store, backend_name="fake_lima", split="test", limit=20, shots=2000, mitigate="readout")
+    assert result.run.mitigation == "readout" and result.run.layout == (4, 3, 2, 1, 0)
+    assert [(j.purpose, j.executions, j.state) for j in result.jobs] == [
+        ("samples", 20, JobState.COLLECTED),
+        ("calibration", 2, JobState.COLLECTED),
+    ]
+    calibration = featured_store.calibration(result.run.id)
+    assert sorted(calibration) == [0, 31]
+    assert calibration[0].argmax() == 0 and calibration[31].argmax() == 31  # noisy, but mostly right
+    assert runs.collect(featured_store).samples == 20  # calibrations are not samples
+
+
+def test_quasi_probabilities_are_stored_beside_the_raw_counts(featured_store):
+    run = runs.submit(featured_store, backend_name="fake_manila", split="test", limit=20, shots=2000, mitigate="readout").run
+    raw_before = featured_store.run_counts(run.id).counts.copy()
+    quasi = mitigated_counts(featured_store, run)
+    assert quasi.counts.shape == (20, 1, 32)
+    assert np.allclose(quasi.counts.sum(axis=-1), 1, atol=1e-4)
+    assert (featured_store.run_counts(run.id).counts == raw_before).all()  # raw counts untouched
+    with featured_store.transaction() as session:
+        stored = session.execute(text("SELECT COUNT(*) FROM mitigated_results WHERE method = :m"), {"m": METHOD}).scalar()
+    assert stored == 20
+    again = mitigated_counts(featured_store, run)  # read back, not recomputed
+    assert np.array_equal(again.counts, quasi.counts)
+
+
+def test_mitigation_needs_a_calibrated_run(featured_store):
+    run = runs.submit(featured_store, backend_name="aer_simulator", split="test", limit=5, shots=64).run
+    with pytest.raises(ConfigError, match="--mitigate readout"):
+        mitigated_counts(featured_store, run)
+    with pytest.raises(ConfigError, match="--mitigate must be 'readout'"):
+        runs.submit(featured_store, backend_name="aer_simulator", split="test", limit=5, mitigate="zne")
+
+
+def test_compare_reports_accuracy_with_and_without_mitigation(featured_store):
+    simulator = runs.submit(featured_store, backend_name="aer_simulator", split="all", shots=512).run
+    device = runs.submit(featured_store, backend_name="fake_lima", split="all", shots=512, mitigate="readout").run
+    result = compare(featured_store, simulator_run_id=simulator.id, hardware_run_id=device.id, epochs=10)
+    cases = {a.case for a in result.accuracies}
+    assert cases == {"simulator", "transfer", "transfer-mitigated", "hardware", "hardware-mitigated", "classical"}
+    assert all(a.low <= a.accuracy <= a.high for a in result.accuracies)
