@@ -372,7 +372,7 @@ def demo(app: _App, shots, seed, hardware, limit_train, limit_test, autoencoder_
             True,
         )
         return
-    hardware_label = f"{result.hardware_run.backend} ({result.hardware_kind}, run {result.hardware_run.id})"
+    hardware_label = f"{result.hardware_run.backend} ({result.comparison.hardware.device}, run {result.hardware_run.id})"
     rows = [
         {"classifier": "classical (64-d latent)", "trained on": f"feature set {result.feature_set.id}", "tested on": "latent", "test samples": result.classical.test_samples, "accuracy": result.classical.accuracy},
         {"classifier": "hybrid (5 qubits)", "trained on": f"run {result.simulator_run.id} ({result.simulator_run.backend})", "tested on": result.simulator_run.backend, "test samples": result.hybrid.test_samples, "accuracy": result.hybrid.accuracy},

@@ -116,6 +116,7 @@ class RunSummary:
     shots: int
     feature_set: int
     split: str
+    mitigation: str | None  # "readout" when the run measured readout calibrations
 
 
 @dataclass
@@ -259,6 +260,7 @@ def _summary(run: RunRecord) -> RunSummary:
         shots=run.shots,
         feature_set=run.feature_set_id,
         split=run.split,
+        mitigation=run.mitigation,
     )
 
 

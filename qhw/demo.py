@@ -26,7 +26,6 @@ class DemoResult:
     classical: training.TrainResult
     hybrid: training.TrainResult
     hybrid_on_hardware: EvaluationRecord
-    hardware_kind: str  # "local simulator" for an emulation such as fake_manila, "QPU" for hardware
     comparison: Comparison
     report: Path  # the comparison's index.html
 
@@ -47,7 +46,7 @@ def run_demo(
     sample, the (emulated) device on the test samples, the hybrid classifier
     trained on the simulator and applied to both, and their comparison."""
     progress = progress or SilentProgress()
-    hardware_kind = get_backend(hardware).kind  # also refuses an unknown name before any work
+    get_backend(hardware)  # refuses an unknown name before any work
     feature_set = features.build_features(
         store,
         dataset=MNIST_5K,
@@ -88,7 +87,6 @@ def run_demo(
         classical=classical,
         hybrid=hybrid,
         hybrid_on_hardware=on_hardware,
-        hardware_kind=hardware_kind,
         comparison=comparison,
         report=write_report(comparison),
     )

@@ -92,7 +92,8 @@ def _html(comparison: Comparison, images: list[str]) -> str:
     e = html.escape
     runs = "".join(
         f"<tr><td>{e(role)}</td><td>{r.run}</td><td>{e(r.backend)}</td><td>{e(r.device)}</td>"
-        f"<td>{e(r.created)}</td><td>{r.shots}</td><td>{r.feature_set}</td><td>{e(r.split)}</td></tr>"
+        f"<td>{e(r.created)}</td><td>{r.shots}</td><td>{r.feature_set}</td><td>{e(r.split)}</td>"
+        f"<td>{e(r.mitigation or 'none')}</td></tr>"
         for role, r in (("simulator", comparison.simulator), ("compared", comparison.hardware))
     )
     accuracies = "".join(
@@ -123,7 +124,7 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}figure{{display:
 </head><body>
 <h1>Run {comparison.simulator.run} ({e(comparison.simulator.backend)}) against run {comparison.hardware.run} ({e(comparison.hardware.backend)})</h1>
 <h2>Runs</h2>
-<table><tr><th>role</th><th>run</th><th>backend</th><th>device</th><th>date</th><th>shots</th><th>feature set</th><th>split</th></tr>{runs}</table>
+<table><tr><th>role</th><th>run</th><th>backend</th><th>device</th><th>date</th><th>shots</th><th>feature set</th><th>split</th><th>calibration</th></tr>{runs}</table>
 <p>{comparison.shared_samples} samples are in both runs; accuracies are on their test samples.</p>
 <h2>Accuracy</h2>
 <table><tr><th>case</th><th>what</th><th>accuracy</th><th>95 % bootstrap interval</th><th>test samples</th></tr>{accuracies}</table>
