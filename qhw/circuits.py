@@ -17,20 +17,14 @@ def feature_map(num_qubits: int = QUBITS):
     Qubit i is measured into classical bit i, so a result's integer has the
     outcome of logical qubit i in bit i (the canonical order of DESIGN.md).
     """
-    from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
-    from qiskit.circuit import ParameterVector
-
-    theta = ParameterVector(PARAMETER_NAME, num_qubits)
-    qubits = QuantumRegister(num_qubits, "q")
-    bits = ClassicalRegister(num_qubits, REGISTER_NAME)
-    circuit = QuantumCircuit(qubits, bits, name="qhw_feature_map")
+    circuit, theta = _parameterised_circuit(num_qubits, "qhw_feature_map")
     for i in range(num_qubits):
         circuit.ry(theta[i], i)
     for i in range(num_qubits):
         circuit.h(i)
     for i in range(num_qubits - 1):
         circuit.cx(i, i + 1)
-    circuit.measure(qubits, bits)
+    circuit.measure(range(num_qubits), range(num_qubits))
     return circuit
 
 
@@ -41,17 +35,20 @@ def readout_calibration(num_qubits: int = QUBITS):
     two states that give each qubit's readout assignment matrix. Being
     parameterised, it runs through the same submit path as the feature map.
     """
+    circuit, phi = _parameterised_circuit(num_qubits, "qhw_readout_calibration")
+    for i in range(num_qubits):
+        circuit.rx(phi[i], i)
+    circuit.measure(range(num_qubits), range(num_qubits))
+    return circuit
+
+
+def _parameterised_circuit(num_qubits: int, name: str):
+    """An empty circuit with qhw's registers, and its parameter vector."""
     from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
     from qiskit.circuit import ParameterVector
 
-    phi = ParameterVector(PARAMETER_NAME, num_qubits)
-    qubits = QuantumRegister(num_qubits, "q")
-    bits = ClassicalRegister(num_qubits, REGISTER_NAME)
-    circuit = QuantumCircuit(qubits, bits, name="qhw_readout_calibration")
-    for i in range(num_qubits):
-        circuit.rx(phi[i], i)
-    circuit.measure(qubits, bits)
-    return circuit
+    circuit = QuantumCircuit(QuantumRegister(num_qubits, "q"), ClassicalRegister(num_qubits, REGISTER_NAME), name=name)
+    return circuit, ParameterVector(PARAMETER_NAME, num_qubits)
 
 
 #: Parameter rows of the readout calibration: all qubits in 0, then all in 1.

@@ -286,10 +286,8 @@ class Store:
             The number of result rows written (0 when the job was already collected).
         """
         with self.transaction() as session:
-            row = session.get(JobRow, job.id)
+            row = _uncollected_job(session, job)
             if row is None:
-                raise NotFoundError(f"no job with id {job.id}")
-            if row.state == JobState.COLLECTED.value:
                 return 0
             run = session.get(RunRow, row.run_id)
             order = np.frombuffer(run.sample_order, dtype="<i4").reshape(-1, 2)
@@ -322,10 +320,8 @@ class Store:
     def store_calibration(self, job: JobRecord, counts: np.ndarray, shots: int) -> int:
         """Store a calibration job's counts (row 0: all qubits prepared 0, row 1: all 1) and mark it collected."""
         with self.transaction() as session:
-            row = session.get(JobRow, job.id)
+            row = _uncollected_job(session, job)
             if row is None:
-                raise NotFoundError(f"no job with id {job.id}")
-            if row.state == JobState.COLLECTED.value:
                 return 0
             width = counts.shape[1]
             session.execute(
@@ -468,6 +464,14 @@ class Store:
             raise NotFoundError(f"no run with id {run_id} (see `qhw jobs`)")
         return row
 
+
+
+def _uncollected_job(session: Session, job: JobRecord) -> JobRow | None:
+    """The job's row, or None when its results are already stored (collecting is idempotent)."""
+    row = session.get(JobRow, job.id)
+    if row is None:
+        raise NotFoundError(f"no job with id {job.id}")
+    return None if row.state == JobState.COLLECTED.value else row
 
 
 def masked_url(url: str) -> str:

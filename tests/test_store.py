@@ -41,23 +41,30 @@ def test_fresh_database_is_created_at_head_with_sqlite_pragmas(store):
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
 
 
-def test_database_behind_head_is_refused_until_upgraded(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path}/old.db"
-    Store(url).close()  # at head
+def _with_extra_migration(tmp_path, monkeypatch, source: str) -> None:
+    """Point Alembic at a copy of qhw's migrations plus revision 0099 (``source``)."""
     scripts = tmp_path / "migrations"
     shutil.copytree(Path(qhw.migrations.__file__).parent, scripts)
-    (scripts / "versions" / "0099_noop.py").write_text(
-        'revision = "0099"\ndown_revision = "0003"\nbranch_labels = None\ndepends_on = None\n\n'
-        "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n"
-    )
+    (scripts / "versions" / "0099_extra.py").write_text(source)
     real_config = schema.alembic_config
 
-    def newer_config(connection=None):
+    def config_with_extra(connection=None):
         config = real_config(connection)
         config.set_main_option("script_location", str(scripts))
         return config
 
-    monkeypatch.setattr(schema, "alembic_config", newer_config)
+    monkeypatch.setattr(schema, "alembic_config", config_with_extra)
+
+
+def test_database_behind_head_is_refused_until_upgraded(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path}/old.db"
+    Store(url).close()  # at head
+    _with_extra_migration(
+        tmp_path,
+        monkeypatch,
+        'revision = "0099"\ndown_revision = "0003"\nbranch_labels = None\ndepends_on = None\n\n'
+        "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n",
+    )
     with pytest.raises(SchemaOutdatedError, match="qhw db upgrade"):
         Store(url)
     before, after = Store(url, check_schema=False).upgrade()
@@ -171,22 +178,14 @@ def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path, monkeypatch
     url = f"sqlite:///{tmp_path}/db.db"
     Store(url).close()
     head = schema.head_revision()
-    scripts = tmp_path / "migrations"
-    shutil.copytree(Path(qhw.migrations.__file__).parent, scripts)
-    (scripts / "versions" / "0099_broken.py").write_text(
+    _with_extra_migration(
+        tmp_path,
+        monkeypatch,
         f'import sqlalchemy as sa\nfrom alembic import op\nrevision = "0099"\ndown_revision = "{head}"\n'
         "branch_labels = None\ndepends_on = None\n\n"
         "def upgrade():\n    op.create_table('half_done', sa.Column('id', sa.Integer, primary_key=True))\n"
-        "    raise RuntimeError('broken migration')\n\ndef downgrade():\n    pass\n"
+        "    raise RuntimeError('broken migration')\n\ndef downgrade():\n    pass\n",
     )
-    real_config = schema.alembic_config
-
-    def broken_config(connection=None):
-        config = real_config(connection)
-        config.set_main_option("script_location", str(scripts))
-        return config
-
-    monkeypatch.setattr(schema, "alembic_config", broken_config)
     with pytest.raises(RuntimeError, match="broken migration"):
         Store(url, check_schema=False).upgrade()
     engine = create_engine(url)
