@@ -194,7 +194,10 @@ class IBMBackend:
         primitive = sampler(self._mode or self._load_device())
         seed = seed if seed is not None else self._seed
         if self.is_local and seed is not None:
-            primitive.options.simulator.seed_simulator = seed
+            # Runtime's local service reads the seed with `if seed := options.pop(...)`,
+            # so a seed of 0 would be dropped silently (and runs would not repeat);
+            # every seed is shifted by one, which keeps runs reproducible.
+            primitive.options.simulator.seed_simulator = seed + 1
         primitive.options.environment.job_tags = list(tags)
         job = _runtime_call(
             lambda: primitive.run([(executable.circuit, parameter_values)], shots=shots), f"submitting to {self.name}"

@@ -81,3 +81,19 @@ def test_unknown_job_id_is_reported_as_not_found(compiled):
     backend, _ = compiled
     with pytest.raises(JobNotFoundError):
         backend.status("no-such-job")
+
+
+@pytest.mark.parametrize("name", ["aer_simulator", "fake_manila"])
+def test_a_seeded_run_repeats_in_a_new_process(name):
+    """Seed 0 included: Runtime's local mode once dropped it silently."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, time\nfrom qhw.backend import get_backend\nfrom qhw.circuits import feature_map\n"
+        f"b = get_backend({name!r}, seed=0)\nex = b.transpile(feature_map(), seed=0)\n"
+        "j = b.submit(ex, np.random.default_rng(0).uniform(-1.5, 1.5, (50, 5)), 256, ['t'], seed=0)\n"
+        "while b.status(j).state.value != 'done': time.sleep(0.01)\nprint(b.result(j).tolist())\n"
+    )
+    first, second = (subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout for _ in range(2))
+    assert first == second and first.strip()
