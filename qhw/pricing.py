@@ -1,8 +1,11 @@
 """Prices of paid backends, in one place, and the estimates made from them.
 
-The defaults below were taken from the providers' public price pages on
-PRICES_TAKEN (no price list is fetched at run time). Override any of them in
-a TOML file at $QHW_PRICES or $QHW_HOME/prices.toml, e.g.::
+The defaults below are the providers' published list prices (Amazon Braket's
+pricing page, IBM Quantum's pay-as-you-go plan) as recorded on PRICES_TAKEN,
+from the team's knowledge: qhw never fetches a price list, and the machine that
+wrote this table could not reach those pages to re-check them. Every estimate
+names that date. Override any price in a TOML file at $QHW_PRICES or
+$QHW_HOME/prices.toml, e.g.::
 
     braket_per_task_usd = 0.30
     ibm_usd_per_qpu_second = 0.0      # an Open-plan account
