@@ -47,7 +47,9 @@ def _confusion_plot(out: Path, case: str, matrix: np.ndarray) -> str:
     axes.set(xlabel="predicted", ylabel="true", title=f"confusion: {case}", xticks=range(10), yticks=range(10))
     for (row, column), value in np.ndenumerate(matrix):
         if value:
-            axes.text(column, row, str(value), ha="center", va="center", fontsize=6)
+            # White on dark cells, black on light ones, so every count stays readable.
+            colour = "white" if value > matrix.max() / 2 else "black"
+            axes.text(column, row, str(value), ha="center", va="center", fontsize=6, color=colour)
     figure.colorbar(shown, ax=axes, fraction=0.046)
     figure.tight_layout()
     figure.savefig(out / name, dpi=110)
