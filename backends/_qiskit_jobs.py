@@ -39,13 +39,22 @@ def job_status(job: Any) -> JobStatus:
 
 
 def job_counts(job: Any) -> np.ndarray:
-    """Canonical counts of the single pub a qhw job carries."""
-    try:
-        pub_result = job.result()[0]
-    except Exception as err:  # the primitive re-raises whatever failed the job
-        raise JobFailedError(f"job {job.job_id()} failed: {err}") from err
+    """Canonical counts of the single pub a qhw job carries.
+
+    Errors of ``job.result()`` pass through untouched: only the adapter can
+    tell a network error (worth repeating) from the job's own failure.
+    """
+    pub_result = job.result()[0]
     bitarray = getattr(pub_result.data, REGISTER_NAME)
     return counts_from_bitarray(bitarray, bitarray.num_bits)
+
+
+def local_job_counts(job: Any) -> np.ndarray:
+    """Counts of a job that ran in this process, where any error is the job's own."""
+    try:
+        return job_counts(job)
+    except Exception as err:  # the primitive re-raises whatever failed the job
+        raise JobFailedError(f"job {job.job_id()} failed: {err}") from err
 
 
 def _error_text(job: Any) -> str:

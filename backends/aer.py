@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
 from typing import Sequence
 
 import numpy as np
 
 from qhw.backend import Backend, BackendLimits, Executable, JobStatus
-from qhw.backends._qiskit_jobs import InProcessJobs, job_counts, job_status
+from qhw.backends._qiskit_jobs import InProcessJobs, job_status, local_job_counts
 
 NAME = "aer_simulator"
 
@@ -59,17 +60,21 @@ class AerBackend:
         tags: Sequence[str],
         *,
         seed: int | None = None,
+        idempotency_key: str | None = None,
     ) -> str:
         from qiskit_aer.primitives import SamplerV2
 
         sampler = SamplerV2(seed=seed if seed is not None else self._seed)
         return self._jobs.add(sampler.run([(executable.circuit, parameter_values)], shots=shots))
 
+    def find_job(self, idempotency_key: str, since: datetime) -> str | None:
+        return None  # jobs live only in the process that ran them
+
     def status(self, job_id: str) -> JobStatus:
         return job_status(self._jobs.get(job_id))
 
     def result(self, job_id: str) -> np.ndarray:
-        return job_counts(self._jobs.get(job_id))
+        return local_job_counts(self._jobs.get(job_id))
 
     def cancel(self, job_id: str) -> None:
         self._jobs.get(job_id).cancel()
@@ -82,5 +87,5 @@ class AerBackend:
     def usage(self, job_id: str) -> float | None:
         return None
 
-    def estimate_cost(self, n_circuits: int, shots: int) -> None:
+    def estimate_cost(self, job_sizes: Sequence[int], shots: int) -> None:
         return None

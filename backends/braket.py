@@ -8,6 +8,12 @@ samples cost about N/100 tasks. qhw builds the program set itself, rather than
 through the provider's BraketSampler, so that a later process can rebuild the
 counts from nothing but the stored task ARN.
 
+Idempotency: a task is created with the qhw job's key as its ``clientToken``
+(boto3 would fill in a random one; a handler on botocore's
+``before-parameter-build.braket.CreateQuantumTask`` event sets ours), so a
+repeated create returns the first task, and carries the key as the ``qhw-key``
+tag, by which a later process finds it with SearchQuantumTasks.
+
 Bit order: ``to_braket`` writes ``b[j] = measure $p`` in classical-bit order,
 and Braket returns measurement columns in that order (``measured_qubits``), so
 column j is feature-map qubit j whatever physical qubit ran it. Braket prints
@@ -18,16 +24,19 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from qhw.backend import Backend, BackendLimits, Executable, JobStatus
 from qhw.backends._qiskit_jobs import InProcessJobs
-from qhw.circuits import QUBITS
-from qhw.errors import BackendError, ConfigError, JobNotFoundError
+from qhw.records import QUBITS
+from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, JobNotFoundError, TransientBackendError
 from qhw.pricing import CostEstimate, braket_qpu_cost, braket_simulator_cost, load_prices
 from qhw.records import JobState
 
@@ -70,21 +79,86 @@ BRAKET_TO_STATE = {
 }
 
 
-# The provider-client boundary: tests replace these two with stateful fakes.
+# The provider-client boundary: tests replace these three with stateful fakes.
 def aws_device(arn: str) -> Any:
-    import boto3
-    from braket.aws import AwsDevice, AwsSession
+    from braket.aws import AwsDevice
 
-    # QPUs live in the region their ARN names; managed simulators in any, so
-    # the user's default region (or us-east-1) serves for those.
-    region = arn.split(":")[3] or boto3.Session().region_name or "us-east-1"
-    return AwsDevice(arn, aws_session=AwsSession(boto_session=boto3.Session(region_name=region)))
+    device = AwsDevice(arn, aws_session=_aws_session(arn))
+    _use_client_tokens(device.aws_session.braket_client)
+    return device
 
 
 def aws_task(arn: str) -> Any:
     from braket.aws import AwsQuantumTask
 
     return AwsQuantumTask(arn)
+
+
+def aws_search_tasks(device_arn: str, since: datetime) -> list[dict]:
+    """SearchQuantumTasks: the device's tasks created at or after ``since``,
+    as AWS lists them (quantumTaskArn, status, createdAt, tags, ...)."""
+    from botocore.exceptions import ClientError
+
+    client = _aws_session(device_arn).braket_client
+    by_device = {"name": "deviceArn", "operator": "EQUAL", "values": [device_arn]}
+    # AWS documents the createdAt filter but not its value's format; ISO 8601 in
+    # UTC is what its responses use. Should AWS refuse it, search by device
+    # alone and compare the creation times here.
+    created = {"name": "createdAt", "operator": "GTE", "values": [since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")]}
+
+    def search(filters: list[dict]) -> list[dict]:
+        tasks: list[dict] = []
+        for page in client.get_paginator("search_quantum_tasks").paginate(filters=filters):
+            tasks.extend(page["quantumTasks"])
+        return tasks
+
+    try:
+        return search([by_device, created])
+    except ClientError as err:
+        if _error_code(err) != "ValidationException":
+            raise
+    return [task for task in search([by_device]) if task.get("createdAt") is None or task["createdAt"] >= since]
+
+
+def _aws_session(arn: str) -> Any:
+    import boto3
+    from braket.aws import AwsSession
+
+    # QPUs live in the region their ARN names; managed simulators in any, so
+    # the user's default region (or us-east-1) serves for those.
+    region = arn.split(":")[3] or boto3.Session().region_name or "us-east-1"
+    return AwsSession(boto_session=boto3.Session(region_name=region))
+
+
+_client_token: ContextVar[str | None] = ContextVar("qhw_braket_client_token", default=None)
+
+
+def current_client_token() -> str | None:
+    """The clientToken the next CreateQuantumTask of this context carries."""
+    return _client_token.get()
+
+
+@contextmanager
+def client_token(token: str | None) -> Iterator[None]:
+    """Make the CreateQuantumTask calls inside idempotent under ``token``."""
+    reset = _client_token.set(token)
+    try:
+        yield
+    finally:
+        _client_token.reset(reset)
+
+
+def _set_client_token(params: dict, **_kwargs) -> None:
+    token = _client_token.get()
+    if token is not None:
+        params["clientToken"] = token
+
+
+def _use_client_tokens(braket_client: Any) -> None:
+    """Have every CreateQuantumTask of this client carry the context's token."""
+    braket_client.meta.events.register(
+        "before-parameter-build.braket.CreateQuantumTask", _set_client_token, unique_id="qhw-client-token"
+    )
 
 
 def backend_names() -> list[str]:
@@ -220,6 +294,7 @@ class BraketBackend:
         tags: Sequence[str],
         *,
         seed: int | None = None,
+        idempotency_key: str | None = None,
     ) -> str:
         from braket.program_sets import CircuitBinding, ParameterSets, ProgramSet
         from qiskit_braket_provider.providers.adapter import rename_parameter
@@ -242,8 +317,19 @@ class BraketBackend:
                 warnings.filterwarnings("ignore", message="You are running a noise-free circuit")
                 return self._jobs.add(_LocalTask(device.run(program_set, **run_options)))
         task_tags = dict(tag.split("=", 1) if "=" in tag else (tag, "") for tag in tags)
-        task = _provider_call(lambda: device.run(program_set, tags=task_tags, **run_options), f"submitting to {self.name}")
+        with client_token(idempotency_key):
+            task = _provider_call(lambda: device.run(program_set, tags=task_tags, **run_options), f"submitting to {self.name}")
         return task.id
+
+    def find_job(self, idempotency_key: str, since: datetime) -> str | None:
+        if self.is_local:
+            return None  # local tasks live only in the process that ran them
+        tasks = _provider_call(lambda: aws_search_tasks(self._arn, since), f"searching the tasks of {self.name}")
+        mine = sorted(
+            (task for task in tasks if (task.get("tags") or {}).get("qhw-key") == idempotency_key),
+            key=lambda task: str(task.get("createdAt", "")),
+        )
+        return mine[0]["quantumTaskArn"] if mine else None
 
     def status(self, job_id: str) -> JobStatus:
         task = self._task(job_id)
@@ -253,26 +339,38 @@ class BraketBackend:
         return JobStatus(state)
 
     def result(self, job_id: str) -> np.ndarray:
-        result = self._ask(self._task(job_id).result, job_id)
+        task = self._task(job_id)
+        if self.is_local:
+            try:
+                result = task.result()
+            except Exception as err:  # a local simulator's error is the task's own failure
+                raise JobFailedError(f"{self.name} task {job_id} failed: {err}") from err
+        else:
+            result = self._ask(task.result, job_id)
         if result is None:
             raise BackendError(f"{self.name} task {job_id} has no result")
         return counts_from_program_set(result)
 
     def cancel(self, job_id: str) -> None:
-        self._ask(self._task(job_id).cancel, job_id)
+        try:
+            self._ask(self._task(job_id).cancel, job_id)
+        except BackendError as err:
+            if _error_code(err.__cause__) != "ConflictException":
+                raise
+            # The task is already final; its state says how it ended.
 
     def usage(self, job_id: str) -> float | None:
         return None  # Braket reports billed time only in the AWS bill.
 
-    def estimate_cost(self, n_circuits: int, shots: int) -> CostEstimate | None:
+    def estimate_cost(self, job_sizes: Sequence[int], shots: int) -> CostEstimate | None:
         if self.is_local:
             return None
-        tasks = -(-n_circuits // self.limits.circuits_per_job(shots))
+        tasks, total_shots = len(job_sizes), sum(job_sizes) * shots
         prices = load_prices()
         key = self._price_key()
         if self.kind == "managed simulator":
-            return braket_simulator_cost(prices, key, tasks, n_circuits * shots)
-        return braket_qpu_cost(prices, key, tasks, n_circuits * shots)
+            return braket_simulator_cost(prices, key, tasks, total_shots)
+        return braket_qpu_cost(prices, key, tasks, total_shots)
 
     # --- helpers ------------------------------------------------------------------
 
@@ -358,25 +456,61 @@ def _failure_reason(task: Any) -> str:
     return str(metadata.get("failureReason") or "the task failed without a reason")
 
 
+#: Error codes of AWS that say "ask again later".
+TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "InternalServerException",
+        "InternalServiceException",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+#: Error codes that mean the credentials were refused.
+CREDENTIAL_CODES = frozenset(
+    {"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException", "ExpiredToken", "InvalidClientTokenId", "AccessDeniedException"}
+)
+
+
+def _error_code(err: BaseException | None) -> str | None:
+    response = getattr(err, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
 def _provider_call(call: Callable[[], Any], what: str, missing: str | None = None) -> Any:
-    """Run one AWS call, mapping credential and service errors to qhw errors
-    (ResourceNotFoundException to JobNotFoundError with ``missing`` when given)."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+    """Run one AWS call, classifying its errors: credentials, transient
+    (throttling, 5xx, connection and timeouts), an unknown task (with
+    ``missing`` when given), or a final refusal."""
+    from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError, NoRegionError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
 
     try:
         return call()
     except NoCredentialsError as err:
-        raise ConfigError(
+        raise CredentialsError(
             "no AWS credentials: run `aws configure` (or set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY) for an account with Amazon Braket enabled"
         ) from err
     except NoRegionError as err:
         raise ConfigError("no AWS region: set AWS_DEFAULT_REGION or a region in your AWS profile") from err
     except ClientError as err:
-        code = err.response.get("Error", {}).get("Code", "ClientError")
+        code = _error_code(err) or "ClientError"
         message = err.response.get("Error", {}).get("Message", str(err))
+        http_status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         if missing is not None and code == "ResourceNotFoundException":
             raise JobNotFoundError(missing) from err
+        if code in CREDENTIAL_CODES:
+            raise CredentialsError(f"Amazon Braket rejected the credentials while {what}: {code}: {message}") from err
+        if code in TRANSIENT_CODES or http_status == 429 or http_status >= 500:
+            raise TransientBackendError(f"Amazon Braket is busy or failing while {what}: {code}: {message}") from err
         raise BackendError(f"Amazon Braket refused {what}: {code}: {message}") from err
+    except (BotoConnectionError, HTTPClientError, ConnectionError, TimeoutError) as err:
+        raise TransientBackendError(f"Amazon Braket could not be reached while {what}: {err}") from err
     except BotoCoreError as err:
-        raise BackendError(f"Amazon Braket could not be reached while {what}: {err}") from err
+        raise BackendError(f"Amazon Braket failed while {what}: {err}") from err

@@ -6,7 +6,12 @@ with a fake backend, the device's calibrated noise). Both transpile once per
 run with the preset pass manager at level 3 against the device target and
 submit SamplerV2 jobs with parameter broadcasting, in a Runtime Batch when a
 run needs several jobs. A later process finds remote jobs again with
-``service.job(id)``.
+``service.job(id)``, and a job whose id was never stored (a crash between
+IBM's answer and the commit) with ``service.jobs(job_tags=["qhw-key=..."])``.
+
+Runtime's errors are classified here, where their meaning is known: network
+errors, HTTP 429 and 5xx are transient; 401 and account errors are
+credentials; a 404 on a job is an unknown job; the rest are final.
 """
 
 from __future__ import annotations
@@ -15,14 +20,15 @@ import functools
 import os
 import warnings
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from qhw.backend import Backend, BackendLimits, Executable, JobStatus
-from qhw.backends._qiskit_jobs import InProcessJobs, job_counts, job_status
-from qhw.circuits import QUBITS
-from qhw.errors import BackendError, ConfigError, JobNotFoundError
+from qhw.backends._qiskit_jobs import InProcessJobs, job_counts, job_status, local_job_counts
+from qhw.records import QUBITS
+from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, JobNotFoundError, TransientBackendError
 from qhw.pricing import CostEstimate, ibm_cost, load_prices
 
 FAKE_PREFIX = "fake_"
@@ -190,7 +196,10 @@ class IBMBackend:
         tags: Sequence[str],
         *,
         seed: int | None = None,
+        idempotency_key: str | None = None,
     ) -> str:
+        # Runtime has no idempotency token: the key travels as a tag
+        # (qhw-key=...), by which find_job finds the job after a crash.
         primitive = sampler(self._mode or self._load_device())
         seed = seed if seed is not None else self._seed
         if self.is_local and seed is not None:
@@ -204,17 +213,33 @@ class IBMBackend:
         )
         return self._jobs.add(job) if self.is_local else job.job_id()
 
+    def find_job(self, idempotency_key: str, since: datetime) -> str | None:
+        if self.is_local:
+            return None  # local jobs live only in the process that ran them
+        service = self._service_or_error()
+        found = _runtime_call(
+            lambda: service.jobs(job_tags=[f"qhw-key={idempotency_key}"], created_after=since, backend_name=self.name, limit=10),
+            f"looking for the job tagged qhw-key={idempotency_key}",
+        )
+        # Oldest first: were there two, the first is the one to keep.
+        return found[-1].job_id() if found else None
+
     def status(self, job_id: str) -> JobStatus:
         job = self._job(job_id)
         return job_status(job) if self.is_local else _runtime_call(lambda: job_status(job), f"polling job {job_id}")
 
     def result(self, job_id: str) -> np.ndarray:
         job = self._job(job_id)
-        return job_counts(job) if self.is_local else _runtime_call(lambda: job_counts(job), f"fetching job {job_id}")
+        return local_job_counts(job) if self.is_local else _runtime_call(lambda: job_counts(job), f"fetching job {job_id}")
 
     def cancel(self, job_id: str) -> None:
         job = self._job(job_id)
-        _runtime_call(job.cancel, f"cancelling job {job_id}")
+        try:
+            _runtime_call(job.cancel, f"cancelling job {job_id}")
+        except BackendError as err:
+            if type(err.__cause__).__name__ != "RuntimeInvalidStateError":
+                raise
+            # 409: the job is already final; its status says how it ended.
 
     def usage(self, job_id: str) -> float | None:
         if self.is_local:
@@ -223,22 +248,16 @@ class IBMBackend:
         seconds = _runtime_call(usage, f"reading the usage of job {job_id}") if callable(usage) else None
         return float(seconds) if seconds is not None else None
 
-    def estimate_cost(self, n_circuits: int, shots: int) -> CostEstimate | None:
+    def estimate_cost(self, job_sizes: Sequence[int], shots: int) -> CostEstimate | None:
         if self.is_local:
             return None
-        jobs = -(-n_circuits // self.limits.circuits_per_job(shots))
-        return ibm_cost(load_prices(), jobs, n_circuits * shots)
+        return ibm_cost(load_prices(), len(job_sizes), sum(job_sizes) * shots)
 
     def _job(self, job_id: str) -> Any:
         if self.is_local:
             return self._jobs.get(job_id)
         service = self._service_or_error()
-        try:
-            return service.job(job_id)
-        except Exception as err:  # RuntimeJobNotFound and API errors
-            if type(err).__name__ == "RuntimeJobNotFound":
-                raise JobNotFoundError(f"IBM Quantum has no job {job_id}") from err
-            raise _translate(err, f"looking up job {job_id}") from err
+        return _runtime_call(lambda: service.job(job_id), f"looking up job {job_id}")
 
 
 @functools.cache
@@ -274,13 +293,54 @@ def _runtime_call(call, what: str):
         raise _translate(err, what) from err
 
 
+#: HTTP statuses worth asking again (Runtime's own session retries 5xx a few
+#: times first; throttling and outages outlast that).
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 520, 521, 522, 524})
+
+
 def _translate(err: Exception, what: str) -> Exception:
     """Runtime's errors, named by class so that importing them stays lazy."""
     kind = type(err).__name__
     if kind == "AccountNotFoundError":
-        return ConfigError(f"no IBM Quantum credentials: {CREDENTIALS_HELP}")
-    if kind in ("IBMNotAuthorizedError", "InvalidAccountError") or "401" in str(err):
-        return ConfigError(f"IBM Quantum rejected the credentials ({err}): {CREDENTIALS_HELP}")
+        return CredentialsError(f"no IBM Quantum credentials: {CREDENTIALS_HELP}")
+    status = _http_status(err)
+    if kind in ("IBMNotAuthorizedError", "InvalidAccountError") or status == 401:
+        return CredentialsError(f"IBM Quantum rejected the credentials ({err}): {CREDENTIALS_HELP}")
     if kind == "QiskitBackendNotFoundError":
         return ConfigError(f"IBM Quantum has no device you can use by that name ({err})")
+    if kind == "RuntimeJobNotFound":
+        return JobNotFoundError(f"IBM Quantum has no job: {err}")
+    if kind in ("RuntimeJobFailureError", "RuntimeJobMaxTimeoutError"):
+        return JobFailedError(f"IBM Quantum failed the job: {err}")
+    # -1: Runtime got no HTTP answer at all (a connection error or an outage page).
+    if status in TRANSIENT_STATUSES or status == -1 or _is_network_error(err):
+        return TransientBackendError(f"IBM Quantum did not answer while {what}: {err}")
     return BackendError(f"IBM Quantum failed while {what}: {kind}: {err}")
+
+
+def _chain(err: BaseException):
+    """The error and those it was raised from or during (Runtime re-raises
+    RequestsApiError as IBMRuntimeError ``from None``; the original stays in
+    ``__context__``)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        err = err.__cause__ or err.__context__
+
+
+def _http_status(err: Exception) -> int | None:
+    for link in _chain(err):
+        status = getattr(link, "status_code", None)
+        if isinstance(status, int):
+            return status
+    return None
+
+
+def _is_network_error(err: Exception) -> bool:
+    import requests
+
+    return any(
+        isinstance(link, (ConnectionError, TimeoutError, requests.exceptions.ConnectionError, requests.exceptions.Timeout))
+        for link in _chain(err)
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from qhw.models import Base
+from qhw.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

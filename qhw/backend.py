@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -62,7 +63,15 @@ class JobStatus:
 
 @runtime_checkable
 class Backend(Protocol):
-    """A device or simulator that runs the feature map on arrays of angles."""
+    """A device or simulator that runs the feature map on arrays of angles.
+
+    Errors: every method raises qhw errors, classified by the adapter (which
+    alone knows its provider): :class:`~qhw.errors.TransientBackendError` for
+    what is worth repeating (network, timeouts, 429, 5xx, throttling),
+    :class:`~qhw.errors.JobNotFoundError` for a job the provider does not know,
+    :class:`~qhw.errors.CredentialsError` for missing or rejected credentials,
+    and :class:`~qhw.errors.BackendError` for the provider's final refusals.
+    """
 
     name: str
     provider: str  # "aer", "ibm", "braket", ...
@@ -92,8 +101,19 @@ class Backend(Protocol):
         tags: Sequence[str],
         *,
         seed: int | None = None,
+        idempotency_key: str | None = None,
     ) -> str:
-        """Start one job of ``len(parameter_values)`` executions; return the provider's job id."""
+        """Start one job of ``len(parameter_values)`` executions; return the provider's job id.
+
+        ``tags`` ("name=value") go to the provider with the job; a provider
+        that makes creation idempotent gets ``idempotency_key`` for it (a second
+        call with the same key returns the first job).
+        """
+
+    def find_job(self, idempotency_key: str, since: datetime) -> str | None:
+        """The id of the provider's job tagged ``qhw-key=<idempotency_key>``,
+        created at or after ``since``; None when the provider has no such job
+        (always None for jobs that live only in this process)."""
 
     def status(self, job_id: str) -> JobStatus:
         """The normalised state of a job (raises JobNotFoundError if unknown)."""
@@ -102,13 +122,15 @@ class Backend(Protocol):
         """Counts (executions, 2**qubits) in the canonical bit order, logical qubits."""
 
     def cancel(self, job_id: str) -> None:
-        """Ask the provider to cancel a job."""
+        """Ask the provider to cancel a job; a job already finished stays as it
+        is (ask ``status`` for the provider's answer)."""
 
     def usage(self, job_id: str) -> float | None:
         """Quantum seconds the provider reports for a finished job, if it reports any."""
 
-    def estimate_cost(self, n_circuits: int, shots: int) -> "CostEstimate | None":
-        """Estimated price, or None when free or when no price is known."""
+    def estimate_cost(self, job_sizes: Sequence[int], shots: int) -> "CostEstimate | None":
+        """Estimated price of jobs of these many executions each, at ``shots``
+        shots; None when free or when no price is known."""
 
 
 def _provider_modules() -> list[Any]:

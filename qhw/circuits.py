@@ -6,7 +6,8 @@ import io
 
 import numpy as np
 
-QUBITS = 5
+from qhw.records import QUBITS
+
 PARAMETER_NAME = "theta"
 REGISTER_NAME = "meas"
 

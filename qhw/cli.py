@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from qhw.errors import QhwError
+from qhw.records import JobState  # no heavy imports: `qhw --help` stays instant
 
 
 class _Group(click.Group):
@@ -75,7 +76,70 @@ def _emit(data: dict[str, Any] | list[Any], as_json: bool, title: str | None = N
 
 
 def _emit_collected(result, as_json: bool) -> None:
-    _emit({"samples": result.samples, "pending_jobs": result.pending_jobs, "failed_jobs": result.failed_jobs}, as_json)
+    _emit(
+        {
+            "samples": result.samples,
+            "pending_jobs": result.pending_jobs,
+            "failed_jobs": result.failed_jobs,
+            "jobs_waiting_on_errors": result.waiting_on_errors,
+            "jobs_awaiting_approval": result.awaiting_approval,
+        },
+        as_json,
+    )
+    if result.waiting_on_errors:
+        click.echo(
+            f"{result.waiting_on_errors} job(s) are waiting on provider errors (see `qhw jobs`); "
+            "they keep their state and the next `qhw collect` asks again",
+            err=True,
+        )
+    if result.awaiting_approval:
+        click.echo(
+            f"{result.awaiting_approval} job(s) on a paid backend are not at the provider and were left pending: "
+            "`qhw collect --yes` submits them",
+            err=True,
+        )
+
+
+def _paid_approver(label: str, yes: bool):
+    """Asks before a paid submission: --yes, or the prompt on a terminal; never without one."""
+
+    def approve(estimate) -> bool:
+        shown = estimate if estimate is not None else "unknown (no price for this device)"
+        click.echo(f"Estimated cost on {label}: {shown}", err=True)
+        if yes:
+            return True
+        if not click.get_text_stream("stdin").isatty():
+            return False
+        return click.confirm("Submit and pay?", default=False, err=True)
+
+    return approve
+
+
+def _resubmission_approver(yes: bool):
+    def approve(run, jobs, estimate) -> bool:
+        click.echo(
+            f"run {run.id} ({run.backend}): {len(jobs)} pending job(s) must be submitted (again); "
+            "each was looked up at the provider first",
+            err=True,
+        )
+        return _paid_approver(run.backend, yes)(estimate)
+
+    return approve
+
+
+def _fail_on_failed_jobs(ctx: click.Context, result) -> None:
+    """A submission whose jobs failed exits non-zero, naming them."""
+    failed = result.failed_jobs
+    if failed:
+        detail = "; ".join(f"job {job.id}: {job.error}" for job in failed)
+        click.echo(f"Error: {len(failed)} of {len(result.jobs)} job(s) of run {result.run.id} failed: {detail}", err=True)
+        ctx.exit(1)
+    if result.tally.waiting_on_errors:
+        click.echo(
+            f"{len(result.tally.waiting_on_errors)} job(s) of run {result.run.id} met provider errors and are pending; "
+            "`qhw collect` looks them up at the provider before sending anything again",
+            err=True,
+        )
 
 
 def _cell(value: Any) -> str:
@@ -90,6 +154,10 @@ def _cell(value: Any) -> str:
 @click.pass_context
 def main(ctx: click.Context, db_url: str | None) -> None:
     """Run a hybrid quantum-classical classifier's quantum stage on simulators and hardware."""
+    import logging
+
+    # The ledger and workers say what they skipped or retried on stderr.
+    logging.basicConfig(level=logging.WARNING, format="qhw: %(message)s")
     ctx.obj = _App(db_url)
 
 
@@ -155,7 +223,7 @@ def features_list(app: _App, as_json) -> None:
             "seed": r.seed,
             "reconstruction_mse": r.reconstruction_mse,
         }
-        for r in app.store().feature_sets()
+        for r in app.store().catalogue.feature_sets()
     ]
     _emit(rows, as_json, title="feature sets")
 
@@ -195,18 +263,10 @@ def backends(as_json) -> None:
 @click.option("--mitigate", type=click.Choice(["readout"]), help="Also run the readout-calibration circuits (for `qhw compare`).")
 @json_option
 @pass_app
-def submit(app: _App, backend_name, feature_set_id, split, shots, limit, seed, max_cost, yes, mitigate, as_json) -> None:
+@click.pass_context
+def submit(ctx, app: _App, backend_name, feature_set_id, split, shots, limit, seed, max_cost, yes, mitigate, as_json) -> None:
     """Submit one feature-map circuit per sample (and per 5 components)."""
     from qhw.runs import submit as submit_run
-
-    def approve(estimate) -> bool:
-        shown = estimate if estimate is not None else "unknown (no price for this device)"
-        click.echo(f"Estimated cost on {backend_name}: {shown}", err=True)
-        if yes:
-            return True
-        if not click.get_text_stream("stdin").isatty():
-            return False
-        return click.confirm("Submit and pay?", default=False, err=True)
 
     result = submit_run(
         app.store(),
@@ -217,34 +277,58 @@ def submit(app: _App, backend_name, feature_set_id, split, shots, limit, seed, m
         limit=limit,
         seed=seed,
         max_cost=max_cost,
-        approve=approve,
+        approve=_paid_approver(backend_name, yes),
         mitigate=mitigate,
         progress=_progress(),
     )
     _emit({"run": result.run.id, "backend": result.run.backend, "jobs": len(result.jobs), "samples": result.samples}, as_json)
+    _fail_on_failed_jobs(ctx, result)
+
+
+@main.command()
+@click.option("--run", "run_id", type=int, help="The run whose failed jobs to submit again (default: the newest).")
+@click.option("--max-cost", type=float, help="Refuse when the estimate of the retried jobs exceeds this many USD.")
+@click.option("--yes", is_flag=True, help="Submit to a paid backend without asking for confirmation.")
+@json_option
+@pass_app
+@click.pass_context
+def retry(ctx, app: _App, run_id, max_cost, yes, as_json) -> None:
+    """Submit a run's failed jobs afresh (with the same cost guard as submit)."""
+    from qhw.runs import retry_run
+
+    store = app.store()
+    run = store.ledger.run(run_id)
+    failed_before = [job.id for job in store.ledger.jobs(run.id, states=[JobState.FAILED])]
+    result = retry_run(store, run.id, max_cost=max_cost, approve=_paid_approver(run.backend, yes), progress=_progress())
+    _emit({"run": result.run.id, "retried_jobs": failed_before, "samples": store.results.count_samples(run.id)}, as_json)
+    _fail_on_failed_jobs(ctx, result)
 
 
 @main.command()
 @click.option("--run", "run_id", type=int, help="Only this run's jobs.")
+@click.option("--state", "states", multiple=True, type=click.Choice([state.value for state in JobState]), help="Only jobs in this state (repeatable).")
 @json_option
 @pass_app
-def jobs(app: _App, run_id, as_json) -> None:
-    """List jobs with their provider ids and states."""
+def jobs(app: _App, run_id, states, as_json) -> None:
+    """List jobs with their provider ids, states and errors."""
     store = app.store()
-    backend_of = {run.id: run.backend for run in store.runs()}
+    backend_of = {run.id: run.backend for run in store.ledger.runs()}
     rows = [
         {
             "job": j.id,
             "run": j.run_id,
             "backend": backend_of[j.run_id],
+            "purpose": j.purpose,
             "provider_job_id": j.provider_job_id,
             "state": j.state.value,
             "executions": j.executions,
+            "attempt": j.attempt,
             "updated": j.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
             "quantum_seconds": j.quantum_seconds,
+            "errors_in_a_row": j.error_count,
             "error": j.error,
         }
-        for j in store.jobs(run_id)
+        for j in store.ledger.jobs(run_id, states=[JobState(s) for s in states] or None)
     ]
     _emit(rows, as_json, title="jobs")
 
@@ -254,24 +338,32 @@ def jobs(app: _App, run_id, as_json) -> None:
 @click.option("--wait", is_flag=True, help="Keep polling until no job is unfinished.")
 @click.option("--interval", default=5.0, show_default=True, type=float, help="Seconds between polls with --wait.")
 @click.option("--timeout", type=float, help="Give up waiting after this many seconds.")
+@click.option("--yes", is_flag=True, help="Submit again, without asking, paid jobs that the provider does not have.")
 @json_option
 @pass_app
-def collect(app: _App, run_id, wait, interval, timeout, as_json) -> None:
-    """Poll unfinished jobs and store their shot results (safe to repeat)."""
+def collect(app: _App, run_id, wait, interval, timeout, yes, as_json) -> None:
+    """Poll unfinished jobs and store their shot results (safe to repeat, and to run several at once)."""
     from qhw.runs import collect as collect_runs
 
-    _emit_collected(collect_runs(app.store(), run_id=run_id, wait=wait, interval=interval, timeout=timeout, progress=_progress()), as_json)
+    result = collect_runs(
+        app.store(), run_id=run_id, wait=wait, interval=interval, timeout=timeout,
+        approve=_resubmission_approver(yes), progress=_progress(),
+    )
+    _emit_collected(result, as_json)
 
 
 @main.command()
 @click.option("--run", "run_id", type=int, help="Only this run (default: every run with unfinished jobs).")
+@click.option("--yes", is_flag=True, help="Submit again, without asking, paid jobs that the provider does not have.")
 @json_option
 @pass_app
-def poll(app: _App, run_id, as_json) -> None:
+def poll(app: _App, run_id, yes, as_json) -> None:
     """Ask the providers once for every unfinished job's state; store what has finished."""
     from qhw.runs import collect as collect_runs
 
-    _emit_collected(collect_runs(app.store(), run_id=run_id, wait=False, progress=_progress()), as_json)
+    _emit_collected(
+        collect_runs(app.store(), run_id=run_id, wait=False, approve=_resubmission_approver(yes), progress=_progress()), as_json
+    )
 
 
 @main.command()
@@ -279,11 +371,22 @@ def poll(app: _App, run_id, as_json) -> None:
 @json_option
 @pass_app
 def cancel(app: _App, run_id, as_json) -> None:
-    """Cancel a run's unfinished jobs at the provider."""
+    """Ask the provider to cancel a run's unfinished jobs; its answer decides each job's state."""
     from qhw.runs import cancel_run
 
-    jobs = cancel_run(app.store(), run_id)
-    _emit({"cancelled_jobs": [j.id for j in jobs]}, as_json)
+    store = app.store()
+    outcomes = cancel_run(store, run_id)
+    states = {job.id: job.state.value for job in store.ledger.jobs(store.ledger.run(run_id).id)}
+    if as_json:
+        _emit(
+            {
+                "cancelled_jobs": [o.job for o in outcomes if states.get(o.job) == "cancelled"],
+                "outcomes": [{"job": o.job, "state": states.get(o.job), "outcome": o.outcome} for o in outcomes],
+            },
+            True,
+        )
+        return
+    _emit([{"job": o.job, "state": states.get(o.job), "outcome": o.outcome} for o in outcomes], False, title="cancel")
 
 
 @main.command()
@@ -409,6 +512,8 @@ def compare_command(app: _App, simulator_run, hardware_run, out, epochs, seed, a
 
 def _print_comparison(comparison) -> None:
     sim, hw = comparison.simulator, comparison.hardware
+    for note in comparison.notes:
+        click.echo(f"note: {note}", err=True)
     _emit(
         [
             {"case": a.case, "what": a.description, "accuracy": a.accuracy, "95% interval": f"[{a.low:.3f}, {a.high:.3f}]", "test samples": a.test_samples}

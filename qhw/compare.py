@@ -12,8 +12,9 @@ from qhw import training
 from qhw.backend import get_backend
 from qhw.errors import ConfigError, TrainingError
 from qhw.features import load_arrays
-from qhw.mitigation import mitigated_counts
+from qhw.mitigation import calibration_missing, mitigated_counts
 from qhw.progress import Progress, SilentProgress
+from qhw.runs import plan_jobs
 from qhw.records import RunRecord
 from qhw.store import RunCounts, Store
 
@@ -127,6 +128,8 @@ class Comparison:
     accuracies: list[AccuracyFigure]
     agreement: Agreement
     shots_curve: list[ShotsPoint]
+    # What the comparison had to leave out, and why (e.g. a failed calibration).
+    notes: list[str] = field(default_factory=list)
     # Not in the JSON: arrays for the report's plots.
     confusion: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     fidelities: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
@@ -168,14 +171,14 @@ def compare(
         TrainingError: the simulator run has no train samples.
     """
     progress = progress or SilentProgress()
-    sim_run, hw_run = store.run(simulator_run_id), store.run(hardware_run_id)
+    sim_run, hw_run = store.ledger.run(simulator_run_id), store.ledger.run(hardware_run_id)
     if sim_run.feature_set_id != hw_run.feature_set_id:
         raise ConfigError(
             f"run {sim_run.id} uses feature set {sim_run.feature_set_id} and run {hw_run.id} feature set "
             f"{hw_run.feature_set_id}; compare runs of the same feature set"
         )
-    arrays = load_arrays(store.feature_set(sim_run.feature_set_id))
-    sim, hw = store.run_counts(sim_run.id), store.run_counts(hw_run.id)
+    arrays = load_arrays(store.catalogue.feature_set(sim_run.feature_set_id))
+    sim, hw = store.results.run_counts(sim_run.id), store.results.run_counts(hw_run.id)
     shared = _shared(sim, hw)
     test_keys = [key for key in shared if key[0] == "test"]
     if not test_keys:
@@ -209,7 +212,14 @@ def compare(
         f"trained on run {sim_run.id} ({sim_run.backend}), tested on run {hw_run.id} ({hw_run.backend})",
         training.predict(sim_model, features(hw, test_keys)),
     )
-    mitigated = mitigated_counts(store, hw_run) if hw_run.mitigation == "readout" else None
+    notes: list[str] = []
+    mitigated = None
+    if hw_run.mitigation == "readout":
+        missing = calibration_missing(store, hw_run)
+        if missing is None:
+            mitigated = mitigated_counts(store, hw_run)
+        else:  # the raw comparison stands on its own
+            notes.append(f"no readout-mitigated rows: {missing}")
     if mitigated is not None:
         add(
             "transfer-mitigated",
@@ -246,6 +256,7 @@ def compare(
         accuracies=figures,
         agreement=agreement,
         shots_curve=curve,
+        notes=notes,
         confusion=confusion,
         fidelities=fidelities,
     )
@@ -312,6 +323,7 @@ def _shots_curve(model, hw: RunCounts, hw_run: RunRecord, test_keys, y_test: np.
         x = drawn.reshape(len(drawn), -1).astype(np.float32) / shots
         correct = training.predict(model, x) == y_test
         low, high = bootstrap_interval(correct, seed=seed)
-        estimate = backend.estimate_cost(counts.shape[0] * counts.shape[1], shots) if backend.is_paid else None
+        plans = plan_jobs(backend, counts.shape[0] * counts.shape[1], shots) if backend.is_paid else []
+        estimate = backend.estimate_cost([plan.executions for plan in plans], shots) if plans else None
         points.append(ShotsPoint(shots, float(correct.mean()), low, high, None if estimate is None else estimate.usd))
     return points

@@ -23,6 +23,10 @@ class DatasetError(QhwError, ValueError):
     """A dataset is missing, truncated or malformed."""
 
 
+class CredentialsError(ConfigError):
+    """A provider's credentials are missing or were rejected: the command stops, no job changes."""
+
+
 class NotFoundError(QhwError, LookupError):
     """A feature set, run, model or backend with that name or id does not exist."""
 
@@ -47,6 +51,15 @@ class SchemaOutdatedError(StoreError):
 
 class BackendError(QhwError):
     """A provider or simulator refused or failed a request."""
+
+
+class TransientBackendError(BackendError):
+    """A network error, timeout, throttling (HTTP 429) or provider-side 5xx.
+
+    Says nothing about the job itself: the call is worth repeating later, and
+    the job keeps its state. Adapters raise it; only they know their provider's
+    errors well enough to tell transient from final.
+    """
 
 
 class JobNotFoundError(BackendError, LookupError):

@@ -17,10 +17,9 @@ from qhw import config
 from qhw.datasets import IMAGE_PIXELS, MNIST_5K, load_dataset
 from qhw.errors import ConfigError
 from qhw.progress import Progress, SilentProgress, import_keras, keras_callback
-from qhw.records import FeatureSetRecord
+from qhw.records import QUBITS, FeatureSetRecord
 from qhw.store import Store
 
-QUBITS_PER_CIRCUIT = 5
 ANGLE_LIMIT = np.pi / 2
 ARRAYS_FILE = "arrays.npz"
 ENCODER_FILE = "encoder.keras"
@@ -51,12 +50,12 @@ def validate_components(components: int) -> int:
     Raises:
         ConfigError: components is not a positive multiple of 5.
     """
-    if components <= 0 or components % QUBITS_PER_CIRCUIT:
+    if components <= 0 or components % QUBITS:
         raise ConfigError(
-            f"--components must be a positive multiple of {QUBITS_PER_CIRCUIT} "
-            f"(one {QUBITS_PER_CIRCUIT}-qubit circuit per {QUBITS_PER_CIRCUIT} components), got {components}"
+            f"--components must be a positive multiple of {QUBITS} "
+            f"(one {QUBITS}-qubit circuit per {QUBITS} components), got {components}"
         )
-    return components // QUBITS_PER_CIRCUIT
+    return components // QUBITS
 
 
 def build_features(
@@ -124,7 +123,7 @@ def build_features(
         )
         autoencoder.save(artifact_dir / AUTOENCODER_FILE)
         encoder.save(artifact_dir / ENCODER_FILE)
-        return store.add_feature_set(
+        return store.catalogue.add_feature_set(
             dataset=dataset,
             dataset_fingerprint=data.fingerprint,
             seed=seed,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from qhw.errors import ConfigError
-from qhw.records import RunRecord
+from qhw.records import FINAL_STATES, JobState, RunRecord
 from qhw.store import RunCounts, Store
 
 METHOD = "readout-m3"
@@ -55,6 +55,20 @@ def mitigate_counts(counts: np.ndarray, matrices: list[np.ndarray]) -> np.ndarra
     return dense.reshape(counts.shape)
 
 
+def calibration_missing(store: Store, run: RunRecord) -> str | None:
+    """Why the run's readout calibration cannot be used yet, or None when it can."""
+    if run.mitigation != "readout":
+        return f"run {run.id} has no readout calibration: submit with --mitigate readout"
+    if len(store.results.calibration(run.id)) == 2:
+        return None
+    jobs = [job for job in store.ledger.jobs(run.id) if job.purpose == "calibration" and job.state is not JobState.COLLECTED]
+    ended = [job for job in jobs if job.state in FINAL_STATES]
+    if ended:
+        job = ended[0]
+        return f"run {run.id}'s readout calibration job {job.id} ended {job.state.value}" + (f" ({job.error})" if job.error else "")
+    return f"run {run.id}'s readout calibration is not collected yet: run `qhw collect`"
+
+
 def mitigated_counts(store: Store, run: RunRecord) -> RunCounts:
     """The run's complete samples as mitigated quasi-probabilities (stored once, then reused).
 
@@ -64,20 +78,19 @@ def mitigated_counts(store: Store, run: RunRecord) -> RunCounts:
         ConfigError: the run was not submitted with --mitigate readout, or its
             calibration has not been collected.
     """
-    if run.mitigation != "readout":
-        raise ConfigError(f"run {run.id} has no readout calibration: submit with --mitigate readout")
-    stored = store.run_counts(run.id)
-    saved = store.mitigated(run.id, METHOD)
+    stored = store.results.run_counts(run.id)
+    saved = store.results.mitigated(run.id, METHOD)
     missing = [i for i, key in enumerate(zip(stored.splits, stored.sample_index)) if (str(key[0]), int(key[1])) not in saved]
     if missing:
-        calibration = store.calibration(run.id)
-        if len(calibration) != 2:
-            raise ConfigError(f"run {run.id}'s readout calibration is not collected yet: run `qhw collect`")
+        missing_calibration = calibration_missing(store, run)
+        if missing_calibration is not None:
+            raise ConfigError(missing_calibration)
+        calibration = store.results.calibration(run.id)
         last = 2**run.num_qubits - 1
         matrices = assignment_matrices(calibration[0], calibration[last], run.num_qubits)
         subset = RunCounts(stored.splits[missing], stored.sample_index[missing], stored.counts[missing], stored.shots)
         quasi = mitigate_counts(subset.counts, matrices)
-        store.store_mitigated(run.id, METHOD, subset, quasi)
-        saved = store.mitigated(run.id, METHOD)
+        store.results.store_mitigated(run.id, METHOD, subset, quasi)
+        saved = store.results.mitigated(run.id, METHOD)
     quasi = np.stack([saved[(str(s), int(i))] for s, i in zip(stored.splits, stored.sample_index)])
     return RunCounts(stored.splits, stored.sample_index, quasi, shots=1)

@@ -1,4 +1,9 @@
-"""Frozen records handed out by the store; the ORM never leaves qhw.store."""
+"""Frozen records handed out by the store, and the job state machine.
+
+The ORM never leaves qhw.store; everything else sees these records. Job
+states, their allowed transitions, the splits and the feature map's width are
+declared here once; the database's CHECK constraints are built from them.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+#: Qubits of the feature map (one per PCA component of a circuit).
+QUBITS = 5
+
 
 class JobState(str, enum.Enum):
     """Normalised job states; each adapter maps its provider's states onto these."""
 
-    PENDING = "pending"  # row written, provider not yet called (or call not confirmed)
+    PENDING = "pending"  # row written; the provider has no job for it (or we do not know its id yet)
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"  # finished at the provider, results not yet stored
@@ -20,11 +28,54 @@ class JobState(str, enum.Enum):
     CANCELLED = "cancelled"
 
 
-#: States in which the provider still owes us something; every other state is final.
-UNFINISHED_STATES = frozenset({JobState.PENDING, JobState.QUEUED, JobState.RUNNING, JobState.DONE})
+_P, _Q, _R, _D, _C, _F, _X = (
+    JobState.PENDING,
+    JobState.QUEUED,
+    JobState.RUNNING,
+    JobState.DONE,
+    JobState.COLLECTED,
+    JobState.FAILED,
+    JobState.CANCELLED,
+)
 
+#: Every state change qhw may make, with what makes it. The ledger refuses any
+#: other (a logged no-op), so no process, however stale, moves a job backwards.
+TRANSITIONS: dict[tuple[JobState, JobState], str] = {
+    (_P, _Q): "the provider accepted the job, or a lookup found it there",
+    (_P, _C): "a local simulator ran the job in this process and its counts were stored",
+    (_P, _F): "the provider refused the job, or never received it and the user gave up on it",
+    (_P, _X): "cancelled before the provider had it",
+    (_Q, _R): "the provider started the job",
+    (_Q, _D): "the provider finished the job",
+    (_R, _D): "the provider finished the job",
+    (_Q, _C): "counts fetched and stored in one step",
+    (_R, _C): "counts fetched and stored in one step",
+    (_D, _C): "counts stored",
+    (_Q, _F): "the provider failed the job, or no longer knows it",
+    (_R, _F): "the provider failed the job, or no longer knows it",
+    (_D, _F): "the provider no longer knows a finished job whose counts were never fetched",
+    (_Q, _X): "the provider confirmed the cancel",
+    (_R, _X): "the provider confirmed the cancel",
+    (_F, _P): "`qhw retry`: a fresh submission with a new idempotency key",
+}
+
+#: States in which the provider still owes us something.
+UNFINISHED_STATES = frozenset({_P, _Q, _R, _D})
+#: States nothing moves out of (but `qhw retry` out of failed).
+FINAL_STATES = frozenset({_C, _F, _X})
+
+
+def can_move(old: JobState, new: JobState) -> bool:
+    """Whether the state machine allows ``old`` -> ``new``."""
+    return (old, new) in TRANSITIONS
+
+
+#: Split names and their codes in a run's stored sample order.
 SPLIT_CODES = {"train": 0, "test": 1}
 SPLIT_NAMES = {code: name for name, code in SPLIT_CODES.items()}
+SPLITS = tuple(SPLIT_CODES)
+RUN_SPLITS = (*SPLITS, "all")
+JOB_PURPOSES = ("samples", "calibration")
 
 
 @dataclass(frozen=True)
@@ -44,7 +95,25 @@ class FeatureSetRecord:
 
     @property
     def circuits_per_sample(self) -> int:
-        return self.components // 5
+        return self.components // QUBITS
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a new run is: everything but the ids and timestamps the store assigns."""
+
+    feature_set_id: int
+    backend: str
+    provider: str
+    split: str
+    shots: int
+    num_qubits: int
+    circuits_per_sample: int
+    n_samples: int
+    seed: int | None
+    layout: tuple[int, ...]
+    cost_estimate_usd: float | None
+    mitigation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +135,19 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class JobPlan:
+    """One job of a new run: executions [start, stop) of its purpose."""
+
+    execution_start: int
+    execution_stop: int
+    purpose: str = "samples"  # or "calibration"
+
+    @property
+    def executions(self) -> int:
+        return self.execution_stop - self.execution_start
+
+
+@dataclass(frozen=True)
 class JobRecord:
     id: int
     run_id: int
@@ -78,10 +160,51 @@ class JobRecord:
     updated_at: datetime
     quantum_seconds: float | None = None
     purpose: str = "samples"  # or "calibration"
+    # The ledger's own bookkeeping (see docs/ledger.md).
+    idempotency_key: str = ""
+    attempt: int = 1  # fresh submissions so far (`qhw retry` adds one)
+    submit_started_at: datetime | None = None  # set, and committed, before the provider is called
+    error_count: int = 0  # calls about the job that failed in a row (network, 429, 5xx...); `error` holds the last
+    claimed_by: str | None = None
+    lease_until: datetime | None = None
+    cancel_requested_at: datetime | None = None
 
     @property
     def executions(self) -> int:
         return self.execution_stop - self.execution_start
+
+    @property
+    def tags(self) -> list[str]:
+        """The provider-side tags of this job; ``qhw-key`` finds it again after a crash."""
+        return [f"qhw-run={self.run_id}", f"qhw-job={self.id}", f"qhw-key={self.idempotency_key}"]
+
+    @property
+    def may_exist_at_provider(self) -> bool:
+        """A provider call was started: the provider may hold a job we have no id for."""
+        return self.provider_job_id is not None or self.submit_started_at is not None
+
+
+@dataclass(frozen=True)
+class JobEventRecord:
+    """One line of a job's history: a state change or a change of provider job."""
+
+    job_id: int
+    at: datetime
+    old_state: JobState | None
+    new_state: JobState
+    provider_job_id: str | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    kind: str
+    feature_set_id: int
+    run_id: int | None
+    train_samples: int
+    epochs: int
+    seed: int
+    weights_path: Path
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,7 @@ def _html(comparison: Comparison, images: list[str]) -> str:
         f"<td>{'' if p.cost_usd is None else f'${p.cost_usd:,.2f}'}</td></tr>"
         for p in comparison.shots_curve
     )
+    notes = "".join(f"<p><strong>Note:</strong> {e(note)}</p>\n" for note in comparison.notes)
     pictures = "".join(f'<figure><img src="{e(name)}" alt="{e(name)}"><figcaption>{e(name)}</figcaption></figure>' for name in images)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>qhw: run {comparison.simulator.run} vs run {comparison.hardware.run}</title>
@@ -128,7 +129,7 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}figure{{display:
 <h2>Runs</h2>
 <table><tr><th>role</th><th>run</th><th>backend</th><th>device</th><th>date</th><th>shots</th><th>feature set</th><th>split</th><th>calibration</th></tr>{runs}</table>
 <p>{comparison.shared_samples} samples are in both runs; accuracies are on their test samples.</p>
-<h2>Accuracy</h2>
+{notes}<h2>Accuracy</h2>
 <table><tr><th>case</th><th>what</th><th>accuracy</th><th>95 % bootstrap interval</th><th>test samples</th></tr>{accuracies}</table>
 <h2>Agreement per sample</h2>
 <table><tr><th>measure</th><th>mean</th><th>median</th><th>5th percentile</th><th>95th percentile</th></tr>{agreement}</table>

@@ -1,15 +1,15 @@
-"""Runs: submit a feature set to a backend, follow its jobs, store their counts.
+"""Runs: submit a feature set to a backend, collect, cancel and retry its jobs.
 
-A job row is written (pending) before the provider is called and gets the
-provider's id right after, so a crash in between leaves a pending row that
-``collect`` resubmits. Local simulators finish during submit but step through
-the same states and tables as remote devices.
+A run's jobs are written (pending, each with its idempotency key, claimed by
+the submitting process) before any provider is called; each job is then
+worked by :class:`qhw.worker.RunWorker`. Any number of ``collect`` processes
+may run at once: each claims a job before working on it. See docs/ledger.md.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -18,32 +18,44 @@ import numpy as np
 from qhw import circuits
 from qhw.backend import Backend, Executable, get_backend
 from qhw.datasets import stratified_subset
-from qhw.errors import BackendError, ConfigError, JobNotFoundError
+from qhw.errors import BackendError, ConfigError, NotFoundError
 from qhw.features import load_arrays
 from qhw.pricing import CostEstimate
 from qhw.progress import Progress, SilentProgress
-from qhw.records import SPLIT_CODES, SPLIT_NAMES, UNFINISHED_STATES, JobRecord, JobState, RunRecord
+from qhw.records import QUBITS, RUN_SPLITS, SPLIT_CODES, UNFINISHED_STATES, JobPlan, JobRecord, JobState, RunRecord, RunSpec
 from qhw.store import RunCircuit, Store
-
-RUN_SPLITS = ("train", "test", "all")
-LOCAL_POLL_SECONDS = 0.02
+from qhw.store.ledger import holder_id
+from qhw.worker import Approver, RunWorker, Tally, parameter_rows
 
 
 @dataclass(frozen=True)
 class SubmitResult:
     run: RunRecord
     jobs: list[JobRecord]
+    tally: Tally
 
     @property
     def samples(self) -> int:
         return self.run.n_samples
 
+    @property
+    def failed_jobs(self) -> list[JobRecord]:
+        return [job for job in self.jobs if job.state is JobState.FAILED]
+
 
 @dataclass(frozen=True)
 class CollectResult:
     samples: int  # samples stored so far (for the run, or all runs)
-    pending_jobs: int  # jobs the provider still owes
+    pending_jobs: int  # jobs the provider still owes (or that are not sent yet)
     failed_jobs: int
+    waiting_on_errors: int  # unfinished jobs whose last call failed (network, 429, 5xx...)
+    awaiting_approval: int  # paid jobs to send again, left pending without --yes
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    job: int
+    outcome: str  # what became of it, in words
 
 
 def submit(
@@ -72,12 +84,13 @@ def submit(
         max_cost: refuse a paid submission whose estimate exceeds this (USD).
         approve: asked with the estimate before a paid submission; without it
             a paid backend is refused.
-        mitigate: "readout" also runs the readout-calibration circuits (one
-            more job of 2 executions on the same physical qubits).
+        mitigate: "readout" also runs the readout-calibration circuits (2
+            executions on the same physical qubits, in jobs of their own).
 
     Returns:
-        The run and its jobs. Every input, the price and the device's limits are
-        checked before anything is written or submitted.
+        The run, its jobs and what was left undone (jobs waiting on errors).
+        Every input, the price and the device's limits are checked before
+        anything is written or submitted.
 
     Raises:
         UnknownBackendError, NotFoundError, ConfigError, BackendError.
@@ -85,22 +98,21 @@ def submit(
     progress = progress or SilentProgress()
     if split not in RUN_SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(RUN_SPLITS)}, got {split!r}")
+    if mitigate not in (None, "readout"):
+        raise ConfigError(f"--mitigate must be 'readout', got {mitigate!r}")
     backend = get_backend(backend_name, seed=seed)
     _check_shots(backend, shots)
-    feature_set = store.feature_set(feature_set_id)
+    feature_set = store.catalogue.feature_set(feature_set_id)
     arrays = load_arrays(feature_set)
     order = _sample_order(arrays, split, limit, seed or 0)
     if len(order) == 0:
         raise ConfigError(f"feature set {feature_set.id} has no {split} samples")
-    if mitigate not in (None, "readout"):
-        raise ConfigError(f"--mitigate must be 'readout', got {mitigate!r}")
-    calibrations = len(circuits.calibration_rows()) if mitigate else 0
     k = feature_set.circuits_per_sample
-    total = len(order) * k
+    plans = plan_jobs(backend, len(order) * k, shots, calibrations=len(circuits.calibration_rows()) if mitigate else 0)
     # The price is known from static tables: refuse before touching the network.
-    estimate = backend.estimate_cost(total + calibrations, shots) if backend.is_paid else None
-    _guard_cost(backend, estimate, max_cost, approve)
-    backend.check(total + calibrations, shots)
+    estimate = backend.estimate_cost([plan.executions for plan in plans], shots) if backend.is_paid else None
+    guard_cost(backend, estimate, max_cost, approve)
+    backend.check(sum(plan.executions for plan in plans), shots)
 
     executable = backend.transpile(circuits.feature_map(), seed=seed)
     calibration = None
@@ -111,35 +123,56 @@ def submit(
             raise BackendError(
                 f"{backend.name} placed the calibration on qubits {calibration.layout}, not {executable.layout}"
             )
-    per_job = backend.limits.circuits_per_job(shots)
-    ranges = [(start, min(start + per_job, total)) for start in range(0, total, per_job)]
-    run, jobs = store.create_run(
-        run_fields=dict(
-            feature_set_id=feature_set.id,
-            backend=backend.name,
-            provider=backend.provider,
-            split=split,
-            shots=shots,
-            num_qubits=circuits.QUBITS,
-            circuits_per_sample=k,
-            n_samples=len(order),
-            seed=seed,
-            cost_estimate_usd=None if estimate is None else estimate.usd,
-            mitigation=mitigate,
-        ),
-        circuit=_run_circuit(executable, order, calibration),
-        layout=executable.layout,
-        job_ranges=ranges,
-        calibration_executions=calibrations,
+    spec = RunSpec(
+        feature_set_id=feature_set.id,
+        backend=backend.name,
+        provider=backend.provider,
+        split=split,
+        shots=shots,
+        num_qubits=QUBITS,
+        circuits_per_sample=k,
+        n_samples=len(order),
+        seed=seed,
+        layout=tuple(executable.layout),
+        cost_estimate_usd=None if estimate is None else estimate.usd,
+        mitigation=mitigate,
     )
-    tracker = _RunTracker(store, run, backend, executable, arrays, order, calibration)
-    with progress.task(f"{backend.name}: jobs", total=len(jobs)) as task, backend.batch(len(jobs)):
-        for job in jobs:
-            job = tracker.submit_job(job)
-            if backend.is_local:
-                tracker.finish_local(job)
-            task.advance()
-    return SubmitResult(run=run, jobs=store.jobs(run.id))
+    parameters = parameter_rows(arrays, order, k, executable)
+    holder = holder_id()
+    run, jobs = store.ledger.create_run(spec, _run_circuit(executable, order, calibration), plans, claimed_by=holder)
+    worker = RunWorker(store, run, backend, executable, parameters, calibration=calibration, holder=holder, approved=True)
+    tally = _work_all(store, worker, jobs, progress, f"{backend.name}: jobs")
+    return SubmitResult(run=run, jobs=store.ledger.jobs(run.id), tally=tally)
+
+
+def retry_run(
+    store: Store,
+    run_id: int | None = None,
+    *,
+    max_cost: float | None = None,
+    approve: Callable[[CostEstimate | None], bool] | None = None,
+    progress: Progress | None = None,
+) -> SubmitResult:
+    """Submit a run's failed jobs afresh (new idempotency keys), with the same
+    cost guard as ``submit``; their earlier attempts stay in the jobs' history.
+
+    Raises:
+        NotFoundError: no such run, or it has no failed job.
+    """
+    run = store.ledger.run(run_id)
+    failed = store.ledger.jobs(run.id, states=[JobState.FAILED])
+    if not failed:
+        raise NotFoundError(f"run {run.id} has no failed jobs to retry")
+    backend = get_backend(run.backend, seed=run.seed)
+    estimate = backend.estimate_cost([job.executions for job in failed], run.shots) if backend.is_paid else None
+    guard_cost(backend, estimate, max_cost, approve)
+    backend.check(sum(job.executions for job in failed), run.shots)
+    holder = holder_id()
+    worker = RunWorker.load(store, run.id, holder=holder, backend=backend, approved=True)
+    fresh = [job for job in map(store.ledger.reset_for_retry, failed) if job is not None]
+    claimed = [job for job in (store.ledger.claim(job, holder) for job in fresh) if job is not None]
+    tally = _work_all(store, worker, claimed, progress or SilentProgress(), f"{backend.name}: retried jobs")
+    return SubmitResult(run=run, jobs=store.ledger.jobs(run.id), tally=tally)
 
 
 def collect(
@@ -149,39 +182,84 @@ def collect(
     wait: bool = False,
     interval: float = 5.0,
     timeout: float | None = None,
+    approve: Approver | None = None,
     progress: Progress | None = None,
 ) -> CollectResult:
-    """Poll every unfinished job (of one run, or all) and store finished results.
+    """Work every unfinished job (of one run, or all) once, or until none is left.
 
-    Collecting twice stores each sample once. A pending job without a provider
-    id (a crash before the provider answered) is submitted again, as is a
-    local-simulator job whose process has ended.
+    Safe to run in several processes at once: each job is claimed before it
+    is worked, and its counts are stored once. A pending job is looked up at
+    the provider before it is sent again, and sent again to a paid backend
+    only when ``approve`` says so.
+
+    Raises:
+        NotFoundError: an unknown run.
+        CredentialsError: a provider refused the credentials (no job changed).
     """
     progress = progress or SilentProgress()
     if run_id is not None:
-        store.run(run_id)  # raises NotFoundError for an unknown id
-    trackers: dict[int, _RunTracker] = {}
-    pending: list[JobRecord] = []
+        store.ledger.run(run_id)  # raises NotFoundError for an unknown id
+    holder = holder_id()
+    workers: dict[int, RunWorker] = {}
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        unfinished = store.jobs(run_id, states=UNFINISHED_STATES)
-        if not unfinished:
-            break
+        tally = Tally()
+        unfinished = store.ledger.jobs(run_id, states=UNFINISHED_STATES)
         with progress.task("collecting jobs", total=len(unfinished)) as task:
             for job in unfinished:
-                if job.run_id not in trackers:
-                    trackers[job.run_id] = _RunTracker.load(store, job.run_id)
-                tracker = trackers[job.run_id]
-                job = tracker.refresh(job)
-                if tracker.backend.is_local and job.state in UNFINISHED_STATES:
-                    tracker.finish_local(job)
+                claimed = store.ledger.claim(job, holder)
+                if claimed is None:
+                    tally.held_elsewhere.add(job.id)
+                else:
+                    try:
+                        if job.run_id not in workers:
+                            workers[job.run_id] = RunWorker.load(store, job.run_id, holder=holder, approve=approve)
+                        workers[job.run_id].work(claimed, tally)
+                    finally:
+                        store.ledger.release([job.id], holder)
                 task.advance()
-        pending = store.jobs(run_id, states=UNFINISHED_STATES)
-        if not wait or not pending or (deadline is not None and time.monotonic() >= deadline):
+        remaining = store.ledger.jobs(run_id, states=UNFINISHED_STATES)
+        blocked = {job.id for job in remaining} <= tally.awaiting_approval
+        if not wait or not remaining or blocked or (deadline is not None and time.monotonic() >= deadline):
             break
         time.sleep(interval)
-    failed = store.jobs(run_id, states=[JobState.FAILED])
-    return CollectResult(samples=store.count_samples(run_id), pending_jobs=len(pending), failed_jobs=len(failed))
+    return CollectResult(
+        samples=store.results.count_samples(run_id),
+        pending_jobs=len(remaining),
+        failed_jobs=len(store.ledger.jobs(run_id, states=[JobState.FAILED])),
+        waiting_on_errors=len(tally.waiting_on_errors & {job.id for job in remaining}),
+        awaiting_approval=len(tally.awaiting_approval & {job.id for job in remaining}),
+    )
+
+
+def cancel_run(store: Store, run_id: int | None = None) -> list[CancelOutcome]:
+    """Ask the provider to cancel a run's unfinished jobs; one outcome per job.
+
+    A job is cancelled when the provider confirms it (or it never reached the
+    provider); one that finished first is collected; a job another collector
+    holds, or whose provider could not be reached, is reported as such.
+    """
+    run = store.ledger.run(run_id)
+    unfinished = store.ledger.jobs(run.id, states=UNFINISHED_STATES)
+    if not unfinished:
+        return []
+    holder = holder_id()
+    worker = RunWorker.load(store, run.id, holder=holder)
+    outcomes = []
+    for job in unfinished:
+        claimed = store.ledger.claim(job, holder)
+        if claimed is None:
+            outcomes.append(CancelOutcome(job.id, "not cancelled: another qhw process is working on it; try again"))
+            continue
+        try:
+            outcomes.append(CancelOutcome(job.id, worker.cancel(claimed)))
+        except BackendError as err:  # per job: the others are still tried
+            current = store.ledger.job(job.id)
+            store.ledger.record_error(current, str(err))
+            outcomes.append(CancelOutcome(job.id, f"not confirmed: {err}"))
+        finally:
+            store.ledger.release([job.id], holder)
+    return outcomes
 
 
 def export_results(store: Store, run_id: int | None, out: Path) -> Path:
@@ -190,9 +268,9 @@ def export_results(store: Store, run_id: int | None, out: Path) -> Path:
     Keys: counts (samples x circuits x 2**qubits, canonical order), shots,
     labels, split ('train'/'test'), sample_index (within its split), backend.
     """
-    run = store.run(run_id)
-    stored = store.run_counts(run.id)
-    arrays = load_arrays(store.feature_set(run.feature_set_id))
+    run = store.ledger.run(run_id)
+    stored = store.results.run_counts(run.id)
+    arrays = load_arrays(store.catalogue.feature_set(run.feature_set_id))
     labels = np.array(
         [arrays.labels(split)[index] for split, index in zip(stored.splits, stored.sample_index)], dtype=np.int64
     )
@@ -213,33 +291,23 @@ def export_results(store: Store, run_id: int | None, out: Path) -> Path:
     return out
 
 
-def cancel_run(store: Store, run_id: int | None = None) -> list[JobRecord]:
-    """Cancel a run's unfinished jobs at the provider; returns the jobs cancelled.
-
-    A job the provider was never asked to run is simply marked cancelled.
-    """
-    run = store.run(run_id)
-    unfinished = store.jobs(run.id, states=UNFINISHED_STATES)
-    if not unfinished:
-        return []
-    backend = get_backend(run.backend, seed=run.seed)
-    cancelled = []
-    for job in unfinished:
-        if job.provider_job_id is not None:
-            try:
-                backend.cancel(job.provider_job_id)
-            except JobNotFoundError:
-                pass  # a local job whose process ended: nothing left to stop
-        cancelled.append(store.update_job(job.id, state=JobState.CANCELLED))
-    return cancelled
+def plan_jobs(backend: Backend, executions: int, shots: int, *, calibrations: int = 0) -> list[JobPlan]:
+    """Jobs within the backend's limits: the samples' executions, then the
+    readout calibration's in jobs of their own (a device that takes one
+    circuit a task gets one calibration state a task)."""
+    per_job = backend.limits.circuits_per_job(shots)
+    plans = [JobPlan(start, min(start + per_job, executions)) for start in range(0, executions, per_job)]
+    plans += [JobPlan(start, min(start + per_job, calibrations), "calibration") for start in range(0, calibrations, per_job)]
+    return plans
 
 
-def _guard_cost(
+def guard_cost(
     backend: Backend,
     estimate: CostEstimate | None,
     max_cost: float | None,
     approve: Callable[[CostEstimate | None], bool] | None,
 ) -> None:
+    """Refuse a paid submission above ``max_cost`` or without approval."""
     if not backend.is_paid:
         return
     if max_cost is not None:
@@ -253,6 +321,19 @@ def _guard_cost(
     if approve is None or not approve(estimate):
         shown = estimate if estimate is not None else "unknown (no price for this device)"
         raise ConfigError(f"{backend.name} costs money (estimate: {shown}); not confirmed, nothing was submitted")
+
+
+def _work_all(store: Store, worker: RunWorker, jobs: list[JobRecord], progress: Progress, title: str) -> Tally:
+    """Work jobs this process has claimed, in a provider batch; release the claims."""
+    tally = Tally()
+    try:
+        with progress.task(title, total=len(jobs)) as task, worker.backend.batch(len(jobs)):
+            for job in jobs:
+                worker.work(job, tally)
+                task.advance()
+    finally:
+        store.ledger.release([job.id for job in jobs], worker.holder)
+    return tally
 
 
 def _check_shots(backend: Backend, shots: int) -> None:
@@ -280,88 +361,3 @@ def _run_circuit(executable: Executable, order: np.ndarray, calibration: Executa
         sample_order=order,
         calibration_qpy=None if calibration is None else circuits.to_qpy(calibration.circuit),
     )
-
-
-class _RunTracker:
-    """Everything needed to (re)submit and collect the jobs of one run."""
-
-    def __init__(
-        self,
-        store: Store,
-        run: RunRecord,
-        backend: Backend,
-        executable: Executable,
-        arrays,
-        order,
-        calibration: Executable | None = None,
-    ) -> None:
-        self.store = store
-        self.run = run
-        self.backend = backend
-        self.executable = executable
-        self.calibration = calibration
-        angles = np.empty((len(order), arrays.angles_train.shape[1]))
-        for code, name in SPLIT_NAMES.items():
-            rows = order[:, 0] == code
-            angles[rows] = arrays.angles(name)[order[rows, 1]]
-        self.parameters = circuits.parameter_rows(angles, run.circuits_per_sample, executable.circuit)
-
-    @classmethod
-    def load(cls, store: Store, run_id: int) -> "_RunTracker":
-        """Rebuild a tracker from the database alone (a later process)."""
-        run = store.run(run_id)
-        stored = store.run_circuit(run_id)
-        backend = get_backend(run.backend, seed=run.seed)
-        executable = Executable(circuit=circuits.from_qpy(stored.qpy), layout=run.layout)
-        calibration = None
-        if stored.calibration_qpy is not None:
-            calibration = Executable(circuit=circuits.from_qpy(stored.calibration_qpy), layout=run.layout)
-        arrays = load_arrays(store.feature_set(run.feature_set_id))
-        return cls(store, run, backend, executable, arrays, stored.sample_order, calibration)
-
-    def submit_job(self, job: JobRecord) -> JobRecord:
-        tags = [f"qhw-run={self.run.id}", f"qhw-job={job.id}"]
-        seed = None if self.run.seed is None else self.run.seed + job.execution_start
-        if job.purpose == "calibration":
-            seed = None if seed is None else seed + len(self.parameters)
-            executable, values = self.calibration, circuits.calibration_rows(self.run.num_qubits)
-        else:
-            executable, values = self.executable, self.parameters[job.execution_start : job.execution_stop]
-        try:
-            provider_id = self.backend.submit(executable, values, self.run.shots, tags, seed=seed)
-        except Exception as err:  # provider boundary: keep whatever the provider said
-            return self.store.update_job(job.id, state=JobState.FAILED, error=f"{type(err).__name__}: {err}")
-        return self.store.update_job(job.id, state=JobState.QUEUED, provider_job_id=provider_id)
-
-    def refresh(self, job: JobRecord) -> JobRecord:
-        """Move a job one step on from what the provider says now."""
-        if job.provider_job_id is None:
-            return self.submit_job(job)
-        try:
-            status = self.backend.status(job.provider_job_id)
-        except JobNotFoundError as err:
-            if self.backend.is_local:
-                return self.submit_job(job)
-            return self.store.update_job(job.id, state=JobState.FAILED, error=str(err))
-        if status.state is JobState.DONE:
-            try:
-                counts = self.backend.result(job.provider_job_id)
-            except Exception as err:  # provider boundary
-                return self.store.update_job(job.id, state=JobState.FAILED, error=f"{type(err).__name__}: {err}")
-            if job.purpose == "calibration":
-                self.store.store_calibration(job, counts, self.run.shots)  # marks it collected
-            else:
-                usage = self.backend.usage(job.provider_job_id)
-                self.store.store_results(job, counts, self.run.shots, quantum_seconds=usage)  # marks it collected
-            return replace(job, state=JobState.COLLECTED)
-        if status.state is not job.state or status.error:
-            return self.store.update_job(job.id, state=status.state, error=status.error)
-        return job
-
-    def finish_local(self, job: JobRecord) -> JobRecord:
-        """A local simulator's job completes in this process: follow it to the end."""
-        while job.state in UNFINISHED_STATES:
-            job = self.refresh(job)
-            if job.state in (JobState.QUEUED, JobState.RUNNING):
-                time.sleep(LOCAL_POLL_SECONDS)
-        return job

@@ -12,7 +12,7 @@ from qhw.datasets import NUM_CLASSES
 from qhw.errors import ConfigError, TrainingError
 from qhw.features import load_arrays
 from qhw.progress import Progress, SilentProgress, import_keras, keras_callback
-from qhw.records import EvaluationRecord, ModelRecord, RunRecord
+from qhw.records import EvaluationRecord, ModelRecord, ModelSpec, RunRecord
 from qhw.store import Store
 
 DEFAULT_EPOCHS = 60
@@ -46,8 +46,8 @@ class OutcomeFeatures:
 
 def outcome_features(store: Store, run: RunRecord) -> OutcomeFeatures:
     """Counts / shots of every complete sample of a run, K distributions side by side."""
-    stored = store.run_counts(run.id)
-    arrays = load_arrays(store.feature_set(run.feature_set_id))
+    stored = store.results.run_counts(run.id)
+    arrays = load_arrays(store.catalogue.feature_set(run.feature_set_id))
     labels = np.array(
         [arrays.labels(split)[index] for split, index in zip(stored.splits, stored.sample_index)], dtype=np.int64
     )
@@ -69,7 +69,7 @@ def train_hybrid(
         TrainingError: the run has no stored train or test samples.
     """
     _check_epochs(epochs)
-    run = store.run(run_id)
+    run = store.ledger.run(run_id)
     data = outcome_features(store, run)
     train, test = data.splits == "train", data.splits == "test"
     if not train.any():
@@ -108,7 +108,7 @@ def train_classical(
 ) -> TrainResult:
     """The baseline: the same kind of classifier on the autoencoder's latent."""
     _check_epochs(epochs)
-    feature_set = store.feature_set(feature_set_id)
+    feature_set = store.catalogue.feature_set(feature_set_id)
     arrays = load_arrays(feature_set)
     return _fit_and_register(
         store,
@@ -134,8 +134,8 @@ def evaluate_on_run(store: Store, *, model_id: int, run_id: int) -> EvaluationRe
     This is the transfer case: trained on simulator outcomes, applied to
     what a (real or emulated) device measured.
     """
-    model_record = store.model(model_id)
-    run = store.run(run_id)
+    model_record = store.catalogue.model(model_id)
+    run = store.ledger.run(run_id)
     if model_record.kind != "hybrid":
         raise ConfigError(f"model {model_id} is {model_record.kind}; only hybrid models classify run outcomes")
     if run.feature_set_id != model_record.feature_set_id:
@@ -150,7 +150,7 @@ def evaluate_on_run(store: Store, *, model_id: int, run_id: int) -> EvaluationRe
     keras = import_keras()
     model = keras.models.load_model(model_record.weights_path)
     accuracy = _accuracy(model, data.x[test], data.y[test])
-    return store.add_evaluation(model_id=model_id, run_id=run.id, accuracy=accuracy, test_samples=int(test.sum()))
+    return store.catalogue.add_evaluation(model_id=model_id, run_id=run.id, accuracy=accuracy, test_samples=int(test.sum()))
 
 
 def build_classifier(
@@ -235,7 +235,7 @@ def _fit_and_register(
     path = config.data_dir("models") / f"{uuid.uuid4().hex}.keras"
     model.save(path)
     try:
-        model_record, evaluation = store.add_model(
+        spec = ModelSpec(
             kind=kind,
             feature_set_id=feature_set_id,
             run_id=run_id,
@@ -243,9 +243,8 @@ def _fit_and_register(
             epochs=epochs,
             seed=seed,
             weights_path=path,
-            evaluation_accuracy=accuracy,
-            test_samples=len(y_test),
         )
+        model_record, evaluation = store.catalogue.add_model(spec, accuracy=accuracy, test_samples=len(y_test))
     except BaseException:
         path.unlink(missing_ok=True)
         raise

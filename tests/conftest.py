@@ -61,6 +61,29 @@ def featured_store(built_home, home):
     store.close()
 
 
+@pytest.fixture
+def ibm_cloud(monkeypatch, tmp_path):
+    """A stateful fake IBM Quantum (kept in a file) in place of the Runtime client."""
+    from fake_clouds import FakeIBMCloud
+
+    return FakeIBMCloud(tmp_path / "ibm.cloud").install(monkeypatch)
+
+
+@pytest.fixture
+def braket_cloud(monkeypatch, tmp_path):
+    """A stateful fake Amazon Braket (kept in a file) in place of the AWS clients."""
+    from fake_clouds import FakeBraketCloud
+
+    return FakeBraketCloud(tmp_path / "braket.cloud").install(monkeypatch)
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    """Retries without the waits between them (the backoff itself is tenacity's)."""
+    monkeypatch.setenv("QHW_RETRY_INITIAL_WAIT", "0")
+    monkeypatch.setenv("QHW_RETRY_MAX_WAIT", "0")
+
+
 def circuit_distribution(angles: np.ndarray) -> np.ndarray:
     """The feature map's exact outcome distribution, computed without Qiskit.
 

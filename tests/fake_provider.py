@@ -55,7 +55,7 @@ class RemoteLikeBackend(AerBackend):
         super().__init__(seed=seed)
         self.name = name
 
-    def submit(self, executable, parameter_values, shots, tags, *, seed=None) -> str:
+    def submit(self, executable, parameter_values, shots, tags, *, seed=None, idempotency_key=None) -> str:
         if self.name == "remote_rejecting":
             raise BackendError("device is in maintenance until 14:00 UTC")
         local_id = super().submit(executable, parameter_values, shots, tags, seed=seed)
@@ -71,6 +71,10 @@ class RemoteLikeBackend(AerBackend):
         else:
             SERVICE[job_id] = _ServiceJob([JobState.QUEUED, JobState.RUNNING, JobState.DONE], counts, tags=list(tags))
         return job_id
+
+    def find_job(self, idempotency_key, since):
+        tag = f"qhw-key={idempotency_key}"
+        return next((job_id for job_id, job in SERVICE.items() if tag in job.tags), None)
 
     def status(self, job_id: str) -> JobStatus:
         job = self._service_job(job_id)

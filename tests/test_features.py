@@ -13,7 +13,7 @@ from conftest import SMALL_TEST, SMALL_TRAIN, circuit_distribution
 
 
 def test_a_feature_set_is_registered_with_its_files(featured_store):
-    record = featured_store.feature_set()
+    record = featured_store.catalogue.feature_set()
     assert (record.id, record.components, record.latent_dim) == (1, 5, 64)
     assert (record.n_train, record.n_test) == (SMALL_TRAIN, SMALL_TEST)
     assert len(record.dataset_fingerprint) == 64 and record.reconstruction_mse > 0
@@ -26,7 +26,7 @@ def test_a_feature_set_is_registered_with_its_files(featured_store):
 
 
 def test_angles_span_minus_to_plus_half_pi_on_train_and_test_is_clipped(featured_store):
-    arrays = load_arrays(featured_store.feature_set())
+    arrays = load_arrays(featured_store.catalogue.feature_set())
     assert np.allclose(arrays.angles_train.min(axis=0), -np.pi / 2)
     assert np.allclose(arrays.angles_train.max(axis=0), np.pi / 2)
     assert np.abs(arrays.angles_test).max() <= np.pi / 2 + 1e-12
@@ -39,14 +39,14 @@ def test_the_same_seed_gives_the_same_features(store):
     a, b = load_arrays(first), load_arrays(second)
     assert np.allclose(a.angles_train, b.angles_train, atol=1e-5)
     assert np.allclose(a.angles_test, b.angles_test, atol=1e-5)
-    assert [r.id for r in store.feature_sets()] == [first.id, second.id]
+    assert [r.id for r in store.catalogue.feature_sets()] == [first.id, second.id]
 
 
 def test_ten_components_run_two_circuits_per_sample(store):
     record = build_features(store, limit_train=100, limit_test=30, epochs=2, components=10)
     assert record.circuits_per_sample == 2
     run = runs.submit(store, backend_name="aer_simulator", feature_set_id=record.id, split="test", shots=4000).run
-    stored = store.run_counts(run.id)
+    stored = store.results.run_counts(run.id)
     assert stored.counts.shape == (30, 2, 32)
     angles = load_arrays(record).angles_test[stored.sample_index]
     for k in range(2):
@@ -69,5 +69,5 @@ def test_ten_components_run_two_circuits_per_sample(store):
 def test_bad_options_write_nothing(store, options, error, message):
     with pytest.raises(error, match=message):
         build_features(store, **options)
-    assert store.feature_sets() == []
+    assert store.catalogue.feature_sets() == []
     assert not any(config.data_dir("features").iterdir())

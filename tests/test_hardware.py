@@ -15,36 +15,19 @@ from qhw.features import load_arrays
 from qhw.records import JobState
 
 from conftest import SMALL_TEST, SMALL_TRAIN, circuit_distribution
-from fake_clouds import FakeBraketCloud, FakeRuntimeService, FakeSampler
 
 
 def approve(estimate) -> bool:
     return True
 
 
-@pytest.fixture
-def ibm_cloud(monkeypatch):
-    service = FakeRuntimeService()
-    monkeypatch.setattr(ibm_adapter, "runtime_service", lambda: service)
-    monkeypatch.setattr(ibm_adapter, "sampler", lambda mode: FakeSampler(service, mode))
-    return service
-
-
-@pytest.fixture
-def braket_cloud(monkeypatch):
-    cloud = FakeBraketCloud()
-    monkeypatch.setattr(braket_adapter, "aws_device", cloud.device)
-    monkeypatch.setattr(braket_adapter, "aws_task", cloud.task)
-    return cloud
-
-
 def _nothing_written(store) -> bool:
-    return store.runs() == [] and store.jobs() == []
+    return store.ledger.runs() == [] and store.ledger.jobs() == []
 
 
 def _distances(store, run_id: int) -> np.ndarray:
-    stored = store.run_counts(run_id)
-    arrays = load_arrays(store.feature_set(1))
+    stored = store.results.run_counts(run_id)
+    arrays = load_arrays(store.catalogue.feature_set(1))
     angles = np.stack([arrays.angles(s)[i] for s, i in zip(stored.splits, stored.sample_index)])
     measured = stored.counts[:, 0, :] / stored.counts[:, 0, :].sum(axis=1, keepdims=True)
     return 0.5 * np.abs(measured - circuit_distribution(angles)).sum(axis=1)
@@ -57,14 +40,16 @@ def test_an_ibm_run_is_tagged_followed_and_collected_after_a_restart(featured_st
     result = runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=30, shots=2000, approve=approve)
     (job,) = result.jobs
     assert job.state is JobState.QUEUED and job.provider_job_id in ibm_cloud.jobs
-    assert ibm_cloud.jobs[job.provider_job_id].tags == [f"qhw-run={result.run.id}", f"qhw-job={job.id}"]
+    assert ibm_cloud.jobs[job.provider_job_id]["tags"] == job.tags == [
+        f"qhw-run={result.run.id}", f"qhw-job={job.id}", f"qhw-key={job.idempotency_key}"
+    ]
     assert result.run.cost_estimate_usd and result.run.cost_estimate_usd > 0
     states = []
     for _ in range(3):  # each collect builds a new adapter from the database alone
         runs.collect(featured_store)
-        states.append(featured_store.jobs()[0].state)
+        states.append(featured_store.ledger.jobs()[0].state)
     assert states == [JobState.QUEUED, JobState.RUNNING, JobState.COLLECTED]
-    assert featured_store.jobs()[0].quantum_seconds == 1.25
+    assert featured_store.ledger.jobs()[0].quantum_seconds == 1.25
     assert (_distances(featured_store, result.run.id) < 0.08).all()
 
 
@@ -72,30 +57,31 @@ def test_a_run_of_several_ibm_jobs_goes_in_one_batch(featured_store, ibm_cloud, 
     monkeypatch.setattr(ibm_adapter, "MAX_EXECUTIONS_PER_JOB", 20 * 100)  # 20 circuits a job at 100 shots
     result = runs.submit(featured_store, backend_name="ibm_torino", split="test", limit=50, shots=100, approve=approve)
     assert [j.executions for j in result.jobs] == [20, 20, 10]
-    assert all(ibm_cloud.jobs[j.provider_job_id].in_batch for j in result.jobs)
+    assert all(ibm_cloud.jobs[j.provider_job_id]["in_batch"] for j in result.jobs)
     single = runs.submit(featured_store, backend_name="ibm_torino", split="test", limit=10, shots=100, approve=approve)
-    assert not ibm_cloud.jobs[single.jobs[0].provider_job_id].in_batch
+    assert not ibm_cloud.jobs[single.jobs[0].provider_job_id]["in_batch"]
 
 
 def test_a_failed_ibm_job_keeps_the_reason(featured_store, ibm_cloud):
-    ibm_cloud.fail_next = "Error code 8041; the job exceeded the maximum execution time"
+    ibm_cloud.set(fail_next="Error code 8041; the job exceeded the maximum execution time")
     runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=10, shots=100, approve=approve)
     result = runs.collect(featured_store, wait=True, interval=0.01)
-    (job,) = featured_store.jobs()
+    (job,) = featured_store.ledger.jobs()
     assert job.state is JobState.FAILED and "8041" in job.error and result.failed_jobs == 1
 
 
 def test_cancelling_an_ibm_run_cancels_at_the_provider(featured_store, ibm_cloud):
     run = runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=10, shots=100, approve=approve).run
-    cancelled = runs.cancel_run(featured_store, run.id)
-    assert [j.state for j in cancelled] == [JobState.CANCELLED]
-    assert ibm_cloud.jobs[cancelled[0].provider_job_id].cancelled
+    (outcome,) = runs.cancel_run(featured_store, run.id)
+    (job,) = featured_store.ledger.jobs(run.id)
+    assert outcome.outcome == "cancelled" and job.state is JobState.CANCELLED
+    assert ibm_cloud.jobs[job.provider_job_id]["cancelled"]
     assert runs.collect(featured_store).pending_jobs == 0
     assert runs.cancel_run(featured_store, run.id) == []
 
 
 def test_a_device_that_is_not_operational_is_refused_before_anything_is_written(featured_store, ibm_cloud):
-    ibm_cloud.operational = False
+    ibm_cloud.set(operational=False)
     with pytest.raises(BackendError, match="not operational"):
         runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=10, shots=100, approve=approve)
     assert _nothing_written(featured_store)
@@ -119,7 +105,7 @@ def test_braket_local_simulators_agree_with_aer_sample_by_sample(featured_store,
     """The same feature set on aer_simulator and on Braket gives the same distributions (bit order)."""
     aer = runs.submit(featured_store, backend_name="aer_simulator", split="test", limit=40, shots=4000).run
     other = runs.submit(featured_store, backend_name=backend_name, split="test", limit=40, shots=4000).run
-    a, b = featured_store.run_counts(aer.id), featured_store.run_counts(other.id)
+    a, b = featured_store.results.run_counts(aer.id), featured_store.results.run_counts(other.id)
     assert (a.sample_index == b.sample_index).all()
     distance = 0.5 * np.abs(a.counts[:, 0, :].astype(np.int64) - b.counts[:, 0, :]).sum(axis=1) / 4000
     # Two independent 4,000-shot samples of one distribution differ by about 0.04.
@@ -149,36 +135,42 @@ def test_a_braket_run_packs_100_executables_a_task_and_survives_a_restart(featur
     result = runs.submit(featured_store, backend_name="braket_sv1", split="all", shots=2000, approve=approve)
     n = SMALL_TRAIN + SMALL_TEST
     assert [j.executions for j in result.jobs] == [100] * (n // 100)  # N samples -> N/100 tasks
-    assert sorted(t.executables for t in braket_cloud.tasks.values()) == [100] * (n // 100)
+    assert sorted(t["executables"] for t in braket_cloud.tasks.values()) == [100] * (n // 100)
     first = result.jobs[0]
-    assert braket_cloud.tasks[first.provider_job_id].tags == {"qhw-run": str(result.run.id), "qhw-job": str(first.id)}
+    assert braket_cloud.tasks[first.provider_job_id]["tags"] == {
+        "qhw-run": str(result.run.id), "qhw-job": str(first.id), "qhw-key": first.idempotency_key
+    }
+    assert braket_cloud.tasks[first.provider_job_id]["token"] == first.idempotency_key  # the clientToken
     for _ in range(3):
         collected = runs.collect(featured_store)
     assert collected.samples == n and collected.pending_jobs == 0
-    assert all(j.state is JobState.COLLECTED for j in featured_store.jobs())
+    assert all(j.state is JobState.COLLECTED for j in featured_store.ledger.jobs())
     distance = _distances(featured_store, result.run.id)  # shot noise alone: about 0.05 at 2,000 shots
     assert distance.mean() < 0.07 and distance.max() < 0.12, distance
 
 
 def test_a_failed_braket_task_keeps_the_reason(featured_store, braket_cloud):
-    braket_cloud.fail_tasks = "Device calibration in progress"
+    braket_cloud.set(fail_tasks="Device calibration in progress")
     runs.submit(featured_store, backend_name="braket_sv1", split="test", limit=10, shots=100, approve=approve)
     runs.collect(featured_store, wait=True, interval=0.01)
-    (job,) = featured_store.jobs()
+    (job,) = featured_store.ledger.jobs()
     assert job.state is JobState.FAILED and job.error == "Device calibration in progress"
 
 
 def test_cancelling_a_braket_run_cancels_its_tasks(featured_store, braket_cloud):
     run = runs.submit(featured_store, backend_name="iqm_garnet", split="test", limit=10, shots=100, approve=approve).run
-    (job,) = runs.cancel_run(featured_store, run.id)
-    assert job.state is JobState.CANCELLED and braket_cloud.tasks[job.provider_job_id].cancelled
+    (outcome,) = runs.cancel_run(featured_store, run.id)
+    (job,) = featured_store.ledger.jobs(run.id)
+    assert outcome.outcome == "cancelled" and job.state is JobState.CANCELLED
+    assert braket_cloud.tasks[job.provider_job_id]["cancelled"]
 
 
 def test_a_task_the_provider_no_longer_knows_is_marked_failed(featured_store, braket_cloud):
     runs.submit(featured_store, backend_name="braket_sv1", split="test", limit=10, shots=100, approve=approve)
-    braket_cloud.tasks.clear()
+    with braket_cloud.state() as state:
+        state["jobs"].clear()
     runs.collect(featured_store)
-    (job,) = featured_store.jobs()
+    (job,) = featured_store.ledger.jobs()
     assert job.state is JobState.FAILED and "has no task" in job.error
 
 
@@ -190,8 +182,7 @@ def test_a_task_the_provider_no_longer_knows_is_marked_failed(featured_store, br
     ],
 )
 def test_the_device_is_checked_before_anything_is_written(featured_store, braket_cloud, cloud_change, shots, error, message):
-    for key, value in cloud_change.items():
-        setattr(braket_cloud, key, value)
+    braket_cloud.set(**cloud_change)
     with pytest.raises(error, match=message):
         runs.submit(featured_store, backend_name="braket_sv1", split="test", limit=10, shots=shots, approve=approve)
     assert _nothing_written(featured_store) and braket_cloud.tasks == {}
@@ -308,7 +299,7 @@ def test_paid_submission_prints_the_estimate_and_needs_yes(featured_store, brake
     accepted = _cli("submit", "--backend", "iqm_garnet", "--split", "test", "--limit", "10", "--shots", "100", "--yes", "--json")
     assert accepted.exit_code == 0, accepted.output
     assert "Estimated cost on iqm_garnet: $1.75" in accepted.stderr
-    run = featured_store.run()
+    run = featured_store.ledger.run()
     assert run.backend == "iqm_garnet" and run.cost_estimate_usd == pytest.approx(1.75)
 
 
@@ -316,14 +307,16 @@ def test_poll_collect_and_cancel_from_the_command_line(featured_store, braket_cl
     import json
 
     _cli("submit", "--backend", "braket_sv1", "--split", "test", "--limit", "10", "--shots", "100", "--yes")
+    quiet = {"jobs_waiting_on_errors": 0, "jobs_awaiting_approval": 0}
     polled = json.loads(_cli("poll", "--json").stdout)
-    assert polled == {"samples": 0, "pending_jobs": 1, "failed_jobs": 0}
+    assert polled == {"samples": 0, "pending_jobs": 1, "failed_jobs": 0, **quiet}
     collected = json.loads(_cli("collect", "--wait", "--interval", "0.01", "--json").stdout)
-    assert collected == {"samples": 10, "pending_jobs": 0, "failed_jobs": 0}
+    assert collected == {"samples": 10, "pending_jobs": 0, "failed_jobs": 0, **quiet}
     _cli("submit", "--backend", "braket_sv1", "--split", "test", "--limit", "10", "--shots", "100", "--yes")
     cancelled = json.loads(_cli("cancel", "--json").stdout)
-    assert cancelled == {"cancelled_jobs": [featured_store.jobs(featured_store.run().id)[0].id]}
-    assert featured_store.jobs(featured_store.run().id)[0].state is JobState.CANCELLED
+    job_id = featured_store.ledger.jobs(featured_store.ledger.run().id)[0].id
+    assert cancelled == {"cancelled_jobs": [job_id], "outcomes": [{"job": job_id, "state": "cancelled", "outcome": "cancelled"}]}
+    assert featured_store.ledger.jobs(featured_store.ledger.run().id)[0].state is JobState.CANCELLED
 
 
 def test_a_device_without_program_sets_gets_one_bound_circuit_per_task(featured_store, monkeypatch):
@@ -353,8 +346,8 @@ def test_credentials_never_reach_the_database_or_home(featured_store, home, ibm_
     runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=5, shots=100, approve=approve)
     runs.submit(featured_store, backend_name="braket_sv1", split="test", limit=5, shots=100, approve=approve)
     runs.collect(featured_store, wait=True, interval=0.01)
-    with featured_store.transaction() as session:
-        session.execute(text("PRAGMA wal_checkpoint(FULL)"))
+    with featured_store.engine.connect() as connection:  # outside any transaction: fold the WAL into the file
+        connection.connection.driver_connection.execute("PRAGMA wal_checkpoint(FULL)")
     for path in home.rglob("*"):
         if path.is_file():
             data = path.read_bytes()

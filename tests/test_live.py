@@ -23,8 +23,8 @@ def _live_run(store, backend_name: str) -> None:
     ).run
     result = runs.collect(store, run_id=run.id, wait=True, interval=15, timeout=3600)
     assert result.pending_jobs == 0, "the provider did not finish within an hour"
-    assert [j.state for j in store.jobs(run.id)] == [JobState.COLLECTED]
-    stored = store.run_counts(run.id)
+    assert [j.state for j in store.ledger.jobs(run.id)] == [JobState.COLLECTED]
+    stored = store.results.run_counts(run.id)
     assert stored.counts.shape == (2, 1, 32) and (stored.counts.sum(axis=2) == 100).all()
 
 

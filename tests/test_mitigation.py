@@ -47,7 +47,7 @@ def test_a_mitigated_run_measures_its_calibration_on_the_same_qubits(featured_st
         ("samples", 20, JobState.COLLECTED),
         ("calibration", 2, JobState.COLLECTED),
     ]
-    calibration = featured_store.calibration(result.run.id)
+    calibration = featured_store.results.calibration(result.run.id)
     assert sorted(calibration) == [0, 31]
     assert calibration[0].argmax() == 0 and calibration[31].argmax() == 31  # noisy, but mostly right
     assert runs.collect(featured_store).samples == 20  # calibrations are not samples
@@ -55,11 +55,11 @@ def test_a_mitigated_run_measures_its_calibration_on_the_same_qubits(featured_st
 
 def test_quasi_probabilities_are_stored_beside_the_raw_counts(featured_store):
     run = runs.submit(featured_store, backend_name="fake_manila", split="test", limit=20, shots=2000, mitigate="readout").run
-    raw_before = featured_store.run_counts(run.id).counts.copy()
+    raw_before = featured_store.results.run_counts(run.id).counts.copy()
     quasi = mitigated_counts(featured_store, run)
     assert quasi.counts.shape == (20, 1, 32)
     assert np.allclose(quasi.counts.sum(axis=-1), 1, atol=1e-4)
-    assert (featured_store.run_counts(run.id).counts == raw_before).all()  # raw counts untouched
+    assert (featured_store.results.run_counts(run.id).counts == raw_before).all()  # raw counts untouched
     with featured_store.transaction() as session:
         stored = session.execute(text("SELECT COUNT(*) FROM mitigated_results WHERE method = :m"), {"m": METHOD}).scalar()
     assert stored == 20

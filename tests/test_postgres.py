@@ -14,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
 from qhw import runs, schema
-from qhw.models import Base
+from qhw.store.models import Base
 from qhw.records import JobState
 from qhw.store import Store
 
@@ -51,7 +51,7 @@ def test_a_run_is_tracked_and_collected_on_postgres(empty_postgres, home):
     result = runs.submit(store, backend_name="aer_simulator", feature_set_id=feature_set.id, split="all", shots=128)
     assert all(job.state is JobState.COLLECTED for job in result.jobs)
     assert runs.collect(store).samples == runs.collect(store).samples == 60
-    stored = store.run_counts(result.run.id)
+    stored = store.results.run_counts(result.run.id)
     assert stored.counts.shape == (60, 1, 32) and (stored.counts.sum(axis=2) == 128).all()
     assert list(stored.splits[:40]) == ["train"] * 40 and list(stored.splits[40:]) == ["test"] * 20
     store.close()

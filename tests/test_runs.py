@@ -34,8 +34,8 @@ def _result_rows(store) -> int:
 def test_local_submit_stores_every_sample_in_canonical_order(featured_store):
     result = runs.submit(featured_store, backend_name="aer_simulator", split="test", limit=20, shots=4000)
     assert result.samples == 20 and all(j.state is JobState.COLLECTED for j in result.jobs)
-    stored = featured_store.run_counts(result.run.id)
-    angles = load_arrays(featured_store.feature_set(1)).angles_test[stored.sample_index]
+    stored = featured_store.results.run_counts(result.run.id)
+    angles = load_arrays(featured_store.catalogue.feature_set(1)).angles_test[stored.sample_index]
     measured = stored.counts[:, 0, :] / 4000
     distance = 0.5 * np.abs(measured - circuit_distribution(angles)).sum(axis=1)
     assert (distance < 0.06).all(), distance
@@ -45,8 +45,8 @@ def test_local_submit_stores_every_sample_in_canonical_order(featured_store):
 def test_a_noisy_device_run_maps_results_back_through_its_layout(featured_store):
     result = runs.submit(featured_store, backend_name="fake_lima", split="test", limit=10, shots=4000)
     assert result.run.layout == (4, 3, 2, 1, 0)  # logical qubit 0 ran on physical qubit 4
-    stored = featured_store.run_counts(result.run.id)
-    angles = load_arrays(featured_store.feature_set(1)).angles_test[stored.sample_index]
+    stored = featured_store.results.run_counts(result.run.id)
+    angles = load_arrays(featured_store.catalogue.feature_set(1)).angles_test[stored.sample_index]
     distance = 0.5 * np.abs(stored.counts[:, 0, :] / 4000 - circuit_distribution(angles)).sum(axis=1)
     assert np.median(distance) < 0.15, distance
 
@@ -75,33 +75,41 @@ def test_a_crash_before_the_provider_answered_is_resubmitted_by_collect(featured
         patch.setattr(AerBackend, "submit", crash)
         with pytest.raises(KeyboardInterrupt):
             runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=50)
-    (job,) = featured_store.jobs()
+    (job,) = featured_store.ledger.jobs()
     assert job.state is JobState.PENDING and job.provider_job_id is None
     result = runs.collect(featured_store)
     assert result.samples == SMALL_TEST and result.pending_jobs == 0
-    assert featured_store.jobs()[0].state is JobState.COLLECTED
+    assert featured_store.ledger.jobs()[0].state is JobState.COLLECTED
 
 
-def test_a_local_job_from_an_ended_process_is_rerun(featured_store, monkeypatch):
+def test_a_local_job_interrupted_before_its_counts_were_stored_is_rerun(featured_store, monkeypatch):
+    from qhw.worker import RunWorker
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt  # the simulator ran; the process "ends" before the commit
+
     with monkeypatch.context() as patch:
-        patch.setattr(runs._RunTracker, "finish_local", lambda self, job: job)  # the process "ends" here
-        runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=50)
-    (job,) = featured_store.jobs()
-    assert job.state is JobState.QUEUED and job.provider_job_id
+        patch.setattr(RunWorker, "_store_counts", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=50)
+    (job,) = featured_store.ledger.jobs()
+    assert job.state is JobState.PENDING and job.claimed_by is None  # the claim was given back
     assert runs.collect(featured_store).samples == SMALL_TEST
-    (job,) = featured_store.jobs()
-    assert job.state is JobState.COLLECTED
+    (job,) = featured_store.ledger.jobs()
+    assert job.state is JobState.COLLECTED and _result_rows(featured_store) == SMALL_TEST
 
 
 def test_remote_jobs_step_through_states_and_survive_a_restart(featured_store, fake_provider):
     submitted = runs.submit(featured_store, backend_name="remote_sim", split="test", limit=30, shots=100)
     (job,) = submitted.jobs
     assert job.state is JobState.QUEUED and job.provider_job_id.startswith("remote-")
-    assert fake_provider.SERVICE[job.provider_job_id].tags == [f"qhw-run={submitted.run.id}", f"qhw-job={job.id}"]
+    assert fake_provider.SERVICE[job.provider_job_id].tags == [
+        f"qhw-run={submitted.run.id}", f"qhw-job={job.id}", f"qhw-key={job.idempotency_key}"
+    ]
     seen = []
     for _ in range(4):  # every collect builds new adapters from the database alone
         result = runs.collect(featured_store)
-        seen.append(featured_store.jobs()[0].state)
+        seen.append(featured_store.ledger.jobs()[0].state)
     assert seen == [JobState.QUEUED, JobState.RUNNING, JobState.COLLECTED, JobState.COLLECTED]
     assert result.samples == 30 and result.pending_jobs == 0
     assert _result_rows(featured_store) == 30
@@ -116,7 +124,7 @@ def test_collect_wait_polls_until_done(featured_store, fake_provider):
 def test_a_failed_job_keeps_the_providers_reason(featured_store, fake_provider):
     runs.submit(featured_store, backend_name="remote_failing", split="test", limit=10, shots=100)
     result = runs.collect(featured_store, wait=True, interval=0.01)
-    (job,) = featured_store.jobs()
+    (job,) = featured_store.ledger.jobs()
     assert job.state is JobState.FAILED
     assert "readout calibration of qubit 3" in job.error
     assert result.failed_jobs == 1 and result.samples == 0
@@ -133,7 +141,7 @@ def test_the_job_row_exists_before_the_provider_is_called(featured_store, monkey
     real_submit = AerBackend.submit
 
     def spy(self, *args, **kwargs):
-        seen.extend((j.state, j.provider_job_id) for j in featured_store.jobs())
+        seen.extend((j.state, j.provider_job_id) for j in featured_store.ledger.jobs())
         return real_submit(self, *args, **kwargs)
 
     monkeypatch.setattr(AerBackend, "submit", spy)
@@ -155,7 +163,7 @@ def test_the_job_row_exists_before_the_provider_is_called(featured_store, monkey
 def test_bad_submissions_are_refused_before_anything_is_written(featured_store, options, error, message):
     with pytest.raises(error, match=message):
         runs.submit(featured_store, **options)
-    assert featured_store.runs() == [] and featured_store.jobs() == []
+    assert featured_store.ledger.runs() == [] and featured_store.ledger.jobs() == []
 
 
 def test_export_writes_the_documented_keys(featured_store, tmp_path):
@@ -167,6 +175,6 @@ def test_export_writes_the_documented_keys(featured_store, tmp_path):
         assert (data["counts"].sum(axis=2) == 64).all()
         assert int(data["shots"]) == 64 and str(data["backend"]) == "aer_simulator"
         assert sorted(set(data["split"])) == ["test", "train"]
-        arrays = load_arrays(featured_store.feature_set(1))
+        arrays = load_arrays(featured_store.catalogue.feature_set(1))
         for split, index, label in zip(data["split"], data["sample_index"], data["labels"]):
             assert arrays.labels(str(split))[index] == label

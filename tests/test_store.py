@@ -14,8 +14,8 @@ from sqlalchemy import create_engine, text
 import qhw.migrations
 from qhw import schema
 from qhw.errors import ConfigError, NotFoundError, SchemaOutdatedError, StoreError
-from qhw.models import Base
-from qhw.records import JobState
+from qhw.store.models import Base
+from qhw.records import JobPlan, JobState, RunSpec
 from qhw.store import RunCircuit, Store
 
 
@@ -31,7 +31,7 @@ def test_migrations_have_one_head_and_named_files():
     versions = Path(qhw.migrations.__file__).parent / "versions"
     files = sorted(p.name for p in versions.glob("*.py") if p.name != "__init__.py")
     assert files and all(name.split("_", 1)[0].isdigit() and "_" in name for name in files)
-    assert schema.head_revision() == "0003"
+    assert schema.head_revision() == "0004"
 
 
 def test_fresh_database_is_created_at_head_with_sqlite_pragmas(store):
@@ -62,13 +62,13 @@ def test_database_behind_head_is_refused_until_upgraded(tmp_path, monkeypatch):
     _with_extra_migration(
         tmp_path,
         monkeypatch,
-        'revision = "0099"\ndown_revision = "0003"\nbranch_labels = None\ndepends_on = None\n\n'
+        'revision = "0099"\ndown_revision = "0004"\nbranch_labels = None\ndepends_on = None\n\n'
         "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n",
     )
     with pytest.raises(SchemaOutdatedError, match="qhw db upgrade"):
         Store(url)
     before, after = Store(url, check_schema=False).upgrade()
-    assert (before, after) == ("0003", "0099")
+    assert (before, after) == ("0004", "0099")
     Store(url).close()  # now accepted
 
 
@@ -89,23 +89,21 @@ def test_unreachable_and_invalid_urls_give_clear_errors(tmp_path):
 
 def test_newest_lookups_name_the_command_that_makes_one(store):
     with pytest.raises(NotFoundError, match="qhw features build"):
-        store.feature_set()
+        store.catalogue.feature_set()
     with pytest.raises(NotFoundError, match="qhw submit"):
-        store.run()
+        store.ledger.run()
     with pytest.raises(NotFoundError, match="no run with id 42"):
-        store.run(42)
+        store.ledger.run(42)
 
 
 def _run(store: Store, feature_set_id: int, n_samples: int, k: int = 1):
     order = np.column_stack([np.zeros(n_samples), np.arange(n_samples)]).astype(np.int32)
-    return store.create_run(
-        run_fields=dict(
-            feature_set_id=feature_set_id, backend="aer_simulator", provider="aer", split="train", shots=10,
-            num_qubits=5, circuits_per_sample=k, n_samples=n_samples, seed=0, cost_estimate_usd=None,
-        ),
-        circuit=RunCircuit(qpy=b"qpy", qasm3="OPENQASM 3.0;", sample_order=order),
-        layout=range(5),
-        job_ranges=[(0, n_samples * k)],
+    spec = RunSpec(
+        feature_set_id=feature_set_id, backend="aer_simulator", provider="aer", split="train", shots=10, num_qubits=5,
+        circuits_per_sample=k, n_samples=n_samples, seed=0, layout=(0, 1, 2, 3, 4), cost_estimate_usd=None,
+    )
+    return store.ledger.create_run(
+        spec, RunCircuit(qpy=b"qpy", qasm3="OPENQASM 3.0;", sample_order=order), [JobPlan(0, n_samples * k)]
     )
 
 
@@ -113,14 +111,14 @@ def test_results_are_stored_once_and_read_back_in_order(featured_store):
     run, (job,) = _run(featured_store, 1, n_samples=4, k=2)
     counts = np.zeros((8, 32), dtype=np.uint32)
     counts[np.arange(8), np.arange(8)] = 10
-    assert featured_store.store_results(job, counts, 10) == 8
-    assert featured_store.store_results(job, counts, 10) == 0  # already collected
-    assert featured_store.jobs(run.id)[0].state is JobState.COLLECTED
-    stored = featured_store.run_counts(run.id)
+    assert featured_store.results.store_counts(job, counts, 10) == 8
+    assert featured_store.results.store_counts(job, counts, 10) == 0  # already collected
+    assert featured_store.ledger.jobs(run.id)[0].state is JobState.COLLECTED
+    stored = featured_store.results.run_counts(run.id)
     assert stored.counts.shape == (4, 2, 32)
     assert (stored.counts.reshape(8, 32) == counts).all()
     assert list(stored.sample_index) == [0, 1, 2, 3]
-    assert featured_store.count_samples(run.id) == 4
+    assert featured_store.results.count_samples(run.id) == 4
 
 
 def test_state_column_rejects_unknown_states(featured_store):
@@ -128,13 +126,13 @@ def test_state_column_rejects_unknown_states(featured_store):
     with pytest.raises(StoreError):
         with featured_store.transaction() as session:
             session.execute(text("UPDATE jobs SET state = 'exploded' WHERE id = :id"), {"id": job.id})
-    assert featured_store.jobs()[0].state is JobState.PENDING
+    assert featured_store.ledger.jobs()[0].state is JobState.PENDING
 
 
 def test_a_failed_transaction_leaves_nothing_behind(featured_store):
     with pytest.raises(StoreError):
         _run(featured_store, feature_set_id=999, n_samples=2)  # foreign key violation
-    assert featured_store.runs() == [] and featured_store.jobs() == []
+    assert featured_store.ledger.runs() == [] and featured_store.ledger.jobs() == []
 
 
 def test_a_populated_database_from_the_first_schema_upgrades_with_its_data(tmp_path):
@@ -167,9 +165,9 @@ def test_a_populated_database_from_the_first_schema_upgrades_with_its_data(tmp_p
     before, after = Store(url, check_schema=False).upgrade()
     assert (before, after) == ("0001", schema.head_revision())
     store = Store(url)
-    (job,) = store.jobs()
+    (job,) = store.ledger.jobs()
     assert (job.provider_job_id, job.state, job.purpose, job.quantum_seconds) == ("abc", JobState.COLLECTED, "samples", None)
-    assert store.run(1).mitigation is None and store.count_samples(1) == 1
+    assert store.ledger.run(1).mitigation is None and store.results.count_samples(1) == 1
     with store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
 

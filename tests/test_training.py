@@ -19,7 +19,7 @@ def test_classical_baseline_learns_from_the_latent(featured_store):
     assert (result.train_samples, result.test_samples) == (SMALL_TRAIN, SMALL_TEST)
     assert result.accuracy > 4 * CHANCE
     assert result.model.weights_path.is_file()
-    assert [e.accuracy for e in featured_store.evaluations(result.model.id)] == [result.accuracy]
+    assert [e.accuracy for e in featured_store.catalogue.evaluations(result.model.id)] == [result.accuracy]
 
 
 def test_hybrid_learns_from_outcomes_and_transfers_to_a_noisy_device(featured_store):
@@ -32,7 +32,7 @@ def test_hybrid_learns_from_outcomes_and_transfers_to_a_noisy_device(featured_st
     transferred = training.evaluate_on_run(featured_store, model_id=result.model.id, run_id=device.id)
     assert transferred.run_id == device.id and transferred.test_samples == SMALL_TEST
     assert 0.0 <= transferred.accuracy <= 1.0
-    assert len(featured_store.evaluations(result.model.id)) == 2
+    assert len(featured_store.catalogue.evaluations(result.model.id)) == 2
 
 
 def test_a_run_without_train_samples_says_how_to_get_them(featured_store):

@@ -1,7 +1,8 @@
 """SQLAlchemy ORM models of the tracking database.
 
-Only :mod:`qhw.store` and the Alembic environment import this module: the rest
-of qhw sees the frozen records of :mod:`qhw.records`. Every constraint is named
+Only the :mod:`qhw.store` package and the Alembic environment import this
+module: the rest of qhw sees the frozen records of :mod:`qhw.records`, where job
+states, splits and purposes are declared once. Every constraint is named
 (through the metadata naming convention) so migrations can refer to it on any
 database, SQLite's batch mode included.
 """
@@ -24,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from qhw.records import JOB_PURPOSES, RUN_SPLITS, SPLITS, JobState
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -32,11 +35,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-JOB_STATES = ("pending", "queued", "running", "done", "collected", "failed", "cancelled")
-SPLITS = ("train", "test")
-RUN_SPLITS = ("train", "test", "all")
+JOB_STATES = tuple(state.value for state in JobState)
 MODEL_KINDS = ("hybrid", "classical")
-JOB_PURPOSES = ("samples", "calibration")
 MITIGATIONS = ("readout",)
 
 
@@ -124,12 +124,48 @@ class JobRow(Base):
     quantum_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    # The ledger (docs/ledger.md). A fresh random key per submission attempt,
+    # stored before the provider is called and sent as the qhw-key tag (and as
+    # Braket's clientToken), finds the provider's job again after a crash.
+    idempotency_key: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Set and committed just before the provider is called: from then on the
+    # provider may hold a job that we have no id for.
+    submit_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Calls about the job that failed in a row (network, 429, 5xx, a refused
+    # fetch); ``error`` holds the last one. Reset by the next call that works.
+    error_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A collector's claim on the job; it lapses at lease_until (or when its process is gone).
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (
         UniqueConstraint("run_id", "position", name="uq_jobs_run_position"),
+        UniqueConstraint("idempotency_key", name="uq_jobs_idempotency_key"),
         CheckConstraint(_in("state", JOB_STATES), name="state_valid"),
         CheckConstraint(_in("purpose", JOB_PURPOSES), name="purpose_valid"),
         CheckConstraint("execution_stop > execution_start", name="executions_nonempty"),
+        CheckConstraint("attempt > 0 AND error_count >= 0", name="counters_valid"),
+    )
+
+
+class JobEventRow(Base):
+    """A job's history: every state change and every change of provider job, in order."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    old_state: Mapped[str | None] = mapped_column(String(16), nullable=True)  # None: the job was created
+    new_state: Mapped[str] = mapped_column(String(16))
+    provider_job_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint(f"old_state IS NULL OR {_in('old_state', JOB_STATES)}", name="old_state_valid"),
+        CheckConstraint(_in("new_state", JOB_STATES), name="new_state_valid"),
     )
 
 

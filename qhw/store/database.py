@@ -1,0 +1,155 @@
+"""The database itself: engine, the one transaction helper, schema upgrades.
+
+SQLite is set up for several processes at once: WAL (readers never wait for
+the writer), a busy timeout (a writer waits for the lock instead of failing),
+and write transactions that take the write lock when they begin (``BEGIN
+IMMEDIATE``), so that a transaction which read first can never be refused the
+lock half-way (SQLite's "database is locked" that no timeout cures).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from qhw import schema
+from qhw.errors import ConfigError, StoreError
+
+#: How long a SQLite writer waits for another's lock before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 120_000
+#: Serialises first-time schema creation by concurrent processes on PostgreSQL.
+_SCHEMA_LOCK_ID = 0x716877  # "qhw"
+_BEGIN_OPTION = "qhw_sqlite_begin"
+
+
+def _enable_sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # pragma: no cover - driver callback
+        # pysqlite commits DDL on its own, so a failed migration would leave half
+        # a schema; SQLAlchemy's recipe: no driver transactions, BEGIN ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # The timeout first: switching to WAL itself may wait for another process.
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:  # pragma: no cover - driver callback
+        connection.exec_driver_sql(connection.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+
+
+class Database:
+    """One tracking database: opened at the schema head, or refused.
+
+    Opening creates a fresh database at the head and refuses an outdated one
+    (see :func:`qhw.schema.ensure_current`).
+    """
+
+    def __init__(self, url: str, *, check_schema: bool = True) -> None:
+        self.display_url = masked_url(url)
+        try:
+            self.engine = create_engine(make_url(url))
+        except (ArgumentError, NoSuchModuleError, ValueError) as err:
+            raise ConfigError(f"invalid database URL {self.display_url!r}: {reason(err)}") from err
+        except ImportError as err:
+            raise ConfigError(f"the database driver for {self.display_url} is not installed: {err}") from err
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        writer = self.engine
+        if self.is_sqlite:
+            _enable_sqlite_pragmas(self.engine)
+            writer = self.engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+        self._readers = sessionmaker(self.engine, expire_on_commit=False)
+        self._writers = sessionmaker(writer, expire_on_commit=False)
+        if check_schema:
+            try:
+                with self.engine.connect() as connection, self._schema_lock(connection):
+                    schema.ensure_current(connection)
+            except SQLAlchemyError as err:
+                raise StoreError(f"cannot open database {self.display_url}: {reason(err)}") from err
+
+    @contextmanager
+    def _schema_lock(self, connection) -> Iterator[None]:
+        """One transaction that holds the write lock, so two first-time processes
+        do not both create the schema (the second finds it at head)."""
+        if self.is_sqlite:
+            connection = connection.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _SCHEMA_LOCK_ID})
+            yield
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on any error.
+
+        Args:
+            write: False for a transaction that only reads (on SQLite it then
+                does not take the write lock).
+
+        Raises:
+            StoreError: the database refused or failed the work.
+        """
+        session = (self._writers if write else self._readers)()
+        try:
+            yield session
+            session.commit()
+        except SQLAlchemyError as err:
+            session.rollback()
+            raise StoreError(f"database error on {self.display_url}: {reason(err)}") from err
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def upgrade(self) -> tuple[str | None, str]:
+        """Upgrade the schema to head; returns (revision before, revision after).
+
+        On SQLite, Alembic's batch mode rebuilds tables (copy, drop, rename),
+        which the foreign keys of rows pointing at them would refuse; they are
+        switched off for the migration (possible only outside a transaction)
+        and checked before it commits.
+        """
+        try:
+            with self.engine.connect() as connection:
+                raw = connection.connection.driver_connection if self.is_sqlite else None
+                if self.is_sqlite:
+                    raw.execute("PRAGMA foreign_keys=OFF")
+                try:
+                    with self._schema_lock(connection):
+                        before = schema.current_revision(connection)
+                        schema.upgrade(connection)
+                        if self.is_sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                            raise StoreError(f"upgrading {self.display_url} would break foreign keys; nothing was changed")
+                        return before, schema.current_revision(connection) or ""
+                finally:
+                    if self.is_sqlite:
+                        raw.execute("PRAGMA foreign_keys=ON")
+        except SQLAlchemyError as err:
+            raise StoreError(f"cannot upgrade database {self.display_url}: {reason(err)}") from err
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def masked_url(url: str) -> str:
+    """The URL with its password hidden, for every message and log line."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+
+
+def reason(err: Exception) -> str:
+    """The first line of a database error, without SQLAlchemy's wrapping."""
+    original = getattr(err, "orig", None)
+    text_ = str(original if original is not None else err)
+    return text_.strip().splitlines()[0] if text_.strip() else type(err).__name__

@@ -1,0 +1,474 @@
+"""The job ledger: runs, jobs, the state machine and the claims on jobs.
+
+Every state change goes through :func:`transition`, a compare-and-set
+(``UPDATE jobs SET state = :new ... WHERE id = :id AND state = :old``) checked
+against :data:`qhw.records.TRANSITIONS`: a stale process can never move a job
+backwards, and a lost race changes nothing. Each change is written to the
+job's history (job_events) in the same transaction. See docs/ledger.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from qhw.errors import NotFoundError
+from qhw.records import (
+    UNFINISHED_STATES,
+    JobEventRecord,
+    JobPlan,
+    JobRecord,
+    JobState,
+    RunRecord,
+    RunSpec,
+    can_move,
+)
+from qhw.store.database import Database
+from qhw.store.models import JobEventRow, JobRow, RunRow
+
+log = logging.getLogger("qhw.ledger")
+
+#: How long a claim on a job lasts unless renewed. Longer than any one provider
+#: call (a result download, a submission), so a live holder never loses it; a
+#: holder that dies on this machine is noticed at once (see holder_is_gone).
+LEASE_SECONDS = float(os.environ.get("QHW_LEASE_SECONDS", "300"))
+_UNFINISHED_VALUES = [state.value for state in UNFINISHED_STATES]
+
+
+@dataclass(frozen=True)
+class RunCircuit:
+    """What a run needs to (re)submit jobs: the transpiled circuit and sample order."""
+
+    qpy: bytes
+    qasm3: str
+    sample_order: np.ndarray  # (n_samples, 2) int32: split code, sample index
+    calibration_qpy: bytes | None = None  # the readout-calibration circuit, when the run has one
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; qhw writes them in UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=timezone.utc)
+
+
+# --- who holds a claim -------------------------------------------------------------------
+
+
+def _process_start(pid: int) -> str:
+    """The kernel's start time of a process (Linux), so that a reused pid is not
+    taken for the process that held a claim; empty where /proc is absent."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return "" if fields[0] == b"Z" else fields[19].decode()  # a zombie has ended
+    except (OSError, IndexError):
+        return ""
+
+
+_HOLDER: str | None = None
+
+
+def holder_id() -> str:
+    """This process's name in claims: host, pid and the pid's start time."""
+    global _HOLDER
+    if _HOLDER is None or int(_HOLDER.rsplit(":", 2)[1]) != os.getpid():  # a fork is another holder
+        _HOLDER = f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid())}"
+    return _HOLDER
+
+
+def holder_is_gone(holder: str) -> bool:
+    """True when the holder ran on this machine and its process has ended.
+
+    A holder on another machine is never judged gone: its lease must lapse.
+    """
+    try:
+        host, pid_text, started = holder.rsplit(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    now_started = _process_start(pid)
+    return bool(started) and now_started != started
+
+
+# --- the one place state changes ------------------------------------------------------------
+
+
+def _fresh(session: Session, job_id: int) -> JobRow:
+    row = session.execute(
+        select(JobRow).where(JobRow.id == job_id).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError(f"no job with id {job_id}")
+    return row
+
+
+def transition(
+    session: Session,
+    job_id: int,
+    old: JobState,
+    new: JobState,
+    *,
+    note: str | None = None,
+    values: dict | None = None,
+    only_if: Iterable = (),
+) -> bool:
+    """Move a job from ``old`` to ``new`` if, and only if, it is still ``old``.
+
+    Args:
+        session: the transaction the change belongs to (results are written in
+            the same one as the move to collected).
+        values: other columns to set with the state.
+        only_if: extra conditions of the compare-and-set.
+
+    Returns:
+        True when this call moved the job; False for a lost race (another
+        process moved it first) or a move the state machine forbids, which is
+        logged and changes nothing.
+    """
+    if not can_move(old, new):
+        log.warning("job %s: %s -> %s is not an allowed transition; the job is left as it is", job_id, old.value, new.value)
+        return False
+    values = dict(values or {})
+    if new not in UNFINISHED_STATES:
+        values.update(claimed_by=None, lease_until=None)  # nothing left to work on
+    result = session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.state == old.value, *only_if)
+        .values(state=new.value, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        log.debug("job %s: no longer %s (another process moved it); %s not applied", job_id, old.value, new.value)
+        return False
+    session.add(
+        JobEventRow(
+            job_id=job_id, at=utcnow(), old_state=old.value, new_state=new.value,
+            provider_job_id=values.get("provider_job_id"), note=note,
+        )
+    )
+    return True
+
+
+class Ledger:
+    """Runs and their jobs."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    # --- runs ---------------------------------------------------------------------------
+
+    def create_run(
+        self, spec: RunSpec, circuit: RunCircuit, plans: list[JobPlan], *, claimed_by: str | None = None
+    ) -> tuple[RunRecord, list[JobRecord]]:
+        """Write a run and its jobs (all pending, each with a fresh idempotency
+        key) in one transaction; ``claimed_by`` claims every job for the caller."""
+        now = utcnow()
+        with self._db.transaction() as session:
+            run = RunRow(
+                created_at=now,
+                feature_set_id=spec.feature_set_id,
+                backend=spec.backend,
+                provider=spec.provider,
+                split=spec.split,
+                shots=spec.shots,
+                num_qubits=spec.num_qubits,
+                circuits_per_sample=spec.circuits_per_sample,
+                n_samples=spec.n_samples,
+                seed=spec.seed,
+                cost_estimate_usd=spec.cost_estimate_usd,
+                mitigation=spec.mitigation,
+                sample_order=np.ascontiguousarray(circuit.sample_order, dtype="<i4").tobytes(),
+                transpiled_qasm3=circuit.qasm3,
+                transpiled_qpy=circuit.qpy,
+                calibration_qpy=circuit.calibration_qpy,
+                layout=json.dumps([int(q) for q in spec.layout]),
+            )
+            session.add(run)
+            session.flush()
+            lease = now + timedelta(seconds=LEASE_SECONDS) if claimed_by else None
+            jobs = [
+                JobRow(
+                    run_id=run.id,
+                    position=i,
+                    execution_start=plan.execution_start,
+                    execution_stop=plan.execution_stop,
+                    purpose=plan.purpose,
+                    state=JobState.PENDING.value,
+                    idempotency_key=uuid.uuid4().hex,
+                    attempt=1,
+                    error_count=0,
+                    claimed_by=claimed_by,
+                    lease_until=lease,
+                    created_at=now,
+                    updated_at=now,
+                )
+                for i, plan in enumerate(plans)
+            ]
+            session.add_all(jobs)
+            session.flush()
+            session.execute(
+                insert(JobEventRow),
+                [{"job_id": job.id, "at": now, "old_state": None, "new_state": JobState.PENDING.value} for job in jobs],
+            )
+            return run_record(run), [job_record(job) for job in jobs]
+
+    def run(self, run_id: int | None = None) -> RunRecord:
+        """The run with that id, or the newest one when None."""
+        with self._db.transaction(write=False) as session:
+            return run_record(run_row(session, run_id))
+
+    def runs(self) -> list[RunRecord]:
+        with self._db.transaction(write=False) as session:
+            return [run_record(row) for row in session.scalars(select(RunRow).order_by(RunRow.id)).all()]
+
+    def run_circuit(self, run_id: int) -> RunCircuit:
+        with self._db.transaction(write=False) as session:
+            row = run_row(session, run_id)
+            order = np.frombuffer(row.sample_order, dtype="<i4").reshape(-1, 2)
+            return RunCircuit(
+                qpy=row.transpiled_qpy, qasm3=row.transpiled_qasm3, sample_order=order, calibration_qpy=row.calibration_qpy
+            )
+
+    # --- jobs ---------------------------------------------------------------------------
+
+    def jobs(self, run_id: int | None = None, states: Iterable[JobState] | None = None) -> list[JobRecord]:
+        """Jobs in run and position order, of one run or all, in the given states."""
+        with self._db.transaction(write=False) as session:
+            query = select(JobRow).order_by(JobRow.run_id, JobRow.position)
+            if run_id is not None:
+                run_row(session, run_id)
+                query = query.where(JobRow.run_id == run_id)
+            if states is not None:
+                query = query.where(JobRow.state.in_([JobState(s).value for s in states]))
+            return [job_record(row) for row in session.scalars(query).all()]
+
+    def job(self, job_id: int) -> JobRecord:
+        with self._db.transaction(write=False) as session:
+            return job_record(_fresh(session, job_id))
+
+    def events(self, job_id: int | None = None) -> list[JobEventRecord]:
+        """A job's history (or every job's), oldest first."""
+        with self._db.transaction(write=False) as session:
+            query = select(JobEventRow).order_by(JobEventRow.id)
+            if job_id is not None:
+                query = query.where(JobEventRow.job_id == job_id)
+            return [
+                JobEventRecord(
+                    job_id=row.job_id,
+                    at=aware(row.at),
+                    old_state=None if row.old_state is None else JobState(row.old_state),
+                    new_state=JobState(row.new_state),
+                    provider_job_id=row.provider_job_id,
+                    note=row.note,
+                )
+                for row in session.scalars(query).all()
+            ]
+
+    def move(
+        self, job: JobRecord, new: JobState, *, note: str | None = None, error: str | None = None, **values
+    ) -> JobRecord | None:
+        """Compare-and-set ``job`` from the state it was read in to ``new``.
+
+        Returns:
+            The job as it is now, or None when it was no longer in that state
+            (or the move is not allowed): nothing was changed.
+        """
+        if error is not None:
+            values["error"] = error
+        if new not in (JobState.FAILED,):
+            values.setdefault("error_count", 0)
+        with self._db.transaction() as session:
+            if not transition(session, job.id, job.state, new, note=note, values=values):
+                return None
+            return job_record(_fresh(session, job.id))
+
+    # --- submitting ------------------------------------------------------------------------
+
+    def start_submission(self, job: JobRecord, holder: str) -> JobRecord | None:
+        """Record, and commit, that the provider is about to be called for a
+        pending job this process holds; None when the claim was lost."""
+        now = utcnow()
+        with self._db.transaction() as session:
+            result = session.execute(
+                update(JobRow)
+                .where(JobRow.id == job.id, JobRow.state == JobState.PENDING.value, JobRow.claimed_by == holder)
+                .values(submit_started_at=now, lease_until=now + timedelta(seconds=LEASE_SECONDS), updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return job_record(_fresh(session, job.id)) if result.rowcount == 1 else None
+
+    def record_submission(self, job: JobRecord, provider_job_id: str, *, note: str) -> JobRecord | None:
+        """The provider holds the job under ``provider_job_id``: pending -> queued."""
+        return self.move(job, JobState.QUEUED, note=note, provider_job_id=provider_job_id, error=None)
+
+    def record_error(self, job: JobRecord, error: str) -> JobRecord | None:
+        """A call about the job failed without a verdict on the job (network,
+        throttling, a refused fetch): count it and keep the job's state."""
+        with self._db.transaction() as session:
+            result = session.execute(
+                update(JobRow)
+                .where(JobRow.id == job.id, JobRow.state == job.state.value)
+                .values(error=error[:2000], error_count=JobRow.error_count + 1, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return job_record(_fresh(session, job.id)) if result.rowcount == 1 else None
+
+    def clear_errors(self, job: JobRecord) -> None:
+        """A call about the job worked again: forget the errors before it."""
+        if job.error_count == 0:
+            return
+        with self._db.transaction() as session:
+            session.execute(
+                update(JobRow).where(JobRow.id == job.id, JobRow.state == job.state.value)
+                .values(error=None, error_count=0).execution_options(synchronize_session=False)
+            )
+
+    def request_cancel(self, job: JobRecord) -> None:
+        with self._db.transaction() as session:
+            session.execute(
+                update(JobRow).where(JobRow.id == job.id).values(cancel_requested_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+
+    def reset_for_retry(self, job: JobRecord) -> JobRecord | None:
+        """failed -> pending with a fresh key, for `qhw retry`; the old provider
+        job and the reason it failed stay in the job's history."""
+        note = f"retry: attempt {job.attempt + 1} (attempt {job.attempt} was {job.provider_job_id or 'never accepted'}: {job.error})"
+        return self.move(
+            job,
+            JobState.PENDING,
+            note=note,
+            provider_job_id=None,
+            idempotency_key=uuid.uuid4().hex,
+            attempt=job.attempt + 1,
+            submit_started_at=None,
+            cancel_requested_at=None,
+            error=None,
+            quantum_seconds=None,
+        )
+
+    # --- claims ---------------------------------------------------------------------------
+
+    def claim(self, job: JobRecord, holder: str) -> JobRecord | None:
+        """Claim an unfinished job for ``holder``, or None when another live
+        holder has it (or it is finished).
+
+        A claim lapses at its lease's end, or at once when its holder ran on
+        this machine and its process has ended (a SIGKILLed collector).
+        """
+        now = utcnow()
+        lease = now + timedelta(seconds=LEASE_SECONDS)
+        with self._db.transaction() as session:
+            free = or_(JobRow.claimed_by.is_(None), JobRow.claimed_by == holder, JobRow.lease_until < now)
+            result = session.execute(
+                update(JobRow)
+                .where(JobRow.id == job.id, JobRow.state.in_(_UNFINISHED_VALUES), free)
+                .values(claimed_by=holder, lease_until=lease)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                row = _fresh(session, job.id)
+                other = row.claimed_by
+                if row.state not in _UNFINISHED_VALUES or other is None or not holder_is_gone(other):
+                    return None
+                result = session.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job.id, JobRow.claimed_by == other, JobRow.state.in_(_UNFINISHED_VALUES))
+                    .values(claimed_by=holder, lease_until=lease)
+                    .execution_options(synchronize_session=False)
+                )
+                if result.rowcount != 1:
+                    return None
+                log.info("job %s: taken over from %s, whose process has ended", job.id, other)
+            return job_record(_fresh(session, job.id))
+
+    def release(self, job_ids: Iterable[int], holder: str) -> None:
+        """Give up this holder's claims on these jobs (those it still has)."""
+        ids = list(job_ids)
+        if not ids:
+            return
+        with self._db.transaction() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id.in_(ids), JobRow.claimed_by == holder)
+                .values(claimed_by=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+
+
+def run_row(session: Session, run_id: int | None) -> RunRow:
+    """The run's row, or the newest run's when None."""
+    if run_id is None:
+        row = session.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(1)).first()
+        if row is None:
+            raise NotFoundError("no run yet: run `qhw submit --backend aer_simulator` first")
+        return row
+    row = session.get(RunRow, run_id)
+    if row is None:
+        raise NotFoundError(f"no run with id {run_id} (see `qhw jobs`)")
+    return row
+
+
+def run_record(row: RunRow) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        created_at=aware(row.created_at),
+        feature_set_id=row.feature_set_id,
+        backend=row.backend,
+        provider=row.provider,
+        split=row.split,
+        shots=row.shots,
+        num_qubits=row.num_qubits,
+        circuits_per_sample=row.circuits_per_sample,
+        n_samples=row.n_samples,
+        seed=row.seed,
+        layout=tuple(json.loads(row.layout)),
+        cost_estimate_usd=row.cost_estimate_usd,
+        mitigation=row.mitigation,
+    )
+
+
+def job_record(row: JobRow) -> JobRecord:
+    return JobRecord(
+        id=row.id,
+        run_id=row.run_id,
+        position=row.position,
+        provider_job_id=row.provider_job_id,
+        state=JobState(row.state),
+        execution_start=row.execution_start,
+        execution_stop=row.execution_stop,
+        error=row.error,
+        updated_at=aware(row.updated_at),
+        quantum_seconds=row.quantum_seconds,
+        purpose=row.purpose,
+        idempotency_key=row.idempotency_key,
+        attempt=row.attempt,
+        submit_started_at=aware(row.submit_started_at),
+        error_count=row.error_count,
+        claimed_by=row.claimed_by,
+        lease_until=aware(row.lease_until),
+        cancel_requested_at=aware(row.cancel_requested_at),
+    )

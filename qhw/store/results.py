@@ -1,0 +1,202 @@
+"""What the jobs measured: counts per sample and circuit, readout calibrations,
+and mitigated quasi-probabilities beside the raw counts.
+
+Counts are written in the transaction that moves their job to collected (one
+compare-and-set through :func:`qhw.store.ledger.transition`), so they are
+written once: a second writer finds the job collected and writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func, insert, select
+
+from qhw.errors import StoreError
+from qhw.records import SPLIT_NAMES, UNFINISHED_STATES, JobRecord, JobState
+from qhw.store.database import Database
+from qhw.store.ledger import _fresh, run_row, transition
+from qhw.store.models import CalibrationRow, MitigatedResultRow, ResultRow, RunRow
+
+COUNTS_DTYPE = np.dtype("<u4")
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """The stored counts of a run's complete samples (all circuits present)."""
+
+    splits: np.ndarray  # (n,) split names
+    sample_index: np.ndarray  # (n,) index within the split
+    counts: np.ndarray  # (n, circuits, 2**qubits) uint32
+    shots: int
+
+
+class Results:
+    """Counts, calibrations and mitigated results of runs."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def store_counts(self, job: JobRecord, counts: np.ndarray, shots: int, *, quantum_seconds: float | None = None) -> int:
+        """Store a job's counts and mark it collected, atomically and at most once.
+
+        Args:
+            job: the job the counts belong to.
+            counts: (executions, 2**qubits) canonical counts, in the job's execution order.
+            shots: shots per execution.
+            quantum_seconds: the provider's reported usage of the job, if any.
+
+        Returns:
+            The number of rows written: 0 when another process collected the job first.
+
+        Raises:
+            StoreError: the counts do not fit the job.
+        """
+        if counts.shape[0] != job.executions:
+            raise StoreError(f"job {job.id} returned {counts.shape[0]} results for {job.executions} executions")
+        with self._db.transaction() as session:
+            if not self._mark_collected(session, job, quantum_seconds, f"{job.executions} result(s) stored"):
+                return 0
+            run = session.get(RunRow, job.run_id)
+            order = np.frombuffer(run.sample_order, dtype="<i4").reshape(-1, 2)
+            k = run.circuits_per_sample
+            executions = np.arange(job.execution_start, job.execution_stop)
+            blobs = np.ascontiguousarray(counts, dtype=COUNTS_DTYPE)
+            samples = order[executions // k]
+            session.execute(
+                insert(ResultRow),
+                [
+                    {
+                        "run_id": run.id,
+                        "job_id": job.id,
+                        "split": SPLIT_NAMES[int(split)],
+                        "sample_index": int(index),
+                        "circuit": int(circuit),
+                        "shots": shots,
+                        "counts": blob.tobytes(),
+                    }
+                    for (split, index), circuit, blob in zip(samples, executions % k, blobs)
+                ],
+            )
+            return int(executions.size)
+
+    def store_calibration(
+        self, job: JobRecord, counts: np.ndarray, shots: int, *, quantum_seconds: float | None = None
+    ) -> int:
+        """Store a calibration job's counts and mark it collected, at most once.
+
+        Execution e of the calibration is the prepared state e of
+        :func:`qhw.circuits.calibration_rows` (0: every qubit 0, 1: every qubit
+        1), whichever job of the run carries it.
+        """
+        if counts.shape[0] != job.executions:
+            raise StoreError(f"calibration job {job.id} returned {counts.shape[0]} results for {job.executions} executions")
+        width = counts.shape[1]
+        prepared_states = (0, width - 1)
+        with self._db.transaction() as session:
+            if not self._mark_collected(session, job, quantum_seconds, f"{job.executions} calibration state(s) stored"):
+                return 0
+            session.execute(
+                insert(CalibrationRow),
+                [
+                    {
+                        "run_id": job.run_id,
+                        "job_id": job.id,
+                        "prepared": prepared_states[execution],
+                        "shots": shots,
+                        "counts": np.ascontiguousarray(blob, dtype=COUNTS_DTYPE).tobytes(),
+                    }
+                    for execution, blob in zip(range(job.execution_start, job.execution_stop), counts)
+                ],
+            )
+            return len(counts)
+
+    @staticmethod
+    def _mark_collected(session, job: JobRecord, quantum_seconds: float | None, note: str) -> bool:
+        """The compare-and-set from the job's current unfinished state to collected."""
+        current = JobState(_fresh(session, job.id).state)
+        if current not in UNFINISHED_STATES:
+            return False  # collected (or ended) by another process: nothing to write
+        values = {"quantum_seconds": quantum_seconds, "error_count": 0, "error": None}
+        if job.provider_job_id is not None:
+            values["provider_job_id"] = job.provider_job_id
+        return transition(session, job.id, current, JobState.COLLECTED, note=note, values=values)
+
+    def calibration(self, run_id: int) -> dict[int, np.ndarray]:
+        """The run's calibration counts by prepared state (only those collected)."""
+        with self._db.transaction(write=False) as session:
+            rows = session.execute(
+                select(CalibrationRow.prepared, CalibrationRow.counts).where(CalibrationRow.run_id == run_id)
+            ).all()
+            return {prepared: np.frombuffer(blob, dtype=COUNTS_DTYPE).astype(np.int64) for prepared, blob in rows}
+
+    def store_mitigated(self, run_id: int, method: str, stored: RunCounts, quasi: np.ndarray) -> None:
+        """Store mitigated quasi-probabilities (samples, circuits, 2**q) beside the raw counts."""
+        with self._db.transaction() as session:
+            session.execute(
+                insert(MitigatedResultRow),
+                [
+                    {
+                        "run_id": run_id,
+                        "split": str(split),
+                        "sample_index": int(index),
+                        "circuit": circuit,
+                        "method": method,
+                        "quasi": np.ascontiguousarray(values, dtype="<f8").tobytes(),
+                    }
+                    for split, index, per_circuit in zip(stored.splits, stored.sample_index, quasi)
+                    for circuit, values in enumerate(per_circuit)
+                ],
+            )
+
+    def mitigated(self, run_id: int, method: str) -> dict[tuple[str, int], np.ndarray]:
+        """Stored quasi-probabilities by (split, sample index): (circuits, 2**q) each."""
+        with self._db.transaction(write=False) as session:
+            rows = session.execute(
+                select(MitigatedResultRow.split, MitigatedResultRow.sample_index, MitigatedResultRow.circuit, MitigatedResultRow.quasi)
+                .where(MitigatedResultRow.run_id == run_id, MitigatedResultRow.method == method)
+                .order_by(MitigatedResultRow.circuit)
+            ).all()
+        grouped: dict[tuple[str, int], list[np.ndarray]] = {}
+        for split, index, _, blob in rows:
+            grouped.setdefault((split, index), []).append(np.frombuffer(blob, dtype="<f8"))
+        return {key: np.stack(values) for key, values in grouped.items()}
+
+    def count_samples(self, run_id: int | None = None) -> int:
+        """Samples with at least one stored result, for one run or all runs."""
+        with self._db.transaction(write=False) as session:
+            inner = select(ResultRow.run_id, ResultRow.split, ResultRow.sample_index).distinct()
+            if run_id is not None:
+                inner = inner.where(ResultRow.run_id == run_id)
+            return int(session.scalar(select(func.count()).select_from(inner.subquery())))
+
+    def count_rows(self, run_id: int) -> int:
+        """Result rows (samples x circuits) stored for a run."""
+        with self._db.transaction(write=False) as session:
+            return int(session.scalar(select(func.count()).select_from(ResultRow).where(ResultRow.run_id == run_id)))
+
+    def run_counts(self, run_id: int) -> RunCounts:
+        """All complete samples of a run, ordered by split then sample index."""
+        with self._db.transaction(write=False) as session:
+            run = run_row(session, run_id)
+            rows = session.execute(
+                select(ResultRow.split, ResultRow.sample_index, ResultRow.circuit, ResultRow.counts)
+                .where(ResultRow.run_id == run.id)
+                .order_by(ResultRow.split.desc(), ResultRow.sample_index, ResultRow.circuit)
+            ).all()
+            k, width = run.circuits_per_sample, 2**run.num_qubits
+            shots = run.shots
+        grouped: dict[tuple[str, int], list[bytes | None]] = {}
+        for split, index, circuit, blob in rows:
+            grouped.setdefault((split, index), [None] * k)[circuit] = blob
+        complete = [(key, blobs) for key, blobs in grouped.items() if all(b is not None for b in blobs)]
+        counts = np.zeros((len(complete), k, width), dtype=np.uint32)
+        for i, (_, blobs) in enumerate(complete):
+            counts[i] = np.frombuffer(b"".join(blobs), dtype=COUNTS_DTYPE).reshape(k, width)
+        return RunCounts(
+            splits=np.array([key[0] for key, _ in complete], dtype="<U5"),
+            sample_index=np.array([key[1] for key, _ in complete], dtype=np.int64),
+            counts=counts,
+            shots=shots,
+        )

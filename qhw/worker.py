@@ -1,0 +1,307 @@
+"""Working on a run's jobs, one claimed job at a time: submit, follow, collect, cancel.
+
+Every step starts from what the provider says and ends in one compare-and-set
+of the ledger, so that any number of processes can work on one database:
+
+- a pending job is submitted only after its row says so (``submit_started_at``,
+  committed first); a pending job with that mark is looked up at the provider by
+  its ``qhw-key`` tag before anything is sent again, and is sent again on a paid
+  backend only with the user's approval;
+- transient errors (network, 429, 5xx, throttling) are retried with backoff
+  (:mod:`qhw.retrying`); when they persist the job keeps its state and records
+  the error; only the provider's verdict (failed, cancelled, a job it no
+  longer has) ends a job;
+- a cancel is a request: the provider's answer decides the job's state.
+
+See docs/ledger.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Callable
+
+import numpy as np
+
+from qhw import circuits
+from qhw.backend import Backend, Executable, get_backend
+from qhw.errors import BackendError, CredentialsError, JobFailedError, JobNotFoundError, TransientBackendError
+from qhw.features import load_arrays
+from qhw.pricing import CostEstimate
+from qhw.records import SPLIT_NAMES, UNFINISHED_STATES, JobRecord, JobState, RunRecord
+from qhw.retrying import with_retries
+from qhw.store import Store
+
+log = logging.getLogger("qhw.worker")
+
+#: How far the provider's clock may be behind ours when looking a job up by
+#: its creation time.
+CLOCK_SKEW = timedelta(minutes=10)
+_PROGRESS = {JobState.PENDING: 0, JobState.QUEUED: 1, JobState.RUNNING: 2, JobState.DONE: 3}
+
+#: Asked before a paid job is submitted by a command the user did not approve
+#: it in (collect): the run, the jobs that need sending, their estimated cost.
+Approver = Callable[[RunRecord, list[JobRecord], "CostEstimate | None"], bool]
+
+
+@dataclass
+class Tally:
+    """What a pass over jobs left undone, by job id."""
+
+    waiting_on_errors: set[int] = field(default_factory=set)
+    awaiting_approval: set[int] = field(default_factory=set)
+    held_elsewhere: set[int] = field(default_factory=set)
+
+
+class RunWorker:
+    """Everything needed to submit, follow and collect the jobs of one run."""
+
+    def __init__(
+        self,
+        store: Store,
+        run: RunRecord,
+        backend: Backend,
+        executable: Executable,
+        parameters: np.ndarray,
+        *,
+        calibration: Executable | None,
+        holder: str,
+        approved: bool = False,
+        approve: Approver | None = None,
+    ) -> None:
+        self.store = store
+        self.run = run
+        self.backend = backend
+        self.executable = executable
+        self.calibration = calibration
+        self.parameters = parameters
+        self.holder = holder
+        # Paid submissions: approved for this command already (submit, retry),
+        # or to be asked once per run (collect).
+        self._approved: bool | None = True if approved or not backend.is_paid else None
+        self._approve = approve
+
+    @classmethod
+    def load(
+        cls,
+        store: Store,
+        run_id: int,
+        *,
+        holder: str,
+        backend: Backend | None = None,
+        approved: bool = False,
+        approve: Approver | None = None,
+    ) -> "RunWorker":
+        """Rebuild a worker from the database alone (a later process)."""
+        run = store.ledger.run(run_id)
+        stored = store.ledger.run_circuit(run_id)
+        backend = backend or get_backend(run.backend, seed=run.seed)
+        executable = Executable(circuit=circuits.from_qpy(stored.qpy), layout=run.layout)
+        calibration = None
+        if stored.calibration_qpy is not None:
+            calibration = Executable(circuit=circuits.from_qpy(stored.calibration_qpy), layout=run.layout)
+        arrays = load_arrays(store.catalogue.feature_set(run.feature_set_id))
+        parameters = parameter_rows(arrays, stored.sample_order, run.circuits_per_sample, executable)
+        return cls(
+            store, run, backend, executable, parameters,
+            calibration=calibration, holder=holder, approved=approved, approve=approve,
+        )
+
+    # --- one step on a claimed job ---------------------------------------------------------
+
+    def work(self, job: JobRecord, tally: Tally) -> JobRecord:
+        """Move a job this process has claimed one step on; never raises for
+        the provider's transient trouble (it is recorded on the job).
+
+        Raises:
+            CredentialsError: the provider refused the credentials: the command stops.
+        """
+        try:
+            if self.backend.is_local:
+                return self._run_here(job)
+            if job.state is JobState.PENDING:
+                return self._submit(job, tally)
+            return self._follow(job)
+        except CredentialsError:
+            raise
+        except BackendError as err:  # no verdict on the job: record, keep its state
+            current = self.store.ledger.job(job.id)
+            if current.state in UNFINISHED_STATES:
+                current = self.store.ledger.record_error(current, str(err)) or current
+                tally.waiting_on_errors.add(job.id)
+                log.warning("job %s: %s (attempt %d; it keeps its state)", job.id, err, current.error_count)
+            return current
+
+    def _inputs(self, job: JobRecord) -> tuple[Executable, np.ndarray, int | None]:
+        seed = None if self.run.seed is None else self.run.seed + job.execution_start
+        if job.purpose == "calibration":
+            seed = None if seed is None else seed + len(self.parameters)
+            rows = circuits.calibration_rows(self.run.num_qubits)[job.execution_start : job.execution_stop]
+            return self.calibration, rows, seed
+        return self.executable, self.parameters[job.execution_start : job.execution_stop], seed
+
+    def _send(self, job: JobRecord) -> str:
+        executable, values, seed = self._inputs(job)
+        return self.backend.submit(
+            executable, values, self.run.shots, job.tags, seed=seed, idempotency_key=job.idempotency_key
+        )
+
+    def _run_here(self, job: JobRecord) -> JobRecord:
+        """A local simulator: run the job in this process and store its counts.
+
+        Its earlier provider job (if any) lived in a process that has ended, and
+        nothing at a provider can be found again or paid twice.
+        """
+        try:
+            job_id = self._send(job)
+            counts = self.backend.result(job_id)
+        except TransientBackendError:
+            raise
+        except (JobFailedError, BackendError) as err:  # a simulator's refusal is its verdict
+            return self.store.ledger.move(job, JobState.FAILED, error=str(err)) or self.store.ledger.job(job.id)
+        return self._store_counts(job, job_id, counts, usage=None)
+
+    def _submit(self, job: JobRecord, tally: Tally) -> JobRecord:
+        """A pending remote job: find it at the provider, or send it (once)."""
+
+        def attempt() -> JobRecord:
+            current = self.store.ledger.job(job.id)
+            if current.state is not JobState.PENDING:
+                return current  # another process got there first
+            if current.may_exist_at_provider:
+                found = self.backend.find_job(current.idempotency_key, current.submit_started_at - CLOCK_SKEW)
+                if found is not None:
+                    note = "found at the provider by its qhw-key after an interrupted submission"
+                    return self.store.ledger.record_submission(current, found, note=note) or self.store.ledger.job(job.id)
+            if not self._may_spend(current):
+                tally.awaiting_approval.add(job.id)
+                return current
+            started = self.store.ledger.start_submission(current, self.holder)
+            if started is None:
+                return self.store.ledger.job(job.id)  # the claim lapsed: leave it to its new holder
+            try:
+                provider_job_id = self._send(started)
+            except (TransientBackendError, CredentialsError):
+                raise  # the next attempt looks the job up before sending anything
+            except BackendError as err:
+                return self.store.ledger.move(started, JobState.FAILED, error=f"the provider refused the job: {err}") or started
+            note = f"submitted (attempt {started.attempt})"
+            return self.store.ledger.record_submission(started, provider_job_id, note=note) or self.store.ledger.job(job.id)
+
+        return with_retries(attempt, f"submitting job {job.id}")
+
+    def _follow(self, job: JobRecord) -> JobRecord:
+        """A job at the provider: move it on to what the provider says now."""
+        provider_job_id = job.provider_job_id
+        try:
+            status = with_retries(lambda: self.backend.status(provider_job_id), f"polling job {job.id}")
+        except JobNotFoundError as err:
+            found = with_retries(lambda: self.backend.find_job(job.idempotency_key, self._since(job)), f"looking up job {job.id}")
+            if found is None:
+                reason = f"{err}, and no job tagged qhw-key={job.idempotency_key}: the provider no longer has it"
+                return self.store.ledger.move(job, JobState.FAILED, error=reason) or self.store.ledger.job(job.id)
+            provider_job_id = found
+            status = with_retries(lambda: self.backend.status(found), f"polling job {job.id}")
+        if status.state is JobState.DONE:
+            return self._collect(job, provider_job_id)
+        if status.state in (JobState.FAILED, JobState.CANCELLED):
+            return self.store.ledger.move(job, status.state, error=status.error) or self.store.ledger.job(job.id)
+        if _PROGRESS.get(status.state, 0) > _PROGRESS[job.state]:
+            return self.store.ledger.move(job, status.state) or self.store.ledger.job(job.id)
+        self.store.ledger.clear_errors(job)  # still queued or running: nothing to change
+        return job
+
+    def _collect(self, job: JobRecord, provider_job_id: str) -> JobRecord:
+        """The provider finished the job: fetch its counts and store them."""
+        try:
+            counts = with_retries(lambda: self.backend.result(provider_job_id), f"fetching job {job.id}")
+        except JobFailedError as err:
+            return self.store.ledger.move(job, JobState.FAILED, error=str(err)) or self.store.ledger.job(job.id)
+        except BackendError:
+            # Finished but not fetched: it stays done (never failed) and the
+            # fetch is repeated by the next collect.
+            if job.state is not JobState.DONE:
+                self.store.ledger.move(job, JobState.DONE, note="finished at the provider; fetching its counts failed")
+            raise
+        try:
+            usage = with_retries(lambda: self.backend.usage(provider_job_id), f"reading the usage of job {job.id}")
+        except BackendError as err:  # the counts matter more than the bill's detail
+            log.warning("job %s: usage not recorded (%s)", job.id, err)
+            usage = None
+        return self._store_counts(job, provider_job_id, counts, usage)
+
+    def _store_counts(self, job: JobRecord, provider_job_id: str, counts: np.ndarray, usage: float | None) -> JobRecord:
+        stored = job if job.provider_job_id == provider_job_id else _with_provider_id(job, provider_job_id)
+        if job.purpose == "calibration":
+            self.store.results.store_calibration(stored, counts, self.run.shots, quantum_seconds=usage)
+        else:
+            self.store.results.store_counts(stored, counts, self.run.shots, quantum_seconds=usage)
+        return self.store.ledger.job(job.id)
+
+    # --- cancelling ------------------------------------------------------------------------
+
+    def cancel(self, job: JobRecord) -> str:
+        """Ask the provider to cancel a claimed job; returns what became of it."""
+        ledger = self.store.ledger
+        if self.backend.is_local:
+            # Local jobs finish inside the process that runs them; an unfinished
+            # one belongs to a process that has ended: nothing runs anywhere.
+            moved = ledger.move(job, JobState.CANCELLED, note="cancelled: its process had ended")
+            return "cancelled" if moved else f"left {ledger.job(job.id).state.value}"
+        if job.state is JobState.PENDING:
+            found = None
+            if job.may_exist_at_provider:
+                found = with_retries(
+                    lambda: self.backend.find_job(job.idempotency_key, job.submit_started_at - CLOCK_SKEW),
+                    f"looking up job {job.id}",
+                )
+            if found is None:
+                moved = ledger.move(job, JobState.CANCELLED, note="cancelled before the provider had it")
+                return "cancelled (never reached the provider)" if moved else f"left {ledger.job(job.id).state.value}"
+            job = ledger.record_submission(job, found, note="found at the provider by its qhw-key, to cancel it") or ledger.job(job.id)
+            if job.state not in UNFINISHED_STATES:
+                return job.state.value
+        ledger.request_cancel(job)
+        provider_job_id = job.provider_job_id
+        with_retries(lambda: self.backend.cancel(provider_job_id), f"cancelling job {job.id}")
+        status = with_retries(lambda: self.backend.status(provider_job_id), f"polling job {job.id}")
+        if status.state is JobState.CANCELLED:
+            ledger.move(job, JobState.CANCELLED, note="the provider confirmed the cancel")
+        elif status.state is JobState.DONE:
+            job = self._collect(job, provider_job_id)
+            return "finished before the cancel reached it: collected" if job.state is JobState.COLLECTED else job.state.value
+        elif status.state is JobState.FAILED:
+            ledger.move(job, JobState.FAILED, error=status.error)
+        else:
+            if _PROGRESS[status.state] > _PROGRESS[job.state]:
+                ledger.move(job, status.state)
+            return "cancel requested; the provider has not confirmed it yet"
+        return ledger.job(job.id).state.value
+
+    # --- approval ------------------------------------------------------------------------------
+
+    def _may_spend(self, job: JobRecord) -> bool:
+        """Whether this command may send the job to a paid backend (asked once per run)."""
+        if self._approved is None:
+            pending = self.store.ledger.jobs(self.run.id, states=[JobState.PENDING])
+            estimate = self.backend.estimate_cost([j.executions for j in pending], self.run.shots)
+            self._approved = bool(self._approve and self._approve(self.run, pending, estimate))
+        return self._approved
+
+    def _since(self, job: JobRecord):
+        return (job.submit_started_at or self.run.created_at) - CLOCK_SKEW
+
+
+def parameter_rows(arrays, order: np.ndarray, circuits_per_sample: int, executable: Executable) -> np.ndarray:
+    """Every execution's parameter values, in the run's sample order."""
+    angles = np.empty((len(order), arrays.angles_train.shape[1]))
+    for code, name in SPLIT_NAMES.items():
+        rows = order[:, 0] == code
+        angles[rows] = arrays.angles(name)[order[rows, 1]]
+    return circuits.parameter_rows(angles, circuits_per_sample, executable.circuit)
+
+
+def _with_provider_id(job: JobRecord, provider_job_id: str) -> JobRecord:
+    return replace(job, provider_job_id=provider_job_id)
