@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from qhw.errors import QhwError
-from qhw.records import JobState  # no heavy imports: `qhw --help` stays instant
+from qhw.records import RUN_SPLITS, JobState  # no heavy imports: `qhw --help` stays instant
 
 
 class _Group(click.Group):
@@ -254,7 +254,7 @@ def backends(as_json) -> None:
 @main.command()
 @click.option("--backend", "backend_name", required=True, help="A name from `qhw backends`.")
 @click.option("--features", "feature_set_id", type=int, help="Feature set id (default: the newest).")
-@click.option("--split", type=click.Choice(["train", "test", "all"]), default="all", show_default=True, help="Which samples to run.")
+@click.option("--split", type=click.Choice(RUN_SPLITS), default="all", show_default=True, help="Which samples to run.")
 @click.option("--shots", default=1024, show_default=True, type=int, help="Shots per circuit.")
 @click.option("--limit", type=int, help="A seeded stratified subset of this many samples per split.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the subset, transpiler and simulators.")

@@ -43,7 +43,7 @@ _P, _Q, _R, _D, _C, _F, _X = (
 TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (_P, _Q): "the provider accepted the job, or a lookup found it there",
     (_P, _C): "a local simulator ran the job in this process and its counts were stored",
-    (_P, _F): "the provider refused the job, or never received it and the user gave up on it",
+    (_P, _F): "the provider refused the job (or a local simulator failed it)",
     (_P, _X): "cancelled before the provider had it",
     (_Q, _R): "the provider started the job",
     (_Q, _D): "the provider finished the job",
@@ -116,22 +116,12 @@ class RunSpec:
     mitigation: str | None = None
 
 
-@dataclass(frozen=True)
-class RunRecord:
+@dataclass(frozen=True, kw_only=True)
+class RunRecord(RunSpec):
+    """A stored run: its spec, and what the store assigned."""
+
     id: int
     created_at: datetime
-    feature_set_id: int
-    backend: str
-    provider: str
-    split: str
-    shots: int
-    num_qubits: int
-    circuits_per_sample: int
-    n_samples: int
-    seed: int | None
-    layout: tuple[int, ...]
-    cost_estimate_usd: float | None
-    mitigation: str | None = None
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,7 @@ class RunWorker:
             if current.state in UNFINISHED_STATES:
                 current = self.store.ledger.record_error(current, str(err)) or current
                 tally.waiting_on_errors.add(job.id)
-                log.warning("job %s: %s (attempt %d; it keeps its state)", job.id, err, current.error_count)
+                log.warning("job %s: %s (error %d in a row; the job keeps its state)", job.id, err, current.error_count)
             return current
 
     def _inputs(self, job: JobRecord) -> tuple[Executable, np.ndarray, int | None]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +80,24 @@ def braket_cloud(monkeypatch, tmp_path):
 
 
 @pytest.fixture
+def braket_local_without_program_sets(monkeypatch):
+    """Braket's local simulator as a device that takes one circuit a task (no program sets)."""
+    from braket.device_schema import DeviceActionType
+    from braket.devices import LocalSimulator
+
+    real_init = LocalSimulator.__init__
+
+    def without_program_sets(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        properties = self.properties.copy(deep=True)
+        properties.action.pop(DeviceActionType.OPENQASM_PROGRAM_SET)
+        type(self).properties = property(lambda _self: properties)
+
+    monkeypatch.setattr(LocalSimulator, "__init__", without_program_sets)
+    monkeypatch.setattr(LocalSimulator, "properties", LocalSimulator.properties)
+
+
+@pytest.fixture
 def fast_retries(monkeypatch):
     """Retries without the waits between them (the backoff itself is tenacity's)."""
     monkeypatch.setenv("QHW_RETRY_INITIAL_WAIT", "0")
@@ -108,3 +128,52 @@ def expected_index(signs: np.ndarray) -> int:
     bits = (np.asarray(signs) < 0).astype(int)
     outputs = np.bitwise_xor.accumulate(bits)
     return int(sum(int(b) << i for i, b in enumerate(outputs)))
+
+
+QHW_WITH_FAKE_CLOUDS = Path(__file__).parent / "qhw_with_fake_clouds.py"
+
+
+def qhw_env(home: Path, *, ibm: Path | None = None, braket: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a real `qhw` process on the fake clouds, retrying without waits."""
+    env = {key: value for key, value in os.environ.items() if key != "QHW_DB_URL"}
+    env.update(QHW_HOME=str(home), QHW_RETRY_INITIAL_WAIT="0", QHW_RETRY_MAX_WAIT="0", TF_CPP_MIN_LOG_LEVEL="3")
+    if ibm is not None:
+        env["QHW_TEST_FAKE_IBM"] = str(ibm)
+    if braket is not None:
+        env["QHW_TEST_FAKE_BRAKET"] = str(braket)
+    env.update(extra)
+    return env
+
+
+def start_qhw(env: dict[str, str], *args: str) -> subprocess.Popen:
+    """`qhw ARGS` as a process of its own (so that it can be SIGKILLed)."""
+    return subprocess.Popen(
+        [sys.executable, str(QHW_WITH_FAKE_CLOUDS), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def run_qhw(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    process = start_qhw(env, *args)
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def assert_ledger_sound(store, fake, run_id: int, *, attempts: int = 1) -> None:
+    """The ledger's promises for a run: every job collected, every sample
+    stored exactly once, each qhw job sent to the provider ``attempts`` times
+    (``fake``: the fake cloud, or None for a local simulator), and every job's
+    history moving forwards only."""
+    from qhw.records import JobState, can_move
+
+    run = store.ledger.run(run_id)
+    jobs = store.ledger.jobs(run_id)
+    assert all(job.state is JobState.COLLECTED for job in jobs), [(j.id, j.state, j.error) for j in jobs]
+    samples = [job for job in jobs if job.purpose == "samples"]
+    assert sum(job.executions for job in samples) == run.n_samples * run.circuits_per_sample
+    assert store.results.count_rows(run_id) == run.n_samples * run.circuits_per_sample
+    assert store.results.count_samples(run_id) == run.n_samples
+    for job in jobs:
+        if fake is not None:
+            assert len(fake.submitted(f"qhw-job={job.id}")) == attempts, job
+        moves = [(event.old_state, event.new_state) for event in store.ledger.events(job.id) if event.old_state is not None]
+        assert all(can_move(old, new) for old, new in moves), moves

@@ -16,7 +16,6 @@ before or just after the provider acted. See :meth:`FakeCloud.inject`.
 from __future__ import annotations
 
 import fcntl
-import itertools
 import os
 import pickle
 import signal
@@ -36,7 +35,7 @@ class FakeCloud:
     def __init__(self, path: Path | str, **settings) -> None:
         self.path = Path(path)
         if not self.path.exists():
-            self._save({"jobs": {}, "faults": [], "tokens": {}, "counter": 0, "log": [], **self.defaults(), **settings})
+            self._save({"jobs": {}, "faults": [], "tokens": {}, "log": [], **self.defaults(), **settings})
         elif settings:
             with self.state() as state:
                 state.update(settings)
@@ -52,13 +51,29 @@ class FakeCloud:
         with open(self.path.with_suffix(".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             state = pickle.loads(self.path.read_bytes())
-            yield state
-            self._save(state)
+            try:
+                yield state
+            finally:  # what the cloud did stays done, even when it answers with an error
+                self._save(state)
 
     def _save(self, state: dict) -> None:
         temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
         temporary.write_bytes(pickle.dumps(state))
         os.replace(temporary, self.path)
+
+    def _result_file(self, job_id: str) -> Path:
+        import hashlib
+
+        folder = self.path.with_suffix(".results")
+        folder.mkdir(exist_ok=True)
+        return folder / hashlib.sha1(job_id.encode()).hexdigest()
+
+    def keep_result(self, job_id: str, result: Any) -> None:
+        """A job's shots live beside the state, so that every state change stays small."""
+        self._result_file(job_id).write_bytes(pickle.dumps(result))
+
+    def load_result(self, job_id: str) -> Any:
+        return pickle.loads(self._result_file(job_id).read_bytes())
 
     def read(self) -> dict:
         with self.state() as state:
@@ -75,7 +90,9 @@ class FakeCloud:
 
     # --- faults -----------------------------------------------------------------------------
 
-    def inject(self, op: str, kind: str, *, times: int = 1, when: str = "before", job: str | None = None) -> None:
+    def inject(
+        self, op: str, kind: str, *, times: int = 1, when: str = "before", job: str | None = None, after_calls: int = 0
+    ) -> None:
         """Make the next ``times`` calls of ``op`` fail with ``kind``.
 
         Args:
@@ -85,13 +102,17 @@ class FakeCloud:
                 kill (SIGKILL the calling process), finish (a cancel that comes
                 too late: the job finishes instead).
             when: "before" the cloud acts, or "after" (it acted, the answer is lost).
+            after_calls: let this many matching calls through first.
         """
         with self.state() as state:
-            state["faults"].append({"op": op, "kind": kind, "left": times, "when": when, "job": job})
+            state["faults"].append({"op": op, "kind": kind, "left": times, "when": when, "job": job, "skip": after_calls})
 
     def _take_fault(self, state: dict, op: str, when: str, job: str | None = None) -> str | None:
         for fault in state["faults"]:
             if fault["op"] == op and fault["when"] == when and fault["left"] > 0 and fault["job"] in (None, job):
+                if fault["skip"] > 0:
+                    fault["skip"] -= 1
+                    return None
                 fault["left"] -= 1
                 state["log"].append((op, fault["kind"], when))
                 return fault["kind"]
@@ -193,7 +214,9 @@ class FakeRuntimeJob:
             from qiskit_ibm_runtime.exceptions import RuntimeJobFailureError
 
             raise RuntimeJobFailureError(f"Unable to retrieve job result. {record['error']}")
-        return pickle.loads(record["result"])
+        result = self._cloud.load_result(self._id)
+        self._cloud._fault("result", when="after", job=self._id)
+        return result
 
     def cancel(self) -> None:
         from qiskit_ibm_runtime.exceptions import RuntimeInvalidStateError
@@ -263,10 +286,10 @@ class FakeSampler:
         self._cloud._fault("submit")
         result = SamplerV2(seed=11).run(pubs, shots=shots).result()
         job_id = f"d{uuid.uuid4().hex[:19]}"
+        self._cloud.keep_result(job_id, result)
         with self._cloud.state() as state:
             error = state["fail_next"]
             state["jobs"][job_id] = {
-                "result": pickle.dumps(result),
                 "steps": [*state["steps"][:-1], "ERROR"] if error else list(state["steps"]),
                 "tags": list(self.options.environment.job_tags),
                 "in_batch": type(self.mode).__name__ == "Batch",
@@ -287,9 +310,6 @@ def _device_name(mode: Any) -> str | None:
 
 
 # --- Amazon Braket -------------------------------------------------------------------------------
-
-_local_numbers = itertools.count(1)
-
 
 class FakeBraketCloud(FakeCloud):
     """AwsDevice(arn), AwsQuantumTask(arn) and SearchQuantumTasks on one task store;
@@ -367,12 +387,11 @@ class _FakeAwsDevice:
         else:
             result = self._simulator.run(program_set, shots=None).result()
             executables = program_set.total_executables
+        arn = f"arn:aws:braket:us-east-1:000000000000:quantum-task/{uuid.uuid4().hex}"
+        self._cloud.keep_result(arn, result)
         with self._cloud.state() as state:
-            state["counter"] += 1
-            arn = f"arn:aws:braket:us-east-1:000000000000:quantum-task/{state['counter']:08d}-{uuid.uuid4().hex[:8]}"
             failure = state["fail_tasks"]
             state["jobs"][arn] = {
-                "result": pickle.dumps(result),
                 "steps": [*state["steps"][:-1], "FAILED" if failure else state["steps"][-1]],
                 "tags": dict(tags or {}),
                 "device": self.arn,
@@ -415,7 +434,9 @@ class _FakeAwsTask:
         self._cloud._fault("result", job=self.id)
         with self._cloud.state() as state:
             record = self._record(state)
-        return None if record["failure"] else pickle.loads(record["result"])
+        result = None if record["failure"] else self._cloud.load_result(self.id)
+        self._cloud._fault("result", when="after", job=self.id)
+        return result
 
     def cancel(self) -> None:
         self._cloud._fault("cancel", job=self.id)

@@ -319,20 +319,7 @@ def test_poll_collect_and_cancel_from_the_command_line(featured_store, braket_cl
     assert featured_store.ledger.jobs(featured_store.ledger.run().id)[0].state is JobState.CANCELLED
 
 
-def test_a_device_without_program_sets_gets_one_bound_circuit_per_task(featured_store, monkeypatch):
-    from braket.device_schema import DeviceActionType
-    from braket.devices import LocalSimulator
-
-    real_init = LocalSimulator.__init__
-
-    def without_program_sets(self, *args, **kwargs):
-        real_init(self, *args, **kwargs)
-        properties = self.properties.copy(deep=True)
-        properties.action.pop(DeviceActionType.OPENQASM_PROGRAM_SET)
-        type(self).properties = property(lambda _self: properties)
-
-    monkeypatch.setattr(LocalSimulator, "__init__", without_program_sets)
-    monkeypatch.setattr(LocalSimulator, "properties", LocalSimulator.properties)
+def test_a_device_without_program_sets_gets_one_bound_circuit_per_task(featured_store, braket_local_without_program_sets):
     result = runs.submit(featured_store, backend_name="braket_local", split="test", limit=5, shots=3000)
     assert [j.executions for j in result.jobs] == [1] * 5
     assert all(j.state is JobState.COLLECTED for j in result.jobs)

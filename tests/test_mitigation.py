@@ -82,3 +82,62 @@ def test_compare_reports_accuracy_with_and_without_mitigation(featured_store):
     cases = {a.case for a in result.accuracies}
     assert cases == {"simulator", "transfer", "transfer-mitigated", "hardware", "hardware-mitigated", "classical"}
     assert all(a.low <= a.accuracy <= a.high for a in result.accuracies)
+
+
+# --- the calibration job is an ordinary job ----------------------------------------------------------
+
+
+def test_a_device_without_program_sets_gets_one_calibration_state_a_task(featured_store, braket_local_without_program_sets):
+    result = runs.submit(featured_store, backend_name="braket_local", split="test", limit=3, shots=500, mitigate="readout")
+    assert [(j.purpose, j.execution_start, j.executions) for j in result.jobs] == [
+        ("samples", 0, 1), ("samples", 1, 1), ("samples", 2, 1), ("calibration", 0, 1), ("calibration", 1, 1),
+    ]
+    assert all(j.state is JobState.COLLECTED for j in result.jobs)
+    calibration = featured_store.results.calibration(result.run.id)
+    assert calibration[0][0] == 500 and calibration[31][31] == 500  # an ideal simulator reads what was prepared
+
+
+def test_the_estimate_prices_the_calibration_as_the_tasks_it_is(monkeypatch):
+    from qhw.backend import BackendLimits, get_backend
+
+    backend = get_backend("iqm_garnet")
+    monkeypatch.setattr(backend, "limits", BackendLimits(max_shots=10_000, max_circuits_per_job=1))
+    plans = runs.plan_jobs(backend, 3, 100, calibrations=2)
+    assert [(p.purpose, p.executions) for p in plans] == [("samples", 1)] * 3 + [("calibration", 1)] * 2
+    estimate = backend.estimate_cost([p.executions for p in plans], 100)
+    assert estimate.usd == pytest.approx(5 * 0.30 + 5 * 100 * 0.00145)
+    assert estimate.detail.startswith("5 task(s)")
+
+
+def test_the_calibration_jobs_usage_is_stored(featured_store, ibm_cloud):
+    run = runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=5, shots=100, mitigate="readout", approve=lambda e: True).run
+    for _ in range(3):
+        runs.collect(featured_store)
+    jobs = featured_store.ledger.jobs(run.id)
+    assert [(j.purpose, j.state, j.quantum_seconds) for j in jobs] == [
+        ("samples", JobState.COLLECTED, 1.25), ("calibration", JobState.COLLECTED, 1.25),
+    ]
+
+
+def test_a_failed_calibration_leaves_compare_without_mitigated_rows(featured_store, ibm_cloud, monkeypatch):
+    from qhw.worker import RunWorker
+
+    real_send = RunWorker._send
+
+    def fail_the_calibration(self, job):
+        ibm_cloud.set(fail_next="Error code 1517; calibration circuits exceeded the device's duration limit" if job.purpose == "calibration" else None)
+        return real_send(self, job)
+
+    monkeypatch.setattr(RunWorker, "_send", fail_the_calibration)
+    simulator = runs.submit(featured_store, backend_name="aer_simulator", split="all", shots=256).run
+    device = runs.submit(
+        featured_store, backend_name="ibm_fez", split="test", shots=256, mitigate="readout", approve=lambda e: True
+    ).run
+    for _ in range(3):
+        collected = runs.collect(featured_store)
+    assert collected.failed_jobs == 1 and featured_store.results.count_samples(device.id) == 100
+    result = compare(featured_store, simulator_run_id=simulator.id, hardware_run_id=device.id, epochs=2)
+    assert {a.case for a in result.accuracies} == {"simulator", "transfer", "classical"}
+    (note,) = result.notes
+    assert "readout calibration job" in note and "ended failed" in note and "1517" in note
+    assert result.to_dict()["notes"] == [note]

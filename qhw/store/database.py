@@ -70,8 +70,13 @@ class Database:
         self._writers = sessionmaker(writer, expire_on_commit=False)
         if check_schema:
             try:
-                with self.engine.connect() as connection, self._schema_lock(connection):
-                    schema.ensure_current(connection)
+                with self.engine.connect() as connection:
+                    # Read first: a database at head (the usual case) needs no write lock.
+                    with connection.begin():
+                        at_head = schema.current_revision(connection) == schema.head_revision()
+                if not at_head:
+                    with self.engine.connect() as connection, self._schema_lock(connection):
+                        schema.ensure_current(connection)
             except SQLAlchemyError as err:
                 raise StoreError(f"cannot open database {self.display_url}: {reason(err)}") from err
 

@@ -287,19 +287,22 @@ class Ledger:
                 for row in session.scalars(query).all()
             ]
 
-    def move(
-        self, job: JobRecord, new: JobState, *, note: str | None = None, error: str | None = None, **values
-    ) -> JobRecord | None:
+    def move(self, job: JobRecord, new: JobState, *, note: str | None = None, error: str | None = None) -> JobRecord | None:
         """Compare-and-set ``job`` from the state it was read in to ``new``.
+
+        Args:
+            error: the reason of a failure; for any other move, None clears the
+                errors of the calls before it (the move is news from the provider).
 
         Returns:
             The job as it is now, or None when it was no longer in that state
             (or the move is not allowed): nothing was changed.
         """
-        if error is not None:
-            values["error"] = error
-        if new not in (JobState.FAILED,):
-            values.setdefault("error_count", 0)
+        return self._move(job, new, note=note, values={"error": error})
+
+    def _move(self, job: JobRecord, new: JobState, *, note: str | None, values: dict) -> JobRecord | None:
+        if new is not JobState.FAILED:
+            values = {**values, "error_count": 0}
         with self._db.transaction() as session:
             if not transition(session, job.id, job.state, new, note=note, values=values):
                 return None
@@ -322,7 +325,7 @@ class Ledger:
 
     def record_submission(self, job: JobRecord, provider_job_id: str, *, note: str) -> JobRecord | None:
         """The provider holds the job under ``provider_job_id``: pending -> queued."""
-        return self.move(job, JobState.QUEUED, note=note, provider_job_id=provider_job_id, error=None)
+        return self._move(job, JobState.QUEUED, note=note, values={"provider_job_id": provider_job_id, "error": None})
 
     def record_error(self, job: JobRecord, error: str) -> JobRecord | None:
         """A call about the job failed without a verdict on the job (network,
@@ -357,18 +360,16 @@ class Ledger:
         """failed -> pending with a fresh key, for `qhw retry`; the old provider
         job and the reason it failed stay in the job's history."""
         note = f"retry: attempt {job.attempt + 1} (attempt {job.attempt} was {job.provider_job_id or 'never accepted'}: {job.error})"
-        return self.move(
-            job,
-            JobState.PENDING,
-            note=note,
-            provider_job_id=None,
-            idempotency_key=uuid.uuid4().hex,
-            attempt=job.attempt + 1,
-            submit_started_at=None,
-            cancel_requested_at=None,
-            error=None,
-            quantum_seconds=None,
-        )
+        values = {
+            "provider_job_id": None,
+            "idempotency_key": uuid.uuid4().hex,
+            "attempt": job.attempt + 1,
+            "submit_started_at": None,
+            "cancel_requested_at": None,
+            "error": None,
+            "quantum_seconds": None,
+        }
+        return self._move(job, JobState.PENDING, note=note, values=values)
 
     # --- claims ---------------------------------------------------------------------------
 

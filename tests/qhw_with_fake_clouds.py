@@ -1,0 +1,64 @@
+"""The real `qhw` command line, with the fake clouds in place of IBM and AWS.
+
+Crash and concurrency tests run this as a subprocess (and SIGKILL it): the
+fakes keep their memory in the files named by QHW_TEST_FAKE_IBM and
+QHW_TEST_FAKE_BRAKET, so it survives the process, as a real cloud would.
+
+QHW_TEST_KILL_AT=<point>[:<n>] kills this process (SIGKILL) at the n-th
+(default first) pass through a point inside qhw itself:
+
+- ``storing``: inside the transaction that stores a job's counts, after the
+  job was marked collected and before the commit;
+- ``stored``: right after that commit, before the job's claim is released.
+
+QHW_TEST_IBM_MAX_EXECUTIONS caps IBM's executions per job, to make runs of
+several jobs from few samples.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fake_clouds import install_from_environment  # noqa: E402
+
+
+def _kill_at(point: str, original):
+    wanted, _, nth = os.environ.get("QHW_TEST_KILL_AT", "").partition(":")
+    if wanted != point:
+        return original
+    passes = {"count": 0}
+
+    def wrapper(*args, **kwargs):
+        result = original(*args, **kwargs)
+        passes["count"] += 1
+        if passes["count"] == int(nth or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    return wrapper
+
+
+def main() -> None:
+    install_from_environment()
+    from qhw.store.results import Results
+    from qhw.worker import RunWorker
+
+    Results._mark_collected = staticmethod(_kill_at("storing", Results._mark_collected))
+    RunWorker._store_counts = _kill_at("stored", RunWorker._store_counts)
+    if os.environ.get("QHW_TEST_IBM_MAX_EXECUTIONS"):
+        import qhw.backends.ibm as ibm_adapter
+
+        ibm_adapter.MAX_EXECUTIONS_PER_JOB = int(os.environ["QHW_TEST_IBM_MAX_EXECUTIONS"])
+
+    from qhw.cli import main as qhw
+
+    qhw(prog_name="qhw")
+
+
+if __name__ == "__main__":
+    main()

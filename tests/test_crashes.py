@@ -1,0 +1,76 @@
+"""Real `qhw` processes killed with SIGKILL at distinct points of a run, then recovered.
+
+The fake clouds keep their memory in a file, so that it survives the killed
+process as a real cloud's would. After recovery (`qhw collect --wait --yes`):
+no sample lost or stored twice, no job sent twice to the provider.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from conftest import assert_ledger_sound, qhw_env, run_qhw
+from fake_clouds import FakeBraketCloud, FakeIBMCloud
+
+pytestmark = pytest.mark.slow
+
+#: IBM: 50 test samples at 100 shots, 20 circuits a job -> 3 jobs; Braket:
+#: both splits (400 samples), 100 a program set -> 4 tasks.
+SUBMIT = {
+    "ibm": ["submit", "--backend", "ibm_fez", "--split", "test", "--limit", "50", "--shots", "100", "--yes"],
+    "braket": ["submit", "--backend", "braket_sv1", "--split", "all", "--shots", "100", "--yes"],
+    "aer": ["submit", "--backend", "aer_simulator", "--split", "all", "--shots", "100"],
+}
+RECOVER = ["collect", "--wait", "--yes", "--interval", "0.02", "--timeout", "120"]
+
+# (cloud, the command that dies, where it dies: a cloud fault or a point inside qhw)
+KILLS = {
+    "submit, before the provider got the 2nd job": ("submit", dict(op="submit", when="before", after_calls=1)),
+    "submit, after the provider accepted the 2nd job": ("submit", dict(op="submit", when="after", after_calls=1)),
+    "collect, after fetching counts, before storing them": ("collect", dict(op="result", when="after", after_calls=1)),
+    "collect, inside the transaction storing counts": ("collect", "storing:2"),
+    "collect, after the commit, before giving the claim back": ("collect", "stored:1"),
+}
+
+
+def _cloud(name: str, tmp_path):
+    if name == "ibm":
+        return FakeIBMCloud(tmp_path / "ibm.cloud", steps=["QUEUED", "DONE"])
+    return FakeBraketCloud(tmp_path / "braket.cloud", steps=["QUEUED", "COMPLETED"])
+
+
+@pytest.mark.parametrize("cloud_name", ["ibm", "braket"])
+@pytest.mark.parametrize("where", list(KILLS))
+def test_a_killed_qhw_leaves_nothing_lost_and_nothing_paid_twice(featured_store, home, tmp_path, cloud_name, where):
+    fake = _cloud(cloud_name, tmp_path)
+    env = qhw_env(home, **{cloud_name: fake.path}, QHW_TEST_IBM_MAX_EXECUTIONS="2000")
+    dies, point = KILLS[where]
+    if isinstance(point, dict):
+        fake.inject(point["op"], "kill", when=point["when"], after_calls=point["after_calls"])
+    else:
+        env["QHW_TEST_KILL_AT"] = point
+    submitted = run_qhw(env if dies == "submit" else {**env, "QHW_TEST_KILL_AT": ""}, *SUBMIT[cloud_name])
+    if dies == "submit":
+        assert submitted.returncode == -signal.SIGKILL, submitted.stderr
+    else:
+        assert submitted.returncode == 0, submitted.stderr
+        killed = run_qhw(env, "collect", "--wait", "--interval", "0.02", "--timeout", "120")
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+    recovered = run_qhw({**env, "QHW_TEST_KILL_AT": ""}, *RECOVER, "--json")
+    assert recovered.returncode == 0, recovered.stderr
+    assert "Traceback" not in recovered.stderr
+    assert fake.faults_left() == 0  # the kill did happen where it was meant to
+    assert_ledger_sound(featured_store, fake, featured_store.ledger.run().id)
+
+
+def test_a_local_run_killed_while_storing_counts_is_finished_by_collect(featured_store, home):
+    env = qhw_env(home, QHW_TEST_KILL_AT="storing:1")
+    killed = run_qhw(env, *SUBMIT["aer"])
+    assert killed.returncode == -signal.SIGKILL
+    (job,) = featured_store.ledger.jobs()
+    assert job.state.value == "pending" and featured_store.results.count_rows(job.run_id) == 0  # rolled back
+    recovered = run_qhw({**env, "QHW_TEST_KILL_AT": ""}, "collect")
+    assert recovered.returncode == 0, recovered.stderr
+    assert_ledger_sound(featured_store, None, job.run_id)
