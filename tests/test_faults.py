@@ -320,3 +320,22 @@ def test_create_quantum_task_carries_the_jobs_key_as_its_client_token():
             client.create_quantum_task(**arguments)
     assert sent[0]["clientToken"] == sent[1]["clientToken"] == "a" * 32
     assert sent[2]["clientToken"] not in ("a" * 32, None)  # outside a qhw submission: boto3's random token
+
+
+def test_collect_without_yes_says_what_waits_for_approval(featured_store, braket_cloud, monkeypatch):
+    from click.testing import CliRunner
+
+    from qhw.cli import main
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RunWorker, "_send", _die)
+        with pytest.raises(KeyboardInterrupt):
+            _submit(featured_store, "braket_sv1")
+    result = CliRunner().invoke(main, ["collect", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["jobs_awaiting_approval"] == 1
+    assert "must be submitted (again)" in result.stderr and "Estimated cost on braket_sv1" in result.stderr
+    assert "`qhw collect --yes` submits them" in result.stderr
+    assert braket_cloud.tasks == {}
+    approved = CliRunner().invoke(main, ["collect", "--wait", "--interval", "0.01", "--yes", "--json"])
+    assert json.loads(approved.stdout)["samples"] == 10 and len(braket_cloud.tasks) == 1
