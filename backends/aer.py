@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qhw.backend import Backend, BackendLimits, Executable, JobStatus
+from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendLimits, Executable, JobStatus
 from qhw.backends._qiskit_jobs import InProcessJobs, job_status, local_job_counts
 
 NAME = "aer_simulator"
@@ -30,9 +30,9 @@ class AerBackend:
     kind = "local simulator"
     is_paid = False
     is_local = True
-    # Aer has no per-job limit; 1,000 circuits a job keeps memory flat and
-    # lets progress move on large runs.
-    limits = BackendLimits(max_shots=1_000_000, max_circuits_per_job=1000)
+    # Aer has no per-job limit of its own: 1,000 circuits and 2**20 shots a job
+    # keep memory flat (see LOCAL_SHOTS_PER_JOB) and let progress move.
+    limits = BackendLimits(max_shots=1_000_000, max_circuits_per_job=1000).capped(LOCAL_SHOTS_PER_JOB)
 
     def __init__(self, seed: int | None = None) -> None:
         from qiskit_aer import AerSimulator
@@ -80,6 +80,9 @@ class AerBackend:
         self._jobs.get(job_id).cancel()
 
     credentials_configured = None
+
+    def check_credentials(self) -> None:
+        pass  # none needed
 
     def check(self, n_circuits: int, shots: int) -> None:
         pass  # nothing beyond the static limits

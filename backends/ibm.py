@@ -25,7 +25,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from qhw.backend import Backend, BackendLimits, Executable, JobStatus
+from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendLimits, Executable, JobStatus
 from qhw.backends._qiskit_jobs import InProcessJobs, job_counts, job_status, local_job_counts
 from qhw.records import QUBITS
 from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, JobNotFoundError, TransientBackendError
@@ -143,7 +143,12 @@ class IBMBackend:
                 max_shots = int(conf["max_shots"])
             elif hasattr(self._device, "configuration"):
                 max_shots = int(getattr(self._device.configuration(), "max_shots", DEFAULT_MAX_SHOTS))
-        return BackendLimits(max_shots=max_shots, max_executions_per_job=MAX_EXECUTIONS_PER_JOB)
+        limits = BackendLimits(max_shots=max_shots, max_executions_per_job=MAX_EXECUTIONS_PER_JOB)
+        return limits.capped(LOCAL_SHOTS_PER_JOB) if self.is_local else limits
+
+    def check_credentials(self) -> None:
+        if not self.is_local and not credentials_configured():
+            raise CredentialsError(f"no IBM Quantum credentials: {CREDENTIALS_HELP}")
 
     def check(self, n_circuits: int, shots: int) -> None:
         device = self._load_device()

@@ -7,23 +7,50 @@ so `qhw --help` stays instant. Every QhwError becomes one line on stderr.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from qhw.cli_options import POSITIVE, SECONDS, SEED, USD
 from qhw.errors import QhwError
 from qhw.records import RUN_SPLITS, JobState  # no heavy imports: `qhw --help` stays instant
 
 
 class _Group(click.Group):
-    """Turns qhw's errors into one clean line and a non-zero exit."""
+    """The one exception boundary: every error becomes one line on stderr and
+    a non-zero exit (1; 2 for a usage error; 130 for Ctrl-C), never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except QhwError as err:
             raise click.ClickException(str(err)) from err
+        except Exception as err:  # file systems, corrupted files, and the unexpected
+            if os.environ.get("QHW_DEBUG"):
+                raise
+            from qhw.boundary import explain
+
+            raise click.ClickException(explain(err)) from err
+
+    def main(self, *args, **kwargs):
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.ClickException as err:
+            # Click would add its usage text and a hint: one line says it all.
+            click.echo(f"Error: {err.format_message()}", err=True)
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo(
+                "Error: interrupted; what was stored stays stored, and `qhw collect` finishes unfinished jobs", err=True
+            )
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 class _App:
@@ -171,12 +198,12 @@ def features() -> None:
 
 @features.command("build")
 @click.option("--dataset", default="mnist-5k", show_default=True, help="mnist-5k, mnist (Keras cache), an IDX folder or an .npz file.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the split, subsets and training.")
-@click.option("--components", default=5, show_default=True, type=int, help="PCA components; a multiple of 5 (one 5-qubit circuit per 5).")
-@click.option("--latent-dim", default=64, show_default=True, type=int, help="Autoencoder latent size.")
-@click.option("--epochs", default=30, show_default=True, type=int, help="Autoencoder training epochs.")
-@click.option("--limit-train", type=int, help="Keep a seeded stratified subset of this many train images.")
-@click.option("--limit-test", type=int, help="Keep a seeded stratified subset of this many test images.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the split, subsets and training.")
+@click.option("--components", default=5, show_default=True, type=POSITIVE, help="PCA components; a multiple of 5 (one 5-qubit circuit per 5).")
+@click.option("--latent-dim", default=64, show_default=True, type=POSITIVE, help="Autoencoder latent size.")
+@click.option("--epochs", default=30, show_default=True, type=POSITIVE, help="Autoencoder training epochs.")
+@click.option("--limit-train", type=POSITIVE, help="Keep a seeded stratified subset of this many train images.")
+@click.option("--limit-test", type=POSITIVE, help="Keep a seeded stratified subset of this many test images.")
 @json_option
 @pass_app
 def features_build(app: _App, dataset, seed, components, latent_dim, epochs, limit_train, limit_test, as_json) -> None:
@@ -253,12 +280,12 @@ def backends(as_json) -> None:
 
 @main.command()
 @click.option("--backend", "backend_name", required=True, help="A name from `qhw backends`.")
-@click.option("--features", "feature_set_id", type=int, help="Feature set id (default: the newest).")
+@click.option("--features", "feature_set_id", type=POSITIVE, help="Feature set id (default: the newest).")
 @click.option("--split", type=click.Choice(RUN_SPLITS), default="all", show_default=True, help="Which samples to run.")
-@click.option("--shots", default=1024, show_default=True, type=int, help="Shots per circuit.")
-@click.option("--limit", type=int, help="A seeded stratified subset of this many samples per split.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the subset, transpiler and simulators.")
-@click.option("--max-cost", type=float, help="Refuse a paid submission whose estimate exceeds this many USD.")
+@click.option("--shots", default=1024, show_default=True, type=POSITIVE, help="Shots per circuit.")
+@click.option("--limit", type=POSITIVE, help="A seeded stratified subset of this many samples per split.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the subset, transpiler and simulators.")
+@click.option("--max-cost", type=USD, help="Refuse a paid submission whose estimate exceeds this many USD.")
 @click.option("--yes", is_flag=True, help="Submit to a paid backend without asking for confirmation.")
 @click.option("--mitigate", type=click.Choice(["readout"]), help="Also run the readout-calibration circuits (for `qhw compare`).")
 @json_option
@@ -286,8 +313,8 @@ def submit(ctx, app: _App, backend_name, feature_set_id, split, shots, limit, se
 
 
 @main.command()
-@click.option("--run", "run_id", type=int, help="The run whose failed jobs to submit again (default: the newest).")
-@click.option("--max-cost", type=float, help="Refuse when the estimate of the retried jobs exceeds this many USD.")
+@click.option("--run", "run_id", type=POSITIVE, help="The run whose failed jobs to submit again (default: the newest).")
+@click.option("--max-cost", type=USD, help="Refuse when the estimate of the retried jobs exceeds this many USD.")
 @click.option("--yes", is_flag=True, help="Submit to a paid backend without asking for confirmation.")
 @json_option
 @pass_app
@@ -305,7 +332,7 @@ def retry(ctx, app: _App, run_id, max_cost, yes, as_json) -> None:
 
 
 @main.command()
-@click.option("--run", "run_id", type=int, help="Only this run's jobs.")
+@click.option("--run", "run_id", type=POSITIVE, help="Only this run's jobs.")
 @click.option("--state", "states", multiple=True, type=click.Choice([state.value for state in JobState]), help="Only jobs in this state (repeatable).")
 @json_option
 @pass_app
@@ -334,10 +361,10 @@ def jobs(app: _App, run_id, states, as_json) -> None:
 
 
 @main.command()
-@click.option("--run", "run_id", type=int, help="Only this run (default: every run with unfinished jobs).")
+@click.option("--run", "run_id", type=POSITIVE, help="Only this run (default: every run with unfinished jobs).")
 @click.option("--wait", is_flag=True, help="Keep polling until no job is unfinished.")
-@click.option("--interval", default=5.0, show_default=True, type=float, help="Seconds between polls with --wait.")
-@click.option("--timeout", type=float, help="Give up waiting after this many seconds.")
+@click.option("--interval", default=5.0, show_default=True, type=SECONDS, help="Seconds between polls with --wait.")
+@click.option("--timeout", type=SECONDS, help="Give up waiting after this many seconds.")
 @click.option("--yes", is_flag=True, help="Submit again, without asking, paid jobs that the provider does not have.")
 @json_option
 @pass_app
@@ -353,7 +380,7 @@ def collect(app: _App, run_id, wait, interval, timeout, yes, as_json) -> None:
 
 
 @main.command()
-@click.option("--run", "run_id", type=int, help="Only this run (default: every run with unfinished jobs).")
+@click.option("--run", "run_id", type=POSITIVE, help="Only this run (default: every run with unfinished jobs).")
 @click.option("--yes", is_flag=True, help="Submit again, without asking, paid jobs that the provider does not have.")
 @json_option
 @pass_app
@@ -367,7 +394,7 @@ def poll(app: _App, run_id, yes, as_json) -> None:
 
 
 @main.command()
-@click.option("--run", "run_id", type=int, help="The run whose unfinished jobs to cancel (default: the newest).")
+@click.option("--run", "run_id", type=POSITIVE, help="The run whose unfinished jobs to cancel (default: the newest).")
 @json_option
 @pass_app
 def cancel(app: _App, run_id, as_json) -> None:
@@ -390,25 +417,29 @@ def cancel(app: _App, run_id, as_json) -> None:
 
 
 @main.command()
-@click.option("--run", "run_id", type=int, help="Run whose outcomes to export (default: the newest).")
+@click.option("--run", "run_id", type=POSITIVE, help="Run whose outcomes to export (default: the newest).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The .npz file to write.")
 @pass_app
 def results(app: _App, run_id, out) -> None:
     """Export a run's counts, labels and splits to an .npz file."""
     from qhw.runs import export_results
 
-    click.echo(str(export_results(app.store(), run_id, out)))
+    export = export_results(app.store(), run_id, out)
+    click.echo(str(export.path))
+    if export.samples < export.run_samples:
+        pending = f"; {export.unfinished_jobs} job(s) unfinished: `qhw collect` brings in the rest" if export.unfinished_jobs else ""
+        click.echo(f"note: {export.samples} of the run's {export.run_samples} samples are complete and were written{pending}", err=True)
 
 
 # --- training and demo ------------------------------------------------------------
 
 
 @main.command()
-@click.option("--run", "run_id", type=int, help="Train the hybrid classifier on this run (default: the newest).")
-@click.option("--features", "feature_set_id", type=int, help="With --classical: the feature set (default: the newest).")
+@click.option("--run", "run_id", type=POSITIVE, help="Train the hybrid classifier on this run (default: the newest).")
+@click.option("--features", "feature_set_id", type=POSITIVE, help="With --classical: the feature set (default: the newest).")
 @click.option("--classical", is_flag=True, help="Train the baseline on the autoencoder latent instead.")
-@click.option("--epochs", default=60, show_default=True, type=int, help="Classifier training epochs.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Training seed.")
+@click.option("--epochs", default=60, show_default=True, type=POSITIVE, help="Classifier training epochs.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Training seed.")
 @json_option
 @pass_app
 def train(app: _App, run_id, feature_set_id, classical, epochs, seed, as_json) -> None:
@@ -436,13 +467,13 @@ def train(app: _App, run_id, feature_set_id, classical, epochs, seed, as_json) -
 
 
 @main.command()
-@click.option("--shots", default=1024, show_default=True, type=int, help="Shots per circuit.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of everything.")
+@click.option("--shots", default=1024, show_default=True, type=POSITIVE, help="Shots per circuit.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of everything.")
 @click.option("--hardware", default="fake_manila", show_default=True, help="The device (or emulation) for the test samples.")
-@click.option("--limit-train", type=int, help="Use a stratified subset of the 4,000 train images.")
-@click.option("--limit-test", type=int, help="Use a stratified subset of the 1,000 test images.")
-@click.option("--autoencoder-epochs", default=30, show_default=True, type=int, help="Autoencoder epochs.")
-@click.option("--epochs", default=60, show_default=True, type=int, help="Classifier epochs.")
+@click.option("--limit-train", type=POSITIVE, help="Use a stratified subset of the 4,000 train images.")
+@click.option("--limit-test", type=POSITIVE, help="Use a stratified subset of the 1,000 test images.")
+@click.option("--autoencoder-epochs", default=30, show_default=True, type=POSITIVE, help="Autoencoder epochs.")
+@click.option("--epochs", default=60, show_default=True, type=POSITIVE, help="Classifier epochs.")
 @json_option
 @pass_app
 def demo(app: _App, shots, seed, hardware, limit_train, limit_test, autoencoder_epochs, epochs, as_json) -> None:
@@ -487,18 +518,19 @@ def demo(app: _App, shots, seed, hardware, limit_train, limit_test, autoencoder_
 
 
 @main.command("compare")
-@click.option("--sim", "simulator_run", required=True, type=int, help="The simulator run (needs train samples).")
-@click.option("--hw", "hardware_run", required=True, type=int, help="The hardware (or emulation) run to compare with it.")
+@click.option("--sim", "simulator_run", required=True, type=POSITIVE, help="The simulator run (needs train samples).")
+@click.option("--hw", "hardware_run", required=True, type=POSITIVE, help="The hardware (or emulation) run to compare with it.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder (default: under QHW_HOME/reports/).")
-@click.option("--epochs", default=60, show_default=True, type=int, help="Classifier training epochs.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of training, bootstrap and subsampling.")
+@click.option("--epochs", default=60, show_default=True, type=POSITIVE, help="Classifier training epochs.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of training, bootstrap and subsampling.")
 @json_option
 @pass_app
 def compare_command(app: _App, simulator_run, hardware_run, out, epochs, seed, as_json) -> None:
     """Accuracy, agreement and accuracy against shots of a simulator run and a hardware run."""
     from qhw.compare import compare
-    from qhw.report import write_report
+    from qhw.report import check_report_dir, write_report
 
+    check_report_dir(out)
     comparison = compare(
         app.store(), simulator_run_id=simulator_run, hardware_run_id=hardware_run, epochs=epochs, seed=seed, progress=_progress()
     )
@@ -563,6 +595,5 @@ def current(app: _App) -> None:
     """Print the database's schema revision and this qhw's."""
     from qhw import schema
 
-    store = app.store(check_schema=False)
-    with store.engine.connect() as connection:
-        click.echo(f"database: {schema.current_revision(connection) or 'empty'}; qhw: {schema.head_revision()}")
+    revision = app.store(check_schema=False).database.revision()
+    click.echo(f"database: {revision or 'empty'}; qhw: {schema.head_revision()}")

@@ -10,6 +10,7 @@ import numpy as np
 
 from qhw import training
 from qhw.backend import get_backend
+from qhw.checks import check_positive, check_seed
 from qhw.errors import ConfigError, TrainingError
 from qhw.features import load_arrays
 from qhw.mitigation import calibration_missing, mitigated_counts
@@ -171,6 +172,10 @@ def compare(
         TrainingError: the simulator run has no train samples.
     """
     progress = progress or SilentProgress()
+    if simulator_run_id == hardware_run_id:
+        raise ConfigError(f"--sim and --hw both name run {simulator_run_id}: compare a simulator run with another run")
+    check_positive(epochs, "--epochs")
+    check_seed(seed)
     sim_run, hw_run = store.ledger.run(simulator_run_id), store.ledger.run(hardware_run_id)
     if sim_run.feature_set_id != hw_run.feature_set_id:
         raise ConfigError(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+
+from qhw.errors import ConfigError
 
 HOME_ENV = "QHW_HOME"
 DB_URL_ENV = "QHW_DB_URL"
@@ -13,15 +16,23 @@ def home() -> Path:
     """Return the qhw home folder, creating it if needed.
 
     ``$QHW_HOME`` wins; otherwise the platform's user data folder.
+
+    Raises:
+        ConfigError: the home is not a usable folder (a file, not UTF-8, a
+            name too long, not creatable).
     """
     configured = os.environ.get(HOME_ENV)
     if configured:
         path = Path(configured).expanduser()
+        where = f"{HOME_ENV} ({_shown(path)})"
     else:
         import platformdirs
 
         path = Path(platformdirs.user_data_dir("qhw", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
+        where = f"qhw's home {_shown(path)}"
+    _check_utf8(path, where)
+    _check_folder(path, f"{where}", f": point {HOME_ENV} at a folder")
+    _make_folder(path, where)
     return path
 
 
@@ -41,5 +52,52 @@ def database_url(explicit: str | None = None) -> str:
 def data_dir(kind: str) -> Path:
     """A sub-folder of the home for one kind of artefact (features, models, reports)."""
     path = home() / kind
-    path.mkdir(parents=True, exist_ok=True)
+    _make_folder(path, f"{_shown(path)}")
     return path
+
+
+def writable_dir(path: Path, what: str) -> Path:
+    """Make sure files can be written in ``path`` (created if needed), before
+    spending time on what will be written there.
+
+    Raises:
+        ConfigError: naming ``what`` and the folder, with the reason.
+    """
+    path = Path(path)
+    where = f"{what} {_shown(path)}"
+    _check_utf8(path, where)
+    _check_folder(path, where)
+    _make_folder(path, where)
+    try:
+        # os.access says yes to root whatever the folder's flags: try a file.
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".qhw-write-check-"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"{where} is not writable: {err.strerror}") from err
+    return path
+
+
+def _check_folder(path: Path, where: str, advice: str = "") -> None:
+    try:
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{where} is a file, not a folder{advice}")
+    except OSError as err:  # a name too long, a loop of links
+        raise ConfigError(f"{where} cannot be used: {err.strerror}") from err
+
+
+def _make_folder(path: Path, where: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{where} cannot be created: {err.strerror}") from err
+
+
+def _check_utf8(path: Path, where: str) -> None:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{where} is not a valid UTF-8 path; use a UTF-8 name") from None
+
+
+def _shown(path: Path) -> str:
+    return str(path).encode("utf-8", "backslashreplace").decode("utf-8")

@@ -18,6 +18,7 @@ from qhw.errors import ConfigError, DatasetError
 MNIST_5K = "mnist-5k"
 MNIST_KERAS = "mnist"
 MNIST_5K_TEST_SIZE = 1000
+MNIST_5K_TRAIN_SIZE = 4000
 IMAGE_PIXELS = 28 * 28
 NUM_CLASSES = 10
 
@@ -88,6 +89,9 @@ def load_dataset(
     x_test, y_test = _prepare(x_test, y_test, f"{spec} test")
     train_keep = stratified_subset(y_train, limit_train, seed, "--limit-train", "train")
     test_keep = stratified_subset(y_test, limit_test, seed, "--limit-test", "test")
+    classes = np.unique(y_train[train_keep])
+    if len(classes) < 2:
+        raise DatasetError(f"{spec}: its train images hold {len(classes)} class(es) ({', '.join(map(str, classes))}); a classifier needs at least two")
     return Dataset(spec, x_train[train_keep], y_train[train_keep], x_test[test_keep], y_test[test_keep])
 
 
@@ -193,7 +197,15 @@ def _prepare(images: np.ndarray, labels: np.ndarray, what: str) -> tuple[np.ndar
         raise DatasetError(f"{what}: no images")
     if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= NUM_CLASSES:
         raise DatasetError(f"{what}: labels must be integers 0-9")
+    if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
+        raise DatasetError(f"{what}: pixel values must be numbers, got {images.dtype}")
     flat = images.reshape(len(images), IMAGE_PIXELS).astype(np.float32)
-    if flat.max() > 1.0:
+    bad = ~np.isfinite(flat)
+    if bad.any():
+        raise DatasetError(f"{what}: {int(bad.sum())} pixel value(s) are NaN or infinite (first in image {int(np.argwhere(bad)[0, 0])})")
+    low, high = float(flat.min()), float(flat.max())
+    if low < 0 or high > 255:
+        raise DatasetError(f"{what}: pixel values must lie in [0, 255] (or [0, 1]), found [{low:g}, {high:g}]")
+    if high > 1.0:
         flat /= 255.0
     return flat, labels.astype(np.int64)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from qhw import features, runs, training
+from qhw import features, report, runs, training
 from qhw.backend import get_backend
 from qhw.compare import Comparison, compare
-from qhw.report import write_report
-from qhw.datasets import MNIST_5K
+from qhw.checks import check_positive, check_seed
+from qhw.datasets import MNIST_5K, MNIST_5K_TEST_SIZE, MNIST_5K_TRAIN_SIZE
+from qhw.errors import ConfigError
 from qhw.progress import Progress, SilentProgress
 from qhw.records import EvaluationRecord, FeatureSetRecord, RunRecord
 from qhw.store import Store
@@ -46,7 +47,7 @@ def run_demo(
     sample, the (emulated) device on the test samples, the hybrid classifier
     trained on the simulator and applied to both, and their comparison."""
     progress = progress or SilentProgress()
-    get_backend(hardware)  # refuses an unknown name before any work
+    _check_inputs(seed, shots, hardware, limit_train, limit_test, autoencoder_epochs, classifier_epochs)
     feature_set = features.build_features(
         store,
         dataset=MNIST_5K,
@@ -88,5 +89,32 @@ def run_demo(
         hybrid=hybrid,
         hybrid_on_hardware=on_hardware,
         comparison=comparison,
-        report=write_report(comparison),
+        report=report.write_report(comparison),
     )
+
+
+def _check_inputs(
+    seed: int, shots: int, hardware: str, limit_train: int | None, limit_test: int | None, *epochs: int
+) -> None:
+    """Everything the demo could refuse, refused before it builds anything.
+
+    Raises:
+        ConfigError, UnknownBackendError: with the option at fault.
+    """
+    check_seed(seed)
+    check_positive(shots, "--shots")
+    for value, option in zip(epochs, ("--autoencoder-epochs", "--epochs")):
+        check_positive(value, option)
+    for value, option, size in ((limit_train, "--limit-train", MNIST_5K_TRAIN_SIZE), (limit_test, "--limit-test", MNIST_5K_TEST_SIZE)):
+        check_positive(value, option)
+        if value is not None and value > size:
+            raise ConfigError(f"{option} {value} exceeds the {size:,} images of {MNIST_5K}'s {option.rsplit('-', 1)[1]} split")
+    device = get_backend(hardware)
+    if device.is_paid:
+        raise ConfigError(
+            f"qhw demo runs on free backends only and {hardware} costs money: run the steps yourself "
+            f"(qhw submit --backend {hardware} ...), which show the estimate and ask first"
+        )
+    report.check_report_dir(None)
+    for backend in (get_backend(SIMULATOR), device):
+        runs.check_shots(backend, shots)

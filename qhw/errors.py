@@ -27,6 +27,10 @@ class CredentialsError(ConfigError):
     """A provider's credentials are missing or were rejected: the command stops, no job changes."""
 
 
+class ArtifactError(QhwError):
+    """A file qhw wrote earlier (feature arrays, a model) is missing or corrupted."""
+
+
 class NotFoundError(QhwError, LookupError):
     """A feature set, run, model or backend with that name or id does not exist."""
 

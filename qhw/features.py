@@ -15,7 +15,8 @@ import numpy as np
 
 from qhw import config
 from qhw.datasets import IMAGE_PIXELS, MNIST_5K, load_dataset
-from qhw.errors import ConfigError
+from qhw.checks import check_positive, check_seed
+from qhw.errors import ArtifactError, ConfigError
 from qhw.progress import Progress, SilentProgress, import_keras, keras_callback
 from qhw.records import QUBITS, FeatureSetRecord
 from qhw.store import Store
@@ -82,6 +83,10 @@ def build_features(
         DatasetError: the dataset cannot be loaded.
     """
     validate_components(components)
+    check_seed(seed)
+    check_positive(latent_dim, "--latent-dim")
+    check_positive(limit_train, "--limit-train")
+    check_positive(limit_test, "--limit-test")
     if latent_dim < components:
         raise ConfigError(f"--latent-dim ({latent_dim}) must be at least --components ({components})")
     if epochs <= 0:
@@ -90,6 +95,7 @@ def build_features(
     data = load_dataset(dataset, seed=seed, limit_train=limit_train, limit_test=limit_test)
     if len(data.y_train) < components:
         raise ConfigError(f"PCA to {components} components needs at least {components} train images")
+    features_dir = config.writable_dir(config.home() / "features", "the feature-set folder")
 
     autoencoder, encoder, mse = _train_autoencoder(data, latent_dim, epochs, seed, progress)
     latent_train = encoder.predict(data.x_train, verbose=0, batch_size=512)
@@ -104,7 +110,7 @@ def build_features(
     angles_test = np.clip(scaler.transform(pca.transform(latent_test)), -ANGLE_LIMIT, ANGLE_LIMIT)
 
     # Files first under a fresh folder; the row only once they are complete.
-    artifact_dir = config.data_dir("features") / uuid.uuid4().hex
+    artifact_dir = features_dir / uuid.uuid4().hex
     artifact_dir.mkdir(parents=True)
     try:
         np.savez_compressed(
@@ -144,10 +150,18 @@ def load_arrays(feature_set: FeatureSetRecord) -> FeatureArrays:
     """Load the saved arrays of a feature set."""
     path = feature_set.artifact_dir / ARRAYS_FILE
     try:
-        with np.load(path) as archive:
-            return FeatureArrays(**{field: archive[field] for field in FeatureArrays.__dataclass_fields__})
-    except OSError as err:
-        raise ConfigError(f"feature set {feature_set.id}: its arrays are missing at {path}") from err
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = FeatureArrays(**{field: archive[field] for field in FeatureArrays.__dataclass_fields__})
+    except FileNotFoundError as err:
+        raise ArtifactError(f"feature set {feature_set.id}: its arrays are missing at {path}; build a new feature set") from err
+    except Exception as err:  # a truncated or overwritten file: BadZipFile, EOFError, ValueError, KeyError, OSError
+        raise ArtifactError(
+            f"feature set {feature_set.id}: its arrays at {path} are unreadable ({type(err).__name__}: {err}); "
+            "build a new feature set with `qhw features build`"
+        ) from err
+    if len(arrays.angles_train) != len(arrays.y_train) or len(arrays.angles_test) != len(arrays.y_test):
+        raise ArtifactError(f"feature set {feature_set.id}: its arrays at {path} do not fit together; build a new feature set")
+    return arrays
 
 
 def _train_autoencoder(data, latent_dim: int, epochs: int, seed: int, progress: Progress):

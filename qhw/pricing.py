@@ -72,8 +72,14 @@ class CostEstimate:
 def load_prices() -> PriceTable:
     """The default table with the user's overrides applied.
 
+    The override file is checked as a whole before any price is used: known
+    keys only (with a "did you mean" for near misses), numbers only, each
+    finite and zero or more, and device tables naming known devices (or
+    ``braket:<device ARN>``).
+
     Raises:
-        ConfigError: the override file is not valid TOML or names unknown prices.
+        ConfigError: the file is unreadable, not TOML, or breaks the schema;
+            the message names the key and the file.
     """
     from qhw import config
 
@@ -85,18 +91,58 @@ def load_prices() -> PriceTable:
             raise ConfigError(f"{PRICES_ENV} names {path}, which does not exist")
         return table
     try:
-        overrides = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as err:
+        overrides = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"{path}: not a readable TOML price file ({err})") from err
-    known = set(PriceTable.__dataclass_fields__) - {"taken"}
-    unknown = set(overrides) - known
-    if unknown:
-        raise ConfigError(f"{path}: unknown prices {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
     merged = {}
     for key, value in overrides.items():
-        default = getattr(table, key)
-        merged[key] = {**default, **value} if isinstance(default, dict) else float(value)
+        default = getattr(table, key, None) if key in _PRICE_KEYS else None
+        if default is None:
+            raise ConfigError(f"{path}: unknown price {key!r}{_did_you_mean(key, _PRICE_KEYS)}; known: {', '.join(sorted(_PRICE_KEYS))}")
+        if isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: {key} must be a table of device = price, e.g. [{key}], got {value!r}")
+            for device, price in value.items():
+                if device not in default and not device.startswith(ARN_PREFIX):
+                    raise ConfigError(
+                        f"{path}: [{key}] has no device {device!r}{_did_you_mean(device, default)}; "
+                        f"known: {', '.join(sorted(default))}, or {ARN_PREFIX}<device ARN>"
+                    )
+                _check_price(price, f"{path}: {key}.{device}")
+            merged[key] = {**default, **{device: float(price) for device, price in value.items()}}
+        else:
+            merged[key] = _check_price(value, f"{path}: {key}")
     return replace(table, **merged, taken=f"{PRICES_TAKEN}, overridden by {path}")
+
+
+ARN_PREFIX = "braket:"
+_PRICE_KEYS = frozenset(PriceTable.__dataclass_fields__) - {"taken"}
+
+
+def _check_price(value: object, where: str) -> float:
+    # TOML has nan and inf, and bools are ints to Python: none of them is a price.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{where} must be a finite number, zero or more, got {value!r}")
+    return float(value)
+
+
+def _did_you_mean(name: str, known) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_amount(value: float | None, where: str) -> None:
+    """Refuse an amount of money that is not finite or is negative.
+
+    Raises:
+        ConfigError: naming ``where`` the amount came from.
+    """
+    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{where} must be a finite amount of USD, zero or more, got {value!r}")
 
 
 def braket_qpu_cost(prices: PriceTable, name: str, tasks: int, total_shots: int) -> CostEstimate | None:

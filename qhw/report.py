@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,18 +24,43 @@ def default_report_dir(comparison: Comparison) -> Path:
     return config.data_dir("reports") / f"compare-run{comparison.simulator.run}-run{comparison.hardware.run}-{stamp}"
 
 
+def check_report_dir(out: Path | None) -> None:
+    """Before a comparison's minutes of training: can its report be written?
+
+    Raises:
+        ConfigError: ``out`` (or the home's reports folder) is not a writable folder.
+    """
+    if out is not None:
+        config.writable_dir(Path(out), "--out")
+    else:
+        config.writable_dir(config.home() / "reports", "the reports folder")
+
+
 def write_report(comparison: Comparison, out: Path | None = None) -> Path:
-    """Write the report folder and return the path of its index.html."""
+    """Write the report folder and return the path of its index.html.
+
+    A report that cannot be finished (a full disk) leaves none of its files.
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no display on servers or in CI
     out = Path(out) if out is not None else default_report_dir(comparison)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    images = [_confusion_plot(out, case, matrix) for case, matrix in comparison.confusion.items()]
-    images.append(_fidelity_plot(out, comparison))
-    images.append(_shots_plot(out, comparison))
-    (out / DATA).write_text(json.dumps(comparison.to_dict(), indent=2))
-    (out / INDEX).write_text(_html(comparison, images))
+    before = set(out.iterdir())
+    try:
+        images = [_confusion_plot(out, case, matrix) for case, matrix in comparison.confusion.items()]
+        images.append(_fidelity_plot(out, comparison))
+        images.append(_shots_plot(out, comparison))
+        (out / DATA).write_text(json.dumps(comparison.to_dict(), indent=2))
+        (out / INDEX).write_text(_html(comparison, images))
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        else:  # a folder of the user's: take back only what this report added
+            for path in set(out.iterdir()) - before:
+                path.unlink(missing_ok=True)
+        raise
     return out / INDEX
 
 

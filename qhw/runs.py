@@ -15,12 +15,13 @@ from typing import Callable
 
 import numpy as np
 
-from qhw import circuits
+from qhw import circuits, config
 from qhw.backend import Backend, Executable, get_backend
+from qhw.checks import check_positive, check_seed
 from qhw.datasets import stratified_subset
 from qhw.errors import BackendError, ConfigError, NotFoundError
 from qhw.features import load_arrays
-from qhw.pricing import CostEstimate
+from qhw.pricing import CostEstimate, check_amount
 from qhw.progress import Progress, SilentProgress
 from qhw.records import QUBITS, RUN_SPLITS, SPLIT_CODES, UNFINISHED_STATES, JobPlan, JobRecord, JobState, RunRecord, RunSpec
 from qhw.store import RunCircuit, Store
@@ -100,8 +101,12 @@ def submit(
         raise ConfigError(f"--split must be one of {', '.join(RUN_SPLITS)}, got {split!r}")
     if mitigate not in (None, "readout"):
         raise ConfigError(f"--mitigate must be 'readout', got {mitigate!r}")
+    check_seed(seed)
+    check_positive(shots, "--shots")
+    check_positive(limit, "--limit")
+    check_amount(max_cost, "--max-cost")
     backend = get_backend(backend_name, seed=seed)
-    _check_shots(backend, shots)
+    check_shots(backend, shots)
     feature_set = store.catalogue.feature_set(feature_set_id)
     arrays = load_arrays(feature_set)
     order = _sample_order(arrays, split, limit, seed or 0)
@@ -262,33 +267,51 @@ def cancel_run(store: Store, run_id: int | None = None) -> list[CancelOutcome]:
     return outcomes
 
 
-def export_results(store: Store, run_id: int | None, out: Path) -> Path:
+@dataclass(frozen=True)
+class Export:
+    path: Path
+    samples: int  # complete samples written
+    run_samples: int  # samples the run has in all
+    unfinished_jobs: int
+
+
+def export_results(store: Store, run_id: int | None, out: Path) -> Export:
     """Write a run's stored counts to an .npz for analysis elsewhere.
 
     Keys: counts (samples x circuits x 2**qubits, canonical order), shots,
     labels, split ('train'/'test'), sample_index (within its split), backend.
+    Only complete samples are written; the result says how many of the run's.
+
+    Raises:
+        ConfigError: ``out`` is not an .npz path in a writable folder.
     """
+    out = Path(out)
+    if out.suffix != ".npz":
+        raise ConfigError(f"--out must name an .npz file, got {out}")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out: folder {out.parent} does not exist")
+    config.writable_dir(out.parent, "--out's folder")
     run = store.ledger.run(run_id)
     stored = store.results.run_counts(run.id)
     arrays = load_arrays(store.catalogue.feature_set(run.feature_set_id))
     labels = np.array(
         [arrays.labels(split)[index] for split, index in zip(stored.splits, stored.sample_index)], dtype=np.int64
     )
-    out = Path(out)
-    if out.suffix != ".npz":
-        raise ConfigError(f"--out must name an .npz file, got {out}")
-    if not out.parent.is_dir():
-        raise ConfigError(f"--out: folder {out.parent} does not exist")
-    np.savez_compressed(
-        out,
-        counts=stored.counts,
-        shots=np.int64(run.shots),
-        labels=labels,
-        split=stored.splits,
-        sample_index=stored.sample_index,
-        backend=np.str_(run.backend),
-    )
-    return out
+    try:
+        np.savez_compressed(
+            out,
+            counts=stored.counts,
+            shots=np.int64(run.shots),
+            labels=labels,
+            split=stored.splits,
+            sample_index=stored.sample_index,
+            backend=np.str_(run.backend),
+        )
+    except BaseException:
+        out.unlink(missing_ok=True)  # no half-written file
+        raise
+    unfinished = len(store.ledger.jobs(run.id, states=UNFINISHED_STATES))
+    return Export(path=out, samples=len(stored.counts), run_samples=run.n_samples, unfinished_jobs=unfinished)
 
 
 def plan_jobs(backend: Backend, executions: int, shots: int, *, calibrations: int = 0) -> list[JobPlan]:
@@ -307,9 +330,15 @@ def guard_cost(
     max_cost: float | None,
     approve: Callable[[CostEstimate | None], bool] | None,
 ) -> None:
-    """Refuse a paid submission above ``max_cost`` or without approval."""
+    """Refuse a paid submission above ``max_cost``, without credentials, or
+    without approval: in that order, so that a price is refused before
+    anything else is asked, and nobody is asked to pay for what cannot run."""
+    check_amount(max_cost, "--max-cost")
     if not backend.is_paid:
+        backend.check_credentials()
         return
+    if estimate is not None:
+        check_amount(estimate.usd, f"the estimate for {backend.name} ({estimate.detail}; prices of {estimate.prices_taken})")
     if max_cost is not None:
         if estimate is None:
             raise ConfigError(
@@ -318,6 +347,7 @@ def guard_cost(
             )
         if estimate.usd > max_cost:
             raise ConfigError(f"estimated cost {estimate} exceeds --max-cost ${max_cost:,.2f}; nothing was submitted")
+    backend.check_credentials()
     if approve is None or not approve(estimate):
         shown = estimate if estimate is not None else "unknown (no price for this device)"
         raise ConfigError(f"{backend.name} costs money (estimate: {shown}); not confirmed, nothing was submitted")
@@ -336,7 +366,8 @@ def _work_all(store: Store, worker: RunWorker, jobs: list[JobRecord], progress: 
     return tally
 
 
-def _check_shots(backend: Backend, shots: int) -> None:
+def check_shots(backend: Backend, shots: int) -> None:
+    """Raises ConfigError unless ``shots`` is within the backend's range."""
     limits = backend.limits
     if not limits.min_shots <= shots <= limits.max_shots:
         raise ConfigError(

@@ -46,27 +46,45 @@ def upgrade(connection: Connection, revision: str = "head") -> None:
     command.upgrade(alembic_config(connection), revision)
 
 
+def check_upgradable(connection: Connection) -> str | None:
+    """The database's revision, when qhw may upgrade it: empty, or qhw's own
+    at a revision this qhw knows.
+
+    Raises:
+        StoreError: the database holds tables qhw does not know, or a
+            revision newer than this qhw.
+    """
+    current = current_revision(connection)
+    if current is None:
+        if inspect(connection).get_table_names():
+            raise StoreError(
+                "the database has tables but no qhw schema version: it is not a qhw database, and qhw will not "
+                "write its tables into it; point --db at a qhw database or an empty one"
+            )
+        return None
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    if current not in {rev.revision for rev in script.walk_revisions()}:
+        raise StoreError(
+            f"the database is at schema {current}, written by a newer qhw (this one knows up to {head_revision()}): "
+            "upgrade qhw (pip install -U qhw); a database cannot be taken back to an older schema"
+        )
+    return current
+
+
 def ensure_current(connection: Connection) -> None:
     """Create an empty database at head; refuse one at another revision.
 
     Raises:
         SchemaOutdatedError: the database is at an older revision.
-        StoreError: the database holds tables qhw does not know, or a revision
-            newer than this qhw.
+        StoreError: the database is not qhw's, or is newer than this qhw.
     """
-    current = current_revision(connection)
+    current = check_upgradable(connection)
     head = head_revision()
     if current == head:
         return
     if current is None:
-        if inspect(connection).get_table_names():
-            raise StoreError("the database has tables but no qhw schema version; point --db at a qhw database")
         upgrade(connection)
         return
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(alembic_config())
-    known = {rev.revision for rev in script.walk_revisions()}
-    if current not in known:
-        raise StoreError(f"the database is at schema {current}, newer than this qhw; upgrade qhw")
     raise SchemaOutdatedError(f"the database schema is at {current}, this qhw needs {head}: run `qhw db upgrade`")

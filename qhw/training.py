@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from qhw import config
+from qhw.checks import check_seed
 from qhw.datasets import NUM_CLASSES
-from qhw.errors import ConfigError, TrainingError
+from qhw.errors import ArtifactError, ConfigError, TrainingError
 from qhw.features import load_arrays
 from qhw.progress import Progress, SilentProgress, import_keras, keras_callback
-from qhw.records import EvaluationRecord, ModelRecord, ModelSpec, RunRecord
+from qhw.records import UNFINISHED_STATES, EvaluationRecord, ModelRecord, ModelSpec, RunRecord
 from qhw.store import Store
 
 DEFAULT_EPOCHS = 60
@@ -51,7 +52,7 @@ def outcome_features(store: Store, run: RunRecord) -> OutcomeFeatures:
     labels = np.array(
         [arrays.labels(split)[index] for split, index in zip(stored.splits, stored.sample_index)], dtype=np.int64
     )
-    x = stored.counts.reshape(len(stored.counts), -1).astype(np.float32) / stored.shots
+    x = stored.counts.reshape(len(stored.counts), int(np.prod(stored.counts.shape[1:]))).astype(np.float32) / stored.shots
     return OutcomeFeatures(x=x, y=labels, splits=stored.splits)
 
 
@@ -69,9 +70,12 @@ def train_hybrid(
         TrainingError: the run has no stored train or test samples.
     """
     _check_epochs(epochs)
+    check_seed(seed)
     run = store.ledger.run(run_id)
     data = outcome_features(store, run)
     train, test = data.splits == "train", data.splits == "test"
+    if not train.any() or not test.any():
+        _refuse_uncollected(store, run)
     if not train.any():
         raise TrainingError(
             f"run {run.id} has no collected train samples: submit with --split train or --split all "
@@ -108,6 +112,7 @@ def train_classical(
 ) -> TrainResult:
     """The baseline: the same kind of classifier on the autoencoder's latent."""
     _check_epochs(epochs)
+    check_seed(seed)
     feature_set = store.catalogue.feature_set(feature_set_id)
     arrays = load_arrays(feature_set)
     return _fit_and_register(
@@ -148,7 +153,13 @@ def evaluate_on_run(store: Store, *, model_id: int, run_id: int) -> EvaluationRe
     if not test.any():
         raise TrainingError(f"run {run.id} has no collected test samples to evaluate on")
     keras = import_keras()
-    model = keras.models.load_model(model_record.weights_path)
+    try:
+        model = keras.models.load_model(model_record.weights_path)
+    except Exception as err:  # missing, truncated or overwritten
+        raise ArtifactError(
+            f"model {model_id}: its weights at {model_record.weights_path} are missing or unreadable "
+            f"({type(err).__name__}); train it again"
+        ) from err
     accuracy = _accuracy(model, data.x[test], data.y[test])
     return store.catalogue.add_evaluation(model_id=model_id, run_id=run.id, accuracy=accuracy, test_samples=int(test.sum()))
 
@@ -228,13 +239,15 @@ def _fit_and_register(
     seed: int,
     progress: Progress | None,
 ) -> TrainResult:
+    # Before the minutes of training, not after: the model has somewhere to go.
+    models_dir = config.writable_dir(config.home() / "models", "the models folder")
     model = fit_classifier(
         kind, x_train, y_train, normalize=normalize, input_scale=input_scale, epochs=epochs, seed=seed, progress=progress
     )
     accuracy = _accuracy(model, x_test, y_test)
-    path = config.data_dir("models") / f"{uuid.uuid4().hex}.keras"
-    model.save(path)
+    path = models_dir / f"{uuid.uuid4().hex}.keras"
     try:
+        model.save(path)
         spec = ModelSpec(
             kind=kind,
             feature_set_id=feature_set_id,
@@ -249,6 +262,17 @@ def _fit_and_register(
         path.unlink(missing_ok=True)
         raise
     return TrainResult(model=model_record, evaluation=evaluation, train_samples=len(y_train), test_samples=len(y_test))
+
+
+def _refuse_uncollected(store: Store, run: RunRecord) -> None:
+    """A run whose jobs are still out: say how many, and how to bring them in."""
+    unfinished = store.ledger.jobs(run.id, states=UNFINISHED_STATES)
+    if unfinished:
+        collected = store.results.count_samples(run.id)
+        raise TrainingError(
+            f"run {run.id} has {collected} of {run.n_samples} samples collected and {len(unfinished)} job(s) still "
+            "unfinished: run `qhw collect --wait` first"
+        )
 
 
 def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:

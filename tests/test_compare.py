@@ -106,12 +106,19 @@ def test_compare_a_simulator_and_an_emulated_device(two_runs):
     assert result.confusion["transfer"].sum() == 100
 
 
-def test_a_run_compared_with_itself_agrees_exactly(two_runs):
+def test_two_runs_with_the_same_seed_agree_exactly(two_runs):
     store, simulator, _ = two_runs
-    result = compare(store, simulator_run_id=simulator.id, hardware_run_id=simulator.id, epochs=2)
+    twin = runs.submit(store, backend_name="aer_simulator", split="all", shots=256).run  # same seed, same shots
+    result = compare(store, simulator_run_id=simulator.id, hardware_run_id=twin.id, epochs=2)
     assert result.agreement.fidelity.mean == pytest.approx(1.0) and result.agreement.total_variation.mean == 0
     cases = {a.case: a.accuracy for a in result.accuracies}
     assert cases["simulator"] == cases["transfer"] == cases["hardware"]
+
+
+def test_a_run_is_not_compared_with_itself(two_runs):
+    store, simulator, _ = two_runs
+    with pytest.raises(ConfigError, match="--sim and --hw both name run"):
+        compare(store, simulator_run_id=simulator.id, hardware_run_id=simulator.id, epochs=2)
 
 
 def test_runs_of_different_feature_sets_or_without_train_samples_are_refused(two_runs):

@@ -205,6 +205,13 @@ def test_missing_aws_credentials_say_how_to_set_them_up(featured_store, monkeypa
 
 @pytest.fixture
 def no_network(monkeypatch):
+    """Accounts configured, but any call to a provider fails the test."""
+    from conftest import FAKE_CREDENTIALS
+
+    for credentials in FAKE_CREDENTIALS.values():
+        for name, value in credentials.items():
+            monkeypatch.setenv(name, value)
+
     def refuse(*args, **kwargs):
         raise AssertionError("the network was touched")
 
@@ -243,7 +250,7 @@ def test_prices_can_be_overridden(featured_store, home, no_network, monkeypatch)
     assert seen[0].usd == pytest.approx(0.5 + 100 * 100 * 0.0001)
     assert "overridden by" in seen[0].prices_taken
     (home / "prices.toml").write_text("braket_per_minute = 3\n")
-    with pytest.raises(ConfigError, match="unknown prices braket_per_minute"):
+    with pytest.raises(ConfigError, match="unknown price 'braket_per_minute'"):
         runs.submit(featured_store, backend_name="ionq_forte", split="test", limit=100, shots=100, approve=approve)
 
 
@@ -265,6 +272,7 @@ def test_rejected_ibm_credentials_say_how_to_fix_them(featured_store, monkeypatc
     def reject():
         raise IBMNotAuthorizedError("401 Client Error: Unauthorized")
 
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", "a-revoked-token")
     monkeypatch.setattr(ibm_adapter, "runtime_service", reject)
     with pytest.raises(ConfigError, match="rejected the credentials .* QISKIT_IBM_TOKEN"):
         runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=10, shots=100, approve=approve)

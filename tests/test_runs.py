@@ -152,7 +152,10 @@ def test_the_job_row_exists_before_the_provider_is_called(featured_store, monkey
 @pytest.mark.parametrize(
     "options, error, message",
     [
-        (dict(backend_name="aer_simulator", shots=0), ConfigError, "--shots must be between 1"),
+        (dict(backend_name="aer_simulator", shots=0), ConfigError, "--shots must be a positive integer, got 0"),
+        (dict(backend_name="aer_simulator", shots=2_000_000), ConfigError, "--shots must be between 1 and 1000000"),
+        (dict(backend_name="aer_simulator", seed=-1), ConfigError, "--seed must be an integer from 0 to 4294967295"),
+        (dict(backend_name="ionq_forte", max_cost=float("nan")), ConfigError, "--max-cost must be a finite amount"),
         (dict(backend_name="fake_manila", shots=200_000), ConfigError, "--shots must be between 1 and 100000"),
         (dict(backend_name="aer_simulator", split="test", limit=SMALL_TEST + 1), ConfigError, "exceeds the 100 test"),
         (dict(backend_name="aer_simulator", feature_set_id=9), NotFoundError, "no feature set with id 9"),
@@ -168,7 +171,9 @@ def test_bad_submissions_are_refused_before_anything_is_written(featured_store, 
 
 def test_export_writes_the_documented_keys(featured_store, tmp_path):
     run = runs.submit(featured_store, backend_name="aer_simulator", split="all", limit=20, shots=64).run
-    out = runs.export_results(featured_store, run.id, tmp_path / "run.npz")
+    export = runs.export_results(featured_store, run.id, tmp_path / "run.npz")
+    assert (export.samples, export.run_samples, export.unfinished_jobs) == (40, 40, 0)
+    out = export.path
     with np.load(out) as data:
         assert set(data.files) == {"counts", "shots", "labels", "split", "sample_index", "backend"}
         assert data["counts"].shape == (40, 1, 32)

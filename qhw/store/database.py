@@ -130,7 +130,7 @@ class Database:
                     raw.execute("PRAGMA foreign_keys=OFF")
                 try:
                     with self._schema_lock(connection):
-                        before = schema.current_revision(connection)
+                        before = schema.check_upgradable(connection)
                         schema.upgrade(connection)
                         if self.is_sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
                             raise StoreError(f"upgrading {self.display_url} would break foreign keys; nothing was changed")
@@ -140,6 +140,14 @@ class Database:
                         raw.execute("PRAGMA foreign_keys=ON")
         except SQLAlchemyError as err:
             raise StoreError(f"cannot upgrade database {self.display_url}: {reason(err)}") from err
+
+    def revision(self) -> str | None:
+        """The schema revision the database is stamped with (None when empty)."""
+        try:
+            with self.engine.connect() as connection, connection.begin():
+                return schema.current_revision(connection)
+        except SQLAlchemyError as err:
+            raise StoreError(f"cannot read database {self.display_url}: {reason(err)}") from err
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,51 @@
+"""Option types that carry their ranges, so that bad values stop at the edge.
+
+Click's own ranges let NaN through (every comparison with NaN is false), and
+a seed outside 0..2**32-1 reaches NumPy, scikit-learn and the transpiler as a
+traceback; these types refuse both with one line naming the option.
+"""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+from qhw.checks import SEED_MAX
+
+
+
+class IntegerRange(click.IntRange):
+    """click.IntRange, whose messages say "integer" rather than "integer range"."""
+
+    name = "integer"
+
+
+SEED = IntegerRange(0, SEED_MAX)
+POSITIVE = IntegerRange(min=1)
+
+
+class FiniteFloat(click.ParamType):
+    """A finite number, at least ``minimum`` (NaN and infinities refused)."""
+
+    name = "number"
+
+    def __init__(self, minimum: float = 0.0, unit: str = "") -> None:
+        self.minimum = minimum
+        self.unit = unit
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or number < self.minimum:
+            self.fail(f"must be a finite number{self.unit}, {self.minimum:g} or more, got {value}", param, ctx)
+        return number
+
+
+USD = FiniteFloat(0.0, " of USD")
+SECONDS = FiniteFloat(0.0, " of seconds")

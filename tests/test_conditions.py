@@ -1,0 +1,145 @@
+"""Hostile conditions rather than hostile input: commands at the same time,
+requests that would exhaust memory, Ctrl-C, and a disk that fills late."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from qhw.cli import main
+from qhw.records import JobState
+from qhw.store import Store
+
+from conftest import assert_ledger_sound, qhw_env, run_qhw, start_qhw
+
+POSTGRES_URL = os.environ.get("QHW_TEST_POSTGRES_URL")
+
+
+# --- ordinary commands at the same time --------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_three_submits_at_once_on_one_sqlite_database(featured_store, home):
+    env = qhw_env(home)
+    processes = [start_qhw(env, "submit", "--backend", "aer_simulator", "--split", "test", "--shots", "64", "--json") for _ in range(3)]
+    outcomes = [(p, *p.communicate(timeout=300)) for p in processes]
+    for process, _, stderr in outcomes:
+        assert process.returncode == 0, stderr
+        assert "locked" not in stderr and "Traceback" not in stderr
+    assert sorted(json.loads(stdout)["run"] for _, stdout, _ in outcomes) == [1, 2, 3]
+    for run in featured_store.ledger.runs():
+        assert_ledger_sound(featured_store, None, run.id)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_two_first_feature_builds_on_an_empty_home(home, database):
+    db = []
+    if database == "postgres":
+        if not POSTGRES_URL:
+            pytest.skip("QHW_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(POSTGRES_URL)
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        db = ["--db", POSTGRES_URL]
+    env = qhw_env(home)
+    build = ["features", "build", "--limit-train", "60", "--limit-test", "20", "--epochs", "1", "--json"]
+    processes = [start_qhw(env, *db, *build) for _ in range(2)]
+    outcomes = [(p, *p.communicate(timeout=300)) for p in processes]
+    for process, _, stderr in outcomes:
+        assert process.returncode == 0, stderr
+    assert sorted(json.loads(stdout)["feature_set"] for _, stdout, _ in outcomes) == [1, 2]
+    store = Store(db[1] if db else f"sqlite:///{home}/qhw.db")
+    assert [fs.id for fs in store.catalogue.feature_sets()] == [1, 2]
+    store.close()
+
+
+# --- memory and Ctrl-C ---------------------------------------------------------------------------------------
+
+#: Peak memory of `qhw submit` for 10 circuits at a million shots each on
+#: aer_simulator (2-core x86_64): about 650 MB with jobs capped at 2**20 shots,
+#: about 1.2 GB when the ten million shots ran as one job.
+PEAK_BOUND_MB = 850
+
+
+@pytest.mark.slow
+def test_a_million_shots_a_circuit_stays_within_the_memory_bound(featured_store, home):
+    # The peak is read in a process of its own, so that no earlier child of the tests counts.
+    measure = (
+        "import resource, subprocess, sys\n"
+        "code = subprocess.run(sys.argv[1:], capture_output=True).returncode\n"
+        "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    from conftest import QHW_WITH_FAKE_CLOUDS
+
+    command = [sys.executable, "-c", measure, sys.executable, str(QHW_WITH_FAKE_CLOUDS),
+               "submit", "--backend", "aer_simulator", "--split", "test", "--limit", "10", "--shots", "1000000"]
+    result = subprocess.run(command, env=qhw_env(home), capture_output=True, text=True, timeout=600)
+    code, peak_kb = map(int, result.stdout.split()[-2:])
+    assert code == 0, result.stderr
+    assert peak_kb / 1024 < PEAK_BOUND_MB, f"peak {peak_kb / 1024:.0f} MB"
+    jobs = featured_store.ledger.jobs()
+    assert len(jobs) == 10 and all(job.executions == 1 for job in jobs)  # one circuit of 2**20 shots at most a job
+    counts = featured_store.results.run_counts(1).counts
+    assert (counts.sum(axis=-1) == 1_000_000).all()
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_long_local_run_stops_it_and_collect_finishes_it(featured_store, home):
+    process = start_qhw(qhw_env(home), "submit", "--backend", "aer_simulator", "--split", "test", "--limit", "8", "--shots", "1000000")
+    deadline = time.monotonic() + 240
+    while featured_store.results.count_samples() == 0:  # let it store some of its jobs first
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read() if process.poll() is not None else "too slow"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)  # answered within a job's time, not the run's
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1].startswith("Error: interrupted; what was stored stays stored")
+    jobs = featured_store.ledger.jobs()
+    assert all(job.claimed_by is None for job in jobs)  # the claims were given back
+    assert 0 < sum(job.state is JobState.COLLECTED for job in jobs) < len(jobs)
+    finished = run_qhw(qhw_env(home), "collect")
+    assert finished.returncode == 0, finished.stderr
+    assert_ledger_sound(featured_store, None, 1)
+
+
+# --- a disk that fills late ----------------------------------------------------------------------------------
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device", "models/x.keras")
+
+
+def test_a_disk_full_when_the_model_is_saved_leaves_no_model_behind(featured_store, home, monkeypatch):
+    import keras
+
+    monkeypatch.setattr(keras.Model, "save", _no_space)
+    result = CliRunner().invoke(main, ["train", "--classical", "--epochs", "1"])
+    assert result.exit_code == 1
+    # A late failure: after the training's progress, one line says what happened.
+    assert result.stderr.strip().splitlines()[-1] == "Error: models/x.keras: no space left on the device; free some, or point QHW_HOME elsewhere"
+    assert featured_store.catalogue.evaluations() == []
+    assert list((home / "models").iterdir()) == []
+
+
+def test_a_disk_full_while_features_are_written_leaves_no_feature_set(featured_store, home, monkeypatch):
+    import numpy as np
+
+    before = set((home / "features").glob("*"))
+    monkeypatch.setattr(np, "savez_compressed", _no_space)
+    result = CliRunner().invoke(main, ["features", "build", "--limit-train", "60", "--limit-test", "20", "--epochs", "1"])
+    assert result.exit_code == 1 and "no space left on the device" in result.stderr
+    assert [fs.id for fs in featured_store.catalogue.feature_sets()] == [1]
+    assert set((home / "features").glob("*")) == before

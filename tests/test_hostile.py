@@ -1,0 +1,366 @@
+"""Hostile input and hostile conditions, through the real command line.
+
+Every case asserts: a non-zero exit, exactly one readable line on stderr
+("Error: ..." naming what is wrong), no traceback, and the database and the
+home folder exactly as they were. The home holds a feature set, a run of test
+samples only (1), a run of both splits (2), and a run whose submission was
+cut off before any job ran (3).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from qhw.cli import main
+
+from conftest import qhw_env, run_qhw
+
+
+# --- the home every case starts from -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def base_home(tmp_path_factory) -> Path:
+    from qhw import runs
+    from qhw.features import build_features
+    from qhw.store import Store
+    from qhw.worker import RunWorker
+
+    path = tmp_path_factory.mktemp("hostile") / "home"
+    path.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QHW_HOME", str(path))
+        patch.delenv("QHW_DB_URL", raising=False)
+        store = Store(f"sqlite:///{path}/qhw.db")
+        build_features(store, limit_train=60, limit_test=20, epochs=1)
+        runs.submit(store, backend_name="aer_simulator", split="test", shots=16)
+        runs.submit(store, backend_name="aer_simulator", split="all", shots=16)
+
+        def cut_off(self, job):
+            raise KeyboardInterrupt
+
+        patch.setattr(RunWorker, "_send", cut_off)
+        with pytest.raises(KeyboardInterrupt):
+            runs.submit(store, backend_name="aer_simulator", split="all", shots=16)
+        store.close()
+    return path
+
+
+@pytest.fixture
+def home(base_home, tmp_path, monkeypatch) -> Path:
+    """A private copy of the base home, its database pointing at its own files."""
+    path = tmp_path / "home"
+    shutil.copytree(base_home, path)
+    with sqlite3.connect(path / "qhw.db") as connection:
+        connection.execute("UPDATE feature_sets SET artifact_dir = replace(artifact_dir, ?, ?)", (str(base_home), str(path)))
+    monkeypatch.setenv("QHW_HOME", str(path))
+    for name in ("QHW_DB_URL", "QHW_PRICES"):
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+def snapshot(home: Path) -> tuple:
+    """Every row of every table, and every file of the home but the database's own."""
+    rows = {}
+    with sqlite3.connect(home / "qhw.db") as connection:
+        tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in sorted(tables):
+            rows[table] = connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+    files = {
+        str(path.relative_to(home)): hashlib.sha1(path.read_bytes()).hexdigest()
+        for path in sorted(home.rglob("*"))
+        if path.is_file() and not path.name.startswith("qhw.db")
+    }
+    return hashlib.sha1(repr(rows).encode()).hexdigest(), files
+
+
+# --- conditions a case can set up ----------------------------------------------------------------
+
+
+def prices(text: str) -> Callable[[Path], dict]:
+    def setup(home: Path) -> dict:
+        (home / "prices.toml").write_text(text)
+        return {}
+
+    return setup
+
+
+def dataset_npz(**changes) -> Callable[[Path], dict]:
+    """An .npz dataset (valid unless ``changes`` say otherwise) at $DATA."""
+
+    def setup(home: Path) -> dict:
+        rng = np.random.default_rng(0)
+        arrays = {
+            "x_train": rng.integers(0, 256, (40, 28, 28)).astype(np.uint8),
+            "y_train": np.arange(40) % 10,
+            "x_test": rng.integers(0, 256, (10, 28, 28)).astype(np.uint8),
+            "y_test": np.arange(10) % 10,
+        }
+        for key, change in changes.items():
+            arrays[key] = change(arrays[key]) if callable(change) else change
+        np.savez(home.parent / "data.npz", **{k: v for k, v in arrays.items() if v is not None})
+        return {}
+
+    return setup
+
+
+def corrupt(relative: str, data: bytes = b"not an npz at all") -> Callable[[Path], dict]:
+    def setup(home: Path) -> dict:
+        (target,) = home.glob(relative)
+        target.write_bytes(data)
+        return {}
+
+    return setup
+
+
+def immutable(relative: str) -> Callable[[Path], dict]:
+    """Make a folder unwritable, even for root (chattr +i); undone after the case."""
+
+    def setup(home: Path) -> dict:
+        folder = home / relative
+        folder.mkdir(parents=True, exist_ok=True)
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+            folder.chmod(0o555)
+        try:
+            (folder / ".probe").touch()
+        except OSError:
+            return {"_undo": folder}
+        (folder / ".probe").unlink()
+        pytest.skip("this machine lets every write through (neither chattr +i nor chmod stops it)")
+
+    return setup
+
+
+def database(kind: str) -> Callable[[Path], dict]:
+    def setup(home: Path) -> dict:
+        path = home.parent / "other.db"
+        if kind == "text":
+            path.write_text("just some notes, not a database\n")
+        elif kind == "foreign":
+            with sqlite3.connect(path) as connection:
+                connection.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+                connection.execute("INSERT INTO customers (name) VALUES ('Ada')")
+        elif kind == "newer":
+            shutil.copy(home / "qhw.db", path)
+            with sqlite3.connect(path) as connection:
+                connection.execute("UPDATE alembic_version SET version_num = '0999'")
+        return {"--db": f"sqlite:///{path}"}
+
+    return setup
+
+
+def home_is(kind: str) -> Callable[[Path], dict]:
+    def setup(home: Path) -> dict:
+        if kind == "file":
+            target = home.parent / "a-file"
+            target.write_text("not a folder")
+        else:  # a name over 255 bytes
+            target = home.parent / ("h" * 300)
+        return {"env": {"QHW_HOME": str(target)}}
+
+    return setup
+
+
+@dataclass(frozen=True)
+class Case:
+    args: str
+    message: str
+    setup: Callable[[Path], dict] | None = None
+
+
+PRICED = "submit --backend ionq_forte --split test --limit 10 --shots 100 --max-cost 1000 --yes"
+CASES = {
+    # --- money: every number that reaches the cost guard --------------------------------------
+    "max-cost nan": Case("submit --backend ionq_forte --split test --limit 10 --max-cost nan --yes", "'--max-cost': must be a finite number of USD"),
+    "max-cost inf": Case("submit --backend ionq_forte --split test --limit 10 --max-cost inf --yes", "'--max-cost': must be a finite number of USD"),
+    "max-cost negative": Case("submit --backend ionq_forte --split test --limit 10 --max-cost -1 --yes", "0 or more, got -1"),
+    "max-cost not a number": Case("submit --backend ionq_forte --split test --limit 10 --max-cost cheap --yes", "'cheap' is not a number"),
+    "retry max-cost nan": Case("retry --run 1 --max-cost nan --yes", "'--max-cost': must be a finite number"),
+    "price negative": Case(PRICED, "braket_per_shot_usd.ionq_forte must be a finite number, zero or more, got -0.08", prices("[braket_per_shot_usd]\nionq_forte = -0.08\n")),
+    "price nan": Case(PRICED, "braket_per_task_usd must be a finite number, zero or more, got nan", prices("braket_per_task_usd = nan\n")),
+    "price infinite": Case(PRICED, "ibm_usd_per_qpu_second must be a finite number", prices("ibm_usd_per_qpu_second = inf\n")),
+    "price wrong type": Case(PRICED, "braket_per_task_usd must be a number, got 'cheap'", prices('braket_per_task_usd = "cheap"\n')),
+    "price a bool": Case(PRICED, "braket_per_task_usd must be a number, got True", prices("braket_per_task_usd = true\n")),
+    "price misspelt device": Case(PRICED, "has no device 'ionq_forta' (did you mean 'ionq_forte'?)", prices("[braket_per_shot_usd]\nionq_forta = 0.01\n")),
+    "price misspelt key": Case(PRICED, "unknown price 'braket_per_tsk_usd' (did you mean 'braket_per_task_usd'?)", prices("braket_per_tsk_usd = 0.3\n")),
+    "price table not a table": Case(PRICED, "braket_per_shot_usd must be a table of device = price", prices("braket_per_shot_usd = 0.01\n")),
+    "price file not toml": Case(PRICED, "not a readable TOML price file", prices("braket_per_task_usd = = 3\n")),
+    "QHW_PRICES missing": Case(PRICED, "QHW_PRICES names", lambda home: {"env": {"QHW_PRICES": str(home / "none.toml")}}),
+    # --- ranges at the edge ---------------------------------------------------------------------------
+    "submit seed negative": Case("submit --backend aer_simulator --seed -1", "'--seed': -1 is not in the range 0<=x<=4294967295"),
+    "submit seed too large": Case("submit --backend aer_simulator --seed 4294967296", "is not in the range 0<=x<=4294967295"),
+    "features seed negative": Case("features build --seed -1", "'--seed': -1 is not in the range"),
+    "train seed too large": Case("train --run 2 --seed 99999999999", "'--seed': 99999999999 is not in the range"),
+    "compare seed negative": Case("compare --sim 2 --hw 1 --seed -3", "'--seed': -3 is not in the range"),
+    "demo seed too large": Case("demo --seed 4294967296", "'--seed'"),
+    "shots zero": Case("submit --backend aer_simulator --shots 0", "'--shots': 0 is not in the range x>=1"),
+    "shots negative": Case("submit --backend aer_simulator --shots -5", "'--shots': -5 is not in the range x>=1"),
+    "shots not a number": Case("submit --backend aer_simulator --shots abc", "'abc' is not a valid integer"),
+    "shots a fraction": Case("submit --backend aer_simulator --shots 1.5", "'1.5' is not a valid integer"),
+    "shots above the device": Case("submit --backend fake_manila --shots 100001", "--shots must be between 1 and 100000 on fake_manila"),
+    "shots above the simulator": Case("submit --backend aer_simulator --shots 2000000", "--shots must be between 1 and 1000000"),
+    "limit zero": Case("submit --backend aer_simulator --limit 0", "'--limit': 0 is not in the range x>=1"),
+    "limit beyond the split": Case("submit --backend aer_simulator --limit 61", "--limit 61 exceeds the 60 train images"),
+    "split unknown": Case("submit --backend aer_simulator --split validation", "'--split': 'validation' is not one of"),
+    "mitigation unknown": Case("submit --backend aer_simulator --mitigate zne", "'--mitigate': 'zne' is not"),
+    "features epochs zero": Case("features build --epochs 0", "'--epochs': 0 is not in the range x>=1"),
+    "features latent zero": Case("features build --latent-dim 0", "'--latent-dim': 0 is not in the range"),
+    "features latent below components": Case("features build --latent-dim 3", "--latent-dim (3) must be at least --components (5)"),
+    "components not a multiple of 5": Case("features build --components 7", "multiple of 5"),
+    "components zero": Case("features build --components 0", "'--components': 0 is not in the range"),
+    "limit-train zero": Case("features build --limit-train 0", "'--limit-train': 0 is not in the range"),
+    "limit-test beyond": Case("features build --limit-test 1001", "exceeds the 1000 test images"),
+    "train epochs zero": Case("train --run 2 --epochs 0", "'--epochs': 0 is not in the range"),
+    "compare epochs zero": Case("compare --sim 2 --hw 1 --epochs 0", "'--epochs': 0 is not in the range"),
+    "collect interval nan": Case("collect --wait --interval nan", "'--interval': must be a finite number of seconds"),
+    "collect interval negative": Case("collect --wait --interval -1", "'--interval': must be a finite number of seconds"),
+    "collect timeout infinite": Case("collect --wait --timeout inf", "'--timeout': must be a finite number of seconds"),
+    "job state unknown": Case("jobs --state exploded", "'--state': 'exploded' is not one of"),
+    "run id zero": Case("jobs --run 0", "'--run': 0 is not in the range x>=1"),
+    # --- qhw demo validates everything before it builds anything -------------------------------------
+    "demo shots zero": Case("demo --shots 0", "'--shots': 0 is not in the range"),
+    "demo epochs zero": Case("demo --epochs 0", "'--epochs': 0 is not in the range"),
+    "demo autoencoder epochs zero": Case("demo --autoencoder-epochs 0", "'--autoencoder-epochs': 0 is not in the range"),
+    "demo paid hardware": Case("demo --hardware ibm_fez", "qhw demo runs on free backends only and ibm_fez costs money"),
+    "demo unknown hardware": Case("demo --hardware nosuch", "unknown backend 'nosuch'"),
+    "demo shots above the device": Case("demo --shots 200000", "--shots must be between 1 and 100000 on fake_manila"),
+    "demo limit beyond the subset": Case("demo --limit-train 5000", "--limit-train 5000 exceeds the 4,000 images"),
+    # --- names that do not exist ------------------------------------------------------------------------
+    "unknown backend": Case("submit --backend quantinuum_h2", "unknown backend 'quantinuum_h2'; known: aer_simulator"),
+    "unknown feature set": Case("submit --backend aer_simulator --features 99", "no feature set with id 99"),
+    "unknown run to train": Case("train --run 99", "no run with id 99"),
+    "unknown run to export": Case("results --run 99 --out x.npz", "no run with id 99"),
+    "unknown run to collect": Case("collect --run 7", "no run with id 7"),
+    "unknown run to cancel": Case("cancel --run 99", "no run with id 99"),
+    "unknown run to compare": Case("compare --sim 2 --hw 99", "no run with id 99"),
+    "compare a run with itself": Case("compare --sim 2 --hw 2", "--sim and --hw both name run 2"),
+    "retry without failed jobs": Case("retry --run 2", "run 2 has no failed jobs to retry"),
+    "train with both": Case("train --classical --run 2", "--classical trains on a feature set"),
+    # --- runs that are not ready -----------------------------------------------------------------------------
+    "train on test samples only": Case("train --run 1", "run 1 has no collected train samples"),
+    "train on nothing collected": Case("train --run 3", "run 3 has 0 of 80 samples collected and 1 job(s) still unfinished: run `qhw collect --wait` first"),
+    "compare without train samples": Case("compare --sim 1 --hw 2", "run 1 has no collected train samples"),
+    # --- datasets ---------------------------------------------------------------------------------------------
+    "dataset missing": Case("features build --dataset /no/such/mnist", "unknown dataset '/no/such/mnist'"),
+    "dataset nan pixels": Case("features build --dataset {data}", "pixel value(s) are NaN or infinite", dataset_npz(x_train=lambda x: np.where(np.arange(x.size).reshape(x.shape) == 7, np.nan, x.astype(float)))),
+    "dataset infinite pixels": Case("features build --dataset {data}", "NaN or infinite", dataset_npz(x_test=lambda x: np.full(x.shape, np.inf))),
+    "dataset pixels out of range": Case("features build --dataset {data}", "pixel values must lie in [0, 255] (or [0, 1]), found [0, 300]", dataset_npz(x_train=lambda x: np.where(x > 250, 300, x.astype(np.int32)))),
+    "dataset negative pixels": Case("features build --dataset {data}", "found [-1", dataset_npz(x_test=lambda x: x.astype(np.int16) - 1)),
+    "dataset text pixels": Case("features build --dataset {data}", "pixel values must be numbers", dataset_npz(x_train=lambda x: x.astype(str))),
+    "dataset one class": Case("features build --dataset {data}", "hold 1 class(es) (3); a classifier needs at least two", dataset_npz(y_train=lambda y: np.full_like(y, 3))),
+    "dataset labels out of range": Case("features build --dataset {data}", "labels must be integers 0-9", dataset_npz(y_test=lambda y: y + 10)),
+    "dataset missing arrays": Case("features build --dataset {data}", "missing arrays y_test", dataset_npz(y_test=None)),
+    "dataset not an npz": Case("features build --dataset {data}", "not a readable .npz file", lambda home: (home.parent / "data.npz").write_text("nope") and {}),
+    "dataset truncated idx": Case("features build --dataset {idx}", "truncated or oversized", lambda home: _idx_folder(home, truncate=True)),
+    # --- files qhw wrote, and folders it writes to ------------------------------------------------------------
+    "feature arrays corrupted": Case("submit --backend aer_simulator --features 1", "its arrays at", corrupt("features/*/arrays.npz")),
+    "feature arrays truncated": Case("train --classical", "unreadable", corrupt("features/*/arrays.npz", b"PK\x03\x04")),
+    "feature arrays missing": Case("train --classical", "its arrays are missing at", lambda home: next(home.glob("features/*/arrays.npz")).unlink() or {}),
+    "models folder unwritable": Case("train --classical --epochs 1", "the models folder", immutable("models")),
+    "features folder unwritable": Case("features build --limit-train 60 --limit-test 20 --epochs 1", "the feature-set folder", immutable("features")),
+    "report folder unwritable": Case("compare --sim 2 --hw 1 --epochs 1 --out {home}/../locked", "is not writable", lambda home: immutable("../locked")(home)),
+    "export folder unwritable": Case("results --run 2 --out {home}/../locked/run.npz", "is not writable", lambda home: immutable("../locked")(home)),
+    "export to a folder": Case("results --run 2 --out {home}", "is a directory"),
+    "export not npz": Case("results --run 2 --out x.txt", "--out must name an .npz file"),
+    "export folder missing": Case("results --run 2 --out /no/such/folder/x.npz", "--out: folder /no/such/folder does not exist"),
+    "home is a file": Case("jobs", "is a file, not a folder: point QHW_HOME at a folder", home_is("file")),
+    "home name too long": Case("jobs", "cannot be used: File name too long", home_is("long")),
+    # --- databases ---------------------------------------------------------------------------------------------------
+    "db not a database": Case("jobs", "file is not a database", database("text")),
+    "db current not a database": Case("db current", "file is not a database", database("text")),
+    "db upgrade foreign": Case("db upgrade", "it is not a qhw database, and qhw will not write its tables into it", database("foreign")),
+    "db foreign": Case("jobs", "not a qhw database", database("foreign")),
+    "db upgrade newer": Case("db upgrade", "schema 0999, written by a newer qhw", database("newer")),
+    "db newer": Case("jobs", "written by a newer qhw", database("newer")),
+    "db url invalid": Case("jobs", "invalid database URL", lambda home: {"--db": "not a url"}),
+    # --- names too long, and paid devices without credentials --------------------------------------------
+    "export name too long": Case("results --run 2 --out {home}/../" + "r" * 300 + ".npz", "the name is too long for the file system"),
+    "dataset name too long": Case("features build --dataset {home}/../" + "d" * 300 + ".npz", "the name is too long for the file system"),
+    "ibm without credentials": Case("submit --backend ibm_fez --split test --limit 10 --shots 100 --yes", "no IBM Quantum credentials: save an IBM Quantum account", lambda home: {"env": NO_CREDENTIALS(home)}),
+    "braket without credentials": Case("submit --backend iqm_garnet --split test --limit 10 --shots 100 --yes", "no AWS credentials: run `aws configure`", lambda home: {"env": NO_CREDENTIALS(home)}),
+}
+
+
+def NO_CREDENTIALS(home: Path) -> dict:
+    """An environment without any IBM or AWS account (None unsets a variable)."""
+    nowhere = str(home.parent / "nowhere")
+    return {
+        "HOME": nowhere, "QISKIT_IBM_TOKEN": None, "QISKIT_IBM_INSTANCE": None, "QISKIT_IBM_CHANNEL": None,
+        "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_SESSION_TOKEN": None, "AWS_PROFILE": None,
+        "AWS_SHARED_CREDENTIALS_FILE": nowhere, "AWS_CONFIG_FILE": nowhere, "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+def _idx_folder(home: Path, truncate: bool) -> dict:
+    folder = home.parent / "idx"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for stem, array in (
+        ("train-images-idx3-ubyte", rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)),
+        ("train-labels-idx1-ubyte", (np.arange(20) % 10).astype(np.uint8)),
+        ("t10k-images-idx3-ubyte", rng.integers(0, 256, (10, 28, 28), dtype=np.uint8)),
+        ("t10k-labels-idx1-ubyte", (np.arange(10) % 10).astype(np.uint8)),
+    ):
+        header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+        data = header + array.tobytes()
+        (folder / f"{stem}.gz").write_bytes(gzip.compress(data[:-100] if truncate and "images" in stem else data))
+    return {}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hostile_input_gets_one_line_and_changes_nothing(home, name):
+    case = CASES[name]
+    extra = case.setup(home) if case.setup else {}
+    undo = extra.pop("_undo", None)
+    env = extra.pop("env", {})
+    db = ["--db", extra.pop("--db")] if "--db" in extra else []
+    args = case.args.format(home=home, data=home.parent / "data.npz", idx=home.parent / "idx").split()
+    before = snapshot(home)
+    try:
+        result = CliRunner().invoke(main, [*db, *args], env=env)
+    finally:
+        if undo is not None:
+            subprocess.run(["chattr", "-i", str(undo)], capture_output=True)
+            undo.chmod(0o755)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code not in (0, None), result.output
+    assert "Traceback" not in result.output and "Traceback" not in result.stderr
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert case.message in lines[0], lines[0]
+    assert snapshot(home) == before
+
+
+def test_there_are_at_least_sixty_cases():
+    assert len(CASES) >= 60
+
+
+def test_a_home_that_is_not_utf8_is_one_line(home, tmp_path):
+    env = qhw_env(home)
+    env["QHW_HOME"] = os.fsdecode(bytes(tmp_path / "caf") + b"\xe9")  # Latin-1 bytes, not UTF-8
+    result = run_qhw(env, "jobs")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"Error: QHW_HOME ({tmp_path}/caf\\udce9) is not a valid UTF-8 path; use a UTF-8 name"
+    ]
+
+
+def test_results_of_a_partly_collected_run_say_so(home, tmp_path):
+    result = CliRunner().invoke(main, ["results", "--run", "3", "--out", str(tmp_path / "run3.npz")])
+    assert result.exit_code == 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "note: 0 of the run's 80 samples are complete and were written; 1 job(s) unfinished: `qhw collect` brings in the rest"
+    )
+    with np.load(tmp_path / "run3.npz") as data:
+        assert data["counts"].shape == (0, 1, 32)
