@@ -9,6 +9,8 @@ from typing import Sequence
 import numpy as np
 
 from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendLimits, Executable, JobStatus
+from qhw.pricing import PriceTable
+from qhw.records import JobUsage, ProviderUsage
 from qhw.backends._qiskit_jobs import InProcessJobs, job_status, local_job_counts
 
 NAME = "aer_simulator"
@@ -27,7 +29,8 @@ class AerBackend:
 
     name = NAME
     provider = "aer"
-    kind = "local simulator"
+    kind = "simulator"
+    description = "Qiskit Aer, ideal (no noise)"
     is_paid = False
     is_local = True
     # Aer has no per-job limit of its own: 1,000 circuits and 2**20 shots a job
@@ -87,8 +90,14 @@ class AerBackend:
     def check(self, n_circuits: int, shots: int) -> None:
         pass  # nothing beyond the static limits
 
-    def usage(self, job_id: str) -> float | None:
+    def usage(self, job_id: str) -> ProviderUsage:
+        return ProviderUsage()
+
+    def calibration(self, layout: Sequence[int]) -> None:
+        return None  # ideal: nothing to calibrate
+
+    def estimate_cost(self, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> None:
         return None
 
-    def estimate_cost(self, job_sizes: Sequence[int], shots: int) -> None:
-        return None
+    def job_cost(self, job: JobUsage, prices: PriceTable) -> float:
+        return 0.0

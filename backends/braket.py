@@ -1,4 +1,4 @@
-"""Amazon Braket: local simulators, managed simulators and QPUs.
+"""Amazon Braket: local simulators, managed simulators, QPUs, and QPUs emulated locally.
 
 Circuits are converted and targets built by qiskit-braket-provider
 (``to_braket``, ``local_simulator_to_target``, ``aws_device_to_target``). Jobs
@@ -7,6 +7,11 @@ are Braket *program sets*: one task carries up to the device's
 samples cost about N/100 tasks. qhw builds the program set itself, rather than
 through the provider's BraketSampler, so that a later process can rebuild the
 counts from nothing but the stored task ARN.
+
+``braket_emulator:<FILE.json>`` runs Braket's own LocalEmulator on a device
+properties document (for instance one stored with a run, exported by
+``qhw runs show ID --properties-out FILE.json``): the device's native gates,
+connectivity and noise, locally and for free.
 
 Idempotency: a task is created with the qhw job's key as its ``clientToken``
 (boto3 would fill in a random one; a handler on botocore's
@@ -23,48 +28,64 @@ bitstrings column 0 first; qhw's canonical index is sum(column_j << j).
 from __future__ import annotations
 
 import os
+import uuid
 import warnings
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
-from datetime import datetime, timezone
 from dataclasses import dataclass
-from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendLimits, Executable, JobStatus
+from qhw.backends._braket_devices import EmulatedDevice, calibration_snapshot, load_properties
 from qhw.backends._qiskit_jobs import InProcessJobs
-from qhw.records import QUBITS
 from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, JobNotFoundError, TransientBackendError
-from qhw.pricing import CostEstimate, braket_qpu_cost, braket_simulator_cost, load_prices
-from qhw.records import JobState
+from qhw.pricing import CostEstimate, PriceTable
+from qhw.records import QUBITS, CalibrationSnapshot, JobState, JobUsage, ProviderUsage
 
 ARN_PREFIX = "braket:"
+EMULATOR_PREFIX = "braket_emulator:"
 LOCAL_SIMULATORS = {"braket_local": "braket_sv", "braket_dm": "braket_dm"}
+#: Circuits in one job of the emulator, which runs them one by one.
+EMULATOR_CIRCUITS_PER_JOB = 100
 #: Program-set size assumed before the device's own properties are read.
 DEFAULT_MAX_EXECUTABLES = 100
 DEFAULT_MAX_SHOTS = 100_000
 NAMES_SUMMARY = (
     "braket_local, braket_dm, braket_sv1, braket_dm1, ionq_forte, ionq_aria, iqm_garnet, rigetti_ankaa, "
-    "braket:<device ARN>"
+    "braket:<device ARN>, braket_emulator:<device properties FILE.json>"
 )
+#: Amazon Braket's list prices (see qhw.pricing): every task (a program set
+#: counts as one) plus every shot on a QPU; managed simulators by the minute.
+PRICES = {
+    "braket_per_task_usd": 0.30,
+    "braket_per_shot_usd": {"ionq_forte": 0.08, "ionq_aria": 0.03, "iqm_garnet": 0.00145, "rigetti_ankaa": 0.0009},
+    "braket_simulator_usd_per_minute": {"braket_sv1": 0.075, "braket_dm1": 0.075},
+    "braket_simulator_min_seconds": 3.0,
+    # A rough simulation time per shot for a 5-qubit circuit; it lifts the
+    # estimate above the 3 s floor only for very large tasks.
+    "braket_simulator_seconds_per_shot": 0.0001,
+}
 
 
 @dataclass(frozen=True)
 class RemoteDevice:
     arn: str
-    kind: str  # "managed simulator" or "QPU"
+    kind: str  # "managed simulator" or "hardware"
     qubits: int  # as published; the device's properties are checked before submitting
 
 
 REMOTE_DEVICES = {
     "braket_sv1": RemoteDevice("arn:aws:braket:::device/quantum-simulator/amazon/sv1", "managed simulator", 34),
     "braket_dm1": RemoteDevice("arn:aws:braket:::device/quantum-simulator/amazon/dm1", "managed simulator", 17),
-    "ionq_forte": RemoteDevice("arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1", "QPU", 36),
-    "ionq_aria": RemoteDevice("arn:aws:braket:us-east-1::device/qpu/ionq/Aria-1", "QPU", 25),
-    "iqm_garnet": RemoteDevice("arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet", "QPU", 20),
-    "rigetti_ankaa": RemoteDevice("arn:aws:braket:us-west-1::device/qpu/rigetti/Ankaa-3", "QPU", 82),
+    "ionq_forte": RemoteDevice("arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1", "hardware", 36),
+    "ionq_aria": RemoteDevice("arn:aws:braket:us-east-1::device/qpu/ionq/Aria-1", "hardware", 25),
+    "iqm_garnet": RemoteDevice("arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet", "hardware", 20),
+    "rigetti_ankaa": RemoteDevice("arn:aws:braket:us-west-1::device/qpu/rigetti/Ankaa-3", "hardware", 82),
 }
 
 NO_CREDENTIALS = (
@@ -173,7 +194,13 @@ def backend_names() -> list[str]:
 def create(name: str, *, seed: int | None = None) -> Backend | None:
     if name in LOCAL_SIMULATORS:
         # Braket's local simulators take no seed: their shots differ run to run.
-        return BraketBackend(name, kind="local simulator", local_name=LOCAL_SIMULATORS[name])
+        # Without a noise model, braket_dm is as ideal as braket_local: a simulator.
+        return BraketBackend(name, kind="simulator", local_name=LOCAL_SIMULATORS[name])
+    if name.startswith(EMULATOR_PREFIX):
+        path = Path(name[len(EMULATOR_PREFIX) :]).expanduser()
+        if not name[len(EMULATOR_PREFIX) :]:
+            raise ConfigError(f"{EMULATOR_PREFIX}<FILE.json> needs a Braket device properties file")
+        return BraketBackend(name, kind="emulation", emulator_file=path)
     if name in REMOTE_DEVICES:
         device = REMOTE_DEVICES[name]
         return BraketBackend(name, kind=device.kind, arn=device.arn, published_qubits=device.qubits)
@@ -181,7 +208,7 @@ def create(name: str, *, seed: int | None = None) -> Backend | None:
         arn = name[len(ARN_PREFIX) :]
         if not arn.startswith("arn:aws:braket:") or ":device/" not in arn:
             raise ConfigError(f"{name!r} does not hold a Braket device ARN (arn:aws:braket:<region>::device/...)")
-        kind = "managed simulator" if "/quantum-simulator/" in arn else "QPU"
+        kind = "managed simulator" if "/quantum-simulator/" in arn else "hardware"
         return BraketBackend(name, kind=kind, arn=arn, published_qubits=0)
     return None
 
@@ -215,14 +242,17 @@ class BraketBackend:
         kind: str,
         local_name: str | None = None,
         arn: str | None = None,
+        emulator_file: Path | None = None,
         published_qubits: int = 0,
     ) -> None:
         self.name = name
         self.kind = kind
-        self.is_local = local_name is not None
+        self.is_local = local_name is not None or emulator_file is not None
         self.is_paid = not self.is_local
         self._local_name = local_name
         self._arn = arn
+        self._emulator_file = emulator_file
+        self._emulates: str | None = None  # the device an emulator's document describes
         self._device: Any = None
         self._target = None
         self._labels: tuple[int, ...] | None = None
@@ -237,12 +267,27 @@ class BraketBackend:
     def credentials_configured(self) -> bool | None:
         return None if self.is_local else credentials_configured()
 
+    @property
+    def description(self) -> str:
+        if self._emulator_file is not None:
+            self._load_device()
+            return f"emulation of {self._emulates} (Braket's LocalEmulator with the noise of its device properties)"
+        if self._local_name is not None:
+            kind = "density-matrix" if self._local_name == "braket_dm" else "state-vector"
+            return f"Amazon Braket's local {kind} simulator, ideal (no noise)"
+        if self.kind == "managed simulator":
+            return f"Amazon Braket managed simulator {self.name} ({self._arn})"
+        return f"{self.name} (Amazon Braket QPU, {self._arn})"
+
     # --- the device and its limits ------------------------------------------------
 
     def _load_device(self) -> Any:
         if self._device is not None:
             return self._device
-        if self.is_local:
+        if self._emulator_file is not None:
+            properties, self._emulates = load_properties(self._emulator_file)
+            self._device = EmulatedDevice(properties, self._emulates)
+        elif self._local_name is not None:
             from braket.devices import LocalSimulator
 
             self._device = LocalSimulator(self._local_name)
@@ -251,6 +296,11 @@ class BraketBackend:
         properties = self._device.properties
         self.num_qubits = int(properties.paradigm.qubitCount)
         self.limits = _limits_from(properties)
+        if self._emulator_file is not None:
+            # LocalEmulator runs bound circuits one by one: no program sets.
+            self.limits = BackendLimits(
+                max_shots=self.limits.max_shots, min_shots=self.limits.min_shots, max_circuits_per_job=EMULATOR_CIRCUITS_PER_JOB
+            )
         if self.is_local:
             # Braket's local results keep each shot as a row of Python ints
             # (measured: about 500 bytes a shot at a million), twice what Aer
@@ -281,9 +331,10 @@ class BraketBackend:
             from qiskit_braket_provider.providers.target import aws_device_to_target, local_simulator_to_target
 
             device = self._load_device()
-            self._target = local_simulator_to_target(device) if self.is_local else aws_device_to_target(device)
+            simulator = self._local_name is not None
+            self._target = local_simulator_to_target(device) if simulator else aws_device_to_target(device)
             topology = getattr(device, "topology_graph", None)
-            self._labels = tuple(sorted(topology.nodes)) if topology is not None and not self.is_local else None
+            self._labels = tuple(sorted(topology.nodes)) if topology is not None and not simulator else None
         return self._target
 
     # --- the contract -------------------------------------------------------------
@@ -292,7 +343,7 @@ class BraketBackend:
         from qiskit.transpiler import generate_preset_pass_manager
 
         target = self._qiskit_target()
-        level = 3 if self.kind == "QPU" else 1
+        level = 3 if self.kind in ("hardware", "emulation") else 1
         circuit = generate_preset_pass_manager(optimization_level=level, target=target, seed_transpiler=seed, initial_layout=initial_layout).run(template)
         layout = circuit.layout.final_index_layout()[: template.num_qubits] if circuit.layout else range(template.num_qubits)
         return Executable(circuit=circuit, layout=tuple(int(q) for q in layout))
@@ -316,6 +367,9 @@ class BraketBackend:
         circuit = self._braket_circuit(executable)
         names = [rename_parameter(p) for p in executable.circuit.parameters]
         device = self._load_device()
+        if self._emulator_file is not None:
+            bound = [circuit.make_bound_circuit(dict(zip(names, map(float, row)))) for row in parameter_values]
+            return self._jobs.add(_EmulatorTask(device, bound, shots))
         if self.limits.max_circuits_per_job == 1 and len(parameter_values) == 1:
             # A device without program sets: one bound circuit per task.
             program_set = circuit
@@ -373,18 +427,68 @@ class BraketBackend:
                 raise
             # The task is already final; its state says how it ended.
 
-    def usage(self, job_id: str) -> float | None:
-        return None  # Braket reports billed time only in the AWS bill.
+    def usage(self, job_id: str) -> ProviderUsage:
+        """Shots that ran (program sets count them), and a managed simulator's
+        execution time where its result reports one."""
+        if self.is_local:
+            return ProviderUsage()
+        result = self._ask(self._task(job_id).result, job_id)
+        metadata = getattr(result, "task_metadata", None)
+        shots = getattr(metadata, "successfulShots", None)
+        duration_ms = getattr(getattr(getattr(result, "additional_metadata", None), "simulatorMetadata", None), "executionDuration", None)
+        return ProviderUsage(
+            shots=None if shots is None else int(shots), duration_seconds=None if duration_ms is None else duration_ms / 1000
+        )
 
-    def estimate_cost(self, job_sizes: Sequence[int], shots: int) -> CostEstimate | None:
+    def calibration(self, layout: Sequence[int]) -> CalibrationSnapshot | None:
+        """A QPU's (or an emulated one's) document as returned, and the figures
+        of the qubits the run used; simulators have none."""
+        if self.kind not in ("hardware", "emulation"):
+            return None
+        self._qiskit_target()
+        device = self._load_device()
+        labels = [self._labels[q] if self._labels else q for q in layout]
+        return calibration_snapshot(device.properties, self._emulates or self.name, labels)
+
+    def estimate_cost(self, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> CostEstimate | None:
         if self.is_local:
             return None
         tasks, total_shots = len(job_sizes), sum(job_sizes) * shots
-        prices = load_prices()
         key = self._price_key()
         if self.kind == "managed simulator":
-            return braket_simulator_cost(prices, key, tasks, total_shots)
-        return braket_qpu_cost(prices, key, tasks, total_shots)
+            per_minute = prices["braket_simulator_usd_per_minute"].get(key)
+            if per_minute is None:
+                return None
+            minimum = prices["braket_simulator_min_seconds"]
+            seconds = tasks * max(minimum, total_shots / max(tasks, 1) * prices["braket_simulator_seconds_per_shot"])
+            detail = f"{tasks} task(s), about {seconds:,.0f} s billed at ${per_minute}/min (min {minimum:g} s a task)"
+            return CostEstimate(seconds / 60 * per_minute, detail, prices.taken)
+        per_shot = prices["braket_per_shot_usd"].get(key)
+        if per_shot is None:
+            return None
+        per_task = prices["braket_per_task_usd"]
+        detail = f"{tasks} task(s) x ${per_task} + {total_shots:,} shots x ${per_shot}"
+        return CostEstimate(tasks * per_task + total_shots * per_shot, detail, prices.taken)
+
+    def job_cost(self, job: JobUsage, prices: PriceTable) -> float | None:
+        """A task's cost, as Braket's own cost tracker prices it (braket.tracking):
+        nothing for a failed or cancelled task; a QPU task's fee plus the shots
+        that ran; a managed simulator's execution time, at least 3 s, by the
+        minute (unknown when its result reports no time)."""
+        if self.is_local or job.state in (JobState.FAILED, JobState.CANCELLED):
+            return 0.0
+        key = self._price_key()
+        if self.kind == "managed simulator":
+            per_minute = prices["braket_simulator_usd_per_minute"].get(key)
+            seconds = job.reported.duration_seconds
+            if per_minute is None or seconds is None:
+                return None
+            return max(seconds, prices["braket_simulator_min_seconds"]) / 60 * per_minute
+        per_shot = prices["braket_per_shot_usd"].get(key)
+        if per_shot is None:
+            return None
+        shots = job.reported.shots if job.reported.shots is not None else job.executions * job.shots
+        return prices["braket_per_task_usd"] + shots * per_shot
 
     # --- helpers ------------------------------------------------------------------
 
@@ -399,9 +503,12 @@ class BraketBackend:
             from qiskit_braket_provider.providers.adapter import to_braket
 
             # Already transpiled for this target: translate only, keep the layout.
-            self._converted[key] = to_braket(
-                executable.circuit, target=self._qiskit_target(), qubit_labels=self._labels, optimization_level=0
-            )
+            with warnings.catch_warnings():
+                # A global phase changes no measured probability; devices drop it.
+                warnings.filterwarnings("ignore", message="Device does not support global phase")
+                self._converted[key] = to_braket(
+                    executable.circuit, target=self._qiskit_target(), qubit_labels=self._labels, optimization_level=0
+                )
         return self._converted[key]
 
     def _task(self, job_id: str) -> Any:
@@ -414,6 +521,26 @@ class BraketBackend:
         if self.is_local:
             return call()
         return _provider_call(call, f"asking about task {job_id}", missing=f"{self.name} has no task {job_id}")
+
+
+class _EmulatorTask:
+    """A job of the emulator: its bound circuits, run in this process, one by one."""
+
+    def __init__(self, device: EmulatedDevice, circuits: list, shots: int) -> None:
+        self.id = f"emulated-{uuid.uuid4().hex}"
+        self._results = [device.run(circuit, shots=shots) for circuit in circuits]
+
+    def job_id(self) -> str:
+        return self.id
+
+    def state(self) -> str:
+        return "COMPLETED"
+
+    def result(self):
+        return SimpleNamespace(entries=[self._results])
+
+    def cancel(self) -> None:
+        pass  # it has finished already
 
 
 class _LocalTask:

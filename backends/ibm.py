@@ -17,6 +17,7 @@ credentials; a 404 on a job is an unknown job; the rest are final.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import warnings
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -27,9 +28,9 @@ import numpy as np
 
 from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendLimits, Executable, JobStatus
 from qhw.backends._qiskit_jobs import InProcessJobs, job_counts, job_status, local_job_counts
-from qhw.records import QUBITS
 from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, JobNotFoundError, TransientBackendError
-from qhw.pricing import CostEstimate, ibm_cost, load_prices
+from qhw.pricing import CostEstimate, PriceTable
+from qhw.records import QUBITS, CalibrationSnapshot, JobUsage, PairCalibration, ProviderUsage, QubitCalibration
 
 FAKE_PREFIX = "fake_"
 REAL_PREFIX = "ibm_"
@@ -37,6 +38,13 @@ REAL_PREFIX = "ibm_"
 MAX_EXECUTIONS_PER_JOB = 10_000_000
 DEFAULT_MAX_SHOTS = 100_000
 #: Devices listed by `qhw backends` (any ibm_<name> the account can reach works).
+#: IBM Quantum's pay-as-you-go price and qhw's estimate of QPU time (see qhw.pricing).
+PRICES = {
+    "ibm_usd_per_qpu_second": 1.60,
+    # IBM publishes no time per shot: per-job overhead plus a time per shot.
+    "ibm_seconds_per_job": 2.0,
+    "ibm_seconds_per_shot": 0.0002,
+}
 LISTED_DEVICES = ("ibm_fez", "ibm_torino", "ibm_kingston", "ibm_marrakesh", "ibm_aachen", "ibm_pittsburgh")
 NAMES_SUMMARY = (
     "ibm_<device> for IBM Quantum devices (ibm_fez, ibm_torino, ibm_kingston, ...); "
@@ -107,7 +115,8 @@ class IBMBackend:
         self.name = name
         self.is_local = device is not None
         self.is_paid = not self.is_local
-        self.kind = "local simulator" if self.is_local else "QPU"
+        # A fake device is IBM's noise model of a real one, run locally: an emulation.
+        self.kind = "emulation" if self.is_local else "hardware"
         self._device = device
         self._service: Any = None
         self._seed = seed
@@ -119,6 +128,13 @@ class IBMBackend:
     @property
     def credentials_configured(self) -> bool | None:
         return None if self.is_local else credentials_configured()
+
+    @property
+    def description(self) -> str:
+        if self.is_local:
+            real = REAL_PREFIX + self.name[len(FAKE_PREFIX) :]
+            return f"emulation of {real} (IBM's calibrated noise model, Runtime local testing mode)"
+        return f"{self.name} (IBM Quantum QPU)"
 
     # --- the device -----------------------------------------------------------------
 
@@ -246,23 +262,87 @@ class IBMBackend:
                 raise
             # 409: the job is already final; its status says how it ended.
 
-    def usage(self, job_id: str) -> float | None:
+    def usage(self, job_id: str) -> ProviderUsage:
         if self.is_local:
-            return None
+            return ProviderUsage()
         usage = getattr(self._job(job_id), "usage", None)
         seconds = _runtime_call(usage, f"reading the usage of job {job_id}") if callable(usage) else None
-        return float(seconds) if seconds is not None else None
+        return ProviderUsage(quantum_seconds=None if seconds is None else float(seconds))
 
-    def estimate_cost(self, job_sizes: Sequence[int], shots: int) -> CostEstimate | None:
+    def calibration(self, layout: Sequence[int]) -> CalibrationSnapshot:
+        """T1, T2, readout and sx errors of the qubits the run uses, and the
+        two-qubit gate errors between them, from the device's target, with the
+        calibration's own timestamp."""
+        device = self._load_device()
+        target = device.target
+        qubits = [int(q) for q in layout]
+
+        def error(operation: str, key: tuple[int, ...]) -> float | None:
+            properties = target[operation].get(key) if operation in target else None
+            return None if properties is None or properties.error is None else float(properties.error)
+
+        def microseconds(value: float | None) -> float | None:
+            return None if value is None else float(value) * 1e6
+
+        qubit_properties = target.qubit_properties or []
+        calibrated = [
+            QubitCalibration(
+                qubit=q,
+                t1_us=microseconds(getattr(qubit_properties[q], "t1", None)) if q < len(qubit_properties) else None,
+                t2_us=microseconds(getattr(qubit_properties[q], "t2", None)) if q < len(qubit_properties) else None,
+                readout_error=error("measure", (q,)),
+                gate_error=error("sx", (q,)),
+            )
+            for q in qubits
+        ]
+        pairs = [
+            PairCalibration(qubits=(a, b), gate=operation, error=error(operation, (a, b)))
+            for operation in TWO_QUBIT_GATES
+            if operation in target
+            for a, b in sorted(target[operation])
+            if a in qubits and b in qubits
+        ]
+        return CalibrationSnapshot(
+            device=self.name, calibrated_at=_last_calibration(device), qubits=tuple(calibrated), pairs=tuple(pairs)
+        )
+
+    def estimate_cost(self, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> CostEstimate | None:
+        """QPU time: IBM publishes no time per shot, so a configurable time per
+        job plus one per shot, at the pay-as-you-go price per second."""
         if self.is_local:
             return None
-        return ibm_cost(load_prices(), len(job_sizes), sum(job_sizes) * shots)
+        jobs, total_shots = len(job_sizes), sum(job_sizes) * shots
+        seconds = jobs * prices["ibm_seconds_per_job"] + total_shots * prices["ibm_seconds_per_shot"]
+        per_second = prices["ibm_usd_per_qpu_second"]
+        detail = f"about {math.ceil(seconds):,} QPU s for {jobs} job(s) and {total_shots:,} shots at ${per_second}/s"
+        return CostEstimate(seconds * per_second, detail, prices.taken)
+
+    def job_cost(self, job: JobUsage, prices: PriceTable) -> float | None:
+        """The QPU seconds IBM reported for the job, at the run's price per second."""
+        if self.is_local:
+            return 0.0
+        seconds = job.reported.quantum_seconds
+        return None if seconds is None else seconds * prices["ibm_usd_per_qpu_second"]
 
     def _job(self, job_id: str) -> Any:
         if self.is_local:
             return self._jobs.get(job_id)
         service = self._service_or_error()
         return _runtime_call(lambda: service.job(job_id), f"looking up job {job_id}")
+
+
+#: Two-qubit gates of IBM's devices (Heron: cz; Eagle: ecr; Falcon and the fakes: cx).
+TWO_QUBIT_GATES = ("cz", "ecr", "cx")
+
+
+def _last_calibration(device: Any) -> datetime | None:
+    """When the device's calibration was taken, as IBM stamps it."""
+    try:
+        properties = device.properties()
+    except Exception:  # a device without published properties
+        return None
+    stamp = getattr(properties, "last_update_date", None) if properties is not None else None
+    return stamp if isinstance(stamp, datetime) else None
 
 
 @functools.cache

@@ -2,11 +2,12 @@
 
 An adapter lives in backends/ (installed as qhw.backends) or in a third-party
 package that registers a *provider module* under the ``qhw.backends`` entry
-point group. A provider module exposes two functions::
+point group. A provider module exposes::
 
     def backend_names() -> list[str]            # every name it can create
     def create(name: str, *, seed: int | None) -> Backend | None   # None when the name is not its own
     NAMES_SUMMARY: str                          # optional: a short form of the names for messages
+    PRICES: dict[str, float | dict[str, float]] # optional: its prices, by key (see qhw.pricing)
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from qhw.errors import UnknownBackendError
-from qhw.pricing import CostEstimate
-from qhw.records import JobState
+from qhw.pricing import CostEstimate, PriceTable
+from qhw.records import DEVICE_KINDS, CalibrationSnapshot, JobState, JobUsage, ProviderUsage  # noqa: F401 (part of the contract)
 
 ENTRY_POINT_GROUP = "qhw.backends"
 BUILTIN_PROVIDER_MODULES = ("qhw.backends.aer", "qhw.backends.ibm", "qhw.backends.braket")
@@ -79,6 +80,8 @@ class JobStatus:
     error: str | None = None
 
 
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A device or simulator that runs the feature map on arrays of angles.
@@ -93,12 +96,16 @@ class Backend(Protocol):
 
     name: str
     provider: str  # "aer", "ibm", "braket", ...
-    kind: str  # "local simulator", "managed simulator" or "QPU"
+    kind: str  # one of DEVICE_KINDS
     num_qubits: int
     is_paid: bool
     is_local: bool  # jobs live only in this process (finish during submit)
     limits: BackendLimits
     credentials_configured: bool | None  # None: the backend needs none
+
+    @property
+    def description(self) -> str:
+        """What runs the circuits, for reports: e.g. "emulation of ibm_lima (calibrated noise model)"."""
 
     def check_credentials(self) -> None:
         """Raise CredentialsError, without the network, when the backend needs
@@ -147,15 +154,24 @@ class Backend(Protocol):
         """Ask the provider to cancel a job; a job already finished stays as it
         is (ask ``status`` for the provider's answer)."""
 
-    def usage(self, job_id: str) -> float | None:
-        """Quantum seconds the provider reports for a finished job, if it reports any."""
+    def usage(self, job_id: str) -> ProviderUsage:
+        """What the provider reports of a finished job's use (nothing, for most)."""
 
-    def estimate_cost(self, job_sizes: Sequence[int], shots: int) -> "CostEstimate | None":
+    def calibration(self, layout: Sequence[int]) -> "CalibrationSnapshot | None":
+        """The device's calibration as it stands now, for the physical qubits
+        ``layout`` uses; None for a device without one (an ideal simulator)."""
+
+    def estimate_cost(self, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> CostEstimate | None:
         """Estimated price of jobs of these many executions each, at ``shots``
         shots; None when free or when no price is known."""
 
+    def job_cost(self, job: JobUsage, prices: PriceTable) -> float | None:
+        """What one finished job cost, in USD, from what ran and what the
+        provider reported; 0 when free; None when it cannot be known."""
 
-def _provider_modules() -> list[Any]:
+
+def provider_modules() -> list[Any]:
+    """The built-in provider modules and those of the ``qhw.backends`` entry point."""
     modules = [importlib.import_module(name) for name in BUILTIN_PROVIDER_MODULES]
     from importlib.metadata import entry_points
 
@@ -167,7 +183,7 @@ def _provider_modules() -> list[Any]:
 def backend_names() -> list[str]:
     """Every backend name (or name pattern) the registry knows."""
     names: list[str] = []
-    for module in _provider_modules():
+    for module in provider_modules():
         names.extend(module.backend_names())
     return names
 
@@ -175,7 +191,7 @@ def backend_names() -> list[str]:
 def backend_summary() -> str:
     """Known names for an error message: each provider's summary, or its names."""
     parts = []
-    for module in _provider_modules():
+    for module in provider_modules():
         parts.append(getattr(module, "NAMES_SUMMARY", None) or ", ".join(module.backend_names()))
     return "; ".join(parts)
 
@@ -191,7 +207,7 @@ def get_backend(name: str, *, seed: int | None = None) -> Backend:
     Raises:
         UnknownBackendError: no provider knows the name; the message lists what exists.
     """
-    for module in _provider_modules():
+    for module in provider_modules():
         backend = module.create(name, seed=seed)
         if backend is not None:
             return backend

@@ -331,6 +331,85 @@ def retry(ctx, app: _App, run_id, max_cost, yes, as_json) -> None:
     _fail_on_failed_jobs(ctx, result)
 
 
+@main.group("runs", cls=_Group)
+def runs_group() -> None:
+    """List runs and show one: device, calibration, progress and cost."""
+
+
+@runs_group.command("list")
+@json_option
+@pass_app
+def runs_list(app: _App, as_json) -> None:
+    """One line per run: device, progress, jobs by state, estimated and actual cost."""
+    from qhw.overview import run_overviews
+
+    overviews = run_overviews(app.store())
+    if as_json:
+        _emit([o.to_dict() for o in overviews], True)
+        return
+    rows = [
+        {
+            "run": o.run,
+            "backend": o.backend,
+            "kind": o.device_kind,
+            "created": o.created.strftime("%Y-%m-%d %H:%M"),
+            "split": o.split,
+            "shots": o.shots,
+            "samples": f"{o.samples} of {o.n_samples}",
+            "jobs": ", ".join(f"{count} {state}" for state, count in o.jobs_by_state.items()),
+            "estimated": o.cost.estimate_text,
+            "actual": o.cost.actual_text,
+        }
+        for o in overviews
+    ]
+    _emit(rows, False, title="runs")
+
+
+@runs_group.command("show")
+@click.argument("run_id", type=POSITIVE)
+@click.option("--properties-out", type=click.Path(dir_okay=False, path_type=Path), help="Write the device properties document stored with the run (Braket) to this .json file, for braket_emulator:FILE.")
+@json_option
+@pass_app
+def runs_show(app: _App, run_id, properties_out, as_json) -> None:
+    """Everything stored about one run, its device's calibration at run time included."""
+    from qhw.overview import export_device_properties, run_details
+
+    store = app.store()
+    details = run_details(store, run_id)
+    if properties_out is not None:
+        click.echo(f"device properties: {export_device_properties(store, run_id, properties_out)}", err=True)
+    if as_json:
+        _emit(details.to_dict(), True)
+        return
+    o = details.overview
+    facts = [
+        ("backend", o.backend), ("kind", o.device_kind), ("device", o.device), ("created", o.created.strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ("feature set", details.feature_set), ("seed", details.seed), ("split", o.split), ("shots", o.shots),
+        ("samples", f"{o.samples} of {o.n_samples} collected"), ("jobs", ", ".join(f"{n} {state}" for state, n in o.jobs_by_state.items())),
+        ("layout (physical qubits)", ", ".join(map(str, details.layout))), ("transpiled depth", details.depth),
+        ("two-qubit gates", details.two_qubit_gates), ("mitigation", details.mitigation or "none"),
+        ("estimated cost", o.cost.estimate_text), ("actual cost", o.cost.actual_text),
+    ]
+    _emit([{"run": run_id, "what": name, "value": value} for name, value in facts], False, title=f"run {run_id}")
+    calibration = details.calibration
+    if calibration is None:
+        click.echo("calibration: none (an ideal simulator)")
+    else:
+        age = "" if details.calibration_age is None else f", {details.calibration_age.total_seconds() / 3600:.1f} h before the run"
+        stamp = calibration.calibrated_at.isoformat() if calibration.calibrated_at else "an unknown time"
+        _emit(
+            [
+                {"qubit": q.qubit, "T1 (us)": q.t1_us, "T2 (us)": q.t2_us, "readout error": q.readout_error, "1q gate error": q.gate_error}
+                for q in calibration.qubits
+            ],
+            False,
+            title=f"calibration of {calibration.device}, taken {stamp}{age}",
+        )
+        _emit([{"qubits": "-".join(map(str, p.qubits)), "gate": p.gate, "error": p.error} for p in calibration.pairs], False, title="two-qubit gates")
+    for job, state, error in details.job_errors:
+        click.echo(f"job {job} ({state}): {error}")
+
+
 @main.command()
 @click.option("--run", "run_id", type=POSITIVE, help="Only this run's jobs.")
 @click.option("--state", "states", multiple=True, type=click.Choice([state.value for state in JobState]), help="Only jobs in this state (repeatable).")
@@ -519,26 +598,49 @@ def demo(app: _App, shots, seed, hardware, limit_train, limit_test, autoencoder_
 
 @main.command("compare")
 @click.option("--sim", "simulator_run", required=True, type=POSITIVE, help="The simulator run (needs train samples).")
-@click.option("--hw", "hardware_run", required=True, type=POSITIVE, help="The hardware (or emulation) run to compare with it.")
+@click.option("--hw", "hardware_runs", required=True, multiple=True, type=POSITIVE, help="A device (or emulation) run to compare with it; repeat for several.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder (default: under QHW_HOME/reports/).")
 @click.option("--epochs", default=60, show_default=True, type=POSITIVE, help="Classifier training epochs.")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of training, bootstrap and subsampling.")
 @json_option
 @pass_app
-def compare_command(app: _App, simulator_run, hardware_run, out, epochs, seed, as_json) -> None:
-    """Accuracy, agreement and accuracy against shots of a simulator run and a hardware run."""
-    from qhw.compare import compare
+def compare_command(app: _App, simulator_run, hardware_runs, out, epochs, seed, as_json) -> None:
+    """Accuracy, agreement, cost and accuracy against shots of a simulator run and device runs."""
+    from qhw.compare import compare_devices
     from qhw.report import check_report_dir, write_report
 
     check_report_dir(out)
-    comparison = compare(
-        app.store(), simulator_run_id=simulator_run, hardware_run_id=hardware_run, epochs=epochs, seed=seed, progress=_progress()
+    result = compare_devices(
+        app.store(), simulator_run_id=simulator_run, hardware_run_ids=list(hardware_runs), epochs=epochs, seed=seed, progress=_progress()
     )
-    index = write_report(comparison, out)
+    single = len(hardware_runs) == 1
+    index = write_report(result.comparisons[0] if single else result, out)
     if as_json:
-        _emit({**comparison.to_dict(), "report": str(index)}, True)
+        data = result.comparisons[0].to_dict() if single else result.to_dict()
+        _emit({**data, "report": str(index)}, True)
         return
-    _print_comparison(comparison)
+    if not single:
+        _emit(
+            [
+                {
+                    "run": r.run,
+                    "backend": r.backend,
+                    "kind": r.device_kind,
+                    "transfer accuracy": r.transfer_accuracy,
+                    "95% interval": f"[{r.low:.3f}, {r.high:.3f}]",
+                    "mitigated": r.mitigated_accuracy,
+                    "fidelity": r.mean_fidelity,
+                    "est. USD/1k samples": r.estimated_cost_per_1000_usd,
+                    "actual USD/1k samples": "unknown" if r.actual_cost_per_1000_usd is None else r.actual_cost_per_1000_usd,
+                    "calibration age (h)": r.calibration_age_hours,
+                }
+                for r in result.leaderboard
+            ],
+            False,
+            title=f"leaderboard: run {simulator_run} against {len(hardware_runs)} device runs",
+        )
+    for comparison in result.comparisons:
+        _print_comparison(comparison)
     click.echo(f"report: {index}")
 
 
@@ -546,6 +648,9 @@ def _print_comparison(comparison) -> None:
     sim, hw = comparison.simulator, comparison.hardware
     for note in comparison.notes:
         click.echo(f"note: {note}", err=True)
+    calibrated = "no calibration (ideal)" if hw.calibrated_at is None else f"calibrated {hw.calibrated_at}, {hw.calibration_age_hours:.1f} h before the run"
+    estimate = "free" if hw.actual_cost == "free" else ("unknown" if hw.estimated_cost_usd is None else f"${hw.estimated_cost_usd:,.2f}")
+    click.echo(f"run {hw.run}: {hw.device}; {calibrated}; cost: estimated {estimate}, actual {hw.actual_cost}")
     _emit(
         [
             {"case": a.case, "what": a.description, "accuracy": a.accuracy, "95% interval": f"[{a.low:.3f}, {a.high:.3f}]", "test samples": a.test_samples}

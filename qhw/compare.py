@@ -1,5 +1,7 @@
 """Simulator against hardware: accuracy with uncertainty, agreement per sample,
-and accuracy against shots, on the samples two runs share."""
+accuracy against shots and cost, on the samples the runs share; one device
+run or several (a leaderboard). Runs are described from what was stored with
+them, so no adapter or credentials are needed to compare them."""
 
 from __future__ import annotations
 
@@ -11,12 +13,14 @@ import numpy as np
 from qhw import training
 from qhw.backend import get_backend
 from qhw.checks import check_positive, check_seed
-from qhw.errors import ConfigError, TrainingError
+from qhw.errors import ConfigError, QhwError, TrainingError
 from qhw.features import load_arrays
 from qhw.mitigation import calibration_missing, mitigated_counts
+from qhw.overview import run_details
+from qhw.pricing import PriceTable, load_prices
 from qhw.progress import Progress, SilentProgress
-from qhw.runs import plan_jobs
 from qhw.records import RunRecord
+from qhw.runs import plan_jobs
 from qhw.store import RunCounts, Store
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -111,14 +115,24 @@ class ShotsPoint:
 
 @dataclass(frozen=True)
 class RunSummary:
+    """A run as a report names it, from what was stored: no adapter, no credentials."""
+
     run: int
     backend: str
-    device: str  # "simulator", "emulation (...)" or "hardware (QPU)"
+    device_kind: str  # simulator | emulation | managed simulator | hardware
+    device: str  # the adapter's description at submit time
     created: str
     shots: int
     feature_set: int
     split: str
     mitigation: str | None  # "readout" when the run measured readout calibrations
+    samples: int
+    estimated_cost_usd: float | None
+    actual_cost_usd: float | None  # None: unknown (never 0 for lack of knowledge)
+    actual_cost: str  # in words: "$1.20", "free", "unknown", "... so far"
+    calibrated_at: str | None  # the device calibration's own timestamp
+    calibration_age_hours: float | None  # its age when the run was submitted
+    calibration: dict | None  # the per-qubit figures kept with the run
 
 
 @dataclass
@@ -135,6 +149,9 @@ class Comparison:
     confusion: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     fidelities: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
+    def accuracy(self, case: str) -> AccuracyFigure | None:
+        return next((a for a in self.accuracies if a.case == case), None)
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data.pop("confusion")
@@ -144,16 +161,38 @@ class Comparison:
         return data
 
 
-def device_label(backend_name: str) -> str:
-    """How a report names what ran a run: emulations are never called hardware."""
-    backend = get_backend(backend_name)
-    if backend.kind == "QPU":
-        return "hardware (QPU)"
-    if backend_name.startswith("fake_"):
-        return f"emulation (calibrated noise model of {backend_name.removeprefix('fake_')})"
-    if backend_name == "braket_dm":
-        return "emulation (density-matrix simulator)"
-    return f"simulator ({backend.kind})"
+@dataclass(frozen=True)
+class LeaderboardRow:
+    """One device against the simulator, in a line."""
+
+    run: int
+    backend: str
+    device_kind: str
+    device: str
+    transfer_accuracy: float
+    low: float
+    high: float
+    mitigated_accuracy: float | None  # where the run measured its readout calibration
+    mean_fidelity: float  # Hellinger fidelity to the simulator, per sample, averaged
+    estimated_cost_per_1000_usd: float | None
+    actual_cost_per_1000_usd: float | None
+    calibration_age_hours: float | None
+
+
+@dataclass
+class DeviceComparison:
+    """One simulator run against several device runs of the same feature set."""
+
+    simulator: RunSummary
+    leaderboard: list[LeaderboardRow]
+    comparisons: list[Comparison]
+
+    def to_dict(self) -> dict:
+        return {
+            "simulator": asdict(self.simulator),
+            "leaderboard": [asdict(row) for row in self.leaderboard],
+            "comparisons": [comparison.to_dict() for comparison in self.comparisons],
+        }
 
 
 def compare(
@@ -165,119 +204,204 @@ def compare(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> Comparison:
-    """Compare two runs of one feature set (see the module docstring).
+    """Compare a simulator run with one device run of the same feature set.
 
     Raises:
-        ConfigError: the runs use different feature sets or share no test samples.
+        ConfigError: the runs are one, use different feature sets or share no test samples.
         TrainingError: the simulator run has no train samples.
     """
+    return compare_devices(
+        store, simulator_run_id=simulator_run_id, hardware_run_ids=[hardware_run_id], epochs=epochs, seed=seed, progress=progress
+    ).comparisons[0]
+
+
+def compare_devices(
+    store: Store,
+    *,
+    simulator_run_id: int,
+    hardware_run_ids: list[int],
+    epochs: int = training.DEFAULT_EPOCHS,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> DeviceComparison:
+    """Compare a simulator run with several device runs: each as ``compare``
+    does (the simulator's classifier trained once), and a leaderboard.
+
+    Raises:
+        ConfigError, TrainingError: as ``compare``, for any of the runs.
+    """
     progress = progress or SilentProgress()
-    if simulator_run_id == hardware_run_id:
+    if not hardware_run_ids:
+        raise ConfigError("--hw names no run to compare with the simulator")
+    if simulator_run_id in hardware_run_ids:
         raise ConfigError(f"--sim and --hw both name run {simulator_run_id}: compare a simulator run with another run")
+    if len(set(hardware_run_ids)) != len(hardware_run_ids):
+        raise ConfigError(f"--hw names a run twice: {', '.join(map(str, hardware_run_ids))}")
     check_positive(epochs, "--epochs")
     check_seed(seed)
-    sim_run, hw_run = store.ledger.run(simulator_run_id), store.ledger.run(hardware_run_id)
-    if sim_run.feature_set_id != hw_run.feature_set_id:
-        raise ConfigError(
-            f"run {sim_run.id} uses feature set {sim_run.feature_set_id} and run {hw_run.id} feature set "
-            f"{hw_run.feature_set_id}; compare runs of the same feature set"
+    sim_run = store.ledger.run(simulator_run_id)
+    hw_runs = [store.ledger.run(run_id) for run_id in hardware_run_ids]
+    for hw_run in hw_runs:
+        if sim_run.feature_set_id != hw_run.feature_set_id:
+            raise ConfigError(
+                f"run {sim_run.id} uses feature set {sim_run.feature_set_id} and run {hw_run.id} feature set "
+                f"{hw_run.feature_set_id}; compare runs of the same feature set"
+            )
+    simulator = _Simulator(store, sim_run, epochs=epochs, seed=seed, progress=progress)
+    comparisons = [simulator.against(hw_run) for hw_run in hw_runs]
+    return DeviceComparison(
+        simulator=summarize(store, sim_run),
+        leaderboard=[_leaderboard_row(comparison) for comparison in comparisons],
+        comparisons=comparisons,
+    )
+
+
+class _Simulator:
+    """The simulator side of comparisons: its counts and its classifier, trained
+    once however many devices are compared with it."""
+
+    def __init__(self, store: Store, run: RunRecord, *, epochs: int, seed: int, progress: Progress) -> None:
+        self.store = store
+        self.run = run
+        self.seed = seed
+        self.arrays = load_arrays(store.catalogue.feature_set(run.feature_set_id))
+        self.counts = store.results.run_counts(run.id)
+        train = self.counts.splits == "train"
+        if not train.any():
+            raise TrainingError(f"run {run.id} has no collected train samples: submit it with --split all")
+        self.hybrid_args = dict(input_scale=float(2**run.num_qubits), epochs=epochs, seed=seed, progress=progress)
+        keys = _keys(self.counts, train)
+        self.model = training.fit_classifier("hybrid", _features(self.counts, keys), self.labels(keys), **self.hybrid_args)
+        self.classical = training.fit_classifier(
+            "classical", self.arrays.latent_train, self.arrays.y_train, normalize=True, epochs=epochs, seed=seed, progress=progress
         )
-    arrays = load_arrays(store.catalogue.feature_set(sim_run.feature_set_id))
-    sim, hw = store.results.run_counts(sim_run.id), store.results.run_counts(hw_run.id)
-    shared = _shared(sim, hw)
-    test_keys = [key for key in shared if key[0] == "test"]
-    if not test_keys:
-        raise ConfigError(f"runs {sim_run.id} and {hw_run.id} share no collected test samples")
-    sim_train = sim.splits == "train"
-    if not sim_train.any():
-        raise TrainingError(f"run {sim_run.id} has no collected train samples: submit it with --split all")
-    labels_of = lambda keys: np.array([arrays.labels(s)[i] for s, i in keys])  # noqa: E731
-    y_test = labels_of(test_keys)
-    num_qubits = sim_run.num_qubits
 
-    def features(counts: RunCounts, keys) -> np.ndarray:
-        rows = _rows(counts, keys)
-        return counts.counts[rows].reshape(len(rows), -1).astype(np.float32) / counts.shots
+    def labels(self, keys) -> np.ndarray:
+        return np.array([self.arrays.labels(split)[index] for split, index in keys])
 
-    hybrid_args = dict(input_scale=float(2**num_qubits), epochs=epochs, seed=seed, progress=progress)
-    sim_model = training.fit_classifier(
-        "hybrid", features(sim, _keys(sim, sim_train)), labels_of(_keys(sim, sim_train)), **hybrid_args
-    )
-    figures, confusion = [], {}
+    def against(self, hw_run: RunRecord) -> Comparison:
+        """The comparison with one device run (see the module docstring)."""
+        store, sim_run, sim, seed = self.store, self.run, self.counts, self.seed
+        hw = store.results.run_counts(hw_run.id)
+        shared = _shared(sim, hw)
+        test_keys = [key for key in shared if key[0] == "test"]
+        if not test_keys:
+            raise ConfigError(f"runs {sim_run.id} and {hw_run.id} share no collected test samples")
+        y_test = self.labels(test_keys)
+        figures, confusion = [], {}
 
-    def add(case: str, description: str, predicted: np.ndarray) -> None:
-        correct = predicted == y_test
-        low, high = bootstrap_interval(correct, seed=seed)
-        figures.append(AccuracyFigure(case, description, float(correct.mean()), low, high, int(correct.size)))
-        confusion[case] = _confusion(y_test, predicted)
+        def add(case: str, description: str, predicted: np.ndarray) -> None:
+            correct = predicted == y_test
+            low, high = bootstrap_interval(correct, seed=seed)
+            figures.append(AccuracyFigure(case, description, float(correct.mean()), low, high, int(correct.size)))
+            confusion[case] = _confusion(y_test, predicted)
 
-    add("simulator", f"trained and tested on run {sim_run.id} ({sim_run.backend})", training.predict(sim_model, features(sim, test_keys)))
-    add(
-        "transfer",
-        f"trained on run {sim_run.id} ({sim_run.backend}), tested on run {hw_run.id} ({hw_run.backend})",
-        training.predict(sim_model, features(hw, test_keys)),
-    )
-    notes: list[str] = []
-    mitigated = None
-    if hw_run.mitigation == "readout":
-        missing = calibration_missing(store, hw_run)
-        if missing is None:
-            mitigated = mitigated_counts(store, hw_run)
-        else:  # the raw comparison stands on its own
-            notes.append(f"no readout-mitigated rows: {missing}")
-    if mitigated is not None:
+        add("simulator", f"trained and tested on run {sim_run.id} ({sim_run.backend})", training.predict(self.model, _features(sim, test_keys)))
         add(
-            "transfer-mitigated",
-            f"as transfer, on run {hw_run.id}'s readout-mitigated quasi-probabilities (mthree)",
-            training.predict(sim_model, features(mitigated, test_keys)),
+            "transfer",
+            f"trained on run {sim_run.id} ({sim_run.backend}), tested on run {hw_run.id} ({hw_run.backend})",
+            training.predict(self.model, _features(hw, test_keys)),
         )
-    hw_train = hw.splits == "train"
-    if hw_train.any():
-        hw_model = training.fit_classifier(
-            "hybrid", features(hw, _keys(hw, hw_train)), labels_of(_keys(hw, hw_train)), **hybrid_args
-        )
-        add("hardware", f"trained and tested on run {hw_run.id} ({hw_run.backend})", training.predict(hw_model, features(hw, test_keys)))
+        notes: list[str] = []
+        mitigated = None
+        if hw_run.mitigation == "readout":
+            missing = calibration_missing(store, hw_run)
+            if missing is None:
+                mitigated = mitigated_counts(store, hw_run)
+            else:  # the raw comparison stands on its own
+                notes.append(f"no readout-mitigated rows: {missing}")
         if mitigated is not None:
-            mitigated_model = training.fit_classifier(
-                "hybrid", features(mitigated, _keys(hw, hw_train)), labels_of(_keys(hw, hw_train)), **hybrid_args
-            )
             add(
-                "hardware-mitigated",
-                f"trained and tested on run {hw_run.id}'s readout-mitigated quasi-probabilities",
-                training.predict(mitigated_model, features(mitigated, test_keys)),
+                "transfer-mitigated",
+                f"as transfer, on run {hw_run.id}'s readout-mitigated quasi-probabilities (mthree)",
+                training.predict(self.model, _features(mitigated, test_keys)),
             )
-    test_index = np.array([i for _, i in test_keys])
-    classical = training.fit_classifier(
-        "classical", arrays.latent_train, arrays.y_train, normalize=True, epochs=epochs, seed=seed, progress=progress
-    )
-    add("classical", "the same classifier on the 64-d latent (no quantum stage)", training.predict(classical, arrays.latent_test[test_index]))
+        hw_train = hw.splits == "train"
+        if hw_train.any():
+            train_keys = _keys(hw, hw_train)
+            hw_model = training.fit_classifier("hybrid", _features(hw, train_keys), self.labels(train_keys), **self.hybrid_args)
+            add("hardware", f"trained and tested on run {hw_run.id} ({hw_run.backend})", training.predict(hw_model, _features(hw, test_keys)))
+            if mitigated is not None:
+                mitigated_model = training.fit_classifier(
+                    "hybrid", _features(mitigated, train_keys), self.labels(train_keys), **self.hybrid_args
+                )
+                add(
+                    "hardware-mitigated",
+                    f"trained and tested on run {hw_run.id}'s readout-mitigated quasi-probabilities",
+                    training.predict(mitigated_model, _features(mitigated, test_keys)),
+                )
+        test_index = np.array([i for _, i in test_keys])
+        add(
+            "classical",
+            "the same classifier on the 64-d latent (no quantum stage)",
+            training.predict(self.classical, self.arrays.latent_test[test_index]),
+        )
+        agreement, fidelities = _agreement(sim, hw, shared, self.labels(shared))
+        return Comparison(
+            simulator=summarize(store, sim_run),
+            hardware=summarize(store, hw_run),
+            shared_samples=len(shared),
+            accuracies=figures,
+            agreement=agreement,
+            shots_curve=_shots_curve(self.model, hw, hw_run, test_keys, y_test, seed),
+            notes=notes,
+            confusion=confusion,
+            fidelities=fidelities,
+        )
 
-    agreement, fidelities = _agreement(sim, hw, shared, labels_of(shared))
-    curve = _shots_curve(sim_model, hw, hw_run, test_keys, y_test, seed)
-    return Comparison(
-        simulator=_summary(sim_run),
-        hardware=_summary(hw_run),
-        shared_samples=len(shared),
-        accuracies=figures,
-        agreement=agreement,
-        shots_curve=curve,
-        notes=notes,
-        confusion=confusion,
-        fidelities=fidelities,
-    )
 
-
-def _summary(run: RunRecord) -> RunSummary:
+def summarize(store: Store, run: RunRecord) -> RunSummary:
+    """A stored run as reports name it (qhw.overview's view of it)."""
+    details = run_details(store, run.id)
+    cost = details.overview.cost
+    calibration = details.calibration
     return RunSummary(
         run=run.id,
         backend=run.backend,
-        device=device_label(run.backend),
+        device_kind=run.device_kind,
+        device=run.device_label,
         created=run.created_at.strftime("%Y-%m-%d %H:%M UTC") if isinstance(run.created_at, datetime) else str(run.created_at),
         shots=run.shots,
         feature_set=run.feature_set_id,
         split=run.split,
         mitigation=run.mitigation,
+        samples=details.overview.samples,
+        estimated_cost_usd=cost.estimate_usd,
+        actual_cost_usd=cost.actual_usd,
+        actual_cost=cost.actual_text,
+        calibrated_at=None if calibration is None or calibration.calibrated_at is None else calibration.calibrated_at.isoformat(),
+        calibration_age_hours=None if details.calibration_age is None else details.calibration_age.total_seconds() / 3600,
+        calibration=None if calibration is None else calibration.to_dict(),
     )
+
+
+def _leaderboard_row(comparison: Comparison) -> LeaderboardRow:
+    hw = comparison.hardware
+    transfer = comparison.accuracy("transfer")
+    mitigated = comparison.accuracy("transfer-mitigated")
+
+    def per_1000(amount: float | None) -> float | None:
+        return None if amount is None or not hw.samples else amount / hw.samples * 1000
+
+    return LeaderboardRow(
+        run=hw.run,
+        backend=hw.backend,
+        device_kind=hw.device_kind,
+        device=hw.device,
+        transfer_accuracy=transfer.accuracy,
+        low=transfer.low,
+        high=transfer.high,
+        mitigated_accuracy=None if mitigated is None else mitigated.accuracy,
+        mean_fidelity=comparison.agreement.fidelity.mean,
+        estimated_cost_per_1000_usd=per_1000(hw.estimated_cost_usd),
+        actual_cost_per_1000_usd=per_1000(hw.actual_cost_usd),
+        calibration_age_hours=hw.calibration_age_hours,
+    )
+
+
+def _features(counts: RunCounts, keys) -> np.ndarray:
+    rows = _rows(counts, keys)
+    return counts.counts[rows].reshape(len(rows), -1).astype(np.float32) / counts.shots
 
 
 def _keys(counts: RunCounts, mask: np.ndarray) -> list[tuple[str, int]]:
@@ -321,14 +445,21 @@ def _shots_curve(model, hw: RunCounts, hw_run: RunRecord, test_keys, y_test: np.
     """The transfer case at fewer shots: the hardware run's counts subsampled without replacement."""
     counts = hw.counts[_rows(hw, test_keys)]
     rng = np.random.default_rng(seed)
-    backend = get_backend(hw_run.backend)
+    backend = None
+    try:
+        backend = get_backend(hw_run.backend)
+    except QhwError:  # an adapter no longer installed: the curve, without costs
+        pass
+    paid = backend is not None and backend.is_paid
+    # At the prices of the run itself, so that the curve reads beside its actual cost.
+    prices = PriceTable.from_json(hw_run.prices_json) if hw_run.prices_json else (load_prices() if paid else None)
     points = []
     for shots in shot_ladder(hw.shots):
         drawn = counts if shots == hw.shots else subsample_counts(counts, shots, rng)
         x = drawn.reshape(len(drawn), -1).astype(np.float32) / shots
         correct = training.predict(model, x) == y_test
         low, high = bootstrap_interval(correct, seed=seed)
-        plans = plan_jobs(backend, counts.shape[0] * counts.shape[1], shots) if backend.is_paid else []
-        estimate = backend.estimate_cost([plan.executions for plan in plans], shots) if plans else None
+        plans = plan_jobs(backend, counts.shape[0] * counts.shape[1], shots) if paid and prices is not None else []
+        estimate = backend.estimate_cost([plan.executions for plan in plans], shots, prices) if plans else None
         points.append(ShotsPoint(shots, float(correct.mean()), low, high, None if estimate is None else estimate.usd))
     return points

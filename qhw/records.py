@@ -76,6 +76,10 @@ SPLIT_NAMES = {code: name for name, code in SPLIT_CODES.items()}
 SPLITS = tuple(SPLIT_CODES)
 RUN_SPLITS = (*SPLITS, "all")
 JOB_PURPOSES = ("samples", "calibration")
+#: What ran a run, in the words every report uses. An emulation (a noise model
+#: of a named device) is never called hardware; a simulator without noise is a
+#: simulator, however it is implemented.
+DEVICE_KINDS = ("simulator", "emulation", "managed simulator", "hardware")
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,11 @@ class RunSpec:
     layout: tuple[int, ...]
     cost_estimate_usd: float | None
     mitigation: str | None = None
+    # What ran it, as its adapter described it at submit time (qhw.backend.DEVICE_KINDS).
+    device_kind: str = "simulator"
+    device_label: str = ""
+    # The price table in force at submit time (JSON; None for a free backend).
+    prices_json: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,6 +167,13 @@ class JobRecord:
     claimed_by: str | None = None
     lease_until: datetime | None = None
     cancel_requested_at: datetime | None = None
+    duration_seconds: float | None = None  # a managed simulator's reported execution time
+    cost_usd: float | None = None  # what it cost, once finished; None while unknown
+
+    def usage(self, shots: int, reported: "ProviderUsage | None" = None, state: "JobState | None" = None) -> "JobUsage":
+        """This job as its adapter prices it (``reported``: fresh from the provider)."""
+        reported = reported or ProviderUsage(self.quantum_seconds, self.duration_seconds)
+        return JobUsage(state or self.state, self.executions, shots, reported)
 
     @property
     def executions(self) -> int:
@@ -172,6 +188,69 @@ class JobRecord:
     def may_exist_at_provider(self) -> bool:
         """A provider call was started: the provider may hold a job we have no id for."""
         return self.provider_job_id is not None or self.submit_started_at is not None
+
+
+@dataclass(frozen=True)
+class ProviderUsage:
+    """What the provider reports of a finished job's use, where it reports anything."""
+
+    quantum_seconds: float | None = None  # IBM Quantum's usage
+    duration_seconds: float | None = None  # a managed simulator's execution time
+    shots: int | None = None  # shots that ran, where the provider counts them (Braket)
+
+
+@dataclass(frozen=True)
+class JobUsage:
+    """A finished job as its adapter prices it: what ran, what the provider reported."""
+
+    state: JobState
+    executions: int
+    shots: int  # per execution, as submitted
+    reported: ProviderUsage = ProviderUsage()
+
+
+@dataclass(frozen=True)
+class QubitCalibration:
+    """One physical qubit's calibration (None where the device does not say)."""
+
+    qubit: int | str  # the device's own label
+    t1_us: float | None
+    t2_us: float | None
+    readout_error: float | None
+    gate_error: float | None  # a single-qubit gate's (IBM: sx; Braket: 1 - RB fidelity)
+
+
+@dataclass(frozen=True)
+class PairCalibration:
+    """The error of one two-qubit gate between two of the qubits a run used."""
+
+    qubits: tuple[int | str, int | str]
+    gate: str
+    error: float | None
+
+
+#: A key qhw adds to the device documents it exports (Braket's parser ignores
+#: unknown keys), so that an emulation can name the device its document came from.
+DEVICE_NAME_KEY = "qhwDevice"
+
+
+@dataclass(frozen=True)
+class CalibrationSnapshot:
+    """A device's calibration when a run was submitted, for the qubits it used."""
+
+    device: str
+    calibrated_at: datetime | None  # the calibration's own timestamp, as the provider gives it
+    qubits: tuple[QubitCalibration, ...]
+    pairs: tuple[PairCalibration, ...]
+    properties: str | None = None  # the provider's whole device document (Braket), as returned
+
+    def to_dict(self) -> dict:
+        return {
+            "device": self.device,
+            "calibrated_at": None if self.calibrated_at is None else self.calibrated_at.isoformat(),
+            "qubits": [vars(q) for q in self.qubits],
+            "pairs": [{**vars(p), "qubits": list(p.qubits)} for p in self.pairs],
+        }
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from qhw.checks import check_positive, check_seed
 from qhw.datasets import stratified_subset
 from qhw.errors import BackendError, ConfigError, NotFoundError
 from qhw.features import load_arrays
-from qhw.pricing import CostEstimate, check_amount
+from qhw.pricing import CostEstimate, check_amount, load_prices
 from qhw.progress import Progress, SilentProgress
 from qhw.records import QUBITS, RUN_SPLITS, SPLIT_CODES, UNFINISHED_STATES, JobPlan, JobRecord, JobState, RunRecord, RunSpec
 from qhw.store import RunCircuit, Store
@@ -115,7 +115,8 @@ def submit(
     k = feature_set.circuits_per_sample
     plans = plan_jobs(backend, len(order) * k, shots, calibrations=len(circuits.calibration_rows()) if mitigate else 0)
     # The price is known from static tables: refuse before touching the network.
-    estimate = backend.estimate_cost([plan.executions for plan in plans], shots) if backend.is_paid else None
+    prices = load_prices() if backend.is_paid else None
+    estimate = backend.estimate_cost([plan.executions for plan in plans], shots, prices) if prices else None
     guard_cost(backend, estimate, max_cost, approve)
     backend.check(sum(plan.executions for plan in plans), shots)
 
@@ -141,10 +142,17 @@ def submit(
         layout=tuple(executable.layout),
         cost_estimate_usd=None if estimate is None else estimate.usd,
         mitigation=mitigate,
+        device_kind=backend.kind,
+        device_label=backend.description,
+        prices_json=None if prices is None else prices.to_json(),
     )
+    # The device's calibration now, for the qubits this run uses: kept with the run.
+    snapshot = backend.calibration(executable.layout)
     parameters = parameter_rows(arrays, order, k, executable)
     holder = holder_id()
-    run, jobs = store.ledger.create_run(spec, _run_circuit(executable, order, calibration), plans, claimed_by=holder)
+    run, jobs = store.ledger.create_run(
+        spec, _run_circuit(executable, order, calibration), plans, claimed_by=holder, calibration=snapshot
+    )
     worker = RunWorker(store, run, backend, executable, parameters, calibration=calibration, holder=holder, approved=True)
     tally = _work_all(store, worker, jobs, progress, f"{backend.name}: jobs")
     return SubmitResult(run=run, jobs=store.ledger.jobs(run.id), tally=tally)
@@ -169,7 +177,7 @@ def retry_run(
     if not failed:
         raise NotFoundError(f"run {run.id} has no failed jobs to retry")
     backend = get_backend(run.backend, seed=run.seed)
-    estimate = backend.estimate_cost([job.executions for job in failed], run.shots) if backend.is_paid else None
+    estimate = backend.estimate_cost([job.executions for job in failed], run.shots, load_prices()) if backend.is_paid else None
     guard_cost(backend, estimate, max_cost, approve)
     backend.check(sum(job.executions for job in failed), run.shots)
     holder = holder_id()

@@ -29,8 +29,8 @@ from qhw import circuits
 from qhw.backend import Backend, Executable, get_backend
 from qhw.errors import BackendError, CredentialsError, JobFailedError, JobNotFoundError, TransientBackendError
 from qhw.features import load_arrays
-from qhw.pricing import CostEstimate
-from qhw.records import SPLIT_NAMES, UNFINISHED_STATES, JobRecord, JobState, RunRecord
+from qhw.pricing import CostEstimate, PriceTable, load_prices
+from qhw.records import SPLIT_NAMES, UNFINISHED_STATES, JobRecord, JobState, ProviderUsage, RunRecord
 from qhw.retrying import with_retries
 from qhw.store import Store
 
@@ -82,6 +82,8 @@ class RunWorker:
         # or to be asked once per run (collect).
         self._approved: bool | None = True if approved or not backend.is_paid else None
         self._approve = approve
+        # Actual costs are priced with the table in force when the run was submitted.
+        self.prices = None if run.prices_json is None else PriceTable.from_json(run.prices_json)
 
     @classmethod
     def load(
@@ -160,8 +162,8 @@ class RunWorker:
         except TransientBackendError:
             raise
         except (JobFailedError, BackendError) as err:  # a simulator's refusal is its verdict
-            return self.store.ledger.move(job, JobState.FAILED, error=str(err)) or self.store.ledger.job(job.id)
-        return self._store_counts(job, job_id, counts, usage=None)
+            return self._end(job, JobState.FAILED, error=str(err))
+        return self._store_counts(job, job_id, counts, ProviderUsage())
 
     def _submit(self, job: JobRecord, tally: Tally) -> JobRecord:
         """A pending remote job: find it at the provider, or send it (once)."""
@@ -186,7 +188,7 @@ class RunWorker:
             except (TransientBackendError, CredentialsError):
                 raise  # the next attempt looks the job up before sending anything
             except BackendError as err:
-                return self.store.ledger.move(started, JobState.FAILED, error=f"the provider refused the job: {err}") or started
+                return self._end(started, JobState.FAILED, error=f"the provider refused the job: {err}")
             note = f"submitted (attempt {started.attempt})"
             return self.store.ledger.record_submission(started, provider_job_id, note=note) or self.store.ledger.job(job.id)
 
@@ -201,13 +203,13 @@ class RunWorker:
             found = with_retries(lambda: self.backend.find_job(job.idempotency_key, self._since(job)), f"looking up job {job.id}")
             if found is None:
                 reason = f"{err}, and no job tagged qhw-key={job.idempotency_key}: the provider no longer has it"
-                return self.store.ledger.move(job, JobState.FAILED, error=reason) or self.store.ledger.job(job.id)
+                return self._end(job, JobState.FAILED, error=reason)
             provider_job_id = found
             status = with_retries(lambda: self.backend.status(found), f"polling job {job.id}")
         if status.state is JobState.DONE:
             return self._collect(job, provider_job_id)
         if status.state in (JobState.FAILED, JobState.CANCELLED):
-            return self.store.ledger.move(job, status.state, error=status.error) or self.store.ledger.job(job.id)
+            return self._end(job, status.state, error=status.error, provider_job_id=provider_job_id)
         if _PROGRESS.get(status.state, 0) > _PROGRESS[job.state]:
             return self.store.ledger.move(job, status.state) or self.store.ledger.job(job.id)
         self.store.ledger.clear_errors(job)  # still queued or running: nothing to change
@@ -218,27 +220,45 @@ class RunWorker:
         try:
             counts = with_retries(lambda: self.backend.result(provider_job_id), f"fetching job {job.id}")
         except JobFailedError as err:
-            return self.store.ledger.move(job, JobState.FAILED, error=str(err)) or self.store.ledger.job(job.id)
+            return self._end(job, JobState.FAILED, error=str(err), provider_job_id=provider_job_id)
         except BackendError:
             # Finished but not fetched: it stays done (never failed) and the
             # fetch is repeated by the next collect.
             if job.state is not JobState.DONE:
                 self.store.ledger.move(job, JobState.DONE, note="finished at the provider; fetching its counts failed")
             raise
-        try:
-            usage = with_retries(lambda: self.backend.usage(provider_job_id), f"reading the usage of job {job.id}")
-        except BackendError as err:  # the counts matter more than the bill's detail
-            log.warning("job %s: usage not recorded (%s)", job.id, err)
-            usage = None
-        return self._store_counts(job, provider_job_id, counts, usage)
+        return self._store_counts(job, provider_job_id, counts, self._usage(job, provider_job_id))
 
-    def _store_counts(self, job: JobRecord, provider_job_id: str, counts: np.ndarray, usage: float | None) -> JobRecord:
+    def _store_counts(self, job: JobRecord, provider_job_id: str, counts: np.ndarray, usage: ProviderUsage) -> JobRecord:
         stored = job if job.provider_job_id == provider_job_id else _with_provider_id(job, provider_job_id)
+        cost = self._cost(job, JobState.COLLECTED, usage)
         if job.purpose == "calibration":
-            self.store.results.store_calibration(stored, counts, self.run.shots, quantum_seconds=usage)
+            self.store.results.store_calibration(stored, counts, self.run.shots, usage=usage, cost_usd=cost)
         else:
-            self.store.results.store_counts(stored, counts, self.run.shots, quantum_seconds=usage)
+            self.store.results.store_counts(stored, counts, self.run.shots, usage=usage, cost_usd=cost)
         return self.store.ledger.job(job.id)
+
+    def _end(self, job: JobRecord, state: JobState, *, error: str | None = None, note: str | None = None,
+             provider_job_id: str | None = None) -> JobRecord:
+        """Move a job to a final state with what it used and cost."""
+        usage = self._usage(job, provider_job_id) if provider_job_id else ProviderUsage()
+        moved = self.store.ledger.move(job, state, error=error, note=note, usage=usage, cost_usd=self._cost(job, state, usage))
+        return moved or self.store.ledger.job(job.id)
+
+    def _usage(self, job: JobRecord, provider_job_id: str) -> ProviderUsage:
+        try:
+            return with_retries(lambda: self.backend.usage(provider_job_id), f"reading the usage of job {job.id}")
+        except BackendError as err:  # the counts (and the verdict) matter more than the bill's detail
+            log.warning("job %s: usage not recorded (%s)", job.id, err)
+            return ProviderUsage()
+
+    def _cost(self, job: JobRecord, state: JobState, usage: ProviderUsage) -> float | None:
+        """What the job cost, priced with the run's own price table; None when unknown."""
+        if not self.backend.is_paid:
+            return 0.0
+        if self.prices is None:  # a run from before qhw kept price tables: not priced after the fact
+            return None
+        return self.backend.job_cost(job.usage(self.run.shots, usage, state), self.prices)
 
     # --- cancelling ------------------------------------------------------------------------
 
@@ -248,7 +268,7 @@ class RunWorker:
         if self.backend.is_local:
             # Local jobs finish inside the process that runs them; an unfinished
             # one belongs to a process that has ended: nothing runs anywhere.
-            moved = ledger.move(job, JobState.CANCELLED, note="cancelled: its process had ended")
+            moved = self._end(job, JobState.CANCELLED, note="cancelled: its process had ended").state is JobState.CANCELLED
             return "cancelled" if moved else f"left {ledger.job(job.id).state.value}"
         if job.state is JobState.PENDING:
             found = None
@@ -258,7 +278,7 @@ class RunWorker:
                     f"looking up job {job.id}",
                 )
             if found is None:
-                moved = ledger.move(job, JobState.CANCELLED, note="cancelled before the provider had it")
+                moved = self._end(job, JobState.CANCELLED, note="cancelled before the provider had it").state is JobState.CANCELLED
                 return "cancelled (never reached the provider)" if moved else f"left {ledger.job(job.id).state.value}"
             job = ledger.record_submission(job, found, note="found at the provider by its qhw-key, to cancel it") or ledger.job(job.id)
             if job.state not in UNFINISHED_STATES:
@@ -268,12 +288,12 @@ class RunWorker:
         with_retries(lambda: self.backend.cancel(provider_job_id), f"cancelling job {job.id}")
         status = with_retries(lambda: self.backend.status(provider_job_id), f"polling job {job.id}")
         if status.state is JobState.CANCELLED:
-            ledger.move(job, JobState.CANCELLED, note="the provider confirmed the cancel")
+            self._end(job, JobState.CANCELLED, note="the provider confirmed the cancel", provider_job_id=provider_job_id)
         elif status.state is JobState.DONE:
             job = self._collect(job, provider_job_id)
             return "finished before the cancel reached it: collected" if job.state is JobState.COLLECTED else job.state.value
         elif status.state is JobState.FAILED:
-            ledger.move(job, JobState.FAILED, error=status.error)
+            self._end(job, JobState.FAILED, error=status.error, provider_job_id=provider_job_id)
         else:
             if _PROGRESS[status.state] > _PROGRESS[job.state]:
                 ledger.move(job, status.state)
@@ -286,7 +306,7 @@ class RunWorker:
         """Whether this command may send the job to a paid backend (asked once per run)."""
         if self._approved is None:
             pending = self.store.ledger.jobs(self.run.id, states=[JobState.PENDING])
-            estimate = self.backend.estimate_cost([j.executions for j in pending], self.run.shots)
+            estimate = self.backend.estimate_cost([j.executions for j in pending], self.run.shots, load_prices())
             self._approved = bool(self._approve and self._approve(self.run, pending, estimate))
         return self._approved
 

@@ -47,7 +47,8 @@ class RemoteLikeBackend(AerBackend):
     """Free, like a provider's test device, so it needs no cost approval."""
 
     provider = "fake-remote"
-    kind = "QPU"
+    kind = "hardware"
+    description = "a provider's free test device (faked)"
     is_local = False
     limits = BackendLimits(max_shots=10_000, max_executions_per_job=100_000)
 

@@ -14,7 +14,6 @@ from qhw.cli import main
 from qhw.compare import (
     bootstrap_interval,
     compare,
-    device_label,
     hellinger_fidelity,
     shot_ladder,
     subsample_counts,
@@ -70,12 +69,21 @@ def test_shot_ladder():
     assert shot_ladder(16) == [16]
 
 
-def test_emulations_are_never_called_hardware():
-    assert device_label("fake_manila").startswith("emulation")
-    assert device_label("braket_dm").startswith("emulation")
-    assert device_label("ionq_forte") == "hardware (QPU)"
-    assert device_label("ibm_fez") == "hardware (QPU)"
-    assert device_label("aer_simulator").startswith("simulator")
+def test_each_adapter_says_what_its_devices_are_and_emulations_are_never_hardware():
+    from qhw.backend import get_backend
+
+    kinds = {name: get_backend(name).kind for name in ("aer_simulator", "fake_manila", "braket_local", "braket_dm", "braket_sv1", "ibm_fez", "ionq_forte")}
+    assert kinds == {
+        "aer_simulator": "simulator",
+        "fake_manila": "emulation",
+        "braket_local": "simulator",
+        "braket_dm": "simulator",  # a density-matrix simulator without noise is ideal
+        "braket_sv1": "managed simulator",
+        "ibm_fez": "hardware",
+        "ionq_forte": "hardware",
+    }
+    assert get_backend("fake_manila").description.startswith("emulation of ibm_manila")
+    assert "ideal" in get_backend("braket_dm").description
 
 
 # --- on small real runs -----------------------------------------------------------------------
@@ -96,7 +104,8 @@ def test_compare_a_simulator_and_an_emulated_device(two_runs):
     assert set(cases) == {"simulator", "transfer", "classical"}  # no hardware train samples
     for figure in cases.values():
         assert figure.test_samples == 100 and figure.low <= figure.accuracy <= figure.high
-    assert result.hardware.device.startswith("emulation") and result.simulator.device.startswith("simulator")
+    assert (result.hardware.device_kind, result.simulator.device_kind) == ("emulation", "simulator")
+    assert result.hardware.device.startswith("emulation of ibm_manila") and result.simulator.actual_cost == "free"
     assert 0.8 < result.agreement.fidelity.mean < 1.0 and 0 < result.agreement.total_variation.mean < 0.3
     assert result.agreement.fidelity.p5 <= result.agreement.fidelity.median <= result.agreement.fidelity.p95
     assert sorted(result.agreement.fidelity_by_class) == list(range(10))
@@ -147,7 +156,7 @@ def test_the_report_folder_holds_plots_data_and_an_index(two_runs, tmp_path):
     for name in pngs:
         assert (index.parent / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f'src="{name}"' in page
-    assert "fake_manila" in page and "emulation (calibrated noise model of manila)" in page
+    assert "fake_manila" in page and "emulation of ibm_manila" in page
     assert "hardware (QPU)" not in page
     assert "256" in page and simulator.created_at.strftime("%Y-%m-%d") in page
     data = json.loads((index.parent / "comparison.json").read_text())

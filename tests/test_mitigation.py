@@ -99,12 +99,13 @@ def test_a_device_without_program_sets_gets_one_calibration_state_a_task(feature
 
 def test_the_estimate_prices_the_calibration_as_the_tasks_it_is(monkeypatch):
     from qhw.backend import BackendLimits, get_backend
+    from qhw.pricing import load_prices
 
     backend = get_backend("iqm_garnet")
     monkeypatch.setattr(backend, "limits", BackendLimits(max_shots=10_000, max_circuits_per_job=1))
     plans = runs.plan_jobs(backend, 3, 100, calibrations=2)
     assert [(p.purpose, p.executions) for p in plans] == [("samples", 1)] * 3 + [("calibration", 1)] * 2
-    estimate = backend.estimate_cost([p.executions for p in plans], 100)
+    estimate = backend.estimate_cost([p.executions for p in plans], 100, load_prices())
     assert estimate.usd == pytest.approx(5 * 0.30 + 5 * 100 * 0.00145)
     assert estimate.detail.startswith("5 task(s)")
 

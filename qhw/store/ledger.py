@@ -25,16 +25,20 @@ from sqlalchemy.orm import Session
 from qhw.errors import NotFoundError
 from qhw.records import (
     UNFINISHED_STATES,
+    CalibrationSnapshot,
     JobEventRecord,
     JobPlan,
     JobRecord,
     JobState,
+    PairCalibration,
+    ProviderUsage,
+    QubitCalibration,
     RunRecord,
     RunSpec,
     can_move,
 )
 from qhw.store.database import Database
-from qhw.store.models import JobEventRow, JobRow, RunRow
+from qhw.store.models import DeviceSnapshotRow, JobEventRow, JobRow, RunRow
 
 log = logging.getLogger("qhw.ledger")
 
@@ -181,10 +185,17 @@ class Ledger:
     # --- runs ---------------------------------------------------------------------------
 
     def create_run(
-        self, spec: RunSpec, circuit: RunCircuit, plans: list[JobPlan], *, claimed_by: str | None = None
+        self,
+        spec: RunSpec,
+        circuit: RunCircuit,
+        plans: list[JobPlan],
+        *,
+        claimed_by: str | None = None,
+        calibration: CalibrationSnapshot | None = None,
     ) -> tuple[RunRecord, list[JobRecord]]:
-        """Write a run and its jobs (all pending, each with a fresh idempotency
-        key) in one transaction; ``claimed_by`` claims every job for the caller."""
+        """Write a run, its jobs (all pending, each with a fresh idempotency
+        key) and its device's calibration snapshot in one transaction;
+        ``claimed_by`` claims every job for the caller."""
         now = utcnow()
         with self._db.transaction() as session:
             run = RunRow(
@@ -200,6 +211,9 @@ class Ledger:
                 seed=spec.seed,
                 cost_estimate_usd=spec.cost_estimate_usd,
                 mitigation=spec.mitigation,
+                device_kind=spec.device_kind,
+                device_label=spec.device_label,
+                prices_json=spec.prices_json,
                 sample_order=np.ascontiguousarray(circuit.sample_order, dtype="<i4").tobytes(),
                 transpiled_qasm3=circuit.qasm3,
                 transpiled_qpy=circuit.qpy,
@@ -208,6 +222,18 @@ class Ledger:
             )
             session.add(run)
             session.flush()
+            if calibration is not None:
+                session.add(
+                    DeviceSnapshotRow(
+                        run_id=run.id,
+                        device=calibration.device,
+                        calibrated_at=calibration.calibrated_at,
+                        recorded_at=now,
+                        qubits=json.dumps([vars(q) for q in calibration.qubits]),
+                        pairs=json.dumps([{**vars(p), "qubits": list(p.qubits)} for p in calibration.pairs]),
+                        properties=calibration.properties,
+                    )
+                )
             lease = now + timedelta(seconds=LEASE_SECONDS) if claimed_by else None
             jobs = [
                 JobRow(
@@ -243,6 +269,22 @@ class Ledger:
     def runs(self) -> list[RunRecord]:
         with self._db.transaction(write=False) as session:
             return [run_record(row) for row in session.scalars(select(RunRow).order_by(RunRow.id)).all()]
+
+    def device_snapshot(self, run_id: int) -> tuple[CalibrationSnapshot, datetime] | None:
+        """The calibration stored with a run at submit time, and when it was
+        recorded; None for a run on a device without one."""
+        with self._db.transaction(write=False) as session:
+            row = session.scalars(select(DeviceSnapshotRow).where(DeviceSnapshotRow.run_id == run_id)).first()
+            if row is None:
+                return None
+            snapshot = CalibrationSnapshot(
+                device=row.device,
+                calibrated_at=aware(row.calibrated_at),
+                qubits=tuple(QubitCalibration(**q) for q in json.loads(row.qubits)),
+                pairs=tuple(PairCalibration(**{**p, "qubits": tuple(p["qubits"])}) for p in json.loads(row.pairs)),
+                properties=row.properties,
+            )
+            return snapshot, aware(row.recorded_at)
 
     def run_circuit(self, run_id: int) -> RunCircuit:
         with self._db.transaction(write=False) as session:
@@ -287,18 +329,33 @@ class Ledger:
                 for row in session.scalars(query).all()
             ]
 
-    def move(self, job: JobRecord, new: JobState, *, note: str | None = None, error: str | None = None) -> JobRecord | None:
+    def move(
+        self,
+        job: JobRecord,
+        new: JobState,
+        *,
+        note: str | None = None,
+        error: str | None = None,
+        usage: ProviderUsage | None = None,
+        cost_usd: float | None = None,
+    ) -> JobRecord | None:
         """Compare-and-set ``job`` from the state it was read in to ``new``.
 
         Args:
             error: the reason of a failure; for any other move, None clears the
                 errors of the calls before it (the move is news from the provider).
+            usage, cost_usd: what a job that ends here used and cost, when known.
 
         Returns:
             The job as it is now, or None when it was no longer in that state
             (or the move is not allowed): nothing was changed.
         """
-        return self._move(job, new, note=note, values={"error": error})
+        values: dict = {"error": error}
+        if usage is not None:
+            values.update(quantum_seconds=usage.quantum_seconds, duration_seconds=usage.duration_seconds)
+        if cost_usd is not None:
+            values["cost_usd"] = cost_usd
+        return self._move(job, new, note=note, values=values)
 
     def _move(self, job: JobRecord, new: JobState, *, note: str | None, values: dict) -> JobRecord | None:
         if new is not JobState.FAILED:
@@ -368,6 +425,8 @@ class Ledger:
             "cancel_requested_at": None,
             "error": None,
             "quantum_seconds": None,
+            "duration_seconds": None,
+            "cost_usd": None,
         }
         return self._move(job, JobState.PENDING, note=note, values=values)
 
@@ -449,6 +508,9 @@ def run_record(row: RunRow) -> RunRecord:
         layout=tuple(json.loads(row.layout)),
         cost_estimate_usd=row.cost_estimate_usd,
         mitigation=row.mitigation,
+        device_kind=row.device_kind,
+        device_label=row.device_label,
+        prices_json=row.prices_json,
     )
 
 
@@ -472,4 +534,6 @@ def job_record(row: JobRow) -> JobRecord:
         claimed_by=row.claimed_by,
         lease_until=aware(row.lease_until),
         cancel_requested_at=aware(row.cancel_requested_at),
+        duration_seconds=row.duration_seconds,
+        cost_usd=row.cost_usd,
     )

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from qhw.records import JOB_PURPOSES, RUN_SPLITS, SPLITS, JobState
+from qhw.records import DEVICE_KINDS, JOB_PURPOSES, RUN_SPLITS, SPLITS, JobState
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -98,9 +98,15 @@ class RunRow(Base):
     # "readout" when the run also measured readout-calibration circuits.
     mitigation: Mapped[str | None] = mapped_column(String(16), nullable=True)
     calibration_qpy: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # What ran it, as its adapter described it at submit (reports need no adapter).
+    device_kind: Mapped[str] = mapped_column(String(32))
+    device_label: Mapped[str] = mapped_column(Text)
+    # The price table in force at submit (JSON), by which actual costs are priced.
+    prices_json: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         CheckConstraint(_in("split", RUN_SPLITS), name="split_valid"),
+        CheckConstraint(_in("device_kind", DEVICE_KINDS), name="device_kind_valid"),
         CheckConstraint(f"mitigation IS NULL OR {_in('mitigation', MITIGATIONS)}", name="mitigation_valid"),
         CheckConstraint("shots > 0", name="shots_positive"),
     )
@@ -139,6 +145,10 @@ class JobRow(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # A managed simulator's reported execution time, and what the job cost once
+    # finished (None: not known), priced with the run's price table.
+    duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("run_id", "position", name="uq_jobs_run_position"),
@@ -186,6 +196,23 @@ class ResultRow(Base):
         UniqueConstraint("run_id", "split", "sample_index", "circuit", name="uq_results_sample"),
         CheckConstraint(_in("split", SPLITS), name="split_valid"),
     )
+
+
+class DeviceSnapshotRow(Base):
+    """A device's calibration when a run was submitted: never refetched."""
+
+    __tablename__ = "device_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), unique=True)
+    device: Mapped[str] = mapped_column(String(255))
+    calibrated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    # JSON lists of qhw.records.QubitCalibration and PairCalibration fields.
+    qubits: Mapped[str] = mapped_column(Text)
+    pairs: Mapped[str] = mapped_column(Text)
+    # The provider's whole device document as it returned it (Braket), or None.
+    properties: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class CalibrationRow(Base):

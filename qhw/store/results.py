@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy import func, insert, select
 
 from qhw.errors import StoreError
-from qhw.records import SPLIT_NAMES, UNFINISHED_STATES, JobRecord, JobState
+from qhw.records import SPLIT_NAMES, UNFINISHED_STATES, JobRecord, JobState, ProviderUsage
 from qhw.store.database import Database
 from qhw.store.ledger import _fresh, run_row, transition
 from qhw.store.models import CalibrationRow, MitigatedResultRow, ResultRow, RunRow
@@ -38,14 +38,17 @@ class Results:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def store_counts(self, job: JobRecord, counts: np.ndarray, shots: int, *, quantum_seconds: float | None = None) -> int:
+    def store_counts(
+        self, job: JobRecord, counts: np.ndarray, shots: int, *, usage: ProviderUsage | None = None, cost_usd: float | None = None
+    ) -> int:
         """Store a job's counts and mark it collected, atomically and at most once.
 
         Args:
             job: the job the counts belong to.
             counts: (executions, 2**qubits) canonical counts, in the job's execution order.
             shots: shots per execution.
-            quantum_seconds: the provider's reported usage of the job, if any.
+            usage: what the provider reported of the job's use, if anything.
+            cost_usd: what the job cost, when known.
 
         Returns:
             The number of rows written: 0 when another process collected the job first.
@@ -56,7 +59,7 @@ class Results:
         if counts.shape[0] != job.executions:
             raise StoreError(f"job {job.id} returned {counts.shape[0]} results for {job.executions} executions")
         with self._db.transaction() as session:
-            if not self._mark_collected(session, job, quantum_seconds, f"{job.executions} result(s) stored"):
+            if not self._mark_collected(session, job, usage, cost_usd, f"{job.executions} result(s) stored"):
                 return 0
             run = session.get(RunRow, job.run_id)
             order = np.frombuffer(run.sample_order, dtype="<i4").reshape(-1, 2)
@@ -82,7 +85,7 @@ class Results:
             return int(executions.size)
 
     def store_calibration(
-        self, job: JobRecord, counts: np.ndarray, shots: int, *, quantum_seconds: float | None = None
+        self, job: JobRecord, counts: np.ndarray, shots: int, *, usage: ProviderUsage | None = None, cost_usd: float | None = None
     ) -> int:
         """Store a calibration job's counts and mark it collected, at most once.
 
@@ -95,7 +98,7 @@ class Results:
         width = counts.shape[1]
         prepared_states = (0, width - 1)
         with self._db.transaction() as session:
-            if not self._mark_collected(session, job, quantum_seconds, f"{job.executions} calibration state(s) stored"):
+            if not self._mark_collected(session, job, usage, cost_usd, f"{job.executions} calibration state(s) stored"):
                 return 0
             session.execute(
                 insert(CalibrationRow),
@@ -113,12 +116,19 @@ class Results:
             return len(counts)
 
     @staticmethod
-    def _mark_collected(session, job: JobRecord, quantum_seconds: float | None, note: str) -> bool:
+    def _mark_collected(session, job: JobRecord, usage: ProviderUsage | None, cost_usd: float | None, note: str) -> bool:
         """The compare-and-set from the job's current unfinished state to collected."""
         current = JobState(_fresh(session, job.id).state)
         if current not in UNFINISHED_STATES:
             return False  # collected (or ended) by another process: nothing to write
-        values = {"quantum_seconds": quantum_seconds, "error_count": 0, "error": None}
+        usage = usage or ProviderUsage()
+        values = {
+            "quantum_seconds": usage.quantum_seconds,
+            "duration_seconds": usage.duration_seconds,
+            "cost_usd": cost_usd,
+            "error_count": 0,
+            "error": None,
+        }
         if job.provider_job_id is not None:
             values["provider_job_id"] = job.provider_job_id
         return transition(session, job.id, current, JobState.COLLECTED, note=note, values=values)
@@ -170,6 +180,13 @@ class Results:
             if run_id is not None:
                 inner = inner.where(ResultRow.run_id == run_id)
             return int(session.scalar(select(func.count()).select_from(inner.subquery())))
+
+    def samples_by_run(self) -> dict[int, int]:
+        """Samples with at least one stored result, for every run at once."""
+        with self._db.transaction(write=False) as session:
+            inner = select(ResultRow.run_id, ResultRow.split, ResultRow.sample_index).distinct().subquery()
+            rows = session.execute(select(inner.c.run_id, func.count()).group_by(inner.c.run_id)).all()
+            return {int(run_id): int(count) for run_id, count in rows}
 
     def count_rows(self, run_id: int) -> int:
         """Result rows (samples x circuits) stored for a run."""

@@ -1,0 +1,221 @@
+"""Runs as a researcher asks about them: what ran where and when, on which
+qubits at what calibration, how far along, and what it cost.
+
+Everything here reads what the database stored at submit and collect time:
+no adapter is built and no provider is asked, so a run can be described
+without credentials, years later.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from qhw import config
+from qhw.errors import ConfigError
+from qhw.records import DEVICE_NAME_KEY, FINAL_STATES, CalibrationSnapshot, JobRecord, JobState, RunRecord
+from qhw.store import Store
+
+#: Device kinds that cost money, for runs from before qhw kept price tables.
+PAID_KINDS = ("hardware", "managed simulator")
+
+
+@dataclass(frozen=True)
+class Cost:
+    """A run's estimated and actual cost in USD.
+
+    ``actual_usd`` is None when it cannot be known (a finished job that was
+    not priced: no usage reported, no price for the device); it is never 0
+    for lack of knowledge. Unfinished jobs are left out ("so far").
+    """
+
+    estimate_usd: float | None
+    actual_usd: float | None
+    priced_usd: float  # the sum of the finished jobs that were priced
+    unpriced_jobs: int
+    unfinished_jobs: int
+    free: bool
+
+    @property
+    def actual_text(self) -> str:
+        if self.free:
+            return "free"
+        so_far = f" so far ({self.unfinished_jobs} job(s) unfinished)" if self.unfinished_jobs else ""
+        if self.actual_usd is not None:
+            return f"{usd(self.actual_usd)}{so_far}"
+        if self.priced_usd > 0:
+            return f"unknown (at least {usd(self.priced_usd)}; {self.unpriced_jobs} job(s) unpriced){so_far}"
+        return "unknown"
+
+    @property
+    def estimate_text(self) -> str:
+        return "free" if self.free else ("unknown" if self.estimate_usd is None else usd(self.estimate_usd))
+
+
+@dataclass(frozen=True)
+class RunOverview:
+    run: int
+    backend: str
+    device_kind: str
+    device: str
+    created: datetime
+    split: str
+    shots: int
+    samples: int  # collected (every circuit stored)
+    n_samples: int
+    jobs_by_state: dict[str, int]
+    cost: Cost
+
+    def to_dict(self) -> dict:
+        return {
+            "run": self.run,
+            "backend": self.backend,
+            "device_kind": self.device_kind,
+            "device": self.device,
+            "created": self.created.isoformat(),
+            "split": self.split,
+            "shots": self.shots,
+            "samples_collected": self.samples,
+            "samples": self.n_samples,
+            "jobs": self.jobs_by_state,
+            "estimated_cost_usd": self.cost.estimate_usd,
+            "actual_cost_usd": self.cost.actual_usd,
+            "actual_cost": self.cost.actual_text,
+        }
+
+
+@dataclass(frozen=True)
+class RunDetails:
+    overview: RunOverview
+    feature_set: int
+    seed: int | None
+    layout: tuple[int, ...]
+    depth: int
+    two_qubit_gates: int
+    mitigation: str | None
+    calibration: CalibrationSnapshot | None
+    calibration_age: timedelta | None  # the calibration's age when the run was submitted
+    job_errors: list[tuple[int, str, str]]  # (job, state, error)
+
+    def to_dict(self) -> dict:
+        calibration = None
+        if self.calibration is not None:
+            calibration = {
+                **self.calibration.to_dict(),
+                "age_at_run_hours": None if self.calibration_age is None else self.calibration_age.total_seconds() / 3600,
+                "has_properties_document": self.calibration.properties is not None,
+            }
+        return {
+            **self.overview.to_dict(),
+            "feature_set": self.feature_set,
+            "seed": self.seed,
+            "layout": list(self.layout),
+            "transpiled_depth": self.depth,
+            "two_qubit_gates": self.two_qubit_gates,
+            "mitigation": self.mitigation,
+            "calibration": calibration,
+            "job_errors": [{"job": job, "state": state, "error": error} for job, state, error in self.job_errors],
+        }
+
+
+def usd(amount: float) -> str:
+    return f"${amount:,.2f}" if amount >= 1 or amount == 0 else f"${amount:.4f}"
+
+
+def run_cost(run: RunRecord, jobs: list[JobRecord]) -> Cost:
+    """The run's estimate, and what its finished jobs cost (see Cost)."""
+    free = run.prices_json is None and run.device_kind not in PAID_KINDS
+    finished = [job for job in jobs if job.state in FINAL_STATES]
+    unpriced = [job for job in finished if job.cost_usd is None]
+    priced = sum(job.cost_usd for job in finished if job.cost_usd is not None)
+    return Cost(
+        estimate_usd=run.cost_estimate_usd,
+        actual_usd=0.0 if free else (None if unpriced or not finished else priced),
+        priced_usd=priced,
+        unpriced_jobs=len(unpriced),
+        unfinished_jobs=len(jobs) - len(finished),
+        free=free,
+    )
+
+
+def run_overviews(store: Store) -> list[RunOverview]:
+    """One line per run, oldest first."""
+    jobs_of: dict[int, list[JobRecord]] = {}
+    for job in store.ledger.jobs():
+        jobs_of.setdefault(job.run_id, []).append(job)
+    samples = store.results.samples_by_run()
+    return [_overview(run, jobs_of.get(run.id, []), samples.get(run.id, 0)) for run in store.ledger.runs()]
+
+
+def run_details(store: Store, run_id: int | None = None) -> RunDetails:
+    """Everything stored about one run (the newest when None)."""
+    from qhw import circuits
+
+    run = store.ledger.run(run_id)
+    jobs = store.ledger.jobs(run.id)
+    overview = _overview(run, jobs, store.results.count_samples(run.id))
+    circuit = circuits.from_qpy(store.ledger.run_circuit(run.id).qpy)
+    snapshot = store.ledger.device_snapshot(run.id)
+    calibration = None if snapshot is None else snapshot[0]
+    age = None
+    if calibration is not None and calibration.calibrated_at is not None:
+        age = run.created_at - calibration.calibrated_at
+    return RunDetails(
+        overview=overview,
+        feature_set=run.feature_set_id,
+        seed=run.seed,
+        layout=run.layout,
+        depth=circuit.depth(),
+        two_qubit_gates=sum(1 for instruction in circuit.data if len(instruction.qubits) == 2 and instruction.operation.name != "barrier"),
+        mitigation=run.mitigation,
+        calibration=calibration,
+        calibration_age=age,
+        job_errors=[(job.id, job.state.value, job.error) for job in jobs if job.error],
+    )
+
+
+def _overview(run: RunRecord, jobs: list[JobRecord], samples: int) -> RunOverview:
+    states = Counter(job.state.value for job in jobs)
+    return RunOverview(
+        run=run.id,
+        backend=run.backend,
+        device_kind=run.device_kind,
+        device=run.device_label,
+        created=run.created_at,
+        split=run.split,
+        shots=run.shots,
+        samples=samples,
+        n_samples=run.n_samples,
+        jobs_by_state={state.value: states[state.value] for state in JobState if states[state.value]},
+        cost=run_cost(run, jobs),
+    )
+
+
+def export_device_properties(store: Store, run_id: int, out) -> "Path":
+    """Write the Braket device properties document stored with a run, as a
+    file that ``braket_emulator:<FILE>`` takes.
+
+    Raises:
+        NotFoundError: the run kept no properties document (only Braket QPUs and
+            their emulations have one).
+    """
+    import json
+    from pathlib import Path
+
+    from qhw.errors import NotFoundError
+
+    run = store.ledger.run(run_id)
+    snapshot = store.ledger.device_snapshot(run.id)
+    if snapshot is None or snapshot[0].properties is None:
+        raise NotFoundError(f"run {run.id} ({run.backend}) kept no device properties document: only Braket QPU runs have one")
+    calibration = snapshot[0]
+    out = Path(out)
+    if out.suffix != ".json":
+        raise ConfigError(f"--properties-out must name a .json file, got {out}")
+    config.writable_dir(out.parent if str(out.parent) else Path("."), "--properties-out's folder")
+    arn = run.backend[len("braket:") :] if run.backend.startswith("braket:") else None
+    document = json.loads(calibration.properties)
+    document[DEVICE_NAME_KEY] = {"name": calibration.device, "arn": arn}
+    out.write_text(json.dumps(document, indent=2, sort_keys=True))
+    return out
