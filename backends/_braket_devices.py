@@ -12,7 +12,7 @@ qubits a run used from it. The same document drives Braket's own
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -108,6 +108,9 @@ def calibration_snapshot(properties: Any, device: str, labels: Sequence[int]) ->
             for gate in figures.twoQubitGateFidelity:
                 pairs.append(PairCalibration(qubits=(int(a), int(b)), gate=gate.gateName.lower(), error=1.0 - float(gate.fidelity)))
     updated = getattr(properties.service, "updatedAt", None)
+    if isinstance(updated, datetime):
+        # AWS stamps in UTC, often without saying so.
+        updated = updated.astimezone(timezone.utc) if updated.tzinfo else updated.replace(tzinfo=timezone.utc)
     return CalibrationSnapshot(
         device=device,
         calibrated_at=updated if isinstance(updated, datetime) else None,

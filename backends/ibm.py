@@ -21,7 +21,7 @@ import math
 import os
 import warnings
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -342,7 +342,10 @@ def _last_calibration(device: Any) -> datetime | None:
     except Exception:  # a device without published properties
         return None
     stamp = getattr(properties, "last_update_date", None) if properties is not None else None
-    return stamp if isinstance(stamp, datetime) else None
+    if not isinstance(stamp, datetime):
+        return None
+    # IBM stamps in its local offset; qhw keeps UTC (SQLite would drop the offset).
+    return stamp.astimezone(timezone.utc) if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
 
 
 @functools.cache

@@ -35,12 +35,15 @@ class Cost:
     priced_usd: float  # the sum of the finished jobs that were priced
     unpriced_jobs: int
     unfinished_jobs: int
+    finished_jobs: int
     free: bool
 
     @property
     def actual_text(self) -> str:
         if self.free:
             return "free"
+        if not self.finished_jobs:
+            return f"not yet known ({self.unfinished_jobs} job(s) unfinished)" if self.unfinished_jobs else "unknown"
         so_far = f" so far ({self.unfinished_jobs} job(s) unfinished)" if self.unfinished_jobs else ""
         if self.actual_usd is not None:
             return f"{usd(self.actual_usd)}{so_far}"
@@ -135,6 +138,7 @@ def run_cost(run: RunRecord, jobs: list[JobRecord]) -> Cost:
         priced_usd=priced,
         unpriced_jobs=len(unpriced),
         unfinished_jobs=len(jobs) - len(finished),
+        finished_jobs=len(finished),
         free=free,
     )
 

@@ -150,7 +150,7 @@ class FakeIBMCloud(FakeCloud):
     """QiskitRuntimeService and SamplerV2 as qhw uses them; errors as Runtime raises them."""
 
     def defaults(self) -> dict:
-        return {"operational": True, "fail_next": None, "steps": STEPS}
+        return {"operational": True, "fail_next": None, "steps": STEPS, "usage": 1.25}  # QPU seconds IBM reports a job
 
     def install(self, patch) -> "FakeIBMCloud":
         import qhw.backends.ibm as ibm_adapter
@@ -231,9 +231,9 @@ class FakeRuntimeJob:
                 raise RuntimeInvalidStateError("Job cannot be cancelled: 409 Client Error: Conflict")
             record["cancelled"] = True
 
-    def usage(self) -> float:
+    def usage(self) -> float | None:
         self._cloud._fault("usage", job=self._id)
-        return 1.25
+        return self._cloud.read()["usage"]
 
 
 class FakeRuntimeService:
@@ -316,7 +316,10 @@ class FakeBraketCloud(FakeCloud):
     CreateQuantumTask honours the clientToken as AWS does."""
 
     def defaults(self) -> dict:
-        return {"status": "ONLINE", "shots_range": (1, 50_000), "fail_tasks": None, "steps": ["QUEUED", "RUNNING", "COMPLETED"]}
+        return {
+            "status": "ONLINE", "shots_range": (1, 50_000), "fail_tasks": None, "steps": ["QUEUED", "RUNNING", "COMPLETED"],
+            "qpu_properties": None,  # a device document (JSON) to present a QPU instead of a simulator
+        }
 
     def install(self, patch) -> "FakeBraketCloud":
         import qhw.backends.braket as braket_adapter
@@ -365,13 +368,24 @@ class _FakeAwsDevice:
         self._simulator = LocalSimulator("braket_sv")
         self.arn = arn
         self.name = arn.rsplit("/", 1)[-1]
-        self.type = AwsDeviceType.SIMULATOR
         settings = cloud.read()
         self.status = settings["status"]
-        self.topology_graph = None
-        properties = self._simulator.properties.copy(deep=True)
-        properties.service.shotsRange = settings["shots_range"]
-        self.properties = properties
+        self.gate_calibrations = None
+        if settings.get("qpu_properties"):
+            # A QPU, as its device document describes it; its shots are still ideal.
+            from braket.schema_common import BraketSchemaBase
+
+            from qhw.backends._braket_devices import topology
+
+            self.type = AwsDeviceType.QPU
+            self.properties = BraketSchemaBase.parse_raw_schema(settings["qpu_properties"])
+            self.topology_graph = topology(self.properties)
+        else:
+            self.type = AwsDeviceType.SIMULATOR
+            self.topology_graph = None
+            properties = self._simulator.properties.copy(deep=True)
+            properties.service.shotsRange = settings["shots_range"]
+            self.properties = properties
 
     def run(self, program_set, shots=None, tags=None, inputs=None):
         import qhw.backends.braket as braket_adapter

@@ -87,7 +87,10 @@ def test_every_basis_pattern_lands_on_its_canonical_index(compiled):
     if _short(backend) in NOISY:
         # Calibrated noise flips some shots; the right outcome must still dominate.
         assert (counts.argmax(axis=1) == expected).all()
-        assert (counts[np.arange(32), expected] > 0.6 * 400).all()
+        # The emulated document's 5 % readout error a qubit leaves about 0.95**5 = 77 %
+        # of the shots right, less its gate errors (unseeded: Braket's simulators take no seed).
+        floor = 0.5 if _short(backend) == "braket_emulator" else 0.6
+        assert (counts[np.arange(32), expected] > floor * 400).all()
     else:
         assert (counts[np.arange(32), expected] == 400).all()
 

@@ -63,6 +63,14 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    """A moment as UTC for the database (SQLite keeps no offset: an aware
+    datetime of another zone would come back shifted)."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(timezone.utc)
+
+
 def aware(moment: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; qhw writes them in UTC."""
     if moment is None or moment.tzinfo is not None:
@@ -227,7 +235,7 @@ class Ledger:
                     DeviceSnapshotRow(
                         run_id=run.id,
                         device=calibration.device,
-                        calibrated_at=calibration.calibrated_at,
+                        calibrated_at=_utc(calibration.calibrated_at),
                         recorded_at=now,
                         qubits=json.dumps([vars(q) for q in calibration.qubits]),
                         pairs=json.dumps([{**vars(p), "qubits": list(p.qubits)} for p in calibration.pairs]),
