@@ -43,6 +43,7 @@ class AerBackend:
         self._simulator = AerSimulator()
         self.num_qubits = self._simulator.num_qubits
         self._seed = seed
+        self._threads: int | None = None
         self._jobs = InProcessJobs(NAME)
 
     def transpile(self, template, *, seed: int | None = None, initial_layout: Sequence[int] | None = None) -> Executable:
@@ -67,8 +68,12 @@ class AerBackend:
     ) -> str:
         from qiskit_aer.primitives import SamplerV2
 
-        sampler = SamplerV2(seed=seed if seed is not None else self._seed)
+        options = {"backend_options": {"max_parallel_threads": self._threads}} if self._threads else None
+        sampler = SamplerV2(seed=seed if seed is not None else self._seed, options=options)
         return self._jobs.add(sampler.run([(executable.circuit, parameter_values)], shots=shots))
+
+    def use_threads(self, threads: int | None) -> None:
+        self._threads = threads
 
     def find_job(self, idempotency_key: str, since: datetime) -> str | None:
         return None  # jobs live only in the process that ran them

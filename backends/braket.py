@@ -351,6 +351,9 @@ class BraketBackend:
     def batch(self, n_jobs: int) -> AbstractContextManager[None]:
         return nullcontext()  # no provider sessions here
 
+    def use_threads(self, threads: int | None) -> None:
+        pass  # Braket's local simulators run in NumPy, on one thread
+
     def submit(
         self,
         executable: Executable,

@@ -37,6 +37,8 @@ REAL_PREFIX = "ibm_"
 #: IBM Quantum accepts at most this many executions (circuits x shots) per job.
 MAX_EXECUTIONS_PER_JOB = 10_000_000
 DEFAULT_MAX_SHOTS = 100_000
+#: Circuits in one job of a fake device (see IBMBackend._limits).
+LOCAL_CIRCUITS_PER_JOB = 256
 #: Devices listed by `qhw backends` (any ibm_<name> the account can reach works).
 #: IBM Quantum's pay-as-you-go price and qhw's estimate of QPU time (see qhw.pricing).
 PRICES = {
@@ -159,8 +161,12 @@ class IBMBackend:
                 max_shots = int(conf["max_shots"])
             elif hasattr(self._device, "configuration"):
                 max_shots = int(getattr(self._device.configuration(), "max_shots", DEFAULT_MAX_SHOTS))
-        limits = BackendLimits(max_shots=max_shots, max_executions_per_job=MAX_EXECUTIONS_PER_JOB)
-        return limits.capped(LOCAL_SHOTS_PER_JOB) if self.is_local else limits
+        if not self.is_local:
+            return BackendLimits(max_shots=max_shots, max_executions_per_job=MAX_EXECUTIONS_PER_JOB)
+        # Local emulation: jobs small enough to spread over worker processes
+        # (about 0.7 s each at 1,024 shots) and to keep memory flat.
+        limits = BackendLimits(max_shots=max_shots, max_circuits_per_job=LOCAL_CIRCUITS_PER_JOB)
+        return limits.capped(LOCAL_SHOTS_PER_JOB)
 
     def check_credentials(self) -> None:
         if not self.is_local and not credentials_configured():
@@ -189,6 +195,11 @@ class IBMBackend:
         # qubit; the layout is kept to say which physical qubits ran them.
         layout = circuit.layout.final_index_layout()[: template.num_qubits] if circuit.layout else range(template.num_qubits)
         return Executable(circuit=circuit, layout=tuple(int(q) for q in layout))
+
+    def use_threads(self, threads: int | None) -> None:
+        if self.is_local:
+            # Local mode runs the fake device's own AerSimulator with the device's options.
+            self._device.set_options(max_parallel_threads=threads or 0)
 
     def batch(self, n_jobs: int) -> AbstractContextManager[None]:
         """A Runtime Batch around a run's submissions when it needs several jobs."""

@@ -25,7 +25,7 @@ from qhw.pricing import CostEstimate, PriceTable
 from qhw.records import DEVICE_KINDS, CalibrationSnapshot, JobState, JobUsage, ProviderUsage  # noqa: F401 (part of the contract)
 
 ENTRY_POINT_GROUP = "qhw.backends"
-BUILTIN_PROVIDER_MODULES = ("qhw.backends.aer", "qhw.backends.ibm", "qhw.backends.braket")
+BUILTIN_PROVIDER_MODULES = ("qhw.backends.aer", "qhw.backends.statevector", "qhw.backends.ibm", "qhw.backends.braket")
 
 
 #: A local simulator keeps every shot of a job in memory until the job ends
@@ -121,6 +121,10 @@ class Backend(Protocol):
 
     def batch(self, n_jobs: int) -> AbstractContextManager[None]:
         """A context around a run's submissions (e.g. a provider batch session)."""
+
+    def use_threads(self, threads: int | None) -> None:
+        """How many threads a local simulator may use (None: its own choice, all
+        cores); qhw gives each of its worker processes one. Remote: nothing."""
 
     def submit(
         self,

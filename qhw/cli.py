@@ -73,6 +73,12 @@ pass_app = click.make_pass_decorator(_App)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
+def parallel_options(command):
+    """--workers and --scheduler: where a local simulator's jobs run."""
+    command = click.option("--scheduler", help="Run local simulations on this Dask cluster (tcp://HOST:PORT; or QHW_DASK_SCHEDULER).")(command)
+    return click.option("--workers", type=POSITIVE, help="Local processes for local simulations (default: every core).")(command)
+
+
 def _progress():
     from qhw.progress import RichProgress
 
@@ -288,10 +294,11 @@ def backends(as_json) -> None:
 @click.option("--max-cost", type=USD, help="Refuse a paid submission whose estimate exceeds this many USD.")
 @click.option("--yes", is_flag=True, help="Submit to a paid backend without asking for confirmation.")
 @click.option("--mitigate", type=click.Choice(["readout"]), help="Also run the readout-calibration circuits (for `qhw compare`).")
+@parallel_options
 @json_option
 @pass_app
 @click.pass_context
-def submit(ctx, app: _App, backend_name, feature_set_id, split, shots, limit, seed, max_cost, yes, mitigate, as_json) -> None:
+def submit(ctx, app: _App, backend_name, feature_set_id, split, shots, limit, seed, max_cost, yes, mitigate, workers, scheduler, as_json) -> None:
     """Submit one feature-map circuit per sample (and per 5 components)."""
     from qhw.runs import submit as submit_run
 
@@ -306,6 +313,8 @@ def submit(ctx, app: _App, backend_name, feature_set_id, split, shots, limit, se
         max_cost=max_cost,
         approve=_paid_approver(backend_name, yes),
         mitigate=mitigate,
+        workers=workers,
+        scheduler=scheduler,
         progress=_progress(),
     )
     _emit({"run": result.run.id, "backend": result.run.backend, "jobs": len(result.jobs), "samples": result.samples}, as_json)
@@ -316,17 +325,20 @@ def submit(ctx, app: _App, backend_name, feature_set_id, split, shots, limit, se
 @click.option("--run", "run_id", type=POSITIVE, help="The run whose failed jobs to submit again (default: the newest).")
 @click.option("--max-cost", type=USD, help="Refuse when the estimate of the retried jobs exceeds this many USD.")
 @click.option("--yes", is_flag=True, help="Submit to a paid backend without asking for confirmation.")
+@parallel_options
 @json_option
 @pass_app
 @click.pass_context
-def retry(ctx, app: _App, run_id, max_cost, yes, as_json) -> None:
+def retry(ctx, app: _App, run_id, max_cost, yes, workers, scheduler, as_json) -> None:
     """Submit a run's failed jobs afresh (with the same cost guard as submit)."""
     from qhw.runs import retry_run
 
     store = app.store()
     run = store.ledger.run(run_id)
     failed_before = [job.id for job in store.ledger.jobs(run.id, states=[JobState.FAILED])]
-    result = retry_run(store, run.id, max_cost=max_cost, approve=_paid_approver(run.backend, yes), progress=_progress())
+    result = retry_run(
+        store, run.id, max_cost=max_cost, approve=_paid_approver(run.backend, yes), workers=workers, scheduler=scheduler, progress=_progress()
+    )
     _emit({"run": result.run.id, "retried_jobs": failed_before, "samples": store.results.count_samples(run.id)}, as_json)
     _fail_on_failed_jobs(ctx, result)
 
@@ -445,15 +457,16 @@ def jobs(app: _App, run_id, states, as_json) -> None:
 @click.option("--interval", default=5.0, show_default=True, type=SECONDS, help="Seconds between polls with --wait.")
 @click.option("--timeout", type=SECONDS, help="Give up waiting after this many seconds.")
 @click.option("--yes", is_flag=True, help="Submit again, without asking, paid jobs that the provider does not have.")
+@parallel_options
 @json_option
 @pass_app
-def collect(app: _App, run_id, wait, interval, timeout, yes, as_json) -> None:
+def collect(app: _App, run_id, wait, interval, timeout, yes, workers, scheduler, as_json) -> None:
     """Poll unfinished jobs and store their shot results (safe to repeat, and to run several at once)."""
     from qhw.runs import collect as collect_runs
 
     result = collect_runs(
         app.store(), run_id=run_id, wait=wait, interval=interval, timeout=timeout,
-        approve=_resubmission_approver(yes), progress=_progress(),
+        approve=_resubmission_approver(yes), workers=workers, scheduler=scheduler, progress=_progress(),
     )
     _emit_collected(result, as_json)
 
@@ -540,6 +553,7 @@ def train(app: _App, run_id, feature_set_id, classical, epochs, seed, as_json) -
             "kind": result.kind,
             "train_samples": result.train_samples,
             "test_samples": result.test_samples,
+            "epochs_run": result.model.epochs_run,
         },
         as_json,
     )

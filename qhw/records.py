@@ -271,22 +271,16 @@ class ModelSpec:
     feature_set_id: int
     run_id: int | None
     train_samples: int
-    epochs: int
+    epochs: int  # the most it could run
     seed: int
     weights_path: Path
+    epochs_run: int | None = None  # what it ran before early stopping (None: not recorded)
 
 
-@dataclass(frozen=True)
-class ModelRecord:
+@dataclass(frozen=True, kw_only=True)
+class ModelRecord(ModelSpec):
     id: int
     created_at: datetime
-    kind: str
-    feature_set_id: int
-    run_id: int | None
-    train_samples: int
-    epochs: int
-    seed: int
-    weights_path: Path
 
 
 @dataclass(frozen=True)

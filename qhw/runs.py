@@ -9,13 +9,14 @@ may run at once: each claims a job before working on it. See docs/ledger.md.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from qhw import circuits, config
+from qhw import circuits, config, parallel
 from qhw.backend import Backend, Executable, get_backend
 from qhw.checks import check_positive, check_seed
 from qhw.datasets import stratified_subset
@@ -71,6 +72,8 @@ def submit(
     max_cost: float | None = None,
     approve: Callable[[CostEstimate | None], bool] | None = None,
     mitigate: str | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
     progress: Progress | None = None,
 ) -> SubmitResult:
     """Run the feature map for every selected sample of a feature set.
@@ -87,6 +90,8 @@ def submit(
             a paid backend is refused.
         mitigate: "readout" also runs the readout-calibration circuits (2
             executions on the same physical qubits, in jobs of their own).
+        workers: local processes for a local simulator's jobs (default: every core).
+        scheduler: a Dask scheduler's address, to run them on its cluster instead.
 
     Returns:
         The run, its jobs and what was left undone (jobs waiting on errors).
@@ -120,41 +125,43 @@ def submit(
     guard_cost(backend, estimate, max_cost, approve)
     backend.check(sum(plan.executions for plan in plans), shots)
 
-    executable = backend.transpile(circuits.feature_map(), seed=seed)
-    calibration = None
-    if mitigate:
-        # The calibration must read the very physical qubits the feature map uses.
-        calibration = backend.transpile(circuits.readout_calibration(), seed=seed, initial_layout=executable.layout)
-        if tuple(calibration.layout) != tuple(executable.layout):
-            raise BackendError(
-                f"{backend.name} placed the calibration on qubits {calibration.layout}, not {executable.layout}"
-            )
-    spec = RunSpec(
-        feature_set_id=feature_set.id,
-        backend=backend.name,
-        provider=backend.provider,
-        split=split,
-        shots=shots,
-        num_qubits=QUBITS,
-        circuits_per_sample=k,
-        n_samples=len(order),
-        seed=seed,
-        layout=tuple(executable.layout),
-        cost_estimate_usd=None if estimate is None else estimate.usd,
-        mitigation=mitigate,
-        device_kind=backend.kind,
-        device_label=backend.description,
-        prices_json=None if prices is None else prices.to_json(),
-    )
-    # The device's calibration now, for the qubits this run uses: kept with the run.
-    snapshot = backend.calibration(executable.layout)
-    parameters = parameter_rows(arrays, order, k, executable)
-    holder = holder_id()
-    run, jobs = store.ledger.create_run(
-        spec, _run_circuit(executable, order, calibration), plans, claimed_by=holder, calibration=snapshot
-    )
-    worker = RunWorker(store, run, backend, executable, parameters, calibration=calibration, holder=holder, approved=True)
-    tally = _work_all(store, worker, jobs, progress, f"{backend.name}: jobs")
+    # A local simulator's worker processes start now, while this one prepares the run.
+    with _executor_for(backend, workers, scheduler, len(plans)) as pool:
+        executable = backend.transpile(circuits.feature_map(), seed=seed)
+        calibration = None
+        if mitigate:
+            # The calibration must read the very physical qubits the feature map uses.
+            calibration = backend.transpile(circuits.readout_calibration(), seed=seed, initial_layout=executable.layout)
+            if tuple(calibration.layout) != tuple(executable.layout):
+                raise BackendError(
+                    f"{backend.name} placed the calibration on qubits {calibration.layout}, not {executable.layout}"
+                )
+        spec = RunSpec(
+            feature_set_id=feature_set.id,
+            backend=backend.name,
+            provider=backend.provider,
+            split=split,
+            shots=shots,
+            num_qubits=QUBITS,
+            circuits_per_sample=k,
+            n_samples=len(order),
+            seed=seed,
+            layout=tuple(executable.layout),
+            cost_estimate_usd=None if estimate is None else estimate.usd,
+            mitigation=mitigate,
+            device_kind=backend.kind,
+            device_label=backend.description,
+            prices_json=None if prices is None else prices.to_json(),
+        )
+        # The device's calibration now, for the qubits this run uses: kept with the run.
+        snapshot = backend.calibration(executable.layout)
+        parameters = parameter_rows(arrays, order, k, executable)
+        holder = holder_id()
+        run, jobs = store.ledger.create_run(
+            spec, _run_circuit(executable, order, calibration), plans, claimed_by=holder, calibration=snapshot
+        )
+        worker = RunWorker(store, run, backend, executable, parameters, calibration=calibration, holder=holder, approved=True)
+        tally = _work_all(store, worker, jobs, progress, f"{backend.name}: jobs", pool=pool, workers=workers)
     return SubmitResult(run=run, jobs=store.ledger.jobs(run.id), tally=tally)
 
 
@@ -164,6 +171,8 @@ def retry_run(
     *,
     max_cost: float | None = None,
     approve: Callable[[CostEstimate | None], bool] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
     progress: Progress | None = None,
 ) -> SubmitResult:
     """Submit a run's failed jobs afresh (new idempotency keys), with the same
@@ -184,7 +193,8 @@ def retry_run(
     worker = RunWorker.load(store, run.id, holder=holder, backend=backend, approved=True)
     fresh = [job for job in map(store.ledger.reset_for_retry, failed) if job is not None]
     claimed = [job for job in (store.ledger.claim(job, holder) for job in fresh) if job is not None]
-    tally = _work_all(store, worker, claimed, progress or SilentProgress(), f"{backend.name}: retried jobs")
+    with _executor_for(backend, workers, scheduler, len(claimed)) as pool:
+        tally = _work_all(store, worker, claimed, progress or SilentProgress(), f"{backend.name}: retried jobs", pool=pool, workers=workers)
     return SubmitResult(run=run, jobs=store.ledger.jobs(run.id), tally=tally)
 
 
@@ -196,6 +206,8 @@ def collect(
     interval: float = 5.0,
     timeout: float | None = None,
     approve: Approver | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
     progress: Progress | None = None,
 ) -> CollectResult:
     """Work every unfinished job (of one run, or all) once, or until none is left.
@@ -213,24 +225,39 @@ def collect(
     if run_id is not None:
         store.ledger.run(run_id)  # raises NotFoundError for an unknown id
     holder = holder_id()
-    workers: dict[int, RunWorker] = {}
+    run_workers: dict[int, RunWorker] = {}
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         tally = Tally()
         unfinished = store.ledger.jobs(run_id, states=UNFINISHED_STATES)
+        local: dict[int, list[JobRecord]] = {}
         with progress.task("collecting jobs", total=len(unfinished)) as task:
             for job in unfinished:
                 claimed = store.ledger.claim(job, holder)
                 if claimed is None:
                     tally.held_elsewhere.add(job.id)
-                else:
-                    try:
-                        if job.run_id not in workers:
-                            workers[job.run_id] = RunWorker.load(store, job.run_id, holder=holder, approve=approve)
-                        workers[job.run_id].work(claimed, tally)
-                    finally:
-                        store.ledger.release([job.id], holder)
+                    task.advance()
+                    continue
+                try:
+                    if job.run_id not in run_workers:
+                        run_workers[job.run_id] = RunWorker.load(store, job.run_id, holder=holder, approve=approve)
+                    if run_workers[job.run_id].backend.is_local:
+                        local.setdefault(job.run_id, []).append(claimed)  # run below, on every core
+                        continue
+                    run_workers[job.run_id].work(claimed, tally)
+                except BaseException:
+                    store.ledger.release([job.id, *(j.id for jobs in local.values() for j in jobs)], holder)
+                    raise
+                store.ledger.release([job.id], holder)
                 task.advance()
+            for local_run, jobs in local.items():
+                try:
+                    backend = run_workers[local_run].backend
+                    backend.use_threads(1 if workers == 1 else None)
+                    with _executor_for(backend, workers, scheduler, len(jobs)) as pool:
+                        run_workers[local_run].run_local(jobs, pool, tally, task.advance)
+                finally:
+                    store.ledger.release([job.id for job in jobs], holder)
         remaining = store.ledger.jobs(run_id, states=UNFINISHED_STATES)
         blocked = {job.id for job in remaining} <= tally.awaiting_approval
         if not wait or not remaining or blocked or (deadline is not None and time.monotonic() >= deadline):
@@ -361,14 +388,30 @@ def guard_cost(
         raise ConfigError(f"{backend.name} costs money (estimate: {shown}); not confirmed, nothing was submitted")
 
 
-def _work_all(store: Store, worker: RunWorker, jobs: list[JobRecord], progress: Progress, title: str) -> Tally:
-    """Work jobs this process has claimed, in a provider batch; release the claims."""
+def _executor_for(backend: Backend, workers: int | None, scheduler: str | None, jobs: int):
+    """Where a local simulator's jobs run (see qhw.parallel); remote jobs run here."""
+    if not backend.is_local:
+        return nullcontext(None)
+    return parallel.executor(workers=workers, scheduler=scheduler, jobs=jobs, preload=(type(backend).__module__,))
+
+
+def _work_all(
+    store: Store, worker: RunWorker, jobs: list[JobRecord], progress: Progress, title: str, *, pool, workers: int | None
+) -> Tally:
+    """Work jobs this process has claimed (a local simulator's on ``pool``, a
+    provider's in its batch); release the claims."""
     tally = Tally()
     try:
-        with progress.task(title, total=len(jobs)) as task, worker.backend.batch(len(jobs)):
-            for job in jobs:
-                worker.work(job, tally)
-                task.advance()
+        with progress.task(title, total=len(jobs)) as task:
+            if worker.backend.is_local:
+                # One worker asked for: one thread; otherwise the simulator's own choice.
+                worker.backend.use_threads(1 if workers == 1 else None)
+                worker.run_local(jobs, pool, tally, task.advance)
+            else:
+                with worker.backend.batch(len(jobs)):
+                    for job in jobs:
+                        worker.work(job, tally)
+                        task.advance()
     finally:
         store.ledger.release([job.id for job in jobs], worker.holder)
     return tally

@@ -19,6 +19,7 @@ See docs/ledger.md.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Callable
@@ -164,6 +165,49 @@ class RunWorker:
         except (JobFailedError, BackendError) as err:  # a simulator's refusal is its verdict
             return self._end(job, JobState.FAILED, error=str(err))
         return self._store_counts(job, job_id, counts, ProviderUsage())
+
+    def run_local(self, jobs: list[JobRecord], pool: Executor | None, tally: Tally, advance=lambda: None) -> None:
+        """Claimed jobs of a local simulator: on ``pool``'s workers (or in this
+        process when None); this process stores each job's counts as it comes.
+
+        A worker that dies takes nothing with it: Dask runs its job again
+        elsewhere; a process pool that breaks leaves its jobs to this process.
+        """
+        if pool is None:
+            for index, job in enumerate(jobs):
+                self.work(job, tally)
+                advance()
+                self.store.ledger.renew([j.id for j in jobs[index + 1 :]], self.holder)
+            return
+        from qhw import circuits, parallel
+
+        qpy = {"samples": circuits.to_qpy(self.executable.circuit)}
+        if self.calibration is not None:
+            qpy["calibration"] = circuits.to_qpy(self.calibration.circuit)
+        futures = {}
+        for job in jobs:
+            executable, values, seed = self._inputs(job)
+            future = pool.submit(
+                parallel.run_job, self.backend.name, self.run.seed, qpy[job.purpose], executable.layout, values, self.run.shots, seed
+            )
+            futures[future] = job
+        left = dict(futures)
+        for future in as_completed(futures):
+            job = left.pop(future)
+            try:
+                counts = future.result()
+            except (JobFailedError, BackendError) as err:  # the simulator's own verdict
+                self._end(job, JobState.FAILED, error=str(err))
+            except Exception as err:  # the worker went away (a broken pool, a lost Dask worker)
+                log.warning("a worker was lost (%s: %s); the rest of the run goes on in this process", type(err).__name__, err)
+                for remaining in [job, *left.values()]:
+                    self.work(remaining, tally)
+                    advance()
+                return
+            else:
+                self._store_counts(job, f"{self.backend.name}:worker", counts, ProviderUsage())
+            advance()
+            self.store.ledger.renew([j.id for j in left.values()], self.holder)  # a long run keeps its claims
 
     def _submit(self, job: JobRecord, tally: Tally) -> JobRecord:
         """A pending remote job: find it at the provider, or send it (once)."""

@@ -16,7 +16,7 @@ from qhw.records import JobState, JobUsage
 
 from conftest import circuit_distribution, expected_index
 
-LOCAL_BACKENDS = ["aer_simulator", "fake_manila", "fake_lima", "braket_local", "braket_dm", "braket_emulator"]
+LOCAL_BACKENDS = ["aer_simulator", "statevector", "fake_manila", "fake_lima", "braket_local", "braket_dm", "braket_emulator"]
 NOISY = {"fake_manila", "fake_lima", "braket_emulator"}
 #: Largest total variation from the exact distribution each noisy backend may
 #: show on 4,000 shots: IBM's fakes about 0.1; the test document's emulated

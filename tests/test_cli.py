@@ -108,8 +108,8 @@ def test_an_unreachable_database_is_one_line(tmp_path, home):
 
 
 def test_db_upgrade_and_current(home):
-    assert run("db", "upgrade").stdout.strip() == "database at 0005 (was empty)"
-    assert run("db", "current").stdout.strip() == "database: 0005; qhw: 0005"
+    assert run("db", "upgrade").stdout.strip() == "database at 0006 (was empty)"
+    assert run("db", "current").stdout.strip() == "database: 0006; qhw: 0006"
 
 
 def test_demo_prints_three_accuracies(home):

@@ -56,3 +56,50 @@ def test_transfer_needs_a_hybrid_model_and_the_same_feature_set(featured_store):
 def test_non_positive_epochs_are_refused(featured_store):
     with pytest.raises(ConfigError, match="--epochs"):
         training.train_classical(featured_store, epochs=0)
+
+
+# --- early stopping ---------------------------------------------------------------------------------
+
+
+def _blobs(n: int, seed: int = 0):
+    """Ten well-separated classes in 8 dimensions: learnt in a few epochs."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 10
+    centres = rng.normal(0, 4, (10, 8))
+    return (centres[y] + rng.normal(0, 1, (n, 8))).astype("float32"), y
+
+
+def test_training_stops_early_on_a_validation_split_of_the_train_samples():
+    x, y = _blobs(2000)
+    classifier = training.fit_classifier("classical", x, y, normalize=True, epochs=200, seed=0)
+    assert classifier.epochs == 200 and training.PATIENCE < classifier.epochs_run < 200
+    x_fit, y_fit, (x_val, y_val) = training._validation_split(x, y, seed=0)
+    assert len(y_val) == 200 and len(y_fit) == 1800  # carved from the train samples only
+    assert sorted(set(y_val.tolist())) == list(range(10))  # stratified
+
+
+def test_too_few_train_samples_train_for_every_epoch():
+    x, y = _blobs(300)  # 30 validation samples would be too noisy a signal
+    classifier = training.fit_classifier("classical", x, y, normalize=True, epochs=12, seed=0)
+    assert classifier.epochs_run == 12
+    assert training._validation_split(x, y, seed=0)[2] is None
+
+
+def test_the_epochs_run_are_stored_with_the_model(featured_store):
+    from click.testing import CliRunner
+
+    from qhw.cli import main
+
+    result = CliRunner().invoke(main, ["train", "--classical", "--epochs", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    model_id = json.loads(result.stdout)["model"]
+    assert json.loads(result.stdout)["epochs_run"] == 5 == featured_store.catalogue.model(model_id).epochs_run
+
+
+def test_the_batch_grows_with_the_data():
+    assert training.batch_size(300) == 64 and training.batch_size(12_800) == 64
+    assert training.batch_size(54_000) == 270 and training.batch_size(10**7) == 512

@@ -83,6 +83,7 @@ class Catalogue:
                 epochs=spec.epochs,
                 seed=spec.seed,
                 weights_path=str(spec.weights_path),
+                epochs_run=spec.epochs_run,
             )
             session.add(model)
             session.flush()
@@ -141,6 +142,7 @@ def _model_record(row: ModelRow) -> ModelRecord:
         epochs=row.epochs,
         seed=row.seed,
         weights_path=Path(row.weights_path),
+        epochs_run=row.epochs_run,
     )
 
 

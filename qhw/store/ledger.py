@@ -473,6 +473,19 @@ class Ledger:
                 log.info("job %s: taken over from %s, whose process has ended", job.id, other)
             return job_record(_fresh(session, job.id))
 
+    def renew(self, job_ids: Iterable[int], holder: str) -> None:
+        """Extend this holder's claims on these jobs by a lease (those it still has)."""
+        ids = list(job_ids)
+        if not ids:
+            return
+        with self._db.transaction() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id.in_(ids), JobRow.claimed_by == holder)
+                .values(lease_until=utcnow() + timedelta(seconds=LEASE_SECONDS))
+                .execution_options(synchronize_session=False)
+            )
+
     def release(self, job_ids: Iterable[int], holder: str) -> None:
         """Give up this holder's claims on these jobs (those it still has)."""
         ids = list(job_ids)

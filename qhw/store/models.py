@@ -260,6 +260,8 @@ class ModelRow(Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True, index=True)
     train_samples: Mapped[int] = mapped_column(Integer)
     epochs: Mapped[int] = mapped_column(Integer)
+    # The epochs training actually ran (early stopping); None for models from before it was kept.
+    epochs_run: Mapped[int | None] = mapped_column(Integer, nullable=True)
     seed: Mapped[int] = mapped_column(Integer)
     weights_path: Mapped[str] = mapped_column(String(1024))
 

@@ -1,0 +1,120 @@
+"""Per-sample cost of qhw's local backends against the NumPy floor, in one run.
+
+The floor: the feature map's exact outcome probabilities in closed form (each
+qubit reads 1 with probability (1 - sin theta)/2 before the CNOT cascade),
+then NumPy's multinomial draw of the shots. Every other row is a real
+`qhw submit` in this process (transpile, ledger writes, counts stored), timed
+from the call to its return, on the samples of the embedded MNIST subset; the
+last rows put qhw's own overhead beside the raw Aer call it wraps.
+
+    python benchmarks/simulators.py [--samples 5000] [--shots 1024] [--large 70000]
+
+``--large`` times the statevector backend and the floor on that many samples
+(random angles: no feature set that large is needed to time the simulation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=5000, help="samples of mnist-5k to run (at most 5000)")
+    parser.add_argument("--shots", type=int, default=1024)
+    parser.add_argument("--large", type=int, default=70_000, help="samples for the statevector-against-floor row")
+    parser.add_argument("--skip", nargs="*", default=[], help="backends to leave out, e.g. braket_local")
+    args = parser.parse_args()
+    os.environ["QHW_HOME"] = tempfile.mkdtemp(prefix="qhw-simulators-")
+
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    from qhw import circuits, config, parallel, runs
+    from qhw.backend import get_backend
+    from qhw.features import build_features, load_arrays
+    from qhw.store import Store
+
+    store = Store(config.database_url())
+    limit_test = min(1000, args.samples // 5)
+    feature_set = build_features(store, epochs=1, limit_train=args.samples - limit_test, limit_test=limit_test)
+    angles = np.concatenate([load_arrays(feature_set).angles_train, load_arrays(feature_set).angles_test])
+    n, cores = len(angles), parallel.default_workers()
+    rows: list[tuple[str, float, str]] = []
+
+    def floor(values: np.ndarray, seed: int = 0) -> float:
+        start = time.perf_counter()
+        p_one = (1 - np.sin(values.astype(np.float64))) / 2
+        index = np.arange(32)
+        outputs = (index[:, None] >> np.arange(5)) & 1
+        before = outputs.copy()
+        before[:, 1:] ^= outputs[:, :-1]  # pre-cascade bits from the outputs
+        probabilities = np.prod(np.where(before[None, :, :] == 1, p_one[:, None, :], 1 - p_one[:, None, :]), axis=2)
+        probabilities /= probabilities.sum(axis=1, keepdims=True)  # rounding may leave a sum of 1 + 1e-16
+        np.random.default_rng(seed).multinomial(args.shots, probabilities)
+        return time.perf_counter() - start
+
+    def timed_submit(backend: str, workers: int | None) -> float:
+        start = time.perf_counter()
+        runs.submit(store, backend_name=backend, feature_set_id=feature_set.id, shots=args.shots, workers=workers)
+        return time.perf_counter() - start
+
+    floor_seconds = min(floor(angles) for _ in range(3))
+    rows.append((f"NumPy floor (closed form + multinomial), {n} samples", floor_seconds, "1.0x"))
+    cases = [("statevector", 1), ("aer_simulator", 1), ("aer_simulator", cores), ("fake_manila", 1), ("fake_manila", cores), ("braket_local", 1)]
+    for backend, workers in cases:
+        if backend in args.skip:
+            continue
+        seconds = timed_submit(backend, workers)
+        rows.append((f"qhw submit {backend}, {workers} worker(s), {n} samples", seconds, f"{seconds / floor_seconds:,.0f}x"))
+
+    # statevector at full-dataset size, against the floor on the same angles.
+    large = np.random.default_rng(0).uniform(-np.pi / 2, np.pi / 2, (args.large, 5))
+    simulator = get_backend("statevector", seed=0)
+    executable = simulator.transpile(circuits.feature_map(), seed=0)
+    simulator.result(simulator.submit(executable, large[:10], args.shots, []))  # compile once
+    start = time.perf_counter()
+    for chunk in range(0, args.large, 10_000):
+        simulator.result(simulator.submit(executable, large[chunk : chunk + 10_000], args.shots, [], seed=chunk))
+    statevector_seconds = time.perf_counter() - start
+    large_floor = min(floor(large) for _ in range(3))
+    rows.append((f"NumPy floor, {args.large} samples", large_floor, "1.0x"))
+    rows.append((f"statevector backend, {args.large} samples (jobs of 10,000)", statevector_seconds, f"{statevector_seconds / large_floor:.1f}x"))
+
+    # qhw's own overhead on aer_simulator: the same SamplerV2 calls, raw, one thread.
+    from qiskit_aer.primitives import SamplerV2
+
+    aer = get_backend("aer_simulator", seed=0)
+    transpiled = aer.transpile(circuits.feature_map(), seed=0).circuit
+    values = circuits.parameter_rows(angles, 1, transpiled)
+    start = time.perf_counter()
+    for first in range(0, n, 1000):
+        sampler = SamplerV2(seed=first, options={"backend_options": {"max_parallel_threads": 1}})
+        sampler.run([(transpiled, values[first : first + 1000])], shots=args.shots).result()
+    raw = time.perf_counter() - start
+    start = time.perf_counter()
+    for first in range(0, n, 1000):
+        SamplerV2(seed=first).run([(transpiled, values[first : first + 1000])], shots=args.shots).result()
+    raw_threads = time.perf_counter() - start
+    wrapped = timed_submit("aer_simulator", 1)
+    rows.append((f"raw Aer SamplerV2, jobs of 1,000, Aer's own threads (all cores), {n} samples", raw_threads, f"{raw_threads / raw:.2f}x one thread"))
+    rows.append((f"raw Aer SamplerV2, jobs of 1,000, one thread, {n} samples", raw, "1.00 (reference)"))
+    rows.append((f"qhw submit aer_simulator, 1 worker, {n} samples", wrapped, f"{wrapped / raw:.2f}x the raw call"))
+
+    table = Table(title=f"qhw local simulators, {args.shots} shots; {platform.machine()}, {cores} cores")
+    for column in ("what", "seconds", "per sample (us)", "ratio"):
+        table.add_column(column)
+    for what, seconds, ratio in rows:
+        samples = args.large if str(args.large) in what else n
+        table.add_row(what, f"{seconds:.3f}", f"{seconds / samples * 1e6:,.1f}", ratio)
+    Console(width=150).print(table)
+    store.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""Local simulation on several processes and on a Dask cluster: the same
+counts whatever the number of workers, and nothing lost when a worker dies."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from qhw import runs
+from qhw.backend import BackendLimits
+from qhw.backends.aer import AerBackend
+
+from conftest import assert_ledger_sound
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def small_jobs(monkeypatch):
+    """aer_simulator in jobs of 25 circuits: the 100 test samples make 4 jobs."""
+    monkeypatch.setattr(AerBackend, "limits", BackendLimits(max_shots=100_000, max_circuits_per_job=25))
+
+
+def _counts(store, run_id: int) -> np.ndarray:
+    return store.results.run_counts(run_id).counts
+
+
+def test_two_worker_processes_store_what_one_process_stores(featured_store, small_jobs):
+    alone = runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=512, workers=1).run
+    pooled = runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=512, workers=2).run
+    assert len(featured_store.ledger.jobs(pooled.id)) == 4
+    assert np.array_equal(_counts(featured_store, alone.id), _counts(featured_store, pooled.id))
+    assert_ledger_sound(featured_store, None, pooled.id)
+
+
+@pytest.fixture
+def cluster():
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(cluster)
+    yield cluster, client
+    client.close()
+    cluster.close()
+
+
+def test_a_dask_cluster_stores_what_one_process_stores(featured_store, small_jobs, cluster):
+    local, _ = cluster
+    alone = runs.submit(featured_store, backend_name="fake_manila", split="test", shots=256, workers=1).run
+    clustered = runs.submit(featured_store, backend_name="fake_manila", split="test", shots=256, scheduler=local.scheduler_address).run
+    assert np.array_equal(_counts(featured_store, alone.id), _counts(featured_store, clustered.id))
+    assert_ledger_sound(featured_store, None, clustered.id)
+
+
+def test_a_run_whose_worker_dies_mid_job_still_completes(featured_store, cluster):
+    """A worker is SIGKILLed while it runs a job: Dask runs the job again
+    elsewhere, and every sample is stored once, as a run on one process stores it."""
+    local, client = cluster
+    client.run(lambda: None)  # both workers up
+    pids = client.run(os.getpid)
+    killed: list[int] = []
+
+    def kill_a_busy_worker() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            for address, keys in client.processing().items():
+                if keys:
+                    os.kill(pids[address], signal.SIGKILL)
+                    killed.append(pids[address])
+                    return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_a_busy_worker)
+    killer.start()
+    # fake_manila: jobs of 256 circuits, about 0.7 s each; the 400 samples make 2 jobs.
+    run = runs.submit(featured_store, backend_name="fake_manila", split="all", shots=256, scheduler=local.scheduler_address).run
+    killer.join()
+    assert killed, "no worker was busy to kill"
+    assert_ledger_sound(featured_store, None, run.id)
+    alone = runs.submit(featured_store, backend_name="fake_manila", split="all", shots=256, workers=1).run
+    assert np.array_equal(_counts(featured_store, alone.id), _counts(featured_store, run.id))
+
+
+def test_a_scheduler_and_a_worker_started_by_hand_run_a_run(featured_store, home, small_jobs):
+    """`dask scheduler` and `dask worker`, as a user starts them, behind `qhw submit --scheduler`."""
+    # `python -m` runs the `dask scheduler` and `dask worker` commands of this environment's Dask.
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    worker = None
+    try:
+        address = None
+        for line in scheduler.stderr:
+            found = re.search(r"Scheduler at:\s+(tcp://\S+)", line)
+            if found:
+                address = found.group(1)
+                break
+        assert address, "the scheduler did not say where it listens"
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
+            stderr=subprocess.DEVNULL,
+        )
+        alone = runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=512, workers=1).run
+        clustered = runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=512, scheduler=address).run
+        assert np.array_equal(_counts(featured_store, alone.id), _counts(featured_store, clustered.id))
+    finally:
+        for process in (worker, scheduler):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=60)
+
+
+def test_an_unreachable_scheduler_is_one_line(featured_store):
+    from click.testing import CliRunner
+
+    from qhw.cli import main
+
+    result = CliRunner().invoke(main, ["submit", "--backend", "aer_simulator", "--split", "test", "--limit", "10", "--scheduler", "tcp://127.0.0.1:1"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: cannot reach the Dask scheduler at tcp://127.0.0.1:1")
