@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from qhw import circuits
+from qhw import circuits, parallel
 from qhw.backend import Backend, Executable, get_backend
 from qhw.errors import BackendError, CredentialsError, JobFailedError, JobNotFoundError, TransientBackendError
 from qhw.features import load_arrays
@@ -179,8 +179,6 @@ class RunWorker:
                 advance()
                 self.store.ledger.renew([j.id for j in jobs[index + 1 :]], self.holder)
             return
-        from qhw import circuits, parallel
-
         qpy = {"samples": circuits.to_qpy(self.executable.circuit)}
         if self.calibration is not None:
             qpy["calibration"] = circuits.to_qpy(self.calibration.circuit)

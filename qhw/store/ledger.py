@@ -475,19 +475,13 @@ class Ledger:
 
     def renew(self, job_ids: Iterable[int], holder: str) -> None:
         """Extend this holder's claims on these jobs by a lease (those it still has)."""
-        ids = list(job_ids)
-        if not ids:
-            return
-        with self._db.transaction() as session:
-            session.execute(
-                update(JobRow)
-                .where(JobRow.id.in_(ids), JobRow.claimed_by == holder)
-                .values(lease_until=utcnow() + timedelta(seconds=LEASE_SECONDS))
-                .execution_options(synchronize_session=False)
-            )
+        self._update_claims(job_ids, holder, lease_until=utcnow() + timedelta(seconds=LEASE_SECONDS))
 
     def release(self, job_ids: Iterable[int], holder: str) -> None:
         """Give up this holder's claims on these jobs (those it still has)."""
+        self._update_claims(job_ids, holder, claimed_by=None, lease_until=None)
+
+    def _update_claims(self, job_ids: Iterable[int], holder: str, **values) -> None:
         ids = list(job_ids)
         if not ids:
             return
@@ -495,7 +489,7 @@ class Ledger:
             session.execute(
                 update(JobRow)
                 .where(JobRow.id.in_(ids), JobRow.claimed_by == holder)
-                .values(claimed_by=None, lease_until=None)
+                .values(**values)
                 .execution_options(synchronize_session=False)
             )
 
