@@ -66,6 +66,44 @@ def test_two_first_feature_builds_on_an_empty_home(home, database):
     store.close()
 
 
+#: A child that opens a series of fresh SQLite databases, each at an instant
+#: shared with its siblings (argv: directory, count, start time); prints the
+#: failures, one a line.
+_OPEN_AT_THE_SAME_INSTANT = """
+import sys, time
+from qhw.errors import StoreError
+from qhw.store.database import Database
+directory, count, start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+for k in range(count):
+    while time.time() < start + 0.1 * k:
+        pass
+    try:
+        Database(f"sqlite:///{directory}/{k}.db").close()
+    except StoreError as err:
+        print(err)
+"""
+
+
+def test_processes_opening_a_new_sqlite_database_at_the_same_instant(tmp_path):
+    # Switching a new database to WAL does not wait on SQLite's busy timeout; before
+    # qhw retried it, about one fresh database in ten refused one of two processes.
+    count = 40
+    start = time.time() + 3
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN_AT_THE_SAME_INSTANT, str(tmp_path), str(count), str(start)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(3)
+    ]
+    outcomes = [child.communicate(timeout=300) for child in children]
+    assert [child.returncode for child in children] == [0, 0, 0], [stderr for _, stderr in outcomes]
+    assert [stdout for stdout, _ in outcomes] == ["", "", ""]
+    store = Store(f"sqlite:///{tmp_path}/{count - 1}.db")
+    assert store.ledger.runs() == []
+    store.close()
+
+
 # --- memory and Ctrl-C ---------------------------------------------------------------------------------------
 
 #: Peak memory of `qhw submit` for 10 circuits at a million shots each on

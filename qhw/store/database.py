@@ -35,15 +35,38 @@ def _enable_sqlite_pragmas(engine: Engine) -> None:
         # a schema; SQLAlchemy's recipe: no driver transactions, BEGIN ourselves.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # The timeout first: switching to WAL itself may wait for another process.
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:  # pragma: no cover - driver callback
         connection.exec_driver_sql(connection.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+
+
+def _switch_to_wal(cursor) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting for another process's lock.
+
+    Switching a new database to WAL takes an exclusive lock without consulting
+    the busy timeout, so two processes opening a fresh database at the same
+    moment could see "database is locked" (the second switch finds the first
+    holding the lock); it is retried for as long as the busy timeout lasts.
+    """
+    import sqlite3
+
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
+
+    def locked(err: BaseException) -> bool:
+        return isinstance(err, sqlite3.OperationalError) and "locked" in str(err)
+
+    retrying = Retrying(
+        retry=retry_if_exception(locked),
+        stop=stop_after_delay(SQLITE_BUSY_TIMEOUT_MS / 1000),
+        wait=wait_exponential_jitter(initial=0.01, max=1.0, jitter=0.05),
+        reraise=True,
+    )
+    retrying(cursor.execute, "PRAGMA journal_mode=WAL")
 
 
 class Database:
