@@ -215,7 +215,7 @@ class RunWorker:
             if current.state is not JobState.PENDING:
                 return current  # another process got there first
             if current.may_exist_at_provider:
-                found = self.backend.find_job(current.idempotency_key, current.submit_started_at - CLOCK_SKEW)
+                found = self.backend.find_job(current.idempotency_key, self._since(current))
                 if found is not None:
                     note = "found at the provider by its qhw-key after an interrupted submission"
                     return self.store.ledger.record_submission(current, found, note=note) or self.store.ledger.job(job.id)
@@ -316,7 +316,7 @@ class RunWorker:
             found = None
             if job.may_exist_at_provider:
                 found = with_retries(
-                    lambda: self.backend.find_job(job.idempotency_key, job.submit_started_at - CLOCK_SKEW),
+                    lambda: self.backend.find_job(job.idempotency_key, self._since(job)),
                     f"looking up job {job.id}",
                 )
             if found is None:
@@ -353,6 +353,8 @@ class RunWorker:
         return self._approved
 
     def _since(self, job: JobRecord):
+        """Where to start looking for the job at the provider: from when its
+        submission began (or the run was made), less the clocks' disagreement."""
         return (job.submit_started_at or self.run.created_at) - CLOCK_SKEW
 
 
