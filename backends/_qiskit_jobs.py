@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 
-from qhw.backend import JobStatus
+from qhw.backend import JobResult, JobStatus
 from qhw.circuits import REGISTER_NAME, counts_from_bitarray
-from qhw.errors import JobFailedError, JobNotFoundError
+from qhw.errors import JobFailedError, JobNotFoundError, ResultMappingError
 from qhw.records import JobState
 
 #: Qiskit's JobStatus names (and Runtime's status strings) -> qhw states.
@@ -38,21 +37,44 @@ def job_status(job: Any) -> JobStatus:
     return JobStatus(state)
 
 
-def job_counts(job: Any) -> np.ndarray:
-    """Canonical counts of the single pub a qhw job carries.
+def job_counts(job: Any, executable: Any, executions: int) -> JobResult:
+    """Canonical counts of the single pub a qhw job carries, mapped by the
+    primitive's own indices: pub 0, and row i of its data for parameter row i
+    (SamplerV2 broadcasts a pub's parameter values, so its data has their shape).
 
     Errors of ``job.result()`` pass through untouched: only the adapter can
     tell a network error (worth repeating) from the job's own failure.
+
+    Raises:
+        ResultMappingError: the result does not have that shape.
     """
-    pub_result = job.result()[0]
-    bitarray = getattr(pub_result.data, REGISTER_NAME)
-    return counts_from_bitarray(bitarray, bitarray.num_bits)
+    return mapped_counts(job.result(), executable, executions)
 
 
-def local_job_counts(job: Any) -> np.ndarray:
+def mapped_counts(result: Any, executable: Any, executions: int) -> JobResult:
+    """A SamplerV2 result of one pub as canonical counts; anything that does not
+    fit what was submitted (pubs, the register, its width, the rows) is refused."""
+    if len(result) != 1:
+        raise ResultMappingError(f"the result holds {len(result)} pubs; qhw submitted one")
+    data = result[0].data
+    bitarray = getattr(data, REGISTER_NAME, None)
+    if bitarray is None:
+        raise ResultMappingError(f"the result has no classical register {REGISTER_NAME!r}")
+    register = next((r for r in executable.circuit.cregs if r.name == REGISTER_NAME), None)
+    bits = register.size if register is not None else bitarray.num_bits
+    if bitarray.num_bits != bits:
+        raise ResultMappingError(f"register {REGISTER_NAME!r} came back with {bitarray.num_bits} bits; the circuit measures {bits}")
+    if tuple(bitarray.shape) != (executions,):
+        raise ResultMappingError(f"the result has the shape {tuple(bitarray.shape)}; the job sent {executions} parameter rows")
+    return JobResult(counts_from_bitarray(bitarray, bits))
+
+
+def local_job_counts(job: Any, executable: Any, executions: int) -> JobResult:
     """Counts of a job that ran in this process, where any error is the job's own."""
     try:
-        return job_counts(job)
+        return job_counts(job, executable, executions)
+    except ResultMappingError:
+        raise
     except Exception as err:  # the primitive re-raises whatever failed the job
         raise JobFailedError(f"job {job.job_id()} failed: {err}") from err
 

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendLimits, Executable, JobStatus
+from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendLimits, Executable, JobResult, JobStatus
 from qhw.pricing import PriceTable
 from qhw.records import JobUsage, ProviderUsage
 from qhw.backends._qiskit_jobs import InProcessJobs, job_status, local_job_counts
@@ -33,6 +33,7 @@ class AerBackend:
     description = "Qiskit Aer, ideal (no noise)"
     is_paid = False
     is_local = True
+    listing_grace_seconds = 0.0  # nothing to look up: jobs live in this process
     # Aer has no per-job limit of its own: 1,000 circuits and 2**20 shots a job
     # keep memory flat (see LOCAL_SHOTS_PER_JOB) and let progress move.
     limits = BackendLimits(max_shots=1_000_000, max_circuits_per_job=1000).capped(LOCAL_SHOTS_PER_JOB)
@@ -81,8 +82,8 @@ class AerBackend:
     def status(self, job_id: str) -> JobStatus:
         return job_status(self._jobs.get(job_id))
 
-    def result(self, job_id: str) -> np.ndarray:
-        return local_job_counts(self._jobs.get(job_id))
+    def result(self, job_id: str, *, executable: Executable, executions: int, shots: int) -> JobResult:
+        return local_job_counts(self._jobs.get(job_id), executable, executions)
 
     def cancel(self, job_id: str) -> None:
         self._jobs.get(job_id).cancel()
@@ -103,6 +104,9 @@ class AerBackend:
 
     def estimate_cost(self, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> None:
         return None
+
+    def price_table(self, prices: PriceTable) -> PriceTable:
+        return prices
 
     def job_cost(self, job: JobUsage, prices: PriceTable) -> float:
         return 0.0

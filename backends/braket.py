@@ -14,15 +14,16 @@ properties document (for instance one stored with a run, exported by
 connectivity and noise, locally and for free.
 
 Idempotency: a task is created with the qhw job's key as its ``clientToken``
-(boto3 would fill in a random one; a handler on botocore's
-``before-parameter-build.braket.CreateQuantumTask`` event sets ours), so a
-repeated create returns the first task, and carries the key as the ``qhw-key``
-tag, by which a later process finds it with SearchQuantumTasks.
+(see :mod:`qhw.backends._braket_aws`), so a repeated create returns the first
+task, and carries the key as the ``qhw-key`` tag, by which a later process
+finds it with SearchQuantumTasks.
 
-Bit order: ``to_braket`` writes ``b[j] = measure $p`` in classical-bit order,
-and Braket returns measurement columns in that order (``measured_qubits``), so
-column j is feature-map qubit j whatever physical qubit ran it. Braket prints
-bitstrings column 0 first; qhw's canonical index is sum(column_j << j).
+Qubits are named by the device's own labels everywhere (IQM numbers its
+qubits from 1): the run's layout, its calibration snapshot, and the reading of
+results. Results are read by :mod:`qhw.backends._braket_results`: each
+executable by its ``inputsIndex``, each measurement column by
+``measuredQubits``; classical bit j is the qubit the program measured into
+``b[j]``, and qhw's canonical index is sum(bit_j << j).
 """
 
 from __future__ import annotations
@@ -30,20 +31,22 @@ from __future__ import annotations
 import os
 import uuid
 import warnings
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-from contextvars import ContextVar
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendLimits, Executable, JobStatus
+from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendLimits, Executable, JobResult, JobStatus
+from qhw.backends import _braket_aws as aws
+from qhw.backends._braket_aws import client_token, current_client_token  # noqa: F401 (part of this module's surface)
 from qhw.backends._braket_devices import EmulatedDevice, calibration_snapshot, load_properties
+from qhw.backends._braket_results import TaskOutcome, counts_of, read_task_result, reported_usage
 from qhw.backends._qiskit_jobs import InProcessJobs
-from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, JobNotFoundError, TransientBackendError
+from qhw.circuits import REGISTER_NAME
+from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, ResultMappingError
 from qhw.pricing import CostEstimate, PriceTable
 from qhw.records import QUBITS, CalibrationSnapshot, JobState, JobUsage, ProviderUsage
 
@@ -88,11 +91,6 @@ REMOTE_DEVICES = {
     "rigetti_ankaa": RemoteDevice("arn:aws:braket:us-west-1::device/qpu/rigetti/Ankaa-3", "hardware", 82),
 }
 
-NO_CREDENTIALS = (
-    "no AWS credentials: run `aws configure` (or set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-    "AWS_SECRET_ACCESS_KEY) for an account with Amazon Braket enabled"
-)
-
 #: Braket task states -> qhw states.
 BRAKET_TO_STATE = {
     "CREATED": JobState.QUEUED,
@@ -105,86 +103,8 @@ BRAKET_TO_STATE = {
 }
 
 
-# The provider-client boundary: tests replace these three with stateful fakes.
-def aws_device(arn: str) -> Any:
-    from braket.aws import AwsDevice
-
-    device = AwsDevice(arn, aws_session=_aws_session(arn))
-    _use_client_tokens(device.aws_session.braket_client)
-    return device
-
-
-def aws_task(arn: str) -> Any:
-    from braket.aws import AwsQuantumTask
-
-    return AwsQuantumTask(arn)
-
-
-def aws_search_tasks(device_arn: str, since: datetime) -> list[dict]:
-    """SearchQuantumTasks: the device's tasks created at or after ``since``,
-    as AWS lists them (quantumTaskArn, status, createdAt, tags, ...)."""
-    from botocore.exceptions import ClientError
-
-    client = _aws_session(device_arn).braket_client
-    by_device = {"name": "deviceArn", "operator": "EQUAL", "values": [device_arn]}
-    # AWS documents the createdAt filter but not its value's format; ISO 8601 in
-    # UTC is what its responses use. Should AWS refuse it, search by device
-    # alone and compare the creation times here.
-    created = {"name": "createdAt", "operator": "GTE", "values": [since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")]}
-
-    def search(filters: list[dict]) -> list[dict]:
-        tasks: list[dict] = []
-        for page in client.get_paginator("search_quantum_tasks").paginate(filters=filters):
-            tasks.extend(page["quantumTasks"])
-        return tasks
-
-    try:
-        return search([by_device, created])
-    except ClientError as err:
-        if _error_code(err) != "ValidationException":
-            raise
-    return [task for task in search([by_device]) if task.get("createdAt") is None or task["createdAt"] >= since]
-
-
-def _aws_session(arn: str) -> Any:
-    import boto3
-    from braket.aws import AwsSession
-
-    # QPUs live in the region their ARN names; managed simulators in any, so
-    # the user's default region (or us-east-1) serves for those.
-    region = arn.split(":")[3] or boto3.Session().region_name or "us-east-1"
-    return AwsSession(boto_session=boto3.Session(region_name=region))
-
-
-_client_token: ContextVar[str | None] = ContextVar("qhw_braket_client_token", default=None)
-
-
-def current_client_token() -> str | None:
-    """The clientToken the next CreateQuantumTask of this context carries."""
-    return _client_token.get()
-
-
-@contextmanager
-def client_token(token: str | None) -> Iterator[None]:
-    """Make the CreateQuantumTask calls inside idempotent under ``token``."""
-    reset = _client_token.set(token)
-    try:
-        yield
-    finally:
-        _client_token.reset(reset)
-
-
-def _set_client_token(params: dict, **_kwargs) -> None:
-    token = _client_token.get()
-    if token is not None:
-        params["clientToken"] = token
-
-
-def _use_client_tokens(braket_client: Any) -> None:
-    """Have every CreateQuantumTask of this client carry the context's token."""
-    braket_client.meta.events.register(
-        "before-parameter-build.braket.CreateQuantumTask", _set_client_token, unique_id="qhw-client-token"
-    )
+#: Where a device's own published price comes from (DeviceServiceProperties.deviceCost).
+DEVICE_PRICE_SOURCE = "the device's own properties document (service.deviceCost)"
 
 
 def backend_names() -> list[str]:
@@ -234,6 +154,9 @@ class BraketBackend:
     """One Braket device; remote ones are contacted only when a run needs them."""
 
     provider = "braket"
+    #: CreateQuantumTask is idempotent under the job's clientToken, so a lookup
+    #: by tag is a second line of defence: no grace period is needed.
+    listing_grace_seconds = 0.0
 
     def __init__(
         self,
@@ -254,10 +177,14 @@ class BraketBackend:
         self._emulator_file = emulator_file
         self._emulates: str | None = None  # the device an emulator's document describes
         self._device: Any = None
+        self._simulator: Any = None  # a local simulator's BraketSimulator
+        self._session: Any = None
         self._target = None
         self._labels: tuple[int, ...] | None = None
         self._converted: dict[int, Any] = {}
         self._jobs = InProcessJobs(name)
+        self._outcomes: dict[str, TaskOutcome] = {}  # read results, for their usage
+        self._finished: dict[str, dict] = {}  # GetQuantumTask of tasks in a final state
         self.num_qubits = published_qubits
         self.limits = BackendLimits(max_shots=DEFAULT_MAX_SHOTS, max_circuits_per_job=DEFAULT_MAX_EXECUTABLES)
         if self.is_local:
@@ -281,6 +208,11 @@ class BraketBackend:
 
     # --- the device and its limits ------------------------------------------------
 
+    def _aws(self) -> Any:
+        if self._session is None:
+            self._session = aws.provider_call(lambda: aws.aws_session(aws.region_of(self._arn)), f"connecting to {self.name}")
+        return self._session
+
     def _load_device(self) -> Any:
         if self._device is not None:
             return self._device
@@ -291,8 +223,12 @@ class BraketBackend:
             from braket.devices import LocalSimulator
 
             self._device = LocalSimulator(self._local_name)
+            self._simulator = _braket_simulator(self._local_name)
         else:
-            self._device = _provider_call(lambda: aws_device(self._arn), f"reading device {self._arn}")
+            from braket.aws import AwsDevice
+
+            session = self._aws()
+            self._device = aws.provider_call(lambda: AwsDevice(self._arn, aws_session=session), f"reading device {self._arn}")
         properties = self._device.properties
         self.num_qubits = int(properties.paradigm.qubitCount)
         self.limits = _limits_from(properties)
@@ -310,7 +246,7 @@ class BraketBackend:
 
     def check_credentials(self) -> None:
         if not self.is_local and not credentials_configured():
-            raise CredentialsError(NO_CREDENTIALS)
+            raise CredentialsError(aws.NO_CREDENTIALS)
 
     def check(self, n_circuits: int, shots: int) -> None:
         """Read the device's properties and refuse what it cannot run, before any task."""
@@ -334,19 +270,35 @@ class BraketBackend:
             simulator = self._local_name is not None
             self._target = local_simulator_to_target(device) if simulator else aws_device_to_target(device)
             topology = getattr(device, "topology_graph", None)
+            # Target qubit i is the device's qubit labels[i] (what to_braket writes as $label).
             self._labels = tuple(sorted(topology.nodes)) if topology is not None and not simulator else None
         return self._target
+
+    def _label(self, index: int) -> int:
+        """The device's own label of the target's qubit ``index``."""
+        return int(self._labels[index]) if self._labels else int(index)
+
+    def _index(self, label: int) -> int:
+        """The target's qubit index of the device's qubit ``label``."""
+        if not self._labels:
+            return int(label)
+        if label not in self._labels:
+            raise ConfigError(f"{self.name} has no qubit {label} (its qubits: {', '.join(map(str, self._labels))})")
+        return self._labels.index(label)
 
     # --- the contract -------------------------------------------------------------
 
     def transpile(self, template, *, seed: int | None = None, initial_layout: Sequence[int] | None = None) -> Executable:
+        """Compile for the device's target; the layout (and ``initial_layout``)
+        name physical qubits by the device's own labels."""
         from qiskit.transpiler import generate_preset_pass_manager
 
         target = self._qiskit_target()
         level = 3 if self.kind in ("hardware", "emulation") else 1
-        circuit = generate_preset_pass_manager(optimization_level=level, target=target, seed_transpiler=seed, initial_layout=initial_layout).run(template)
+        indices = None if initial_layout is None else [self._index(label) for label in initial_layout]
+        circuit = generate_preset_pass_manager(optimization_level=level, target=target, seed_transpiler=seed, initial_layout=indices).run(template)
         layout = circuit.layout.final_index_layout()[: template.num_qubits] if circuit.layout else range(template.num_qubits)
-        return Executable(circuit=circuit, layout=tuple(int(q) for q in layout))
+        return Executable(circuit=circuit, layout=tuple(self._label(q) for q in layout))
 
     def batch(self, n_jobs: int) -> AbstractContextManager[None]:
         return nullcontext()  # no provider sessions here
@@ -382,20 +334,17 @@ class BraketBackend:
             program_set = ProgramSet([CircuitBinding(circuit, input_sets=inputs)], shots_per_executable=shots)
             run_options = {"shots": None}
         if self.is_local:
-            with warnings.catch_warnings():
-                # braket_dm warns that a noise-free circuit would be faster on the
-                # state vector; the user chose the density-matrix simulator on purpose.
-                warnings.filterwarnings("ignore", message="You are running a noise-free circuit")
-                return self._jobs.add(_LocalTask(device.run(program_set, **run_options)))
+            return self._jobs.add(_LocalTask(self._simulator, program_set, run_options))
         task_tags = dict(tag.split("=", 1) if "=" in tag else (tag, "") for tag in tags)
-        with client_token(idempotency_key):
-            task = _provider_call(lambda: device.run(program_set, tags=task_tags, **run_options), f"submitting to {self.name}")
+        with aws.client_token(idempotency_key):
+            task = aws.provider_call(lambda: device.run(program_set, tags=task_tags, **run_options), f"submitting to {self.name}")
         return task.id
 
     def find_job(self, idempotency_key: str, since: datetime) -> str | None:
         if self.is_local:
             return None  # local tasks live only in the process that ran them
-        tasks = _provider_call(lambda: aws_search_tasks(self._arn, since), f"searching the tasks of {self.name}")
+        session = self._aws()
+        tasks = aws.provider_call(lambda: aws.search_tasks(session, self._arn, since), f"searching the tasks of {self.name}")
         mine = sorted(
             (task for task in tasks if (task.get("tags") or {}).get("qhw-key") == idempotency_key),
             key=lambda task: str(task.get("createdAt", "")),
@@ -403,55 +352,95 @@ class BraketBackend:
         return mine[0]["quantumTaskArn"] if mine else None
 
     def status(self, job_id: str) -> JobStatus:
-        task = self._task(job_id)
-        state = BRAKET_TO_STATE.get(str(self._ask(task.state, job_id)).upper(), JobState.RUNNING)
+        if self.is_local:
+            self._jobs.get(job_id)
+            return JobStatus(JobState.DONE)
+        task = self._get_task(job_id)
+        state = BRAKET_TO_STATE.get(str(task.get("status", "")).upper(), JobState.RUNNING)
         if state is JobState.FAILED:
-            return JobStatus(state, error=self._ask(lambda: _failure_reason(task), job_id))
+            # A failed program set may hold the results of the executables that
+            # ran; unless AWS says the task was no program set, qhw looks.
+            return JobStatus(state, error=_failure_reason(task), results_available=aws.is_program_set(task) is not False)
         return JobStatus(state)
 
-    def result(self, job_id: str) -> np.ndarray:
-        task = self._task(job_id)
+    def result(self, job_id: str, *, executable: Executable, executions: int, shots: int) -> JobResult:
+        measured = self._measured(executable)
+        if self._emulator_file is not None:
+            results = self._jobs.get(job_id).results
+            if len(results) != executions:
+                raise ResultMappingError(f"{self.name} job {job_id} holds {len(results)} results for {executions} executions")
+            entries = [{"measurements": r.measurements, "measuredQubits": list(r.measured_qubits)} for r in results]
+            return JobResult(np.array([counts_of(entry, measured, shots, f"execution {i}") for i, entry in enumerate(entries)]))
         if self.is_local:
             try:
-                result = task.result()
+                document = self._jobs.get(job_id).result()
+            except (ResultMappingError, BackendError):
+                raise
             except Exception as err:  # a local simulator's error is the task's own failure
                 raise JobFailedError(f"{self.name} task {job_id} failed: {err}") from err
-        else:
-            result = self._ask(task.result, job_id)
-        if result is None:
-            raise BackendError(f"{self.name} task {job_id} has no result")
-        return counts_from_program_set(result)
+            outcome = read_task_result(document, executions=executions, measured=measured, shots=shots)
+            return JobResult(outcome.counts, outcome.failed)
+        session = self._aws()
+        task = self._get_task(job_id)
+        text = self._ask(lambda: aws.read_object(session, task["outputS3Bucket"], f"{task['outputS3Directory']}/{aws.RESULTS_FILE}"), job_id)
+        if text is None:
+            if task.get("status") in ("FAILED", "CANCELLED"):
+                raise JobFailedError(_failure_reason(task))
+            raise BackendError(f"{self.name} task {job_id} is {task.get('status')} but its results are not in S3 yet")
+        outcome = read_task_result(text, executions=executions, measured=measured, shots=shots, fetch=self._fetcher(job_id))
+        self._outcomes[job_id] = outcome
+        return JobResult(outcome.counts, outcome.failed)
 
     def cancel(self, job_id: str) -> None:
+        if self.is_local:
+            self._jobs.get(job_id)
+            return  # it has finished already
+        session = self._aws()
         try:
-            self._ask(self._task(job_id).cancel, job_id)
+            self._ask(lambda: aws.cancel_task(session, job_id), job_id)
         except BackendError as err:
-            if _error_code(err.__cause__) != "ConflictException":
+            if aws.error_code(err.__cause__) != "ConflictException":
                 raise
             # The task is already final; its state says how it ended.
 
     def usage(self, job_id: str) -> ProviderUsage:
-        """Shots that ran (program sets count them), and a managed simulator's
-        execution time where its result reports one."""
+        """What Braket reports of a finished task: its final state, the shots
+        that ran (program sets count them) and a managed simulator's execution
+        time, summed over the task's programs."""
         if self.is_local:
             return ProviderUsage()
-        result = self._ask(self._task(job_id).result, job_id)
-        metadata = getattr(result, "task_metadata", None)
-        shots = getattr(metadata, "successfulShots", None)
-        duration_ms = getattr(getattr(getattr(result, "additional_metadata", None), "simulatorMetadata", None), "executionDuration", None)
-        return ProviderUsage(
-            shots=None if shots is None else int(shots), duration_seconds=None if duration_ms is None else duration_ms / 1000
-        )
+        task = self._get_task(job_id)
+        outcome = self._outcomes.get(job_id)
+        shots, duration = (outcome.successful_shots, outcome.duration_seconds) if outcome else (None, None)
+        if outcome is None and task.get("status") == "COMPLETED" and self.kind == "managed simulator":
+            session = self._aws()
+            text = self._ask(lambda: aws.read_object(session, task["outputS3Bucket"], f"{task['outputS3Directory']}/{aws.RESULTS_FILE}"), job_id)
+            if text is not None:
+                shots, duration = reported_usage(text, fetch=self._fetcher(job_id))
+        if shots is None and task.get("numSuccessfulShots") is not None:
+            shots = int(task["numSuccessfulShots"])
+        return ProviderUsage(shots=shots, duration_seconds=duration, provider_state=task.get("status"))
 
     def calibration(self, layout: Sequence[int]) -> CalibrationSnapshot | None:
         """A QPU's (or an emulated one's) document as returned, and the figures
-        of the qubits the run used; simulators have none."""
+        of the qubits (by the device's labels) the run used; simulators have none."""
         if self.kind not in ("hardware", "emulation"):
             return None
-        self._qiskit_target()
         device = self._load_device()
-        labels = [self._labels[q] if self._labels else q for q in layout]
-        return calibration_snapshot(device.properties, self._emulates or self.name, labels)
+        return calibration_snapshot(device.properties, self._emulates or self.name, list(layout))
+
+    def price_table(self, prices: PriceTable) -> PriceTable:
+        """The device's own published price (``service.deviceCost``: per shot on
+        a QPU, per minute on a managed simulator) in place of qhw's table,
+        unless the user's price file sets this device's price."""
+        if self.is_local:
+            return prices
+        cost = getattr(getattr(self._load_device().properties, "service", None), "deviceCost", None)
+        unit = str(getattr(cost, "unit", "")).lower()
+        key = {"hardware": ("braket_per_shot_usd", "shot"), "managed simulator": ("braket_simulator_usd_per_minute", "minute")}.get(self.kind)
+        if cost is None or key is None or unit != key[1] or prices.overridden(key[0], self._price_key()):
+            return prices
+        return prices.with_device_price(key[0], self._price_key(), float(cost.price), DEVICE_PRICE_SOURCE)
 
     def estimate_cost(self, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> CostEstimate | None:
         if self.is_local:
@@ -475,11 +464,15 @@ class BraketBackend:
 
     def job_cost(self, job: JobUsage, prices: PriceTable) -> float | None:
         """A task's cost, as Braket's own cost tracker prices it (braket.tracking):
-        nothing for a failed or cancelled task; a QPU task's fee plus the shots
-        that ran; a managed simulator's execution time, at least 3 s, by the
-        minute (unknown when its result reports no time)."""
-        if self.is_local or job.state in (JobState.FAILED, JobState.CANCELLED):
+        nothing for a task that failed or was cancelled (even a program set that
+        returned the results of some executables); a QPU task's fee plus the
+        shots that ran (``successfulShots``: a failed executable's shots are
+        not counted); a managed simulator's execution time, at least 3 s a
+        task, by the minute (unknown when its result reports no time)."""
+        if self.is_local or job.state is JobState.CANCELLED or job.reported.provider_state in ("FAILED", "CANCELLED"):
             return 0.0
+        if job.state is JobState.FAILED and job.reported.provider_state is None:
+            return 0.0  # refused, or failed before the provider ran anything
         key = self._price_key()
         if self.kind == "managed simulator":
             per_minute = prices["braket_simulator_usd_per_minute"].get(key)
@@ -500,6 +493,25 @@ class BraketBackend:
             return self.name
         return next((alias for alias, d in REMOTE_DEVICES.items() if d.arn == self._arn), self.name)
 
+    def _measured(self, executable: Executable) -> list[int]:
+        """The device qubit (by its label) measured into each classical bit of
+        qhw's register, in bit order: what a result's measuredQubits are read by."""
+        self._qiskit_target()
+        circuit = executable.circuit
+        register = next((r for r in circuit.cregs if r.name == REGISTER_NAME), None)
+        if register is None:
+            raise ResultMappingError(f"the circuit has no classical register {REGISTER_NAME!r}")
+        measured: dict[int, int] = {}
+        for instruction in circuit.data:
+            if instruction.operation.name != "measure":
+                continue
+            places = [i for reg, i in circuit.find_bit(instruction.clbits[0]).registers if reg.name == REGISTER_NAME]
+            if places:
+                measured[places[0]] = self._label(circuit.find_bit(instruction.qubits[0]).index)
+        if sorted(measured) != list(range(register.size)):
+            raise ResultMappingError(f"the circuit measures bits {sorted(measured)} of its {register.size}-bit register")
+        return [measured[j] for j in range(register.size)]
+
     def _braket_circuit(self, executable: Executable):
         key = id(executable.circuit)
         if key not in self._converted:
@@ -514,16 +526,42 @@ class BraketBackend:
                 )
         return self._converted[key]
 
-    def _task(self, job_id: str) -> Any:
-        if self.is_local:
-            return self._jobs.get(job_id)
-        return self._ask(lambda: aws_task(job_id), job_id)
+    def _get_task(self, job_id: str) -> dict:
+        """GetQuantumTask (kept once the task is final: it changes no more)."""
+        if job_id in self._finished:
+            return self._finished[job_id]
+        session = self._aws()
+        task = self._ask(lambda: aws.get_task(session, job_id), job_id)
+        if task.get("status") in ("COMPLETED", "FAILED", "CANCELLED"):
+            self._finished[job_id] = task
+        return task
+
+    def _fetcher(self, job_id: str) -> Callable[[str, str], str]:
+        """Reads the documents a task's result points at in S3."""
+        session = self._aws()
+
+        def fetch(bucket: str, key: str) -> str:
+            text = self._ask(lambda: aws.read_object(session, bucket, key), job_id)
+            if text is None:
+                raise ResultMappingError(f"the result points at s3://{bucket}/{key}, which does not exist")
+            return text
+
+        return fetch
 
     def _ask(self, call: Callable[[], Any], job_id: str) -> Any:
-        """One call about a task; AwsQuantumTask reaches AWS only when asked."""
-        if self.is_local:
-            return call()
-        return _provider_call(call, f"asking about task {job_id}", missing=f"{self.name} has no task {job_id}")
+        """One call about a task."""
+        return aws.provider_call(call, f"asking about task {job_id}", missing=f"{self.name} has no task {job_id}")
+
+
+def _braket_simulator(name: str) -> Any:
+    """The BraketSimulator that Braket's LocalSimulator(name) wraps, from the
+    ``braket.simulators`` entry points: run directly, it returns the task
+    result document (ProgramSetTaskResult, GateModelTaskResult) with the
+    executables' inputsIndex, which LocalSimulator's results drop."""
+    from importlib.metadata import entry_points
+
+    (entry,) = [e for e in entry_points(group="braket.simulators") if e.name == name]
+    return entry.load()()
 
 
 class _EmulatorTask:
@@ -531,52 +569,43 @@ class _EmulatorTask:
 
     def __init__(self, device: EmulatedDevice, circuits: list, shots: int) -> None:
         self.id = f"emulated-{uuid.uuid4().hex}"
-        self._results = [device.run(circuit, shots=shots) for circuit in circuits]
+        self.results = [device.run(circuit, shots=shots) for circuit in circuits]
 
     def job_id(self) -> str:
         return self.id
 
-    def state(self) -> str:
-        return "COMPLETED"
-
-    def result(self):
-        return SimpleNamespace(entries=[self._results])
-
-    def cancel(self) -> None:
-        pass  # it has finished already
-
 
 class _LocalTask:
-    """A LocalSimulator task with the job_id() that InProcessJobs expects."""
+    """A local simulator's task: its result document, as a dict."""
 
-    def __init__(self, task: Any) -> None:
-        self._task = task
-        self.id = task.id
+    def __init__(self, simulator: Any, specification: Any, run_options: dict) -> None:
+        from braket.circuits.serialization import IRType
+        from braket.ir.openqasm import Program
+
+        self.id = f"local-{uuid.uuid4().hex}"
+        self._error: Exception | None = None
+        self._document: dict | None = None
+        try:
+            if run_options.get("inputs") is not None:
+                payload = Program(source=specification.to_ir(ir_type=IRType.OPENQASM).source, inputs=run_options["inputs"])
+                shots = run_options["shots"]
+            else:
+                payload, shots = specification.to_ir(), specification.total_shots
+            with warnings.catch_warnings():
+                # braket_dm warns that a noise-free circuit would be faster on the
+                # state vector; the user chose the density-matrix simulator on purpose.
+                warnings.filterwarnings("ignore", message="You are running a noise-free circuit")
+                self._document = simulator.run(payload, shots=shots).dict()
+        except Exception as err:  # the simulator's refusal is this task's failure
+            self._error = err
 
     def job_id(self) -> str:
-        return self._task.id
+        return self.id
 
-    def state(self) -> str:
-        return self._task.state()
-
-    def result(self):
-        return self._task.result()
-
-    def cancel(self) -> None:
-        self._task.cancel()
-
-
-def counts_from_program_set(result: Any) -> np.ndarray:
-    """Canonical counts (executions, 2**bits) from a program-set result of one
-    circuit binding, or from a single circuit's result (one execution)."""
-    executables = result.entries[0] if hasattr(result, "entries") else [result]
-    rows = []
-    for executable in executables:
-        measurements = np.asarray(executable.measurements, dtype=np.int64)  # (shots, bits), column j = clbit j
-        bits = measurements.shape[1]
-        index = measurements @ (1 << np.arange(bits))
-        rows.append(np.bincount(index, minlength=2**bits))
-    return np.array(rows, dtype=np.int64)
+    def result(self) -> dict:
+        if self._error is not None:
+            raise self._error
+        return self._document
 
 
 def _limits_from(properties: Any) -> BackendLimits:
@@ -595,63 +624,5 @@ def _limits_from(properties: Any) -> BackendLimits:
     )
 
 
-def _failure_reason(task: Any) -> str:
-    metadata = task.metadata() if callable(getattr(task, "metadata", None)) else {}
-    return str(metadata.get("failureReason") or "the task failed without a reason")
-
-
-#: Error codes of AWS that say "ask again later".
-TRANSIENT_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "InternalServerException",
-        "InternalServiceException",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
-)
-#: Error codes that mean the credentials were refused.
-CREDENTIAL_CODES = frozenset(
-    {"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException", "ExpiredToken", "InvalidClientTokenId", "AccessDeniedException"}
-)
-
-
-def _error_code(err: BaseException | None) -> str | None:
-    response = getattr(err, "response", None)
-    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
-
-
-def _provider_call(call: Callable[[], Any], what: str, missing: str | None = None) -> Any:
-    """Run one AWS call, classifying its errors: credentials, transient
-    (throttling, 5xx, connection and timeouts), an unknown task (with
-    ``missing`` when given), or a final refusal."""
-    from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError, NoRegionError
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-
-    try:
-        return call()
-    except NoCredentialsError as err:
-        raise CredentialsError(NO_CREDENTIALS) from err
-    except NoRegionError as err:
-        raise ConfigError("no AWS region: set AWS_DEFAULT_REGION or a region in your AWS profile") from err
-    except ClientError as err:
-        code = _error_code(err) or "ClientError"
-        message = err.response.get("Error", {}).get("Message", str(err))
-        http_status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        if missing is not None and code == "ResourceNotFoundException":
-            raise JobNotFoundError(missing) from err
-        if code in CREDENTIAL_CODES:
-            raise CredentialsError(f"Amazon Braket rejected the credentials while {what}: {code}: {message}") from err
-        if code in TRANSIENT_CODES or http_status == 429 or http_status >= 500:
-            raise TransientBackendError(f"Amazon Braket is busy or failing while {what}: {code}: {message}") from err
-        raise BackendError(f"Amazon Braket refused {what}: {code}: {message}") from err
-    except (BotoConnectionError, HTTPClientError, ConnectionError, TimeoutError) as err:
-        raise TransientBackendError(f"Amazon Braket could not be reached while {what}: {err}") from err
-    except BotoCoreError as err:
-        raise BackendError(f"Amazon Braket failed while {what}: {err}") from err
+def _failure_reason(task: dict) -> str:
+    return str(task.get("failureReason") or "the task failed without a reason")

@@ -26,8 +26,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendLimits, Executable, JobStatus
-from qhw.backends._qiskit_jobs import InProcessJobs, job_counts, job_status, local_job_counts
+from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendLimits, Executable, JobResult, JobStatus
+from qhw.backends._qiskit_jobs import InProcessJobs, job_status, local_job_counts, mapped_counts
 from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, JobNotFoundError, TransientBackendError
 from qhw.pricing import CostEstimate, PriceTable
 from qhw.records import QUBITS, CalibrationSnapshot, JobUsage, PairCalibration, ProviderUsage, QubitCalibration
@@ -47,6 +47,14 @@ PRICES = {
     "ibm_seconds_per_job": 2.0,
     "ibm_seconds_per_shot": 0.0002,
 }
+#: IBM's job listing (``service.jobs(job_tags=...)``) is a search that may not
+#: show a job for a while after IBM accepted it; IBM documents no bound. Until
+#: this long after a submission began (default 300 s, or
+#: ``QHW_IBM_LISTING_GRACE_SECONDS``), a lookup by ``qhw-key`` that finds
+#: nothing is no answer: the job stays pending and is looked for again, and a
+#: paid resubmission is not even offered.
+LISTING_GRACE_ENV = "QHW_IBM_LISTING_GRACE_SECONDS"
+LISTING_GRACE_SECONDS = 300.0
 LISTED_DEVICES = ("ibm_fez", "ibm_torino", "ibm_kingston", "ibm_marrakesh", "ibm_aachen", "ibm_pittsburgh")
 NAMES_SUMMARY = (
     "ibm_<device> for IBM Quantum devices (ibm_fez, ibm_torino, ibm_kingston, ...); "
@@ -96,6 +104,20 @@ def create(name: str, *, seed: int | None = None) -> Backend | None:
     return IBMBackend(name, device=device, seed=seed)
 
 
+def listing_grace() -> float:
+    """How long IBM's job listing is given to show a job (see LISTING_GRACE_SECONDS)."""
+    raw = os.environ.get(LISTING_GRACE_ENV)
+    if raw is None:
+        return LISTING_GRACE_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{LISTING_GRACE_ENV} must be a number of seconds, got {raw!r}") from None
+    if not 0 <= value < 86_400:
+        raise ConfigError(f"{LISTING_GRACE_ENV} must be between 0 and 86400 seconds, got {raw!r}")
+    return value
+
+
 def credentials_configured() -> bool:
     """A saved account or QISKIT_IBM_TOKEN in the environment (no network)."""
     if os.environ.get("QISKIT_IBM_TOKEN"):
@@ -124,8 +146,10 @@ class IBMBackend:
         self._seed = seed
         self._mode: Any = None  # a Batch while a multi-job run is being submitted
         self._jobs = InProcessJobs(name)
+        self._remote_jobs: dict[str, Any] = {}
         self.num_qubits = _qubits(device) if device is not None else published_qubits
         self.limits = self._limits()
+        self.listing_grace_seconds = 0.0 if self.is_local else listing_grace()
 
     @property
     def credentials_configured(self) -> bool | None:
@@ -260,9 +284,12 @@ class IBMBackend:
         job = self._job(job_id)
         return job_status(job) if self.is_local else _runtime_call(lambda: job_status(job), f"polling job {job_id}")
 
-    def result(self, job_id: str) -> np.ndarray:
+    def result(self, job_id: str, *, executable: Executable, executions: int, shots: int) -> JobResult:
         job = self._job(job_id)
-        return local_job_counts(job) if self.is_local else _runtime_call(lambda: job_counts(job), f"fetching job {job_id}")
+        if self.is_local:
+            return local_job_counts(job, executable, executions)
+        result = _runtime_call(job.result, f"fetching job {job_id}")
+        return mapped_counts(result, executable, executions)
 
     def cancel(self, job_id: str) -> None:
         job = self._job(job_id)
@@ -274,10 +301,21 @@ class IBMBackend:
             # 409: the job is already final; its status says how it ended.
 
     def usage(self, job_id: str) -> ProviderUsage:
+        """The QPU time IBM charges for the job, once IBM says it is final.
+
+        ``RuntimeJobV2.usage()`` returns 0 until IBM has finished computing the
+        usage, which would read as a free job; the job's metrics say whether the
+        figure is final (``usage.status``), so they are read instead.
+        """
         if self.is_local:
             return ProviderUsage()
-        usage = getattr(self._job(job_id), "usage", None)
-        seconds = _runtime_call(usage, f"reading the usage of job {job_id}") if callable(usage) else None
+        job = self._job(job_id)
+        metrics = _runtime_call(job.metrics, f"reading the usage of job {job_id}") or {}
+        usage = metrics.get("usage") or {}
+        # As RuntimeJobV2.usage() reads it: no status means not computed yet.
+        if usage.get("status", "pending") == "pending":
+            return ProviderUsage(final=False)
+        seconds = usage.get("qpu_charge_time_seconds", usage.get("quantum_seconds"))
         return ProviderUsage(quantum_seconds=None if seconds is None else float(seconds))
 
     def calibration(self, layout: Sequence[int]) -> CalibrationSnapshot:
@@ -317,6 +355,9 @@ class IBMBackend:
             device=self.name, calibrated_at=_last_calibration(device), qubits=tuple(calibrated), pairs=tuple(pairs)
         )
 
+    def price_table(self, prices: PriceTable) -> PriceTable:
+        return prices  # IBM's devices publish no price of their own
+
     def estimate_cost(self, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> CostEstimate | None:
         """QPU time: IBM publishes no time per shot, so a configurable time per
         job plus one per shot, at the pay-as-you-go price per second."""
@@ -336,10 +377,14 @@ class IBMBackend:
         return None if seconds is None else seconds * prices["ibm_usd_per_qpu_second"]
 
     def _job(self, job_id: str) -> Any:
+        """The job (a remote one looked up once per adapter: the RuntimeJobV2
+        asks IBM for its state itself, and keeps it once final)."""
         if self.is_local:
             return self._jobs.get(job_id)
-        service = self._service_or_error()
-        return _runtime_call(lambda: service.job(job_id), f"looking up job {job_id}")
+        if job_id not in self._remote_jobs:
+            service = self._service_or_error()
+            self._remote_jobs[job_id] = _runtime_call(lambda: service.job(job_id), f"looking up job {job_id}")
+        return self._remote_jobs[job_id]
 
 
 #: Two-qubit gates of IBM's devices (Heron: cz; Eagle: ecr; Falcon and the fakes: cx).

@@ -15,18 +15,17 @@ are processed in chunks of at most 2**22 amplitudes).
 
 from __future__ import annotations
 
-import functools
 import uuid
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from qhw.backend import Backend, BackendLimits, Executable, JobStatus
+from qhw.backend import Backend, BackendLimits, Executable, JobResult, JobStatus
 from qhw.backends._qiskit_jobs import InProcessJobs
-from qhw.errors import BackendError, JobFailedError
+from qhw.errors import BackendError, JobFailedError, ResultMappingError
 from qhw.pricing import PriceTable
 from qhw.records import JobState, JobUsage, ProviderUsage
 
@@ -59,6 +58,7 @@ class StatevectorBackend:
     description = "exact state vectors in NumPy, ideal (no noise); shots drawn from the exact probabilities"
     is_paid = False
     is_local = True
+    listing_grace_seconds = 0.0  # nothing to look up: jobs live in this process
     num_qubits = MAX_QUBITS
     limits = BackendLimits(max_shots=MAX_SHOTS, max_circuits_per_job=CIRCUITS_PER_JOB)
     credentials_configured = None
@@ -112,8 +112,11 @@ class StatevectorBackend:
         self._jobs.get(job_id)
         return JobStatus(JobState.DONE)
 
-    def result(self, job_id: str) -> np.ndarray:
-        return self._jobs.get(job_id).counts
+    def result(self, job_id: str, *, executable: Executable, executions: int, shots: int) -> JobResult:
+        counts = self._jobs.get(job_id).counts
+        if counts.shape[0] != executions:
+            raise ResultMappingError(f"{NAME} job {job_id} holds {counts.shape[0]} results for {executions} executions")
+        return JobResult(counts)
 
     def cancel(self, job_id: str) -> None:
         self._jobs.get(job_id)  # it has finished already
@@ -126,6 +129,9 @@ class StatevectorBackend:
 
     def estimate_cost(self, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> None:
         return None
+
+    def price_table(self, prices: PriceTable) -> PriceTable:
+        return prices
 
     def job_cost(self, job: JobUsage, prices: PriceTable) -> float:
         return 0.0

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import importlib
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -71,14 +71,34 @@ class Executable:
     """The template transpiled for one device; stored with the run."""
 
     circuit: Any  # qiskit.QuantumCircuit
-    layout: tuple[int, ...]  # physical qubit of logical qubit i
+    layout: tuple[int, ...]  # the physical qubit of logical qubit i, by the device's own label
 
 
 @dataclass(frozen=True)
 class JobStatus:
     state: JobState
     error: str | None = None
+    # A failed job that still holds the results of what ran (a Braket program
+    # set whose executables partly failed): they are fetched and stored.
+    results_available: bool = False
 
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a finished job measured, execution by execution.
+
+    ``counts[e]`` holds the canonical counts of the job's execution ``e``, as
+    the provider's own indices place it; an execution the provider failed (a
+    program set's failed executable, say) is in ``failed`` with the
+    provider's reason, and its row of ``counts`` is zero and never stored.
+    """
+
+    counts: np.ndarray  # (executions, 2**qubits)
+    failed: Mapping[int, str] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed
 
 
 
@@ -102,6 +122,9 @@ class Backend(Protocol):
     is_local: bool  # jobs live only in this process (finish during submit)
     limits: BackendLimits
     credentials_configured: bool | None  # None: the backend needs none
+    #: How long after a submission the provider's job listing may still not
+    #: show the job (find_job): within it, "not found" is not yet an answer.
+    listing_grace_seconds: float
 
     @property
     def description(self) -> str:
@@ -151,15 +174,27 @@ class Backend(Protocol):
     def status(self, job_id: str) -> JobStatus:
         """The normalised state of a job (raises JobNotFoundError if unknown)."""
 
-    def result(self, job_id: str) -> np.ndarray:
-        """Counts (executions, 2**qubits) in the canonical bit order, logical qubits."""
+    def result(self, job_id: str, *, executable: Executable, executions: int, shots: int) -> JobResult:
+        """Counts (executions, 2**qubits) in the canonical bit order of the
+        logical qubits, each execution placed by the provider's own indices,
+        and the executions the provider failed.
+
+        ``executable``, ``executions`` and ``shots`` are what the job was
+        submitted with: an answer that does not fit them raises
+        :class:`~qhw.errors.ResultMappingError` (nothing is guessed).
+        """
 
     def cancel(self, job_id: str) -> None:
         """Ask the provider to cancel a job; a job already finished stays as it
         is (ask ``status`` for the provider's answer)."""
 
     def usage(self, job_id: str) -> ProviderUsage:
-        """What the provider reports of a finished job's use (nothing, for most)."""
+        """What the provider reports of a finished job's use (nothing, for most);
+        ``final=False`` while the provider has not finished computing it."""
+
+    def price_table(self, prices: PriceTable) -> PriceTable:
+        """``prices`` with the device's own published prices applied where the
+        user did not override them (the device is read: call after ``check``)."""
 
     def calibration(self, layout: Sequence[int]) -> "CalibrationSnapshot | None":
         """The device's calibration as it stands now, for the physical qubits

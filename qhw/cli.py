@@ -116,6 +116,8 @@ def _emit_collected(result, as_json: bool) -> None:
             "failed_jobs": result.failed_jobs,
             "jobs_waiting_on_errors": result.waiting_on_errors,
             "jobs_awaiting_approval": result.awaiting_approval,
+            "jobs_usage_pending": result.usage_pending,
+            "failed_executions": result.failed_executions,
         },
         as_json,
     )
@@ -129,6 +131,18 @@ def _emit_collected(result, as_json: bool) -> None:
         click.echo(
             f"{result.awaiting_approval} job(s) on a paid backend are not at the provider and were left pending: "
             "`qhw collect --yes` submits them",
+            err=True,
+        )
+    if result.failed_executions:
+        click.echo(
+            f"{result.failed_executions} execution(s) failed at the provider inside jobs that otherwise ran: "
+            "`qhw runs show ID` lists them, `qhw retry --run ID` runs them again",
+            err=True,
+        )
+    if result.usage_pending:
+        click.echo(
+            f"{result.usage_pending} finished job(s) have no final usage from their provider yet: their cost stays unknown; "
+            "`qhw poll` or `qhw runs show` asks again",
             err=True,
         )
 
@@ -385,8 +399,11 @@ def runs_list(app: _App, as_json) -> None:
 def runs_show(app: _App, run_id, properties_out, as_json) -> None:
     """Everything stored about one run, its device's calibration at run time included."""
     from qhw.overview import export_device_properties, run_details
+    from qhw.runs import settle_usage
 
     store = app.store()
+    store.ledger.run(run_id)  # an unknown run is refused before any provider is asked
+    settle_usage(store, run_id)  # usage a provider had not finalised may be final now
     details = run_details(store, run_id)
     if properties_out is not None:
         click.echo(f"device properties: {export_device_properties(store, run_id, properties_out)}", err=True)
@@ -420,6 +437,19 @@ def runs_show(app: _App, run_id, properties_out, as_json) -> None:
         _emit([{"qubits": "-".join(map(str, p.qubits)), "gate": p.gate, "error": p.error} for p in calibration.pairs], False, title="two-qubit gates")
     for job, state, error in details.job_errors:
         click.echo(f"job {job} ({state}): {error}")
+    if details.failed_executions:
+        _emit(
+            [
+                {"job": f.job, "execution": f.execution, "sample": f.sample or f"calibration state {f.execution}",
+                 "circuit": "" if f.circuit is None else f.circuit, "reason": f.reason, "retried by job": f.retry_job or ""}
+                for f in details.failed_executions
+            ],
+            False,
+            title=f"{len(details.failed_executions)} execution(s) failed at the provider (`qhw retry --run {run_id}` runs them again)",
+        )
+    if details.prices:
+        sources = "; ".join(f"{price} from {source}" for price, source in details.prices)
+        click.echo(f"prices: {sources}; the others from qhw's price table")
 
 
 @main.command()
@@ -431,6 +461,7 @@ def jobs(app: _App, run_id, states, as_json) -> None:
     """List jobs with their provider ids, states and errors."""
     store = app.store()
     backend_of = {run.id: run.backend for run in store.ledger.runs()}
+    failed_executions = store.ledger.failed_execution_counts(run_id)
     rows = [
         {
             "job": j.id,
@@ -443,6 +474,8 @@ def jobs(app: _App, run_id, states, as_json) -> None:
             "attempt": j.attempt,
             "updated": j.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
             "quantum_seconds": j.quantum_seconds,
+            "usage_pending": j.usage_pending,
+            "failed_executions": failed_executions.get(j.id, 0),
             "errors_in_a_row": j.error_count,
             "error": j.error,
         }

@@ -46,6 +46,10 @@ class StoreError(QhwError):
     """The tracking database could not be reached or used."""
 
 
+class ConflictError(StoreError):
+    """Another qhw process changed the same rows first; nothing was written."""
+
+
 class SchemaOutdatedError(StoreError):
     """The database schema is older than this qhw; `qhw db upgrade` fixes it."""
 
@@ -66,6 +70,11 @@ class TransientBackendError(BackendError):
     """
 
 
+class ListingLagError(TransientBackendError):
+    """A lookup by tag found nothing, but the provider's job listing may not
+    show a job accepted this recently: "not found" is no answer yet."""
+
+
 class JobNotFoundError(BackendError, LookupError):
     """The provider no longer knows a job id (e.g. a local job from a finished process)."""
 
@@ -76,3 +85,9 @@ class JobFailedError(BackendError):
 
 class TrainingError(QhwError, ValueError):
     """Training or evaluation cannot proceed with the data given."""
+
+
+class ResultMappingError(JobFailedError):
+    """A finished job's results cannot be mapped to its executions by the
+    provider's own indices (a result index out of range or repeated, a measured
+    qubit missing): nothing of it is stored, and the job fails with the reason."""

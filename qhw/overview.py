@@ -9,12 +9,12 @@ without credentials, years later.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from qhw import config
 from qhw.errors import ConfigError
-from qhw.records import DEVICE_NAME_KEY, FINAL_STATES, CalibrationSnapshot, JobRecord, JobState, RunRecord
+from qhw.records import DEVICE_NAME_KEY, FINAL_STATES, SPLIT_NAMES, CalibrationSnapshot, JobRecord, JobState, RunRecord
 from qhw.store import Store
 
 #: Device kinds that cost money, for runs from before qhw kept price tables.
@@ -37,6 +37,7 @@ class Cost:
     unfinished_jobs: int
     finished_jobs: int
     free: bool
+    usage_pending_jobs: int = 0  # finished, but the provider's usage is not final yet
 
     @property
     def actual_text(self) -> str:
@@ -47,9 +48,10 @@ class Cost:
         so_far = f" so far ({self.unfinished_jobs} job(s) unfinished)" if self.unfinished_jobs else ""
         if self.actual_usd is not None:
             return f"{usd(self.actual_usd)}{so_far}"
+        pending = f"; the provider has not reported the final usage of {self.usage_pending_jobs} job(s)" if self.usage_pending_jobs else ""
         if self.priced_usd > 0:
-            return f"unknown (at least {usd(self.priced_usd)}; {self.unpriced_jobs} job(s) unpriced){so_far}"
-        return "unknown"
+            return f"unknown (at least {usd(self.priced_usd)}; {self.unpriced_jobs} job(s) unpriced{pending}){so_far}"
+        return f"unknown ({pending[2:]})" if pending else "unknown"
 
     @property
     def estimate_text(self) -> str:
@@ -89,6 +91,22 @@ class RunOverview:
 
 
 @dataclass(frozen=True)
+class FailedExecution:
+    """An execution a provider failed that has no stored result yet."""
+
+    job: int
+    purpose: str
+    execution: int
+    sample: str | None  # "test#12", the sample it measures ("calibration" executions: None)
+    circuit: int | None
+    reason: str
+    retry_job: int | None  # the job `qhw retry` made to run it again
+
+    def to_dict(self) -> dict:
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
 class RunDetails:
     overview: RunOverview
     feature_set: int
@@ -100,6 +118,8 @@ class RunDetails:
     calibration: CalibrationSnapshot | None
     calibration_age: timedelta | None  # the calibration's age when the run was submitted
     job_errors: list[tuple[int, str, str]]  # (job, state, error)
+    failed_executions: list[FailedExecution] = field(default_factory=list)
+    prices: list[tuple[str, str]] = field(default_factory=list)  # (price, where it came from), for a paid run
 
     def to_dict(self) -> dict:
         calibration = None
@@ -119,6 +139,8 @@ class RunDetails:
             "mitigation": self.mitigation,
             "calibration": calibration,
             "job_errors": [{"job": job, "state": state, "error": error} for job, state, error in self.job_errors],
+            "failed_executions": [failure.to_dict() for failure in self.failed_executions],
+            "prices": [{"price": price, "source": source} for price, source in self.prices],
         }
 
 
@@ -140,6 +162,7 @@ def run_cost(run: RunRecord, jobs: list[JobRecord]) -> Cost:
         unfinished_jobs=len(jobs) - len(finished),
         finished_jobs=len(finished),
         free=free,
+        usage_pending_jobs=sum(1 for job in finished if job.usage_pending),
     )
 
 
@@ -176,7 +199,48 @@ def run_details(store: Store, run_id: int | None = None) -> RunDetails:
         calibration=calibration,
         calibration_age=age,
         job_errors=[(job.id, job.state.value, job.error) for job in jobs if job.error],
+        failed_executions=_failed_executions(store, run),
+        prices=_price_sources(run),
     )
+
+
+def _failed_executions(store: Store, run: RunRecord) -> list[FailedExecution]:
+    """The executions providers failed that still have no stored result, with
+    the sample (split and index within it) and circuit each would measure."""
+    failures = store.ledger.execution_failures(run.id)
+    if not failures:
+        return []
+    order = store.ledger.run_circuit(run.id).sample_order
+    stored = store.results.stored_keys(run.id)
+    calibrated = set(store.results.calibration(run.id))
+    k = run.circuits_per_sample
+    latest: dict[tuple[str, int], FailedExecution] = {}
+    for failure in failures:
+        if failure.purpose == "calibration":
+            if (0, 2**run.num_qubits - 1)[failure.execution] in calibrated:
+                continue
+            sample, circuit = None, None
+        else:
+            split, index = order[failure.execution // k]
+            key = (SPLIT_NAMES[int(split)], int(index), failure.execution % k)
+            if key in stored:
+                continue
+            sample, circuit = f"{key[0]}#{key[1]}", key[2]
+        latest[(failure.purpose, failure.execution)] = FailedExecution(
+            job=failure.job_id, purpose=failure.purpose, execution=failure.execution, sample=sample, circuit=circuit,
+            reason=failure.reason, retry_job=failure.retry_job_id,
+        )
+    return list(latest.values())
+
+
+def _price_sources(run: RunRecord) -> list[tuple[str, str]]:
+    """Each price of a paid run that did not come from qhw's own table, and where it came from."""
+    if run.prices_json is None:
+        return []
+    from qhw.pricing import PriceTable
+
+    table = PriceTable.from_json(run.prices_json)
+    return [(name, table.sources[name]) for name in sorted(table.sources)]
 
 
 def _overview(run: RunRecord, jobs: list[JobRecord], samples: int) -> RunOverview:

@@ -89,8 +89,8 @@ def _process_pool(workers: int, preload: tuple[str, ...]) -> Iterator[Executor]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def run_job(backend: str, backend_seed: int | None, qpy: bytes, layout: tuple[int, ...], values: np.ndarray, shots: int, seed: int | None) -> np.ndarray:
-    """Run one local job in whatever process this is (a worker), on one thread: its counts.
+def run_job(backend: str, backend_seed: int | None, qpy: bytes, layout: tuple[int, ...], values: np.ndarray, shots: int, seed: int | None):
+    """Run one local job in whatever process this is (a worker), on one thread: its JobResult.
 
     The backend and the circuit are built once per process and kept.
     """
@@ -100,7 +100,7 @@ def run_job(backend: str, backend_seed: int | None, qpy: bytes, layout: tuple[in
     simulator.use_threads(1)
     executable = Executable(circuit=_circuit(hashlib.sha1(qpy).hexdigest(), qpy), layout=tuple(layout))
     job_id = simulator.submit(executable, values, shots, [], seed=seed)
-    return np.asarray(simulator.result(job_id))
+    return simulator.result(job_id, executable=executable, executions=len(values), shots=shots)
 
 
 @functools.lru_cache(maxsize=8)

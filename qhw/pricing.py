@@ -27,7 +27,7 @@ import math
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from qhw.errors import ConfigError
@@ -42,22 +42,46 @@ Price = float | dict[str, float]
 
 @dataclass(frozen=True)
 class PriceTable:
-    """Prices by key (a number, or a table of device -> number) and their date."""
+    """Prices by key (a number, or a table of device -> number), their date,
+    and where each price that is not qhw's own default came from."""
 
     values: Mapping[str, Price]
     taken: str = PRICES_TAKEN
+    #: "key" or "key.device" -> where the price came from: the user's price
+    #: file, or a device's own published document. Absent: qhw's table.
+    sources: Mapping[str, str] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Price:
         return self.values[key]
 
+    def source(self, key: str, device: str | None = None) -> str:
+        """Where a price came from, in words."""
+        name = key if device is None else f"{key}.{device}"
+        return self.sources.get(name) or self.sources.get(key) or f"qhw's price table of {PRICES_TAKEN}"
+
+    def overridden(self, key: str, device: str | None = None) -> bool:
+        """Whether the user's price file set this price (it then wins over any other)."""
+        name = key if device is None else f"{key}.{device}"
+        return any(where.startswith(USER_SOURCE) for where in (self.sources.get(name), self.sources.get(key)) if where)
+
+    def with_device_price(self, key: str, device: str, price: float, source: str) -> "PriceTable":
+        """This table with one device's price in ``key`` set, and where it came from."""
+        table = dict(self.values[key])
+        table[device] = _check_price(price, f"{source}: {key}.{device}")
+        return PriceTable({**self.values, key: table}, self.taken, {**self.sources, f"{key}.{device}": source})
+
     def to_json(self) -> str:
         """The table as stored with a run."""
-        return json.dumps({"taken": self.taken, "values": dict(self.values)}, sort_keys=True)
+        return json.dumps({"taken": self.taken, "values": dict(self.values), "sources": dict(self.sources)}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "PriceTable":
         data = json.loads(text)
-        return cls(values=data["values"], taken=data["taken"])
+        return cls(values=data["values"], taken=data["taken"], sources=data.get("sources", {}))
+
+
+#: How a price set in the user's price file names its source.
+USER_SOURCE = "your price file"
 
 
 @dataclass(frozen=True)
@@ -112,6 +136,7 @@ def load_prices() -> PriceTable:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"{path}: not a readable TOML price file ({err})") from err
     merged = dict(defaults)
+    sources: dict[str, str] = {}
     for key, value in overrides.items():
         if key not in defaults:
             raise ConfigError(f"{path}: unknown price {key!r}{_did_you_mean(key, defaults)}; known: {', '.join(sorted(defaults))}")
@@ -126,10 +151,12 @@ def load_prices() -> PriceTable:
                         f"known: {', '.join(sorted(default))}, or {ARN_PREFIX}<device ARN>"
                     )
                 _check_price(price, f"{path}: {key}.{device}")
+                sources[f"{key}.{device}"] = f"{USER_SOURCE} {path}"
             merged[key] = {**default, **{device: float(price) for device, price in value.items()}}
         else:
             merged[key] = _check_price(value, f"{path}: {key}")
-    return PriceTable(merged, taken=f"{PRICES_TAKEN}, overridden by {path}")
+            sources[key] = f"{USER_SOURCE} {path}"
+    return PriceTable(merged, taken=f"{PRICES_TAKEN}, overridden by {path}", sources=sources)
 
 
 def _check_price(value: object, where: str) -> float:

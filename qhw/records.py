@@ -11,6 +11,10 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Qubits of the feature map (one per PCA component of a circuit).
 QUBITS = 5
@@ -135,15 +139,25 @@ class RunRecord(RunSpec):
 
 @dataclass(frozen=True)
 class JobPlan:
-    """One job of a new run: executions [start, stop) of its purpose."""
+    """One job of a run: executions [start, stop) of its purpose, or exactly
+    the executions listed in ``indices`` (a retry of the ones a provider failed)."""
 
     execution_start: int
     execution_stop: int
     purpose: str = "samples"  # or "calibration"
+    indices: tuple[int, ...] | None = None
+
+    @classmethod
+    def of(cls, indices, purpose: str = "samples") -> "JobPlan":
+        """A job of exactly these executions (a range when they are one)."""
+        indices = tuple(sorted(int(i) for i in indices))
+        start, stop = indices[0], indices[-1] + 1
+        contiguous = stop - start == len(indices)
+        return cls(start, stop, purpose, None if contiguous else indices)
 
     @property
     def executions(self) -> int:
-        return self.execution_stop - self.execution_start
+        return len(self.indices) if self.indices is not None else self.execution_stop - self.execution_start
 
 
 @dataclass(frozen=True)
@@ -169,6 +183,10 @@ class JobRecord:
     cancel_requested_at: datetime | None = None
     duration_seconds: float | None = None  # a managed simulator's reported execution time
     cost_usd: float | None = None  # what it cost, once finished; None while unknown
+    # Exactly the executions of the run this job carries, when they are not the
+    # range [execution_start, execution_stop) (a retry of failed executables).
+    indices: tuple[int, ...] | None = None
+    usage_pending: bool = False  # the provider has not yet given its final usage (IBM)
 
     def usage(self, shots: int, reported: "ProviderUsage | None" = None, state: "JobState | None" = None) -> "JobUsage":
         """This job as its adapter prices it (``reported``: fresh from the provider)."""
@@ -177,7 +195,16 @@ class JobRecord:
 
     @property
     def executions(self) -> int:
-        return self.execution_stop - self.execution_start
+        return len(self.indices) if self.indices is not None else self.execution_stop - self.execution_start
+
+    @property
+    def execution_indices(self) -> "np.ndarray":
+        """The run's executions this job carries, in the order it sent them."""
+        import numpy as np
+
+        if self.indices is not None:
+            return np.asarray(self.indices, dtype=np.int64)
+        return np.arange(self.execution_start, self.execution_stop, dtype=np.int64)
 
     @property
     def tags(self) -> list[str]:
@@ -191,12 +218,33 @@ class JobRecord:
 
 
 @dataclass(frozen=True)
+class ExecutionFailureRecord:
+    """An execution a provider failed inside a job that otherwise ran."""
+
+    id: int
+    run_id: int
+    job_id: int
+    attempt: int
+    purpose: str
+    execution: int  # of the run, within its purpose
+    reason: str
+    recorded_at: datetime
+    retry_job_id: int | None  # the job that runs it again, once `qhw retry` made one
+
+
+@dataclass(frozen=True)
 class ProviderUsage:
     """What the provider reports of a finished job's use, where it reports anything."""
 
     quantum_seconds: float | None = None  # IBM Quantum's usage
     duration_seconds: float | None = None  # a managed simulator's execution time
     shots: int | None = None  # shots that ran, where the provider counts them (Braket)
+    # False while the provider is still computing the figures (IBM reports 0
+    # until then): they stay unknown, and later polls ask again.
+    final: bool = True
+    # The provider's own final word on the task, where it bills by it (Braket:
+    # a FAILED or CANCELLED task is not billed, even with partial results).
+    provider_state: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ may run at once: each claims a job before working on it. See docs/ledger.md.
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -20,14 +21,28 @@ from qhw import circuits, config, parallel
 from qhw.backend import Backend, Executable, get_backend
 from qhw.checks import check_positive, check_seed
 from qhw.datasets import stratified_subset
-from qhw.errors import BackendError, ConfigError, NotFoundError
+from qhw.errors import BackendError, ConfigError, NotFoundError, QhwError
 from qhw.features import load_arrays
 from qhw.pricing import CostEstimate, check_amount, load_prices
 from qhw.progress import Progress, SilentProgress
-from qhw.records import QUBITS, RUN_SPLITS, SPLIT_CODES, UNFINISHED_STATES, JobPlan, JobRecord, JobState, RunRecord, RunSpec
+from qhw.records import (
+    JOB_PURPOSES,
+    QUBITS,
+    RUN_SPLITS,
+    SPLIT_CODES,
+    UNFINISHED_STATES,
+    ExecutionFailureRecord,
+    JobPlan,
+    JobRecord,
+    JobState,
+    RunRecord,
+    RunSpec,
+)
 from qhw.store import RunCircuit, Store
 from qhw.store.ledger import holder_id
 from qhw.worker import Approver, RunWorker, Tally, parameter_rows
+
+log = logging.getLogger("qhw.runs")
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,8 @@ class CollectResult:
     failed_jobs: int
     waiting_on_errors: int  # unfinished jobs whose last call failed (network, 429, 5xx...)
     awaiting_approval: int  # paid jobs to send again, left pending without --yes
+    usage_pending: int = 0  # finished jobs whose provider has not yet given its final usage
+    failed_executions: int = 0  # executions a provider failed inside collected jobs, not yet retried
 
 
 @dataclass(frozen=True)
@@ -124,6 +141,11 @@ def submit(
     estimate = backend.estimate_cost([plan.executions for plan in plans], shots, prices) if prices else None
     guard_cost(backend, estimate, max_cost, approve)
     backend.check(sum(plan.executions for plan in plans), shots)
+    # The device's own properties (now read) may cap jobs lower than the static
+    # limits did (a device without program sets), and may carry its own price.
+    plans = plan_jobs(backend, len(order) * k, shots, calibrations=len(circuits.calibration_rows()) if mitigate else 0)
+    if prices is not None:
+        prices, estimate = _device_prices(backend, prices, estimate, [plan.executions for plan in plans], shots, max_cost, approve)
 
     # A local simulator's worker processes start now, while this one prepares the run.
     with _executor_for(backend, workers, scheduler, len(plans)) as pool:
@@ -175,24 +197,34 @@ def retry_run(
     scheduler: str | None = None,
     progress: Progress | None = None,
 ) -> SubmitResult:
-    """Submit a run's failed jobs afresh (new idempotency keys), with the same
-    cost guard as ``submit``; their earlier attempts stay in the jobs' history.
+    """Submit again, with the same cost guard as ``submit``, what a run is
+    missing: its failed jobs (afresh, with new idempotency keys; their earlier
+    attempts stay in the jobs' history), and exactly the executions a provider
+    failed inside jobs that otherwise ran, in new jobs of their own.
 
     Raises:
-        NotFoundError: no such run, or it has no failed job.
+        NotFoundError: no such run, or nothing of it failed.
     """
     run = store.ledger.run(run_id)
     failed = store.ledger.jobs(run.id, states=[JobState.FAILED])
-    if not failed:
-        raise NotFoundError(f"run {run.id} has no failed jobs to retry")
+    missing = missing_executions(store, run.id)
+    if not failed and not missing:
+        raise NotFoundError(f"run {run.id} has no failed jobs or executions to retry")
     backend = get_backend(run.backend, seed=run.seed)
-    estimate = backend.estimate_cost([job.executions for job in failed], run.shots, load_prices()) if backend.is_paid else None
+    plans = _retry_plans(backend, run.shots, missing)
+    sizes = [job.executions for job in failed] + [plan.executions for plan, _ in plans]
+    prices = load_prices() if backend.is_paid else None
+    estimate = backend.estimate_cost(sizes, run.shots, prices) if prices else None
     guard_cost(backend, estimate, max_cost, approve)
-    backend.check(sum(job.executions for job in failed), run.shots)
+    backend.check(sum(sizes), run.shots)
+    if prices is not None:
+        _device_prices(backend, prices, estimate, sizes, run.shots, max_cost, approve)
     holder = holder_id()
     worker = RunWorker.load(store, run.id, holder=holder, backend=backend, approved=True)
     fresh = [job for job in map(store.ledger.reset_for_retry, failed) if job is not None]
     claimed = [job for job in (store.ledger.claim(job, holder) for job in fresh) if job is not None]
+    if plans:
+        claimed += store.ledger.add_retry_jobs(run.id, plans, claimed_by=holder)
     with _executor_for(backend, workers, scheduler, len(claimed)) as pool:
         tally = _work_all(store, worker, claimed, progress or SilentProgress(), f"{backend.name}: retried jobs", pool=pool, workers=workers)
     return SubmitResult(run=run, jobs=store.ledger.jobs(run.id), tally=tally)
@@ -259,6 +291,7 @@ def collect(
                 finally:
                     store.ledger.release([job.id for job in jobs], holder)
         remaining = store.ledger.jobs(run_id, states=UNFINISHED_STATES)
+        usage_pending = settle_usage(store, run_id, workers=run_workers, holder=holder)
         blocked = {job.id for job in remaining} <= tally.awaiting_approval
         if not wait or not remaining or blocked or (deadline is not None and time.monotonic() >= deadline):
             break
@@ -269,7 +302,33 @@ def collect(
         failed_jobs=len(store.ledger.jobs(run_id, states=[JobState.FAILED])),
         waiting_on_errors=len(tally.waiting_on_errors & {job.id for job in remaining}),
         awaiting_approval=len(tally.awaiting_approval & {job.id for job in remaining}),
+        usage_pending=usage_pending,
+        failed_executions=sum(
+            len(missing_executions(store, run.id)) for run in ([store.ledger.run(run_id)] if run_id is not None else store.ledger.runs())
+        ),
     )
+
+
+def settle_usage(store: Store, run_id: int | None = None, *, workers: dict[int, RunWorker] | None = None, holder: str | None = None) -> int:
+    """Ask the providers again for the usage of finished jobs whose figures were
+    not final (IBM computes them after a job ends); record those now final.
+
+    A provider that cannot be asked (network, credentials) leaves the figures
+    unknown for a later call. Returns how many jobs still wait for final usage.
+    """
+    pending = store.ledger.jobs_with_usage_pending(run_id)
+    workers = {} if workers is None else workers
+    left = 0
+    for job in pending:
+        try:
+            if job.run_id not in workers:
+                workers[job.run_id] = RunWorker.load(store, job.run_id, holder=holder or holder_id())
+            settled = workers[job.run_id].settle_usage(job)
+        except QhwError as err:
+            log.warning("job %s: its usage could not be read again (%s); it stays unknown", job.id, err)
+            settled = False
+        left += not settled
+    return left
 
 
 def cancel_run(store: Store, run_id: int | None = None) -> list[CancelOutcome]:
@@ -347,6 +406,44 @@ def export_results(store: Store, run_id: int | None, out: Path) -> Export:
         raise
     unfinished = len(store.ledger.jobs(run.id, states=UNFINISHED_STATES))
     return Export(path=out, samples=len(stored.counts), run_samples=run.n_samples, unfinished_jobs=unfinished)
+
+
+def missing_executions(store: Store, run_id: int) -> list[ExecutionFailureRecord]:
+    """Executions a provider failed inside jobs that otherwise ran, not yet
+    answered by a retry job: what `qhw retry` runs again."""
+    jobs = {job.id: job for job in store.ledger.jobs(run_id)}
+    return [
+        failure
+        for failure in store.ledger.execution_failures(run_id)
+        if failure.retry_job_id is None
+        and jobs[failure.job_id].state is JobState.COLLECTED
+        and failure.attempt == jobs[failure.job_id].attempt
+    ]
+
+
+def _retry_plans(backend: Backend, shots: int, missing: list[ExecutionFailureRecord]) -> list[tuple[JobPlan, list[int]]]:
+    """Jobs of exactly the missing executions, within the backend's limits, by
+    purpose; each with the ids of the failures it answers."""
+    per_job = backend.limits.circuits_per_job(shots)
+    plans = []
+    for purpose in JOB_PURPOSES:
+        failures = sorted((f for f in missing if f.purpose == purpose), key=lambda f: f.execution)
+        for start in range(0, len(failures), per_job):
+            chunk = failures[start : start + per_job]
+            plans.append((JobPlan.of([f.execution for f in chunk], purpose), [f.id for f in chunk]))
+    return plans
+
+
+def _device_prices(backend: Backend, prices, estimate: CostEstimate | None, sizes: list[int], shots: int, max_cost, approve):
+    """The table with the device's own published prices (read by ``check``), and
+    the estimate by it and by the jobs the device's own limits make. When that
+    estimate is higher than the one the guard passed, the guard runs again:
+    --max-cost is checked, and approval asked, anew."""
+    device_prices = backend.price_table(prices)
+    revised = backend.estimate_cost(sizes, shots, device_prices)
+    if revised is not None and (estimate is None or revised.usd > estimate.usd + 1e-12):
+        guard_cost(backend, revised, max_cost, approve)
+    return device_prices, revised if revised is not None else estimate
 
 
 def plan_jobs(backend: Backend, executions: int, shots: int, *, calibrations: int = 0) -> list[JobPlan]:

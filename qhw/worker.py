@@ -27,13 +27,22 @@ from typing import Callable
 import numpy as np
 
 from qhw import circuits, parallel
-from qhw.backend import Backend, Executable, get_backend
-from qhw.errors import BackendError, CredentialsError, JobFailedError, JobNotFoundError, TransientBackendError
+from qhw.backend import Backend, Executable, JobResult, get_backend
+from qhw.errors import (
+    BackendError,
+    CredentialsError,
+    JobFailedError,
+    JobNotFoundError,
+    ListingLagError,
+    ResultMappingError,
+    TransientBackendError,
+)
 from qhw.features import load_arrays
 from qhw.pricing import CostEstimate, PriceTable, load_prices
 from qhw.records import SPLIT_NAMES, UNFINISHED_STATES, JobRecord, JobState, ProviderUsage, RunRecord
 from qhw.retrying import with_retries
 from qhw.store import Store
+from qhw.store.ledger import utcnow
 
 log = logging.getLogger("qhw.worker")
 
@@ -141,9 +150,13 @@ class RunWorker:
         seed = None if self.run.seed is None else self.run.seed + job.execution_start
         if job.purpose == "calibration":
             seed = None if seed is None else seed + len(self.parameters)
-            rows = circuits.calibration_rows(self.run.num_qubits)[job.execution_start : job.execution_stop]
+            rows = circuits.calibration_rows(self.run.num_qubits)[job.execution_indices]
             return self.calibration, rows, seed
-        return self.executable, self.parameters[job.execution_start : job.execution_stop], seed
+        return self.executable, self.parameters[job.execution_indices], seed
+
+    def _result(self, job: JobRecord, provider_job_id: str) -> JobResult:
+        executable = self.calibration if job.purpose == "calibration" else self.executable
+        return self.backend.result(provider_job_id, executable=executable, executions=job.executions, shots=self.run.shots)
 
     def _send(self, job: JobRecord) -> str:
         executable, values, seed = self._inputs(job)
@@ -159,12 +172,14 @@ class RunWorker:
         """
         try:
             job_id = self._send(job)
-            counts = self.backend.result(job_id)
+            result = self._result(job, job_id)
         except TransientBackendError:
             raise
+        except ResultMappingError as err:
+            return self._end(job, JobState.FAILED, error=f"the simulator's results cannot be mapped to the job's executions ({err})")
         except (JobFailedError, BackendError) as err:  # a simulator's refusal is its verdict
             return self._end(job, JobState.FAILED, error=str(err))
-        return self._store_counts(job, job_id, counts, ProviderUsage())
+        return self._store_counts(job, job_id, result, ProviderUsage())
 
     def run_local(self, jobs: list[JobRecord], pool: Executor | None, tally: Tally, advance=lambda: None) -> None:
         """Claimed jobs of a local simulator: on ``pool``'s workers (or in this
@@ -193,7 +208,7 @@ class RunWorker:
         for future in as_completed(futures):
             job = left.pop(future)
             try:
-                counts = future.result()
+                result = future.result()
             except (JobFailedError, BackendError) as err:  # the simulator's own verdict
                 self._end(job, JobState.FAILED, error=str(err))
             except Exception as err:  # the worker went away (a broken pool, a lost Dask worker)
@@ -203,7 +218,7 @@ class RunWorker:
                     advance()
                 return
             else:
-                self._store_counts(job, f"{self.backend.name}:worker", counts, ProviderUsage())
+                self._store_counts(job, f"{self.backend.name}:worker", result, ProviderUsage())
             advance()
             self.store.ledger.renew([j.id for j in left.values()], self.holder)  # a long run keeps its claims
 
@@ -215,7 +230,7 @@ class RunWorker:
             if current.state is not JobState.PENDING:
                 return current  # another process got there first
             if current.may_exist_at_provider:
-                found = self.backend.find_job(current.idempotency_key, self._since(current))
+                found = self._find(current)
                 if found is not None:
                     note = "found at the provider by its qhw-key after an interrupted submission"
                     return self.store.ledger.record_submission(current, found, note=note) or self.store.ledger.job(job.id)
@@ -248,8 +263,9 @@ class RunWorker:
                 return self._end(job, JobState.FAILED, error=reason)
             provider_job_id = found
             status = with_retries(lambda: self.backend.status(found), f"polling job {job.id}")
-        if status.state is JobState.DONE:
-            return self._collect(job, provider_job_id)
+        if status.state is JobState.DONE or (status.state is JobState.FAILED and status.results_available):
+            # A failed program set may still hold the results of the executables that ran.
+            return self._collect(job, provider_job_id, failure=status.error)
         if status.state in (JobState.FAILED, JobState.CANCELLED):
             return self._end(job, status.state, error=status.error, provider_job_id=provider_job_id)
         if _PROGRESS.get(status.state, 0) > _PROGRESS[job.state]:
@@ -257,27 +273,30 @@ class RunWorker:
         self.store.ledger.clear_errors(job)  # still queued or running: nothing to change
         return job
 
-    def _collect(self, job: JobRecord, provider_job_id: str) -> JobRecord:
-        """The provider finished the job: fetch its counts and store them."""
+    def _collect(self, job: JobRecord, provider_job_id: str, failure: str | None = None) -> JobRecord:
+        """The provider finished the job (or failed it, with the results of
+        what ran): fetch its counts and store them, with the executions it failed."""
         try:
-            counts = with_retries(lambda: self.backend.result(provider_job_id), f"fetching job {job.id}")
+            result = with_retries(lambda: self._result(job, provider_job_id), f"fetching job {job.id}")
+        except ResultMappingError as err:
+            error = f"the provider's results cannot be mapped to the job's executions ({err}); nothing of them was stored"
+            return self._end(job, JobState.FAILED, error=error, provider_job_id=provider_job_id)
         except JobFailedError as err:
-            return self._end(job, JobState.FAILED, error=str(err), provider_job_id=provider_job_id)
+            error = str(err) if failure is None or failure in str(err) else f"{failure} ({err})"
+            return self._end(job, JobState.FAILED, error=error, provider_job_id=provider_job_id)
         except BackendError:
             # Finished but not fetched: it stays done (never failed) and the
             # fetch is repeated by the next collect.
             if job.state is not JobState.DONE:
                 self.store.ledger.move(job, JobState.DONE, note="finished at the provider; fetching its counts failed")
             raise
-        return self._store_counts(job, provider_job_id, counts, self._usage(job, provider_job_id))
+        return self._store_counts(job, provider_job_id, result, self._usage(job, provider_job_id))
 
-    def _store_counts(self, job: JobRecord, provider_job_id: str, counts: np.ndarray, usage: ProviderUsage) -> JobRecord:
+    def _store_counts(self, job: JobRecord, provider_job_id: str, result: JobResult, usage: ProviderUsage) -> JobRecord:
         stored = job if job.provider_job_id == provider_job_id else _with_provider_id(job, provider_job_id)
-        cost = self._cost(job, JobState.COLLECTED, usage)
-        if job.purpose == "calibration":
-            self.store.results.store_calibration(stored, counts, self.run.shots, usage=usage, cost_usd=cost)
-        else:
-            self.store.results.store_counts(stored, counts, self.run.shots, usage=usage, cost_usd=cost)
+        end = JobState.COLLECTED if len(result.failed) < job.executions else JobState.FAILED
+        store = self.store.results.store_calibration if job.purpose == "calibration" else self.store.results.store_counts
+        store(stored, result.counts, self.run.shots, usage=usage, cost_usd=self._cost(job, end, usage), failed=result.failed)
         return self.store.ledger.job(job.id)
 
     def _end(self, job: JobRecord, state: JobState, *, error: str | None = None, note: str | None = None,
@@ -295,12 +314,21 @@ class RunWorker:
             return ProviderUsage()
 
     def _cost(self, job: JobRecord, state: JobState, usage: ProviderUsage) -> float | None:
-        """What the job cost, priced with the run's own price table; None when unknown."""
+        """What the job cost, priced with the run's own price table; None when
+        unknown: the provider's figures are not final yet, or there is no price."""
         if not self.backend.is_paid:
             return 0.0
-        if self.prices is None:  # a run from before qhw kept price tables: not priced after the fact
+        if self.prices is None or not usage.final:  # (no table: a run from before qhw kept them)
             return None
         return self.backend.job_cost(job.usage(self.run.shots, usage, state), self.prices)
+
+    def settle_usage(self, job: JobRecord) -> bool:
+        """Ask the provider again for the usage of a finished job whose figures
+        were not final; record them, and its cost, once they are."""
+        usage = self._usage(job, job.provider_job_id) if job.provider_job_id else ProviderUsage()
+        if not usage.final:
+            return False
+        return self.store.ledger.record_final_usage(job, usage, self._cost(job, job.state, usage))
 
     # --- cancelling ------------------------------------------------------------------------
 
@@ -315,10 +343,7 @@ class RunWorker:
         if job.state is JobState.PENDING:
             found = None
             if job.may_exist_at_provider:
-                found = with_retries(
-                    lambda: self.backend.find_job(job.idempotency_key, self._since(job)),
-                    f"looking up job {job.id}",
-                )
+                found = with_retries(lambda: self._find(job), f"looking up job {job.id}")
             if found is None:
                 moved = self._end(job, JobState.CANCELLED, note="cancelled before the provider had it").state is JobState.CANCELLED
                 return "cancelled (never reached the provider)" if moved else f"left {ledger.job(job.id).state.value}"
@@ -356,6 +381,27 @@ class RunWorker:
         """Where to start looking for the job at the provider: from when its
         submission began (or the run was made), less the clocks' disagreement."""
         return (job.submit_started_at or self.run.created_at) - CLOCK_SKEW
+
+    def _find(self, job: JobRecord) -> str | None:
+        """The provider's job of a submission that was cut off; None once the
+        provider's listing can be trusted not to show it.
+
+        Raises:
+            ListingLagError: nothing found yet, but the submission is younger
+                than the provider's listing delay: "not found" is no answer yet.
+        """
+        found = self.backend.find_job(job.idempotency_key, self._since(job))
+        if found is not None:
+            return found
+        started = job.submit_started_at or self.run.created_at
+        trusted_from = started + timedelta(seconds=self.backend.listing_grace_seconds)
+        if utcnow() < trusted_from:
+            raise ListingLagError(
+                f"{self.backend.name} lists no job tagged qhw-key={job.idempotency_key} yet, but its job listing may lag "
+                f"a submission by up to {self.backend.listing_grace_seconds:g} s: it is looked for again until "
+                f"{trusted_from:%Y-%m-%d %H:%M:%S} UTC before anything is sent again"
+            )
+        return None
 
 
 def parameter_rows(arrays, order: np.ndarray, circuits_per_sample: int, executable: Executable) -> np.ndarray:

@@ -65,25 +65,27 @@ def featured_store(built_home, home):
 
 #: What a user with accounts has in the environment; the fake clouds accept anything.
 FAKE_CREDENTIALS = {
-    "ibm": {"QISKIT_IBM_TOKEN": "fake-ibm-token-for-tests"},
+    "ibm": {"QISKIT_IBM_TOKEN": "fake-ibm-token-for-tests", "QISKIT_IBM_INSTANCE": "qhw-tests"},
     "braket": {"AWS_ACCESS_KEY_ID": "AKIAFAKEFORTESTS", "AWS_SECRET_ACCESS_KEY": "fake-aws-secret-for-tests"},
 }
 
 
 @pytest.fixture
 def ibm_cloud(monkeypatch, tmp_path):
-    """A stateful fake IBM Quantum (kept in a file) in place of the Runtime client."""
-    from fake_clouds import FakeIBMCloud
+    """A stateful fake IBM Quantum (kept in a file) answering the real Runtime client."""
+    from fake_ibm import FakeIBMCloud
 
     for name, value in FAKE_CREDENTIALS["ibm"].items():
         monkeypatch.setenv(name, value)
+    # The fake lists a job as soon as it has it; tests of the listing's lag set both.
+    monkeypatch.setenv("QHW_IBM_LISTING_GRACE_SECONDS", "0")
     return FakeIBMCloud(tmp_path / "ibm.cloud").install(monkeypatch)
 
 
 @pytest.fixture
 def braket_cloud(monkeypatch, tmp_path):
-    """A stateful fake Amazon Braket (kept in a file) in place of the AWS clients."""
-    from fake_clouds import FakeBraketCloud
+    """A stateful fake Amazon Braket, S3 and STS (kept in a file) answering real boto3 clients."""
+    from fake_braket import FakeBraketCloud
 
     for name, value in FAKE_CREDENTIALS["braket"].items():
         monkeypatch.setenv(name, value)
@@ -149,7 +151,7 @@ def qhw_env(home: Path, *, ibm: Path | None = None, braket: Path | None = None, 
     env = {key: value for key, value in os.environ.items() if key != "QHW_DB_URL"}
     env.update(QHW_HOME=str(home), QHW_RETRY_INITIAL_WAIT="0", QHW_RETRY_MAX_WAIT="0", TF_CPP_MIN_LOG_LEVEL="3")
     if ibm is not None:
-        env.update(QHW_TEST_FAKE_IBM=str(ibm), **FAKE_CREDENTIALS["ibm"])
+        env.update(QHW_TEST_FAKE_IBM=str(ibm), QHW_IBM_LISTING_GRACE_SECONDS="0", **FAKE_CREDENTIALS["ibm"])
     if braket is not None:
         env.update(QHW_TEST_FAKE_BRAKET=str(braket), **FAKE_CREDENTIALS["braket"])
     env.update(extra)

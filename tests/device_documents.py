@@ -21,8 +21,9 @@ RB_FIDELITY, READOUT_FIDELITY, CZ_FIDELITY = 0.998, 0.95, 0.98
 CALIBRATED_AT = datetime(2026, 11, 20, 8, 30, tzinfo=timezone.utc)
 
 
-def garnet_like(qubits: int = QUBITS):
-    """An IqmDeviceCapabilities document for a line of ``qubits`` qubits."""
+def garnet_like(qubits: int = QUBITS, *, line: tuple[int, ...] | None = None):
+    """An IqmDeviceCapabilities document for a line of ``qubits`` qubits
+    labelled 1..N, in the order ``line`` gives along the line (default 1, 2, ...)."""
     from braket.device_schema import DeviceActionType, DeviceConnectivity, DeviceServiceProperties
     from braket.device_schema.device_execution_window import DeviceExecutionWindow, ExecutionDay
     from braket.device_schema.device_service_properties_v1 import DeviceCost
@@ -41,7 +42,8 @@ def garnet_like(qubits: int = QUBITS):
         TwoQubitProperties,
     )
 
-    labels = list(range(1, qubits + 1))
+    labels = list(line) if line is not None else list(range(1, qubits + 1))
+    assert sorted(labels) == list(range(1, qubits + 1))
     edges = list(zip(labels, labels[1:]))
     one = {
         str(q): OneQubitProperties(

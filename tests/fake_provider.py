@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qhw.backend import BackendLimits, JobStatus
+from qhw.backend import BackendLimits, JobResult, JobStatus
 from qhw.backends.aer import AerBackend
 from qhw.errors import BackendError, JobNotFoundError
 from qhw.records import JobState
@@ -60,7 +60,7 @@ class RemoteLikeBackend(AerBackend):
         if self.name == "remote_rejecting":
             raise BackendError("device is in maintenance until 14:00 UTC")
         local_id = super().submit(executable, parameter_values, shots, tags, seed=seed)
-        counts = super().result(local_id)
+        counts = super().result(local_id, executable=executable, executions=len(parameter_values), shots=shots).counts
         job_id = f"remote-{next(_ids)}"
         if self.name == "remote_failing":
             SERVICE[job_id] = _ServiceJob(
@@ -85,8 +85,8 @@ class RemoteLikeBackend(AerBackend):
         job.polls += 1
         return JobStatus(state, error=job.error if state is JobState.FAILED else None)
 
-    def result(self, job_id: str) -> np.ndarray:
-        return self._service_job(job_id).counts
+    def result(self, job_id: str, *, executable, executions: int, shots: int) -> JobResult:
+        return JobResult(self._service_job(job_id).counts)
 
     def cancel(self, job_id: str) -> None:
         self._service_job(job_id).cancelled = True

@@ -48,7 +48,7 @@ def main() -> None:
     from qhw.store.results import Results
     from qhw.worker import RunWorker
 
-    Results._mark_collected = staticmethod(_kill_at("storing", Results._mark_collected))
+    Results._end = staticmethod(_kill_at("storing", Results._end))
     RunWorker._store_counts = _kill_at("stored", RunWorker._store_counts)
     if os.environ.get("QHW_TEST_IBM_MAX_EXECUTIONS"):
         import qhw.backends.ibm as ibm_adapter

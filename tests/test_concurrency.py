@@ -15,7 +15,8 @@ import signal
 import pytest
 
 from conftest import assert_ledger_sound, qhw_env, run_qhw, start_qhw
-from fake_clouds import FakeBraketCloud, FakeIBMCloud
+from fake_braket import FakeBraketCloud
+from fake_ibm import FakeIBMCloud
 from qhw.store import Store
 
 pytestmark = pytest.mark.slow
@@ -29,9 +30,9 @@ def _interrupted_runs(env: dict, ibm: FakeIBMCloud, braket: FakeBraketCloud, db:
     ibm.inject("submit", "kill", when="after", after_calls=2)
     killed = run_qhw(env, *db, "submit", "--backend", "ibm_fez", "--split", "test", "--shots", "100", "--yes")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    # Braket: 4 program sets; the process dies before the provider gets the 2nd.
+    # Braket: 4 program sets of 25; the process dies before the provider gets the 2nd.
     braket.inject("submit", "kill", when="before", after_calls=1)
-    killed = run_qhw(env, *db, "submit", "--backend", "braket_sv1", "--split", "all", "--shots", "100", "--yes")
+    killed = run_qhw(env, *db, "submit", "--backend", "braket_sv1", "--split", "test", "--shots", "100", "--yes")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     # A local simulator, killed while storing its counts.
     killed = run_qhw({**env, "QHW_TEST_KILL_AT": "storing:1"}, *db, "submit", "--backend", "aer_simulator", "--split", "all", "--shots", "64")
@@ -60,7 +61,7 @@ def _check(store, ibm, braket, outcomes) -> None:
 
 
 def _clouds(tmp_path):
-    return FakeIBMCloud(tmp_path / "ibm.cloud"), FakeBraketCloud(tmp_path / "braket.cloud")
+    return FakeIBMCloud(tmp_path / "ibm.cloud"), FakeBraketCloud(tmp_path / "braket.cloud", max_executables=25)
 
 
 def test_four_collectors_at_once_on_sqlite(featured_store, home, tmp_path):

@@ -12,15 +12,16 @@ import signal
 import pytest
 
 from conftest import assert_ledger_sound, qhw_env, run_qhw
-from fake_clouds import FakeBraketCloud, FakeIBMCloud
+from fake_braket import FakeBraketCloud
+from fake_ibm import FakeIBMCloud
 
 pytestmark = pytest.mark.slow
 
 #: IBM: 50 test samples at 100 shots, 20 circuits a job -> 3 jobs; Braket:
-#: both splits (400 samples), 100 a program set -> 4 tasks.
+#: the 100 test samples, 25 a program set (the fake device's limit) -> 4 tasks.
 SUBMIT = {
     "ibm": ["submit", "--backend", "ibm_fez", "--split", "test", "--limit", "50", "--shots", "100", "--yes"],
-    "braket": ["submit", "--backend", "braket_sv1", "--split", "all", "--shots", "100", "--yes"],
+    "braket": ["submit", "--backend", "braket_sv1", "--split", "test", "--shots", "100", "--yes"],
     "aer": ["submit", "--backend", "aer_simulator", "--split", "all", "--shots", "100"],
 }
 RECOVER = ["collect", "--wait", "--yes", "--interval", "0.02", "--timeout", "120"]
@@ -38,7 +39,7 @@ KILLS = {
 def _cloud(name: str, tmp_path):
     if name == "ibm":
         return FakeIBMCloud(tmp_path / "ibm.cloud", steps=["QUEUED", "DONE"])
-    return FakeBraketCloud(tmp_path / "braket.cloud", steps=["QUEUED", "COMPLETED"])
+    return FakeBraketCloud(tmp_path / "braket.cloud", steps=["QUEUED", "COMPLETED"], max_executables=25)
 
 
 @pytest.mark.parametrize("cloud_name", ["ibm", "braket"])

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-import qhw.backends.braket as braket_adapter
+import qhw.backends._braket_aws as braket_aws
 import qhw.backends.ibm as ibm_adapter
 from qhw import runs
 from qhw.errors import ConfigError, CredentialsError, NotFoundError
@@ -112,7 +112,7 @@ def test_a_job_the_provider_forgets_once_is_found_again(featured_store, cloud):
     name, fake, backend = cloud
     run = _submit(featured_store, backend).run
     (job,) = featured_store.ledger.jobs(run.id)
-    fake.inject("job" if name == "ibm" else "status", "forget", job=job.provider_job_id)
+    fake.inject("status", "forget", job=job.provider_job_id)
     _collect_until_done(featured_store)
     assert fake.faults_left() == 0
     assert_ledger_sound(featured_store, fake, run.id)
@@ -276,16 +276,15 @@ def test_retry_and_job_filters_from_the_command_line(featured_store, ibm_cloud):
 
 
 def test_submit_exits_non_zero_and_names_the_failed_jobs(featured_store, braket_cloud, monkeypatch):
-    from botocore.exceptions import ClientError
     from click.testing import CliRunner
 
-    import fake_clouds
+    import fake_braket
     from qhw.cli import main
 
-    def refuse(*args, **kwargs):
-        raise ClientError({"Error": {"Code": "ValidationException", "Message": "device is retired"}}, "CreateQuantumTask")
+    def refuse(self, request):
+        return fake_braket._error(400, "ValidationException", "device is retired")
 
-    monkeypatch.setattr(fake_clouds._FakeAwsDevice, "run", refuse)
+    monkeypatch.setattr(fake_braket.FakeBraketCloud, "_braket_CreateQuantumTask", refuse)
     result = CliRunner().invoke(main, ["submit", "--backend", "braket_sv1", "--split", "test", "--limit", "10", "--shots", "100", "--yes"])
     assert result.exit_code == 1
     assert "1 of 1 job(s) of run 1 failed: job 1: the provider refused the job" in result.stderr
@@ -300,7 +299,7 @@ def test_create_quantum_task_carries_the_jobs_key_as_its_client_token():
     import boto3
 
     client = boto3.client("braket", region_name="us-east-1", aws_access_key_id="AKIDTEST", aws_secret_access_key="test")
-    braket_adapter._use_client_tokens(client)
+    braket_aws._use_client_tokens(client)
     sent = []
 
     class Sent(Exception):
@@ -316,7 +315,7 @@ def test_create_quantum_task_carries_the_jobs_key_as_its_client_token():
         outputS3Bucket="amazon-braket-test", outputS3KeyPrefix="tasks",
     )
     for token in ("a" * 32, "a" * 32, None):
-        with braket_adapter.client_token(token), pytest.raises(Sent):
+        with braket_aws.client_token(token), pytest.raises(Sent):
             client.create_quantum_task(**arguments)
     assert sent[0]["clientToken"] == sent[1]["clientToken"] == "a" * 32
     assert sent[2]["clientToken"] not in ("a" * 32, None)  # outside a qhw submission: boto3's random token

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sqlalchemy import text
 
+import qhw.backends._braket_aws as braket_aws
 import qhw.backends.braket as braket_adapter
 import qhw.backends.ibm as ibm_adapter
 from qhw import runs
@@ -48,7 +48,11 @@ def test_an_ibm_run_is_tagged_followed_and_collected_after_a_restart(featured_st
     for _ in range(3):  # each collect builds a new adapter from the database alone
         runs.collect(featured_store)
         states.append(featured_store.ledger.jobs()[0].state)
-    assert states == [JobState.QUEUED, JobState.RUNNING, JobState.COLLECTED]
+    # The fake job moves on a state each time IBM is asked (the service's job
+    # lookup and the job's status are both asked on a first poll).
+    assert states[0] is JobState.RUNNING and states[-1] is JobState.COLLECTED
+    moves = [(event.old_state, event.new_state) for event in featured_store.ledger.events(job.id)]
+    assert moves[1:] == [(JobState.PENDING, JobState.QUEUED), (JobState.QUEUED, JobState.RUNNING), (JobState.RUNNING, JobState.COLLECTED)]
     assert featured_store.ledger.jobs()[0].quantum_seconds == 1.25
     assert (_distances(featured_store, result.run.id) < 0.08).all()
 
@@ -114,18 +118,21 @@ def test_braket_local_simulators_agree_with_aer_sample_by_sample(featured_store,
 
 
 def test_braket_columns_follow_classical_bits_whatever_physical_qubit_ran_them():
-    from braket.devices import LocalSimulator
+    """Classical bit j is read from the column of the qubit the program measured into b[j]."""
     from braket.program_sets import ProgramSet
     from qiskit import QuantumCircuit
     from qiskit_braket_provider.providers.adapter import to_braket
+
+    from qhw.backends._braket_results import read_task_result
 
     circuit = QuantumCircuit(5, 5)
     circuit.x(3)  # logical qubit 0 lives on physical qubit 3 and reads 1
     for clbit, physical in enumerate([3, 0, 1, 2, 4]):
         circuit.measure(physical, clbit)
-    result = LocalSimulator().run(ProgramSet([to_braket(circuit, verbatim=True)], shots_per_executable=50), shots=None).result()
-    counts = braket_adapter.counts_from_program_set(result)
-    assert counts.shape == (1, 32) and counts[0, 0b00001] == 50
+    program_set = ProgramSet([to_braket(circuit, verbatim=True)], shots_per_executable=50)
+    document = braket_adapter._braket_simulator("braket_sv").run(program_set.to_ir(), shots=50)
+    outcome = read_task_result(document.json(), executions=1, measured=[3, 0, 1, 2, 4], shots=50)
+    assert outcome.counts.shape == (1, 32) and outcome.counts[0, 0b00001] == 50 and not outcome.failed
 
 
 # --- Amazon Braket: remote, against the fake cloud ---------------------------------------------
@@ -215,7 +222,7 @@ def no_network(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the network was touched")
 
-    monkeypatch.setattr(braket_adapter, "aws_device", refuse)
+    monkeypatch.setattr(braket_aws, "boto_session", refuse)
     monkeypatch.setattr(ibm_adapter, "runtime_service", refuse)
 
 
@@ -315,7 +322,7 @@ def test_poll_collect_and_cancel_from_the_command_line(featured_store, braket_cl
     import json
 
     _cli("submit", "--backend", "braket_sv1", "--split", "test", "--limit", "10", "--shots", "100", "--yes")
-    quiet = {"jobs_waiting_on_errors": 0, "jobs_awaiting_approval": 0}
+    quiet = {"jobs_waiting_on_errors": 0, "jobs_awaiting_approval": 0, "jobs_usage_pending": 0, "failed_executions": 0}
     polled = json.loads(_cli("poll", "--json").stdout)
     assert polled == {"samples": 0, "pending_jobs": 1, "failed_jobs": 0, **quiet}
     collected = json.loads(_cli("collect", "--wait", "--interval", "0.01", "--json").stdout)

@@ -246,7 +246,7 @@ CASES = {
     "unknown run to cancel": Case("cancel --run 99", "no run with id 99"),
     "unknown run to compare": Case("compare --sim 2 --hw 99", "no run with id 99"),
     "compare a run with itself": Case("compare --sim 2 --hw 2", "--sim and --hw both name run 2"),
-    "retry without failed jobs": Case("retry --run 2", "run 2 has no failed jobs to retry"),
+    "retry without failed jobs": Case("retry --run 2", "run 2 has no failed jobs or executions to retry"),
     "train with both": Case("train --classical --run 2", "--classical trains on a feature set"),
     # --- runs that are not ready -----------------------------------------------------------------------------
     "train on test samples only": Case("train --run 1", "run 1 has no collected train samples"),
@@ -290,6 +290,10 @@ CASES = {
     "dataset name too long": Case("features build --dataset {home}/../" + "d" * 300 + ".npz", "the name is too long for the file system"),
     "ibm without credentials": Case("submit --backend ibm_fez --split test --limit 10 --shots 100 --yes", "no IBM Quantum credentials: save an IBM Quantum account", lambda home: {"env": NO_CREDENTIALS(home)}),
     "braket without credentials": Case("submit --backend iqm_garnet --split test --limit 10 --shots 100 --yes", "no AWS credentials: run `aws configure`", lambda home: {"env": NO_CREDENTIALS(home)}),
+    # --- the IBM listing's grace period -----------------------------------------------------------------
+    "ibm listing grace not a number": Case("submit --backend ibm_fez --split test --limit 10 --yes", "QHW_IBM_LISTING_GRACE_SECONDS must be a number of seconds, got 'abc'", lambda home: {"env": {"QHW_IBM_LISTING_GRACE_SECONDS": "abc"}}),
+    "ibm listing grace negative": Case("submit --backend ibm_fez --split test --limit 10 --yes", "QHW_IBM_LISTING_GRACE_SECONDS must be between 0 and 86400 seconds, got '-5'", lambda home: {"env": {"QHW_IBM_LISTING_GRACE_SECONDS": "-5"}}),
+    "ibm listing grace nan": Case("submit --backend ibm_fez --split test --limit 10 --yes", "got 'nan'", lambda home: {"env": {"QHW_IBM_LISTING_GRACE_SECONDS": "nan"}}),
 }
 
 

@@ -74,7 +74,10 @@ def test_measurements_into_other_classical_bits_land_on_their_bits(statevector):
 def test_shots_repeat_with_the_seed_and_only_with_it(statevector):
     executable = statevector.transpile(circuits.feature_map(), seed=0)
     rows = np.random.default_rng(2).uniform(-np.pi / 2, np.pi / 2, (20, 5))
-    first, again, other = (statevector.result(statevector.submit(executable, rows, 500, [], seed=seed)) for seed in (7, 7, 8))
+    first, again, other = (
+        statevector.result(statevector.submit(executable, rows, 500, [], seed=seed), executable=executable, executions=20, shots=500).counts
+        for seed in (7, 7, 8)
+    )
     assert np.array_equal(first, again) and not np.array_equal(first, other)
     assert (first.sum(axis=1) == 500).all()
 

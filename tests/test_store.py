@@ -31,7 +31,7 @@ def test_migrations_have_one_head_and_named_files():
     versions = Path(qhw.migrations.__file__).parent / "versions"
     files = sorted(p.name for p in versions.glob("*.py") if p.name != "__init__.py")
     assert files and all(name.split("_", 1)[0].isdigit() and "_" in name for name in files)
-    assert schema.head_revision() == "0006"
+    assert schema.head_revision() == "0007"
 
 
 def test_fresh_database_is_created_at_head_with_sqlite_pragmas(store):
@@ -62,13 +62,13 @@ def test_database_behind_head_is_refused_until_upgraded(tmp_path, monkeypatch):
     _with_extra_migration(
         tmp_path,
         monkeypatch,
-        'revision = "0099"\ndown_revision = "0006"\nbranch_labels = None\ndepends_on = None\n\n'
+        'revision = "0099"\ndown_revision = "0007"\nbranch_labels = None\ndepends_on = None\n\n'
         "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n",
     )
     with pytest.raises(SchemaOutdatedError, match="qhw db upgrade"):
         Store(url)
     before, after = Store(url, check_schema=False).upgrade()
-    assert (before, after) == ("0006", "0099")
+    assert (before, after) == ("0007", "0099")
     Store(url).close()  # now accepted
 
 

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from qhw.errors import NotFoundError
+from qhw.errors import ConflictError, NotFoundError
 from qhw.records import (
     UNFINISHED_STATES,
     CalibrationSnapshot,
+    ExecutionFailureRecord,
     JobEventRecord,
     JobPlan,
     JobRecord,
@@ -38,7 +39,7 @@ from qhw.records import (
     can_move,
 )
 from qhw.store.database import Database
-from qhw.store.models import DeviceSnapshotRow, JobEventRow, JobRow, RunRow
+from qhw.store.models import DeviceSnapshotRow, ExecutionFailureRow, JobEventRow, JobRow, RunRow
 
 log = logging.getLogger("qhw.ledger")
 
@@ -126,6 +127,13 @@ def holder_is_gone(holder: str) -> bool:
 
 
 # --- the one place state changes ------------------------------------------------------------
+
+
+def usage_values(usage: ProviderUsage) -> dict:
+    """The job columns of what a provider reported; figures not yet final stay unknown."""
+    if not usage.final:
+        return {"quantum_seconds": None, "duration_seconds": None, "usage_pending": True}
+    return {"quantum_seconds": usage.quantum_seconds, "duration_seconds": usage.duration_seconds, "usage_pending": False}
 
 
 def _fresh(session: Session, job_id: int) -> JobRow:
@@ -242,32 +250,32 @@ class Ledger:
                         properties=calibration.properties,
                     )
                 )
-            lease = now + timedelta(seconds=LEASE_SECONDS) if claimed_by else None
-            jobs = [
-                JobRow(
-                    run_id=run.id,
-                    position=i,
-                    execution_start=plan.execution_start,
-                    execution_stop=plan.execution_stop,
-                    purpose=plan.purpose,
-                    state=JobState.PENDING.value,
-                    idempotency_key=uuid.uuid4().hex,
-                    attempt=1,
-                    error_count=0,
-                    claimed_by=claimed_by,
-                    lease_until=lease,
-                    created_at=now,
-                    updated_at=now,
-                )
-                for i, plan in enumerate(plans)
-            ]
-            session.add_all(jobs)
-            session.flush()
-            session.execute(
-                insert(JobEventRow),
-                [{"job_id": job.id, "at": now, "old_state": None, "new_state": JobState.PENDING.value} for job in jobs],
-            )
+            jobs = _add_jobs(session, run.id, plans, first_position=0, claimed_by=claimed_by, now=now)
             return run_record(run), [job_record(job) for job in jobs]
+
+    def add_retry_jobs(self, run_id: int, plans: list[tuple[JobPlan, list[int]]], *, claimed_by: str) -> list[JobRecord]:
+        """Jobs that run again executions a provider failed: each plan with the
+        ids of the failures it answers. The jobs (pending, claimed) and the
+        failures' ``retry_job_id`` are written in one transaction, and only if
+        no other process has answered any of those failures first.
+
+        Raises:
+            ConflictError: another process is retrying some of them; nothing was written.
+        """
+        now = utcnow()
+        with self._db.transaction() as session:
+            last = session.scalar(select(func.max(JobRow.position)).where(JobRow.run_id == run_id))
+            jobs = _add_jobs(session, run_id, [plan for plan, _ in plans], first_position=(last or 0) + 1, claimed_by=claimed_by, now=now)
+            for job, (_, failure_ids) in zip(jobs, plans):
+                taken = session.execute(
+                    update(ExecutionFailureRow)
+                    .where(ExecutionFailureRow.id.in_(failure_ids), ExecutionFailureRow.retry_job_id.is_(None))
+                    .values(retry_job_id=job.id)
+                    .execution_options(synchronize_session=False)
+                )
+                if taken.rowcount != len(failure_ids):
+                    raise ConflictError(f"run {run_id}: another qhw process is already retrying these executions; nothing was written")
+            return [job_record(job) for job in jobs]
 
     def run(self, run_id: int | None = None) -> RunRecord:
         """The run with that id, or the newest one when None."""
@@ -360,7 +368,7 @@ class Ledger:
         """
         values: dict = {"error": error}
         if usage is not None:
-            values.update(quantum_seconds=usage.quantum_seconds, duration_seconds=usage.duration_seconds)
+            values.update(usage_values(usage))
         if cost_usd is not None:
             values["cost_usd"] = cost_usd
         return self._move(job, new, note=note, values=values)
@@ -435,8 +443,60 @@ class Ledger:
             "quantum_seconds": None,
             "duration_seconds": None,
             "cost_usd": None,
+            "usage_pending": False,
         }
         return self._move(job, JobState.PENDING, note=note, values=values)
+
+    # --- usage a provider reports late ---------------------------------------------------
+
+    def jobs_with_usage_pending(self, run_id: int | None = None) -> list[JobRecord]:
+        """Finished jobs whose provider has not yet given its final usage."""
+        with self._db.transaction(write=False) as session:
+            query = select(JobRow).where(JobRow.usage_pending.is_(True)).order_by(JobRow.id)
+            if run_id is not None:
+                query = query.where(JobRow.run_id == run_id)
+            return [job_record(row) for row in session.scalars(query).all()]
+
+    def record_final_usage(self, job: JobRecord, usage: ProviderUsage, cost_usd: float | None) -> bool:
+        """The provider's final usage of a finished job, and what it cost; once
+        (a second writer finds it recorded and changes nothing)."""
+        with self._db.transaction() as session:
+            result = session.execute(
+                update(JobRow)
+                .where(JobRow.id == job.id, JobRow.usage_pending.is_(True))
+                .values(**usage_values(usage), cost_usd=cost_usd, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return result.rowcount == 1
+
+    # --- executions a provider failed ---------------------------------------------------
+
+    def failed_execution_counts(self, run_id: int | None = None) -> dict[int, int]:
+        """Executions the provider failed in each job's latest attempt, by job id."""
+        with self._db.transaction(write=False) as session:
+            query = (
+                select(ExecutionFailureRow.job_id, func.count())
+                .join(JobRow, JobRow.id == ExecutionFailureRow.job_id)
+                .where(ExecutionFailureRow.attempt == JobRow.attempt)
+                .group_by(ExecutionFailureRow.job_id)
+            )
+            if run_id is not None:
+                query = query.where(ExecutionFailureRow.run_id == run_id)
+            return {int(job_id): int(count) for job_id, count in session.execute(query).all()}
+
+    def execution_failures(self, run_id: int) -> list[ExecutionFailureRecord]:
+        """Every execution a provider failed in the run's jobs, oldest first."""
+        with self._db.transaction(write=False) as session:
+            rows = session.scalars(
+                select(ExecutionFailureRow).where(ExecutionFailureRow.run_id == run_id).order_by(ExecutionFailureRow.id)
+            ).all()
+            return [
+                ExecutionFailureRecord(
+                    id=row.id, run_id=row.run_id, job_id=row.job_id, attempt=row.attempt, purpose=row.purpose,
+                    execution=row.execution, reason=row.reason, recorded_at=aware(row.recorded_at), retry_job_id=row.retry_job_id,
+                )
+                for row in rows
+            ]
 
     # --- claims ---------------------------------------------------------------------------
 
@@ -492,6 +552,41 @@ class Ledger:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
+
+
+def _plan_indices(plan: JobPlan) -> range | tuple[int, ...]:
+    return plan.indices if plan.indices is not None else range(plan.execution_start, plan.execution_stop)
+
+
+def _add_jobs(session: Session, run_id: int, plans: list[JobPlan], *, first_position: int, claimed_by: str | None, now: datetime) -> list[JobRow]:
+    """Pending jobs of a run, each with a fresh idempotency key, and the first line of their histories."""
+    lease = now + timedelta(seconds=LEASE_SECONDS) if claimed_by else None
+    jobs = [
+        JobRow(
+            run_id=run_id,
+            position=first_position + i,
+            execution_start=plan.execution_start,
+            execution_stop=plan.execution_stop,
+            execution_list=None if plan.indices is None else np.asarray(plan.indices, dtype="<i4").tobytes(),
+            purpose=plan.purpose,
+            state=JobState.PENDING.value,
+            idempotency_key=uuid.uuid4().hex,
+            attempt=1,
+            error_count=0,
+            claimed_by=claimed_by,
+            lease_until=lease,
+            created_at=now,
+            updated_at=now,
+        )
+        for i, plan in enumerate(plans)
+    ]
+    session.add_all(jobs)
+    session.flush()
+    session.execute(
+        insert(JobEventRow),
+        [{"job_id": job.id, "at": now, "old_state": None, "new_state": JobState.PENDING.value} for job in jobs],
+    )
+    return jobs
 
 
 def run_row(session: Session, run_id: int | None) -> RunRow:
@@ -551,4 +646,6 @@ def job_record(row: JobRow) -> JobRecord:
         cancel_requested_at=aware(row.cancel_requested_at),
         duration_seconds=row.duration_seconds,
         cost_usd=row.cost_usd,
+        indices=None if row.execution_list is None else tuple(int(i) for i in np.frombuffer(row.execution_list, dtype="<i4")),
+        usage_pending=bool(row.usage_pending),
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -125,6 +127,9 @@ class JobRow(Base):
     # Executions [start, stop) of the run; execution e is sample e // K, circuit e % K.
     execution_start: Mapped[int] = mapped_column(Integer)
     execution_stop: Mapped[int] = mapped_column(Integer)
+    # Or exactly these executions (little-endian int32, ascending, within
+    # [start, stop)): a retry of the executables a provider failed.
+    execution_list: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Quantum seconds the provider reported for the finished job (IBM's usage).
     quantum_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -149,6 +154,9 @@ class JobRow(Base):
     # finished (None: not known), priced with the run's price table.
     duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The provider has not yet reported its final usage (IBM computes it after
+    # the job ends): quantum_seconds and cost_usd stay unknown until it has.
+    usage_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         UniqueConstraint("run_id", "position", name="uq_jobs_run_position"),
@@ -195,6 +203,29 @@ class ResultRow(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "split", "sample_index", "circuit", name="uq_results_sample"),
         CheckConstraint(_in("split", SPLITS), name="split_valid"),
+    )
+
+
+class ExecutionFailureRow(Base):
+    """An execution a provider failed inside a job that otherwise ran (a program
+    set's failed executable), with the provider's reason. ``retry_job_id``
+    names the job that runs it again (`qhw retry`), once there is one."""
+
+    __tablename__ = "execution_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)  # the job's attempt that failed it
+    purpose: Mapped[str] = mapped_column(String(16))
+    execution: Mapped[int] = mapped_column(Integer)  # of the run, within its purpose
+    reason: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    retry_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "attempt", "execution", name="uq_execution_failures_job_attempt_execution"),
+        CheckConstraint(_in("purpose", JOB_PURPOSES), name="purpose_valid"),
     )
 
 

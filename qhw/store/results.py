@@ -8,7 +8,9 @@ written once: a second writer finds the job collected and writes nothing.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 from sqlalchemy import func, insert, select
@@ -16,8 +18,8 @@ from sqlalchemy import func, insert, select
 from qhw.errors import StoreError
 from qhw.records import SPLIT_NAMES, UNFINISHED_STATES, JobRecord, JobState, ProviderUsage
 from qhw.store.database import Database
-from qhw.store.ledger import _fresh, run_row, transition
-from qhw.store.models import CalibrationRow, MitigatedResultRow, ResultRow, RunRow
+from qhw.store.ledger import _fresh, run_row, transition, usage_values, utcnow
+from qhw.store.models import CalibrationRow, ExecutionFailureRow, MitigatedResultRow, ResultRow, RunRow
 
 COUNTS_DTYPE = np.dtype("<u4")
 
@@ -32,6 +34,17 @@ class RunCounts:
     shots: int
 
 
+def failure_summary(failed: Mapping[int, str], executions: int) -> str:
+    """A job's error line for the executions its provider failed."""
+    reasons = Counter(failed.values())
+    (first, _), *others = reasons.most_common()
+    more = f" (and {len(others)} other reason(s))" if others else ""
+    return (
+        f"{len(failed)} of {executions} execution(s) failed at the provider: {first}{more}; "
+        "`qhw runs show` lists them, `qhw retry` runs them again"
+    )
+
+
 class Results:
     """Counts, calibrations and mitigated results of runs."""
 
@@ -39,9 +52,16 @@ class Results:
         self._db = database
 
     def store_counts(
-        self, job: JobRecord, counts: np.ndarray, shots: int, *, usage: ProviderUsage | None = None, cost_usd: float | None = None
+        self,
+        job: JobRecord,
+        counts: np.ndarray,
+        shots: int,
+        *,
+        usage: ProviderUsage | None = None,
+        cost_usd: float | None = None,
+        failed: Mapping[int, str] | None = None,
     ) -> int:
-        """Store a job's counts and mark it collected, atomically and at most once.
+        """Store a job's counts and end it, atomically and at most once.
 
         Args:
             job: the job the counts belong to.
@@ -49,45 +69,58 @@ class Results:
             shots: shots per execution.
             usage: what the provider reported of the job's use, if anything.
             cost_usd: what the job cost, when known.
+            failed: executions (positions in the job) the provider failed, with
+                its reasons: recorded, never stored as counts. The job is
+                collected when anything ran, failed when nothing did.
 
         Returns:
-            The number of rows written: 0 when another process collected the job first.
+            The number of result rows written: 0 when another process ended the job first.
 
         Raises:
             StoreError: the counts do not fit the job.
         """
         if counts.shape[0] != job.executions:
             raise StoreError(f"job {job.id} returned {counts.shape[0]} results for {job.executions} executions")
+        failed = dict(failed or {})
         with self._db.transaction() as session:
-            if not self._mark_collected(session, job, usage, cost_usd, f"{job.executions} result(s) stored"):
+            ran = [position for position in range(job.executions) if position not in failed]
+            if not self._end(session, job, usage, cost_usd, failed, f"{len(ran)} result(s) stored"):
                 return 0
             run = session.get(RunRow, job.run_id)
             order = np.frombuffer(run.sample_order, dtype="<i4").reshape(-1, 2)
             k = run.circuits_per_sample
-            executions = np.arange(job.execution_start, job.execution_stop)
-            blobs = np.ascontiguousarray(counts, dtype=COUNTS_DTYPE)
+            executions = job.execution_indices[ran]
+            blobs = np.ascontiguousarray(counts[ran], dtype=COUNTS_DTYPE)
             samples = order[executions // k]
-            session.execute(
-                insert(ResultRow),
-                [
-                    {
-                        "run_id": run.id,
-                        "job_id": job.id,
-                        "split": SPLIT_NAMES[int(split)],
-                        "sample_index": int(index),
-                        "circuit": int(circuit),
-                        "shots": shots,
-                        "counts": blob.tobytes(),
-                    }
-                    for (split, index), circuit, blob in zip(samples, executions % k, blobs)
-                ],
-            )
-            return int(executions.size)
+            if len(ran):
+                session.execute(
+                    insert(ResultRow),
+                    [
+                        {
+                            "run_id": run.id,
+                            "job_id": job.id,
+                            "split": SPLIT_NAMES[int(split)],
+                            "sample_index": int(index),
+                            "circuit": int(circuit),
+                            "shots": shots,
+                            "counts": blob.tobytes(),
+                        }
+                        for (split, index), circuit, blob in zip(samples, executions % k, blobs)
+                    ],
+                )
+            return len(ran)
 
     def store_calibration(
-        self, job: JobRecord, counts: np.ndarray, shots: int, *, usage: ProviderUsage | None = None, cost_usd: float | None = None
+        self,
+        job: JobRecord,
+        counts: np.ndarray,
+        shots: int,
+        *,
+        usage: ProviderUsage | None = None,
+        cost_usd: float | None = None,
+        failed: Mapping[int, str] | None = None,
     ) -> int:
-        """Store a calibration job's counts and mark it collected, at most once.
+        """Store a calibration job's counts and end it, at most once (as ``store_counts``).
 
         Execution e of the calibration is the prepared state e of
         :func:`qhw.circuits.calibration_rows` (0: every qubit 0, 1: every qubit
@@ -95,43 +128,65 @@ class Results:
         """
         if counts.shape[0] != job.executions:
             raise StoreError(f"calibration job {job.id} returned {counts.shape[0]} results for {job.executions} executions")
+        failed = dict(failed or {})
         width = counts.shape[1]
         prepared_states = (0, width - 1)
         with self._db.transaction() as session:
-            if not self._mark_collected(session, job, usage, cost_usd, f"{job.executions} calibration state(s) stored"):
+            ran = [position for position in range(job.executions) if position not in failed]
+            if not self._end(session, job, usage, cost_usd, failed, f"{len(ran)} calibration state(s) stored"):
                 return 0
+            if ran:
+                session.execute(
+                    insert(CalibrationRow),
+                    [
+                        {
+                            "run_id": job.run_id,
+                            "job_id": job.id,
+                            "prepared": prepared_states[int(job.execution_indices[position])],
+                            "shots": shots,
+                            "counts": np.ascontiguousarray(counts[position], dtype=COUNTS_DTYPE).tobytes(),
+                        }
+                        for position in ran
+                    ],
+                )
+            return len(ran)
+
+    @staticmethod
+    def _end(session, job: JobRecord, usage: ProviderUsage | None, cost_usd: float | None, failed: dict[int, str], note: str) -> bool:
+        """The compare-and-set that ends the job with its results: collected
+        when anything ran, failed when the provider failed every execution;
+        the executions it failed are recorded with its reasons."""
+        current = JobState(_fresh(session, job.id).state)
+        if current not in UNFINISHED_STATES:
+            return False  # collected (or ended) by another process: nothing to write
+        values = {**usage_values(usage or ProviderUsage()), "cost_usd": cost_usd, "error_count": 0, "error": None}
+        if job.provider_job_id is not None:
+            values["provider_job_id"] = job.provider_job_id
+        end = JobState.COLLECTED
+        if failed:
+            values["error"] = failure_summary(failed, job.executions)[:2000]
+            end = JobState.COLLECTED if len(failed) < job.executions else JobState.FAILED
+            note = f"{note}; {len(failed)} execution(s) failed at the provider"
+        if not transition(session, job.id, current, end, note=note, values=values):
+            return False
+        if failed:
+            executions = job.execution_indices
             session.execute(
-                insert(CalibrationRow),
+                insert(ExecutionFailureRow),
                 [
                     {
                         "run_id": job.run_id,
                         "job_id": job.id,
-                        "prepared": prepared_states[execution],
-                        "shots": shots,
-                        "counts": np.ascontiguousarray(blob, dtype=COUNTS_DTYPE).tobytes(),
+                        "attempt": job.attempt,
+                        "purpose": job.purpose,
+                        "execution": int(executions[position]),
+                        "reason": reason[:2000],
+                        "recorded_at": utcnow(),
                     }
-                    for execution, blob in zip(range(job.execution_start, job.execution_stop), counts)
+                    for position, reason in sorted(failed.items())
                 ],
             )
-            return len(counts)
-
-    @staticmethod
-    def _mark_collected(session, job: JobRecord, usage: ProviderUsage | None, cost_usd: float | None, note: str) -> bool:
-        """The compare-and-set from the job's current unfinished state to collected."""
-        current = JobState(_fresh(session, job.id).state)
-        if current not in UNFINISHED_STATES:
-            return False  # collected (or ended) by another process: nothing to write
-        usage = usage or ProviderUsage()
-        values = {
-            "quantum_seconds": usage.quantum_seconds,
-            "duration_seconds": usage.duration_seconds,
-            "cost_usd": cost_usd,
-            "error_count": 0,
-            "error": None,
-        }
-        if job.provider_job_id is not None:
-            values["provider_job_id"] = job.provider_job_id
-        return transition(session, job.id, current, JobState.COLLECTED, note=note, values=values)
+        return True
 
     def calibration(self, run_id: int) -> dict[int, np.ndarray]:
         """The run's calibration counts by prepared state (only those collected)."""
@@ -172,6 +227,14 @@ class Results:
         for split, index, _, blob in rows:
             grouped.setdefault((split, index), []).append(np.frombuffer(blob, dtype="<f8"))
         return {key: np.stack(values) for key, values in grouped.items()}
+
+    def stored_keys(self, run_id: int) -> set[tuple[str, int, int]]:
+        """(split, sample index, circuit) of every result stored for a run."""
+        with self._db.transaction(write=False) as session:
+            rows = session.execute(
+                select(ResultRow.split, ResultRow.sample_index, ResultRow.circuit).where(ResultRow.run_id == run_id)
+            ).all()
+            return {(split, int(index), int(circuit)) for split, index, circuit in rows}
 
     def count_samples(self, run_id: int | None = None) -> int:
         """Samples with at least one stored result, for one run or all runs."""
