@@ -293,6 +293,9 @@ class IBMBackend:
 
     def cancel(self, job_id: str) -> None:
         job = self._job(job_id)
+        # RuntimeJobV2.cancel() marks itself cancelled once IBM took the request;
+        # the job is looked up afresh, so that its status is IBM's answer.
+        self._remote_jobs.pop(job_id, None)
         try:
             _runtime_call(job.cancel, f"cancelling job {job_id}")
         except BackendError as err:

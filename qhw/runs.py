@@ -211,13 +211,15 @@ def retry_run(
     if not failed and not missing:
         raise NotFoundError(f"run {run.id} has no failed jobs or executions to retry")
     backend = get_backend(run.backend, seed=run.seed)
-    plans = _retry_plans(backend, run.shots, missing)
-    sizes = [job.executions for job in failed] + [plan.executions for plan, _ in plans]
+    sizes = [job.executions for job in failed] + [plan.executions for plan, _ in _retry_plans(backend, run.shots, missing)]
     prices = load_prices() if backend.is_paid else None
     estimate = backend.estimate_cost(sizes, run.shots, prices) if prices else None
     guard_cost(backend, estimate, max_cost, approve)
     backend.check(sum(sizes), run.shots)
+    # Planned again by the device's own limits, now read (see submit).
+    plans = _retry_plans(backend, run.shots, missing)
     if prices is not None:
+        sizes = [job.executions for job in failed] + [plan.executions for plan, _ in plans]
         _device_prices(backend, prices, estimate, sizes, run.shots, max_cost, approve)
     holder = holder_id()
     worker = RunWorker.load(store, run.id, holder=holder, backend=backend, approved=True)

@@ -136,14 +136,16 @@ def test_a_million_shots_a_circuit_stays_within_the_memory_bound(featured_store,
 
 @pytest.mark.slow
 def test_ctrl_c_during_a_long_local_run_stops_it_and_collect_finishes_it(featured_store, home):
-    process = start_qhw(qhw_env(home), "submit", "--backend", "aer_simulator", "--split", "test", "--limit", "8", "--shots", "1000000")
+    # 24 jobs of a million shots: long enough that the interrupt lands mid-run
+    # even when this process is slow to see the first stored sample.
+    process = start_qhw(qhw_env(home), "submit", "--backend", "aer_simulator", "--split", "test", "--limit", "24", "--shots", "1000000")
     deadline = time.monotonic() + 240
     while featured_store.results.count_samples() == 0:  # let it store some of its jobs first
         assert process.poll() is None and time.monotonic() < deadline, process.stderr.read() if process.poll() is not None else "too slow"
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)  # answered within a job's time, not the run's
-    assert process.returncode == 130
+    assert process.returncode == 130, stderr[-2000:]
     assert stderr.strip().splitlines()[-1].startswith("Error: interrupted; what was stored stays stored")
     jobs = featured_store.ledger.jobs()
     assert all(job.claimed_by is None for job in jobs)  # the claims were given back

@@ -139,7 +139,7 @@ def test_braket_columns_follow_classical_bits_whatever_physical_qubit_ran_them()
 
 
 def test_a_braket_run_packs_100_executables_a_task_and_survives_a_restart(featured_store, braket_cloud):
-    result = runs.submit(featured_store, backend_name="braket_sv1", split="all", shots=2000, approve=approve)
+    result = runs.submit(featured_store, backend_name="braket_sv1", split="all", shots=1000, approve=approve)
     n = SMALL_TRAIN + SMALL_TEST
     assert [j.executions for j in result.jobs] == [100] * (n // 100)  # N samples -> N/100 tasks
     assert sorted(t["executables"] for t in braket_cloud.tasks.values()) == [100] * (n // 100)
@@ -152,8 +152,8 @@ def test_a_braket_run_packs_100_executables_a_task_and_survives_a_restart(featur
         collected = runs.collect(featured_store)
     assert collected.samples == n and collected.pending_jobs == 0
     assert all(j.state is JobState.COLLECTED for j in featured_store.ledger.jobs())
-    distance = _distances(featured_store, result.run.id)  # shot noise alone: about 0.05 at 2,000 shots
-    assert distance.mean() < 0.07 and distance.max() < 0.12, distance
+    distance = _distances(featured_store, result.run.id)  # shot noise alone: about 0.06 at 1,000 shots
+    assert distance.mean() < 0.09 and distance.max() < 0.16, distance
 
 
 def test_a_failed_braket_task_keeps_the_reason(featured_store, braket_cloud):

@@ -182,6 +182,20 @@ def test_failed_executables_are_stored_as_failures_and_retry_runs_exactly_them(f
     assert refused.exit_code == 1 and "has no failed jobs or executions to retry" in refused.stderr
 
 
+def test_a_retry_is_planned_by_the_devices_own_program_set_limit(featured_store, garnet):
+    garnet.set(max_executables=5)  # the device's document says 5 executables a program set
+    garnet.set_shape(failed={i: "device error" for i in (0, 2, 4)})  # of each task: executions 0, 2, 4, 5, 7, 9
+    run = _submit(featured_store, "iqm_garnet")
+    _collect(featured_store)
+    assert [j.executions for j in featured_store.ledger.jobs(run.id)] == [5, 5]
+    garnet.set_shape(failed={})
+    runs.retry_run(featured_store, run.id, approve=approve)
+    retries = featured_store.ledger.jobs(run.id)[2:]
+    assert [tuple(j.execution_indices) for j in retries] == [(0, 2, 4, 5, 7), (9,)]
+    _collect(featured_store)
+    _assert_right_counts(featured_store, run.id, 10)
+
+
 def test_a_failed_program_set_keeps_what_ran_and_is_not_billed(featured_store, garnet):
     garnet.set_shape(failed={0: "compilation of executable 0 timed out", 4: "device error"}, failed_status="FAILED", action_metadata=False)
     run = _submit(featured_store, "iqm_garnet")
@@ -273,7 +287,8 @@ def test_a_qpu_without_program_sets_maps_its_columns_by_measured_qubits(featured
 def test_a_device_numbered_from_one_is_described_by_its_own_labels(featured_store, garnet, tmp_path):
     from device_documents import write_garnet_like
 
-    hardware = _submit(featured_store, "iqm_garnet", limit=4)
+    # With readout calibration: its circuit is placed on the run's qubits by their labels.
+    hardware = runs.submit(featured_store, backend_name="iqm_garnet", split="test", limit=4, shots=1000, mitigate="readout", approve=approve).run
     emulated = runs.submit(
         featured_store, backend_name=f"braket_emulator:{write_garnet_like(tmp_path / 'garnet.json')}", split="test", limit=4, shots=200
     ).run
@@ -285,6 +300,8 @@ def test_a_device_numbered_from_one_is_described_by_its_own_labels(featured_stor
         assert shown["layout"] == [q["qubit"] for q in shown["calibration"]["qubits"]]
     _collect(featured_store)
     _assert_right_counts(featured_store, hardware.id, 4)
+    assert set(featured_store.results.calibration(hardware.id)) == {0, 31}  # all 0, all 1: ideal readout
+    assert featured_store.results.calibration(hardware.id)[31][31] == 1000
 
 
 # --- Braket prices from the device's own document -----------------------------------------------------
