@@ -58,6 +58,8 @@ def featured_store(built_home, home):
     for name in ("qhw.db", "qhw.db-wal"):
         if (built_home / name).exists():
             shutil.copy(built_home / name, home / name)
+    # The database names the feature set's arrays relative to the home.
+    shutil.copytree(built_home / "features", home / "features")
     store = Store(f"sqlite:///{home}/qhw.db")
     yield store
     store.close()

@@ -108,8 +108,8 @@ def test_an_unreachable_database_is_one_line(tmp_path, home):
 
 
 def test_db_upgrade_and_current(home):
-    assert run("db", "upgrade").stdout.strip() == "database at 0007 (was empty)"
-    assert run("db", "current").stdout.strip() == "database: 0007; qhw: 0007"
+    assert run("db", "upgrade").stdout.strip() == "database at 0008 (was empty)"
+    assert run("db", "current").stdout.strip() == "database: 0008; qhw: 0008"
 
 
 def test_demo_prints_three_accuracies(home):

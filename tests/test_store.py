@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ def test_migrations_have_one_head_and_named_files():
     versions = Path(qhw.migrations.__file__).parent / "versions"
     files = sorted(p.name for p in versions.glob("*.py") if p.name != "__init__.py")
     assert files and all(name.split("_", 1)[0].isdigit() and "_" in name for name in files)
-    assert schema.head_revision() == "0007"
+    assert schema.head_revision() == "0008"
 
 
 def test_fresh_database_is_created_at_head_with_sqlite_pragmas(store):
@@ -62,13 +63,13 @@ def test_database_behind_head_is_refused_until_upgraded(tmp_path, monkeypatch):
     _with_extra_migration(
         tmp_path,
         monkeypatch,
-        'revision = "0099"\ndown_revision = "0007"\nbranch_labels = None\ndepends_on = None\n\n'
+        'revision = "0099"\ndown_revision = "0008"\nbranch_labels = None\ndepends_on = None\n\n'
         "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n",
     )
     with pytest.raises(SchemaOutdatedError, match="qhw db upgrade"):
         Store(url)
     before, after = Store(url, check_schema=False).upgrade()
-    assert (before, after) == ("0007", "0099")
+    assert (before, after) == ("0008", "0099")
     Store(url).close()  # now accepted
 
 
@@ -190,3 +191,51 @@ def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path, monkeypatch
     with engine.connect() as connection:
         assert schema.current_revision(connection) == head
         assert "half_done" not in [r[0] for r in connection.execute(text("SELECT name FROM sqlite_master"))]
+
+
+def test_a_home_restored_elsewhere_keeps_its_feature_sets_and_models(featured_store, home, tmp_path, monkeypatch):
+    from qhw import runs, training
+    from qhw.features import load_arrays
+
+    run = runs.submit(featured_store, backend_name="statevector", split="all", limit=20, shots=64).run
+    model = training.train_hybrid(featured_store, run_id=run.id, epochs=2).model
+    featured_store.close()
+    with sqlite3.connect(home / "qhw.db") as connection:
+        stored = connection.execute("SELECT artifact_dir FROM feature_sets").fetchall() + connection.execute("SELECT weights_path FROM models").fetchall()
+    assert [Path(path).parts[0] for (path,) in stored] == ["features", "models"]
+
+    moved = tmp_path / "restored" / "home"
+    shutil.move(home, moved)
+    monkeypatch.setenv("QHW_HOME", str(moved))
+    store = Store(f"sqlite:///{moved}/qhw.db")
+    feature_set = store.catalogue.feature_set(1)
+    assert feature_set.artifact_dir == moved / "features" / feature_set.artifact_dir.name
+    assert len(load_arrays(feature_set).y_test) > 0
+    evaluation = training.evaluate_on_run(store, model_id=model.id, run_id=run.id)
+    assert evaluation.test_samples == 20
+    store.close()
+
+
+def test_the_migration_makes_the_home_s_paths_relative_wherever_the_home_was(tmp_path):
+    url = f"sqlite:///{tmp_path}/v7.db"
+    engine = create_engine(url)
+    now = "2026-01-01 00:00:00"
+    with engine.begin() as connection:
+        schema.upgrade(connection, "0007")
+        for feature_set_id, path in ((1, "/old/home/features/3f2a"), (2, "/data/arrays-kept-elsewhere")):
+            connection.execute(text(
+                "INSERT INTO feature_sets (id, created_at, dataset, dataset_fingerprint, seed, components, latent_dim, "
+                "epochs, n_train, n_test, reconstruction_mse, artifact_dir) "
+                f"VALUES ({feature_set_id}, '{now}', 'mnist-5k', 'ab', 0, 5, 64, 1, 1, 1, 0.1, '{path}')"
+            ))
+        connection.execute(text(
+            "INSERT INTO models (id, created_at, kind, feature_set_id, run_id, train_samples, epochs, seed, weights_path) "
+            f"VALUES (1, '{now}', 'classical', 1, NULL, 1, 1, 0, '/moved/away/models/9c1d.keras')"
+        ))
+    engine.dispose()
+    assert Store(url, check_schema=False).upgrade() == ("0007", "0008")
+    with create_engine(url).connect() as connection:
+        assert connection.execute(text("SELECT artifact_dir FROM feature_sets ORDER BY id")).scalars().all() == [
+            "features/3f2a", "/data/arrays-kept-elsewhere"
+        ]
+        assert connection.execute(text("SELECT weights_path FROM models")).scalar() == "models/9c1d.keras"

@@ -46,7 +46,7 @@ class Catalogue:
                 n_train=n_train,
                 n_test=n_test,
                 reconstruction_mse=reconstruction_mse,
-                artifact_dir=str(artifact_dir),
+                artifact_dir=stored_path(artifact_dir),
             )
             session.add(row)
             session.flush()
@@ -82,7 +82,7 @@ class Catalogue:
                 train_samples=spec.train_samples,
                 epochs=spec.epochs,
                 seed=spec.seed,
-                weights_path=str(spec.weights_path),
+                weights_path=stored_path(spec.weights_path),
                 epochs_run=spec.epochs_run,
             )
             session.add(model)
@@ -114,6 +114,27 @@ class Catalogue:
             return [_evaluation_record(row) for row in session.scalars(query).all()]
 
 
+def stored_path(path: Path) -> str:
+    """A file of the home as the database keeps it: relative to QHW_HOME, so that
+    a home restored from a backup, or moved, keeps working (anything outside
+    the home stays absolute)."""
+    from qhw import config
+
+    path = Path(path).absolute()
+    try:
+        return path.relative_to(config.home().absolute()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def resolved_path(stored: str) -> Path:
+    """Where a stored path is now: under the current QHW_HOME when it is relative."""
+    from qhw import config
+
+    path = Path(stored)
+    return path if path.is_absolute() else config.home() / path
+
+
 def _feature_set_record(row: FeatureSetRow) -> FeatureSetRecord:
     return FeatureSetRecord(
         id=row.id,
@@ -127,7 +148,7 @@ def _feature_set_record(row: FeatureSetRow) -> FeatureSetRecord:
         n_train=row.n_train,
         n_test=row.n_test,
         reconstruction_mse=row.reconstruction_mse,
-        artifact_dir=Path(row.artifact_dir),
+        artifact_dir=resolved_path(row.artifact_dir),
     )
 
 
@@ -141,7 +162,7 @@ def _model_record(row: ModelRow) -> ModelRecord:
         train_samples=row.train_samples,
         epochs=row.epochs,
         seed=row.seed,
-        weights_path=Path(row.weights_path),
+        weights_path=resolved_path(row.weights_path),
         epochs_run=row.epochs_run,
     )
 
