@@ -25,12 +25,18 @@ def load_properties(path: Path) -> tuple[Any, str]:
     """A Braket device properties document from a JSON file, and the device it describes.
 
     Raises:
-        ConfigError: the file is missing, not JSON, or not a gate-model QPU's document.
+        ConfigError: the file is missing, not a regular file, not JSON, not a
+            gate-model QPU's document, or one that contradicts itself (see
+            check_document).
     """
     from braket.device_schema import DeviceCapabilities
     from braket.schema_common import BraketSchemaBase
 
     try:
+        # A FIFO or a device would block the read (or never end): regular files only.
+        if not path.is_file():
+            what = "no such file" if not path.exists() else "it is not a regular file"
+            raise ConfigError(f"{path}: cannot read the device properties ({what}); braket_emulator: takes a .json file")
         raw = path.read_text(encoding="utf-8")
         data = json.loads(raw)
     except OSError as err:
@@ -44,10 +50,58 @@ def load_properties(path: Path) -> tuple[Any, str]:
         raise ConfigError(f"{path}: not a Braket device properties document ({first})") from err
     if not isinstance(properties, DeviceCapabilities) or not hasattr(properties.paradigm, "connectivity"):
         raise ConfigError(f"{path}: describes no gate-model QPU ({type(properties).__name__})")
+    check_document(properties, path)
     named = data.get(DEVICE_NAME_KEY, {}) if isinstance(data, dict) else {}
     provider = properties.braketSchemaHeader.name.split(".")[2] if properties.braketSchemaHeader.name.count(".") >= 3 else "a"
     name = named.get("name") or f"the {provider} device of {path.name}"
     return properties, name
+
+
+def check_document(properties: Any, path: Path) -> None:
+    """Refuse a document that contradicts itself, which Braket's schema lets
+    through and its LocalEmulator or qiskit-braket-provider would trip over
+    later (as a ValueError in the middle of a run, or warnings): qubits
+    numbered as the document numbers them, and counted alike everywhere.
+
+    Raises:
+        ConfigError: naming the file and the contradiction.
+    """
+    paradigm = properties.paradigm
+    count = int(paradigm.qubitCount)
+    if count < 1:
+        raise ConfigError(f"{path}: its qubitCount is {count}; a device has at least one qubit")
+    connectivity = paradigm.connectivity
+    graph = connectivity.connectivityGraph or {}
+    if connectivity.fullyConnected and graph:
+        raise ConfigError(f"{path}: its connectivity says fullyConnected and also gives a connectivityGraph; keep one")
+
+    def label(value: object, where: str) -> int:
+        try:
+            return int(str(value))
+        except ValueError:
+            raise ConfigError(f"{path}: qubit {value!r} in its {where} is not a number") from None
+
+    coupled = {(label(a, "connectivity"), label(b, "connectivity")) for a, targets in graph.items() for b in targets}
+    declared = getattr(paradigm, "qubitLabels", None)
+    standardized = getattr(getattr(properties, "standardized", None), "oneQubitProperties", None) or {}
+    if declared:
+        labels = {label(q, "qubitLabels") for q in declared}
+    elif standardized:
+        labels = {label(q, "oneQubitProperties") for q in standardized}
+    else:
+        labels = {q for pair in coupled for q in pair} if graph else set(range(count))
+    if len(labels) != count:
+        raise ConfigError(f"{path}: its qubitCount is {count}, but it describes {len(labels)} qubits")
+    strangers = sorted({q for pair in coupled for q in pair} - labels)
+    if strangers:
+        raise ConfigError(f"{path}: its connectivity names qubit {strangers[0]}, which is not one of its {count} qubits")
+    if not connectivity.fullyConnected and not coupled and count > 1:
+        raise ConfigError(f"{path}: its connectivity has no pair of coupled qubits (and fullyConnected is false)")
+    if not paradigm.nativeGateSet:
+        raise ConfigError(f"{path}: its paradigm names no native gates (nativeGateSet is empty)")
+    for action in (properties.action or {}).values():
+        if hasattr(action, "supportedOperations") and not action.supportedOperations:
+            raise ConfigError(f"{path}: its action {action.actionType.value} supports no operations")
 
 
 def topology(properties: Any):
@@ -135,10 +189,21 @@ class EmulatedDevice:
         self.topology_graph = topology(properties)
         self._emulator = None
 
-    def run(self, circuit, *, shots: int):
-        """Run one bound circuit with the device's noise (the emulator takes no program sets yet)."""
+    def emulator(self):
+        """Braket's LocalEmulator of the document, built once.
+
+        Raises:
+            ConfigError: Braket refuses the document (with its reason).
+        """
         if self._emulator is None:
             from braket.emulation.local_emulator import LocalEmulator
 
-            self._emulator = LocalEmulator.from_device_properties(self.properties)
-        return self._emulator.run(circuit, shots=shots).result()
+            try:
+                self._emulator = LocalEmulator.from_device_properties(self.properties)
+            except (ValueError, TypeError, KeyError) as err:
+                raise ConfigError(f"{self.name}: Braket's LocalEmulator refuses its device properties ({err})") from err
+        return self._emulator
+
+    def run(self, circuit, *, shots: int):
+        """Run one bound circuit with the device's noise (the emulator takes no program sets yet)."""
+        return self.emulator().run(circuit, shots=shots).result()

@@ -261,6 +261,8 @@ class BraketBackend:
             raise ConfigError(
                 f"--shots must be between {self.limits.min_shots} and {self.limits.max_shots} on {self.name}, got {shots}"
             )
+        if isinstance(device, EmulatedDevice):
+            device.emulator()  # Braket's own verdict on the document, before anything is written
 
     def _qiskit_target(self):
         if self._target is None:
@@ -291,12 +293,16 @@ class BraketBackend:
     def transpile(self, template, *, seed: int | None = None, initial_layout: Sequence[int] | None = None) -> Executable:
         """Compile for the device's target; the layout (and ``initial_layout``)
         name physical qubits by the device's own labels."""
-        from qiskit.transpiler import generate_preset_pass_manager
+        from qiskit.transpiler import TranspilerError, generate_preset_pass_manager
 
         target = self._qiskit_target()
         level = 3 if self.kind in ("hardware", "emulation") else 1
         indices = None if initial_layout is None else [self._index(label) for label in initial_layout]
-        circuit = generate_preset_pass_manager(optimization_level=level, target=target, seed_transpiler=seed, initial_layout=indices).run(template)
+        manager = generate_preset_pass_manager(optimization_level=level, target=target, seed_transpiler=seed, initial_layout=indices)
+        try:
+            circuit = manager.run(template)
+        except TranspilerError as err:  # e.g. no 5 coupled qubits, or gates that cannot express the circuit
+            raise ConfigError(f"the feature map cannot be compiled for {self.name}: {err.message}") from err
         layout = circuit.layout.final_index_layout()[: template.num_qubits] if circuit.layout else range(template.num_qubits)
         return Executable(circuit=circuit, layout=tuple(self._label(q) for q in layout))
 

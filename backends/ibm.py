@@ -26,6 +26,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from qhw import settings
 from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendLimits, Executable, JobResult, JobStatus
 from qhw.backends._qiskit_jobs import InProcessJobs, job_status, local_job_counts, mapped_counts
 from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, JobNotFoundError, TransientBackendError
@@ -106,16 +107,7 @@ def create(name: str, *, seed: int | None = None) -> Backend | None:
 
 def listing_grace() -> float:
     """How long IBM's job listing is given to show a job (see LISTING_GRACE_SECONDS)."""
-    raw = os.environ.get(LISTING_GRACE_ENV)
-    if raw is None:
-        return LISTING_GRACE_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{LISTING_GRACE_ENV} must be a number of seconds, got {raw!r}") from None
-    if not 0 <= value < 86_400:
-        raise ConfigError(f"{LISTING_GRACE_ENV} must be between 0 and 86400 seconds, got {raw!r}")
-    return value
+    return settings.seconds(LISTING_GRACE_ENV, LISTING_GRACE_SECONDS, 0.0, 86_400.0)
 
 
 def credentials_configured() -> bool:

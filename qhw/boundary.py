@@ -17,9 +17,14 @@ _ADVICE = {
     errno.EISDIR: "a folder stands where a file is needed",
     errno.EEXIST: "something already exists there",
     errno.ENAMETOOLONG: "the name is too long for the file system (255 bytes a name at most)",
-    errno.ENOSPC: "no space left on the device; free some, or point QHW_HOME elsewhere",
-    errno.EDQUOT: "disk quota exceeded; free some space, or point QHW_HOME elsewhere",
+    errno.ENOSPC: "no space left on the device; free some space there",
+    errno.EDQUOT: "disk quota exceeded; free some space there",
 }
+
+
+def os_reason(err: OSError) -> str:
+    """What an OSError means, in words, with what to do where qhw knows."""
+    return _ADVICE.get(err.errno, err.strerror or str(err))
 
 
 def explain(err: BaseException) -> str:

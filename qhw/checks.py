@@ -10,6 +10,12 @@ from qhw.errors import ConfigError
 
 #: NumPy, scikit-learn, TensorFlow and Qiskit all take seeds in this range.
 SEED_MAX = 2**32 - 1
+#: Ids are SQLAlchemy Integer columns: PostgreSQL's INTEGER holds no more.
+ID_MAX = 2**31 - 1
+#: Training epochs: far beyond any useful count, well inside what Keras takes.
+EPOCHS_MAX = 100_000
+#: Local worker processes: more than any machine has cores.
+WORKERS_MAX = 1024
 
 
 def check_seed(seed: int | None, option: str = "--seed") -> None:
@@ -26,3 +32,29 @@ def check_positive(value: int | None, option: str) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{option} must be a positive integer, got {value!r}")
+
+
+class NotAnArchive(ValueError):
+    """A file that should be an .npz (a zip archive of .npy arrays) and is not."""
+
+
+def load_npz(path):
+    """``numpy.load`` of an .npz archive, never of anything else.
+
+    NumPy reads a file that is not a zip archive as one pickled object, and on
+    a text file says to load it with ``allow_pickle=True``: advice never to
+    follow with a file of unknown origin. Anything that is not a zip archive
+    is refused here first.
+
+    Raises:
+        NotAnArchive: the file is not a zip archive.
+        OSError: the file cannot be read.
+    """
+    import zipfile
+
+    import numpy as np
+
+    with open(path, "rb") as handle:  # a missing or unreadable file is an OSError, as NumPy's
+        if not zipfile.is_zipfile(handle):
+            raise NotAnArchive("not an .npz archive (it is not a zip file)")
+    return np.load(path, allow_pickle=False)

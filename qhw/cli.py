@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from qhw.cli_options import POSITIVE, SECONDS, SEED, USD
+from qhw.cli_options import EPOCHS, ID, INTERVAL, LATENT, POSITIVE, SECONDS, SEED, USD, WORKERS
 from qhw.errors import QhwError
 from qhw.records import RUN_SPLITS, JobState  # no heavy imports: `qhw --help` stays instant
 
@@ -76,7 +76,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 def parallel_options(command):
     """--workers and --scheduler: where a local simulator's jobs run."""
     command = click.option("--scheduler", help="Run local simulations on this Dask cluster (tcp://HOST:PORT; or QHW_DASK_SCHEDULER).")(command)
-    return click.option("--workers", type=POSITIVE, help="Local processes for local simulations (default: every core).")(command)
+    return click.option("--workers", type=WORKERS, help="Local processes for local simulations (default: every core).")(command)
 
 
 def _progress():
@@ -220,8 +220,8 @@ def features() -> None:
 @click.option("--dataset", default="mnist-5k", show_default=True, help="mnist-5k, mnist (Keras cache), an IDX folder or an .npz file.")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the split, subsets and training.")
 @click.option("--components", default=5, show_default=True, type=POSITIVE, help="PCA components; a multiple of 5 (one 5-qubit circuit per 5).")
-@click.option("--latent-dim", default=64, show_default=True, type=POSITIVE, help="Autoencoder latent size.")
-@click.option("--epochs", default=30, show_default=True, type=POSITIVE, help="Autoencoder training epochs.")
+@click.option("--latent-dim", default=64, show_default=True, type=LATENT, help="Autoencoder latent size.")
+@click.option("--epochs", default=30, show_default=True, type=EPOCHS, help="Autoencoder training epochs.")
 @click.option("--limit-train", type=POSITIVE, help="Keep a seeded stratified subset of this many train images.")
 @click.option("--limit-test", type=POSITIVE, help="Keep a seeded stratified subset of this many test images.")
 @json_option
@@ -300,7 +300,7 @@ def backends(as_json) -> None:
 
 @main.command()
 @click.option("--backend", "backend_name", required=True, help="A name from `qhw backends`.")
-@click.option("--features", "feature_set_id", type=POSITIVE, help="Feature set id (default: the newest).")
+@click.option("--features", "feature_set_id", type=ID, help="Feature set id (default: the newest).")
 @click.option("--split", type=click.Choice(RUN_SPLITS), default="all", show_default=True, help="Which samples to run.")
 @click.option("--shots", default=1024, show_default=True, type=POSITIVE, help="Shots per circuit.")
 @click.option("--limit", type=POSITIVE, help="A seeded stratified subset of this many samples per split.")
@@ -336,7 +336,7 @@ def submit(ctx, app: _App, backend_name, feature_set_id, split, shots, limit, se
 
 
 @main.command()
-@click.option("--run", "run_id", type=POSITIVE, help="The run whose failed jobs to submit again (default: the newest).")
+@click.option("--run", "run_id", type=ID, help="The run whose failed jobs to submit again (default: the newest).")
 @click.option("--max-cost", type=USD, help="Refuse when the estimate of the retried jobs exceeds this many USD.")
 @click.option("--yes", is_flag=True, help="Submit to a paid backend without asking for confirmation.")
 @parallel_options
@@ -392,7 +392,7 @@ def runs_list(app: _App, as_json) -> None:
 
 
 @runs_group.command("show")
-@click.argument("run_id", type=POSITIVE)
+@click.argument("run_id", type=ID)
 @click.option("--properties-out", type=click.Path(dir_okay=False, path_type=Path), help="Write the device properties document stored with the run (Braket) to this .json file, for braket_emulator:FILE.")
 @json_option
 @pass_app
@@ -453,7 +453,7 @@ def runs_show(app: _App, run_id, properties_out, as_json) -> None:
 
 
 @main.command()
-@click.option("--run", "run_id", type=POSITIVE, help="Only this run's jobs.")
+@click.option("--run", "run_id", type=ID, help="Only this run's jobs.")
 @click.option("--state", "states", multiple=True, type=click.Choice([state.value for state in JobState]), help="Only jobs in this state (repeatable).")
 @json_option
 @pass_app
@@ -485,9 +485,9 @@ def jobs(app: _App, run_id, states, as_json) -> None:
 
 
 @main.command()
-@click.option("--run", "run_id", type=POSITIVE, help="Only this run (default: every run with unfinished jobs).")
+@click.option("--run", "run_id", type=ID, help="Only this run (default: every run with unfinished jobs).")
 @click.option("--wait", is_flag=True, help="Keep polling until no job is unfinished.")
-@click.option("--interval", default=5.0, show_default=True, type=SECONDS, help="Seconds between polls with --wait.")
+@click.option("--interval", default=5.0, show_default=True, type=INTERVAL, help="Seconds between polls with --wait.")
 @click.option("--timeout", type=SECONDS, help="Give up waiting after this many seconds.")
 @click.option("--yes", is_flag=True, help="Submit again, without asking, paid jobs that the provider does not have.")
 @parallel_options
@@ -505,7 +505,7 @@ def collect(app: _App, run_id, wait, interval, timeout, yes, workers, scheduler,
 
 
 @main.command()
-@click.option("--run", "run_id", type=POSITIVE, help="Only this run (default: every run with unfinished jobs).")
+@click.option("--run", "run_id", type=ID, help="Only this run (default: every run with unfinished jobs).")
 @click.option("--yes", is_flag=True, help="Submit again, without asking, paid jobs that the provider does not have.")
 @json_option
 @pass_app
@@ -519,7 +519,7 @@ def poll(app: _App, run_id, yes, as_json) -> None:
 
 
 @main.command()
-@click.option("--run", "run_id", type=POSITIVE, help="The run whose unfinished jobs to cancel (default: the newest).")
+@click.option("--run", "run_id", type=ID, help="The run whose unfinished jobs to cancel (default: the newest).")
 @json_option
 @pass_app
 def cancel(app: _App, run_id, as_json) -> None:
@@ -542,7 +542,7 @@ def cancel(app: _App, run_id, as_json) -> None:
 
 
 @main.command()
-@click.option("--run", "run_id", type=POSITIVE, help="Run whose outcomes to export (default: the newest).")
+@click.option("--run", "run_id", type=ID, help="Run whose outcomes to export (default: the newest).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The .npz file to write.")
 @pass_app
 def results(app: _App, run_id, out) -> None:
@@ -560,10 +560,10 @@ def results(app: _App, run_id, out) -> None:
 
 
 @main.command()
-@click.option("--run", "run_id", type=POSITIVE, help="Train the hybrid classifier on this run (default: the newest).")
-@click.option("--features", "feature_set_id", type=POSITIVE, help="With --classical: the feature set (default: the newest).")
+@click.option("--run", "run_id", type=ID, help="Train the hybrid classifier on this run (default: the newest).")
+@click.option("--features", "feature_set_id", type=ID, help="With --classical: the feature set (default: the newest).")
 @click.option("--classical", is_flag=True, help="Train the baseline on the autoencoder latent instead.")
-@click.option("--epochs", default=60, show_default=True, type=POSITIVE, help="Classifier training epochs.")
+@click.option("--epochs", default=60, show_default=True, type=EPOCHS, help="Classifier training epochs.")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Training seed.")
 @json_option
 @pass_app
@@ -598,8 +598,8 @@ def train(app: _App, run_id, feature_set_id, classical, epochs, seed, as_json) -
 @click.option("--hardware", default="fake_manila", show_default=True, help="The device (or emulation) for the test samples.")
 @click.option("--limit-train", type=POSITIVE, help="Use a stratified subset of the 4,000 train images.")
 @click.option("--limit-test", type=POSITIVE, help="Use a stratified subset of the 1,000 test images.")
-@click.option("--autoencoder-epochs", default=30, show_default=True, type=POSITIVE, help="Autoencoder epochs.")
-@click.option("--epochs", default=60, show_default=True, type=POSITIVE, help="Classifier epochs.")
+@click.option("--autoencoder-epochs", default=30, show_default=True, type=EPOCHS, help="Autoencoder epochs.")
+@click.option("--epochs", default=60, show_default=True, type=EPOCHS, help="Classifier epochs.")
 @json_option
 @pass_app
 def demo(app: _App, shots, seed, hardware, limit_train, limit_test, autoencoder_epochs, epochs, as_json) -> None:
@@ -644,10 +644,10 @@ def demo(app: _App, shots, seed, hardware, limit_train, limit_test, autoencoder_
 
 
 @main.command("compare")
-@click.option("--sim", "simulator_run", required=True, type=POSITIVE, help="The simulator run (needs train samples).")
-@click.option("--hw", "hardware_runs", required=True, multiple=True, type=POSITIVE, help="A device (or emulation) run to compare with it; repeat for several.")
+@click.option("--sim", "simulator_run", required=True, type=ID, help="The simulator run (needs train samples).")
+@click.option("--hw", "hardware_runs", required=True, multiple=True, type=ID, help="A device (or emulation) run to compare with it; repeat for several.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder (default: under QHW_HOME/reports/).")
-@click.option("--epochs", default=60, show_default=True, type=POSITIVE, help="Classifier training epochs.")
+@click.option("--epochs", default=60, show_default=True, type=EPOCHS, help="Classifier training epochs.")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of training, bootstrap and subsampling.")
 @json_option
 @pass_app

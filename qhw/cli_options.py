@@ -11,8 +11,7 @@ import math
 
 import click
 
-from qhw.checks import SEED_MAX
-
+from qhw.checks import EPOCHS_MAX, ID_MAX, SEED_MAX, WORKERS_MAX
 
 
 class IntegerRange(click.IntRange):
@@ -23,6 +22,12 @@ class IntegerRange(click.IntRange):
 
 SEED = IntegerRange(0, SEED_MAX)
 POSITIVE = IntegerRange(min=1)
+#: A run's or feature set's id: what every database qhw supports can hold.
+ID = IntegerRange(1, ID_MAX)
+EPOCHS = IntegerRange(1, EPOCHS_MAX)
+WORKERS = IntegerRange(1, WORKERS_MAX)
+#: An autoencoder's latent size: at most the 784 pixels it compresses.
+LATENT = IntegerRange(1, 784)
 
 
 class FiniteFloat(click.ParamType):
@@ -30,8 +35,9 @@ class FiniteFloat(click.ParamType):
 
     name = "number"
 
-    def __init__(self, minimum: float = 0.0, unit: str = "") -> None:
+    def __init__(self, minimum: float = 0.0, unit: str = "", maximum: float | None = None) -> None:
         self.minimum = minimum
+        self.maximum = maximum
         self.unit = unit
 
     def convert(self, value, param, ctx):
@@ -44,8 +50,12 @@ class FiniteFloat(click.ParamType):
                 self.fail(f"{value!r} is not a number", param, ctx)
         if not math.isfinite(number) or number < self.minimum:
             self.fail(f"must be a finite number{self.unit}, {self.minimum:g} or more, got {value}", param, ctx)
+        if self.maximum is not None and number > self.maximum:
+            self.fail(f"must be between {self.minimum:g} and {self.maximum:g}{self.unit.removeprefix(' of')}, got {value}", param, ctx)
         return number
 
 
 USD = FiniteFloat(0.0, " of USD")
 SECONDS = FiniteFloat(0.0, " of seconds")
+#: A pause between polls: a day at most (time.sleep refuses what it cannot represent).
+INTERVAL = FiniteFloat(0.0, " of seconds", maximum=86400)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from qhw.errors import ConfigError
@@ -75,6 +77,45 @@ def writable_dir(path: Path, what: str) -> Path:
     except OSError as err:
         raise ConfigError(f"{where} is not writable: {err.strerror}") from err
     return path
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Make sure a folder could be written (created if need be), without
+    creating it or leaving anything behind: for a command that is refused
+    later, nothing of it may remain.
+
+    Raises:
+        ConfigError: naming ``what`` and the folder, with the reason.
+    """
+    path = Path(path)
+    where = f"{what} {_shown(path)}"
+    _check_utf8(path, where)
+    _check_folder(path, where)
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{where} cannot be created: {_shown(existing)} is a file")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".qhw-write-check-"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"{where} is not writable: {err.strerror}") from err
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Name the file when writing it fails (a full disk, a quota), in one line.
+
+    Raises:
+        ConfigError: the OSError of the write, with the file's name.
+    """
+    from qhw.boundary import os_reason
+
+    try:
+        yield
+    except OSError as err:
+        raise ConfigError(f"{_shown(Path(path))}: cannot be written: {os_reason(err)}") from err
 
 
 def _check_folder(path: Path, where: str, advice: str = "") -> None:

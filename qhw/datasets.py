@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qhw.checks import NotAnArchive, load_npz
 from qhw.errors import ConfigError, DatasetError
 
 MNIST_5K = "mnist-5k"
@@ -138,13 +139,15 @@ def _keras_mnist_path() -> Path:
 
 def _load_npz(path: Path):
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with load_npz(path) as archive:
             missing = [key for key in NPZ_KEYS if key not in archive.files]
             if missing:
                 raise DatasetError(f"{path}: missing arrays {', '.join(missing)} (needs {', '.join(NPZ_KEYS)})")
             return tuple(archive[key] for key in NPZ_KEYS)
     except DatasetError:
         raise
+    except NotAnArchive as err:
+        raise DatasetError(f"{path}: {err}; --dataset takes an .npz of x_train, y_train, x_test, y_test") from err
     except Exception as err:  # zipfile.BadZipFile, OSError, ValueError, EOFError
         raise DatasetError(f"{path}: not a readable .npz file ({err})") from err
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from qhw import config
 from qhw.datasets import IMAGE_PIXELS, MNIST_5K, load_dataset
-from qhw.checks import check_positive, check_seed
+from qhw.checks import NotAnArchive, check_positive, check_seed, load_npz
 from qhw.errors import ArtifactError, ConfigError
 from qhw.progress import Progress, SilentProgress, import_keras, keras_callback
 from qhw.records import QUBITS, FeatureSetRecord
@@ -150,13 +150,14 @@ def load_arrays(feature_set: FeatureSetRecord) -> FeatureArrays:
     """Load the saved arrays of a feature set."""
     path = feature_set.artifact_dir / ARRAYS_FILE
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with load_npz(path) as archive:
             arrays = FeatureArrays(**{field: archive[field] for field in FeatureArrays.__dataclass_fields__})
     except FileNotFoundError as err:
         raise ArtifactError(f"feature set {feature_set.id}: its arrays are missing at {path}; build a new feature set") from err
-    except Exception as err:  # a truncated or overwritten file: BadZipFile, EOFError, ValueError, KeyError, OSError
+    except Exception as err:  # a truncated or overwritten file: NotAnArchive, BadZipFile, EOFError, KeyError, OSError
+        detail = str(err) if isinstance(err, NotAnArchive) else f"{type(err).__name__}: {err}"
         raise ArtifactError(
-            f"feature set {feature_set.id}: its arrays at {path} are unreadable ({type(err).__name__}: {err}); "
+            f"feature set {feature_set.id}: its arrays at {path} are unreadable ({detail}); "
             "build a new feature set with `qhw features build`"
         ) from err
     if len(arrays.angles_train) != len(arrays.y_train) or len(arrays.angles_test) != len(arrays.y_test):

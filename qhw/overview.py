@@ -285,5 +285,10 @@ def export_device_properties(store: Store, run_id: int, out) -> "Path":
     arn = run.backend[len("braket:") :] if run.backend.startswith("braket:") else None
     document = json.loads(calibration.properties)
     document[DEVICE_NAME_KEY] = {"name": calibration.device, "arn": arn}
-    out.write_text(json.dumps(document, indent=2, sort_keys=True))
+    try:
+        with config.writing(out):
+            out.write_text(json.dumps(document, indent=2, sort_keys=True))
+    except BaseException:
+        out.unlink(missing_ok=True)  # no half-written file
+        raise
     return out

@@ -4,7 +4,10 @@ A run's local jobs (simulators and emulations, whose jobs live in the process
 that runs them) go to an executor with the ``concurrent.futures`` interface:
 a process pool of this machine by default, or an existing Dask cluster
 (``--scheduler tcp://HOST:PORT`` or ``QHW_DASK_SCHEDULER``), through
-``distributed.Client.get_executor()``; qhw runs no scheduler of its own. What
+``distributed.Client.get_executor()``; qhw runs no scheduler of its own.
+A cluster that cannot run a job is refused before the run is written: its
+scheduler must answer, and show at least one worker, within
+``QHW_DASK_TIMEOUT`` seconds (default 10). What
 crosses to a worker is the run's circuit as QPY, one job's parameter rows,
 its shots and its seed; what comes back is a counts array. The submitting
 process alone writes the ledger, so a worker that dies loses nothing: its job
@@ -25,11 +28,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from qhw import settings
 from qhw.errors import ConfigError
-
-SCHEDULER_ENV = "QHW_DASK_SCHEDULER"
-#: How long to wait for a Dask scheduler to answer.
-CONNECT_SECONDS = 10
 
 
 def default_workers() -> int:
@@ -46,18 +46,13 @@ def executor(
     modules the pool's workers import once, before they fork.
 
     Raises:
-        ConfigError: the scheduler cannot be reached, or Dask is not installed.
+        ConfigError: a malformed scheduler address, a scheduler that cannot be
+            reached, does not answer or has no worker within QHW_DASK_TIMEOUT
+            seconds, or Dask is not installed.
     """
-    scheduler = scheduler or os.environ.get(SCHEDULER_ENV)
+    scheduler = settings.dask_scheduler(scheduler)
     if scheduler:
-        try:
-            from distributed import Client
-        except ImportError as err:
-            raise ConfigError("--scheduler needs Dask: pip install 'qhw[dask]'") from err
-        try:
-            client = Client(scheduler, timeout=CONNECT_SECONDS)
-        except (OSError, TimeoutError) as err:
-            raise ConfigError(f"cannot reach the Dask scheduler at {scheduler} ({err})") from err
+        client = connect(scheduler, settings.dask_timeout())
         try:
             yield client.get_executor()
         finally:
@@ -70,6 +65,52 @@ def executor(
         yield None
         return
     yield from _process_pool(min(workers, jobs), preload)
+
+
+def connect(address: str, timeout: float):
+    """A Dask client of the scheduler at ``address`` that has a worker, within ``timeout`` seconds.
+
+    Raises:
+        ConfigError: Dask is not installed; the scheduler refuses the
+            connection, does not answer, or has no worker in time.
+    """
+    import threading
+
+    try:
+        from distributed import Client
+    except ImportError as err:
+        raise ConfigError("--scheduler needs Dask: pip install 'qhw[dask]'") from err
+    outcome: dict[str, object] = {}
+
+    def start() -> None:
+        try:
+            outcome["client"] = Client(address, timeout=timeout)
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread below
+            outcome["error"] = err
+
+    # distributed.Client's own timeout does not bound a scheduler that accepts
+    # the connection and never answers (measured: it waits for ever), so the
+    # client starts in a thread of its own, given up after the timeout.
+    starter = threading.Thread(target=start, name="qhw-dask-connect", daemon=True)
+    starter.start()
+    starter.join(timeout + 1.0)
+    if starter.is_alive():
+        raise ConfigError(f"the Dask scheduler at {address} did not answer within {timeout:g} s (QHW_DASK_TIMEOUT)")
+    error = outcome.get("error")
+    if isinstance(error, (OSError, TimeoutError)):
+        raise ConfigError(f"cannot reach the Dask scheduler at {address} ({error})") from error
+    if error is not None:
+        raise error  # type: ignore[misc]
+    client = outcome["client"]
+    try:
+        client.wait_for_workers(1, timeout=timeout)  # type: ignore[attr-defined]
+    except (OSError, TimeoutError) as err:
+        client.close()  # type: ignore[attr-defined]
+        raise ConfigError(
+            f"the Dask scheduler at {address} has no workers (waited {timeout:g} s, QHW_DASK_TIMEOUT); start one with "
+            f"`dask worker {address}`"
+        ) from err
+    return client
 
 
 def _process_pool(workers: int, preload: tuple[str, ...]) -> Iterator[Executor]:

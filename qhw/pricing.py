@@ -127,10 +127,14 @@ def load_prices() -> PriceTable:
     explicit = os.environ.get(PRICES_ENV)
     path = Path(explicit) if explicit else config.home() / "prices.toml"
     defaults = default_prices()
-    if not path.is_file():
+    if not path.exists():
         if explicit:
             raise ConfigError(f"{PRICES_ENV} names {path}, which does not exist")
         return PriceTable(defaults)
+    if not path.is_file():  # a folder, /dev/null, a FIFO: never read as "no overrides"
+        what = "a folder, not a price file" if path.is_dir() else "not a regular file, so not a price file"
+        where = f"{PRICES_ENV} names {path}, which is" if explicit else f"{path} is"
+        raise ConfigError(f"{where} {what}")
     try:
         overrides = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
@@ -163,8 +167,10 @@ def _check_price(value: object, where: str) -> float:
     # TOML has nan and inf, and bools are ints to Python: none of them is a price.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{where} must be a number, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{where} must be a finite number, zero or more, got {value!r}")
+    # An integer of 400 digits is finite to Python and has no float: show its start.
+    shown = repr(value) if len(repr(value)) <= 24 else f"{repr(value)[:21]}... ({len(repr(value))} digits)"
+    if isinstance(value, int) and abs(value) > 1e300 or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{where} must be a finite number, zero or more, got {shown}")
     return float(value)
 
 

@@ -44,9 +44,9 @@ def check_report_dir(out: Path | None) -> None:
         ConfigError: ``out`` (or the home's reports folder) is not a writable folder.
     """
     if out is not None:
-        config.writable_dir(Path(out), "--out")
+        config.check_writable(Path(out), "--out")
     else:
-        config.writable_dir(config.home() / "reports", "the reports folder")
+        config.check_writable(config.home() / "reports", "the reports folder")
 
 
 def write_report(comparison: Comparison | DeviceComparison, out: Path | None = None) -> Path:

@@ -5,33 +5,21 @@ it for network errors, timeouts, HTTP 429 and 5xx and throttling, and nothing
 else. When the errors persist the last one is raised, and the ledger records it
 on the job without changing the job's state.
 
-Settings (environment): ``QHW_RETRY_ATTEMPTS`` (calls in all, default 4),
-``QHW_RETRY_INITIAL_WAIT`` and ``QHW_RETRY_MAX_WAIT`` (seconds, default 1 and 30).
+Settings (environment, see :mod:`qhw.settings`): ``QHW_RETRY_ATTEMPTS`` (calls
+in all, 1 to 100, default 4), ``QHW_RETRY_INITIAL_WAIT`` and
+``QHW_RETRY_MAX_WAIT`` (seconds, 0 to 3600, default 1 and 30).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Callable, TypeVar
 
-from qhw.errors import ConfigError, TransientBackendError
+from qhw import settings
+from qhw.errors import TransientBackendError
 
 log = logging.getLogger("qhw.retry")
 T = TypeVar("T")
-
-
-def _setting(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if not value >= 0:
-        raise ConfigError(f"{name} must be zero or more, got {raw!r}")
-    return value
 
 
 def with_retries(call: Callable[[], T], what: str) -> T:
@@ -43,12 +31,13 @@ def with_retries(call: Callable[[], T], what: str) -> T:
     """
     from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-    attempts = max(1, int(_setting("QHW_RETRY_ATTEMPTS", 4)))
+    attempts = settings.retry_attempts()
+    initial_wait, max_wait = settings.retry_waits()
     retrying = Retrying(
         retry=retry_if_exception_type(TransientBackendError),
         stop=stop_after_attempt(attempts),
         wait=wait_exponential_jitter(
-            initial=_setting("QHW_RETRY_INITIAL_WAIT", 1.0), max=_setting("QHW_RETRY_MAX_WAIT", 30.0), jitter=1.0
+            initial=initial_wait, max=max_wait, jitter=1.0
         ),
         before_sleep=lambda state: log.info(
             "%s failed (%s); attempt %d of %d", what, state.outcome.exception(), state.attempt_number, attempts

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from qhw import circuits, config, parallel
+from qhw import circuits, config, parallel, settings
 from qhw.backend import Backend, Executable, get_backend
 from qhw.checks import check_positive, check_seed
 from qhw.datasets import stratified_subset
@@ -119,6 +119,7 @@ def submit(
         UnknownBackendError, NotFoundError, ConfigError, BackendError.
     """
     progress = progress or SilentProgress()
+    settings.check_all(scheduler)
     if split not in RUN_SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(RUN_SPLITS)}, got {split!r}")
     if mitigate not in (None, "readout"):
@@ -205,6 +206,7 @@ def retry_run(
     Raises:
         NotFoundError: no such run, or nothing of it failed.
     """
+    settings.check_all(scheduler)
     run = store.ledger.run(run_id)
     failed = store.ledger.jobs(run.id, states=[JobState.FAILED])
     missing = missing_executions(store, run.id)
@@ -223,11 +225,12 @@ def retry_run(
         _device_prices(backend, prices, estimate, sizes, run.shots, max_cost, approve)
     holder = holder_id()
     worker = RunWorker.load(store, run.id, holder=holder, backend=backend, approved=True)
-    fresh = [job for job in map(store.ledger.reset_for_retry, failed) if job is not None]
-    claimed = [job for job in (store.ledger.claim(job, holder) for job in fresh) if job is not None]
-    if plans:
-        claimed += store.ledger.add_retry_jobs(run.id, plans, claimed_by=holder)
-    with _executor_for(backend, workers, scheduler, len(claimed)) as pool:
+    # Where the jobs will run is settled (a cluster reached, with a worker) before any job is reset.
+    with _executor_for(backend, workers, scheduler, len(failed) + len(plans)) as pool:
+        fresh = [job for job in map(store.ledger.reset_for_retry, failed) if job is not None]
+        claimed = [job for job in (store.ledger.claim(job, holder) for job in fresh) if job is not None]
+        if plans:
+            claimed += store.ledger.add_retry_jobs(run.id, plans, claimed_by=holder)
         tally = _work_all(store, worker, claimed, progress or SilentProgress(), f"{backend.name}: retried jobs", pool=pool, workers=workers)
     return SubmitResult(run=run, jobs=store.ledger.jobs(run.id), tally=tally)
 
@@ -256,10 +259,18 @@ def collect(
         CredentialsError: a provider refused the credentials (no job changed).
     """
     progress = progress or SilentProgress()
+    settings.check_all(scheduler)
     if run_id is not None:
         store.ledger.run(run_id)  # raises NotFoundError for an unknown id
     holder = holder_id()
     run_workers: dict[int, RunWorker] = {}
+    if settings.dask_scheduler(scheduler):
+        # A cluster that cannot run the local jobs is refused before any job is claimed.
+        for job in store.ledger.jobs(run_id, states=UNFINISHED_STATES):
+            if job.run_id not in run_workers:
+                run_workers[job.run_id] = RunWorker.load(store, job.run_id, holder=holder, approve=approve)
+        if any(worker.backend.is_local for worker in run_workers.values()):
+            parallel.connect(settings.dask_scheduler(scheduler), settings.dask_timeout()).close()
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         tally = Tally()
@@ -340,6 +351,7 @@ def cancel_run(store: Store, run_id: int | None = None) -> list[CancelOutcome]:
     provider); one that finished first is collected; a job another collector
     holds, or whose provider could not be reached, is reported as such.
     """
+    settings.check_all()
     run = store.ledger.run(run_id)
     unfinished = store.ledger.jobs(run.id, states=UNFINISHED_STATES)
     if not unfinished:
@@ -394,15 +406,16 @@ def export_results(store: Store, run_id: int | None, out: Path) -> Export:
         [arrays.labels(split)[index] for split, index in zip(stored.splits, stored.sample_index)], dtype=np.int64
     )
     try:
-        np.savez_compressed(
-            out,
-            counts=stored.counts,
-            shots=np.int64(run.shots),
-            labels=labels,
-            split=stored.splits,
-            sample_index=stored.sample_index,
-            backend=np.str_(run.backend),
-        )
+        with config.writing(out):
+            np.savez_compressed(
+                out,
+                counts=stored.counts,
+                shots=np.int64(run.shots),
+                labels=labels,
+                split=stored.splits,
+                sample_index=stored.sample_index,
+                backend=np.str_(run.backend),
+            )
     except BaseException:
         out.unlink(missing_ok=True)  # no half-written file
         raise

@@ -46,6 +46,11 @@ def upgrade(connection: Connection, revision: str = "head") -> None:
     command.upgrade(alembic_config(connection), revision)
 
 
+def has_tables(connection: Connection) -> bool:
+    """Whether the database holds any table at all."""
+    return bool(inspect(connection).get_table_names())
+
+
 def check_upgradable(connection: Connection) -> str | None:
     """The database's revision, when qhw may upgrade it: empty, or qhw's own
     at a revision this qhw knows.
@@ -56,7 +61,7 @@ def check_upgradable(connection: Connection) -> str | None:
     """
     current = current_revision(connection)
     if current is None:
-        if inspect(connection).get_table_names():
+        if has_tables(connection):
             raise StoreError(
                 "the database has tables but no qhw schema version: it is not a qhw database, and qhw will not "
                 "write its tables into it; point --db at a qhw database or an empty one"

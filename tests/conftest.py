@@ -161,10 +161,21 @@ def qhw_env(home: Path, *, ibm: Path | None = None, braket: Path | None = None, 
 
 
 def start_qhw(env: dict[str, str], *args: str) -> subprocess.Popen:
-    """`qhw ARGS` as a process of its own (so that it can be SIGKILLed)."""
+    """`qhw ARGS` as a process of its own (so that it can be SIGKILLed), with
+    SIGINT as a terminal leaves it: a child inherits ignored and blocked
+    signals across exec, and libraries this test process loads may have left
+    SIGINT so (a qhw started so would never see a Ctrl-C)."""
     return subprocess.Popen(
-        [sys.executable, str(QHW_WITH_FAKE_CLOUDS), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, str(QHW_WITH_FAKE_CLOUDS), *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_as_from_a_terminal,
     )
+
+
+def _sigint_as_from_a_terminal() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def run_qhw(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -103,7 +103,7 @@ def test_an_npz_without_the_arrays_names_them(tmp_path):
 
 def test_a_corrupt_npz_is_named(tmp_path):
     (tmp_path / "d.npz").write_bytes(b"not a zip file")
-    with pytest.raises(DatasetError, match="d.npz: not a readable .npz"):
+    with pytest.raises(DatasetError, match="d.npz: not an .npz archive"):
         load_dataset(str(tmp_path / "d.npz"))
 
 

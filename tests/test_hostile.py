@@ -3,8 +3,9 @@
 Every case asserts: a non-zero exit, exactly one readable line on stderr
 ("Error: ..." naming what is wrong), no traceback, and the database and the
 home folder exactly as they were. The home holds a feature set, a run of test
-samples only (1), a run of both splits (2), and a run whose submission was
-cut off before any job ran (3).
+samples only (1), a run of both splits (2), a run whose submission was
+cut off before any job ran (3), and a run of 10 test samples on an emulated
+Braket device, which keeps the device's properties document (4).
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import json
 import shutil
+import socket
 import sqlite3
 import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,6 +31,7 @@ from click.testing import CliRunner
 from qhw.cli import main
 
 from conftest import qhw_env, run_qhw
+from device_documents import write_garnet_like
 
 
 # --- the home every case starts from -----------------------------------------------------------
@@ -54,17 +60,20 @@ def base_home(tmp_path_factory) -> Path:
         patch.setattr(RunWorker, "_send", cut_off)
         with pytest.raises(KeyboardInterrupt):
             runs.submit(store, backend_name="aer_simulator", split="all", shots=16)
+        patch.undo()
+        patch.setenv("QHW_HOME", str(path))
+        patch.delenv("QHW_DB_URL", raising=False)
+        document = write_garnet_like(path.parent / "garnet.json")
+        runs.submit(store, backend_name=f"braket_emulator:{document}", split="test", limit=10, shots=16)
         store.close()
     return path
 
 
 @pytest.fixture
 def home(base_home, tmp_path, monkeypatch) -> Path:
-    """A private copy of the base home, its database pointing at its own files."""
+    """A private copy of the base home (its database names its files relative to it)."""
     path = tmp_path / "home"
     shutil.copytree(base_home, path)
-    with sqlite3.connect(path / "qhw.db") as connection:
-        connection.execute("UPDATE feature_sets SET artifact_dir = replace(artifact_dir, ?, ?)", (str(base_home), str(path)))
     monkeypatch.setenv("QHW_HOME", str(path))
     for name in ("QHW_DB_URL", "QHW_PRICES"):
         monkeypatch.delenv(name, raising=False)
@@ -79,9 +88,9 @@ def snapshot(home: Path) -> tuple:
         for table in sorted(tables):
             rows[table] = connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
     files = {
-        str(path.relative_to(home)): hashlib.sha1(path.read_bytes()).hexdigest()
+        str(path.relative_to(home)): hashlib.sha1(path.read_bytes()).hexdigest() if path.is_file() else "folder"
         for path in sorted(home.rglob("*"))
-        if path.is_file() and not path.name.startswith("qhw.db")
+        if not path.name.startswith("qhw.db")
     }
     return hashlib.sha1(repr(rows).encode()).hexdigest(), files
 
@@ -133,10 +142,14 @@ def immutable(relative: str) -> Callable[[Path], dict]:
         folder.mkdir(parents=True, exist_ok=True)
         if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
             folder.chmod(0o555)
+        def undo() -> None:
+            subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+            folder.chmod(0o755)
+
         try:
             (folder / ".probe").touch()
         except OSError:
-            return {"_undo": folder}
+            return {"_undo": undo}
         (folder / ".probe").unlink()
         pytest.skip("this machine lets every write through (neither chattr +i nor chmod stops it)")
 
@@ -173,6 +186,106 @@ def home_is(kind: str) -> Callable[[Path], dict]:
     return setup
 
 
+def device_document(change: Callable[[dict], object] | None = None, *, kind: str = "file", qubits: int = 6) -> Callable[[Path], dict]:
+    """A Braket device properties document at $DEVICE (IQM-like, qubits 1-6),
+    changed by ``change``; or, by ``kind``, a FIFO or a folder of that name."""
+
+    def setup(home: Path) -> dict:
+        from device_documents import garnet_like
+
+        path = home.parent / "device.json"
+        if kind == "fifo":
+            os.mkfifo(path)
+            return {}
+        if kind == "folder":
+            path.mkdir()
+            return {}
+        data = json.loads(garnet_like(qubits).json())
+        if change is not None:
+            change(data)
+        path.write_text(json.dumps(data))
+        return {}
+
+    return setup
+
+
+def paradigm(**changes) -> Callable[[dict], None]:
+    def change(data: dict) -> None:
+        for key, value in changes.items():
+            if value is None:
+                data["paradigm"].pop(key, None)
+            else:
+                data["paradigm"][key] = value
+
+    return change
+
+
+def no_gates(data: dict) -> None:
+    data["paradigm"]["nativeGateSet"] = []
+    for action in data["action"].values():
+        if "supportedOperations" in action:
+            action["supportedOperations"] = []
+
+
+def failed_job(run: int) -> Callable[[Path], dict]:
+    """Mark the first job of a run failed, as a provider's failure leaves it."""
+
+    def setup(home: Path) -> dict:
+        with sqlite3.connect(home / "qhw.db") as connection:
+            connection.execute(
+                "UPDATE jobs SET state = 'failed', error = 'failed at the provider' "
+                "WHERE id = (SELECT min(id) FROM jobs WHERE run_id = ?)", (run,)
+            )
+        return {}
+
+    return setup
+
+
+def silent_port(home: Path) -> dict:
+    """A TCP port that accepts connections (the kernel's backlog) and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    return {"_undo": listener.close, "{port}": str(listener.getsockname()[1])}
+
+
+def idle_dask_scheduler(home: Path) -> dict:
+    """A real Dask scheduler, in a process of its own, without any worker."""
+    address_file = home.parent / "scheduler.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+         "--no-dashboard", "--scheduler-file", str(address_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for _ in range(600):
+        if address_file.exists() and address_file.stat().st_size:
+            break
+        time.sleep(0.1)
+
+    def stop() -> None:
+        process.kill()
+        process.wait()
+
+    return {"_undo": stop, "{port}": json.loads(address_file.read_text())["address"].rsplit(":", 1)[1]}
+
+
+def full_disk(name: str) -> Callable[[Path], dict]:
+    """A file name that leads to /dev/full: every write to it fails with ENOSPC."""
+
+    def setup(home: Path) -> dict:
+        (home.parent / name).symlink_to("/dev/full")
+        return {}
+
+    return setup
+
+
+def truncated_database(home: Path) -> dict:
+    path = home.parent / "damaged.db"
+    data = (home / "qhw.db").read_bytes()
+    path.write_bytes(data[:-1000])
+    return {"--db": f"sqlite:///{path}"}
+
+
 @dataclass(frozen=True)
 class Case:
     args: str
@@ -180,6 +293,7 @@ class Case:
     setup: Callable[[Path], dict] | None = None
 
 
+EMULATED = "submit --backend braket_emulator:{device} --split test --limit 10 --shots 10"
 PRICED = "submit --backend ionq_forte --split test --limit 10 --shots 100 --max-cost 1000 --yes"
 CASES = {
     # --- money: every number that reaches the cost guard --------------------------------------
@@ -215,7 +329,7 @@ CASES = {
     "limit beyond the split": Case("submit --backend aer_simulator --limit 61", "--limit 61 exceeds the 60 train images"),
     "split unknown": Case("submit --backend aer_simulator --split validation", "'--split': 'validation' is not one of"),
     "mitigation unknown": Case("submit --backend aer_simulator --mitigate zne", "'--mitigate': 'zne' is not"),
-    "features epochs zero": Case("features build --epochs 0", "'--epochs': 0 is not in the range x>=1"),
+    "features epochs zero": Case("features build --epochs 0", "'--epochs': 0 is not in the range 1<=x<=100000"),
     "features latent zero": Case("features build --latent-dim 0", "'--latent-dim': 0 is not in the range"),
     "features latent below components": Case("features build --latent-dim 3", "--latent-dim (3) must be at least --components (5)"),
     "components not a multiple of 5": Case("features build --components 7", "multiple of 5"),
@@ -228,7 +342,7 @@ CASES = {
     "collect interval negative": Case("collect --wait --interval -1", "'--interval': must be a finite number of seconds"),
     "collect timeout infinite": Case("collect --wait --timeout inf", "'--timeout': must be a finite number of seconds"),
     "job state unknown": Case("jobs --state exploded", "'--state': 'exploded' is not one of"),
-    "run id zero": Case("jobs --run 0", "'--run': 0 is not in the range x>=1"),
+    "run id zero": Case("jobs --run 0", "'--run': 0 is not in the range 1<=x<=2147483647"),
     # --- qhw demo validates everything before it builds anything -------------------------------------
     "demo shots zero": Case("demo --shots 0", "'--shots': 0 is not in the range"),
     "demo epochs zero": Case("demo --epochs 0", "'--epochs': 0 is not in the range"),
@@ -262,7 +376,7 @@ CASES = {
     "dataset one class": Case("features build --dataset {data}", "hold 1 class(es) (3); a classifier needs at least two", dataset_npz(y_train=lambda y: np.full_like(y, 3))),
     "dataset labels out of range": Case("features build --dataset {data}", "labels must be integers 0-9", dataset_npz(y_test=lambda y: y + 10)),
     "dataset missing arrays": Case("features build --dataset {data}", "missing arrays y_test", dataset_npz(y_test=None)),
-    "dataset not an npz": Case("features build --dataset {data}", "not a readable .npz file", lambda home: (home.parent / "data.npz").write_text("nope") and {}),
+    "dataset not an npz": Case("features build --dataset {data}", "not an .npz archive (it is not a zip file)", lambda home: (home.parent / "data.npz").write_text("nope") and {}),
     "dataset truncated idx": Case("features build --dataset {idx}", "truncated or oversized", lambda home: _idx_folder(home, truncate=True)),
     # --- files qhw wrote, and folders it writes to ------------------------------------------------------------
     "feature arrays corrupted": Case("submit --backend aer_simulator --features 1", "its arrays at", corrupt("features/*/arrays.npz")),
@@ -294,6 +408,72 @@ CASES = {
     "ibm listing grace not a number": Case("submit --backend ibm_fez --split test --limit 10 --yes", "QHW_IBM_LISTING_GRACE_SECONDS must be a number of seconds, got 'abc'", lambda home: {"env": {"QHW_IBM_LISTING_GRACE_SECONDS": "abc"}}),
     "ibm listing grace negative": Case("submit --backend ibm_fez --split test --limit 10 --yes", "QHW_IBM_LISTING_GRACE_SECONDS must be between 0 and 86400 seconds, got '-5'", lambda home: {"env": {"QHW_IBM_LISTING_GRACE_SECONDS": "-5"}}),
     "ibm listing grace nan": Case("submit --backend ibm_fez --split test --limit 10 --yes", "got 'nan'", lambda home: {"env": {"QHW_IBM_LISTING_GRACE_SECONDS": "nan"}}),
+    # --- ids beyond what a database holds (PostgreSQL's INTEGER: 2**31 - 1) ----------------------
+    "runs show id 2**63": Case("runs show 9223372036854775808", "'RUN_ID': 9223372036854775808 is not in the range 1<=x<=2147483647"),
+    "jobs run id 2**63": Case("jobs --run 9223372036854775808", "'--run': 9223372036854775808 is not in the range 1<=x<=2147483647"),
+    "retry run id 2**63": Case("retry --run 9223372036854775808", "'--run': 9223372036854775808 is not in the range"),
+    "cancel run id 2**63": Case("cancel --run 9223372036854775808", "'--run': 9223372036854775808 is not in the range"),
+    "train run id 2**63": Case("train --run 9223372036854775808", "'--run': 9223372036854775808 is not in the range"),
+    "compare hw id 2**63": Case("compare --sim 2 --hw 9223372036854775808", "'--hw': 9223372036854775808 is not in the range"),
+    "compare sim id 2**31": Case("compare --sim 2147483648 --hw 1", "'--sim': 2147483648 is not in the range"),
+    "collect run id 2**31": Case("collect --run 2147483648", "'--run': 2147483648 is not in the range"),
+    "results run id 2**63": Case("results --run 9223372036854775808 --out x.npz", "'--run': 9223372036854775808 is not in the range"),
+    "submit features id 2**63": Case("submit --backend aer_simulator --features 9223372036854775808", "'--features': 9223372036854775808 is not in the range"),
+    "poll run id 2**63": Case("poll --run 9223372036854775808", "'--run': 9223372036854775808 is not in the range"),
+    # --- sizes that no machine holds --------------------------------------------------------------
+    "features epochs 2**63": Case("features build --epochs 9223372036854775808", "'--epochs': 9223372036854775808 is not in the range 1<=x<=100000"),
+    "features latent beyond the pixels": Case("features build --latent-dim 100000", "'--latent-dim': 100000 is not in the range 1<=x<=784"),
+    "train epochs 2**63": Case("train --run 2 --epochs 9223372036854775808", "'--epochs': 9223372036854775808 is not in the range"),
+    "collect interval beyond a day": Case("collect --wait --interval 1e300", "'--interval': must be between 0 and 86400 seconds"),
+    "workers beyond reason": Case("submit --backend aer_simulator --workers 100000", "'--workers': 100000 is not in the range 1<=x<=1024"),
+    # --- settings from the environment, checked before anything is written ----------------------------
+    "retry attempts negative": Case(PRICED, "QHW_RETRY_ATTEMPTS must be a whole number, 1 or more (at most 100), got '-1'", lambda home: {"env": {"QHW_RETRY_ATTEMPTS": "-1"}}),
+    "retry attempts nan": Case(PRICED, "QHW_RETRY_ATTEMPTS must be a whole number, 1 or more (at most 100), got 'nan'", lambda home: {"env": {"QHW_RETRY_ATTEMPTS": "nan"}}),
+    "retry attempts infinite": Case(PRICED, "QHW_RETRY_ATTEMPTS must be a whole number, 1 or more (at most 100), got 'inf'", lambda home: {"env": {"QHW_RETRY_ATTEMPTS": "inf"}}),
+    "retry attempts a word": Case("collect", "QHW_RETRY_ATTEMPTS must be a whole number, 1 or more (at most 100), got 'abc'", lambda home: {"env": {"QHW_RETRY_ATTEMPTS": "abc"}}),
+    "retry wait nan": Case(PRICED, "QHW_RETRY_INITIAL_WAIT must be a finite number of seconds, 0 or more (at most 3600), got 'nan'", lambda home: {"env": {"QHW_RETRY_INITIAL_WAIT": "nan"}}),
+    "retry max wait infinite": Case("retry --run 2", "QHW_RETRY_MAX_WAIT must be a finite number of seconds, 0 or more (at most 3600), got 'inf'", lambda home: {"env": {"QHW_RETRY_MAX_WAIT": "inf"}}),
+    "lease a word": Case("collect", "QHW_LEASE_SECONDS must be a number of seconds, got 'abc'", lambda home: {"env": {"QHW_LEASE_SECONDS": "abc"}}),
+    "lease negative": Case("submit --backend aer_simulator --split test --limit 10", "QHW_LEASE_SECONDS must be between 10 and 604800 seconds, got '-5'", lambda home: {"env": {"QHW_LEASE_SECONDS": "-5"}}),
+    "lease nan": Case("retry --run 2", "QHW_LEASE_SECONDS must be between 10 and 604800 seconds, got 'nan'", lambda home: {"env": {"QHW_LEASE_SECONDS": "nan"}}),
+    "dask timeout zero": Case("collect", "QHW_DASK_TIMEOUT must be between 1 and 3600 seconds, got '0'", lambda home: {"env": {"QHW_DASK_TIMEOUT": "0"}}),
+    # --- Dask clusters that cannot run a job: refused within a bounded time, nothing written -----------
+    "scheduler garbage": Case("submit --backend aer_simulator --split test --limit 10 --scheduler garbage", "--scheduler must be tcp://HOST:PORT, got 'garbage'"),
+    "scheduler another scheme": Case("collect --scheduler http://127.0.0.1:8786", "--scheduler must be tcp://HOST:PORT, got 'http://127.0.0.1:8786'"),
+    "scheduler port out of range": Case("collect --scheduler tcp://127.0.0.1:99999", "--scheduler must be tcp://HOST:PORT"),
+    "scheduler from the environment": Case("collect", "QHW_DASK_SCHEDULER must be tcp://HOST:PORT, got 'garbage'", lambda home: {"env": {"QHW_DASK_SCHEDULER": "garbage"}}),
+    "scheduler garbage on retry": Case("retry --run 2 --scheduler inproc://x", "--scheduler must be tcp://HOST:PORT"),
+    "scheduler unreachable on collect": Case("collect --scheduler tcp://127.0.0.1:1", "cannot reach the Dask scheduler at tcp://127.0.0.1:1"),
+    "scheduler unreachable on retry": Case("retry --run 1 --scheduler tcp://127.0.0.1:1", "cannot reach the Dask scheduler at tcp://127.0.0.1:1", failed_job(1)),
+    "scheduler that never answers": Case("submit --backend aer_simulator --split test --limit 10 --scheduler tcp://127.0.0.1:{port}", "did not answer within 2 s", lambda home: {**silent_port(home), "env": {"QHW_DASK_TIMEOUT": "2"}}),
+    "scheduler without workers": Case("submit --backend aer_simulator --split test --limit 10 --scheduler tcp://127.0.0.1:{port}", "has no workers (waited 2 s", lambda home: {**idle_dask_scheduler(home), "env": {"QHW_DASK_TIMEOUT": "2"}}),
+    "scheduler without workers on retry": Case("retry --run 1 --scheduler tcp://127.0.0.1:{port}", "has no workers", lambda home: {**failed_job(1)(home), **idle_dask_scheduler(home), "env": {"QHW_DASK_TIMEOUT": "2"}}),
+    # --- device documents for braket_emulator: ------------------------------------------------------------
+    "emulator connectivity names a missing qubit": Case(EMULATED, "connectivity names qubit 9, which is not one of its 6 qubits", device_document(lambda d: d["paradigm"]["connectivity"]["connectivityGraph"].update({"6": ["9"]}))),
+    "emulator qubit count disagrees": Case(EMULATED, "qubitCount is 8, but it describes 6 qubits", device_document(paradigm(qubitCount=8))),
+    "emulator qubit count zero": Case(EMULATED, "qubitCount is 0", device_document(paradigm(qubitCount=0))),
+    "emulator qubit labels not numbers": Case(EMULATED, "qubit 'a' in its connectivity is not a number", device_document(lambda d: d["paradigm"]["connectivity"]["connectivityGraph"].update({"a": ["1"]}))),
+    "emulator without connectivity": Case(EMULATED, "not a Braket device properties document", device_document(paradigm(connectivity=None))),
+    "emulator connectivity empty": Case(EMULATED, "its connectivity has no pair of coupled qubits", device_document(paradigm(connectivity={"fullyConnected": False, "connectivityGraph": {}}))),
+    "emulator empty gate set": Case(EMULATED, "names no native gates", device_document(no_gates)),
+    "emulator fully connected with a graph": Case(EMULATED, "says fullyConnected and also gives a connectivityGraph", device_document(lambda d: d["paradigm"]["connectivity"].update({"fullyConnected": True}))),
+    "emulator too few qubits": Case(EMULATED, "has 4 qubits; the feature map needs 5", device_document(qubits=4)),
+    "emulator a FIFO": Case(EMULATED, "is not a regular file", device_document(kind="fifo")),
+    "emulator a folder": Case(EMULATED, "is not a regular file", device_document(kind="folder")),
+    "emulator missing": Case(EMULATED, "no such file", None),
+    # --- leftovers, and words that say what happened -----------------------------------------------------
+    "compare on a run that is not ready": Case("compare --sim 1 --hw 2 --epochs 1", "run 1 has no collected train samples"),
+    "export to a full disk": Case("results --run 2 --out {home}/../full.npz", "../full.npz: cannot be written: no space left on the device", full_disk("full.npz")),
+    "properties to a full disk": Case("runs show 4 --properties-out {home}/../full.json", "../full.json: cannot be written: no space left on the device", full_disk("full.json")),
+    "QHW_PRICES a folder": Case(PRICED, "which is a folder, not a price file", lambda home: {"env": {"QHW_PRICES": str(home)}}),
+    "QHW_PRICES /dev/null": Case(PRICED, "QHW_PRICES names /dev/null, which is not a regular file", lambda home: {"env": {"QHW_PRICES": "/dev/null"}}),
+    "prices.toml a folder": Case(PRICED, "prices.toml is a folder, not a price file", lambda home: (home / "prices.toml").mkdir() or {}),
+    "price 400 digits": Case(PRICED, "braket_per_task_usd must be a finite number, zero or more, got 1" + "0" * 20, prices("braket_per_task_usd = 1" + "0" * 399 + "\n")),
+    "dataset a text file as npz": Case("features build --dataset {data}", "not an .npz archive (it is not a zip file)", lambda home: (home.parent / "data.npz").write_text("x,y\n1,2\n") and {}),
+    "feature arrays a text file": Case("train --classical", "not an .npz archive", corrupt("features/*/arrays.npz", b"x,y\n1,2\n")),
+    "db current foreign": Case("db current", "not a qhw database", database("foreign")),
+    "db upgrade damaged": Case("db upgrade", "is damaged (SQLite's integrity check", truncated_database),
+    "db current damaged": Case("db current", "is damaged", truncated_database),
 }
 
 
@@ -330,19 +510,20 @@ def test_hostile_input_gets_one_line_and_changes_nothing(home, name):
     undo = extra.pop("_undo", None)
     env = extra.pop("env", {})
     db = ["--db", extra.pop("--db")] if "--db" in extra else []
-    args = case.args.format(home=home, data=home.parent / "data.npz", idx=home.parent / "idx").split()
+    places = {"home": home, "data": home.parent / "data.npz", "idx": home.parent / "idx", "device": home.parent / "device.json"}
+    args = case.args.format(**places, port=extra.pop("{port}", "")).split()
     before = snapshot(home)
     try:
         result = CliRunner().invoke(main, [*db, *args], env=env)
     finally:
         if undo is not None:
-            subprocess.run(["chattr", "-i", str(undo)], capture_output=True)
-            undo.chmod(0o755)
+            undo()
     lines = result.stderr.strip().splitlines()
     assert result.exit_code not in (0, None), result.output
     assert "Traceback" not in result.output and "Traceback" not in result.stderr
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
     assert case.message in lines[0], lines[0]
+    assert "allow_pickle" not in lines[0]  # NumPy's advice to load untrusted data unsafely is never passed on
     assert snapshot(home) == before
 
 

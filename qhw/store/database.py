@@ -146,6 +146,7 @@ class Database:
         switched off for the migration (possible only outside a transaction)
         and checked before it commits.
         """
+        self.check_integrity()
         try:
             with self.engine.connect() as connection:
                 raw = connection.connection.driver_connection if self.is_sqlite else None
@@ -165,12 +166,44 @@ class Database:
             raise StoreError(f"cannot upgrade database {self.display_url}: {reason(err)}") from err
 
     def revision(self) -> str | None:
-        """The schema revision the database is stamped with (None when empty)."""
+        """The schema revision the database is stamped with (None when empty).
+
+        Raises:
+            StoreError: the database is damaged, or has tables but no qhw
+                schema version (another program's database).
+        """
+        self.check_integrity()
         try:
             with self.engine.connect() as connection, connection.begin():
-                return schema.current_revision(connection)
+                revision = schema.current_revision(connection)
+                if revision is None and schema.has_tables(connection):
+                    raise StoreError(f"{self.display_url} is not a qhw database: it has tables but no qhw schema version")
+                return revision
         except SQLAlchemyError as err:
             raise StoreError(f"cannot read database {self.display_url}: {reason(err)}") from err
+
+    def check_integrity(self) -> None:
+        """SQLite's own check of the whole file (``PRAGMA integrity_check``), for
+        the commands that look at or change a database as a whole: a file cut
+        short or overwritten reads as valid until a damaged page is reached.
+
+        Raises:
+            StoreError: the file is damaged (SQLite's first complaint quoted).
+        """
+        if not self.is_sqlite:
+            return  # PostgreSQL checks its pages itself
+        try:
+            with self.engine.connect() as connection:
+                verdict = [row[0] for row in connection.exec_driver_sql("PRAGMA integrity_check").fetchall()]
+        except SQLAlchemyError as err:  # not a database at all, unreadable
+            raise StoreError(f"cannot read database {self.display_url}: {reason(err)}") from err
+        if verdict != ["ok"]:
+            # Its answer comes in rows of lines, headed "*** in database main ***".
+            complaints = [line for row in verdict for line in str(row).splitlines() if line.strip() and not line.startswith("***")]
+            raise StoreError(
+                f"{self.display_url} is damaged (SQLite's integrity check: {complaints[0] if complaints else 'no answer'}); "
+                "nothing was changed: restore it from a backup"
+            )
 
     def close(self) -> None:
         self.engine.dispose()

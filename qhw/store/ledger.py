@@ -22,6 +22,7 @@ import numpy as np
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from qhw import settings
 from qhw.errors import ConflictError, NotFoundError
 from qhw.records import (
     UNFINISHED_STATES,
@@ -43,10 +44,10 @@ from qhw.store.models import DeviceSnapshotRow, ExecutionFailureRow, JobEventRow
 
 log = logging.getLogger("qhw.ledger")
 
-#: How long a claim on a job lasts unless renewed. Longer than any one provider
-#: call (a result download, a submission), so a live holder never loses it; a
-#: holder that dies on this machine is noticed at once (see holder_is_gone).
-LEASE_SECONDS = float(os.environ.get("QHW_LEASE_SECONDS", "300"))
+# How long a claim on a job lasts unless renewed (settings.lease_seconds, default
+# 300 s): longer than any one provider call (a result download, a submission),
+# so a live holder never loses it; a holder that dies on this machine is
+# noticed at once (see holder_is_gone).
 _UNFINISHED_VALUES = [state.value for state in UNFINISHED_STATES]
 
 
@@ -391,7 +392,7 @@ class Ledger:
             result = session.execute(
                 update(JobRow)
                 .where(JobRow.id == job.id, JobRow.state == JobState.PENDING.value, JobRow.claimed_by == holder)
-                .values(submit_started_at=now, lease_until=now + timedelta(seconds=LEASE_SECONDS), updated_at=now)
+                .values(submit_started_at=now, lease_until=now + timedelta(seconds=settings.lease_seconds()), updated_at=now)
                 .execution_options(synchronize_session=False)
             )
             return job_record(_fresh(session, job.id)) if result.rowcount == 1 else None
@@ -508,7 +509,7 @@ class Ledger:
         this machine and its process has ended (a SIGKILLed collector).
         """
         now = utcnow()
-        lease = now + timedelta(seconds=LEASE_SECONDS)
+        lease = now + timedelta(seconds=settings.lease_seconds())
         with self._db.transaction() as session:
             free = or_(JobRow.claimed_by.is_(None), JobRow.claimed_by == holder, JobRow.lease_until < now)
             result = session.execute(
@@ -535,7 +536,7 @@ class Ledger:
 
     def renew(self, job_ids: Iterable[int], holder: str) -> None:
         """Extend this holder's claims on these jobs by a lease (those it still has)."""
-        self._update_claims(job_ids, holder, lease_until=utcnow() + timedelta(seconds=LEASE_SECONDS))
+        self._update_claims(job_ids, holder, lease_until=utcnow() + timedelta(seconds=settings.lease_seconds()))
 
     def release(self, job_ids: Iterable[int], holder: str) -> None:
         """Give up this holder's claims on these jobs (those it still has)."""
@@ -560,7 +561,7 @@ def _plan_indices(plan: JobPlan) -> range | tuple[int, ...]:
 
 def _add_jobs(session: Session, run_id: int, plans: list[JobPlan], *, first_position: int, claimed_by: str | None, now: datetime) -> list[JobRow]:
     """Pending jobs of a run, each with a fresh idempotency key, and the first line of their histories."""
-    lease = now + timedelta(seconds=LEASE_SECONDS) if claimed_by else None
+    lease = now + timedelta(seconds=settings.lease_seconds()) if claimed_by else None
     jobs = [
         JobRow(
             run_id=run_id,
