@@ -169,7 +169,8 @@ def database(kind: str) -> Callable[[Path], dict]:
             shutil.copy(home / "qhw.db", path)
             with sqlite3.connect(path) as connection:
                 connection.execute("UPDATE alembic_version SET version_num = '0999'")
-        return {"--db": f"sqlite:///{path}"}
+        # Another program's file is left as it was, byte for byte (its journal mode too).
+        return {"--db": f"sqlite:///{path}", **({"_untouched": path} if kind in ("text", "foreign") else {})}
 
     return setup
 
@@ -509,10 +510,12 @@ def test_hostile_input_gets_one_line_and_changes_nothing(home, name):
     extra = case.setup(home) if case.setup else {}
     undo = extra.pop("_undo", None)
     env = extra.pop("env", {})
+    other = extra.pop("_untouched", None)
     db = ["--db", extra.pop("--db")] if "--db" in extra else []
     places = {"home": home, "data": home.parent / "data.npz", "idx": home.parent / "idx", "device": home.parent / "device.json"}
     args = case.args.format(**places, port=extra.pop("{port}", "")).split()
     before = snapshot(home)
+    other_before = _digest(other) if other else None
     try:
         result = CliRunner().invoke(main, [*db, *args], env=env)
     finally:
@@ -525,6 +528,12 @@ def test_hostile_input_gets_one_line_and_changes_nothing(home, name):
     assert case.message in lines[0], lines[0]
     assert "allow_pickle" not in lines[0]  # NumPy's advice to load untrusted data unsafely is never passed on
     assert snapshot(home) == before
+    if other is not None:
+        assert _digest(other) == other_before
+
+
+def _digest(path: Path) -> str | None:
+    return hashlib.sha1(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
 def test_there_are_at_least_sixty_cases():

@@ -36,7 +36,11 @@ def _enable_sqlite_pragmas(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        _switch_to_wal(cursor)
+        # WAL is a property of the file: never set it on another program's
+        # database (tables, none of them qhw's), which qhw only reads to refuse.
+        tables = {name for (name,) in cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables or "alembic_version" in tables:
+            _switch_to_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
