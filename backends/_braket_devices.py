@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from qhw.errors import ConfigError
+from qhw.packing import DeviceGraph
 from qhw.records import DEVICE_NAME_KEY, CalibrationSnapshot, PairCalibration, QubitCalibration
 
 
@@ -120,6 +121,41 @@ def topology(properties: Any):
     return graph
 
 
+def device_graph(properties: Any) -> DeviceGraph:
+    """A Braket device document as the partition sees it, by the device's own
+    qubit labels: couplers, readout and two-qubit gate errors (1 - fidelity), T1, T2."""
+    graph = topology(properties)
+    standardized = getattr(properties, "standardized", None)
+    one = getattr(standardized, "oneQubitProperties", None) or {}
+    two = getattr(standardized, "twoQubitProperties", None) or {}
+    readout: dict[int, float] = {}
+    t1: dict[int, float] = {}
+    t2: dict[int, float] = {}
+    for label, figures in one.items():
+        for fidelity in figures.oneQubitFidelity or []:
+            if fidelity.fidelityType.name.upper() == "READOUT":
+                readout[int(label)] = 1.0 - float(fidelity.fidelity)
+        t1_value, t2_value = _microseconds(getattr(figures, "T1", None)), _microseconds(getattr(figures, "T2", None))
+        if t1_value:
+            t1[int(label)] = t1_value
+        if t2_value:
+            t2[int(label)] = t2_value
+    gate_error: dict[tuple[int, int], float] = {}
+    for key, figures in two.items():
+        a, _, b = key.partition("-")
+        errors = [1.0 - float(gate.fidelity) for gate in figures.twoQubitGateFidelity or []]
+        if errors:
+            gate_error[(int(a), int(b))] = min(errors)  # the best native two-qubit gate of the pair
+    return DeviceGraph.of(graph.nodes, graph.edges, readout_error=readout, gate_error=gate_error, t1_us=t1, t2_us=t2)
+
+
+def _microseconds(coherence) -> float | None:
+    if coherence is None:
+        return None
+    scale = {"s": 1e6, "ms": 1e3, "us": 1.0, "ns": 1e-3}.get(str(coherence.unit).lower(), 1.0)
+    return float(coherence.value) * scale
+
+
 def calibration_snapshot(properties: Any, device: str, labels: Sequence[int]) -> CalibrationSnapshot:
     """The figures of the qubits (by device label) a run used, with the document itself.
 
@@ -131,12 +167,7 @@ def calibration_snapshot(properties: Any, device: str, labels: Sequence[int]) ->
     two = getattr(standardized, "twoQubitProperties", None) or {}
     used = {str(label) for label in labels}
 
-    def microseconds(coherence) -> float | None:
-        if coherence is None:
-            return None
-        scale = {"s": 1e6, "ms": 1e3, "us": 1.0, "ns": 1e-3}.get(str(coherence.unit).lower(), 1.0)
-        return float(coherence.value) * scale
-
+    microseconds = _microseconds
     def error(fidelities, *names: str) -> float | None:
         for fidelity in fidelities or []:
             if fidelity.fidelityType.name.upper() in names:

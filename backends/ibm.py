@@ -30,6 +30,7 @@ from qhw import settings
 from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendLimits, Executable, JobResult, JobStatus
 from qhw.backends._qiskit_jobs import InProcessJobs, job_status, local_job_counts, mapped_counts
 from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, JobNotFoundError, TransientBackendError
+from qhw.packing import DeviceGraph
 from qhw.pricing import CostEstimate, PriceTable
 from qhw.records import QUBITS, CalibrationSnapshot, JobUsage, PairCalibration, ProviderUsage, QubitCalibration
 
@@ -108,6 +109,34 @@ def create(name: str, *, seed: int | None = None) -> Backend | None:
 def listing_grace() -> float:
     """How long IBM's job listing is given to show a job (see LISTING_GRACE_SECONDS)."""
     return settings.seconds(LISTING_GRACE_ENV, LISTING_GRACE_SECONDS, 0.0, 86_400.0)
+
+
+def device_graph(target: Any) -> DeviceGraph:
+    """A Qiskit target as the partition sees it: qubits, two-qubit couplers,
+    readout and two-qubit gate errors, T1 and T2 (in microseconds)."""
+    couplers: list[tuple[int, int]] = []
+    gate_error: dict[tuple[int, int], float] = {}
+    for operation in TWO_QUBIT_GATES:
+        if operation not in target:
+            continue
+        for key, properties in target[operation].items():
+            if key is None or len(key) != 2:
+                continue
+            couplers.append((int(key[0]), int(key[1])))
+            if properties is not None and properties.error is not None:
+                gate_error[(int(key[0]), int(key[1]))] = float(properties.error)
+    readout = {}
+    if "measure" in target:
+        readout = {int(key[0]): float(p.error) for key, p in target["measure"].items() if key and p is not None and p.error is not None}
+    qubit_properties = target.qubit_properties or []
+    return DeviceGraph.of(
+        range(target.num_qubits),
+        couplers,
+        readout_error=readout,
+        gate_error=gate_error,
+        t1_us={q: p.t1 * 1e6 for q, p in enumerate(qubit_properties) if p is not None and getattr(p, "t1", None)},
+        t2_us={q: p.t2 * 1e6 for q, p in enumerate(qubit_properties) if p is not None and getattr(p, "t2", None)},
+    )
 
 
 def credentials_configured() -> bool:
@@ -349,6 +378,10 @@ class IBMBackend:
         return CalibrationSnapshot(
             device=self.name, calibrated_at=_last_calibration(device), qubits=tuple(calibrated), pairs=tuple(pairs)
         )
+
+    def device_graph(self) -> DeviceGraph:
+        """The device's couplers and calibration, for packing copies (qhw.packing)."""
+        return device_graph(self._load_device().target)
 
     def price_table(self, prices: PriceTable) -> PriceTable:
         return prices  # IBM's devices publish no price of their own

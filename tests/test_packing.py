@@ -1,0 +1,206 @@
+"""The partition of a device into copies of the feature map (qhw.packing), on real device topologies."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+from qhw.errors import ConfigError
+from qhw.packing import BROKEN_ERROR, COPY_DURATION_US, WORST_MARGIN, WORST_TO_BEST, DeviceGraph, chain_error, partition
+
+WIDTH = 5
+
+
+def ibm_graph(name: str) -> DeviceGraph:
+    from qiskit_ibm_runtime import fake_provider
+
+    from qhw.backends.ibm import device_graph
+
+    return device_graph(getattr(fake_provider, name)().target)
+
+
+def lattice(rows: int, columns: int, *, first: int = 0, readout: float = 0.02, gate: float = 0.01) -> DeviceGraph:
+    """A square lattice (IQM's Garnet, Rigetti's Ankaa), qubits numbered row by row from ``first``."""
+    label = {(r, c): first + r * columns + c for r in range(rows) for c in range(columns)}
+    couplers = [(label[r, c], label[r, c + 1]) for r in range(rows) for c in range(columns - 1)]
+    couplers += [(label[r, c], label[r + 1, c]) for r in range(rows - 1) for c in range(columns)]
+    # Errors vary a little by qubit, as on any real device, so that the ranking is not all ties.
+    return DeviceGraph.of(
+        label.values(),
+        couplers,
+        readout_error={q: readout * (1 + (q % 7) / 10) for q in label.values()},
+        gate_error={pair: gate * (1 + (sum(pair) % 5) / 10) for pair in couplers},
+    )
+
+
+def assert_sound(graph: DeviceGraph, packed, *, spacing: int) -> None:
+    usable = graph.usable()
+    used = [q for copy in packed.copies for q in copy.qubits]
+    assert len(used) == len(set(used)), "copies share a qubit"
+    assert set(used) <= set(usable.qubits), "a broken or unknown qubit is used"
+    for copy in packed.copies:
+        assert len(copy.qubits) == WIDTH
+        for a, b in zip(copy.qubits, copy.qubits[1:]):
+            assert frozenset((a, b)) in usable.couplers, f"{a}-{b} of copy {copy.qubits} is no usable coupler"
+        assert copy.estimated_error == pytest.approx(chain_error(usable, copy.qubits))
+    if spacing and not usable.fully_connected:
+        for first, second in itertools.combinations(packed.copies, 2):
+            assert not any(frozenset((a, b)) in graph.couplers for a in first.qubits for b in second.qubits), (
+                f"copies {first.qubits} and {second.qubits} are neighbours"
+            )
+    assert packed.worst_error <= max(packed.best_error * WORST_TO_BEST, packed.best_error + WORST_MARGIN) + 1e-12
+
+
+@pytest.mark.parametrize("name, qubits", [("FakeBrisbane", 127), ("FakeTorino", 133), ("FakeFez", 156)])
+@pytest.mark.parametrize("spacing", [1, 0])
+def test_heavy_hex_devices_pack_many_disjoint_chains(name, qubits, spacing):
+    graph = ibm_graph(name)
+    assert len(graph.qubits) == qubits
+    packed = partition(graph, width=WIDTH, spacing=spacing)
+    assert_sound(graph, packed, spacing=spacing)
+    assert len(packed.copies) >= 13  # measured: 15-17 with spacing, 17-23 without (benchmarks/packing.py)
+    assert packed == partition(graph, width=WIDTH, spacing=spacing)  # deterministic
+
+
+def test_spacing_costs_copies_but_keeps_an_idle_qubit_between_them():
+    graph = ibm_graph("FakeFez")
+    spaced, packed = partition(graph, width=WIDTH, spacing=1), partition(graph, width=WIDTH, spacing=0)
+    assert len(spaced.copies) < len(packed.copies)
+    touching = [
+        (a, b) for first, second in itertools.combinations(packed.copies, 2)
+        for a in first.qubits for b in second.qubits if frozenset((a, b)) in graph.couplers
+    ]
+    assert touching  # without spacing, some copies do neighbour each other
+
+
+def test_the_order_of_the_device_description_does_not_change_the_partition():
+    graph = ibm_graph("FakeTorino")
+    pairs = [tuple(sorted(c)) for c in graph.couplers]
+    shuffled = DeviceGraph.of(
+        reversed(graph.qubits),
+        [(b, a) for a, b in reversed(pairs)],
+        readout_error=dict(reversed(list(graph.readout_error.items()))),
+        gate_error={tuple(sorted(k, reverse=True)): v for k, v in graph.gate_error.items()},
+        t1_us=graph.t1_us,
+        t2_us=graph.t2_us,
+    )
+    assert partition(shuffled, width=WIDTH) == partition(graph, width=WIDTH)
+
+
+def test_broken_qubits_and_couplers_are_never_used():
+    graph = ibm_graph("FakeFez")
+    best = partition(graph, width=WIDTH, copies=1).copies[0].qubits
+    # IBM publishes an error of 1 for a faulty coupler or qubit.
+    broken_coupler = frozenset(best[1:3])
+    broken_qubit = best[4]
+    damaged = DeviceGraph(
+        qubits=graph.qubits,
+        couplers=graph.couplers,
+        readout_error={**graph.readout_error, broken_qubit: 1.0},
+        gate_error={**graph.gate_error, broken_coupler: 1.0},
+        t1_us=graph.t1_us,
+        t2_us=graph.t2_us,
+    )
+    for spacing in (0, 1):
+        packed = partition(damaged, width=WIDTH, spacing=spacing)
+        assert_sound(damaged, packed, spacing=spacing)
+        assert broken_qubit not in packed.qubits
+        assert not any(frozenset(pair) == broken_coupler for copy in packed.copies for pair in zip(copy.qubits, copy.qubits[1:]))
+
+
+def test_a_qubit_torino_publishes_as_broken_is_left_out():
+    graph = ibm_graph("FakeTorino")
+    broken = [q for q, error in graph.readout_error.items() if error >= BROKEN_ERROR]
+    assert broken  # FakeTorino's snapshot has one (readout error 0.57)
+    assert not set(broken) & set(partition(graph, width=WIDTH, spacing=0).qubits)
+
+
+@pytest.mark.parametrize("rows, columns, first, least", [(4, 5, 1, 1), (7, 12, 0, 4)])  # IQM Garnet (20, from 1), Rigetti Ankaa (84)
+def test_square_lattices(rows, columns, first, least):
+    graph = lattice(rows, columns, first=first)
+    for spacing in (1, 0):
+        packed = partition(graph, width=WIDTH, spacing=spacing)
+        assert_sound(graph, packed, spacing=spacing)
+        assert min(packed.qubits) >= first
+    assert len(partition(graph, width=WIDTH, spacing=0).copies) > len(partition(graph, width=WIDTH, spacing=1).copies) >= least
+
+
+def test_an_all_to_all_ion_trap_splits_into_disjoint_groups():
+    qubits = range(36)  # IonQ Forte
+    graph = DeviceGraph.of(qubits, itertools.combinations(qubits, 2), readout_error={q: 0.003 + q / 10_000 for q in qubits})
+    packed = partition(graph, width=WIDTH, spacing=1)  # spacing cannot apply where every qubit neighbours every other
+    assert_sound(graph, packed, spacing=1)
+    assert len(packed.copies) == 36 // WIDTH
+    assert packed.copies[0].qubits == (0, 1, 2, 3, 4)  # the best qubits first
+
+
+def test_the_estimated_error_multiplies_what_is_known():
+    graph = DeviceGraph.of(
+        [0, 1, 2], [(0, 1), (1, 2)],
+        readout_error={0: 0.01, 1: 0.02, 2: 0.03}, gate_error={(0, 1): 0.05, (2, 1): 0.04}, t1_us={1: 100.0}, t2_us={2: 50.0},
+    )
+    import math
+
+    expected = 1 - (0.99 * 0.98 * 0.97 * 0.95 * 0.96 * math.exp(-COPY_DURATION_US / 100) * math.exp(-COPY_DURATION_US / 50))
+    assert chain_error(graph, (0, 1, 2)) == pytest.approx(expected)
+
+
+def test_no_copy_is_much_worse_than_the_best():
+    # Two good chains, and one far worse: auto leaves the bad one out, and asking for it fails.
+    qubits = range(15)
+    couplers = [(a, a + 1) for a in qubits if a % 5 != 4]
+    readout = {q: (0.30 if q >= 10 else 0.01) for q in qubits}
+    graph = DeviceGraph.of(qubits, couplers, readout_error=readout)
+    packed = partition(graph, width=WIDTH, spacing=0)
+    assert [copy.qubits for copy in packed.copies] == [(0, 1, 2, 3, 4), (5, 6, 7, 8, 9)]
+    with pytest.raises(ConfigError, match="only 2 copies of 5 qubits fit"):
+        partition(graph, width=WIDTH, copies=3, spacing=0)
+
+
+def test_a_braket_document_is_partitioned_by_the_device_s_own_labels():
+    from device_documents import garnet_like
+
+    from qhw.backends._braket_devices import device_graph
+
+    graph = device_graph(garnet_like(6, line=(3, 1, 6, 2, 5, 4)))
+    assert graph.qubits == (1, 2, 3, 4, 5, 6)
+    assert graph.readout_error[1] == pytest.approx(0.05)
+    packed = partition(graph, width=WIDTH)
+    assert len(packed.copies) == 1 and set(packed.copies[0].qubits) <= {3, 1, 6, 2, 5, 4}
+    assert packed.copies[0].qubits in ((3, 1, 6, 2, 5), (1, 6, 2, 5, 4))
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"copies": 0}, "--pack must be auto or a whole number of copies, 1 or more, got 0"),
+        ({"copies": -1}, "got -1"),
+        ({"copies": 40}, "--pack 40: only"),
+        ({"spacing": 2}, "--pack-spacing must be 0 or 1, got 2"),
+        ({"width": 13}, "a template of 13 qubits cannot be packed"),
+    ],
+)
+def test_bad_requests_are_refused(arguments, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        partition(ibm_graph("FakeFez"), **{"width": WIDTH, **arguments})
+
+
+def test_a_device_without_a_chain_long_enough_is_refused():
+    line = DeviceGraph.of(range(4), [(0, 1), (1, 2), (2, 3)])
+    with pytest.raises(ConfigError, match="the device has no 5 usable qubits coupled in a chain"):
+        partition(line, width=WIDTH)
+    assert json.dumps([c.qubits for c in partition(line, width=4).copies]) == "[[0, 1, 2, 3]]"
+
+
+@pytest.mark.parametrize("broken", ["coupler", "qubit"])
+def test_a_chain_through_a_broken_part_is_no_chain_even_when_it_is_the_only_one(broken):
+    line = list(range(WIDTH))
+    graph = DeviceGraph.of(
+        line, zip(line, line[1:]),
+        readout_error={q: (1.0 if broken == "qubit" and q == 2 else 0.01) for q in line},
+        gate_error={(1, 2): 1.0} if broken == "coupler" else {},
+    )
+    with pytest.raises(ConfigError, match="no 5 usable qubits coupled in a chain"):
+        partition(graph, width=WIDTH)
