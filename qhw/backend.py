@@ -12,7 +12,6 @@ point group. A provider module exposes::
 
 from __future__ import annotations
 
-import importlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,10 +21,9 @@ import numpy as np
 
 from qhw.errors import UnknownBackendError
 from qhw.pricing import CostEstimate, PriceTable
+from qhw.providers import provider_modules
 from qhw.records import DEVICE_KINDS, CalibrationSnapshot, JobState, JobUsage, ProviderUsage  # noqa: F401 (part of the contract)
 
-ENTRY_POINT_GROUP = "qhw.backends"
-BUILTIN_PROVIDER_MODULES = ("qhw.backends.aer", "qhw.backends.statevector", "qhw.backends.ibm", "qhw.backends.braket")
 
 
 #: A local simulator keeps every shot of a job in memory until the job ends
@@ -207,16 +205,6 @@ class Backend(Protocol):
     def job_cost(self, job: JobUsage, prices: PriceTable) -> float | None:
         """What one finished job cost, in USD, from what ran and what the
         provider reported; 0 when free; None when it cannot be known."""
-
-
-def provider_modules() -> list[Any]:
-    """The built-in provider modules and those of the ``qhw.backends`` entry point."""
-    modules = [importlib.import_module(name) for name in BUILTIN_PROVIDER_MODULES]
-    from importlib.metadata import entry_points
-
-    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-        modules.append(entry_point.load())
-    return modules
 
 
 def backend_names() -> list[str]:

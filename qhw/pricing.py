@@ -99,7 +99,7 @@ class CostEstimate:
 
 def default_prices() -> dict[str, Price]:
     """Every provider module's defaults, keyed by price name."""
-    from qhw.backend import provider_modules
+    from qhw.providers import provider_modules
 
     defaults: dict[str, Price] = {}
     for module in provider_modules():

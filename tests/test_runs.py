@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import text
 
 import qhw.backend
+import qhw.providers
 from qhw import runs
 from qhw.backend import BackendLimits
 from qhw.backends.aer import AerBackend
@@ -19,7 +20,7 @@ from conftest import SMALL_TEST, SMALL_TRAIN, circuit_distribution
 
 @pytest.fixture
 def fake_provider(monkeypatch):
-    monkeypatch.setattr(qhw.backend, "BUILTIN_PROVIDER_MODULES", (*qhw.backend.BUILTIN_PROVIDER_MODULES, "fake_provider"))
+    monkeypatch.setattr(qhw.providers, "BUILTIN_PROVIDER_MODULES", (*qhw.providers.BUILTIN_PROVIDER_MODULES, "fake_provider"))
     import fake_provider
 
     fake_provider.SERVICE.clear()
