@@ -45,7 +45,11 @@ LOCAL_CIRCUITS_PER_JOB = 256
 #: IBM Quantum's pay-as-you-go price and qhw's estimate of QPU time (see qhw.pricing).
 PRICES = {
     "ibm_usd_per_qpu_second": 1.60,
-    # IBM publishes no time per shot: per-job overhead plus a time per shot.
+    # IBM's documented estimate of QPU time ("Workload usage"): about 2 s a
+    # sub-job, plus (rep_delay + the scheduled circuit's duration) for every
+    # execution and shot, both read from the device's target (see
+    # IBMBackend.shot_timing). The flat time a shot is used only for a device
+    # whose timing is not known (no live device, no snapshot in qiskit-ibm-runtime).
     "ibm_seconds_per_job": 2.0,
     "ibm_seconds_per_shot": 0.0002,
 }
@@ -168,6 +172,7 @@ class IBMBackend:
         self._mode: Any = None  # a Batch while a multi-job run is being submitted
         self._jobs = InProcessJobs(name)
         self._remote_jobs: dict[str, Any] = {}
+        self._timing: tuple[float, float, str] | None = None
         self.num_qubits = _qubits(device) if device is not None else published_qubits
         self.limits = self._limits()
         self.listing_grace_seconds = 0.0 if self.is_local else listing_grace()
@@ -194,6 +199,7 @@ class IBMBackend:
         if self._device is None:
             service = self._service_or_error()
             self._device = _runtime_call(lambda: service.backend(self.name), f"looking up {self.name}")
+            self._timing = None  # read again from the live device
             self.num_qubits = self._device.num_qubits
             self.limits = self._limits()
         return self._device
@@ -387,15 +393,46 @@ class IBMBackend:
         return prices  # IBM's devices publish no price of their own
 
     def estimate_cost(self, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> CostEstimate | None:
-        """QPU time: IBM publishes no time per shot, so a configurable time per
-        job plus one per shot, at the pay-as-you-go price per second."""
+        """QPU time by IBM's documented estimate: the overhead of each job, plus
+        (rep_delay + circuit duration) for each execution and shot, at the
+        pay-as-you-go price per second."""
         if self.is_local:
             return None
         jobs, total_shots = len(job_sizes), sum(job_sizes) * shots
-        seconds = jobs * prices["ibm_seconds_per_job"] + total_shots * prices["ibm_seconds_per_shot"]
+        timing = self.shot_timing()
+        if timing is None:
+            per_shot, how = prices["ibm_seconds_per_shot"], f"{prices['ibm_seconds_per_shot'] * 1e6:g} us a shot (no timing of {self.name} known)"
+        else:
+            rep_delay, duration, source = timing
+            per_shot, how = rep_delay + duration, f"rep_delay {rep_delay * 1e6:g} us + circuit {duration * 1e6:.2f} us a shot, from {source}"
+        seconds = jobs * prices["ibm_seconds_per_job"] + total_shots * per_shot
         per_second = prices["ibm_usd_per_qpu_second"]
-        detail = f"about {math.ceil(seconds):,} QPU s for {jobs} job(s) and {total_shots:,} shots at ${per_second}/s"
+        detail = f"about {math.ceil(seconds):,} QPU s for {jobs} job(s) and {total_shots:,} shots ({how}) at ${per_second}/s"
         return CostEstimate(seconds * per_second, detail, prices.taken)
+
+    def shot_timing(self) -> tuple[float, float, str] | None:
+        """(rep_delay, circuit duration, where they come from), in seconds: the
+        device's default rep_delay, and the duration of the feature map compiled
+        for its target (``QuantumCircuit.estimate_duration``, as IBM's guide to
+        estimating usage does). The live device once it has been read (after
+        ``check``); before that, the snapshot of it that qiskit-ibm-runtime
+        ships (fake_fez for ibm_fez), so that an estimate needs no network.
+        None when neither is known."""
+        if self._timing is None:
+            device, source = (self._device, f"{self.name}'s target") if self._device is not None else (_fake_twin(self.name), None)
+            if device is None:
+                return None
+            source = source or f"qiskit-ibm-runtime's snapshot of {self.name} ({device.name})"
+            from qiskit.transpiler import generate_preset_pass_manager
+
+            from qhw.circuits import feature_map
+
+            circuit = generate_preset_pass_manager(optimization_level=1, target=device.target, seed_transpiler=0).run(feature_map())
+            rep_delay = getattr(device, "default_rep_delay", None) or getattr(device.configuration(), "default_rep_delay", None)
+            if rep_delay is None:
+                return None
+            self._timing = (float(rep_delay), float(circuit.estimate_duration(device.target)), source)
+        return self._timing
 
     def job_cost(self, job: JobUsage, prices: PriceTable) -> float | None:
         """The QPU seconds IBM reported for the job, at the run's price per second."""

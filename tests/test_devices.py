@@ -271,3 +271,22 @@ def test_the_migration_describes_the_runs_of_a_populated_database(tmp_path):
     assert costs["ibm_fez"].actual_usd is None and costs["fake_manila"].actual_text == "free"  # unknown, never 0
     with sqlite3.connect(f"{tmp_path}/v4.db") as connection:
         assert connection.execute("SELECT COUNT(*) FROM device_snapshots").fetchone() == (0,)
+
+
+def test_the_ibm_estimate_is_ibm_s_formula_with_the_device_s_own_timing(home):
+    """IBM's guide: about 2 s a job, plus (rep_delay + circuit duration) for
+    each execution and shot; before any network, from the snapshot of the device."""
+    from qiskit import transpile
+    from qiskit_ibm_runtime.fake_provider import FakeFez
+
+    from qhw.backend import get_backend
+    from qhw.circuits import feature_map
+    from qhw.pricing import load_prices
+
+    device = FakeFez()
+    duration = transpile(feature_map(), target=device.target, optimization_level=1, seed_transpiler=0).estimate_duration(device.target)
+    assert 1e-6 < duration < 1e-5 and device.default_rep_delay == pytest.approx(250e-6)
+    estimate = get_backend("ibm_fez").estimate_cost([100, 100, 37], 1024, load_prices())
+    seconds = 3 * 2.0 + 237 * 1024 * (device.default_rep_delay + duration)
+    assert estimate.usd == pytest.approx(seconds * 1.60)
+    assert "rep_delay 250 us" in estimate.detail and "snapshot of ibm_fez (fake_fez)" in estimate.detail
