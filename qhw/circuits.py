@@ -52,6 +52,68 @@ def _parameterised_circuit(num_qubits: int, name: str):
     return circuit, ParameterVector(PARAMETER_NAME, num_qubits)
 
 
+def packed(template, copies: int):
+    """``copies`` copies of ``template`` side by side on disjoint qubits: copy c
+    on qubits c*n .. c*n+n-1, with parameters of its own (``<name>_c<c>``, in
+    the template's order) and its own classical register (``meas<c>``), so
+    that each copy's outcomes can be read apart (see :func:`demultiplexed`).
+    Copy 0 keeps the template's register name, so one copy is the template.
+
+    Raises:
+        ValueError: fewer than one copy.
+    """
+    from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
+    from qiskit.circuit import ParameterVector
+
+    if copies < 1:
+        raise ValueError(f"copies must be 1 or more, got {copies}")
+    width = template.num_qubits
+    registers = [ClassicalRegister(template.num_clbits, copy_register(c)) for c in range(copies)]
+    circuit = QuantumCircuit(QuantumRegister(width * copies, "q"), *registers, name=f"{template.name}_x{copies}")
+    ordered = sorted(template.parameters, key=lambda p: (getattr(getattr(p, "vector", None), "name", p.name), getattr(p, "index", 0)))
+    for c in range(copies):
+        vector = ParameterVector(f"{PARAMETER_NAME}_c{c}", len(ordered))
+        bound = template.assign_parameters(dict(zip(ordered, vector)), inplace=False)
+        circuit.compose(bound, qubits=range(c * width, (c + 1) * width), clbits=registers[c], inplace=True)
+    return circuit
+
+
+def copy_register(copy: int) -> str:
+    """The classical register of copy ``copy`` of a packed circuit."""
+    return REGISTER_NAME if copy == 0 else f"{REGISTER_NAME}{copy}"
+
+
+def packed_rows(rows: np.ndarray, copies: int, circuit) -> np.ndarray:
+    """Parameter rows of a packed circuit: logical execution e runs as copy
+    e % copies of packed execution e // copies. The last packed execution is
+    filled with copies of its last row (their outcomes are never read).
+
+    Args:
+        rows: (executions, parameters) rows in the template's parameter order
+            (index i of the feature map's vector).
+        circuit: the (transpiled) packed circuit, whose ``parameters`` order the columns.
+
+    Returns:
+        (ceil(executions / copies), copies * parameters) array.
+    """
+    executions, width = rows.shape
+    packed_executions = -(-executions // copies)
+    padded = np.concatenate([rows, np.repeat(rows[-1:], packed_executions * copies - executions, axis=0)])
+    by_copy = padded.reshape(packed_executions, copies, width)
+    columns = []
+    for parameter in circuit.parameters:
+        copy = int(parameter.vector.name.rsplit("_c", 1)[1])
+        columns.append(by_copy[:, copy, parameter.index])
+    return np.ascontiguousarray(np.stack(columns, axis=1), dtype=np.float64)
+
+
+def demultiplexed(counts_by_copy: np.ndarray, executions: int) -> np.ndarray:
+    """Per-copy counts (packed executions x copies x outcomes) as the logical
+    executions' own counts (executions x outcomes), dropping the fill."""
+    packed_executions, copies, outcomes = counts_by_copy.shape
+    return counts_by_copy.reshape(packed_executions * copies, outcomes)[:executions]
+
+
 #: Parameter rows of the readout calibration: all qubits in 0, then all in 1.
 def calibration_rows(num_qubits: int = QUBITS) -> np.ndarray:
     return np.array([[0.0] * num_qubits, [np.pi] * num_qubits])

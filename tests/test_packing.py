@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 
+import numpy as np
 import pytest
 
 from qhw.errors import ConfigError
@@ -204,3 +205,73 @@ def test_a_chain_through_a_broken_part_is_no_chain_even_when_it_is_the_only_one(
     )
     with pytest.raises(ConfigError, match="no 5 usable qubits coupled in a chain"):
         partition(graph, width=WIDTH)
+
+
+# --- packed circuits and their demultiplexing ----------------------------------------------------------
+
+
+def _deterministic_rows(executions: int) -> tuple[np.ndarray, list[int]]:
+    """Angles of +-pi/2 make the feature map deterministic: Ry(+-pi/2) then H
+    gives |0> or |1>, which the CNOT cascade maps to one known basis state.
+    Every row differs, so a swapped copy or a swapped bit is caught."""
+    rows, expected = [], []
+    for e in range(executions):
+        bits = [((e * 7 + 3) >> i) & 1 for i in range(WIDTH)]
+        rows.append([np.pi / 2 if bit == 0 else -np.pi / 2 for bit in bits])
+        for i in range(WIDTH - 1):
+            bits[i + 1] ^= bits[i]
+        expected.append(sum(bit << i for i, bit in enumerate(bits)))
+    assert len(set(expected)) == executions
+    return np.array(rows), expected
+
+
+def _run_packed(circuit, rows, copies, backend, shots: int) -> np.ndarray:
+    from qiskit_aer.primitives import SamplerV2
+
+    from qhw.circuits import copy_register, counts_from_bitarray, demultiplexed, packed_rows
+
+    values = packed_rows(rows, copies, circuit)
+    result = SamplerV2.from_backend(backend, seed=3).run([(circuit, values)], shots=shots).result()[0]
+    by_copy = np.stack([counts_from_bitarray(getattr(result.data, copy_register(c))) for c in range(copies)], axis=1)
+    return demultiplexed(by_copy, len(rows))
+
+
+def test_a_packed_circuit_gives_each_execution_its_own_counts_on_an_ideal_simulator():
+    from qiskit_aer import AerSimulator
+
+    from qhw.circuits import feature_map, packed
+
+    rows, expected = _deterministic_rows(7)
+    circuit = packed(feature_map(), 3)
+    assert circuit.num_qubits == 15 and [r.name for r in circuit.cregs] == ["meas", "meas1", "meas2"]
+    counts = _run_packed(circuit, rows, 3, AerSimulator(), shots=50)
+    assert counts.shape == (7, 2**WIDTH)
+    assert [int(np.argmax(row)) for row in counts] == expected
+    assert (counts.max(axis=1) == 50).all()
+
+
+def test_a_packed_circuit_runs_on_the_partition_s_qubits_of_a_noisy_device():
+    from qiskit.transpiler import generate_preset_pass_manager
+    from qiskit_aer import AerSimulator
+    from qiskit_ibm_runtime.fake_provider import FakeFez
+
+    from qhw.circuits import feature_map, packed
+
+    device = FakeFez()
+    # Two copies: Aer simulates the 10 qubits in use with the noise of each (a state of 2**10).
+    chains = partition(ibm_graph("FakeFez"), width=WIDTH, copies=2)
+    circuit = generate_preset_pass_manager(
+        optimization_level=1, target=device.target, initial_layout=list(chains.qubits), seed_transpiler=0
+    ).run(packed(feature_map(), 2))
+    assert list(circuit.layout.final_index_layout()[: 2 * WIDTH]) == list(chains.qubits)  # no qubit moved
+    rows, expected = _deterministic_rows(5)
+    counts = _run_packed(circuit, rows, 2, AerSimulator.from_backend(device), shots=200)
+    assert [int(np.argmax(row)) for row in counts] == expected  # noise blurs, the right outcome still leads
+    assert (counts.sum(axis=1) == 200).all()
+
+
+def test_the_fill_of_the_last_packed_execution_is_never_read():
+    from qhw.circuits import demultiplexed
+
+    by_copy = np.arange(2 * 3 * 4).reshape(2, 3, 4)  # 2 packed executions of 3 copies
+    assert demultiplexed(by_copy, 5).tolist() == by_copy.reshape(6, 4)[:5].tolist()
