@@ -264,11 +264,12 @@ def collect(
         store.ledger.run(run_id)  # raises NotFoundError for an unknown id
     holder = holder_id()
     run_workers: dict[int, RunWorker] = {}
+    unworkable: dict[int, str] = {}  # runs whose worker cannot be built here (a device file gone): skipped
     if settings.dask_scheduler(scheduler):
         # A cluster that cannot run the local jobs is refused before any job is claimed.
         for job in store.ledger.jobs(run_id, states=UNFINISHED_STATES):
-            if job.run_id not in run_workers:
-                run_workers[job.run_id] = RunWorker.load(store, job.run_id, holder=holder, approve=approve)
+            if job.run_id not in run_workers and job.run_id not in unworkable:
+                _load_worker(store, job.run_id, holder, approve, run_workers, unworkable, only=run_id)
         if any(worker.backend.is_local for worker in run_workers.values()):
             parallel.connect(settings.dask_scheduler(scheduler), settings.dask_timeout()).close()
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -278,14 +279,17 @@ def collect(
         local: dict[int, list[JobRecord]] = {}
         with progress.task("collecting jobs", total=len(unfinished)) as task:
             for job in unfinished:
+                if job.run_id not in run_workers and job.run_id not in unworkable:
+                    _load_worker(store, job.run_id, holder, approve, run_workers, unworkable, only=run_id)
+                if job.run_id in unworkable:
+                    task.advance()
+                    continue
                 claimed = store.ledger.claim(job, holder)
                 if claimed is None:
                     tally.held_elsewhere.add(job.id)
                     task.advance()
                     continue
                 try:
-                    if job.run_id not in run_workers:
-                        run_workers[job.run_id] = RunWorker.load(store, job.run_id, holder=holder, approve=approve)
                     if run_workers[job.run_id].backend.is_local:
                         local.setdefault(job.run_id, []).append(claimed)  # run below, on every core
                         continue
@@ -305,7 +309,8 @@ def collect(
                     store.ledger.release([job.id for job in jobs], holder)
         remaining = store.ledger.jobs(run_id, states=UNFINISHED_STATES)
         usage_pending = settle_usage(store, run_id, workers=run_workers, holder=holder)
-        blocked = {job.id for job in remaining} <= tally.awaiting_approval
+        # Waiting cannot help jobs that need an approval, or whose run cannot be worked here.
+        blocked = {job.id for job in remaining if job.run_id not in unworkable} <= tally.awaiting_approval
         if not wait or not remaining or blocked or (deadline is not None and time.monotonic() >= deadline):
             break
         time.sleep(interval)
@@ -320,6 +325,26 @@ def collect(
             len(missing_executions(store, run.id)) for run in ([store.ledger.run(run_id)] if run_id is not None else store.ledger.runs())
         ),
     )
+
+
+def _load_worker(
+    store: Store, run_id: int, holder: str, approve: Approver | None,
+    workers: dict[int, RunWorker], unworkable: dict[int, str], *, only: int | None,
+) -> None:
+    """The run's worker into ``workers``; or, when it cannot be built here (its
+    device properties file is gone, say), the reason into ``unworkable``, so
+    that one run does not stop the collection of every other. A run asked for
+    by id (``only``) raises instead."""
+    try:
+        workers[run_id] = RunWorker.load(store, run_id, holder=holder, approve=approve)
+    except QhwError as err:
+        if only is not None:
+            raise
+        unworkable[run_id] = str(err)
+        log.warning(
+            "run %s cannot be worked here (%s); its jobs were left as they are: `qhw cancel --run %s` ends them",
+            run_id, err, run_id,
+        )
 
 
 def settle_usage(store: Store, run_id: int | None = None, *, workers: dict[int, RunWorker] | None = None, holder: str | None = None) -> int:
@@ -357,7 +382,12 @@ def cancel_run(store: Store, run_id: int | None = None) -> list[CancelOutcome]:
     if not unfinished:
         return []
     holder = holder_id()
-    worker = RunWorker.load(store, run.id, holder=holder)
+    try:
+        worker = RunWorker.load(store, run.id, holder=holder)
+    except QhwError:
+        if run.device_kind not in LOCAL_DEVICE_KINDS:
+            raise  # a provider's job is cancelled by the provider: that needs its backend
+        return _cancel_local_jobs(store, unfinished, holder)
     outcomes = []
     for job in unfinished:
         claimed = store.ledger.claim(job, holder)
@@ -498,6 +528,27 @@ def guard_cost(
     if approve is None or not approve(estimate):
         shown = estimate if estimate is not None else "unknown (no price for this device)"
         raise ConfigError(f"{backend.name} costs money (estimate: {shown}); not confirmed, nothing was submitted")
+
+
+#: Runs of these kinds ran in the process that ran them: nothing runs elsewhere.
+LOCAL_DEVICE_KINDS = ("simulator", "emulation")
+
+
+def _cancel_local_jobs(store: Store, unfinished: list[JobRecord], holder: str) -> list[CancelOutcome]:
+    """Cancel a local run's unfinished jobs without its backend (which cannot be
+    built here): such a job ran in a process that has ended, nothing runs it now."""
+    outcomes = []
+    for job in unfinished:
+        claimed = store.ledger.claim(job, holder)
+        if claimed is None:
+            outcomes.append(CancelOutcome(job.id, "not cancelled: another qhw process is working on it; try again"))
+            continue
+        try:
+            moved = store.ledger.move(claimed, JobState.CANCELLED, note="cancelled: its process had ended (its backend cannot be built here)")
+            outcomes.append(CancelOutcome(job.id, "cancelled" if moved else f"left {store.ledger.job(job.id).state.value}"))
+        finally:
+            store.ledger.release([job.id], holder)
+    return outcomes
 
 
 def _executor_for(backend: Backend, workers: int | None, scheduler: str | None, jobs: int):

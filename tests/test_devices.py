@@ -230,6 +230,43 @@ def test_a_bad_emulator_file_is_one_line(featured_store, tmp_path):
         assert result.exit_code == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_run_whose_device_file_is_gone_stops_no_other_run_and_can_be_cancelled(featured_store, tmp_path, monkeypatch):
+    from qhw.errors import ConfigError
+    from qhw.worker import RunWorker
+
+    document = write_garnet_like(tmp_path / "garnet.json")
+
+    def cut_off(self, job):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:  # two runs whose submissions were cut off before any job ran
+        patch.setattr(RunWorker, "_send", cut_off)
+        for backend in (f"braket_emulator:{document}", "aer_simulator"):
+            with pytest.raises(KeyboardInterrupt):
+                runs.submit(featured_store, backend_name=backend, split="test", limit=10, shots=20)
+    emulated, simulated = featured_store.ledger.runs()
+    document.unlink()  # the device file moved away
+
+    sleeps = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) > 3:
+            raise AssertionError("collect --wait kept polling jobs that waiting cannot help")
+
+    monkeypatch.setattr(runs.time, "sleep", sleep)
+    result = runs.collect(featured_store, wait=True, interval=0.01)
+    assert (result.samples, result.pending_jobs) == (10, 1) and sleeps == []  # nothing to wait for: no second poll
+    assert [job.state for job in featured_store.ledger.jobs(simulated.id)] == [JobState.COLLECTED]
+    assert [job.state for job in featured_store.ledger.jobs(emulated.id)] == [JobState.PENDING]
+    with pytest.raises(ConfigError, match="cannot read the device properties"):
+        runs.collect(featured_store, run_id=emulated.id)  # asked for by name: said
+    (outcome,) = runs.cancel_run(featured_store, emulated.id)
+    assert outcome.outcome == "cancelled"
+    assert [job.state for job in featured_store.ledger.jobs(emulated.id)] == [JobState.CANCELLED]
+    assert runs.collect(featured_store).pending_jobs == 0
+
+
 # --- the migration ----------------------------------------------------------------------------------------------------
 
 
