@@ -42,7 +42,8 @@ import numpy as np
 from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendLimits, Executable, JobResult, JobStatus
 from qhw.backends import _braket_aws as aws
 from qhw.backends._braket_aws import client_token, current_client_token  # noqa: F401 (part of this module's surface)
-from qhw.backends._braket_devices import EmulatedDevice, calibration_snapshot, load_properties
+from qhw.backends._braket_devices import EmulatedDevice, calibration_snapshot, device_graph, load_properties
+from qhw.packing import DeviceGraph
 from qhw.backends._braket_results import TaskOutcome, counts_of, read_task_result, reported_usage
 from qhw.backends._qiskit_jobs import InProcessJobs
 from qhw.circuits import REGISTER_NAME
@@ -434,6 +435,13 @@ class BraketBackend:
             return None
         device = self._load_device()
         return calibration_snapshot(device.properties, self._emulates or self.name, list(layout))
+
+    def device_graph(self) -> DeviceGraph | None:
+        """A QPU's (or an emulated one's) couplers and calibration from its
+        document, by the device's labels; simulators have none."""
+        if self.kind not in ("hardware", "emulation"):
+            return None
+        return device_graph(self._load_device().properties)
 
     def price_table(self, prices: PriceTable) -> PriceTable:
         """The device's own published price (``service.deviceCost``: per shot on

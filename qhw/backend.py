@@ -20,6 +20,7 @@ from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from qhw.errors import UnknownBackendError
+from qhw.packing import DeviceGraph  # noqa: F401 (part of the contract)
 from qhw.pricing import CostEstimate, PriceTable
 from qhw.providers import provider_modules
 from qhw.records import DEVICE_KINDS, CalibrationSnapshot, JobState, JobUsage, ProviderUsage  # noqa: F401 (part of the contract)
@@ -193,6 +194,11 @@ class Backend(Protocol):
     def price_table(self, prices: PriceTable) -> PriceTable:
         """``prices`` with the device's own published prices applied where the
         user did not override them (the device is read: call after ``check``)."""
+
+    def device_graph(self) -> "DeviceGraph | None":
+        """The device's qubits (by its own labels), couplers and calibration, from
+        which qhw.packing places copies of the template; None for a simulator,
+        which has no topology (the device is read: call after ``check``)."""
 
     def calibration(self, layout: Sequence[int]) -> "CalibrationSnapshot | None":
         """The device's calibration as it stands now, for the physical qubits

@@ -133,3 +133,28 @@ def test_a_seeded_run_repeats_in_a_new_process(name):
     )
     first, second = (subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout for _ in range(2))
     assert first == second and first.strip()
+
+
+def test_the_device_graph_is_the_device_the_calibration_describes(compiled):
+    """What qhw.packing partitions: a simulator has no topology; a device's graph
+    has its qubits by the device's own labels, couplers where it can run a
+    two-qubit gate, and the same figures as its calibration snapshot."""
+    backend, executable = compiled
+    graph = backend.device_graph()
+    if backend.kind == "simulator":
+        assert graph is None
+        return
+    snapshot = backend.calibration(executable.layout)
+    assert set(executable.layout) <= set(graph.qubits) and len(graph.qubits) == backend.num_qubits
+    for qubit in snapshot.qubits:
+        assert graph.readout_error.get(qubit.qubit) == pytest.approx(qubit.readout_error)
+        if qubit.t1_us is not None:
+            assert graph.t1_us[qubit.qubit] == pytest.approx(qubit.t1_us)
+    for pair in snapshot.pairs:
+        assert frozenset(pair.qubits) in graph.couplers
+    expected = {
+        "fake_manila": [(0, 1), (1, 2), (2, 3), (3, 4)],  # IBM's Falcon r5.11L: a line
+        "fake_lima": [(0, 1), (1, 2), (1, 3), (3, 4)],  # a T
+        "braket_emulator": [(1, 2), (2, 3), (3, 4), (4, 5), (5, 6)],  # the document's line, numbered from 1
+    }[_short(backend)]
+    assert graph.couplers == {frozenset(pair) for pair in expected}
