@@ -66,16 +66,8 @@ def writable_dir(path: Path, what: str) -> Path:
         ConfigError: naming ``what`` and the folder, with the reason.
     """
     path = Path(path)
-    where = f"{what} {_shown(path)}"
-    _check_utf8(path, where)
-    _check_folder(path, where)
-    _make_folder(path, where)
-    try:
-        # os.access says yes to root whatever the folder's flags: try a file.
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".qhw-write-check-"):
-            pass
-    except OSError as err:
-        raise ConfigError(f"{where} is not writable: {err.strerror}") from err
+    check_writable(path, what)
+    _make_folder(path, f"{what} {_shown(path)}")
     return path
 
 

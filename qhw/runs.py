@@ -12,6 +12,7 @@ import logging
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -383,11 +384,11 @@ def cancel_run(store: Store, run_id: int | None = None) -> list[CancelOutcome]:
         return []
     holder = holder_id()
     try:
-        worker = RunWorker.load(store, run.id, holder=holder)
+        cancel = RunWorker.load(store, run.id, holder=holder).cancel
     except QhwError:
         if run.device_kind not in LOCAL_DEVICE_KINDS:
             raise  # a provider's job is cancelled by the provider: that needs its backend
-        return _cancel_local_jobs(store, unfinished, holder)
+        cancel = partial(_cancel_ended_local_job, store)
     outcomes = []
     for job in unfinished:
         claimed = store.ledger.claim(job, holder)
@@ -395,7 +396,7 @@ def cancel_run(store: Store, run_id: int | None = None) -> list[CancelOutcome]:
             outcomes.append(CancelOutcome(job.id, "not cancelled: another qhw process is working on it; try again"))
             continue
         try:
-            outcomes.append(CancelOutcome(job.id, worker.cancel(claimed)))
+            outcomes.append(CancelOutcome(job.id, cancel(claimed)))
         except BackendError as err:  # per job: the others are still tried
             current = store.ledger.job(job.id)
             store.ledger.record_error(current, str(err))
@@ -534,21 +535,11 @@ def guard_cost(
 LOCAL_DEVICE_KINDS = ("simulator", "emulation")
 
 
-def _cancel_local_jobs(store: Store, unfinished: list[JobRecord], holder: str) -> list[CancelOutcome]:
-    """Cancel a local run's unfinished jobs without its backend (which cannot be
+def _cancel_ended_local_job(store: Store, job: JobRecord) -> str:
+    """Cancel a local run's claimed job without its backend (which cannot be
     built here): such a job ran in a process that has ended, nothing runs it now."""
-    outcomes = []
-    for job in unfinished:
-        claimed = store.ledger.claim(job, holder)
-        if claimed is None:
-            outcomes.append(CancelOutcome(job.id, "not cancelled: another qhw process is working on it; try again"))
-            continue
-        try:
-            moved = store.ledger.move(claimed, JobState.CANCELLED, note="cancelled: its process had ended (its backend cannot be built here)")
-            outcomes.append(CancelOutcome(job.id, "cancelled" if moved else f"left {store.ledger.job(job.id).state.value}"))
-        finally:
-            store.ledger.release([job.id], holder)
-    return outcomes
+    moved = store.ledger.move(job, JobState.CANCELLED, note="cancelled: its process had ended (its backend cannot be built here)")
+    return "cancelled" if moved else f"left {store.ledger.job(job.id).state.value}"
 
 
 def _executor_for(backend: Backend, workers: int | None, scheduler: str | None, jobs: int):
