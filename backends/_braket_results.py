@@ -76,7 +76,9 @@ def read_task_result(
         document: the task's results.json (or the document, already a dict).
         executions: how many executions (parameter sets) the task was given.
         measured: the device qubit (its own label) the program measured into
-            classical bit j, for each j: bit j of a canonical index.
+            classical bit j, for each j: bit j of a canonical index; for a
+            packed program, one such list a copy, and each execution's row
+            holds the copies' counts one after the other.
         shots: shots per execution, as submitted (for probability-only results).
         fetch: reads the documents a result points at in S3.
 
@@ -155,7 +157,7 @@ def _program_set(data: dict, executions: int, measured: Sequence[int], shots: in
     if not isinstance(entries, list):
         raise ResultMappingError("the program result has no executableResults list")
 
-    counts = np.zeros((executions, 2 ** len(measured)), dtype=np.int64)
+    counts = np.zeros((executions, sum(2 ** len(bits) for bits in _by_copy(measured))), dtype=np.int64)
     seen: set[int] = set()
     failed: dict[int, str] = {}
     for position, item in enumerate(entries):
@@ -186,8 +188,18 @@ def _program_set(data: dict, executions: int, measured: Sequence[int], shots: in
     )
 
 
-def counts_of(entry: dict, measured: Sequence[int], shots: int, what: str) -> np.ndarray:
-    """One executable's canonical counts from its measurements or probabilities."""
+def _by_copy(measured: Sequence[int] | Sequence[Sequence[int]]) -> list[Sequence[int]]:
+    """The measured qubits of each copy (a plain list is one copy's)."""
+    return [measured] if not measured or isinstance(measured[0], (int, np.integer)) else list(measured)
+
+
+def counts_of(entry: dict, measured: Sequence[int] | Sequence[Sequence[int]], shots: int, what: str) -> np.ndarray:
+    """One executable's canonical counts from its measurements or
+    probabilities: of each copy in turn, for a packed program."""
+    return np.concatenate([_copy_counts(entry, bits, shots, what) for bits in _by_copy(measured)])
+
+
+def _copy_counts(entry: dict, measured: Sequence[int], shots: int, what: str) -> np.ndarray:
     qubits = entry.get("measuredQubits")
     if not isinstance(qubits, list) or not qubits:
         raise ResultMappingError(f"{what} does not say which qubits it measured (measuredQubits)")

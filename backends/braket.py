@@ -46,7 +46,7 @@ from qhw.backends._braket_devices import EmulatedDevice, calibration_snapshot, d
 from qhw.packing import DeviceGraph
 from qhw.backends._braket_results import TaskOutcome, counts_of, read_task_result, reported_usage
 from qhw.backends._qiskit_jobs import InProcessJobs
-from qhw.circuits import REGISTER_NAME
+from qhw.circuits import copy_register
 from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, ResultMappingError
 from qhw.pricing import CostEstimate, PriceTable
 from qhw.records import QUBITS, CalibrationSnapshot, JobState, JobUsage, ProviderUsage
@@ -377,7 +377,8 @@ class BraketBackend:
             if len(results) != executions:
                 raise ResultMappingError(f"{self.name} job {job_id} holds {len(results)} results for {executions} executions")
             entries = [{"measurements": r.measurements, "measuredQubits": list(r.measured_qubits)} for r in results]
-            return JobResult(np.array([counts_of(entry, measured, shots, f"execution {i}") for i, entry in enumerate(entries)]))
+            rows = np.array([counts_of(entry, measured, shots, f"execution {i}") for i, entry in enumerate(entries)])
+            return JobResult(rows.reshape(executions * executable.copies, -1))
         if self.is_local:
             try:
                 document = self._jobs.get(job_id).result()
@@ -386,7 +387,7 @@ class BraketBackend:
             except Exception as err:  # a local simulator's error is the task's own failure
                 raise JobFailedError(f"{self.name} task {job_id} failed: {err}") from err
             outcome = read_task_result(document, executions=executions, measured=measured, shots=shots)
-            return JobResult(outcome.counts, outcome.failed)
+            return JobResult(outcome.counts.reshape(executions * executable.copies, -1), outcome.failed)
         session = self._aws()
         task = self._get_task(job_id)
         text = self._ask(lambda: aws.read_object(session, task["outputS3Bucket"], f"{task['outputS3Directory']}/{aws.RESULTS_FILE}"), job_id)
@@ -396,7 +397,8 @@ class BraketBackend:
             raise BackendError(f"{self.name} task {job_id} is {task.get('status')} but its results are not in S3 yet")
         outcome = read_task_result(text, executions=executions, measured=measured, shots=shots, fetch=self._fetcher(job_id))
         self._outcomes[job_id] = outcome
-        return JobResult(outcome.counts, outcome.failed)
+        # A packed program's row holds each copy's counts in turn: a row a copy.
+        return JobResult(outcome.counts.reshape(executions * executable.copies, -1), outcome.failed)
 
     def cancel(self, job_id: str) -> None:
         if self.is_local:
@@ -436,10 +438,13 @@ class BraketBackend:
         device = self._load_device()
         return calibration_snapshot(device.properties, self._emulates or self.name, list(layout))
 
-    def device_graph(self) -> DeviceGraph | None:
+    def device_graph(self, *, offline: bool = False) -> DeviceGraph | None:
         """A QPU's (or an emulated one's) couplers and calibration from its
-        document, by the device's labels; simulators have none."""
+        document, by the device's labels; simulators have none. Offline, a QPU
+        whose document has not been read yet: None (AWS ships no snapshot)."""
         if self.kind not in ("hardware", "emulation"):
+            return None
+        if offline and self.kind == "hardware" and self._device is None:
             return None
         return device_graph(self._load_device().properties)
 
@@ -507,24 +512,29 @@ class BraketBackend:
             return self.name
         return next((alias for alias, d in REMOTE_DEVICES.items() if d.arn == self._arn), self.name)
 
-    def _measured(self, executable: Executable) -> list[int]:
-        """The device qubit (by its label) measured into each classical bit of
-        qhw's register, in bit order: what a result's measuredQubits are read by."""
+    def _measured(self, executable: Executable) -> list[list[int]]:
+        """For each copy, the device qubit (by its label) measured into each
+        classical bit of its register, in bit order: what a result's
+        measuredQubits are read by."""
         self._qiskit_target()
         circuit = executable.circuit
-        register = next((r for r in circuit.cregs if r.name == REGISTER_NAME), None)
-        if register is None:
-            raise ResultMappingError(f"the circuit has no classical register {REGISTER_NAME!r}")
-        measured: dict[int, int] = {}
-        for instruction in circuit.data:
-            if instruction.operation.name != "measure":
-                continue
-            places = [i for reg, i in circuit.find_bit(instruction.clbits[0]).registers if reg.name == REGISTER_NAME]
-            if places:
-                measured[places[0]] = self._label(circuit.find_bit(instruction.qubits[0]).index)
-        if sorted(measured) != list(range(register.size)):
-            raise ResultMappingError(f"the circuit measures bits {sorted(measured)} of its {register.size}-bit register")
-        return [measured[j] for j in range(register.size)]
+        by_copy = []
+        for copy in range(executable.copies):
+            name = copy_register(copy)
+            register = next((r for r in circuit.cregs if r.name == name), None)
+            if register is None:
+                raise ResultMappingError(f"the circuit has no classical register {name!r}")
+            measured: dict[int, int] = {}
+            for instruction in circuit.data:
+                if instruction.operation.name != "measure":
+                    continue
+                places = [i for reg, i in circuit.find_bit(instruction.clbits[0]).registers if reg.name == name]
+                if places:
+                    measured[places[0]] = self._label(circuit.find_bit(instruction.qubits[0]).index)
+            if sorted(measured) != list(range(register.size)):
+                raise ResultMappingError(f"the circuit measures bits {sorted(measured)} of its {register.size}-bit register {name!r}")
+            by_copy.append([measured[j] for j in range(register.size)])
+        return by_copy
 
     def _braket_circuit(self, executable: Executable):
         key = id(executable.circuit)

@@ -67,10 +67,26 @@ class BackendLimits:
 
 @dataclass(frozen=True)
 class Executable:
-    """The template transpiled for one device; stored with the run."""
+    """The template transpiled for one device; stored with the run.
+
+    A packed executable (``copies`` > 1, see :func:`qhw.circuits.packed`)
+    holds that many copies of the template side by side, each with its own
+    parameters and classical register; ``layout`` then lists every copy's
+    physical qubits, copy after copy.
+    """
 
     circuit: Any  # qiskit.QuantumCircuit
-    layout: tuple[int, ...]  # the physical qubit of logical qubit i, by the device's own label
+    layout: tuple[int, ...]  # the physical qubit of logical qubit i (of copy i // width), by the device's own label
+    copies: int = 1
+
+    @property
+    def width(self) -> int:
+        """Qubits of one copy."""
+        return len(self.layout) // self.copies
+
+    def copy_layout(self, copy: int) -> tuple[int, ...]:
+        """The physical qubits of one copy, in the template's qubit order."""
+        return self.layout[copy * self.width : (copy + 1) * self.width]
 
 
 @dataclass(frozen=True)
@@ -86,13 +102,14 @@ class JobStatus:
 class JobResult:
     """What a finished job measured, execution by execution.
 
-    ``counts[e]`` holds the canonical counts of the job's execution ``e``, as
+    ``counts[e * copies + c]`` holds the canonical counts of copy ``c`` of the
+    job's execution ``e`` (``counts[e]`` for an executable of one copy), as
     the provider's own indices place it; an execution the provider failed (a
     program set's failed executable, say) is in ``failed`` with the
-    provider's reason, and its row of ``counts`` is zero and never stored.
+    provider's reason, and its rows of ``counts`` are zero and never stored.
     """
 
-    counts: np.ndarray  # (executions, 2**qubits)
+    counts: np.ndarray  # (executions * copies, 2**qubits of a copy)
     failed: Mapping[int, str] = field(default_factory=dict)
 
     @property
@@ -174,9 +191,12 @@ class Backend(Protocol):
         """The normalised state of a job (raises JobNotFoundError if unknown)."""
 
     def result(self, job_id: str, *, executable: Executable, executions: int, shots: int) -> JobResult:
-        """Counts (executions, 2**qubits) in the canonical bit order of the
-        logical qubits, each execution placed by the provider's own indices,
-        and the executions the provider failed.
+        """Counts (executions x copies, 2**qubits of a copy) in the canonical
+        bit order of each copy's logical qubits, each execution placed by the
+        provider's own indices, and the executions the provider failed.
+
+        A local simulator is never given a packed executable: qhw runs its
+        copies apart (see :func:`qhw.parallel.run_local_job`).
 
         ``executable``, ``executions`` and ``shots`` are what the job was
         submitted with: an answer that does not fit them raises
@@ -195,10 +215,15 @@ class Backend(Protocol):
         """``prices`` with the device's own published prices applied where the
         user did not override them (the device is read: call after ``check``)."""
 
-    def device_graph(self) -> "DeviceGraph | None":
+    def device_graph(self, *, offline: bool = False) -> "DeviceGraph | None":
         """The device's qubits (by its own labels), couplers and calibration, from
         which qhw.packing places copies of the template; None for a simulator,
-        which has no topology (the device is read: call after ``check``)."""
+        which has no topology (the device is read: call after ``check``).
+
+        ``offline``: only what is known without the network (a snapshot of the
+        device that ships with its SDK, say), for an estimate before anything
+        is sent; None when nothing is.
+        """
 
     def calibration(self, layout: Sequence[int]) -> "CalibrationSnapshot | None":
         """The device's calibration as it stands now, for the physical qubits

@@ -107,6 +107,89 @@ def packed_rows(rows: np.ndarray, copies: int, circuit) -> np.ndarray:
     return np.ascontiguousarray(np.stack(columns, axis=1), dtype=np.float64)
 
 
+def copy_circuit(circuit, copy: int, *, compact: bool = False):
+    """Copy ``copy`` of a (transpiled) packed circuit alone: the same qubits
+    (so a device's noise still acts on the copy's own physical qubits), only
+    the instructions of that copy, its parameters, and its register renamed
+    ``meas``. A simulator runs it as it runs the template; the copies of a
+    packed circuit share no gate, so running them apart changes no outcome
+    on a device model without crosstalk.
+
+    A copy is the set of qubits linked by multi-qubit gates to a qubit
+    measured into its register; gates, measurements and delays on those
+    qubits are kept, barriers dropped (they order nothing within one copy).
+    ``compact`` keeps only the copy's own qubits, in their order (for an
+    ideal simulator, which has no physical qubits to keep apart).
+
+    Raises:
+        ValueError: no such copy, or a gate links two copies (they are not apart).
+    """
+    from qiskit import ClassicalRegister, QuantumCircuit
+
+    register = next((r for r in circuit.cregs if r.name == copy_register(copy)), None)
+    if register is None:
+        raise ValueError(f"the circuit has no register {copy_register(copy)!r} (copy {copy})")
+    parent = list(range(circuit.num_qubits))
+
+    def root(q: int) -> int:
+        while parent[q] != q:
+            parent[q] = parent[parent[q]]
+            q = parent[q]
+        return q
+
+    for instruction in circuit.data:
+        if instruction.operation.name == "barrier" or len(instruction.qubits) < 2:
+            continue
+        first, *others = (circuit.find_bit(q).index for q in instruction.qubits)
+        for other in others:
+            parent[root(other)] = root(first)
+    mine: set[int] = set()
+    for instruction in circuit.data:
+        if instruction.operation.name == "measure":
+            bit = circuit.find_bit(instruction.clbits[0])
+            if any(reg.name == register.name for reg, _ in bit.registers):
+                mine.add(root(circuit.find_bit(instruction.qubits[0]).index))
+    if compact:
+        kept = [q for q in range(circuit.num_qubits) if root(q) in mine]
+        place = {q: i for i, q in enumerate(kept)}
+    else:
+        place = {q: q for q in range(circuit.num_qubits)}
+    alone = QuantumCircuit(len(place), name=f"{circuit.name}_copy{copy}")
+    meas = ClassicalRegister(register.size, REGISTER_NAME)
+    alone.add_register(meas)
+    for instruction in circuit.data:
+        if instruction.operation.name == "barrier":
+            continue
+        qubits = [circuit.find_bit(q).index for q in instruction.qubits]
+        inside = [root(q) in mine for q in qubits]
+        if not any(inside):
+            continue
+        clbits = []
+        for clbit in instruction.clbits:
+            places = [i for reg, i in circuit.find_bit(clbit).registers if reg.name == register.name]
+            if not places:
+                raise ValueError(f"copy {copy} writes a classical bit of another copy: the copies are not apart")
+            clbits.append(meas[places[0]])
+        alone.append(instruction.operation, [alone.qubits[place[q]] for q in qubits], clbits)
+    return alone
+
+
+def circuit_rows(rows: np.ndarray, circuit, copies: int = 1) -> np.ndarray:
+    """Logical rows (executions x parameters, index i of the template's
+    vector in column i) as the rows a circuit is given: its own parameter
+    order, and packed ``copies`` to a row (:func:`packed_rows`)."""
+    if copies > 1:
+        return packed_rows(rows, copies, circuit)
+    columns = [parameter.index for parameter in circuit.parameters]
+    return np.ascontiguousarray(rows[:, columns], dtype=np.float64)
+
+
+def copy_columns(packed_circuit, copy_circuit) -> list[int]:
+    """Where each parameter of one copy's circuit is among the packed circuit's."""
+    position = {parameter.name: i for i, parameter in enumerate(packed_circuit.parameters)}
+    return [position[parameter.name] for parameter in copy_circuit.parameters]
+
+
 def demultiplexed(counts_by_copy: np.ndarray, executions: int) -> np.ndarray:
     """Per-copy counts (packed executions x copies x outcomes) as the logical
     executions' own counts (executions x outcomes), dropping the fill."""
@@ -117,6 +200,12 @@ def demultiplexed(counts_by_copy: np.ndarray, executions: int) -> np.ndarray:
 #: Parameter rows of the readout calibration: all qubits in 0, then all in 1.
 def calibration_rows(num_qubits: int = QUBITS) -> np.ndarray:
     return np.array([[0.0] * num_qubits, [np.pi] * num_qubits])
+
+
+def logical_rows(angles: np.ndarray, circuits_per_sample: int) -> np.ndarray:
+    """Every execution's parameter values, index i of the vector in column i:
+    (n_samples * K, 5); row e is sample e // K, circuit e % K."""
+    return np.ascontiguousarray(angles.reshape(len(angles) * circuits_per_sample, QUBITS), dtype=np.float64)
 
 
 def parameter_rows(angles: np.ndarray, circuits_per_sample: int, circuit) -> np.ndarray:

@@ -308,11 +308,22 @@ def backends(as_json) -> None:
 @click.option("--max-cost", type=USD, help="Refuse a paid submission whose estimate exceeds this many USD.")
 @click.option("--yes", is_flag=True, help="Submit to a paid backend without asking for confirmation.")
 @click.option("--mitigate", type=click.Choice(["readout"]), help="Also run the readout-calibration circuits (for `qhw compare`).")
+@click.option(
+    "--pack", default="1", show_default=True, metavar="auto|N",
+    help="Copies of the feature map side by side on a device's qubits, each with its own sample (auto: as many as fit).",
+)
+@click.option(
+    "--pack-spacing", type=click.IntRange(0, 1), default=1, show_default=True,
+    help="1 keeps an idle qubit between packed copies (against crosstalk); 0 allows neighbours.",
+)
 @parallel_options
 @json_option
 @pass_app
 @click.pass_context
-def submit(ctx, app: _App, backend_name, feature_set_id, split, shots, limit, seed, max_cost, yes, mitigate, workers, scheduler, as_json) -> None:
+def submit(
+    ctx, app: _App, backend_name, feature_set_id, split, shots, limit, seed, max_cost, yes, mitigate, pack, pack_spacing, workers,
+    scheduler, as_json,
+) -> None:
     """Submit one feature-map circuit per sample (and per 5 components)."""
     from qhw.runs import submit as submit_run
 
@@ -327,11 +338,25 @@ def submit(ctx, app: _App, backend_name, feature_set_id, split, shots, limit, se
         max_cost=max_cost,
         approve=_paid_approver(backend_name, yes),
         mitigate=mitigate,
+        pack=pack,
+        pack_spacing=pack_spacing,
         workers=workers,
         scheduler=scheduler,
         progress=_progress(),
     )
-    _emit({"run": result.run.id, "backend": result.run.backend, "jobs": len(result.jobs), "samples": result.samples}, as_json)
+    for note in result.notes:
+        click.echo(note, err=True)
+    _emit(
+        {
+            "run": result.run.id,
+            "backend": result.run.backend,
+            "jobs": len(result.jobs),
+            "samples": result.samples,
+            "copies": result.run.copies,
+            "executions": result.executions,
+        },
+        as_json,
+    )
     _fail_on_failed_jobs(ctx, result)
 
 

@@ -8,6 +8,7 @@ without credentials, years later.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -120,6 +121,8 @@ class RunDetails:
     job_errors: list[tuple[int, str, str]]  # (job, state, error)
     failed_executions: list[FailedExecution] = field(default_factory=list)
     prices: list[tuple[str, str]] = field(default_factory=list)  # (price, where it came from), for a paid run
+    # Each copy of a packed run: (its physical qubits, its estimated error when the partition gave one).
+    copies: list[tuple[tuple[int, ...], float | None]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         calibration = None
@@ -134,6 +137,9 @@ class RunDetails:
             "feature_set": self.feature_set,
             "seed": self.seed,
             "layout": list(self.layout),
+            "copies": [
+                {"copy": index, "qubits": list(qubits), "estimated_error": error} for index, (qubits, error) in enumerate(self.copies)
+            ],
             "transpiled_depth": self.depth,
             "two_qubit_gates": self.two_qubit_gates,
             "mitigation": self.mitigation,
@@ -193,6 +199,7 @@ def run_details(store: Store, run_id: int | None = None) -> RunDetails:
         feature_set=run.feature_set_id,
         seed=run.seed,
         layout=run.layout,
+        copies=_copies(run),
         depth=circuit.depth(),
         two_qubit_gates=sum(1 for instruction in circuit.data if len(instruction.qubits) == 2 and instruction.operation.name != "barrier"),
         mitigation=run.mitigation,
@@ -292,3 +299,9 @@ def export_device_properties(store: Store, run_id: int, out) -> "Path":
         out.unlink(missing_ok=True)  # no half-written file
         raise
     return out
+
+
+def _copies(run) -> list[tuple[tuple[int, ...], float | None]]:
+    """Each copy's qubits, and its estimated error as the partition gave it."""
+    errors = (json.loads(run.packing_json).get("estimated_errors") if run.packing_json else None) or [None] * run.copies
+    return [(run.copy_layout(copy), errors[copy]) for copy in range(run.copies)]

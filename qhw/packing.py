@@ -50,9 +50,15 @@ COPY_DURATION_US = 1.0
 WORST_TO_BEST = 2.5
 #: ... or this much worse in absolute terms, whichever allows more.
 WORST_MARGIN = 0.02
+#: The most copies an execution may carry (``--pack``).
+MAX_COPIES = 1024
 #: Chains longer than this are not enumerated on sparse graphs (the count grows
 #: as the degree to the width's power); templates are at most this wide.
 MAX_WIDTH = 12
+
+
+class NoChainError(ConfigError):
+    """The device has no chain of the template's width at all."""
 
 
 @dataclass(frozen=True)
@@ -169,8 +175,8 @@ def partition(graph: DeviceGraph, *, width: int, copies: int | None = None, spac
         spacing: 1 to keep an idle qubit between copies, 0 to allow neighbours.
 
     Raises:
-        ConfigError: bad arguments; no usable chain at all; fewer than
-            ``copies`` fit.
+        NoChainError: no usable chain at all.
+        ConfigError: bad arguments; fewer than ``copies`` fit.
     """
     if not 1 <= width <= MAX_WIDTH:
         raise ConfigError(f"a template of {width} qubits cannot be packed (1 to {MAX_WIDTH})")
@@ -181,7 +187,7 @@ def partition(graph: DeviceGraph, *, width: int, copies: int | None = None, spac
     usable = graph.usable()
     ranked = sorted(((chain_error(usable, chain), chain) for chain in _chains(usable, width)))
     if not ranked:
-        raise ConfigError(f"the device has no {width} usable qubits coupled in a chain")
+        raise NoChainError(f"the device has no {width} usable qubits coupled in a chain")
     best = ranked[0][0]
     bound = max(best * WORST_TO_BEST, best + WORST_MARGIN)
     neighbours = usable.neighbours()

@@ -130,7 +130,9 @@ def _process_pool(workers: int, preload: tuple[str, ...]) -> Iterator[Executor]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def run_job(backend: str, backend_seed: int | None, qpy: bytes, layout: tuple[int, ...], values: np.ndarray, shots: int, seed: int | None):
+def run_job(
+    backend: str, backend_seed: int | None, qpy: bytes, layout: tuple[int, ...], copies: int, values: np.ndarray, shots: int, seed: int | None
+):
     """Run one local job in whatever process this is (a worker), on one thread: its JobResult.
 
     The backend and the circuit are built once per process and kept.
@@ -139,9 +141,72 @@ def run_job(backend: str, backend_seed: int | None, qpy: bytes, layout: tuple[in
 
     simulator = _backend(backend, backend_seed)
     simulator.use_threads(1)
-    executable = Executable(circuit=_circuit(hashlib.sha1(qpy).hexdigest(), qpy), layout=tuple(layout))
-    job_id = simulator.submit(executable, values, shots, [], seed=seed)
-    return simulator.result(job_id, executable=executable, executions=len(values), shots=shots)
+    executable = Executable(circuit=_circuit(hashlib.sha1(qpy).hexdigest(), qpy), layout=tuple(layout), copies=copies)
+    return run_local_job(simulator, executable, values, shots, seed)[1]
+
+
+#: Copy c of a packed job is simulated with the job's seed plus c times this
+#: (more than any run's executions), so no two copies share a seed.
+COPY_SEED_STRIDE = 2**24
+
+
+def run_local_job(simulator, executable, values: np.ndarray, shots: int, seed: int | None):
+    """A local simulator's job, run here: (its job id, its JobResult).
+
+    A packed executable's copies are simulated apart, each on its own
+    physical qubits with its own parameter columns (:func:`qhw.circuits.copy_circuit`):
+    a device model without crosstalk gives the same outcomes as the packed
+    circuit, and no state of 2**(qubits of every copy) amplitudes is ever
+    made. Its counts are interleaved as a provider's would be (copy c of
+    execution e in row e * copies + c).
+    """
+    from qhw.backend import Executable, JobResult
+    from qhw.circuits import copy_circuit, copy_columns
+
+    if executable.copies == 1 or getattr(simulator, "runs_copies_in_one_job", False):
+        # (An adapter that can hold every copy, each alone, in one job of its
+        # own says so: IBM's fake devices, where each run re-reads the
+        # device's whole noise model.)
+        job_id = simulator.submit(executable, values, shots, [], seed=seed)
+        return job_id, simulator.result(job_id, executable=executable, executions=len(values), shots=shots)
+    by_copy, failed, job_ids = [], {}, []
+    for copy in range(executable.copies):
+        part = copy_executable(simulator, executable, copy)
+        alone = part.circuit
+        copy_seed = None if seed is None else seed + copy * COPY_SEED_STRIDE
+        rows = np.ascontiguousarray(values[:, copy_columns(executable.circuit, alone)])
+        job_ids.append(simulator.submit(part, rows, shots, [], seed=copy_seed))
+        result = simulator.result(job_ids[-1], executable=part, executions=len(values), shots=shots)
+        by_copy.append(result.counts)
+        for execution, reason in result.failed.items():
+            failed.setdefault(execution, f"copy {copy}: {reason}")
+    counts = np.stack(by_copy, axis=1).reshape(len(values) * executable.copies, -1)
+    return job_ids[0], JobResult(counts, failed)
+
+
+_copies: dict[tuple[int, int, int], tuple] = {}
+
+
+def copy_executable(simulator, executable, copy: int):
+    """One copy of a packed executable as an executable of its own, made once
+    per process: on an emulated device, the copy's instructions on the
+    device's qubits (compiled already, its noise is the copy's own qubits');
+    on an ideal simulator, which has no physical qubits, the copy alone,
+    compiled for the simulator."""
+    from qhw.backend import Executable
+    from qhw.circuits import copy_circuit
+
+    key = (id(simulator), id(executable.circuit), copy)
+    if key not in _copies:
+        if len(_copies) > 256:
+            _copies.clear()
+        if simulator.kind == "simulator":
+            alone = simulator.transpile(copy_circuit(executable.circuit, copy, compact=True), seed=0)
+        else:
+            alone = Executable(circuit=copy_circuit(executable.circuit, copy), layout=executable.copy_layout(copy))
+        # The keys' objects are kept alive with the entry, so their ids are not reused.
+        _copies[key] = (simulator, executable.circuit, alone)
+    return _copies[key][2]
 
 
 @functools.lru_cache(maxsize=8)

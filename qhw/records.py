@@ -127,6 +127,14 @@ class RunSpec:
     device_label: str = ""
     # The price table in force at submit time (JSON; None for a free backend).
     prices_json: str | None = None
+    # Copies of the template side by side in each execution (``layout`` lists
+    # each copy's qubits in turn), and how qhw.packing placed them (JSON).
+    copies: int = 1
+    packing_json: str | None = None
+
+    def copy_layout(self, copy: int) -> tuple[int, ...]:
+        """The physical qubits of one copy, in the template's qubit order."""
+        return self.layout[copy * self.num_qubits : (copy + 1) * self.num_qubits]
 
 
 @dataclass(frozen=True, kw_only=True)

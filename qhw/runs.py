@@ -25,6 +25,7 @@ from qhw.datasets import stratified_subset
 from qhw.errors import BackendError, ConfigError, NotFoundError, QhwError
 from qhw.features import load_arrays
 from qhw.pricing import CostEstimate, check_amount, load_prices
+from qhw.packed_runs import check_pack, packed_executable, packed_sizes, plan_packing
 from qhw.progress import Progress, SilentProgress
 from qhw.records import (
     JOB_PURPOSES,
@@ -51,10 +52,16 @@ class SubmitResult:
     run: RunRecord
     jobs: list[JobRecord]
     tally: Tally
+    notes: tuple[str, ...] = ()  # what the user should know of how the run was made (packing)
 
     @property
     def samples(self) -> int:
         return self.run.n_samples
+
+    @property
+    def executions(self) -> int:
+        """Executions the jobs send (a packed execution carries ``copies`` samples' circuits)."""
+        return sum(-(-job.executions // self.run.copies) for job in self.jobs)
 
     @property
     def failed_jobs(self) -> list[JobRecord]:
@@ -90,6 +97,8 @@ def submit(
     max_cost: float | None = None,
     approve: Callable[[CostEstimate | None], bool] | None = None,
     mitigate: str | None = None,
+    pack: int | str = 1,
+    pack_spacing: int = 1,
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Progress | None = None,
@@ -108,6 +117,10 @@ def submit(
             a paid backend is refused.
         mitigate: "readout" also runs the readout-calibration circuits (2
             executions on the same physical qubits, in jobs of their own).
+        pack: copies of the feature map side by side in each execution, each
+            on its own physical qubits and bound to its own sample ("auto": as
+            many as qhw.packing places on the device); 1 runs one copy.
+        pack_spacing: 1 keeps an idle qubit between copies, 0 allows neighbours.
         workers: local processes for a local simulator's jobs (default: every core).
         scheduler: a Dask scheduler's address, to run them on its cluster instead.
 
@@ -129,6 +142,9 @@ def submit(
     check_positive(shots, "--shots")
     check_positive(limit, "--limit")
     check_amount(max_cost, "--max-cost")
+    wanted = check_pack(pack, pack_spacing)
+    if mitigate and wanted != 1:
+        raise ConfigError("--mitigate readout cannot be combined with --pack yet: submit the packed run without it")
     backend = get_backend(backend_name, seed=seed)
     check_shots(backend, shots)
     feature_set = store.catalogue.feature_set(feature_set_id)
@@ -137,21 +153,27 @@ def submit(
     if len(order) == 0:
         raise ConfigError(f"feature set {feature_set.id} has no {split} samples")
     k = feature_set.circuits_per_sample
-    plans = plan_jobs(backend, len(order) * k, shots, calibrations=len(circuits.calibration_rows()) if mitigate else 0)
+    calibrations = len(circuits.calibration_rows()) if mitigate else 0
+    # The copies an execution, from what is known of the device offline.
+    packing_plan = plan_packing(backend, wanted, pack_spacing, offline=True)
+    plans = plan_jobs(backend, len(order) * k, shots, calibrations=calibrations, copies=packing_plan.copies)
     # The price is known from static tables: refuse before touching the network.
     prices = load_prices() if backend.is_paid else None
-    estimate = backend.estimate_cost([plan.executions for plan in plans], shots, prices) if prices else None
+    estimate = backend.estimate_cost(packed_sizes(plans, packing_plan.copies), shots, prices) if prices else None
     guard_cost(backend, estimate, max_cost, approve)
-    backend.check(sum(plan.executions for plan in plans), shots)
+    backend.check(sum(packed_sizes(plans, packing_plan.copies)), shots)
     # The device's own properties (now read) may cap jobs lower than the static
-    # limits did (a device without program sets), and may carry its own price.
-    plans = plan_jobs(backend, len(order) * k, shots, calibrations=len(circuits.calibration_rows()) if mitigate else 0)
+    # limits did (a device without program sets), may place the copies
+    # otherwise than its snapshot did, and may carry its own price.
+    packing_plan = plan_packing(backend, wanted, pack_spacing, offline=False)
+    plans = plan_jobs(backend, len(order) * k, shots, calibrations=calibrations, copies=packing_plan.copies)
+    sizes = packed_sizes(plans, packing_plan.copies)
     if prices is not None:
-        prices, estimate = _device_prices(backend, prices, estimate, [plan.executions for plan in plans], shots, max_cost, approve)
+        prices, estimate = _device_prices(backend, prices, estimate, sizes, shots, max_cost, approve)
 
     # A local simulator's worker processes start now, while this one prepares the run.
     with _executor_for(backend, workers, scheduler, len(plans)) as pool:
-        executable = backend.transpile(circuits.feature_map(), seed=seed)
+        executable = packed_executable(backend, packing_plan, seed)
         calibration = None
         if mitigate:
             # The calibration must read the very physical qubits the feature map uses.
@@ -176,17 +198,19 @@ def submit(
             device_kind=backend.kind,
             device_label=backend.description,
             prices_json=None if prices is None else prices.to_json(),
+            copies=executable.copies,
+            packing_json=packing_plan.to_json(),
         )
         # The device's calibration now, for the qubits this run uses: kept with the run.
         snapshot = backend.calibration(executable.layout)
-        parameters = parameter_rows(arrays, order, k, executable)
+        parameters = parameter_rows(arrays, order, k)
         holder = holder_id()
         run, jobs = store.ledger.create_run(
             spec, _run_circuit(executable, order, calibration), plans, claimed_by=holder, calibration=snapshot
         )
         worker = RunWorker(store, run, backend, executable, parameters, calibration=calibration, holder=holder, approved=True)
         tally = _work_all(store, worker, jobs, progress, f"{backend.name}: jobs", pool=pool, workers=workers)
-    return SubmitResult(run=run, jobs=store.ledger.jobs(run.id), tally=tally)
+    return SubmitResult(run=run, jobs=store.ledger.jobs(run.id), tally=tally, notes=packing_plan.notes)
 
 
 def retry_run(
@@ -492,11 +516,12 @@ def _device_prices(backend: Backend, prices, estimate: CostEstimate | None, size
     return device_prices, revised if revised is not None else estimate
 
 
-def plan_jobs(backend: Backend, executions: int, shots: int, *, calibrations: int = 0) -> list[JobPlan]:
+def plan_jobs(backend: Backend, executions: int, shots: int, *, calibrations: int = 0, copies: int = 1) -> list[JobPlan]:
     """Jobs within the backend's limits: the samples' executions, then the
     readout calibration's in jobs of their own (a device that takes one
-    circuit a task gets one calibration state a task)."""
-    per_job = backend.limits.circuits_per_job(shots)
+    circuit a task gets one calibration state a task). A packed run's job
+    carries ``copies`` logical executions in each execution it sends."""
+    per_job = backend.limits.circuits_per_job(shots) * copies
     plans = [JobPlan(start, min(start + per_job, executions)) for start in range(0, executions, per_job)]
     plans += [JobPlan(start, min(start + per_job, calibrations), "calibration") for start in range(0, calibrations, per_job)]
     return plans

@@ -92,6 +92,7 @@ class RunWorker:
         # or to be asked once per run (collect).
         self._approved: bool | None = True if approved or not backend.is_paid else None
         self._approve = approve
+        self._ran_here: dict[str, JobResult] = {}  # local jobs' results, by job id, until stored
         # Actual costs are priced with the table in force when the run was submitted.
         self.prices = None if run.prices_json is None else PriceTable.from_json(run.prices_json)
 
@@ -110,12 +111,12 @@ class RunWorker:
         run = store.ledger.run(run_id)
         stored = store.ledger.run_circuit(run_id)
         backend = backend or get_backend(run.backend, seed=run.seed)
-        executable = Executable(circuit=circuits.from_qpy(stored.qpy), layout=run.layout)
+        executable = Executable(circuit=circuits.from_qpy(stored.qpy), layout=run.layout, copies=run.copies)
         calibration = None
         if stored.calibration_qpy is not None:
-            calibration = Executable(circuit=circuits.from_qpy(stored.calibration_qpy), layout=run.layout)
+            calibration = Executable(circuit=circuits.from_qpy(stored.calibration_qpy), layout=run.layout, copies=run.copies)
         arrays = load_arrays(store.catalogue.feature_set(run.feature_set_id))
-        parameters = parameter_rows(arrays, stored.sample_order, run.circuits_per_sample, executable)
+        parameters = parameter_rows(arrays, stored.sample_order, run.circuits_per_sample)
         return cls(
             store, run, backend, executable, parameters,
             calibration=calibration, holder=holder, approved=approved, approve=approve,
@@ -147,19 +148,30 @@ class RunWorker:
             return current
 
     def _inputs(self, job: JobRecord) -> tuple[Executable, np.ndarray, int | None]:
+        """What a job sends: its executable, its rows (in the circuit's
+        parameter order, ``copies`` logical executions to a row) and its seed."""
         seed = None if self.run.seed is None else self.run.seed + job.execution_start
         if job.purpose == "calibration":
             seed = None if seed is None else seed + len(self.parameters)
-            rows = circuits.calibration_rows(self.run.num_qubits)[job.execution_indices]
-            return self.calibration, rows, seed
-        return self.executable, self.parameters[job.execution_indices], seed
+            executable, rows = self.calibration, circuits.calibration_rows(self.run.num_qubits)[job.execution_indices]
+        else:
+            executable, rows = self.executable, self.parameters[job.execution_indices]
+        return executable, circuits.circuit_rows(rows, executable.circuit, executable.copies), seed
 
     def _result(self, job: JobRecord, provider_job_id: str) -> JobResult:
+        if provider_job_id in self._ran_here:
+            return self._ran_here.pop(provider_job_id)
         executable = self.calibration if job.purpose == "calibration" else self.executable
-        return self.backend.result(provider_job_id, executable=executable, executions=job.executions, shots=self.run.shots)
+        executions = -(-job.executions // executable.copies)
+        return self.backend.result(provider_job_id, executable=executable, executions=executions, shots=self.run.shots)
 
     def _send(self, job: JobRecord) -> str:
         executable, values, seed = self._inputs(job)
+        if self.backend.is_local:
+            # A local simulator runs the job now (a packed one copy by copy): its result is kept for _result.
+            job_id, result = parallel.run_local_job(self.backend, executable, values, self.run.shots, seed)
+            self._ran_here[job_id] = result
+            return job_id
         return self.backend.submit(
             executable, values, self.run.shots, job.tags, seed=seed, idempotency_key=job.idempotency_key
         )
@@ -194,14 +206,15 @@ class RunWorker:
                 advance()
                 self.store.ledger.renew([j.id for j in jobs[index + 1 :]], self.holder)
             return
-        qpy = {"samples": circuits.to_qpy(self.executable.circuit)}
+        qpy = {"samples": circuits.to_qpy(self.executable.circuit)}  # (copies: the run's, for both purposes)
         if self.calibration is not None:
             qpy["calibration"] = circuits.to_qpy(self.calibration.circuit)
         futures = {}
         for job in jobs:
             executable, values, seed = self._inputs(job)
             future = pool.submit(
-                parallel.run_job, self.backend.name, self.run.seed, qpy[job.purpose], executable.layout, values, self.run.shots, seed
+                parallel.run_job, self.backend.name, self.run.seed, qpy[job.purpose], executable.layout, executable.copies,
+                values, self.run.shots, seed,
             )
             futures[future] = job
         left = dict(futures)
@@ -294,6 +307,7 @@ class RunWorker:
 
     def _store_counts(self, job: JobRecord, provider_job_id: str, result: JobResult, usage: ProviderUsage) -> JobRecord:
         stored = job if job.provider_job_id == provider_job_id else _with_provider_id(job, provider_job_id)
+        result = demultiplexed(result, job.executions, self.executable.copies)
         end = JobState.COLLECTED if len(result.failed) < job.executions else JobState.FAILED
         store = self.store.results.store_calibration if job.purpose == "calibration" else self.store.results.store_counts
         store(stored, result.counts, self.run.shots, usage=usage, cost_usd=self._cost(job, end, usage), failed=result.failed)
@@ -404,13 +418,27 @@ class RunWorker:
         return None
 
 
-def parameter_rows(arrays, order: np.ndarray, circuits_per_sample: int, executable: Executable) -> np.ndarray:
-    """Every execution's parameter values, in the run's sample order."""
+def parameter_rows(arrays, order: np.ndarray, circuits_per_sample: int) -> np.ndarray:
+    """Every execution's parameter values, in the run's sample order (index i
+    of the template's vector in column i; see circuits.circuit_rows)."""
     angles = np.empty((len(order), arrays.angles_train.shape[1]))
     for code, name in SPLIT_NAMES.items():
         rows = order[:, 0] == code
         angles[rows] = arrays.angles(name)[order[rows, 1]]
-    return circuits.parameter_rows(angles, circuits_per_sample, executable.circuit)
+    return circuits.logical_rows(angles, circuits_per_sample)
+
+
+def demultiplexed(result: JobResult, executions: int, copies: int) -> JobResult:
+    """A packed job's result as its ``executions`` logical executions: copy c
+    of packed execution e is logical execution e * copies + c (the fill of the
+    last packed execution is dropped); a failed packed execution fails each
+    of its copies."""
+    if copies == 1:
+        return result
+    failed = {
+        e * copies + c: reason for e, reason in result.failed.items() for c in range(copies) if e * copies + c < executions
+    }
+    return JobResult(result.counts[:executions], failed)
 
 
 def _with_provider_id(job: JobRecord, provider_job_id: str) -> JobRecord:

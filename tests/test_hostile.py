@@ -475,6 +475,15 @@ CASES = {
     "db current foreign": Case("db current", "not a qhw database", database("foreign")),
     "db upgrade damaged": Case("db upgrade", "is damaged (SQLite's integrity check", truncated_database),
     "db current damaged": Case("db current", "is damaged", truncated_database),
+    # --- packing: copies a device cannot hold, and what is no number of copies -----------------
+    "pack 0": Case("submit --backend statevector --split test --limit 10 --pack 0", "--pack must be auto or a whole number of copies from 1 to 1024, got 0"),
+    "pack -1": Case("submit --backend statevector --split test --limit 10 --pack -1", "--pack must be auto or a whole number of copies from 1 to 1024, got -1"),
+    "pack a word": Case("submit --backend statevector --split test --limit 10 --pack all", "--pack must be auto or a whole number"),
+    "pack 2**40": Case("submit --backend statevector --split test --limit 10 --pack 1099511627776", "from 1 to 1024"),
+    "pack more than fit": Case("submit --backend fake_manila --split test --limit 10 --pack 2", "--pack 2: only 1 copies of 5 qubits fit on the device"),
+    "pack with no chain": Case("submit --backend fake_lima --split test --limit 10 --pack 2", "the device has no 5 usable qubits coupled in a chain"),
+    "pack-spacing 2": Case("submit --backend fake_fez --split test --limit 10 --pack 2 --pack-spacing 2", "'--pack-spacing': 2 is not in the range 0<=x<=1"),
+    "pack with mitigation": Case("submit --backend fake_fez --split test --limit 10 --pack 2 --mitigate readout", "--mitigate readout cannot be combined with --pack yet"),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 
 import numpy as np
 import pytest
@@ -275,3 +276,100 @@ def test_the_fill_of_the_last_packed_execution_is_never_read():
 
     by_copy = np.arange(2 * 3 * 4).reshape(2, 3, 4)  # 2 packed executions of 3 copies
     assert demultiplexed(by_copy, 5).tolist() == by_copy.reshape(6, 4)[:5].tolist()
+
+
+# --- packed runs, end to end -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def signed_features(featured_store, monkeypatch):
+    """The feature set with every angle turned to +-pi/2 (by its sign), so each
+    sample has one known outcome and every sample of a packed execution a
+    different one: a copy or a bit that lands on the wrong sample is caught."""
+    from dataclasses import replace
+
+    from qhw import features, runs, worker
+
+    real = features.load_arrays
+
+    def signed(feature_set):
+        arrays = real(feature_set)
+        flip = lambda a: np.where(np.arange(a.size).reshape(a.shape) % 3 == 0, -1, 1) * np.where(a < 0, -np.pi / 2, np.pi / 2)
+        return replace(arrays, angles_train=flip(arrays.angles_train), angles_test=flip(arrays.angles_test))
+
+    monkeypatch.setattr(runs, "load_arrays", signed)
+    monkeypatch.setattr(worker, "load_arrays", signed)
+    return featured_store, signed(featured_store.catalogue.feature_set(None))
+
+
+@pytest.mark.parametrize("backend_name", ["statevector", "aer_simulator", "braket_local", "fake_fez"])
+def test_a_packed_run_stores_each_sample_s_own_counts(signed_features, backend_name):
+    from conftest import expected_index
+    from sqlalchemy import select
+
+    from qhw import runs
+    from qhw.store.models import ResultRow
+
+    store, arrays = signed_features
+    result = runs.submit(store, backend_name=backend_name, split="test", limit=8, shots=64, pack=3, workers=1)
+    run = result.run
+    assert run.copies == 3 and result.executions == 3  # 8 samples, 3 a packed execution
+    assert all(job.state.value == "collected" for job in result.jobs)
+    stored = store.results.run_counts(run.id)
+    assert len(stored.counts) == 8 and (stored.counts.sum(axis=2) == 64).all()
+    for index, counts in zip(stored.sample_index, stored.counts[:, 0]):
+        assert int(np.argmax(counts)) == expected_index(arrays.angles_test[index])
+    with store.database.transaction(write=False) as session:
+        copies = session.execute(select(ResultRow.copy).where(ResultRow.run_id == run.id).order_by(ResultRow.id)).scalars().all()
+    assert sorted(copies) == [0, 0, 0, 1, 1, 1, 2, 2]  # the last packed execution has two samples and a fill
+    if backend_name == "fake_fez":
+        chains = partition(ibm_graph("FakeFez"), width=WIDTH, copies=3)
+        assert run.layout == chains.qubits and len(set(run.layout)) == 15
+        snapshot, _ = store.ledger.device_snapshot(run.id)
+        assert {q.qubit for q in snapshot.qubits} == set(run.layout)  # every qubit used is described
+
+
+def test_pack_auto_fills_a_wide_device_and_says_one_copy_on_a_simulator(signed_features):
+    from qhw import runs
+
+    store, _ = signed_features
+    packed = runs.submit(store, backend_name="fake_fez", split="test", limit=40, shots=32, pack="auto", workers=1)
+    assert packed.run.copies == len(partition(ibm_graph("FakeFez"), width=WIDTH).copies) > 15
+    assert "room for" in packed.notes[0]
+    single = runs.submit(store, backend_name="statevector", split="test", limit=4, shots=32, pack="auto")
+    assert single.run.copies == 1 and "no qubits to share" in single.notes[0]
+    # fake_lima's 5 qubits form a T, no chain: the compiler places one copy, with swaps.
+    t_shaped = runs.submit(store, backend_name="fake_lima", split="test", limit=4, shots=32, pack="auto")
+    assert t_shaped.run.copies == 1 and "one copy" in t_shaped.notes[0]
+
+
+@pytest.mark.parametrize(
+    "pack, spacing, backend_name, message",
+    [
+        (0, 1, "statevector", "--pack must be auto or a whole number of copies from 1 to 1024, got 0"),
+        (-1, 1, "statevector", "got -1"),
+        ("many", 1, "statevector", "got many"),
+        (1, 2, "statevector", "--pack-spacing must be 0"),
+        (2, 1, "fake_manila", "--pack 2: only 1 copies of 5 qubits fit"),
+        (2, 1, "fake_lima", "no 5 usable qubits coupled in a chain"),
+    ],
+)
+def test_packing_refuses_what_cannot_be_packed_and_writes_nothing(featured_store, pack, spacing, backend_name, message):
+    from qhw import runs
+    from qhw.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        runs.submit(featured_store, backend_name=backend_name, split="test", limit=4, shots=32, pack=pack, pack_spacing=spacing)
+    assert featured_store.ledger.runs() == []
+
+
+def test_runs_show_lists_each_copy_s_qubits(signed_features):
+    from qhw import runs
+    from qhw.overview import run_details
+
+    store, _ = signed_features
+    run = runs.submit(store, backend_name="fake_fez", split="test", limit=4, shots=16, pack=2, pack_spacing=0, workers=1).run
+    shown = run_details(store, run.id).to_dict()
+    chains = partition(ibm_graph("FakeFez"), width=WIDTH, copies=2, spacing=0)
+    assert [copy["qubits"] for copy in shown["copies"]] == [list(copy.qubits) for copy in chains.copies]
+    assert [copy["estimated_error"] for copy in shown["copies"]] == pytest.approx([copy.estimated_error for copy in chains.copies])

@@ -427,3 +427,16 @@ def test_an_ibm_result_that_does_not_fit_the_pub_fails_its_job(featured_store, i
     _collect(featured_store)
     (job,) = featured_store.ledger.jobs(run.id)
     assert job.state is JobState.FAILED and message in job.error and featured_store.results.count_rows(run.id) == 0
+
+
+def test_a_packed_program_set_maps_each_copy_by_its_measured_qubits(featured_store, braket_cloud):
+    """Two copies on an 11-qubit line numbered from 1, results sorted by qubit:
+    each copy's columns are found by its own qubits' labels."""
+    braket_cloud.set(qpu_properties=garnet_like(11).json())
+    braket_cloud.set_shape(measured_qubits="descending")
+    run = runs.submit(featured_store, backend_name="iqm_garnet", split="test", limit=10, shots=1000, approve=approve, pack=2).run
+    assert run.copies == 2 and len(set(run.layout)) == 10 and min(run.layout) >= 1
+    _collect(featured_store)
+    (task,) = braket_cloud.tasks.values()
+    assert task["executables"] == 5  # ten samples, two an executable
+    _assert_right_counts(featured_store, run.id, 10)

@@ -236,6 +236,8 @@ class Ledger:
                 transpiled_qpy=circuit.qpy,
                 calibration_qpy=circuit.calibration_qpy,
                 layout=json.dumps([int(q) for q in spec.layout]),
+                copies=spec.copies,
+                packing=spec.packing_json,
             )
             session.add(run)
             session.flush()
@@ -622,6 +624,8 @@ def run_record(row: RunRow) -> RunRecord:
         device_kind=row.device_kind,
         device_label=row.device_label,
         prices_json=row.prices_json,
+        copies=row.copies,
+        packing_json=row.packing,
     )
 
 

@@ -94,7 +94,8 @@ class RunRow(Base):
     sample_order: Mapped[bytes] = mapped_column(LargeBinary)
     transpiled_qasm3: Mapped[str] = mapped_column(Text)
     transpiled_qpy: Mapped[bytes] = mapped_column(LargeBinary)
-    # JSON list: physical qubit that ran logical (feature-map) qubit i.
+    # JSON list: physical qubit that ran logical (feature-map) qubit i of copy
+    # i // num_qubits (one copy unless the run was packed).
     layout: Mapped[str] = mapped_column(Text)
     cost_estimate_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
     # "readout" when the run also measured readout-calibration circuits.
@@ -105,9 +106,14 @@ class RunRow(Base):
     device_label: Mapped[str] = mapped_column(Text)
     # The price table in force at submit (JSON), by which actual costs are priced.
     prices_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Copies of the template side by side in each execution (qhw.packing), and
+    # the partition that placed them (JSON: spacing, each copy's estimated error).
+    copies: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    packing: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         CheckConstraint(_in("split", RUN_SPLITS), name="split_valid"),
+        CheckConstraint("copies > 0", name="copies_positive"),
         CheckConstraint(_in("device_kind", DEVICE_KINDS), name="device_kind_valid"),
         CheckConstraint(f"mitigation IS NULL OR {_in('mitigation', MITIGATIONS)}", name="mitigation_valid"),
         CheckConstraint("shots > 0", name="shots_positive"),
@@ -197,6 +203,8 @@ class ResultRow(Base):
     sample_index: Mapped[int] = mapped_column(Integer)
     circuit: Mapped[int] = mapped_column(Integer)
     shots: Mapped[int] = mapped_column(Integer)
+    # The copy (of a packed run) that measured it: its physical qubits are the run's.
+    copy: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Little-endian uint32 counts, length 2**num_qubits, canonical bit order.
     counts: Mapped[bytes] = mapped_column(LargeBinary)
 
@@ -257,8 +265,10 @@ class CalibrationRow(Base):
     prepared: Mapped[int] = mapped_column(Integer)
     shots: Mapped[int] = mapped_column(Integer)
     counts: Mapped[bytes] = mapped_column(LargeBinary)
+    # The copy (of a packed run) whose qubits were calibrated.
+    copy: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
-    __table_args__ = (UniqueConstraint("run_id", "prepared", name="uq_calibrations_run_prepared"),)
+    __table_args__ = (UniqueConstraint("run_id", "copy", "prepared", name="uq_calibrations_run_copy_prepared"),)
 
 
 class MitigatedResultRow(Base):

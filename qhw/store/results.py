@@ -90,6 +90,8 @@ class Results:
             order = np.frombuffer(run.sample_order, dtype="<i4").reshape(-1, 2)
             k = run.circuits_per_sample
             executions = job.execution_indices[ran]
+            # Position p of a packed job ran as copy p % copies (qhw.circuits.packed_rows).
+            copies = [position % run.copies for position in ran]
             blobs = np.ascontiguousarray(counts[ran], dtype=COUNTS_DTYPE)
             samples = order[executions // k]
             if len(ran):
@@ -103,9 +105,10 @@ class Results:
                             "sample_index": int(index),
                             "circuit": int(circuit),
                             "shots": shots,
+                            "copy": copy,
                             "counts": blob.tobytes(),
                         }
-                        for (split, index), circuit, blob in zip(samples, executions % k, blobs)
+                        for (split, index), circuit, copy, blob in zip(samples, executions % k, copies, blobs)
                     ],
                 )
             return len(ran)

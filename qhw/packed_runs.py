@@ -1,0 +1,125 @@
+"""How a run packs copies of the feature map into each execution (``--pack``).
+
+qhw.packing places copies on a device's graph; this module turns the user's
+``--pack auto|N`` and ``--pack-spacing`` into the copies a run uses and the
+executable that carries them:
+
+- a device (an IBM device or fake, a Braket QPU or its emulation): the
+  partition of its graph, and the packed template compiled onto exactly the
+  partition's qubits;
+- an ideal simulator, which has no qubits to share: ``--pack N`` puts N
+  copies side by side on N * 5 virtual qubits (they are simulated apart, see
+  qhw.parallel.run_local_job), ``auto`` one;
+- before the network is touched (the estimate and ``--max-cost``), the
+  device as known offline: an IBM device by the snapshot qiskit-ibm-runtime
+  ships of it; a device with no snapshot is estimated at one copy an
+  execution, and the note says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+from qhw import circuits, packing
+from qhw.backend import Backend, Executable
+from qhw.errors import BackendError, ConfigError
+from qhw.records import QUBITS, JobPlan
+
+AUTO = "auto"
+
+
+def check_pack(pack: int | str, spacing: int) -> int | None:
+    """``--pack`` as a number of copies (None for auto), and ``--pack-spacing``, checked.
+
+    Raises:
+        ConfigError: neither auto nor a whole number from 1 to 1024, or a spacing other than 0 or 1.
+    """
+    if spacing not in (0, 1) or isinstance(spacing, bool):
+        raise ConfigError(f"--pack-spacing must be 0 (neighbouring copies) or 1 (an idle qubit between copies), got {spacing}")
+    if isinstance(pack, str) and pack.strip().lower() == AUTO:
+        return None
+    try:
+        copies = int(str(pack).strip()) if not isinstance(pack, bool) else None
+    except ValueError:
+        copies = None
+    if copies is None or not 1 <= copies <= packing.MAX_COPIES:
+        raise ConfigError(f"--pack must be auto or a whole number of copies from 1 to {packing.MAX_COPIES}, got {pack}")
+    return copies
+
+
+@dataclass(frozen=True)
+class PackingPlan:
+    """The copies an execution carries, and where they are."""
+
+    copies: int
+    partition: packing.Partition | None  # None: one copy where the transpiler puts it, or a simulator's copies
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> str | None:
+        """What is stored with the run (None for a run of one copy placed by the transpiler)."""
+        if self.partition is None:
+            return None if self.copies == 1 else json.dumps({"spacing": None, "estimated_errors": None})
+        return json.dumps(
+            {"spacing": self.partition.spacing, "estimated_errors": [copy.estimated_error for copy in self.partition.copies]}
+        )
+
+
+def plan_packing(backend: Backend, wanted: int | None, spacing: int, *, offline: bool) -> PackingPlan:
+    """The copies for ``--pack`` (``wanted``: None for auto) on ``backend``.
+
+    Raises:
+        ConfigError: more copies than fit, a device with no chain of the
+            template's width.
+    """
+    if wanted == 1:
+        return PackingPlan(1, None)
+    graph = backend.device_graph(offline=offline)
+    if graph is None:
+        if backend.kind == "simulator":
+            if wanted is None:
+                note = f"--pack auto: {backend.name} is a simulator, with no qubits to share; one copy an execution"
+                return PackingPlan(1, None, (note,))
+            return PackingPlan(wanted, None)
+        note = (
+            f"no topology of {backend.name} is known before it is read: the estimate assumes one copy an execution; "
+            "the copies are placed once the device is read"
+        )
+        return PackingPlan(1, None, (note,))
+    try:
+        partition = packing.partition(graph, width=QUBITS, copies=wanted, spacing=spacing)
+    except packing.NoChainError as err:
+        if wanted is not None:
+            raise
+        return PackingPlan(1, None, (f"--pack auto: {err}; one copy an execution, where the compiler places it",))
+    notes = ()
+    if wanted is None:
+        count = len(partition.copies)
+        room = "room for one copy" if count == 1 else f"room for {count} copies"
+        notes = (f"--pack auto: {backend.name} has {room} of the {QUBITS}-qubit feature map (spacing {spacing})",)
+    return PackingPlan(len(partition.copies), partition, notes)
+
+
+def packed_executable(backend: Backend, plan: PackingPlan, seed: int | None) -> Executable:
+    """The run's executable: the template alone, or ``plan.copies`` copies of it
+    compiled onto the partition's qubits (checked: the compiler must keep them).
+
+    Raises:
+        BackendError: the compiler placed the copies elsewhere than the partition.
+    """
+    template = circuits.feature_map()
+    if plan.copies == 1 and plan.partition is None:
+        return backend.transpile(template, seed=seed)
+    packed = circuits.packed(template, plan.copies)
+    if plan.partition is None:  # an ideal simulator: copies side by side, simulated apart
+        return Executable(circuit=packed, layout=tuple(range(QUBITS * plan.copies)), copies=plan.copies)
+    compiled = backend.transpile(packed, seed=seed, initial_layout=plan.partition.qubits)
+    if tuple(compiled.layout) != plan.partition.qubits:
+        raise BackendError(f"{backend.name} placed the copies on qubits {compiled.layout}, not {plan.partition.qubits}")
+    return Executable(circuit=compiled.circuit, layout=tuple(compiled.layout), copies=plan.copies)
+
+
+def packed_sizes(plans: list[JobPlan], copies: int) -> list[int]:
+    """The executions each job sends: its logical executions, ``copies`` to one."""
+    return [math.ceil(plan.executions / copies) for plan in plans]
