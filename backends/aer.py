@@ -105,7 +105,7 @@ class AerBackend:
     def estimate_cost(self, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> None:
         return None
 
-    def device_graph(self, *, offline: bool = False) -> None:
+    def device_graph(self, *, offline: bool = False, document: str | None = None) -> None:
         return None  # a simulator: any qubit with any other, no calibration
 
     def price_table(self, prices: PriceTable) -> PriceTable:

@@ -438,14 +438,15 @@ class BraketBackend:
         device = self._load_device()
         return calibration_snapshot(device.properties, self._emulates or self.name, list(layout))
 
-    def device_graph(self, *, offline: bool = False) -> DeviceGraph | None:
+    def device_graph(self, *, offline: bool = False, document: str | None = None) -> DeviceGraph | None:
         """A QPU's (or an emulated one's) couplers and calibration from its
         document, by the device's labels; simulators have none. Offline, a QPU
-        whose document has not been read yet: None (AWS ships no snapshot)."""
+        whose document has not been read yet: the ``document`` kept with an
+        earlier run when there is one (AWS ships no snapshot), else None."""
         if self.kind not in ("hardware", "emulation"):
             return None
         if offline and self.kind == "hardware" and self._device is None:
-            return None
+            return None if document is None else _graph_of_document(document)
         return device_graph(self._load_device().properties)
 
     def price_table(self, prices: PriceTable) -> PriceTable:
@@ -630,6 +631,18 @@ class _LocalTask:
         if self._error is not None:
             raise self._error
         return self._document
+
+
+def _graph_of_document(document: str) -> DeviceGraph | None:
+    """The graph of a device document kept with an earlier run; None when it
+    no longer parses (a schema this SDK does not know): the estimate then
+    assumes one copy, as with no document."""
+    from braket.schema_common import BraketSchemaBase
+
+    try:
+        return device_graph(BraketSchemaBase.parse_raw_schema(document))
+    except Exception:  # pydantic's errors, an unknown header: no offline topology, not a failure
+        return None
 
 
 def _limits_from(properties: Any) -> BackendLimits:

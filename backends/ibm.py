@@ -364,13 +364,16 @@ class IBMBackend:
         if self.is_local:
             return ProviderUsage()
         job = self._job(job_id)
+        # IBM's own estimate (usage_estimation), kept beside qhw's and the final figure.
+        estimation = _runtime_call(lambda: job.usage_estimation, f"reading the usage estimate of job {job_id}") or {}
+        estimated = _seconds(estimation.get("quantum_seconds"))
         metrics = _runtime_call(job.metrics, f"reading the usage of job {job_id}") or {}
         usage = metrics.get("usage") or {}
         # As RuntimeJobV2.usage() reads it: no status means not computed yet.
         if usage.get("status", "pending") == "pending":
-            return ProviderUsage(final=False)
+            return ProviderUsage(final=False, estimated_quantum_seconds=estimated)
         seconds = usage.get("qpu_charge_time_seconds", usage.get("quantum_seconds"))
-        return ProviderUsage(quantum_seconds=None if seconds is None else float(seconds))
+        return ProviderUsage(quantum_seconds=_seconds(seconds), estimated_quantum_seconds=estimated)
 
     def calibration(self, layout: Sequence[int]) -> CalibrationSnapshot:
         """T1, T2, readout and sx errors of the qubits the run uses, and the
@@ -409,10 +412,12 @@ class IBMBackend:
             device=self.name, calibrated_at=_last_calibration(device), qubits=tuple(calibrated), pairs=tuple(pairs)
         )
 
-    def device_graph(self, *, offline: bool = False) -> DeviceGraph | None:
+    def device_graph(self, *, offline: bool = False, document: str | None = None) -> DeviceGraph | None:
         """The device's couplers and calibration, for packing copies (qhw.packing);
         offline and before ``check``, from qiskit-ibm-runtime's snapshot of the
-        device (fake_fez for ibm_fez), None when it ships none."""
+        device (fake_fez for ibm_fez), None when it ships none (IBM's documents
+        are kept with runs too, but the shipped snapshot is the one read the
+        same way as the live device)."""
         if offline and self._device is None and not self.is_local:
             twin = _fake_twin(self.name)
             return None if twin is None else device_graph(twin.target)
@@ -514,6 +519,15 @@ def _qubits(device: Any) -> int:
     full target (which reads every calibration: 60 ms a device)."""
     conf = getattr(device, "_conf_dict", None) or {}
     return int(conf["n_qubits"]) if "n_qubits" in conf else device.num_qubits
+
+
+def _seconds(value: Any) -> float | None:
+    """A number of seconds IBM reported, or None when it reported none (or no number)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _fake_twin(name: str) -> Any | None:

@@ -10,9 +10,21 @@ geometry, not the devices' calibration. IonQ Forte is all-to-all (36 qubits).
 
     python benchmarks/packing.py
 
-Prints a table: copies (samples an execution) with an idle qubit between
+Prints two tables: copies (samples an execution) with an idle qubit between
 copies (spacing 1) and without (spacing 0), the estimated error of the best
-and the worst copy, and the time the partition took.
+and the worst copy, and the time the partition took; then the paper's test
+set of full MNIST (10,000 images, 1,024 shots) on ibm_fez as qhw estimates
+its QPU time, unpacked and with ``--pack auto``, before any network (IBM's
+documented estimate from qiskit-ibm-runtime's snapshot of the device), against
+the 600 s of IBM's free Open plan a month.
+
+    python benchmarks/packing.py --accuracy [--shots 1024] [--device fake_fez]
+
+also runs mnist-5k (seed 0) on the statevector simulator, its test split on
+the emulated device unpacked and with ``--pack auto``, and compares each with
+the simulator: the transfer accuracy of the packed run should fall inside the
+bootstrap interval of the unpacked one (the emulation has no crosstalk, so
+only the copies' own qubits differ).
 """
 
 from __future__ import annotations
@@ -72,5 +84,68 @@ def main() -> None:
             print(f"{name:34} {spacing:>7} {len(packed.copies):>6} {packed.best_error:>10.3f} {packed.worst_error:>11.3f} {seconds:>8.3f}")
 
 
+def qpu_time(samples: int = 10_000, shots: int = 1024, device: str = "ibm_fez") -> None:
+    from qhw.backend import get_backend
+    from qhw.packed_runs import packed_sizes, plan_packing
+    from qhw.pricing import load_prices
+    from qhw.runs import plan_jobs
+
+    backend = get_backend(device)
+    prices = load_prices()
+    print()
+    header = f"{device}: {samples:,} samples x {shots:,} shots  {'copies':>6} {'jobs':>5} {'executions':>10} {'QPU s':>7} {'vs unpacked':>11} {'USD':>9}"
+    print(header)
+    print("-" * len(header))
+    unpacked = None
+    for label, wanted in (("unpacked (--pack 1)", 1), ("--pack auto, spacing 1", None)):
+        copies = plan_packing(backend, wanted, 1, offline=True).copies
+        plans = plan_jobs(backend, samples, shots, copies=copies)
+        sizes = packed_sizes(plans, copies)
+        estimate = backend.estimate_cost(sizes, shots, prices)
+        seconds = estimate.usd / prices["ibm_usd_per_qpu_second"]
+        unpacked = unpacked or seconds
+        print(
+            f"{label:43} {copies:>6} {len(plans):>5} {sum(sizes):>10,} {seconds:>7,.0f} {seconds / unpacked:>11.3f} {estimate.usd:>9,.2f}"
+        )
+
+
+def accuracy(device: str, shots: int, seed: int = 0) -> None:
+    import os
+    import tempfile
+
+    os.environ["QHW_HOME"] = tempfile.mkdtemp(prefix="qhw-bench-")
+    from qhw import config, features, runs
+    from qhw.compare import compare
+    from qhw.store import Store
+
+    store = Store(config.database_url())
+    feature_set = features.build_features(store, seed=seed)
+    simulator = runs.submit(store, backend_name="statevector", feature_set_id=feature_set.id, shots=shots, seed=seed).run
+    print()
+    header = f"{device}, mnist-5k test split, {shots} shots  {'copies':>6} {'executions':>10} {'submit s':>8} {'transfer accuracy [95 %]':>26} {'fidelity':>8}"
+    print(header)
+    print("-" * len(header))
+    for label, pack in (("unpacked", 1), ("--pack auto", "auto")):
+        started = time.perf_counter()
+        result = runs.submit(store, backend_name=device, feature_set_id=feature_set.id, split="test", shots=shots, seed=seed, pack=pack)
+        seconds = time.perf_counter() - started
+        comparison = compare(store, simulator_run_id=simulator.id, hardware_run_id=result.run.id, seed=seed)
+        transfer = comparison.accuracy("transfer")
+        shown = f"{transfer.accuracy:.3f} [{transfer.low:.3f}, {transfer.high:.3f}]"
+        print(
+            f"{label:45} {result.run.copies:>6} {result.executions:>10,} {seconds:>8.1f} {shown:>26} {comparison.agreement.fidelity.mean:>8.4f}"
+        )
+
+
 if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accuracy", action="store_true", help="also run and compare mnist-5k on an emulated device")
+    parser.add_argument("--device", default="fake_fez")
+    parser.add_argument("--shots", type=int, default=1024)
+    args = parser.parse_args()
     main()
+    qpu_time()
+    if args.accuracy:
+        accuracy(args.device, args.shots)

@@ -215,13 +215,14 @@ class Backend(Protocol):
         """``prices`` with the device's own published prices applied where the
         user did not override them (the device is read: call after ``check``)."""
 
-    def device_graph(self, *, offline: bool = False) -> "DeviceGraph | None":
+    def device_graph(self, *, offline: bool = False, document: str | None = None) -> "DeviceGraph | None":
         """The device's qubits (by its own labels), couplers and calibration, from
         which qhw.packing places copies of the template; None for a simulator,
         which has no topology (the device is read: call after ``check``).
 
         ``offline``: only what is known without the network (a snapshot of the
-        device that ships with its SDK, say), for an estimate before anything
+        device that ships with its SDK, or ``document``: the device's own
+        properties kept with an earlier run), for an estimate before anything
         is sent; None when nothing is.
         """
 

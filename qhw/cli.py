@@ -740,6 +740,16 @@ def _print_comparison(comparison) -> None:
         False,
         title=f"agreement on {comparison.shared_samples} shared samples",
     )
+    if len(g.fidelity_by_copy) > 1:  # a packed run: one bad chain of qubits shows here
+        _emit(
+            [
+                {"copy": copy, "mean fidelity": g.fidelity_by_copy[copy].mean, "mean total variation": g.total_variation_by_copy[copy].mean,
+                 "circuits": g.fidelity_by_copy[copy].n}
+                for copy in sorted(g.fidelity_by_copy)
+            ],
+            False,
+            title=f"agreement by copy of run {hw.run}",
+        )
     _emit(
         [
             {"shots": p.shots, "accuracy": p.accuracy, "95% interval": f"[{p.low:.3f}, {p.high:.3f}]", "est. cost (USD)": p.cost_usd}

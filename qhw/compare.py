@@ -102,6 +102,10 @@ class Agreement:
     total_variation: Summary
     fidelity_by_class: dict[int, Summary]
     total_variation_by_class: dict[int, Summary]
+    # By the copy of a packed device run that measured each circuit: one bad
+    # chain of qubits shows as one copy that agrees less (one copy: copy 0).
+    fidelity_by_copy: dict[int, Summary] = field(default_factory=dict)
+    total_variation_by_copy: dict[int, Summary] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,7 @@ class Comparison:
         data = asdict(self)
         data.pop("confusion")
         data.pop("fidelities")
-        for key in ("fidelity_by_class", "total_variation_by_class"):
+        for key in ("fidelity_by_class", "total_variation_by_class", "fidelity_by_copy", "total_variation_by_copy"):
             data["agreement"][key] = {str(k): v for k, v in data["agreement"][key].items()}
         return data
 
@@ -337,6 +341,11 @@ class _Simulator:
             training.predict(self.classical, self.arrays.latent_test[test_index]),
         )
         agreement, fidelities = _agreement(sim, hw, shared, self.labels(shared))
+        if hw_run.copies > 1 and hw_run.device_kind != "hardware":
+            notes.append(
+                f"run {hw_run.id} packed {hw_run.copies} copies an execution, emulated apart: an emulation has no "
+                "crosstalk between copies, and cannot show it; only hardware can (see the agreement by copy)"
+            )
         return Comparison(
             simulator=summarize(store, sim_run),
             hardware=summarize(store, hw_run),
@@ -429,14 +438,18 @@ def _agreement(sim: RunCounts, hw: RunCounts, shared, labels: np.ndarray) -> tup
     p = sim.counts[_rows(sim, shared)] / sim.shots
     q = hw.counts[_rows(hw, shared)] / hw.shots
     # One figure per sample: the mean over its circuits.
-    fidelity = hellinger_fidelity(p, q).mean(axis=1)
-    distance = total_variation(p, q).mean(axis=1)
+    by_circuit, distance_by_circuit = hellinger_fidelity(p, q), total_variation(p, q)
+    fidelity = by_circuit.mean(axis=1)
+    distance = distance_by_circuit.mean(axis=1)
     classes = sorted(set(labels.tolist()))
+    copies = hw.copies[_rows(hw, shared)] if hw.copies is not None else np.zeros(by_circuit.shape, dtype=np.int64)
     agreement = Agreement(
         fidelity=Summary.of(fidelity),
         total_variation=Summary.of(distance),
         fidelity_by_class={c: Summary.of(fidelity[labels == c]) for c in classes},
         total_variation_by_class={c: Summary.of(distance[labels == c]) for c in classes},
+        fidelity_by_copy={int(c): Summary.of(by_circuit[copies == c]) for c in np.unique(copies)},
+        total_variation_by_copy={int(c): Summary.of(distance_by_circuit[copies == c]) for c in np.unique(copies)},
     )
     return agreement, fidelity
 

@@ -2,7 +2,8 @@
 
 A run submitted with ``--mitigate readout`` also measures two calibration
 states on the feature map's own physical qubits: all qubits prepared 0, and
-all prepared 1. Each qubit's 2x2 assignment matrix comes from those counts
+all prepared 1 (on every copy's qubits, for a packed run: each copy is
+mitigated by its own). Each qubit's 2x2 assignment matrix comes from those counts
 (independent readout errors, as M3's "independent" calibration assumes), and
 mthree turns every sample's counts into quasi-probabilities. These are stored
 beside the raw counts, never instead of them.
@@ -59,7 +60,7 @@ def calibration_missing(store: Store, run: RunRecord) -> str | None:
     """Why the run's readout calibration cannot be used yet, or None when it can."""
     if run.mitigation != "readout":
         return f"run {run.id} has no readout calibration: submit with --mitigate readout"
-    if len(store.results.calibration(run.id)) == 2:
+    if len(store.results.calibration(run.id)) == 2 * run.copies:
         return None
     jobs = [job for job in store.ledger.jobs(run.id) if job.purpose == "calibration" and job.state is not JobState.COLLECTED]
     ended = [job for job in jobs if job.state in FINAL_STATES]
@@ -87,9 +88,15 @@ def mitigated_counts(store: Store, run: RunRecord) -> RunCounts:
             raise ConfigError(missing_calibration)
         calibration = store.results.calibration(run.id)
         last = 2**run.num_qubits - 1
-        matrices = assignment_matrices(calibration[0], calibration[last], run.num_qubits)
         subset = RunCounts(stored.splits[missing], stored.sample_index[missing], stored.counts[missing], stored.shots)
-        quasi = mitigate_counts(subset.counts, matrices)
+        copies = stored.copies[missing] if stored.copies is not None else np.zeros(subset.counts.shape[:2], dtype=np.int64)
+        quasi = np.zeros(subset.counts.shape, dtype=np.float64)
+        for copy in range(run.copies):
+            # Each copy of a packed run by the calibration of its own qubits.
+            matrices = assignment_matrices(calibration[(copy, 0)], calibration[(copy, last)], run.num_qubits)
+            measured = copies == copy
+            if measured.any():
+                quasi[measured] = mitigate_counts(subset.counts[measured], matrices)
         store.results.store_mitigated(run.id, METHOD, subset, quasi)
         saved = store.results.mitigated(run.id, METHOD)
     quasi = np.stack([saved[(str(s), int(i))] for s, i in zip(stored.splits, stored.sample_index)])

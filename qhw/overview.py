@@ -123,6 +123,8 @@ class RunDetails:
     prices: list[tuple[str, str]] = field(default_factory=list)  # (price, where it came from), for a paid run
     # Each copy of a packed run: (its physical qubits, its estimated error when the partition gave one).
     copies: list[tuple[tuple[int, ...], float | None]] = field(default_factory=list)
+    # The provider's own estimate of the run's QPU time (IBM's usage_estimation), over the jobs it gave one.
+    provider_estimate_seconds: float | None = None
 
     def to_dict(self) -> dict:
         calibration = None
@@ -140,6 +142,7 @@ class RunDetails:
             "copies": [
                 {"copy": index, "qubits": list(qubits), "estimated_error": error} for index, (qubits, error) in enumerate(self.copies)
             ],
+            "provider_estimated_quantum_seconds": self.provider_estimate_seconds,
             "transpiled_depth": self.depth,
             "two_qubit_gates": self.two_qubit_gates,
             "mitigation": self.mitigation,
@@ -200,6 +203,7 @@ def run_details(store: Store, run_id: int | None = None) -> RunDetails:
         seed=run.seed,
         layout=run.layout,
         copies=_copies(run),
+        provider_estimate_seconds=_provider_estimate(store.ledger.jobs(run.id)),
         depth=circuit.depth(),
         two_qubit_gates=sum(1 for instruction in circuit.data if len(instruction.qubits) == 2 and instruction.operation.name != "barrier"),
         mitigation=run.mitigation,
@@ -224,7 +228,8 @@ def _failed_executions(store: Store, run: RunRecord) -> list[FailedExecution]:
     latest: dict[tuple[str, int], FailedExecution] = {}
     for failure in failures:
         if failure.purpose == "calibration":
-            if (0, 2**run.num_qubits - 1)[failure.execution] in calibrated:
+            copy, state = failure.execution % run.copies, failure.execution // run.copies
+            if (copy, (0, 2**run.num_qubits - 1)[state]) in calibrated:
                 continue
             sample, circuit = None, None
         else:
@@ -305,3 +310,9 @@ def _copies(run) -> list[tuple[tuple[int, ...], float | None]]:
     """Each copy's qubits, and its estimated error as the partition gave it."""
     errors = (json.loads(run.packing_json).get("estimated_errors") if run.packing_json else None) or [None] * run.copies
     return [(run.copy_layout(copy), errors[copy]) for copy in range(run.copies)]
+
+
+def _provider_estimate(jobs: list[JobRecord]) -> float | None:
+    """The provider's estimates of the jobs' QPU time, summed; None when it gave none."""
+    known = [job.provider_estimate_seconds for job in jobs if job.provider_estimate_seconds is not None]
+    return sum(known) if known else None

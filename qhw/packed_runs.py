@@ -66,8 +66,9 @@ class PackingPlan:
         )
 
 
-def plan_packing(backend: Backend, wanted: int | None, spacing: int, *, offline: bool) -> PackingPlan:
-    """The copies for ``--pack`` (``wanted``: None for auto) on ``backend``.
+def plan_packing(backend: Backend, wanted: int | None, spacing: int, *, offline: bool, document: str | None = None) -> PackingPlan:
+    """The copies for ``--pack`` (``wanted``: None for auto) on ``backend``;
+    offline, ``document`` is the device's own document kept with an earlier run.
 
     Raises:
         ConfigError: more copies than fit, a device with no chain of the
@@ -75,16 +76,21 @@ def plan_packing(backend: Backend, wanted: int | None, spacing: int, *, offline:
     """
     if wanted == 1:
         return PackingPlan(1, None)
-    graph = backend.device_graph(offline=offline)
+    graph = backend.device_graph(offline=offline, document=document)
     if graph is None:
         if backend.kind == "simulator":
             if wanted is None:
                 note = f"--pack auto: {backend.name} is a simulator, with no qubits to share; one copy an execution"
                 return PackingPlan(1, None, (note,))
             return PackingPlan(wanted, None)
+        if backend.kind == "managed simulator":
+            # Billed by the time it runs, which grows with the qubits simulated at once.
+            if wanted is not None:
+                raise ConfigError(f"--pack {wanted}: {backend.name} is a managed simulator, billed by its run time; packing saves nothing there")
+            return PackingPlan(1, None, (f"--pack auto: {backend.name} is a managed simulator; one copy an execution",))
         note = (
-            f"no topology of {backend.name} is known before it is read: the estimate assumes one copy an execution; "
-            "the copies are placed once the device is read"
+            f"no topology of {backend.name} is known before it is read (no earlier run kept its document): "
+            "the estimate assumes one copy an execution; the copies are placed once the device is read"
         )
         return PackingPlan(1, None, (note,))
     try:
@@ -101,16 +107,20 @@ def plan_packing(backend: Backend, wanted: int | None, spacing: int, *, offline:
     return PackingPlan(len(partition.copies), partition, notes)
 
 
-def packed_executable(backend: Backend, plan: PackingPlan, seed: int | None) -> Executable:
-    """The run's executable: the template alone, or ``plan.copies`` copies of it
-    compiled onto the partition's qubits (checked: the compiler must keep them).
+def packed_executable(
+    backend: Backend, plan: PackingPlan, seed: int | None, *, template=None, initial_layout: tuple[int, ...] | None = None
+) -> Executable:
+    """The run's executable: the template (the feature map by default) alone,
+    or ``plan.copies`` copies of it compiled onto the partition's qubits
+    (checked: the compiler must keep them). ``initial_layout`` places a
+    template of one copy (the readout calibration on the feature map's qubits).
 
     Raises:
         BackendError: the compiler placed the copies elsewhere than the partition.
     """
-    template = circuits.feature_map()
+    template = template if template is not None else circuits.feature_map()
     if plan.copies == 1 and plan.partition is None:
-        return backend.transpile(template, seed=seed)
+        return backend.transpile(template, seed=seed, initial_layout=initial_layout)
     packed = circuits.packed(template, plan.copies)
     if plan.partition is None:  # an ideal simulator: copies side by side, simulated apart
         return Executable(circuit=packed, layout=tuple(range(QUBITS * plan.copies)), copies=plan.copies)

@@ -91,10 +91,20 @@ class CostEstimate:
     usd: float
     detail: str
     prices_taken: str
+    # What the same run would cost otherwise, in words (packed: "with --pack auto ...").
+    alternative: str | None = None
+
+    @property
+    def usd_text(self) -> str:
+        return _amount(self.usd)
 
     def __str__(self) -> str:
-        amount = f"${self.usd:,.2f}" if self.usd >= 1 else f"${self.usd:.4f}"
-        return f"{amount} ({self.detail}; prices of {self.prices_taken})"
+        shown = f"{_amount(self.usd)} ({self.detail}; prices of {self.prices_taken})"
+        return shown if self.alternative is None else f"{shown} [{self.alternative}]"
+
+
+def _amount(usd: float) -> str:
+    return f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
 
 
 def default_prices() -> dict[str, Price]:

@@ -195,11 +195,15 @@ class JobRecord:
     # range [execution_start, execution_stop) (a retry of failed executables).
     indices: tuple[int, ...] | None = None
     usage_pending: bool = False  # the provider has not yet given its final usage (IBM)
+    provider_estimate_seconds: float | None = None  # the provider's own estimate of its QPU time (IBM)
 
-    def usage(self, shots: int, reported: "ProviderUsage | None" = None, state: "JobState | None" = None) -> "JobUsage":
-        """This job as its adapter prices it (``reported``: fresh from the provider)."""
+    def usage(
+        self, shots: int, reported: "ProviderUsage | None" = None, state: "JobState | None" = None, *, copies: int = 1
+    ) -> "JobUsage":
+        """This job as its adapter prices it (``reported``: fresh from the provider;
+        ``copies``: a packed run's, ``copies`` logical executions to one sent)."""
         reported = reported or ProviderUsage(self.quantum_seconds, self.duration_seconds)
-        return JobUsage(state or self.state, self.executions, shots, reported)
+        return JobUsage(state or self.state, -(-self.executions // copies), shots, reported)
 
     @property
     def executions(self) -> int:
@@ -253,6 +257,9 @@ class ProviderUsage:
     # The provider's own final word on the task, where it bills by it (Braket:
     # a FAILED or CANCELLED task is not billed, even with partial results).
     provider_state: str | None = None
+    # The provider's own estimate of the job's QPU time, known once it has the
+    # job (IBM's usage_estimation), whether or not the usage is final.
+    estimated_quantum_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -260,7 +267,7 @@ class JobUsage:
     """A finished job as its adapter prices it: what ran, what the provider reported."""
 
     state: JobState
-    executions: int
+    executions: int  # as sent (a packed execution carries several samples)
     shots: int  # per execution, as submitted
     reported: ProviderUsage = ProviderUsage()
 

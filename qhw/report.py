@@ -219,6 +219,14 @@ def _section(comparison: Comparison, images: list[str], several: bool) -> str:
         f"<td>{g.total_variation_by_class[label].mean:.4f}</td><td>{g.fidelity_by_class[label].n}</td></tr>"
         for label in sorted(g.fidelity_by_class)
     )
+    by_copy = ""
+    if len(g.fidelity_by_copy) > 1:  # a packed run: one row a copy, so a bad chain of qubits shows
+        rows = "".join(
+            f"<tr><td>{copy}</td><td>{g.fidelity_by_copy[copy].mean:.4f}</td>"
+            f"<td>{g.total_variation_by_copy[copy].mean:.4f}</td><td>{g.fidelity_by_copy[copy].n}</td></tr>"
+            for copy in sorted(g.fidelity_by_copy)
+        )
+        by_copy = f"<table><tr><th>copy</th><th>mean fidelity</th><th>mean total variation</th><th>circuits</th></tr>{rows}</table>"
     shots = "".join(
         f"<tr><td>{p.shots}</td><td>{p.accuracy:.3f}</td><td>[{p.low:.3f}, {p.high:.3f}]</td>"
         f"<td>{'' if p.cost_usd is None else _money(p.cost_usd)}</td></tr>"
@@ -238,6 +246,7 @@ def _section(comparison: Comparison, images: list[str], several: bool) -> str:
 <{level}>Agreement per sample</{level}>
 <table><tr><th>measure</th><th>mean</th><th>median</th><th>5th percentile</th><th>95th percentile</th></tr>{agreement}</table>
 <table><tr><th>class</th><th>mean fidelity</th><th>mean total variation</th><th>samples</th></tr>{by_class}</table>
+{by_copy}
 <{level}>Accuracy against shots</{level}>
 <table><tr><th>shots</th><th>accuracy</th><th>95 % interval</th><th>estimated cost on {e(hw.backend)}</th></tr>{shots}</table>
 <{level}>Plots</{level}>

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -143,8 +143,6 @@ def submit(
     check_positive(limit, "--limit")
     check_amount(max_cost, "--max-cost")
     wanted = check_pack(pack, pack_spacing)
-    if mitigate and wanted != 1:
-        raise ConfigError("--mitigate readout cannot be combined with --pack yet: submit the packed run without it")
     backend = get_backend(backend_name, seed=seed)
     check_shots(backend, shots)
     feature_set = store.catalogue.feature_set(feature_set_id)
@@ -153,19 +151,24 @@ def submit(
     if len(order) == 0:
         raise ConfigError(f"feature set {feature_set.id} has no {split} samples")
     k = feature_set.circuits_per_sample
-    calibrations = len(circuits.calibration_rows()) if mitigate else 0
     # The copies an execution, from what is known of the device offline.
-    packing_plan = plan_packing(backend, wanted, pack_spacing, offline=True)
+    document = store.ledger.latest_device_document(backend.name) if wanted != 1 else None
+    packing_plan = plan_packing(backend, wanted, pack_spacing, offline=True, document=document)
+    # Each copy's qubits are calibrated: every calibration state once a copy.
+    calibrations = len(circuits.calibration_rows()) * packing_plan.copies if mitigate else 0
     plans = plan_jobs(backend, len(order) * k, shots, calibrations=calibrations, copies=packing_plan.copies)
     # The price is known from static tables: refuse before touching the network.
     prices = load_prices() if backend.is_paid else None
     estimate = backend.estimate_cost(packed_sizes(plans, packing_plan.copies), shots, prices) if prices else None
+    if estimate is not None and wanted == 1:
+        estimate = _with_packed_alternative(backend, estimate, len(order) * k, shots, calibrations, pack_spacing, prices)
     guard_cost(backend, estimate, max_cost, approve)
     backend.check(sum(packed_sizes(plans, packing_plan.copies)), shots)
     # The device's own properties (now read) may cap jobs lower than the static
     # limits did (a device without program sets), may place the copies
     # otherwise than its snapshot did, and may carry its own price.
     packing_plan = plan_packing(backend, wanted, pack_spacing, offline=False)
+    calibrations = len(circuits.calibration_rows()) * packing_plan.copies if mitigate else 0
     plans = plan_jobs(backend, len(order) * k, shots, calibrations=calibrations, copies=packing_plan.copies)
     sizes = packed_sizes(plans, packing_plan.copies)
     if prices is not None:
@@ -176,8 +179,10 @@ def submit(
         executable = packed_executable(backend, packing_plan, seed)
         calibration = None
         if mitigate:
-            # The calibration must read the very physical qubits the feature map uses.
-            calibration = backend.transpile(circuits.readout_calibration(), seed=seed, initial_layout=executable.layout)
+            # The calibration must read the very physical qubits the feature map uses (each copy's).
+            calibration = packed_executable(
+                backend, packing_plan, seed, template=circuits.readout_calibration(), initial_layout=executable.layout
+            )
             if tuple(calibration.layout) != tuple(executable.layout):
                 raise BackendError(
                     f"{backend.name} placed the calibration on qubits {calibration.layout}, not {executable.layout}"
@@ -238,15 +243,16 @@ def retry_run(
     if not failed and not missing:
         raise NotFoundError(f"run {run.id} has no failed jobs or executions to retry")
     backend = get_backend(run.backend, seed=run.seed)
-    sizes = [job.executions for job in failed] + [plan.executions for plan, _ in _retry_plans(backend, run.shots, missing)]
+    # A packed run is retried packed as it ran: its copies and their qubits are the run's.
+    sizes = _retry_sizes(failed, _retry_plans(backend, run.shots, missing, run.copies), run.copies)
     prices = load_prices() if backend.is_paid else None
     estimate = backend.estimate_cost(sizes, run.shots, prices) if prices else None
     guard_cost(backend, estimate, max_cost, approve)
     backend.check(sum(sizes), run.shots)
     # Planned again by the device's own limits, now read (see submit).
-    plans = _retry_plans(backend, run.shots, missing)
+    plans = _retry_plans(backend, run.shots, missing, run.copies)
     if prices is not None:
-        sizes = [job.executions for job in failed] + [plan.executions for plan, _ in plans]
+        sizes = _retry_sizes(failed, plans, run.copies)
         _device_prices(backend, prices, estimate, sizes, run.shots, max_cost, approve)
     holder = holder_id()
     worker = RunWorker.load(store, run.id, holder=holder, backend=backend, approved=True)
@@ -491,10 +497,17 @@ def missing_executions(store: Store, run_id: int) -> list[ExecutionFailureRecord
     ]
 
 
-def _retry_plans(backend: Backend, shots: int, missing: list[ExecutionFailureRecord]) -> list[tuple[JobPlan, list[int]]]:
+def _retry_sizes(failed: list[JobRecord], plans: list[tuple[JobPlan, list[int]]], copies: int) -> list[int]:
+    """The executions each retried job sends (a packed execution carries ``copies``)."""
+    return [-(-job.executions // copies) for job in failed] + packed_sizes([plan for plan, _ in plans], copies)
+
+
+def _retry_plans(
+    backend: Backend, shots: int, missing: list[ExecutionFailureRecord], copies: int = 1
+) -> list[tuple[JobPlan, list[int]]]:
     """Jobs of exactly the missing executions, within the backend's limits, by
     purpose; each with the ids of the failures it answers."""
-    per_job = backend.limits.circuits_per_job(shots)
+    per_job = logical_per_job(backend, shots, copies)
     plans = []
     for purpose in JOB_PURPOSES:
         failures = sorted((f for f in missing if f.purpose == purpose), key=lambda f: f.execution)
@@ -516,12 +529,39 @@ def _device_prices(backend: Backend, prices, estimate: CostEstimate | None, size
     return device_prices, revised if revised is not None else estimate
 
 
+def _with_packed_alternative(backend: Backend, estimate: CostEstimate, executions: int, shots: int, calibrations: int, spacing: int, prices):
+    """The estimate of an unpacked paid run, saying what ``--pack auto`` would
+    cost where the device (as known offline) holds more than one copy."""
+    try:
+        auto = plan_packing(backend, None, spacing, offline=True)
+    except ConfigError:
+        return estimate
+    if auto.copies < 2:
+        return estimate
+    plans = plan_jobs(backend, executions, shots, calibrations=calibrations * auto.copies, copies=auto.copies)
+    packed = backend.estimate_cost(packed_sizes(plans, auto.copies), shots, prices)
+    if packed is None:
+        return estimate
+    return replace(estimate, alternative=f"with --pack auto ({auto.copies} copies an execution): {packed.usd_text}")
+
+
+def logical_per_job(backend: Backend, shots: int, copies: int) -> int:
+    """Logical executions a job carries: a provider's limit counts what is sent
+    (``copies`` to an execution); a local simulator's counts the shots it holds
+    in memory, which its copies all hold (they run apart). Always whole packed
+    executions, so that position p of a job is copy p % copies."""
+    per_job = backend.limits.circuits_per_job(shots)
+    if not backend.is_local:
+        return per_job * copies
+    return max(copies, per_job // copies * copies)
+
+
 def plan_jobs(backend: Backend, executions: int, shots: int, *, calibrations: int = 0, copies: int = 1) -> list[JobPlan]:
     """Jobs within the backend's limits: the samples' executions, then the
     readout calibration's in jobs of their own (a device that takes one
     circuit a task gets one calibration state a task). A packed run's job
     carries ``copies`` logical executions in each execution it sends."""
-    per_job = backend.limits.circuits_per_job(shots) * copies
+    per_job = logical_per_job(backend, shots, copies)
     plans = [JobPlan(start, min(start + per_job, executions)) for start in range(0, executions, per_job)]
     plans += [JobPlan(start, min(start + per_job, calibrations), "calibration") for start in range(0, calibrations, per_job)]
     return plans

@@ -153,7 +153,9 @@ class RunWorker:
         seed = None if self.run.seed is None else self.run.seed + job.execution_start
         if job.purpose == "calibration":
             seed = None if seed is None else seed + len(self.parameters)
-            executable, rows = self.calibration, circuits.calibration_rows(self.run.num_qubits)[job.execution_indices]
+            # Calibration execution j prepares state j // copies on copy j % copies.
+            states = np.repeat(circuits.calibration_rows(self.run.num_qubits), self.run.copies, axis=0)
+            executable, rows = self.calibration, states[job.execution_indices]
         else:
             executable, rows = self.executable, self.parameters[job.execution_indices]
         return executable, circuits.circuit_rows(rows, executable.circuit, executable.copies), seed
@@ -334,7 +336,7 @@ class RunWorker:
             return 0.0
         if self.prices is None or not usage.final:  # (no table: a run from before qhw kept them)
             return None
-        return self.backend.job_cost(job.usage(self.run.shots, usage, state), self.prices)
+        return self.backend.job_cost(job.usage(self.run.shots, usage, state, copies=self.run.copies), self.prices)
 
     def settle_usage(self, job: JobRecord) -> bool:
         """Ask the provider again for the usage of a finished job whose figures
@@ -387,7 +389,8 @@ class RunWorker:
         """Whether this command may send the job to a paid backend (asked once per run)."""
         if self._approved is None:
             pending = self.store.ledger.jobs(self.run.id, states=[JobState.PENDING])
-            estimate = self.backend.estimate_cost([j.executions for j in pending], self.run.shots, load_prices())
+            sizes = [-(-j.executions // self.run.copies) for j in pending]  # a packed execution carries `copies`
+            estimate = self.backend.estimate_cost(sizes, self.run.shots, load_prices())
             self._approved = bool(self._approve and self._approve(self.run, pending, estimate))
         return self._approved
 

@@ -274,6 +274,8 @@ class FakeRuntimeClient:
             "session_id": record["session_id"],
             "runtime": "",
             "private": False,
+            # IBM's estimate of the job's QPU time, in every job document once it has the job.
+            "estimated_running_time_seconds": record.get("estimate", 1.1),
         }
         if status == "Failed":
             document["state"]["reason"] = record["error"]

@@ -26,9 +26,10 @@ POSTGRES_URL = os.environ.get("QHW_TEST_POSTGRES_URL")
 
 def _interrupted_runs(env: dict, ibm: FakeIBMCloud, braket: FakeBraketCloud, db: list[str]) -> None:
     """Three runs, each left half-done by a SIGKILLed `qhw submit`."""
-    # IBM: 5 jobs of 20; the 3rd is accepted by the provider and the process dies before the commit.
+    # IBM, packed 2 copies an execution: 3 jobs of 20 executions (40 samples); the
+    # 3rd is accepted by the provider and the process dies before the commit.
     ibm.inject("submit", "kill", when="after", after_calls=2)
-    killed = run_qhw(env, *db, "submit", "--backend", "ibm_fez", "--split", "test", "--shots", "100", "--yes")
+    killed = run_qhw(env, *db, "submit", "--backend", "ibm_fez", "--split", "test", "--shots", "100", "--pack", "2", "--yes")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     # Braket: 4 program sets of 25; the process dies before the provider gets the 2nd.
     braket.inject("submit", "kill", when="before", after_calls=1)
@@ -57,7 +58,8 @@ def _check(store, ibm, braket, outcomes) -> None:
     assert_ledger_sound(store, ibm, runs[0].id)
     assert_ledger_sound(store, braket, runs[1].id)
     assert_ledger_sound(store, None, runs[2].id)
-    assert len(ibm.jobs) == 5 and len(braket.tasks) == 4  # one provider job per qhw job, in all
+    assert runs[0].copies == 2
+    assert len(ibm.jobs) == 3 and len(braket.tasks) == 4  # one provider job per qhw job, in all
 
 
 def _clouds(tmp_path):

@@ -17,10 +17,12 @@ from fake_ibm import FakeIBMCloud
 
 pytestmark = pytest.mark.slow
 
-#: IBM: 50 test samples at 100 shots, 20 circuits a job -> 3 jobs; Braket:
+#: IBM: 50 test samples at 100 shots, 20 circuits a job -> 3 jobs (packed: the
+#: 100 test samples, 2 copies an execution, 40 samples a job -> 3 jobs); Braket:
 #: the 100 test samples, 25 a program set (the fake device's limit) -> 4 tasks.
 SUBMIT = {
     "ibm": ["submit", "--backend", "ibm_fez", "--split", "test", "--limit", "50", "--shots", "100", "--yes"],
+    "ibm packed": ["submit", "--backend", "ibm_fez", "--split", "test", "--shots", "100", "--pack", "2", "--yes"],
     "braket": ["submit", "--backend", "braket_sv1", "--split", "test", "--shots", "100", "--yes"],
     "aer": ["submit", "--backend", "aer_simulator", "--split", "all", "--shots", "100"],
 }
@@ -36,17 +38,23 @@ KILLS = {
 }
 
 
+#: Where a packed IBM run is killed: between the provider's answer and the commit, and while storing.
+PACKED_KILLS = ["submit, after the provider accepted the 2nd job", "collect, inside the transaction storing counts"]
+
+
 def _cloud(name: str, tmp_path):
-    if name == "ibm":
+    if name.startswith("ibm"):
         return FakeIBMCloud(tmp_path / "ibm.cloud", steps=["QUEUED", "DONE"])
     return FakeBraketCloud(tmp_path / "braket.cloud", steps=["QUEUED", "COMPLETED"], max_executables=25)
 
 
-@pytest.mark.parametrize("cloud_name", ["ibm", "braket"])
-@pytest.mark.parametrize("where", list(KILLS))
+@pytest.mark.parametrize(
+    "cloud_name, where",
+    [(cloud, where) for where in KILLS for cloud in ("ibm", "braket")] + [("ibm packed", where) for where in PACKED_KILLS],
+)
 def test_a_killed_qhw_leaves_nothing_lost_and_nothing_paid_twice(featured_store, home, tmp_path, cloud_name, where):
     fake = _cloud(cloud_name, tmp_path)
-    env = qhw_env(home, **{cloud_name: fake.path}, QHW_TEST_IBM_MAX_EXECUTIONS="2000")
+    env = qhw_env(home, **{cloud_name.split()[0]: fake.path}, QHW_TEST_IBM_MAX_EXECUTIONS="2000")
     dies, point = KILLS[where]
     if isinstance(point, dict):
         fake.inject(point["op"], "kill", when=point["when"], after_calls=point["after_calls"])

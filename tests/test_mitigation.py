@@ -48,8 +48,8 @@ def test_a_mitigated_run_measures_its_calibration_on_the_same_qubits(featured_st
         ("calibration", 2, JobState.COLLECTED),
     ]
     calibration = featured_store.results.calibration(result.run.id)
-    assert sorted(calibration) == [0, 31]
-    assert calibration[0].argmax() == 0 and calibration[31].argmax() == 31  # noisy, but mostly right
+    assert sorted(calibration) == [(0, 0), (0, 31)]
+    assert calibration[(0, 0)].argmax() == 0 and calibration[(0, 31)].argmax() == 31  # noisy, but mostly right
     assert runs.collect(featured_store).samples == 20  # calibrations are not samples
 
 
@@ -94,7 +94,7 @@ def test_a_device_without_program_sets_gets_one_calibration_state_a_task(feature
     ]
     assert all(j.state is JobState.COLLECTED for j in result.jobs)
     calibration = featured_store.results.calibration(result.run.id)
-    assert calibration[0][0] == 500 and calibration[31][31] == 500  # an ideal simulator reads what was prepared
+    assert calibration[(0, 0)][0] == 500 and calibration[(0, 31)][31] == 500  # an ideal simulator reads what was prepared
 
 
 def test_the_estimate_prices_the_calibration_as_the_tasks_it_is(monkeypatch):

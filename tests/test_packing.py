@@ -302,15 +302,20 @@ def signed_features(featured_store, monkeypatch):
     return featured_store, signed(featured_store.catalogue.feature_set(None))
 
 
-@pytest.mark.parametrize("backend_name", ["statevector", "aer_simulator", "braket_local", "fake_fez"])
-def test_a_packed_run_stores_each_sample_s_own_counts(signed_features, backend_name):
+@pytest.mark.parametrize("backend_name", ["statevector", "aer_simulator", "braket_local", "fake_fez", "braket_emulator"])
+def test_a_packed_run_stores_each_sample_s_own_counts(signed_features, backend_name, tmp_path):
     from conftest import expected_index
+    from device_documents import garnet_like
     from sqlalchemy import select
 
     from qhw import runs
     from qhw.store.models import ResultRow
 
     store, arrays = signed_features
+    if backend_name == "braket_emulator":  # a line of 17 qubits numbered from 1: three copies, spaced
+        document = tmp_path / "line17.json"
+        document.write_text(garnet_like(17).json())
+        backend_name = f"braket_emulator:{document}"
     result = runs.submit(store, backend_name=backend_name, split="test", limit=8, shots=64, pack=3, workers=1)
     run = result.run
     assert run.copies == 3 and result.executions == 3  # 8 samples, 3 a packed execution
@@ -373,3 +378,91 @@ def test_runs_show_lists_each_copy_s_qubits(signed_features):
     chains = partition(ibm_graph("FakeFez"), width=WIDTH, copies=2, spacing=0)
     assert [copy["qubits"] for copy in shown["copies"]] == [list(copy.qubits) for copy in chains.copies]
     assert [copy["estimated_error"] for copy in shown["copies"]] == pytest.approx([copy.estimated_error for copy in chains.copies])
+
+
+def test_readout_mitigation_calibrates_and_corrects_each_copy_on_its_own_qubits(featured_store):
+    from qhw import runs
+    from qhw.mitigation import assignment_matrices, mitigate_counts, mitigated_counts
+
+    result = runs.submit(featured_store, backend_name="fake_fez", split="test", limit=6, shots=2000, pack=3, mitigate="readout", workers=1)
+    run = result.run
+    calibration = featured_store.results.calibration(run.id)
+    assert sorted(calibration) == [(copy, state) for copy in range(3) for state in (0, 31)]
+    for copy in range(3):  # each copy's qubits read mostly what was prepared on them
+        assert calibration[(copy, 0)].argmax() == 0 and calibration[(copy, 31)].argmax() == 31
+    stored = featured_store.results.run_counts(run.id)
+    quasi = mitigated_counts(featured_store, run)
+    for i in range(len(stored.counts)):
+        copy = int(stored.copies[i, 0])
+        own = assignment_matrices(calibration[(copy, 0)], calibration[(copy, 31)], WIDTH)
+        assert np.allclose(quasi.counts[i, 0], mitigate_counts(stored.counts[i, 0], own))
+    # The copies' qubits differ, and so do their calibrations: another copy's would correct otherwise.
+    other = assignment_matrices(calibration[(1, 0)], calibration[(1, 31)], WIDTH)
+    first = int(np.flatnonzero(stored.copies[:, 0] == 0)[0])
+    assert not np.allclose(quasi.counts[first, 0], mitigate_counts(stored.counts[first, 0], other))
+
+
+def test_compare_shows_agreement_by_copy_and_that_emulation_has_no_crosstalk(featured_store):
+    from qhw import runs
+    from qhw.compare import compare, hellinger_fidelity
+
+    sim = runs.submit(featured_store, backend_name="statevector", split="all", limit=12, shots=256).run
+    packed = runs.submit(featured_store, backend_name="fake_fez", split="test", limit=12, shots=256, pack=3, workers=1).run
+    comparison = compare(featured_store, simulator_run_id=sim.id, hardware_run_id=packed.id, epochs=2)
+    by_copy = comparison.agreement.fidelity_by_copy
+    assert sorted(by_copy) == [0, 1, 2] and sum(summary.n for summary in by_copy.values()) == comparison.shared_samples
+    # Copy 1's figure is the mean over exactly the circuits copy 1 measured.
+    s, h = featured_store.results.run_counts(sim.id), featured_store.results.run_counts(packed.id)
+    rows = {(str(a), int(b)): i for i, (a, b) in enumerate(zip(s.splits, s.sample_index))}
+    mine = [i for i in range(len(h.counts)) if h.copies[i, 0] == 1]
+    expected = [
+        hellinger_fidelity(s.counts[rows[(str(h.splits[i]), int(h.sample_index[i]))], 0] / 256, h.counts[i, 0] / 256) for i in mine
+    ]
+    assert by_copy[1].mean == pytest.approx(float(np.mean(expected)))
+    assert any("cannot show it; only hardware can" in note for note in comparison.notes)
+    assert "fidelity_by_copy" in comparison.to_dict()["agreement"]
+    # The command line shows it too, and so does the report.
+    from click.testing import CliRunner
+
+    from qhw.cli import main
+
+    shown = CliRunner().invoke(main, ["compare", "--sim", str(sim.id), "--hw", str(packed.id), "--epochs", "2"])
+    assert shown.exit_code == 0, shown.output
+    assert f"agreement by copy of run {packed.id}" in shown.output
+    report = shown.output.rsplit("report: ", 1)[1].strip()
+    assert "<th>copy</th>" in open(report, encoding="utf-8").read()
+
+
+def test_a_packed_ibm_job_reads_each_copy_from_its_own_register_of_one_pub(signed_features, ibm_cloud):
+    from conftest import expected_index
+
+    from qhw import runs
+
+    store, arrays = signed_features
+    result = runs.submit(store, backend_name="ibm_fez", split="test", limit=8, shots=64, pack=3, approve=lambda estimate: True)
+    for _ in range(6):  # the fake's job is queued, then running, then done
+        if runs.collect(store).pending_jobs == 0:
+            break
+    assert len(ibm_cloud.jobs) == 1 and result.run.copies == 3 and result.executions == 3
+    stored = store.results.run_counts(result.run.id)
+    assert len(stored.counts) == 8
+    for index, counts in zip(stored.sample_index, stored.counts[:, 0]):
+        assert int(np.argmax(counts)) == expected_index(arrays.angles_test[index])
+        assert counts.max() == 64  # an ideal device: every shot the sample's one outcome
+
+
+def test_a_packed_local_job_holds_no_more_shots_than_an_unpacked_one():
+    """A local simulator holds every shot of a job at once, its copies' too (they
+    run apart): its jobs are cut by logical executions; a provider's by what is sent."""
+    from qhw.backend import LOCAL_SHOTS_PER_JOB, get_backend
+    from qhw.runs import plan_jobs
+
+    local = get_backend("fake_fez")
+    per_job = LOCAL_SHOTS_PER_JOB // 2**14  # 64 executions of 2**14 shots
+    plans = plan_jobs(local, 200, 2**14, copies=5)
+    assert [plan.executions for plan in plans] == [60, 60, 60, 20]  # whole packed executions of 5, at most 64
+    assert max(plan.executions for plan in plans) * 2**14 <= LOCAL_SHOTS_PER_JOB
+    remote = get_backend("ibm_fez")
+    sent = remote.limits.circuits_per_job(1024)
+    assert plan_jobs(remote, 10 * sent, 1024, copies=5)[0].executions == 5 * sent  # the provider's limit counts executions sent
+    assert per_job == 64

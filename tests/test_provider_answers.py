@@ -284,6 +284,21 @@ def test_a_qpu_without_program_sets_maps_its_columns_by_measured_qubits(featured
     _assert_right_counts(featured_store, run.id, 4)
 
 
+def test_a_packed_circuit_on_a_qpu_without_program_sets_carries_a_sample_a_copy(featured_store, braket_cloud):
+    from braket.device_schema import DeviceActionType
+
+    document = garnet_like(11)
+    document.action.pop(DeviceActionType.OPENQASM_PROGRAM_SET)
+    braket_cloud.set(qpu_properties=document.json())
+    braket_cloud.set_shape(measured_qubits="ascending", extra_measured=1)
+    run = runs.submit(featured_store, backend_name="iqm_garnet", split="test", limit=4, shots=1000, approve=approve, pack=2).run
+    # One bound circuit a task, two samples in it.
+    assert run.copies == 2 and [j.executions for j in featured_store.ledger.jobs(run.id)] == [2, 2]
+    _collect(featured_store)
+    assert len(braket_cloud.tasks) == 2
+    _assert_right_counts(featured_store, run.id, 4)
+
+
 def test_a_device_numbered_from_one_is_described_by_its_own_labels(featured_store, garnet, tmp_path):
     from device_documents import write_garnet_like
 
@@ -300,8 +315,8 @@ def test_a_device_numbered_from_one_is_described_by_its_own_labels(featured_stor
         assert shown["layout"] == [q["qubit"] for q in shown["calibration"]["qubits"]]
     _collect(featured_store)
     _assert_right_counts(featured_store, hardware.id, 4)
-    assert set(featured_store.results.calibration(hardware.id)) == {0, 31}  # all 0, all 1: ideal readout
-    assert featured_store.results.calibration(hardware.id)[31][31] == 1000
+    assert set(featured_store.results.calibration(hardware.id)) == {(0, 0), (0, 31)}  # all 0, all 1: ideal readout
+    assert featured_store.results.calibration(hardware.id)[(0, 31)][31] == 1000
 
 
 # --- Braket prices from the device's own document -----------------------------------------------------
@@ -366,12 +381,14 @@ def test_ibm_usage_stays_unknown_until_ibm_says_it_is_final(featured_store, ibm_
     (job,) = featured_store.ledger.jobs(run.id)
     assert job.state is JobState.COLLECTED and job.usage_pending and collected.usage_pending == 1
     assert job.quantum_seconds is None and job.cost_usd is None  # never 0 s and $0.00
+    assert job.provider_estimate_seconds == pytest.approx(1.1)  # IBM's own estimate, known before its usage is final
     (overview,) = [o for o in run_overviews(featured_store) if o.run == run.id]
     assert overview.cost.actual_usd is None and "has not reported the final usage of 1 job(s)" in overview.cost.actual_text
     polled = json.loads(cli("poll", "--json").stdout)  # asks again: still pending
     assert polled["jobs_usage_pending"] == 1 and featured_store.ledger.job(job.id).cost_usd is None
     shown = json.loads(cli("runs", "show", str(run.id), "--json").stdout)  # asks again: final now
     assert shown["actual_cost_usd"] == pytest.approx(1.25 * 1.60)
+    assert shown["provider_estimated_quantum_seconds"] == pytest.approx(1.1)
     job = featured_store.ledger.job(job.id)
     assert not job.usage_pending and job.quantum_seconds == 1.25 and job.cost_usd == pytest.approx(1.25 * 1.60)
 
@@ -439,4 +456,41 @@ def test_a_packed_program_set_maps_each_copy_by_its_measured_qubits(featured_sto
     _collect(featured_store)
     (task,) = braket_cloud.tasks.values()
     assert task["executables"] == 5  # ten samples, two an executable
+    _assert_right_counts(featured_store, run.id, 10)
+
+
+def test_a_braket_qpu_is_packed_offline_by_the_document_an_earlier_run_kept(featured_store, braket_cloud):
+    """Before the network, a QPU's copies are placed by its document as an
+    earlier run kept it; with none, the estimate assumes one copy."""
+    from qhw.errors import ConfigError
+
+    braket_cloud.set(qpu_properties=garnet_like(11).json())
+    pack_auto = dict(backend_name="iqm_garnet", split="test", limit=10, shots=1000, approve=approve, pack="auto", max_cost=0.01)
+    with pytest.raises(ConfigError, match=r"10,000 shots"):  # no document yet: one copy an execution
+        runs.submit(featured_store, **pack_auto)
+    assert braket_cloud.requests("GetDevice") == []  # refused before the network
+    runs.submit(featured_store, backend_name="iqm_garnet", split="test", limit=10, shots=1000, approve=approve)  # keeps the document
+    asked = len(braket_cloud.requests("GetDevice"))
+    with pytest.raises(ConfigError, match=r"5,000 shots"):  # two copies on the 11-qubit line: 5 executions
+        runs.submit(featured_store, **pack_auto)
+    assert len(braket_cloud.requests("GetDevice")) == asked
+
+
+def test_a_packed_program_set_with_a_failed_executable_retries_its_samples_packed(featured_store, braket_cloud):
+    """Executable 1 of a packed program set fails: both its samples are missing,
+    named, and billed for nothing; the retry sends exactly them, in one packed executable."""
+    braket_cloud.set(qpu_properties=garnet_like(11).json())
+    braket_cloud.set_shape(failed={1: "qubit 7 readout out of calibration"})
+    run = runs.submit(featured_store, backend_name="iqm_garnet", split="test", limit=10, shots=1000, approve=approve, pack=2).run
+    result = _collect(featured_store)
+    (job,) = featured_store.ledger.jobs(run.id)
+    assert result.failed_executions == 2 and featured_store.results.count_samples(run.id) == 8
+    assert {f.execution for f in featured_store.ledger.execution_failures(run.id)} == {2, 3}
+    assert job.cost_usd == pytest.approx(0.30 + 4 * 1000 * 0.00145)  # the 4 executables that ran, not 8 samples
+    braket_cloud.set_shape(failed={})
+    runs.retry_run(featured_store, run.id, approve=approve)
+    _collect(featured_store)
+    retry = featured_store.ledger.jobs(run.id)[1]
+    assert retry.indices is None and (retry.execution_start, retry.executions) == (2, 2)
+    assert list(braket_cloud.tasks.values())[-1]["executables"] == 1
     _assert_right_counts(featured_store, run.id, 10)

@@ -1,6 +1,6 @@
 """Packed runs: copies of the template side by side on one device, the
 partition that placed them, and the copy that measured each result and
-calibration.
+calibration; and the provider's own estimate of a job's QPU time.
 
 Revision ID: 0009
 Revises: 0008
@@ -25,6 +25,8 @@ def upgrade() -> None:
         batch_op.create_check_constraint(op.f("ck_runs_copies_positive"), "copies > 0")
     with op.batch_alter_table("results", schema=None) as batch_op:
         batch_op.add_column(sa.Column("copy", sa.Integer(), server_default="0", nullable=False))
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("provider_estimate_seconds", sa.Float(), nullable=True))
     with op.batch_alter_table("calibrations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("copy", sa.Integer(), server_default="0", nullable=False))
         batch_op.drop_constraint("uq_calibrations_run_prepared", type_="unique")
@@ -36,6 +38,8 @@ def downgrade() -> None:
         batch_op.drop_constraint("uq_calibrations_run_copy_prepared", type_="unique")
         batch_op.create_unique_constraint("uq_calibrations_run_prepared", ["run_id", "prepared"])
         batch_op.drop_column("copy")
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("provider_estimate_seconds")
     with op.batch_alter_table("results", schema=None) as batch_op:
         batch_op.drop_column("copy")
     with op.batch_alter_table("runs", schema=None) as batch_op:

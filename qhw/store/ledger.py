@@ -132,9 +132,10 @@ def holder_is_gone(holder: str) -> bool:
 
 def usage_values(usage: ProviderUsage) -> dict:
     """The job columns of what a provider reported; figures not yet final stay unknown."""
+    estimate = {} if usage.estimated_quantum_seconds is None else {"provider_estimate_seconds": usage.estimated_quantum_seconds}
     if not usage.final:
-        return {"quantum_seconds": None, "duration_seconds": None, "usage_pending": True}
-    return {"quantum_seconds": usage.quantum_seconds, "duration_seconds": usage.duration_seconds, "usage_pending": False}
+        return {"quantum_seconds": None, "duration_seconds": None, "usage_pending": True, **estimate}
+    return {"quantum_seconds": usage.quantum_seconds, "duration_seconds": usage.duration_seconds, "usage_pending": False, **estimate}
 
 
 def _fresh(session: Session, job_id: int) -> JobRow:
@@ -288,6 +289,17 @@ class Ledger:
     def runs(self) -> list[RunRecord]:
         with self._db.transaction(write=False) as session:
             return [run_record(row) for row in session.scalars(select(RunRow).order_by(RunRow.id)).all()]
+
+    def latest_device_document(self, device: str) -> str | None:
+        """The device's own properties document kept with its newest run, if any
+        (what an estimate made before the network knows of the device)."""
+        with self._db.transaction(write=False) as session:
+            return session.scalars(
+                select(DeviceSnapshotRow.properties)
+                .where(DeviceSnapshotRow.device == device, DeviceSnapshotRow.properties.is_not(None))
+                .order_by(DeviceSnapshotRow.id.desc())
+                .limit(1)
+            ).first()
 
     def device_snapshot(self, run_id: int) -> tuple[CalibrationSnapshot, datetime] | None:
         """The calibration stored with a run at submit time, and when it was
@@ -447,6 +459,7 @@ class Ledger:
             "duration_seconds": None,
             "cost_usd": None,
             "usage_pending": False,
+            "provider_estimate_seconds": None,
         }
         return self._move(job, JobState.PENDING, note=note, values=values)
 
@@ -653,4 +666,5 @@ def job_record(row: JobRow) -> JobRecord:
         cost_usd=row.cost_usd,
         indices=None if row.execution_list is None else tuple(int(i) for i in np.frombuffer(row.execution_list, dtype="<i4")),
         usage_pending=bool(row.usage_pending),
+        provider_estimate_seconds=row.provider_estimate_seconds,
     )

@@ -163,6 +163,8 @@ class JobRow(Base):
     # The provider has not yet reported its final usage (IBM computes it after
     # the job ends): quantum_seconds and cost_usd stay unknown until it has.
     usage_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The provider's own estimate of the job's QPU time (IBM's usage_estimation), beside qhw's.
+    provider_estimate_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("run_id", "position", name="uq_jobs_run_position"),

@@ -32,6 +32,7 @@ class RunCounts:
     sample_index: np.ndarray  # (n,) index within the split
     counts: np.ndarray  # (n, circuits, 2**qubits) uint32
     shots: int
+    copies: np.ndarray | None = None  # (n, circuits): the copy of a packed run that measured each; None: all copy 0
 
 
 def failure_summary(failed: Mapping[int, str], executions: int) -> str:
@@ -125,9 +126,10 @@ class Results:
     ) -> int:
         """Store a calibration job's counts and end it, at most once (as ``store_counts``).
 
-        Execution e of the calibration is the prepared state e of
+        Execution e of the calibration is the prepared state e // copies of
         :func:`qhw.circuits.calibration_rows` (0: every qubit 0, 1: every qubit
-        1), whichever job of the run carries it.
+        1) on copy e % copies of a packed run (one copy: e), whichever job of
+        the run carries it.
         """
         if counts.shape[0] != job.executions:
             raise StoreError(f"calibration job {job.id} returned {counts.shape[0]} results for {job.executions} executions")
@@ -138,6 +140,7 @@ class Results:
             ran = [position for position in range(job.executions) if position not in failed]
             if not self._end(session, job, usage, cost_usd, failed, f"{len(ran)} calibration state(s) stored"):
                 return 0
+            copies = session.get(RunRow, job.run_id).copies
             if ran:
                 session.execute(
                     insert(CalibrationRow),
@@ -145,7 +148,8 @@ class Results:
                         {
                             "run_id": job.run_id,
                             "job_id": job.id,
-                            "prepared": prepared_states[int(job.execution_indices[position])],
+                            "prepared": prepared_states[int(job.execution_indices[position]) // copies],
+                            "copy": int(job.execution_indices[position]) % copies,
                             "shots": shots,
                             "counts": np.ascontiguousarray(counts[position], dtype=COUNTS_DTYPE).tobytes(),
                         }
@@ -191,13 +195,13 @@ class Results:
             )
         return True
 
-    def calibration(self, run_id: int) -> dict[int, np.ndarray]:
-        """The run's calibration counts by prepared state (only those collected)."""
+    def calibration(self, run_id: int) -> dict[tuple[int, int], np.ndarray]:
+        """The run's calibration counts by (copy, prepared state) (only those collected)."""
         with self._db.transaction(write=False) as session:
             rows = session.execute(
-                select(CalibrationRow.prepared, CalibrationRow.counts).where(CalibrationRow.run_id == run_id)
+                select(CalibrationRow.copy, CalibrationRow.prepared, CalibrationRow.counts).where(CalibrationRow.run_id == run_id)
             ).all()
-            return {prepared: np.frombuffer(blob, dtype=COUNTS_DTYPE).astype(np.int64) for prepared, blob in rows}
+            return {(copy, prepared): np.frombuffer(blob, dtype=COUNTS_DTYPE).astype(np.int64) for copy, prepared, blob in rows}
 
     def store_mitigated(self, run_id: int, method: str, stored: RunCounts, quasi: np.ndarray) -> None:
         """Store mitigated quasi-probabilities (samples, circuits, 2**q) beside the raw counts."""
@@ -264,22 +268,27 @@ class Results:
         with self._db.transaction(write=False) as session:
             run = run_row(session, run_id)
             rows = session.execute(
-                select(ResultRow.split, ResultRow.sample_index, ResultRow.circuit, ResultRow.counts)
+                select(ResultRow.split, ResultRow.sample_index, ResultRow.circuit, ResultRow.counts, ResultRow.copy)
                 .where(ResultRow.run_id == run.id)
                 .order_by(ResultRow.split.desc(), ResultRow.sample_index, ResultRow.circuit)
             ).all()
             k, width = run.circuits_per_sample, 2**run.num_qubits
             shots = run.shots
         grouped: dict[tuple[str, int], list[bytes | None]] = {}
-        for split, index, circuit, blob in rows:
+        copy_of: dict[tuple[str, int, int], int] = {}
+        for split, index, circuit, blob, copy in rows:
             grouped.setdefault((split, index), [None] * k)[circuit] = blob
+            copy_of[(split, index, circuit)] = copy
         complete = [(key, blobs) for key, blobs in grouped.items() if all(b is not None for b in blobs)]
         counts = np.zeros((len(complete), k, width), dtype=np.uint32)
-        for i, (_, blobs) in enumerate(complete):
+        copies = np.zeros((len(complete), k), dtype=np.int64)
+        for i, ((split, index), blobs) in enumerate(complete):
             counts[i] = np.frombuffer(b"".join(blobs), dtype=COUNTS_DTYPE).reshape(k, width)
+            copies[i] = [copy_of[(split, index, circuit)] for circuit in range(k)]
         return RunCounts(
             splits=np.array([key[0] for key, _ in complete], dtype="<U5"),
             sample_index=np.array([key[1] for key, _ in complete], dtype=np.int64),
             counts=counts,
             shots=shots,
+            copies=copies,
         )
