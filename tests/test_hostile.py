@@ -482,6 +482,7 @@ CASES = {
     "pack 2**40": Case("submit --backend statevector --split test --limit 10 --pack 1099511627776", "from 1 to 1024"),
     "pack more than fit": Case("submit --backend fake_manila --split test --limit 10 --pack 2", "--pack 2: only 1 copies of 5 qubits fit on the device"),
     "pack with no chain": Case("submit --backend fake_lima --split test --limit 10 --pack 2", "the device has no 5 usable qubits coupled in a chain"),
+    "pack on a device narrower than the template": Case("submit --backend fake_armonk --split test --limit 10 --pack 2", "fake_armonk has 1 qubit(s); the feature map needs 5"),
     "pack on a managed simulator": Case("submit --backend braket_sv1 --split test --limit 10 --pack 2 --yes", "--pack 2: braket_sv1 is a managed simulator"),
     "pack-spacing 2": Case("submit --backend fake_fez --split test --limit 10 --pack 2 --pack-spacing 2", "'--pack-spacing': 2 is not in the range 0<=x<=1"),
 }
