@@ -364,8 +364,12 @@ class IBMBackend:
         if self.is_local:
             return ProviderUsage()
         job = self._job(job_id)
-        # IBM's own estimate (usage_estimation), kept beside qhw's and the final figure.
-        estimation = _runtime_call(lambda: job.usage_estimation, f"reading the usage estimate of job {job_id}") or {}
+        # IBM's own estimate (usage_estimation), kept beside qhw's and the final
+        # figure; failing to read it must not cost the final figure.
+        try:
+            estimation = _runtime_call(lambda: job.usage_estimation, f"reading the usage estimate of job {job_id}") or {}
+        except BackendError:
+            estimation = {}
         estimated = _seconds(estimation.get("quantum_seconds"))
         metrics = _runtime_call(job.metrics, f"reading the usage of job {job_id}") or {}
         usage = metrics.get("usage") or {}

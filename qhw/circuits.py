@@ -180,6 +180,7 @@ def circuit_rows(rows: np.ndarray, circuit, copies: int = 1) -> np.ndarray:
     order, and packed ``copies`` to a row (:func:`packed_rows`)."""
     if copies > 1:
         return packed_rows(rows, copies, circuit)
+    # Transpilation keeps the parameters but their order is the circuit's to choose.
     columns = [parameter.index for parameter in circuit.parameters]
     return np.ascontiguousarray(rows[:, columns], dtype=np.float64)
 
@@ -219,10 +220,7 @@ def parameter_rows(angles: np.ndarray, circuits_per_sample: int, circuit) -> np.
     Returns:
         (n_samples * K, 5) array; row e is sample e // K, circuit e % K.
     """
-    per_circuit = angles.reshape(len(angles) * circuits_per_sample, QUBITS)
-    # Transpilation keeps the parameters but their order is the circuit's to choose.
-    columns = [parameter.index for parameter in circuit.parameters]
-    return np.ascontiguousarray(per_circuit[:, columns], dtype=np.float64)
+    return circuit_rows(logical_rows(angles, circuits_per_sample), circuit)
 
 
 def counts_from_bitarray(bitarray, num_bits: int = QUBITS) -> np.ndarray:

@@ -441,7 +441,8 @@ def demultiplexed(result: JobResult, executions: int, copies: int) -> JobResult:
     failed = {
         e * copies + c: reason for e, reason in result.failed.items() for c in range(copies) if e * copies + c < executions
     }
-    return JobResult(result.counts[:executions], failed)
+    by_copy = result.counts.reshape(-1, copies, result.counts.shape[-1])
+    return JobResult(circuits.demultiplexed(by_copy, executions), failed)
 
 
 def _with_provider_id(job: JobRecord, provider_job_id: str) -> JobRecord:

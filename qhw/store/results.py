@@ -128,8 +128,9 @@ class Results:
 
         Execution e of the calibration is the prepared state e // copies of
         :func:`qhw.circuits.calibration_rows` (0: every qubit 0, 1: every qubit
-        1) on copy e % copies of a packed run (one copy: e), whichever job of
-        the run carries it.
+        1), whichever job of the run carries it, measured by the copy its place
+        in the job ran it on (a packed run's jobs hold whole packed executions:
+        copy e % copies).
         """
         if counts.shape[0] != job.executions:
             raise StoreError(f"calibration job {job.id} returned {counts.shape[0]} results for {job.executions} executions")
@@ -149,7 +150,7 @@ class Results:
                             "run_id": job.run_id,
                             "job_id": job.id,
                             "prepared": prepared_states[int(job.execution_indices[position]) // copies],
-                            "copy": int(job.execution_indices[position]) % copies,
+                            "copy": position % copies,  # the copy that ran it, as for samples
                             "shots": shots,
                             "counts": np.ascontiguousarray(counts[position], dtype=COUNTS_DTYPE).tobytes(),
                         }
