@@ -316,13 +316,18 @@ def backends(as_json) -> None:
     "--pack-spacing", type=click.IntRange(0, 1), default=1, show_default=True,
     help="1 keeps an idle qubit between packed copies (against crosstalk); 0 allows neighbours.",
 )
+@click.option(
+    "--adaptive", is_flag=True,
+    help="Measure in rounds, each sample only until its class is settled; --shots is the most a sample gets.",
+)
+@click.option("--model", "model_id", type=ID, help="With --adaptive: the hybrid model whose predictions settle samples.")
 @parallel_options
 @json_option
 @pass_app
 @click.pass_context
 def submit(
-    ctx, app: _App, backend_name, feature_set_id, split, shots, limit, seed, max_cost, yes, mitigate, pack, pack_spacing, workers,
-    scheduler, as_json,
+    ctx, app: _App, backend_name, feature_set_id, split, shots, limit, seed, max_cost, yes, mitigate, pack, pack_spacing,
+    adaptive, model_id, workers, scheduler, as_json,
 ) -> None:
     """Submit one feature-map circuit per sample (and per 5 components)."""
     from qhw.runs import submit as submit_run
@@ -340,6 +345,8 @@ def submit(
         mitigate=mitigate,
         pack=pack,
         pack_spacing=pack_spacing,
+        adaptive=adaptive,
+        model_id=model_id,
         workers=workers,
         scheduler=scheduler,
         progress=_progress(),
@@ -354,6 +361,7 @@ def submit(
             "samples": result.samples,
             "copies": result.run.copies,
             "executions": result.executions,
+            **({"round": result.run.round, "rounds_done": result.run.rounds_done} if result.run.adaptive else {}),
         },
         as_json,
     )

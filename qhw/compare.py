@@ -410,7 +410,7 @@ def _leaderboard_row(comparison: Comparison) -> LeaderboardRow:
 
 def _features(counts: RunCounts, keys) -> np.ndarray:
     rows = _rows(counts, keys)
-    return counts.counts[rows].reshape(len(rows), -1).astype(np.float32) / counts.shots
+    return counts.frequencies()[rows].reshape(len(rows), -1)
 
 
 def _keys(counts: RunCounts, mask: np.ndarray) -> list[tuple[str, int]]:
@@ -435,8 +435,8 @@ def _confusion(y_true: np.ndarray, y_predicted: np.ndarray) -> np.ndarray:
 
 
 def _agreement(sim: RunCounts, hw: RunCounts, shared, labels: np.ndarray) -> tuple[Agreement, np.ndarray]:
-    p = sim.counts[_rows(sim, shared)] / sim.shots
-    q = hw.counts[_rows(hw, shared)] / hw.shots
+    p = sim.frequencies(np.float64)[_rows(sim, shared)]
+    q = hw.frequencies(np.float64)[_rows(hw, shared)]
     # One figure per sample: the mean over its circuits.
     by_circuit, distance_by_circuit = hellinger_fidelity(p, q), total_variation(p, q)
     fidelity = by_circuit.mean(axis=1)

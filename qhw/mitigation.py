@@ -80,7 +80,9 @@ def mitigated_counts(store: Store, run: RunRecord) -> RunCounts:
             calibration has not been collected.
     """
     stored = store.results.run_counts(run.id)
-    saved = store.results.mitigated(run.id, METHOD)
+    # An adaptive run's counts grow round by round: mitigated once its rounds have ended.
+    final = not run.adaptive or run.rounds_done
+    saved = store.results.mitigated(run.id, METHOD) if final else {}
     missing = [i for i, key in enumerate(zip(stored.splits, stored.sample_index)) if (str(key[0]), int(key[1])) not in saved]
     if missing:
         missing_calibration = calibration_missing(store, run)
@@ -88,8 +90,8 @@ def mitigated_counts(store: Store, run: RunRecord) -> RunCounts:
             raise ConfigError(missing_calibration)
         calibration = store.results.calibration(run.id)
         last = 2**run.num_qubits - 1
-        subset = RunCounts(stored.splits[missing], stored.sample_index[missing], stored.counts[missing], stored.shots)
-        copies = stored.copies[missing] if stored.copies is not None else np.zeros(subset.counts.shape[:2], dtype=np.int64)
+        subset = stored.subset(missing)
+        copies = subset.copies if subset.copies is not None else np.zeros(subset.counts.shape[:2], dtype=np.int64)
         quasi = np.zeros(subset.counts.shape, dtype=np.float64)
         for copy in range(run.copies):
             # Each copy of a packed run by the calibration of its own qubits.
@@ -97,6 +99,8 @@ def mitigated_counts(store: Store, run: RunRecord) -> RunCounts:
             measured = copies == copy
             if measured.any():
                 quasi[measured] = mitigate_counts(subset.counts[measured], matrices)
+        if not final:
+            return RunCounts(subset.splits, subset.sample_index, quasi, shots=1)
         store.results.store_mitigated(run.id, METHOD, subset, quasi)
         saved = store.results.mitigated(run.id, METHOD)
     quasi = np.stack([saved[(str(s), int(i))] for s, i in zip(stored.splits, stored.sample_index)])

@@ -103,6 +103,15 @@ class CostEstimate:
         return shown if self.alternative is None else f"{shown} [{self.alternative}]"
 
 
+def sum_estimates(estimates: list[CostEstimate]) -> CostEstimate:
+    """Estimates of parts (an adaptive run's rounds, jobs of different shots) as one."""
+    if len(estimates) == 1:
+        return estimates[0]
+    return CostEstimate(
+        usd=sum(e.usd for e in estimates), detail=" + ".join(f"({e.detail})" for e in estimates), prices_taken=estimates[0].prices_taken
+    )
+
+
 def _amount(usd: float) -> str:
     return f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
 

@@ -131,6 +131,8 @@ class RunSpec:
     # each copy's qubits in turn), and how qhw.packing placed them (JSON).
     copies: int = 1
     packing_json: str | None = None
+    # An adaptive run's settings (qhw.adaptive.AdaptiveSettings as JSON); None: every sample gets ``shots``.
+    adaptive_json: str | None = None
 
     def copy_layout(self, copy: int) -> tuple[int, ...]:
         """The physical qubits of one copy, in the template's qubit order."""
@@ -143,6 +145,12 @@ class RunRecord(RunSpec):
 
     id: int
     created_at: datetime
+    round: int = 0  # an adaptive run's newest round
+    rounds_done: bool = False  # an adaptive run's rounds have ended
+
+    @property
+    def adaptive(self) -> bool:
+        return self.adaptive_json is not None
 
 
 @dataclass(frozen=True)
@@ -154,14 +162,16 @@ class JobPlan:
     execution_stop: int
     purpose: str = "samples"  # or "calibration"
     indices: tuple[int, ...] | None = None
+    shots: int | None = None  # shots each execution gets; None: the run's
+    round: int = 0  # the round of an adaptive run
 
     @classmethod
-    def of(cls, indices, purpose: str = "samples") -> "JobPlan":
+    def of(cls, indices, purpose: str = "samples", *, shots: int | None = None, round: int = 0) -> "JobPlan":
         """A job of exactly these executions (a range when they are one)."""
         indices = tuple(sorted(int(i) for i in indices))
         start, stop = indices[0], indices[-1] + 1
         contiguous = stop - start == len(indices)
-        return cls(start, stop, purpose, None if contiguous else indices)
+        return cls(start, stop, purpose, None if contiguous else indices, shots, round)
 
     @property
     def executions(self) -> int:
@@ -196,6 +206,12 @@ class JobRecord:
     indices: tuple[int, ...] | None = None
     usage_pending: bool = False  # the provider has not yet given its final usage (IBM)
     provider_estimate_seconds: float | None = None  # the provider's own estimate of its QPU time (IBM)
+    round: int = 0  # the round of an adaptive run
+    own_shots: int | None = None  # shots each execution gets, when not the run's (an adaptive round)
+
+    def shots(self, run_shots: int) -> int:
+        """Shots each of the job's executions gets (``run_shots``: its run's)."""
+        return self.own_shots if self.own_shots is not None else run_shots
 
     def usage(
         self, shots: int, reported: "ProviderUsage | None" = None, state: "JobState | None" = None, *, copies: int = 1

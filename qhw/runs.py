@@ -12,19 +12,20 @@ import logging
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from qhw import circuits, config, parallel, settings
+from qhw.adaptive import AdaptiveSettings, check_model, load_classifier, unsettled_by_change, unsettled_by_model
 from qhw.backend import Backend, Executable, get_backend
 from qhw.checks import check_positive, check_seed
 from qhw.datasets import stratified_subset
 from qhw.errors import BackendError, ConfigError, NotFoundError, QhwError
 from qhw.features import load_arrays
-from qhw.pricing import CostEstimate, check_amount, load_prices
+from qhw.pricing import CostEstimate, check_amount, load_prices, sum_estimates
 from qhw.packed_runs import check_pack, packed_executable, packed_sizes, plan_packing
 from qhw.progress import Progress, SilentProgress
 from qhw.records import (
@@ -32,15 +33,17 @@ from qhw.records import (
     QUBITS,
     RUN_SPLITS,
     SPLIT_CODES,
+    SPLIT_NAMES,
     UNFINISHED_STATES,
     ExecutionFailureRecord,
     JobPlan,
     JobRecord,
     JobState,
+    ModelRecord,
     RunRecord,
     RunSpec,
 )
-from qhw.store import RunCircuit, Store
+from qhw.store import RunCircuit, RunCounts, Store
 from qhw.store.ledger import holder_id
 from qhw.worker import Approver, RunWorker, Tally, parameter_rows
 
@@ -102,6 +105,8 @@ def submit(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Progress | None = None,
+    adaptive: bool = False,
+    model_id: int | None = None,
 ) -> SubmitResult:
     """Run the feature map for every selected sample of a feature set.
 
@@ -123,6 +128,10 @@ def submit(
         pack_spacing: 1 keeps an idle qubit between copies, 0 allows neighbours.
         workers: local processes for a local simulator's jobs (default: every core).
         scheduler: a Dask scheduler's address, to run them on its cluster instead.
+        adaptive: measure in rounds (qhw.adaptive), ``shots`` the most a
+            sample gets; later rounds are driven by ``collect`` (here too, on
+            a local simulator, whose rounds finish in this call).
+        model_id: the hybrid model whose predictions settle an adaptive run's samples.
 
     Returns:
         The run, its jobs and what was left undone (jobs waiting on errors).
@@ -143,24 +152,30 @@ def submit(
     check_positive(limit, "--limit")
     check_amount(max_cost, "--max-cost")
     wanted = check_pack(pack, pack_spacing)
+    rounds = _adaptive_settings(adaptive, shots, model_id)
     backend = get_backend(backend_name, seed=seed)
     check_shots(backend, shots)
     feature_set = store.catalogue.feature_set(feature_set_id)
+    if rounds is not None and model_id is not None:
+        model = store.catalogue.model(model_id)
+        check_model(model, feature_set.id)
+        load_classifier(model, feature_set.circuits_per_sample * 2**QUBITS)
     arrays = load_arrays(feature_set)
     order = _sample_order(arrays, split, limit, seed or 0)
     if len(order) == 0:
         raise ConfigError(f"feature set {feature_set.id} has no {split} samples")
     k = feature_set.circuits_per_sample
+    first_shots = shots if rounds is None else rounds.first_shots
     # The copies an execution, from what is known of the device offline.
     document = store.ledger.latest_device_document(backend.name) if wanted != 1 else None
     packing_plan = plan_packing(backend, wanted, pack_spacing, offline=True, document=document)
     # Each copy's qubits are calibrated: every calibration state once a copy.
     calibrations = len(circuits.calibration_rows()) * packing_plan.copies if mitigate else 0
-    plans = plan_jobs(backend, len(order) * k, shots, calibrations=calibrations, copies=packing_plan.copies)
+    plans = plan_jobs(backend, len(order) * k, first_shots, calibrations=calibrations, copies=packing_plan.copies)
     # The price is known from static tables: refuse before touching the network.
     prices = load_prices() if backend.is_paid else None
-    estimate = backend.estimate_cost(packed_sizes(plans, packing_plan.copies), shots, prices) if prices else None
-    if estimate is not None and wanted == 1:
+    estimate = _run_estimate(backend, prices, len(order) * k, calibrations, packing_plan.copies, shots, rounds)
+    if estimate is not None and wanted == 1 and rounds is None:
         estimate = _with_packed_alternative(backend, estimate, len(order) * k, shots, calibrations, pack_spacing, prices)
     guard_cost(backend, estimate, max_cost, approve)
     backend.check(sum(packed_sizes(plans, packing_plan.copies)), shots)
@@ -169,10 +184,15 @@ def submit(
     # otherwise than its snapshot did, and may carry its own price.
     packing_plan = plan_packing(backend, wanted, pack_spacing, offline=False)
     calibrations = len(circuits.calibration_rows()) * packing_plan.copies if mitigate else 0
-    plans = plan_jobs(backend, len(order) * k, shots, calibrations=calibrations, copies=packing_plan.copies)
-    sizes = packed_sizes(plans, packing_plan.copies)
+    plans = plan_jobs(backend, len(order) * k, first_shots, calibrations=calibrations, copies=packing_plan.copies)
+    if rounds is not None:  # round 0 of an adaptive run: every sample, a first share of its shots
+        plans = [replace(plan, shots=first_shots) if plan.purpose == "samples" else plan for plan in plans]
     if prices is not None:
-        prices, estimate = _device_prices(backend, prices, estimate, sizes, shots, max_cost, approve)
+        prices, estimate = _device_prices(
+            backend, prices, estimate, partial(_run_estimate, backend, executions=len(order) * k, calibrations=calibrations,
+                                               copies=packing_plan.copies, shots=shots, rounds=rounds),
+            max_cost, approve,
+        )
 
     # A local simulator's worker processes start now, while this one prepares the run.
     with _executor_for(backend, workers, scheduler, len(plans)) as pool:
@@ -205,6 +225,7 @@ def submit(
             prices_json=None if prices is None else prices.to_json(),
             copies=executable.copies,
             packing_json=packing_plan.to_json(),
+            adaptive_json=None if rounds is None else rounds.to_json(),
         )
         # The device's calibration now, for the qubits this run uses: kept with the run.
         snapshot = backend.calibration(executable.layout)
@@ -215,7 +236,9 @@ def submit(
         )
         worker = RunWorker(store, run, backend, executable, parameters, calibration=calibration, holder=holder, approved=True)
         tally = _work_all(store, worker, jobs, progress, f"{backend.name}: jobs", pool=pool, workers=workers)
-    return SubmitResult(run=run, jobs=store.ledger.jobs(run.id), tally=tally, notes=packing_plan.notes)
+        if rounds is not None:
+            tally = _drive_rounds(store, worker, tally, progress, pool=pool, workers=workers)
+    return SubmitResult(run=store.ledger.run(run.id), jobs=store.ledger.jobs(run.id), tally=tally, notes=packing_plan.notes)
 
 
 def retry_run(
@@ -243,17 +266,22 @@ def retry_run(
     if not failed and not missing:
         raise NotFoundError(f"run {run.id} has no failed jobs or executions to retry")
     backend = get_backend(run.backend, seed=run.seed)
-    # A packed run is retried packed as it ran: its copies and their qubits are the run's.
-    sizes = _retry_sizes(failed, _retry_plans(backend, run.shots, missing, run.copies), run.copies)
+    of_run = {job.id: job for job in store.ledger.jobs(run.id)}
+    # A packed run is retried packed as it ran: its copies and their qubits are
+    # the run's; an adaptive run's executions get the shots of their round.
+    sizes = _retry_sizes(failed, _retry_plans(backend, run, missing, of_run), run.copies)
     prices = load_prices() if backend.is_paid else None
-    estimate = backend.estimate_cost(sizes, run.shots, prices) if prices else None
+
+    def estimate_of(table) -> CostEstimate | None:
+        return _retry_estimate(backend, run, failed, _retry_plans(backend, run, missing, of_run), table)
+
+    estimate = estimate_of(prices) if prices else None
     guard_cost(backend, estimate, max_cost, approve)
     backend.check(sum(sizes), run.shots)
     # Planned again by the device's own limits, now read (see submit).
-    plans = _retry_plans(backend, run.shots, missing, run.copies)
+    plans = _retry_plans(backend, run, missing, of_run)
     if prices is not None:
-        sizes = _retry_sizes(failed, plans, run.copies)
-        _device_prices(backend, prices, estimate, sizes, run.shots, max_cost, approve)
+        _device_prices(backend, prices, estimate, estimate_of, max_cost, approve)
     holder = holder_id()
     worker = RunWorker.load(store, run.id, holder=holder, backend=backend, approved=True)
     # Where the jobs will run is settled (a cluster reached, with a worker) before any job is reset.
@@ -263,7 +291,9 @@ def retry_run(
         if plans:
             claimed += store.ledger.add_retry_jobs(run.id, plans, claimed_by=holder)
         tally = _work_all(store, worker, claimed, progress or SilentProgress(), f"{backend.name}: retried jobs", pool=pool, workers=workers)
-    return SubmitResult(run=run, jobs=store.ledger.jobs(run.id), tally=tally)
+        if run.adaptive:  # the round the retry completed goes on (here, on a local simulator)
+            tally = _drive_rounds(store, worker, tally, progress or SilentProgress(), pool=pool, workers=workers)
+    return SubmitResult(run=store.ledger.run(run.id), jobs=store.ledger.jobs(run.id), tally=tally)
 
 
 def collect(
@@ -338,6 +368,10 @@ def collect(
                         run_workers[local_run].run_local(jobs, pool, tally, task.advance)
                 finally:
                     store.ledger.release([job.id for job in jobs], holder)
+        # An adaptive run whose round is collected (here, or by a process that
+        # ended before it could go on) starts its next one; its jobs are worked at once.
+        if _advance_rounds(store, run_id, holder, approve, run_workers, unworkable):
+            continue
         remaining = store.ledger.jobs(run_id, states=UNFINISHED_STATES)
         usage_pending = settle_usage(store, run_id, workers=run_workers, holder=holder)
         # Waiting cannot help jobs that need an approval, or whose run cannot be worked here.
@@ -356,6 +390,25 @@ def collect(
             len(missing_executions(store, run.id)) for run in ([store.ledger.run(run_id)] if run_id is not None else store.ledger.runs())
         ),
     )
+
+
+def _advance_rounds(
+    store: Store, run_id: int | None, holder: str, approve: Approver | None,
+    workers: dict[int, RunWorker], unworkable: dict[int, str],
+) -> int:
+    """Start the next round of every adaptive run (of one, or all) whose round
+    is collected; returns how many rounds were started."""
+    started = 0
+    for run in [store.ledger.run(run_id)] if run_id is not None else store.ledger.runs():
+        if not run.adaptive or run.rounds_done or run.id in unworkable:
+            continue
+        if run.id not in workers:
+            _load_worker(store, run.id, holder, approve, workers, unworkable, only=run_id)
+            if run.id in unworkable:
+                continue
+        jobs = advance_round(store, run, workers[run.id].backend)
+        started += bool(jobs)
+    return started
 
 
 def _load_worker(
@@ -497,36 +550,177 @@ def missing_executions(store: Store, run_id: int) -> list[ExecutionFailureRecord
     ]
 
 
-def _retry_sizes(failed: list[JobRecord], plans: list[tuple[JobPlan, list[int]]], copies: int) -> list[int]:
+def _retry_sizes(failed: list[JobRecord], plans: list[tuple[JobPlan, list[int]]], copies: int = 1) -> list[int]:
     """The executions each retried job sends (a packed execution carries ``copies``)."""
     return [-(-job.executions // copies) for job in failed] + packed_sizes([plan for plan, _ in plans], copies)
 
 
+def _retry_estimate(backend: Backend, run: RunRecord, failed: list[JobRecord], plans: list[tuple[JobPlan, list[int]]], prices) -> CostEstimate | None:
+    """What a retry sends, priced job by job with the shots each job gets."""
+    by_shots: dict[int, list[int]] = {}
+    for job in failed:
+        by_shots.setdefault(job.shots(run.shots), []).append(-(-job.executions // run.copies))
+    for plan, _ in plans:
+        by_shots.setdefault(plan.shots or run.shots, []).append(-(-plan.executions // run.copies))
+    parts = [backend.estimate_cost(sizes, shots, prices) for shots, sizes in sorted(by_shots.items())]
+    if not parts or any(part is None for part in parts):
+        return None
+    return sum_estimates(parts)
+
+
 def _retry_plans(
-    backend: Backend, shots: int, missing: list[ExecutionFailureRecord], copies: int = 1
+    backend: Backend, run: RunRecord, missing: list[ExecutionFailureRecord], jobs: dict[int, JobRecord]
 ) -> list[tuple[JobPlan, list[int]]]:
     """Jobs of exactly the missing executions, within the backend's limits, by
-    purpose; each with the ids of the failures it answers."""
-    per_job = logical_per_job(backend, shots, copies)
+    purpose and by the round (and shots) of the job that failed them; each
+    with the ids of the failures it answers."""
     plans = []
-    for purpose in JOB_PURPOSES:
-        failures = sorted((f for f in missing if f.purpose == purpose), key=lambda f: f.execution)
+    groups: dict[tuple[str, int, int | None], list[ExecutionFailureRecord]] = {}
+    for failure in missing:
+        job = jobs[failure.job_id]
+        groups.setdefault((failure.purpose, job.round, job.own_shots), []).append(failure)
+    for (purpose, round, shots), failures in sorted(groups.items(), key=lambda item: (JOB_PURPOSES.index(item[0][0]), item[0][1])):
+        per_job = logical_per_job(backend, shots or run.shots, run.copies)
+        failures.sort(key=lambda f: f.execution)
         for start in range(0, len(failures), per_job):
             chunk = failures[start : start + per_job]
-            plans.append((JobPlan.of([f.execution for f in chunk], purpose), [f.id for f in chunk]))
+            plans.append((JobPlan.of([f.execution for f in chunk], purpose, shots=shots, round=round), [f.id for f in chunk]))
     return plans
 
 
-def _device_prices(backend: Backend, prices, estimate: CostEstimate | None, sizes: list[int], shots: int, max_cost, approve):
+def _device_prices(backend: Backend, prices, estimate: CostEstimate | None, estimate_of: Callable, max_cost, approve):
     """The table with the device's own published prices (read by ``check``), and
-    the estimate by it and by the jobs the device's own limits make. When that
-    estimate is higher than the one the guard passed, the guard runs again:
-    --max-cost is checked, and approval asked, anew."""
+    the estimate by it (``estimate_of(table)``, by the jobs the device's own
+    limits make). When that estimate is higher than the one the guard passed,
+    the guard runs again: --max-cost is checked, and approval asked, anew."""
     device_prices = backend.price_table(prices)
-    revised = backend.estimate_cost(sizes, shots, device_prices)
+    revised = estimate_of(device_prices)
     if revised is not None and (estimate is None or revised.usd > estimate.usd + 1e-12):
         guard_cost(backend, revised, max_cost, approve)
     return device_prices, revised if revised is not None else estimate
+
+
+def _run_estimate(
+    backend: Backend, prices, executions: int, calibrations: int, copies: int, shots: int, rounds: AdaptiveSettings | None
+) -> CostEstimate | None:
+    """What a new run costs at most: every execution at ``shots``; an adaptive
+    run's worst case, every sample through every round (each round's jobs
+    priced with its own shots, the calibration with the run's)."""
+    if prices is None:
+        return None
+    if rounds is None:
+        return backend.estimate_cost(packed_sizes(plan_jobs(backend, executions, shots, calibrations=calibrations, copies=copies), copies), shots, prices)
+    parts = [
+        backend.estimate_cost(packed_sizes(plan_jobs(backend, executions, rounds.round_shots(r), copies=copies), copies), rounds.round_shots(r), prices)
+        for r in range(rounds.rounds)
+    ]
+    if calibrations:
+        calibration_plans = [plan for plan in plan_jobs(backend, 0, shots, calibrations=calibrations, copies=copies)]
+        parts.append(backend.estimate_cost(packed_sizes(calibration_plans, copies), shots, prices))
+    if any(part is None for part in parts):
+        return None
+    total = sum_estimates(parts)
+    return replace(total, detail=f"worst case, every sample through {rounds.rounds} rounds to {shots} shots: {total.detail}")
+
+
+def _adaptive_settings(adaptive: bool, shots: int, model_id: int | None) -> AdaptiveSettings | None:
+    if not adaptive:
+        if model_id is not None:
+            raise ConfigError("--model decides an adaptive run's rounds: give --adaptive too")
+        return None
+    return AdaptiveSettings.for_shots(shots, model_id)
+
+
+def advance_round(store: Store, run: RunRecord, backend: Backend) -> list[JobRecord] | None:
+    """Start the next round of an adaptive run whose round is collected.
+
+    The samples of the round just collected that are still unsettled
+    (qhw.adaptive) get the next round's shots, in new pending jobs; when none
+    is, or the last round is done, the run's rounds end. Written in one
+    compare-and-set on the run's round (Ledger.next_round): any number of
+    collectors start a round once.
+
+    Returns:
+        The new round's jobs ([] when the rounds ended here); None when there
+        is nothing to do yet (jobs still out, a round's failures not retried,
+        or another process moved the run on first).
+    """
+    if not run.adaptive or run.rounds_done:
+        return None
+    jobs = store.ledger.jobs(run.id)
+    if any(job.state in UNFINISHED_STATES for job in jobs):
+        return None
+    rounds = AdaptiveSettings.from_json(run.adaptive_json)
+    k = run.circuits_per_sample
+    order = store.ledger.run_circuit(run.id).sample_order
+    planned = {int(e) for job in jobs if job.round == run.round and job.purpose == "samples" for e in job.execution_indices}
+    stored = {
+        int(position) * k + circuit
+        for position, circuit in _positions(order, store.results.round_keys(run.id, run.round))
+    }
+    if planned - stored:
+        # Failed jobs or executions of the round: `qhw retry` runs them, then the round goes on.
+        return None
+    samples = sorted({e // k for e in planned})
+    keys = [(SPLIT_NAMES[int(code)], int(index)) for code, index in order[samples]]
+    after = _restricted(store.results.run_counts(run.id, through_round=run.round), keys)
+    if run.round + 1 >= rounds.rounds:
+        unsettled = np.zeros(len(keys), dtype=bool)  # every sample has had --shots
+    elif rounds.model_id is not None:
+        classifier = _classifier(store, rounds.model_id, k * 2**run.num_qubits)
+        unsettled = unsettled_by_model(classifier, after, rounds, seed=(run.seed or 0) + run.round)
+    elif run.round == 0:
+        unsettled = np.ones(len(keys), dtype=bool)  # nothing to compare with yet
+    else:
+        before = _restricted(store.results.run_counts(run.id, through_round=run.round - 1), keys)
+        unsettled = unsettled_by_change(before, after, rounds)
+    executions = [sample * k + circuit for sample, more in zip(samples, unsettled) if more for circuit in range(k)]
+    shots = rounds.round_shots(run.round + 1) if executions else 0
+    plans = []
+    if executions:
+        per_job = logical_per_job(backend, shots, run.copies)
+        plans = [
+            JobPlan.of(executions[start : start + per_job], shots=shots, round=run.round + 1)
+            for start in range(0, len(executions), per_job)
+        ]
+    started = store.ledger.next_round(run, plans)
+    if started is not None:
+        log.info("run %s: round %d collected; %d of %d sample(s) unsettled", run.id, run.round, int(unsettled.sum()), len(keys))
+    return started
+
+
+def _drive_rounds(store: Store, worker: RunWorker, tally: Tally, progress: Progress, *, pool, workers) -> Tally:
+    """An adaptive run's later rounds, in this process, while each finishes
+    here (a local simulator's); a provider's rounds are left to ``collect``."""
+    while True:
+        run = store.ledger.run(worker.run.id)
+        started = advance_round(store, run, worker.backend)
+        if not started:
+            return tally
+        claimed = [job for job in (store.ledger.claim(job, worker.holder) for job in started) if job is not None]
+        tally = _work_all(store, worker, claimed, progress, f"{worker.backend.name}: round {run.round + 1}", pool=pool, workers=workers)
+
+
+@cache
+def _loaded_classifier(model: ModelRecord, input_dim: int):
+    """A model's Keras classifier, loaded once a process (a round needs it again)."""
+    return load_classifier(model, input_dim)
+
+
+def _classifier(store: Store, model_id: int, input_dim: int):
+    return _loaded_classifier(store.catalogue.model(model_id), input_dim)
+
+
+def _positions(order: np.ndarray, keys) -> list[tuple[int, int]]:
+    """(position in the run's sample order, circuit) of (split, sample index, circuit) keys."""
+    position = {(SPLIT_NAMES[int(code)], int(index)): row for row, (code, index) in enumerate(order)}
+    return [(position[(split, index)], circuit) for split, index, circuit in keys]
+
+
+def _restricted(counts: RunCounts, keys: list[tuple[str, int]]) -> RunCounts:
+    """These samples of a run's counts, in this order."""
+    row = {(str(s), int(i)): r for r, (s, i) in enumerate(zip(counts.splits, counts.sample_index))}
+    return counts.subset(np.array([row[key] for key in keys], dtype=np.int64))
 
 
 def _with_packed_alternative(backend: Backend, estimate: CostEstimate, executions: int, shots: int, calibrations: int, spacing: int, prices):

@@ -38,7 +38,7 @@ from qhw.errors import (
     TransientBackendError,
 )
 from qhw.features import load_arrays
-from qhw.pricing import CostEstimate, PriceTable, load_prices
+from qhw.pricing import CostEstimate, PriceTable, load_prices, sum_estimates
 from qhw.records import SPLIT_NAMES, UNFINISHED_STATES, JobRecord, JobState, ProviderUsage, RunRecord
 from qhw.retrying import with_retries
 from qhw.store import Store
@@ -49,6 +49,8 @@ log = logging.getLogger("qhw.worker")
 #: How far the provider's clock may be behind ours when looking a job up by
 #: its creation time.
 CLOCK_SKEW = timedelta(minutes=10)
+#: Seeds of an adaptive run's later rounds: past every copy's seed (parallel.COPY_SEED_STRIDE * packing.MAX_COPIES).
+ROUND_SEED_STRIDE = 2**40
 _PROGRESS = {JobState.PENDING: 0, JobState.QUEUED: 1, JobState.RUNNING: 2, JobState.DONE: 3}
 
 #: Asked before a paid job is submitted by a command the user did not approve
@@ -150,7 +152,8 @@ class RunWorker:
     def _inputs(self, job: JobRecord) -> tuple[Executable, np.ndarray, int | None]:
         """What a job sends: its executable, its rows (in the circuit's
         parameter order, ``copies`` logical executions to a row) and its seed."""
-        seed = None if self.run.seed is None else self.run.seed + job.execution_start
+        # A later round of an adaptive run draws fresh shots, never the first round's again.
+        seed = None if self.run.seed is None else self.run.seed + job.execution_start + job.round * ROUND_SEED_STRIDE
         if job.purpose == "calibration":
             seed = None if seed is None else seed + len(self.parameters)
             # Calibration execution j prepares state j // copies on copy j % copies.
@@ -165,17 +168,17 @@ class RunWorker:
             return self._ran_here.pop(provider_job_id)
         executable = self.calibration if job.purpose == "calibration" else self.executable
         executions = -(-job.executions // executable.copies)
-        return self.backend.result(provider_job_id, executable=executable, executions=executions, shots=self.run.shots)
+        return self.backend.result(provider_job_id, executable=executable, executions=executions, shots=job.shots(self.run.shots))
 
     def _send(self, job: JobRecord) -> str:
         executable, values, seed = self._inputs(job)
         if self.backend.is_local:
             # A local simulator runs the job now (a packed one copy by copy): its result is kept for _result.
-            job_id, result = parallel.run_local_job(self.backend, executable, values, self.run.shots, seed)
+            job_id, result = parallel.run_local_job(self.backend, executable, values, job.shots(self.run.shots), seed)
             self._ran_here[job_id] = result
             return job_id
         return self.backend.submit(
-            executable, values, self.run.shots, job.tags, seed=seed, idempotency_key=job.idempotency_key
+            executable, values, job.shots(self.run.shots), job.tags, seed=seed, idempotency_key=job.idempotency_key
         )
 
     def _run_here(self, job: JobRecord) -> JobRecord:
@@ -216,7 +219,7 @@ class RunWorker:
             executable, values, seed = self._inputs(job)
             future = pool.submit(
                 parallel.run_job, self.backend.name, self.run.seed, qpy[job.purpose], executable.layout, executable.copies,
-                values, self.run.shots, seed,
+                values, job.shots(self.run.shots), seed,
             )
             futures[future] = job
         left = dict(futures)
@@ -312,7 +315,7 @@ class RunWorker:
         result = demultiplexed(result, job.executions, self.executable.copies)
         end = JobState.COLLECTED if len(result.failed) < job.executions else JobState.FAILED
         store = self.store.results.store_calibration if job.purpose == "calibration" else self.store.results.store_counts
-        store(stored, result.counts, self.run.shots, usage=usage, cost_usd=self._cost(job, end, usage), failed=result.failed)
+        store(stored, result.counts, job.shots(self.run.shots), usage=usage, cost_usd=self._cost(job, end, usage), failed=result.failed)
         return self.store.ledger.job(job.id)
 
     def _end(self, job: JobRecord, state: JobState, *, error: str | None = None, note: str | None = None,
@@ -336,7 +339,7 @@ class RunWorker:
             return 0.0
         if self.prices is None or not usage.final:  # (no table: a run from before qhw kept them)
             return None
-        return self.backend.job_cost(job.usage(self.run.shots, usage, state, copies=self.run.copies), self.prices)
+        return self.backend.job_cost(job.usage(job.shots(self.run.shots), usage, state, copies=self.run.copies), self.prices)
 
     def settle_usage(self, job: JobRecord) -> bool:
         """Ask the provider again for the usage of a finished job whose figures
@@ -389,8 +392,7 @@ class RunWorker:
         """Whether this command may send the job to a paid backend (asked once per run)."""
         if self._approved is None:
             pending = self.store.ledger.jobs(self.run.id, states=[JobState.PENDING])
-            sizes = [-(-j.executions // self.run.copies) for j in pending]  # a packed execution carries `copies`
-            estimate = self.backend.estimate_cost(sizes, self.run.shots, load_prices())
+            estimate = pending_estimate(self.backend, self.run, pending, load_prices())
             self._approved = bool(self._approve and self._approve(self.run, pending, estimate))
         return self._approved
 
@@ -419,6 +421,17 @@ class RunWorker:
                 f"{trusted_from:%Y-%m-%d %H:%M:%S} UTC before anything is sent again"
             )
         return None
+
+
+def pending_estimate(backend: Backend, run: RunRecord, jobs: list[JobRecord], prices) -> CostEstimate:
+    """What sending these jobs would cost: a packed execution carries ``copies``
+    logical ones, and an adaptive round's jobs have their own shots."""
+    by_shots: dict[int, list[int]] = {}
+    for job in jobs:
+        by_shots.setdefault(job.shots(run.shots), []).append(-(-job.executions // run.copies))
+    if not by_shots:
+        return backend.estimate_cost([], run.shots, prices)
+    return sum_estimates([backend.estimate_cost(sizes, shots, prices) for shots, sizes in sorted(by_shots.items())])
 
 
 def parameter_rows(arrays, order: np.ndarray, circuits_per_sample: int) -> np.ndarray:

@@ -108,8 +108,8 @@ def test_an_unreachable_database_is_one_line(tmp_path, home):
 
 
 def test_db_upgrade_and_current(home):
-    assert run("db", "upgrade").stdout.strip() == "database at 0009 (was empty)"
-    assert run("db", "current").stdout.strip() == "database: 0009; qhw: 0009"
+    assert run("db", "upgrade").stdout.strip() == "database at 0010 (was empty)"
+    assert run("db", "current").stdout.strip() == "database: 0010; qhw: 0010"
 
 
 def test_demo_prints_three_accuracies(home):

@@ -239,6 +239,7 @@ class Ledger:
                 layout=json.dumps([int(q) for q in spec.layout]),
                 copies=spec.copies,
                 packing=spec.packing_json,
+                adaptive=spec.adaptive_json,
             )
             session.add(run)
             session.flush()
@@ -279,6 +280,28 @@ class Ledger:
                 )
                 if taken.rowcount != len(failure_ids):
                     raise ConflictError(f"run {run_id}: another qhw process is already retrying these executions; nothing was written")
+            return [job_record(job) for job in jobs]
+
+    def next_round(self, run: RunRecord, plans: list[JobPlan]) -> list[JobRecord] | None:
+        """An adaptive run's next round: its jobs (pending, unclaimed), or, with
+        no plans, the end of its rounds. One compare-and-set on the run's round
+        in the transaction that writes the jobs, so several collectors start a
+        round once; None when another process moved the run on first."""
+        now = utcnow()
+        values = {"round": run.round + 1} if plans else {"rounds_done": True}
+        with self._db.transaction() as session:
+            moved = session.execute(
+                update(RunRow)
+                .where(RunRow.id == run.id, RunRow.round == run.round, RunRow.rounds_done.is_(False))
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if moved.rowcount != 1:
+                return None
+            if not plans:
+                return []
+            last = session.scalar(select(func.max(JobRow.position)).where(JobRow.run_id == run.id))
+            jobs = _add_jobs(session, run.id, plans, first_position=(last or 0) + 1, claimed_by=None, now=now)
             return [job_record(job) for job in jobs]
 
     def run(self, run_id: int | None = None) -> RunRecord:
@@ -585,6 +608,8 @@ def _add_jobs(session: Session, run_id: int, plans: list[JobPlan], *, first_posi
             execution_stop=plan.execution_stop,
             execution_list=None if plan.indices is None else np.asarray(plan.indices, dtype="<i4").tobytes(),
             purpose=plan.purpose,
+            round=plan.round,
+            shots=plan.shots,
             state=JobState.PENDING.value,
             idempotency_key=uuid.uuid4().hex,
             attempt=1,
@@ -639,6 +664,9 @@ def run_record(row: RunRow) -> RunRecord:
         prices_json=row.prices_json,
         copies=row.copies,
         packing_json=row.packing,
+        adaptive_json=row.adaptive,
+        round=row.round,
+        rounds_done=bool(row.rounds_done),
     )
 
 
@@ -667,4 +695,6 @@ def job_record(row: JobRow) -> JobRecord:
         indices=None if row.execution_list is None else tuple(int(i) for i in np.frombuffer(row.execution_list, dtype="<i4")),
         usage_pending=bool(row.usage_pending),
         provider_estimate_seconds=row.provider_estimate_seconds,
+        round=row.round,
+        own_shots=row.shots,
     )

@@ -110,6 +110,11 @@ class RunRow(Base):
     # the partition that placed them (JSON: spacing, each copy's estimated error).
     copies: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     packing: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # An adaptive run (qhw.adaptive): its settings (JSON), its newest round,
+    # and whether its rounds have ended (every sample settled or at --shots).
+    adaptive: Mapped[str | None] = mapped_column(Text, nullable=True)
+    round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rounds_done: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         CheckConstraint(_in("split", RUN_SPLITS), name="split_valid"),
@@ -165,9 +170,14 @@ class JobRow(Base):
     usage_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The provider's own estimate of the job's QPU time (IBM's usage_estimation), beside qhw's.
     provider_estimate_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The round of an adaptive run the job belongs to, and the shots each of its
+    # executions gets (None: the run's shots).
+    round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    shots: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("run_id", "position", name="uq_jobs_run_position"),
+        CheckConstraint("shots IS NULL OR shots > 0", name="shots_positive"),
         UniqueConstraint("idempotency_key", name="uq_jobs_idempotency_key"),
         CheckConstraint(_in("state", JOB_STATES), name="state_valid"),
         CheckConstraint(_in("purpose", JOB_PURPOSES), name="purpose_valid"),
@@ -207,11 +217,14 @@ class ResultRow(Base):
     shots: Mapped[int] = mapped_column(Integer)
     # The copy (of a packed run) that measured it: its physical qubits are the run's.
     copy: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The round of an adaptive run that measured these counts (0 otherwise):
+    # a sample's counts are the sum of its rounds.
+    round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Little-endian uint32 counts, length 2**num_qubits, canonical bit order.
     counts: Mapped[bytes] = mapped_column(LargeBinary)
 
     __table_args__ = (
-        UniqueConstraint("run_id", "split", "sample_index", "circuit", name="uq_results_sample"),
+        UniqueConstraint("run_id", "split", "sample_index", "circuit", "round", name="uq_results_sample"),
         CheckConstraint(_in("split", SPLITS), name="split_valid"),
     )
 

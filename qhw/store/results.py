@@ -30,9 +30,28 @@ class RunCounts:
 
     splits: np.ndarray  # (n,) split names
     sample_index: np.ndarray  # (n,) index within the split
-    counts: np.ndarray  # (n, circuits, 2**qubits) uint32
-    shots: int
+    counts: np.ndarray  # (n, circuits, 2**qubits) uint32: the sum of a sample's rounds
+    shots: int  # the run's shots: the most any sample got
     copies: np.ndarray | None = None  # (n, circuits): the copy of a packed run that measured each; None: all copy 0
+    sample_shots: np.ndarray | None = None  # (n, circuits): the shots each got (an adaptive run's differ); None: ``shots``
+
+    @property
+    def shots_each(self) -> np.ndarray:
+        """(n, circuits) shots of each sample's circuits."""
+        if self.sample_shots is not None:
+            return self.sample_shots
+        return np.full(self.counts.shape[:2], self.shots, dtype=np.int64)
+
+    def frequencies(self, dtype=np.float32) -> np.ndarray:
+        """(n, circuits, 2**qubits) counts / shots of each sample's circuit."""
+        return (self.counts / self.shots_each[..., None]).astype(dtype)
+
+    def subset(self, rows) -> "RunCounts":
+        """These rows only."""
+        return RunCounts(
+            self.splits[rows], self.sample_index[rows], self.counts[rows], self.shots,
+            None if self.copies is None else self.copies[rows], None if self.sample_shots is None else self.sample_shots[rows],
+        )
 
 
 def failure_summary(failed: Mapping[int, str], executions: int) -> str:
@@ -107,6 +126,7 @@ class Results:
                             "circuit": int(circuit),
                             "shots": shots,
                             "copy": copy,
+                            "round": job.round,
                             "counts": blob.tobytes(),
                         }
                         for (split, index), circuit, copy, blob in zip(samples, executions % k, copies, blobs)
@@ -264,32 +284,56 @@ class Results:
         with self._db.transaction(write=False) as session:
             return int(session.scalar(select(func.count()).select_from(ResultRow).where(ResultRow.run_id == run_id)))
 
-    def run_counts(self, run_id: int) -> RunCounts:
-        """All complete samples of a run, ordered by split then sample index."""
+    def run_counts(self, run_id: int, *, through_round: int | None = None) -> RunCounts:
+        """All complete samples of a run, ordered by split then sample index;
+        a sample's counts (and shots) are the sum of its rounds (through
+        ``through_round`` only, when given)."""
         with self._db.transaction(write=False) as session:
             run = run_row(session, run_id)
-            rows = session.execute(
-                select(ResultRow.split, ResultRow.sample_index, ResultRow.circuit, ResultRow.counts, ResultRow.copy)
-                .where(ResultRow.run_id == run.id)
-                .order_by(ResultRow.split.desc(), ResultRow.sample_index, ResultRow.circuit)
-            ).all()
+            query = select(
+                ResultRow.split, ResultRow.sample_index, ResultRow.circuit, ResultRow.counts, ResultRow.copy, ResultRow.shots
+            ).where(ResultRow.run_id == run.id)
+            if through_round is not None:
+                query = query.where(ResultRow.round <= through_round)
+            rows = session.execute(query.order_by(ResultRow.split.desc(), ResultRow.sample_index, ResultRow.circuit, ResultRow.round)).all()
             k, width = run.circuits_per_sample, 2**run.num_qubits
             shots = run.shots
-        grouped: dict[tuple[str, int], list[bytes | None]] = {}
-        copy_of: dict[tuple[str, int, int], int] = {}
-        for split, index, circuit, blob, copy in rows:
-            grouped.setdefault((split, index), [None] * k)[circuit] = blob
-            copy_of[(split, index, circuit)] = copy
-        complete = [(key, blobs) for key, blobs in grouped.items() if all(b is not None for b in blobs)]
+        summed: dict[tuple[str, int], list[np.ndarray | None]] = {}
+        shots_of: dict[tuple[str, int], np.ndarray] = {}
+        copy_of: dict[tuple[str, int], np.ndarray] = {}
+        for split, index, circuit, blob, copy, row_shots in rows:
+            key = (split, index)
+            if key not in summed:
+                summed[key] = [None] * k
+                shots_of[key] = np.zeros(k, dtype=np.int64)
+                copy_of[key] = np.zeros(k, dtype=np.int64)
+            counts = np.frombuffer(blob, dtype=COUNTS_DTYPE)
+            previous = summed[key][circuit]
+            if previous is None:
+                summed[key][circuit] = counts
+                copy_of[key][circuit] = copy  # the copy that measured its first round
+            else:
+                summed[key][circuit] = previous + counts
+            shots_of[key][circuit] += row_shots
+        complete = [key for key, blobs in summed.items() if all(b is not None for b in blobs)]
         counts = np.zeros((len(complete), k, width), dtype=np.uint32)
-        copies = np.zeros((len(complete), k), dtype=np.int64)
-        for i, ((split, index), blobs) in enumerate(complete):
-            counts[i] = np.frombuffer(b"".join(blobs), dtype=COUNTS_DTYPE).reshape(k, width)
-            copies[i] = [copy_of[(split, index, circuit)] for circuit in range(k)]
+        for i, key in enumerate(complete):
+            counts[i] = np.stack(summed[key])
         return RunCounts(
-            splits=np.array([key[0] for key, _ in complete], dtype="<U5"),
-            sample_index=np.array([key[1] for key, _ in complete], dtype=np.int64),
+            splits=np.array([key[0] for key in complete], dtype="<U5"),
+            sample_index=np.array([key[1] for key in complete], dtype=np.int64),
             counts=counts,
             shots=shots,
-            copies=copies,
+            copies=np.array([copy_of[key] for key in complete], dtype=np.int64).reshape(len(complete), k),
+            sample_shots=np.array([shots_of[key] for key in complete], dtype=np.int64).reshape(len(complete), k),
         )
+
+    def round_keys(self, run_id: int, round: int) -> set[tuple[str, int, int]]:
+        """(split, sample index, circuit) of every result a round of a run stored."""
+        with self._db.transaction(write=False) as session:
+            rows = session.execute(
+                select(ResultRow.split, ResultRow.sample_index, ResultRow.circuit).where(
+                    ResultRow.run_id == run_id, ResultRow.round == round
+                )
+            ).all()
+            return {(split, int(index), int(circuit)) for split, index, circuit in rows}

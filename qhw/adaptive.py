@@ -1,0 +1,169 @@
+"""Adaptive runs: each sample measured only until its class is settled.
+
+``qhw submit --adaptive --shots S`` measures in rounds. Round 0 gives every
+sample ``S // 8`` shots (at least 32, the fewest a first prediction reads
+well from); each later round doubles the shots a sample has had, up to S,
+for the samples still unsettled after the one before. A sample's counts are
+the sum of its rounds.
+
+When a sample is settled:
+
+- With ``--model M`` (a hybrid classifier trained on any run of the same
+  feature set): its class no longer depends on shot noise. The counts so far
+  give a point prediction; DRAWS outcome distributions are drawn from the
+  Dirichlet posterior of those counts (Jeffreys prior, 1/2 an outcome) and
+  classified too; the sample is settled when at least CONFIDENCE of the
+  draws give the point prediction's class.
+- Without a model: its distribution stopped changing. The Hellinger distance
+  between its frequencies before and after the round is below TOLERANCE on
+  every circuit of the sample (round 0 has nothing to compare: every sample
+  gets a second round).
+
+A sample that has had S shots is settled whatever it reads. The rounds are
+the ledger's (qhw.runs.advance_round): a round starts only when the round
+before is collected, in one compare-and-set with its jobs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from qhw.errors import ArtifactError, ConfigError
+from qhw.records import ModelRecord
+from qhw.store import RunCounts
+
+#: Round 0 gives S // FIRST_ROUND_DIVISOR shots, and never fewer than MIN_FIRST_SHOTS.
+FIRST_ROUND_DIVISOR = 8
+MIN_FIRST_SHOTS = 32
+#: The model's rule: the share of posterior draws that must agree, and how many are drawn.
+CONFIDENCE = 0.95
+DRAWS = 64
+#: The rule without a model: Hellinger distance between a sample's frequencies before and after a round.
+TOLERANCE = 0.08
+
+
+@dataclass(frozen=True)
+class AdaptiveSettings:
+    """How an adaptive run measures: stored with the run (JSON)."""
+
+    max_shots: int
+    first_shots: int
+    model_id: int | None = None
+    confidence: float = CONFIDENCE
+    draws: int = DRAWS
+    tolerance: float = TOLERANCE
+
+    @classmethod
+    def for_shots(cls, max_shots: int, model_id: int | None = None) -> "AdaptiveSettings":
+        """The settings of an adaptive run of at most ``max_shots`` a sample.
+
+        Raises:
+            ConfigError: ``max_shots`` is below the first round.
+        """
+        first = max(max_shots // FIRST_ROUND_DIVISOR, MIN_FIRST_SHOTS)
+        if max_shots < first:
+            raise ConfigError(
+                f"--adaptive: --shots {max_shots} is below the first round's {first} shots a sample; "
+                f"give --shots {MIN_FIRST_SHOTS} or more"
+            )
+        return cls(max_shots=max_shots, first_shots=first, model_id=model_id)
+
+    @property
+    def totals(self) -> list[int]:
+        """A sample's shots after each round: first, doubled each round, capped at max_shots."""
+        totals = [self.first_shots]
+        while totals[-1] < self.max_shots:
+            totals.append(min(2 * totals[-1], self.max_shots))
+        return totals
+
+    def round_shots(self, round: int) -> int:
+        """The shots each execution of a round gets."""
+        totals = self.totals
+        return totals[round] - (totals[round - 1] if round else 0)
+
+    @property
+    def rounds(self) -> int:
+        return len(self.totals)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "AdaptiveSettings":
+        return cls(**json.loads(text))
+
+    def rule(self) -> str:
+        """The settling rule, in words."""
+        if self.model_id is None:
+            return f"frequencies moved by a Hellinger distance below {self.tolerance:g} in a round"
+        return f"model {self.model_id} gives the same class on {self.confidence:.0%} of {self.draws} posterior draws"
+
+
+def check_model(model: ModelRecord, feature_set_id: int) -> None:
+    """A model that may decide an adaptive run of this feature set.
+
+    Raises:
+        ConfigError: a classical model, or one of another feature set.
+    """
+    if model.kind != "hybrid":
+        raise ConfigError(f"--model {model.id} is {model.kind}; an adaptive run needs a hybrid model (trained on a run's outcomes)")
+    if model.feature_set_id != feature_set_id:
+        raise ConfigError(
+            f"--model {model.id} was trained on feature set {model.feature_set_id}, not feature set {feature_set_id} of this run"
+        )
+
+
+def load_classifier(model: ModelRecord, input_dim: int):
+    """The Keras model of a hybrid model record, checked against the run's inputs.
+
+    Raises:
+        ArtifactError: its weights are missing or unreadable.
+        ConfigError: it reads another number of outcome probabilities.
+    """
+    from qhw.progress import import_keras
+
+    keras = import_keras()
+    try:
+        classifier = keras.models.load_model(model.weights_path)
+    except Exception as err:  # missing, truncated or overwritten
+        raise ArtifactError(
+            f"model {model.id}: its weights at {model.weights_path} are missing or unreadable ({type(err).__name__})"
+        ) from err
+    expected = classifier.input_shape[-1]
+    if expected != input_dim:
+        raise ConfigError(f"--model {model.id} reads {expected} outcome probabilities a sample, this run gives {input_dim}")
+    return classifier
+
+
+def unsettled_by_model(classifier, counts: RunCounts, settings: AdaptiveSettings, seed: int) -> np.ndarray:
+    """(n,) True for the samples whose class still moves with shot noise."""
+    n = len(counts.counts)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    x = counts.frequencies().reshape(n, -1)
+    point = _classes(classifier, x)
+    rng = np.random.default_rng(seed)
+    agree = np.zeros(n, dtype=np.int64)
+    # The posterior of each circuit's outcome probabilities given its counts:
+    # Dirichlet(counts + 1/2), drawn as normalised gamma variates.
+    alpha = counts.counts.astype(np.float64) + 0.5
+    for _ in range(settings.draws):
+        gamma = rng.standard_gamma(alpha)
+        drawn = (gamma / gamma.sum(axis=-1, keepdims=True)).reshape(n, -1).astype(np.float32)
+        agree += _classes(classifier, drawn) == point
+    return agree < settings.confidence * settings.draws
+
+
+def unsettled_by_change(before: RunCounts, after: RunCounts, settings: AdaptiveSettings) -> np.ndarray:
+    """(n,) True for the samples whose frequencies moved by TOLERANCE or more
+    (Hellinger distance, on any circuit) in the round between ``before`` and ``after``."""
+    p, q = before.frequencies(np.float64), after.frequencies(np.float64)
+    distance = np.sqrt(np.clip(1 - np.sqrt(p * q).sum(axis=-1), 0, None))
+    return (distance >= settings.tolerance).any(axis=1)
+
+
+def _classes(classifier, x: np.ndarray) -> np.ndarray:
+    return np.argmax(classifier.predict(x, verbose=0, batch_size=4096), axis=1)
