@@ -450,8 +450,17 @@ def runs_show(app: _App, run_id, properties_out, as_json) -> None:
         ("samples", f"{o.samples} of {o.n_samples} collected"), ("jobs", ", ".join(f"{n} {state}" for state, n in o.jobs_by_state.items())),
         ("layout (physical qubits)", ", ".join(map(str, details.layout))), ("transpiled depth", details.depth),
         ("two-qubit gates", details.two_qubit_gates), ("mitigation", details.mitigation or "none"),
-        ("estimated cost", o.cost.estimate_text), ("actual cost", o.cost.actual_text),
+        ("estimated cost" + (" (worst case)" if details.adaptive else ""), o.cost.estimate_text), ("actual cost", o.cost.actual_text),
     ]
+    if details.adaptive is not None:
+        a = details.adaptive
+        state = "ended" if a.rounds_done else "going on (`qhw collect` starts the next)"
+        facts += [
+            ("adaptive", f"{a.rule}; {a.first_shots} shots first, doubling to {a.max_shots}"),
+            ("rounds", f"round {a.round + 1} of at most {a.rounds}; {state}"),
+            ("shots used", f"{a.shots_used:,} of {a.worst_case_shots:,} at worst ({a.shots_used / a.worst_case_shots:.0%})"),
+            ("samples by shots", ", ".join(f"{n} at {shots}" for shots, n in sorted(a.samples_by_shots.items()))),
+        ]
     _emit([{"run": run_id, "what": name, "value": value} for name, value in facts], False, title=f"run {run_id}")
     calibration = details.calibration
     if calibration is None:
@@ -766,6 +775,17 @@ def _print_comparison(comparison) -> None:
         False,
         title=f"transfer accuracy against shots on {hw.backend}",
     )
+    if comparison.adaptive is not None:
+        a = comparison.adaptive
+        click.echo(
+            f"adaptive run {hw.run} ({a.rule}): {a.shots_used:,} shots against {a.uniform_shots:,} for every sample at "
+            f"{hw.shots} ({a.share:.0%}); transfer accuracy {a.transfer_accuracy:.3f} [{a.low:.3f}, {a.high:.3f}]"
+        )
+        _emit(
+            [{"shots a sample": shots, "test samples": n} for shots, n in sorted(a.samples_by_shots.items())],
+            False,
+            title=f"shots a sample of run {hw.run}",
+        )
 
 
 # --- database ----------------------------------------------------------------------

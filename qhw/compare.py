@@ -66,10 +66,13 @@ class Summary:
         return cls(float(values.mean()), float(median), float(p5), float(p95), int(values.size))
 
 
-def subsample_counts(counts: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
-    """Draw ``shots`` of each row's recorded shots without replacement (multivariate hypergeometric)."""
+def subsample_counts(counts: np.ndarray, shots, rng: np.random.Generator) -> np.ndarray:
+    """Draw ``shots`` of each row's recorded shots without replacement
+    (multivariate hypergeometric); ``shots`` an int, or one per row (counts'
+    shape less its last axis): a row with no more than that is kept whole."""
     flat = counts.reshape(-1, counts.shape[-1]).astype(np.int64)
-    drawn = np.stack([rng.multivariate_hypergeometric(row, shots) for row in flat])
+    wanted = np.broadcast_to(np.asarray(shots), counts.shape[:-1]).reshape(-1)
+    drawn = np.stack([row if row.sum() <= n else rng.multivariate_hypergeometric(row, int(n)) for row, n in zip(flat, wanted)])
     return drawn.reshape(counts.shape)
 
 
@@ -139,6 +142,21 @@ class RunSummary:
     calibration: dict | None  # the per-qubit figures kept with the run
 
 
+@dataclass(frozen=True)
+class AdaptiveFigures:
+    """What an adaptive device run spent: shots a sample (a histogram), and the
+    total against a uniform run of every sample at the run's --shots."""
+
+    rule: str  # the settling rule, in words
+    samples_by_shots: dict[int, int]  # shots a sample got -> samples (test samples compared)
+    shots_used: int
+    uniform_shots: int  # every compared sample at --shots
+    share: float  # shots_used / uniform_shots
+    transfer_accuracy: float
+    low: float
+    high: float
+
+
 @dataclass
 class Comparison:
     simulator: RunSummary
@@ -149,6 +167,7 @@ class Comparison:
     shots_curve: list[ShotsPoint]
     # What the comparison had to leave out, and why (e.g. a failed calibration).
     notes: list[str] = field(default_factory=list)
+    adaptive: AdaptiveFigures | None = None  # the device run was adaptive: what it saved
     # Not in the JSON: arrays for the report's plots.
     confusion: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     fidelities: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
@@ -346,7 +365,14 @@ class _Simulator:
                 f"run {hw_run.id} packed {hw_run.copies} copies an execution, emulated apart: an emulation has no "
                 "crosstalk between copies, and cannot show it; only hardware can (see the agreement by copy)"
             )
+        adaptive = None
+        if hw_run.adaptive:
+            transfer = next(f for f in figures if f.case == "transfer")
+            adaptive = _adaptive_figures(hw, hw_run, test_keys, transfer)
+            if not hw_run.rounds_done:
+                notes.append(f"run {hw_run.id}'s rounds have not ended: its samples may still get more shots (`qhw collect`)")
         return Comparison(
+            adaptive=adaptive,
             simulator=summarize(store, sim_run),
             hardware=summarize(store, hw_run),
             shared_samples=len(shared),
@@ -410,7 +436,7 @@ def _leaderboard_row(comparison: Comparison) -> LeaderboardRow:
 
 def _features(counts: RunCounts, keys) -> np.ndarray:
     rows = _rows(counts, keys)
-    return counts.frequencies()[rows].reshape(len(rows), -1)
+    return counts.frequencies()[rows].reshape(len(rows), int(np.prod(counts.counts.shape[1:])))
 
 
 def _keys(counts: RunCounts, mask: np.ndarray) -> list[tuple[str, int]]:
@@ -454,9 +480,32 @@ def _agreement(sim: RunCounts, hw: RunCounts, shared, labels: np.ndarray) -> tup
     return agreement, fidelity
 
 
+def _adaptive_figures(hw: RunCounts, hw_run: RunRecord, test_keys, transfer: AccuracyFigure) -> AdaptiveFigures:
+    from qhw.adaptive import AdaptiveSettings
+
+    shots = hw.shots_each[_rows(hw, test_keys)]
+    per_sample = shots.max(axis=1)
+    values, counts = np.unique(per_sample, return_counts=True)
+    used, uniform = int(shots.sum()), int(shots.size * hw_run.shots)
+    return AdaptiveFigures(
+        rule=AdaptiveSettings.from_json(hw_run.adaptive_json).rule(),
+        samples_by_shots={int(v): int(c) for v, c in zip(values, counts)},
+        shots_used=used,
+        uniform_shots=uniform,
+        share=used / uniform,
+        transfer_accuracy=transfer.accuracy,
+        low=transfer.low,
+        high=transfer.high,
+    )
+
+
 def _shots_curve(model, hw: RunCounts, hw_run: RunRecord, test_keys, y_test: np.ndarray, seed: int) -> list[ShotsPoint]:
-    """The transfer case at fewer shots: the hardware run's counts subsampled without replacement."""
-    counts = hw.counts[_rows(hw, test_keys)]
+    """The transfer case at fewer shots: the hardware run's counts subsampled
+    without replacement (an adaptive run's samples with fewer shots than a
+    point keep all they have)."""
+    rows = _rows(hw, test_keys)
+    counts = hw.counts[rows]
+    each = hw.shots_each[rows]
     rng = np.random.default_rng(seed)
     backend = None
     try:
@@ -468,8 +517,8 @@ def _shots_curve(model, hw: RunCounts, hw_run: RunRecord, test_keys, y_test: np.
     prices = PriceTable.from_json(hw_run.prices_json) if hw_run.prices_json else (load_prices() if paid else None)
     points = []
     for shots in shot_ladder(hw.shots):
-        drawn = counts if shots == hw.shots else subsample_counts(counts, shots, rng)
-        x = drawn.reshape(len(drawn), -1).astype(np.float32) / shots
+        drawn = counts if (each <= shots).all() else subsample_counts(counts, shots, rng)
+        x = (drawn / drawn.sum(axis=-1, keepdims=True)).reshape(len(drawn), -1).astype(np.float32)
         correct = training.predict(model, x) == y_test
         low, high = bootstrap_interval(correct, seed=seed)
         plans = plan_jobs(backend, counts.shape[0] * counts.shape[1], shots) if paid and prices is not None else []

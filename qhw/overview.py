@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import numpy as np
+
 from qhw import config
 from qhw.errors import ConfigError
 from qhw.records import DEVICE_NAME_KEY, FINAL_STATES, SPLIT_NAMES, CalibrationSnapshot, JobRecord, JobState, RunRecord
@@ -125,6 +127,7 @@ class RunDetails:
     copies: list[tuple[tuple[int, ...], float | None]] = field(default_factory=list)
     # The provider's own estimate of the run's QPU time (IBM's usage_estimation), over the jobs it gave one.
     provider_estimate_seconds: float | None = None
+    adaptive: "AdaptiveProgress | None" = None  # an adaptive run's rounds and shots
 
     def to_dict(self) -> dict:
         calibration = None
@@ -150,7 +153,27 @@ class RunDetails:
             "job_errors": [{"job": job, "state": state, "error": error} for job, state, error in self.job_errors],
             "failed_executions": [failure.to_dict() for failure in self.failed_executions],
             "prices": [{"price": price, "source": source} for price, source in self.prices],
+            "adaptive": None if self.adaptive is None else self.adaptive.to_dict(),
         }
+
+
+@dataclass(frozen=True)
+class AdaptiveProgress:
+    """An adaptive run so far: its rounds, and the shots used against the worst
+    case (every sample to --shots); its cost so far is the run's actual cost."""
+
+    rule: str
+    first_shots: int
+    max_shots: int
+    round: int  # the newest round started (0 is the first)
+    rounds: int  # the most it can have
+    rounds_done: bool
+    shots_used: int  # over the samples' executions (calibrations left out)
+    worst_case_shots: int
+    samples_by_shots: dict[int, int]  # shots a collected sample has had -> samples
+
+    def to_dict(self) -> dict:
+        return {**vars(self), "samples_by_shots": {str(k): v for k, v in sorted(self.samples_by_shots.items())}}
 
 
 def usd(amount: float) -> str:
@@ -212,6 +235,28 @@ def run_details(store: Store, run_id: int | None = None) -> RunDetails:
         job_errors=[(job.id, job.state.value, job.error) for job in jobs if job.error],
         failed_executions=_failed_executions(store, run),
         prices=_price_sources(run),
+        adaptive=_adaptive_progress(store, run),
+    )
+
+
+def _adaptive_progress(store: Store, run: RunRecord) -> AdaptiveProgress | None:
+    if not run.adaptive:
+        return None
+    from qhw.adaptive import AdaptiveSettings
+
+    rounds = AdaptiveSettings.from_json(run.adaptive_json)
+    shots = store.results.run_counts(run.id).shots_each.max(axis=1, initial=0)
+    values, counts = np.unique(shots, return_counts=True)
+    return AdaptiveProgress(
+        rule=rounds.rule(),
+        first_shots=rounds.first_shots,
+        max_shots=rounds.max_shots,
+        round=run.round,
+        rounds=rounds.rounds,
+        rounds_done=run.rounds_done,
+        shots_used=store.results.shots_used(run.id),
+        worst_case_shots=run.n_samples * run.circuits_per_sample * run.shots,
+        samples_by_shots={int(v): int(c) for v, c in zip(values, counts)},
     )
 
 

@@ -232,6 +232,15 @@ def _section(comparison: Comparison, images: list[str], several: bool) -> str:
         f"<td>{'' if p.cost_usd is None else _money(p.cost_usd)}</td></tr>"
         for p in comparison.shots_curve
     )
+    adaptive = ""
+    if comparison.adaptive is not None:
+        a = comparison.adaptive
+        histogram = "".join(f"<tr><td>{shots}</td><td>{n}</td></tr>" for shots, n in sorted(a.samples_by_shots.items()))
+        adaptive = (
+            f"<p>Adaptive run ({e(a.rule)}): {a.shots_used:,} shots against {a.uniform_shots:,} for every sample at "
+            f"{hw.shots} ({a.share:.0%}); transfer accuracy {a.transfer_accuracy:.3f} [{a.low:.3f}, {a.high:.3f}].</p>"
+            f"<table><tr><th>shots a sample</th><th>test samples</th></tr>{histogram}</table>"
+        )
     notes = "".join(f"<p><strong>Note:</strong> {e(note)}</p>\n" for note in comparison.notes)
     pictures = "".join(f'<figure><img src="{e(name)}" alt="{e(name)}"><figcaption>{e(name)}</figcaption></figure>' for name in images)
     level = "h3" if several else "h2"
@@ -249,6 +258,7 @@ def _section(comparison: Comparison, images: list[str], several: bool) -> str:
 {by_copy}
 <{level}>Accuracy against shots</{level}>
 <table><tr><th>shots</th><th>accuracy</th><th>95 % interval</th><th>estimated cost on {e(hw.backend)}</th></tr>{shots}</table>
+{adaptive}
 <{level}>Plots</{level}>
 {pictures}
 """

@@ -500,8 +500,10 @@ class Export:
 def export_results(store: Store, run_id: int | None, out: Path) -> Export:
     """Write a run's stored counts to an .npz for analysis elsewhere.
 
-    Keys: counts (samples x circuits x 2**qubits, canonical order), shots,
-    labels, split ('train'/'test'), sample_index (within its split), backend.
+    Keys: counts (samples x circuits x 2**qubits, canonical order), shots
+    (samples: the shots each sample's circuits got; an adaptive run's differ
+    from sample to sample), circuit_shots (samples x circuits), labels, split
+    ('train'/'test'), sample_index (within its split), backend.
     Only complete samples are written; the result says how many of the run's.
 
     Raises:
@@ -524,7 +526,10 @@ def export_results(store: Store, run_id: int | None, out: Path) -> Export:
             np.savez_compressed(
                 out,
                 counts=stored.counts,
-                shots=np.int64(run.shots),
+                # A sample's circuits get the same shots (its rounds carry all of them);
+                # one that has not had all of a round yet reads its fewest.
+                shots=stored.shots_each.min(axis=1),
+                circuit_shots=stored.shots_each,
                 labels=labels,
                 split=stored.splits,
                 sample_index=stored.sample_index,

@@ -58,7 +58,7 @@ def outcome_features(store: Store, run: RunRecord) -> OutcomeFeatures:
         [arrays.labels(split)[index] for split, index in zip(stored.splits, stored.sample_index)], dtype=np.int64
     )
     # Each circuit by its own shots: an adaptive run's samples got different numbers of them.
-    x = stored.frequencies().reshape(len(stored.counts), -1)
+    x = stored.frequencies().reshape(len(stored.counts), int(np.prod(stored.counts.shape[1:])))
     return OutcomeFeatures(x=x, y=labels, splits=stored.splits)
 
 

@@ -203,3 +203,46 @@ def assert_ledger_sound(store, fake, run_id: int, *, attempts: int = 1) -> None:
             assert len(fake.submitted(f"qhw-job={job.id}")) == attempts, job
         moves = [(event.old_state, event.new_state) for event in store.ledger.events(job.id) if event.old_state is not None]
         assert all(can_move(old, new) for old, new in moves), moves
+
+
+def assert_rounds_sound(store, run_id: int, fake=None) -> None:
+    """An adaptive run whose rounds ended: each round ran each of its
+    executions once, on samples of the round before; each sample's counts are
+    the sum of its rounds, and its shots the schedule's total after its last
+    round; every job collected (and, at a provider, sent once)."""
+    from qhw.adaptive import AdaptiveSettings
+    from qhw.records import JobState
+
+    run = store.ledger.run(run_id)
+    rounds = AdaptiveSettings.from_json(run.adaptive_json)
+    jobs = store.ledger.jobs(run_id)
+    assert run.rounds_done and all(job.state is JobState.COLLECTED for job in jobs), [(j.id, j.state, j.error) for j in jobs]
+    by_round: dict[int, list[int]] = {}
+    for job in jobs:
+        if job.purpose == "samples":
+            assert job.shots(run.shots) == rounds.round_shots(job.round)
+            by_round.setdefault(job.round, []).extend(int(e) for e in job.execution_indices)
+        if fake is not None:
+            assert len(fake.submitted(f"qhw-job={job.id}")) == 1, job
+    assert sorted(by_round) == list(range(run.round + 1))
+    assert sorted(by_round[0]) == list(range(run.n_samples * run.circuits_per_sample))
+    for r in range(1, run.round + 1):
+        assert len(by_round[r]) == len(set(by_round[r])), f"round {r} ran an execution twice"
+        assert set(by_round[r]) <= set(by_round[r - 1])
+    ran = {r: set(executions) for r, executions in by_round.items()}
+    last_round = {e: max(r for r, executions in ran.items() if e in executions) for e in ran[0]}
+    stored = store.results.run_counts(run_id)
+    assert len(stored.counts) == run.n_samples
+    from qhw.records import SPLIT_NAMES, can_move
+
+    order = store.ledger.run_circuit(run_id).sample_order
+    position = {(SPLIT_NAMES[int(code)], int(index)): p for p, (code, index) in enumerate(order)}
+    for row, (split, index) in enumerate(zip(stored.splits, stored.sample_index)):
+        for circuit in range(run.circuits_per_sample):
+            e = position[(str(split), int(index))] * run.circuits_per_sample + circuit
+            assert stored.shots_each[row, circuit] == rounds.totals[last_round[e]]
+            assert stored.counts[row, circuit].sum() == rounds.totals[last_round[e]]
+    assert store.results.shots_used(run_id) == int(stored.shots_each.sum())
+    for job in jobs:
+        moves = [(event.old_state, event.new_state) for event in store.ledger.events(job.id) if event.old_state is not None]
+        assert all(can_move(old, new) for old, new in moves), moves

@@ -181,6 +181,8 @@ class FakeRuntimeClient:
                 "session_id": session_id,
                 "backend": backend_name,
                 "program": program_id,
+                # The shots of each pub (SamplerV2 writes them into every pub it sends), as IBM would run them.
+                "shots": [pub[2] if len(pub) > 2 else inputs.get("shots") for pub in inputs["pubs"]],
                 "created": datetime.now(timezone.utc),
                 "error": error,
                 "polls": 0,

@@ -9,7 +9,11 @@ QHW_TEST_KILL_AT=<point>[:<n>] kills this process (SIGKILL) at the n-th
 
 - ``storing``: inside the transaction that stores a job's counts, after the
   job was marked collected and before the commit;
-- ``stored``: right after that commit, before the job's claim is released.
+- ``stored``: right after that commit, before the job's claim is released;
+- ``rounding``: inside the transaction that starts an adaptive run's next
+  round, its jobs written and not committed (in a process that did not
+  create the run, the first jobs it writes are a round's);
+- ``rounded``: right after that commit, before the round's jobs are sent.
 
 QHW_TEST_IBM_MAX_EXECUTIONS caps IBM's executions per job, to make runs of
 several jobs from few samples.
@@ -45,11 +49,14 @@ def _kill_at(point: str, original):
 
 def main() -> None:
     install_from_environment()
+    from qhw.store import ledger
     from qhw.store.results import Results
     from qhw.worker import RunWorker
 
     Results._end = staticmethod(_kill_at("storing", Results._end))
     RunWorker._store_counts = _kill_at("stored", RunWorker._store_counts)
+    ledger._add_jobs = _kill_at("rounding", ledger._add_jobs)
+    ledger.Ledger.next_round = _kill_at("rounded", ledger.Ledger.next_round)
     if os.environ.get("QHW_TEST_IBM_MAX_EXECUTIONS"):
         import qhw.backends.ibm as ibm_adapter
 

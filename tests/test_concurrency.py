@@ -14,7 +14,7 @@ import signal
 
 import pytest
 
-from conftest import assert_ledger_sound, qhw_env, run_qhw, start_qhw
+from conftest import assert_ledger_sound, assert_rounds_sound, qhw_env, run_qhw, start_qhw
 from fake_braket import FakeBraketCloud
 from fake_ibm import FakeIBMCloud
 from qhw.store import Store
@@ -38,6 +38,9 @@ def _interrupted_runs(env: dict, ibm: FakeIBMCloud, braket: FakeBraketCloud, db:
     # A local simulator, killed while storing its counts.
     killed = run_qhw({**env, "QHW_TEST_KILL_AT": "storing:1"}, *db, "submit", "--backend", "aer_simulator", "--split", "all", "--shots", "64")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
+    # An adaptive IBM run: its round 0 sent; the collectors then race to start round 1 (32 shots more).
+    sent = run_qhw(env, *db, "submit", "--backend", "ibm_fez", "--split", "test", "--limit", "20", "--shots", "64", "--adaptive", "--yes")
+    assert sent.returncode == 0, sent.stderr
 
 
 def _collectors_side_by_side(env: dict, db: list[str]) -> list:
@@ -54,12 +57,13 @@ def _check(store, ibm, braket, outcomes) -> None:
         for sign in ("locked", "UNIQUE", "duplicate key", "Traceback", "deadlock"):
             assert sign not in stderr, stderr
     runs = store.ledger.runs()
-    assert [run.backend for run in runs] == ["ibm_fez", "braket_sv1", "aer_simulator"]
+    assert [run.backend for run in runs] == ["ibm_fez", "braket_sv1", "aer_simulator", "ibm_fez"]
     assert_ledger_sound(store, ibm, runs[0].id)
     assert_ledger_sound(store, braket, runs[1].id)
     assert_ledger_sound(store, None, runs[2].id)
+    assert_rounds_sound(store, runs[3].id, ibm)  # round 1 started once, its job sent once
     assert runs[0].copies == 2
-    assert len(ibm.jobs) == 3 and len(braket.tasks) == 4  # one provider job per qhw job, in all
+    assert len(ibm.jobs) == 3 + 2 and len(braket.tasks) == 4  # one provider job per qhw job, in all
 
 
 def _clouds(tmp_path):

@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from conftest import assert_ledger_sound, qhw_env, run_qhw
+from conftest import assert_ledger_sound, assert_rounds_sound, qhw_env, run_qhw
 from fake_braket import FakeBraketCloud
 from fake_ibm import FakeIBMCloud
 
@@ -72,6 +72,35 @@ def test_a_killed_qhw_leaves_nothing_lost_and_nothing_paid_twice(featured_store,
     assert "Traceback" not in recovered.stderr
     assert fake.faults_left() == 0  # the kill did happen where it was meant to
     assert_ledger_sound(featured_store, fake, featured_store.ledger.run().id)
+
+
+#: An adaptive IBM run of 20 samples, at most 64 shots (32, then 32 more): one job a round.
+ADAPTIVE = ["submit", "--backend", "ibm_fez", "--split", "test", "--limit", "20", "--shots", "64", "--adaptive", "--yes"]
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        "rounding",  # inside the transaction starting round 1
+        "rounded",  # after its commit, before its job is sent
+        "storing:2",  # inside the transaction storing round 1's counts
+    ],
+)
+def test_an_adaptive_run_killed_between_rounds_or_inside_one_tops_up_no_sample_twice(featured_store, home, tmp_path, point):
+    fake = FakeIBMCloud(tmp_path / "ibm.cloud", steps=["QUEUED", "DONE"])
+    env = qhw_env(home, ibm=fake.path)
+    submitted = run_qhw(env, *ADAPTIVE)
+    assert submitted.returncode == 0, submitted.stderr
+    killed = run_qhw({**env, "QHW_TEST_KILL_AT": point}, "collect", "--wait", "--yes", "--interval", "0.02", "--timeout", "120")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    run = featured_store.ledger.run()
+    # Round 1 was started, or not, as the kill left it: never half.
+    round_jobs = [job for job in featured_store.ledger.jobs(run.id) if job.round == 1]
+    assert (run.round, len(round_jobs)) == ((0, 0) if point == "rounding" else (1, 1))
+    recovered = run_qhw(env, *RECOVER, "--json")
+    assert recovered.returncode == 0 and "Traceback" not in recovered.stderr, recovered.stderr
+    assert_rounds_sound(featured_store, run.id, fake)
+    assert featured_store.ledger.run(run.id).round == 1  # 32 shots, then 32 more: two rounds, every sample in both
 
 
 def test_a_local_run_killed_while_storing_counts_is_finished_by_collect(featured_store, home):

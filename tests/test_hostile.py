@@ -65,6 +65,11 @@ def base_home(tmp_path_factory) -> Path:
         patch.delenv("QHW_DB_URL", raising=False)
         document = write_garnet_like(path.parent / "garnet.json")
         runs.submit(store, backend_name=f"braket_emulator:{document}", split="test", limit=10, shots=16)
+        # Model 1 (hybrid, on run 2) and model 2 (classical): what adaptive runs are decided by, or not.
+        from qhw import training
+
+        training.train_hybrid(store, run_id=2, epochs=1)
+        training.train_classical(store, epochs=1)
         store.close()
     return path
 
@@ -484,6 +489,16 @@ CASES = {
     "pack with no chain": Case("submit --backend fake_lima --split test --limit 10 --pack 2", "the device has no 5 usable qubits coupled in a chain"),
     "pack on a device narrower than the template": Case("submit --backend fake_armonk --split test --limit 10 --pack 2", "fake_armonk has 1 qubit(s); the feature map needs 5"),
     "pack on a managed simulator": Case("submit --backend braket_sv1 --split test --limit 10 --pack 2 --yes", "--pack 2: braket_sv1 is a managed simulator"),
+    # --- adaptive runs: a first round above --shots, and models that cannot decide ---------------
+    "adaptive shots below the first round": Case("submit --backend statevector --split test --shots 16 --adaptive", "--adaptive: --shots 16 is below the first round's 32 shots a sample"),
+    "model without adaptive": Case("submit --backend statevector --split test --model 1", "--model decides an adaptive run's rounds: give --adaptive too"),
+    "adaptive model missing": Case("submit --backend statevector --split test --adaptive --model 99", "no model with id 99"),
+    "adaptive model zero": Case("submit --backend statevector --split test --adaptive --model 0", "'--model': 0 is not in the range"),
+    "adaptive model classical": Case("submit --backend statevector --split test --adaptive --model 2", "--model 2 is classical; an adaptive run needs a hybrid model"),
+    "adaptive model weights gone": Case(
+        "submit --backend statevector --split test --adaptive --model 1", "model 1: its weights at",
+        lambda home: [path.unlink() for path in home.glob("models/*.keras")] and {},
+    ),
     "pack-spacing 2": Case("submit --backend fake_fez --split test --limit 10 --pack 2 --pack-spacing 2", "'--pack-spacing': 2 is not in the range 0<=x<=1"),
 }
 

@@ -176,10 +176,11 @@ def test_export_writes_the_documented_keys(featured_store, tmp_path):
     assert (export.samples, export.run_samples, export.unfinished_jobs) == (40, 40, 0)
     out = export.path
     with np.load(out) as data:
-        assert set(data.files) == {"counts", "shots", "labels", "split", "sample_index", "backend"}
+        assert set(data.files) == {"counts", "shots", "circuit_shots", "labels", "split", "sample_index", "backend"}
         assert data["counts"].shape == (40, 1, 32)
         assert (data["counts"].sum(axis=2) == 64).all()
-        assert int(data["shots"]) == 64 and str(data["backend"]) == "aer_simulator"
+        assert data["shots"].tolist() == [64] * 40 and data["circuit_shots"].shape == (40, 1)
+        assert str(data["backend"]) == "aer_simulator"
         assert sorted(set(data["split"])) == ["test", "train"]
         arrays = load_arrays(featured_store.catalogue.feature_set(1))
         for split, index, label in zip(data["split"], data["sample_index"], data["labels"]):

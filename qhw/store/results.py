@@ -279,6 +279,11 @@ class Results:
             rows = session.execute(select(inner.c.run_id, func.count()).group_by(inner.c.run_id)).all()
             return {int(run_id): int(count) for run_id, count in rows}
 
+    def shots_used(self, run_id: int) -> int:
+        """Shots the stored results of a run's samples got (every round's; calibrations left out)."""
+        with self._db.transaction(write=False) as session:
+            return int(session.scalar(select(func.coalesce(func.sum(ResultRow.shots), 0)).where(ResultRow.run_id == run_id)))
+
     def count_rows(self, run_id: int) -> int:
         """Result rows (samples x circuits) stored for a run."""
         with self._db.transaction(write=False) as session:
