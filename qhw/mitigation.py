@@ -91,14 +91,19 @@ def mitigated_counts(store: Store, run: RunRecord) -> RunCounts:
         calibration = store.results.calibration(run.id)
         last = 2**run.num_qubits - 1
         subset = stored.subset(missing)
-        copies = subset.copies if subset.copies is not None else np.zeros(subset.counts.shape[:2], dtype=np.int64)
+        # Each copy of a packed run by the calibration of its own qubits. A
+        # sample measured by several copies (an adaptive run's rounds may run
+        # it on different ones) is the shot-weighted mean of each copy's
+        # mitigated counts; one copy's counts are mitigated whole.
+        by_copy = store.results.counts_by_copy(run.id, [(str(s), int(i)) for s, i in zip(subset.splits, subset.sample_index)])
+        shots = by_copy.sum(axis=-1)  # (samples, circuits, copies)
         quasi = np.zeros(subset.counts.shape, dtype=np.float64)
         for copy in range(run.copies):
-            # Each copy of a packed run by the calibration of its own qubits.
             matrices = assignment_matrices(calibration[(copy, 0)], calibration[(copy, last)], run.num_qubits)
-            measured = copies == copy
+            measured = shots[:, :, copy] > 0
             if measured.any():
-                quasi[measured] = mitigate_counts(subset.counts[measured], matrices)
+                weight = shots[:, :, copy][measured] / shots.sum(axis=-1)[measured]
+                quasi[measured] += weight[:, None] * mitigate_counts(by_copy[:, :, copy][measured], matrices)
         if not final:
             return RunCounts(subset.splits, subset.sample_index, quasi, shots=1)
         store.results.store_mitigated(run.id, METHOD, subset, quasi)

@@ -67,17 +67,21 @@ def test_a_sample_is_settled_when_its_class_no_longer_moves_with_shot_noise():
     settings = AdaptiveSettings.for_shots(1024, model_id=1)
     clear = {3: 120, 4: 8}  # outcome 3 (class 3) far ahead: every posterior draw agrees
     tied = {3: 64, 4: 64}  # classes 3 and 4 even: about half the draws disagree
-    close = {3: 70, 4: 58}  # a little ahead, within the shot noise of 128 shots
+    close = {3: 66, 4: 62}  # a little ahead, within the shot noise of 128 shots (P(3 ahead) about 0.64)
     unsettled = unsettled_by_model(OutcomeClassifier(), counts_of(clear, tied, close), settings, seed=0)
     assert unsettled.tolist() == [False, True, True]
-    # The same lead at 16 times the shots is beyond the noise: settled.
-    assert unsettled_by_model(OutcomeClassifier(), counts_of({3: 1120, 4: 928}), settings, seed=0).tolist() == [False]
+    # The same share ahead in 16 times the shots is beyond the noise (P about 0.92 > 0.85): settled.
+    assert unsettled_by_model(OutcomeClassifier(), counts_of({3: 1056, 4: 992}), settings, seed=0).tolist() == [False]
+    # The rule's share, against the posterior probability that outcome 3 leads (drawn independently here).
+    rng = np.random.default_rng(1)
+    draws = rng.dirichlet([66 + 1 / 32, 62 + 1 / 32], size=20_000)
+    assert 0.55 < (draws[:, 0] > draws[:, 1]).mean() < settings.confidence
 
 
 def test_without_a_model_a_sample_is_settled_when_its_frequencies_stop_moving():
     settings = AdaptiveSettings.for_shots(1024)
     before = counts_of({0: 64, 1: 64}, {0: 64, 1: 64})
-    # The first sample's frequencies hold; the second's move by a Hellinger distance of 0.29.
+    # The first sample's frequencies hold; the second's move by a Hellinger distance of 0.21.
     after = counts_of({0: 130, 1: 126}, {0: 200, 1: 56})
     assert unsettled_by_change(before, after, settings).tolist() == [False, True]
     p, q = np.array([0.5, 0.5]), np.array([200, 56]) / 256
@@ -136,8 +140,13 @@ def test_without_a_model_frequencies_that_hold_end_a_sample_s_rounds(featured_st
     run = runs.submit(featured_store, backend_name="statevector", split="test", limit=20, shots=1024, adaptive=True).run
     assert_rounds_sound(featured_store, run.id)
     rounds = AdaptiveSettings.from_json(run.adaptive_json)
-    # Round 0 has nothing to compare with: every sample had a second round.
+    # Round 0 has nothing to compare with: every sample had a second round,
+    # in jobs like round 0's, and drew fresh shots in it (the same seed again
+    # would measure exactly round 0's counts a second time).
     assert len(featured_store.results.round_keys(run.id, 1)) == 20
+    first = featured_store.results.run_counts(run.id, through_round=0).counts
+    both = featured_store.results.run_counts(run.id, through_round=1).counts
+    assert all((both[i] != 2 * first[i]).any() for i in range(20))
     for r in range(1, run.round):
         before = featured_store.results.run_counts(run.id, through_round=r - 1)
         after = featured_store.results.run_counts(run.id, through_round=r)
@@ -295,3 +304,75 @@ def test_a_model_of_another_feature_set_or_a_classical_one_is_refused_and_nothin
         with pytest.raises(ConfigError, match=re.escape(message)):
             runs.submit(featured_store, backend_name="statevector", feature_set_id=1, split="test", adaptive=True, model_id=model_id)
     assert [run.id for run in featured_store.ledger.runs()] == before
+
+
+def test_a_packed_adaptive_run_mitigates_each_copy_s_share_of_a_sample_by_its_own_qubits(featured_store, monkeypatch):
+    """Round 2 runs fewer samples than round 1, so a sample's rounds land on
+    different copies: its mitigated distribution weighs each copy's mitigated
+    counts by the shots that copy measured."""
+    from sqlalchemy import select
+
+    from qhw.mitigation import assignment_matrices, mitigate_counts, mitigated_counts
+    from qhw.store.models import ResultRow
+
+    # Round 0 has nothing to compare with (all go on); after each later round the
+    # first sample of the round is settled, so every round after that is shifted
+    # on the copies: 32 + 32 shots, then 64, then 128, on up to three copies.
+    monkeypatch.setattr(runs, "unsettled_by_change", lambda before, after, settings: np.arange(len(after.counts)) > 0)
+    run = runs.submit(
+        featured_store, backend_name="fake_fez", split="test", limit=8, shots=256, adaptive=True, pack=3, mitigate="readout", workers=1
+    ).run
+    assert run.copies == 3
+    assert_rounds_sound(featured_store, run.id)
+    with featured_store.database.transaction(write=False) as session:
+        rows = session.execute(
+            select(ResultRow.sample_index, ResultRow.copy, ResultRow.counts).where(ResultRow.run_id == run.id)
+        ).all()
+    by_sample: dict[int, dict[int, np.ndarray]] = {}
+    for index, copy, blob in rows:
+        own = by_sample.setdefault(int(index), {})
+        own[copy] = own.get(copy, 0) + np.frombuffer(blob, dtype="<u4").astype(np.int64)
+    mixed = [index for index, copies in by_sample.items() if len(copies) > 1]
+    assert mixed  # some sample was measured by two copies, with unequal shots
+    assert any(len({int(c.sum()) for c in by_sample[index].values()}) > 1 for index in mixed)
+    calibration = featured_store.results.calibration(run.id)
+    quasi = mitigated_counts(featured_store, featured_store.ledger.run(run.id))
+    row = {int(i): r for r, i in enumerate(quasi.sample_index)}
+    for index in mixed:
+        copies = by_sample[index]
+        total = sum(counts.sum() for counts in copies.values())
+        expected = sum(
+            counts.sum() / total * mitigate_counts(counts, assignment_matrices(calibration[(copy, 0)], calibration[(copy, 31)], 5))
+            for copy, counts in copies.items()
+        )
+        assert np.allclose(quasi.counts[row[index], 0], expected)
+
+
+def test_a_failed_round_waits_for_retry_which_keeps_the_round_s_shots(featured_store, ibm_cloud, monkeypatch):
+    monkeypatch.setattr(runs, "unsettled_by_change", lambda before, after, settings: np.ones(len(after.counts), dtype=bool))
+    run = runs.submit(
+        featured_store, backend_name="ibm_fez", split="test", limit=6, shots=128, adaptive=True, approve=lambda estimate: True
+    ).run
+    yes = lambda *args: True  # noqa: E731
+    ibm_cloud.set(fail_next="Error code 8041; the job exceeded the maximum execution time")  # round 1's job, sent next
+    for _ in range(10):
+        runs.collect(featured_store, run_id=run.id, approve=yes)
+        if featured_store.ledger.jobs(run.id, states=[JobState.FAILED]):
+            break
+    ibm_cloud.set(fail_next=None)
+    (failed,) = featured_store.ledger.jobs(run.id, states=[JobState.FAILED])
+    assert (failed.round, failed.own_shots) == (1, 32)
+    # Nothing further starts while a round has a failed job.
+    for _ in range(3):
+        runs.collect(featured_store, run_id=run.id, approve=yes)
+    assert featured_store.ledger.run(run.id).round == failed.round
+    runs.retry_run(featured_store, run.id, approve=lambda estimate: True)
+    retried = featured_store.ledger.job(failed.id)
+    assert (retried.round, retried.own_shots) == (failed.round, failed.own_shots)
+    _collect_until_done(featured_store, run.id, approve=yes)
+    assert featured_store.ledger.run(run.id).round == 2  # 32, 64, 128
+    jobs = featured_store.ledger.jobs(run.id)
+    assert all(job.state is JobState.COLLECTED for job in jobs)
+    stored = featured_store.results.run_counts(run.id)
+    assert stored.shots_each.tolist() == [[128]] * 6
+    assert (stored.counts.sum(axis=2) == 128).all()

@@ -333,6 +333,26 @@ class Results:
             sample_shots=np.array([shots_of[key] for key in complete], dtype=np.int64).reshape(len(complete), k),
         )
 
+    def counts_by_copy(self, run_id: int, keys: list[tuple[str, int]]) -> np.ndarray:
+        """(samples, circuits, copies, 2**qubits): the counts of these samples
+        that each copy of a packed run measured, summed over rounds (an
+        adaptive run's rounds may run a sample on different copies)."""
+        with self._db.transaction(write=False) as session:
+            run = run_row(session, run_id)
+            rows = session.execute(
+                select(ResultRow.split, ResultRow.sample_index, ResultRow.circuit, ResultRow.copy, ResultRow.counts).where(
+                    ResultRow.run_id == run.id
+                )
+            ).all()
+            shape = (len(keys), run.circuits_per_sample, run.copies, 2**run.num_qubits)
+        position = {key: i for i, key in enumerate(keys)}
+        counts = np.zeros(shape, dtype=np.int64)
+        for split, index, circuit, copy, blob in rows:
+            row = position.get((split, int(index)))
+            if row is not None:
+                counts[row, circuit, copy] += np.frombuffer(blob, dtype=COUNTS_DTYPE)
+        return counts
+
     def round_keys(self, run_id: int, round: int) -> set[tuple[str, int, int]]:
         """(split, sample index, circuit) of every result a round of a run stored."""
         with self._db.transaction(write=False) as session:
