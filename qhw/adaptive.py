@@ -48,6 +48,8 @@ MIN_FIRST_SHOTS = 32
 CONFIDENCE = 0.85
 DRAWS = 64
 PRIOR = 1 / 32
+#: Rows of posterior draws classified in one model call (a few MB of float32).
+DRAW_ROWS = 65_536
 #: The rule without a model: Hellinger distance between a sample's frequencies
 #: before and after a round. Shot noise alone moves a 5-qubit sample's
 #: frequencies by about 0.09 from 256 to 512 shots and 0.06 from 512 to 1,024:
@@ -159,12 +161,15 @@ def unsettled_by_model(classifier, counts: RunCounts, settings: AdaptiveSettings
     rng = np.random.default_rng(seed)
     agree = np.zeros(n, dtype=np.int64)
     # The posterior of each circuit's outcome probabilities given its counts:
-    # Dirichlet(counts + prior), drawn as normalised gamma variates.
+    # Dirichlet(counts + prior), drawn as normalised gamma variates, and
+    # classified in batches of whole draws (one model call for many).
     alpha = counts.counts.astype(np.float64) + settings.prior
-    for _ in range(settings.draws):
-        gamma = rng.standard_gamma(alpha)
-        drawn = (gamma / gamma.sum(axis=-1, keepdims=True)).reshape(n, -1).astype(np.float32)
-        agree += _classes(classifier, drawn) == point
+    per_batch = max(1, DRAW_ROWS // n)
+    for start in range(0, settings.draws, per_batch):
+        batch = min(per_batch, settings.draws - start)
+        gamma = rng.standard_gamma(np.broadcast_to(alpha, (batch, *alpha.shape)))
+        drawn = (gamma / gamma.sum(axis=-1, keepdims=True)).reshape(batch * n, -1).astype(np.float32)
+        agree += (_classes(classifier, drawn).reshape(batch, n) == point).sum(axis=0)
     return agree < settings.confidence * settings.draws
 
 

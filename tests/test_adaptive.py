@@ -41,12 +41,42 @@ class OutcomeClassifier:
         return np.eye(10)[classes]
 
 
-def trained_model(store, *, feature_set_id: int = 1) -> int:
-    """A hybrid model trained on a statevector run of the small feature set."""
-    from qhw import training
+@pytest.fixture(scope="module")
+def hybrid_weights(built_home, tmp_path_factory):
+    """A hybrid model's weights, trained once (4 epochs) on a statevector run
+    of the small feature set, in a home of its own; and the run's accuracy."""
+    import shutil
 
-    sim = runs.submit(store, backend_name="statevector", feature_set_id=feature_set_id, split="all", shots=1024).run
-    return training.train_hybrid(store, run_id=sim.id, epochs=4).model.id
+    from qhw import training
+    from qhw.store import Store
+
+    home = tmp_path_factory.mktemp("adaptive-model") / "home"
+    shutil.copytree(built_home, home)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QHW_HOME", str(home))
+        patch.delenv("QHW_DB_URL", raising=False)
+        store = Store(f"sqlite:///{home}/qhw.db")
+        sim = runs.submit(store, backend_name="statevector", split="all", shots=1024).run
+        trained = training.train_hybrid(store, run_id=sim.id, epochs=4)
+        store.close()
+    return trained.model
+
+
+def trained_model(store, weights) -> int:
+    """The module's hybrid model, registered in this test's store (its weights copied into its home)."""
+    import shutil
+    from dataclasses import replace
+
+    from qhw import config
+    from qhw.records import ModelSpec
+
+    models = config.home() / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    path = models / weights.weights_path.name
+    shutil.copy(weights.weights_path, path)
+    spec = ModelSpec(**{name: getattr(weights, name) for name in ModelSpec.__dataclass_fields__})
+    model, _ = store.catalogue.add_model(replace(spec, run_id=None, weights_path=path), accuracy=0.5, test_samples=1)
+    return model.id
 
 
 # --- the schedule and the rules ----------------------------------------------------------------
@@ -91,12 +121,12 @@ def test_without_a_model_a_sample_is_settled_when_its_frequencies_stop_moving():
 # --- rounds on simulators ----------------------------------------------------------------------------
 
 
-def test_an_adaptive_run_gives_more_shots_exactly_to_the_samples_the_model_has_not_settled(featured_store):
+def test_an_adaptive_run_gives_more_shots_exactly_to_the_samples_the_model_has_not_settled(featured_store, hybrid_weights):
     from qhw.adaptive import load_classifier
     from qhw.store.models import ResultRow
     from sqlalchemy import select
 
-    model_id = trained_model(featured_store)
+    model_id = trained_model(featured_store, hybrid_weights)
     run = runs.submit(
         featured_store, backend_name="statevector", split="test", shots=1024, adaptive=True, model_id=model_id
     ).run
@@ -156,7 +186,7 @@ def test_without_a_model_frequencies_that_hold_end_a_sample_s_rounds(featured_st
         assert went_on == {(str(after.splits[i]), int(after.sample_index[i])) for i, more in zip(in_round, expected) if more}
 
 
-def test_downstream_reads_each_sample_by_its_own_shots(featured_store, tmp_path):
+def test_downstream_reads_each_sample_by_its_own_shots(featured_store, hybrid_weights, tmp_path):
     """Counts accumulate; results export a shots vector; training, compare
     (with what the run saved) and readout mitigation take samples of
     different shots."""
@@ -164,8 +194,8 @@ def test_downstream_reads_each_sample_by_its_own_shots(featured_store, tmp_path)
     from qhw.compare import compare
     from qhw.mitigation import assignment_matrices, mitigate_counts, mitigated_counts
 
-    model_id = trained_model(featured_store)
-    sim = featured_store.ledger.run(1)
+    model_id = trained_model(featured_store, hybrid_weights)
+    sim = runs.submit(featured_store, backend_name="statevector", split="all", limit=30, shots=512).run
     run = runs.submit(
         featured_store, backend_name="fake_manila", split="all", limit=30, shots=512, adaptive=True, model_id=model_id,
         mitigate="readout", workers=1,
@@ -279,13 +309,13 @@ def test_collect_drives_a_braket_run_s_rounds(featured_store, braket_cloud, monk
 # --- refused -----------------------------------------------------------------------------------------------
 
 
-def test_a_model_of_another_feature_set_or_a_classical_one_is_refused_and_nothing_written(featured_store):
+def test_a_model_of_another_feature_set_or_a_classical_one_is_refused_and_nothing_written(featured_store, hybrid_weights):
     from dataclasses import replace
 
     from qhw import training
     from qhw.records import ModelSpec
 
-    model_id = trained_model(featured_store)
+    model_id = trained_model(featured_store, hybrid_weights)
     model = featured_store.catalogue.model(model_id)
     source = featured_store.catalogue.feature_set(1)
     other = featured_store.catalogue.add_feature_set(
@@ -306,7 +336,7 @@ def test_a_model_of_another_feature_set_or_a_classical_one_is_refused_and_nothin
     assert [run.id for run in featured_store.ledger.runs()] == before
 
 
-def test_a_packed_adaptive_run_mitigates_each_copy_s_share_of_a_sample_by_its_own_qubits(featured_store, monkeypatch):
+def test_a_packed_adaptive_run_mitigates_each_copy_s_share_of_a_sample_by_its_own_qubits(featured_store, monkeypatch, tmp_path):
     """Round 2 runs fewer samples than round 1, so a sample's rounds land on
     different copies: its mitigated distribution weighs each copy's mitigated
     counts by the shots that copy measured."""
@@ -319,8 +349,13 @@ def test_a_packed_adaptive_run_mitigates_each_copy_s_share_of_a_sample_by_its_ow
     # first sample of the round is settled, so every round after that is shifted
     # on the copies: 32 + 32 shots, then 64, then 128, on up to three copies.
     monkeypatch.setattr(runs, "unsettled_by_change", lambda before, after, settings: np.arange(len(after.counts)) > 0)
+    from device_documents import garnet_like
+
+    document = tmp_path / "line17.json"  # a line of 17 qubits numbered from 1: three copies, spaced
+    document.write_text(garnet_like(17).json())
     run = runs.submit(
-        featured_store, backend_name="fake_fez", split="test", limit=8, shots=256, adaptive=True, pack=3, mitigate="readout", workers=1
+        featured_store, backend_name=f"braket_emulator:{document}", split="test", limit=8, shots=256, adaptive=True, pack=3,
+        mitigate="readout", workers=1,
     ).run
     assert run.copies == 3
     assert_rounds_sound(featured_store, run.id)
@@ -376,3 +411,28 @@ def test_a_failed_round_waits_for_retry_which_keeps_the_round_s_shots(featured_s
     stored = featured_store.results.run_counts(run.id)
     assert stored.shots_each.tolist() == [[128]] * 6
     assert (stored.counts.sum(axis=2) == 128).all()
+
+
+def test_the_command_line_submits_shows_and_compares_an_adaptive_run(featured_store):
+    import json
+
+    from click.testing import CliRunner
+
+    from qhw.cli import main
+
+    cli = CliRunner()
+    sim = cli.invoke(main, ["submit", "--backend", "statevector", "--split", "all", "--limit", "30", "--shots", "256", "--json"])
+    assert sim.exit_code == 0, sim.output
+    done = cli.invoke(main, ["submit", "--backend", "statevector", "--split", "test", "--limit", "30", "--shots", "256", "--adaptive", "--json"])
+    assert done.exit_code == 0, done.output
+    shown = json.loads(done.stdout)
+    run = featured_store.ledger.run(shown["run"])
+    assert shown["rounds_done"] is True and shown["round"] == run.round >= 1
+    details = cli.invoke(main, ["runs", "show", str(run.id)])
+    used = featured_store.results.shots_used(run.id)
+    assert f"{used:,} of {30 * 256:,} at worst" in details.output
+    compared = cli.invoke(main, ["compare", "--sim", str(json.loads(sim.stdout)["run"]), "--hw", str(run.id), "--epochs", "2"])
+    assert compared.exit_code == 0, compared.output
+    assert f"adaptive run {run.id}" in compared.output and f"{used:,} shots against {30 * 256:,}" in compared.output
+    report = compared.output.rsplit("report: ", 1)[1].strip()
+    assert "shots a sample" in open(report, encoding="utf-8").read()
