@@ -118,6 +118,7 @@ def _emit_collected(result, as_json: bool) -> None:
             "jobs_awaiting_approval": result.awaiting_approval,
             "jobs_usage_pending": result.usage_pending,
             "failed_executions": result.failed_executions,
+            "rounds_started": result.rounds_started,
         },
         as_json,
     )

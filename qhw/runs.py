@@ -80,6 +80,7 @@ class CollectResult:
     awaiting_approval: int  # paid jobs to send again, left pending without --yes
     usage_pending: int = 0  # finished jobs whose provider has not yet given its final usage
     failed_executions: int = 0  # executions a provider failed inside collected jobs, not yet retried
+    rounds_started: int = 0  # rounds of adaptive runs this collect started
 
 
 @dataclass(frozen=True)
@@ -334,6 +335,7 @@ def collect(
         if any(worker.backend.is_local for worker in run_workers.values()):
             parallel.connect(settings.dask_scheduler(scheduler), settings.dask_timeout()).close()
     deadline = None if timeout is None else time.monotonic() + timeout
+    rounds_started = 0
     while True:
         tally = Tally()
         unfinished = store.ledger.jobs(run_id, states=UNFINISHED_STATES)
@@ -370,7 +372,9 @@ def collect(
                     store.ledger.release([job.id for job in jobs], holder)
         # An adaptive run whose round is collected (here, or by a process that
         # ended before it could go on) starts its next one; its jobs are worked at once.
-        if _advance_rounds(store, run_id, holder, approve, run_workers, unworkable):
+        started = _advance_rounds(store, run_id, holder, approve, run_workers, unworkable)
+        if started:
+            rounds_started += started
             continue
         remaining = store.ledger.jobs(run_id, states=UNFINISHED_STATES)
         usage_pending = settle_usage(store, run_id, workers=run_workers, holder=holder)
@@ -389,6 +393,7 @@ def collect(
         failed_executions=sum(
             len(missing_executions(store, run.id)) for run in ([store.ledger.run(run_id)] if run_id is not None else store.ledger.runs())
         ),
+        rounds_started=rounds_started,
     )
 
 

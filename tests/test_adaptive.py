@@ -287,6 +287,7 @@ def test_collect_drives_an_ibm_run_s_rounds_and_each_paid_round_needs_approval(f
     assert [job.round for job in pending] == [1] and len(ibm_cloud.jobs) == 1
     _, jobs, estimate = asked[-1]
     assert [job.id for job in jobs] == [pending[0].id] and estimate.usd > 0
+    assert result.rounds_started == 1  # the collect that collected round 0 started round 1, and left it waiting
     _collect_until_done(featured_store, run.id, approve=lambda *args: True)
     assert_rounds_sound(featured_store, run.id, ibm_cloud)
     # IBM ran each round's job with that round's shots: 32 first, then 32 more to 64.

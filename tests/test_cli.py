@@ -68,7 +68,7 @@ def test_the_walk_through_from_the_issue(home):
     assert "fake_manila" in run("jobs").stdout
 
     collected = ok_json("collect", "--wait")
-    assert collected == {"samples": 300, "pending_jobs": 0, "failed_jobs": 0, "jobs_waiting_on_errors": 0, "jobs_awaiting_approval": 0, "jobs_usage_pending": 0, "failed_executions": 0}
+    assert collected == {"samples": 300, "pending_jobs": 0, "failed_jobs": 0, "jobs_waiting_on_errors": 0, "jobs_awaiting_approval": 0, "jobs_usage_pending": 0, "failed_executions": 0, "rounds_started": 0}
 
     hybrid = ok_json("train", "--run", "1", "--epochs", "2")
     assert hybrid["kind"] == "hybrid" and (hybrid["train_samples"], hybrid["test_samples"]) == (200, 50)

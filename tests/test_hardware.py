@@ -322,7 +322,7 @@ def test_poll_collect_and_cancel_from_the_command_line(featured_store, braket_cl
     import json
 
     _cli("submit", "--backend", "braket_sv1", "--split", "test", "--limit", "10", "--shots", "100", "--yes")
-    quiet = {"jobs_waiting_on_errors": 0, "jobs_awaiting_approval": 0, "jobs_usage_pending": 0, "failed_executions": 0}
+    quiet = {"jobs_waiting_on_errors": 0, "jobs_awaiting_approval": 0, "jobs_usage_pending": 0, "failed_executions": 0, "rounds_started": 0}
     polled = json.loads(_cli("poll", "--json").stdout)
     assert polled == {"samples": 0, "pending_jobs": 1, "failed_jobs": 0, **quiet}
     collected = json.loads(_cli("collect", "--wait", "--interval", "0.01", "--json").stdout)
