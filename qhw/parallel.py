@@ -133,7 +133,10 @@ def _process_pool(workers: int, preload: tuple[str, ...]) -> Iterator[Executor]:
 def run_job(
     backend: str, backend_seed: int | None, qpy: bytes, layout: tuple[int, ...], copies: int, values: np.ndarray, shots: int, seed: int | None
 ):
-    """Run one local job in whatever process this is (a worker), on one thread: its JobResult.
+    """Run one local job in whatever process this is (a worker), on one thread:
+    (where it ran, its JobResult). Where: the Dask worker's address, or this
+    process's pid and host; stored as the job's local id, so that a run shows
+    which worker ran each of its jobs.
 
     The backend and the circuit are built once per process and kept.
     """
@@ -142,7 +145,19 @@ def run_job(
     simulator = _backend(backend, backend_seed)
     simulator.use_threads(1)
     executable = Executable(circuit=_circuit(hashlib.sha1(qpy).hexdigest(), qpy), layout=tuple(layout), copies=copies)
-    return run_local_job(simulator, executable, values, shots, seed)[1]
+    return where_this_runs(), run_local_job(simulator, executable, values, shots, seed)[1]
+
+
+def where_this_runs() -> str:
+    """A Dask worker's address (``dask:tcp://...``), else ``pid:<pid>@<host>``."""
+    try:
+        from distributed import get_worker
+
+        return f"dask:{get_worker().address}"
+    except (ImportError, ValueError):  # not inside a Dask worker
+        import socket
+
+        return f"pid:{os.getpid()}@{socket.gethostname()}"
 
 
 #: Copy c of a packed job is simulated with the job's seed plus c times this

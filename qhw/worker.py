@@ -226,7 +226,7 @@ class RunWorker:
         for future in as_completed(futures):
             job = left.pop(future)
             try:
-                result = future.result()
+                where, result = future.result()
             except (JobFailedError, BackendError) as err:  # the simulator's own verdict
                 self._end(job, JobState.FAILED, error=str(err))
             except Exception as err:  # the worker went away (a broken pool, a lost Dask worker)
@@ -235,8 +235,8 @@ class RunWorker:
                     self.work(remaining, tally)
                     advance()
                 return
-            else:
-                self._store_counts(job, f"{self.backend.name}:worker", result, ProviderUsage())
+            else:  # the job's local id says which worker ran it
+                self._store_counts(job, f"{self.backend.name}:{where}", result, ProviderUsage())
             advance()
             self.store.ledger.renew([j.id for j in left.values()], self.holder)  # a long run keeps its claims
 

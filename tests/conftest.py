@@ -19,6 +19,15 @@ SMALL_TRAIN = 300
 SMALL_TEST = 100
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (the README's test command runs a worker a core), a
+    module's tests stay on one worker, so that its module-scoped fixtures are
+    built once; the PostgreSQL tests, which share one database, all on one."""
+    for item in items:
+        group = "postgres" if item.get_closest_marker("postgres") else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     """A fresh QHW_HOME and no database URL from the caller's environment."""
@@ -246,3 +255,19 @@ def assert_rounds_sound(store, run_id: int, fake=None) -> None:
     for job in jobs:
         moves = [(event.old_state, event.new_state) for event in store.ledger.events(job.id) if event.old_state is not None]
         assert all(can_move(old, new) for old, new in moves), moves
+
+
+def recomputed_accuracy(store, model_id: int, run_id: int) -> float:
+    """A hybrid model's accuracy on a run's test samples, recomputed here from
+    the raw counts and the dataset's labels (not through qhw.training)."""
+    import keras
+
+    from qhw.features import load_arrays
+
+    model = keras.models.load_model(store.catalogue.model(model_id).weights_path)
+    stored = store.results.run_counts(run_id)
+    test = stored.splits == "test"
+    counts = stored.counts[test].astype(np.float64)
+    x = (counts / counts.sum(axis=-1, keepdims=True)).reshape(int(test.sum()), -1).astype(np.float32)
+    labels = load_arrays(store.catalogue.feature_set(store.ledger.run(run_id).feature_set_id)).labels("test")[stored.sample_index[test]]
+    return float(np.mean(np.argmax(model.predict(x, verbose=0), axis=1) == labels))

@@ -11,6 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from qhw.cli import main
+from qhw.store import Store
+
+from conftest import recomputed_accuracy
 
 def run(*args: str):
     return CliRunner().invoke(main, list(args))
@@ -72,7 +75,9 @@ def test_the_walk_through_from_the_issue(home):
 
     hybrid = ok_json("train", "--run", "1", "--epochs", "2")
     assert hybrid["kind"] == "hybrid" and (hybrid["train_samples"], hybrid["test_samples"]) == (200, 50)
-    assert 0.0 <= hybrid["accuracy"] <= 1.0
+    store = Store(f"sqlite:///{home}/qhw.db")
+    assert hybrid["accuracy"] == pytest.approx(recomputed_accuracy(store, hybrid["model"], 1))  # its own run's test samples
+    store.close()
 
     listed = ok_json("features", "list")
     assert [f["feature_set"] for f in listed] == [1]
@@ -115,9 +120,31 @@ def test_db_upgrade_and_current(home):
 def test_demo_prints_three_accuracies(home):
     result = ok_json("demo", "--limit-train", "200", "--limit-test", "50", "--autoencoder-epochs", "2", "--epochs", "2", "--shots", "256")
     assert {"classical_accuracy", "hybrid_accuracy", "hybrid_on_hardware_accuracy"} <= set(result)
-    assert all(0.0 <= result[k] <= 1.0 for k in ("classical_accuracy", "hybrid_accuracy", "hybrid_on_hardware_accuracy"))
+    store = Store(f"sqlite:///{home}/qhw.db")
+    models = {store.catalogue.model(e.model_id) for e in store.catalogue.evaluations()}
+    (hybrid,) = [model for model in models if model.kind == "hybrid"]
+    assert result["hybrid_accuracy"] == pytest.approx(recomputed_accuracy(store, hybrid.id, 1))
+    assert result["hybrid_on_hardware_accuracy"] == pytest.approx(recomputed_accuracy(store, hybrid.id, 2))
+    store.close()
+    assert 0.0 <= result["classical_accuracy"] <= 1.0
     jobs = ok_json("jobs")
     assert {j["backend"] for j in jobs} == {"aer_simulator", "fake_manila"}
     assert all(j["state"] == "collected" for j in jobs)
     table = run("demo", "--limit-train", "100", "--limit-test", "30", "--autoencoder-epochs", "1", "--epochs", "1", "--shots", "64")
     assert table.exit_code == 0 and "fake_manila" in table.stdout and "classical" in table.stdout
+
+
+def test_an_unexpected_error_is_one_line_and_qhw_debug_shows_its_traceback(home, monkeypatch):
+    import qhw.overview
+
+    def broken(store):
+        raise RuntimeError("an invariant broke")
+
+    monkeypatch.setattr(qhw.overview, "run_overviews", broken)
+    plain = run("runs", "list")
+    assert plain.exit_code == 1 and "Traceback" not in plain.stderr
+    assert plain.stderr.strip().splitlines() == [
+        "Error: unexpected RuntimeError: an invariant broke (a bug in qhw? QHW_DEBUG=1 shows where it happened)"
+    ]
+    debugged = CliRunner().invoke(main, ["runs", "list"], env={"QHW_DEBUG": "1"})
+    assert isinstance(debugged.exception, RuntimeError) and str(debugged.exception) == "an invariant broke"

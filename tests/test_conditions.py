@@ -140,16 +140,21 @@ def test_ctrl_c_during_a_long_local_run_stops_it_and_collect_finishes_it(feature
     # 24 jobs of a million shots: long enough that the interrupt lands mid-run
     # even when this process is slow to see the first stored sample.
     process = start_qhw(qhw_env(home), "submit", "--backend", "aer_simulator", "--split", "test", "--limit", "24", "--shots", "1000000")
-    deadline = time.monotonic() + 240
     while featured_store.results.count_samples() == 0:  # let it store some of its jobs first
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read() if process.poll() is not None else "too slow"
+        assert process.poll() is None, process.stderr.read()
         time.sleep(0.2)
     status = Path(f"/proc/{process.pid}/status").read_text()
     masks = {line.split(":")[0]: int(line.split()[1], 16) for line in status.splitlines() if line.startswith(("SigBlk", "SigIgn"))}
     assert not any(mask & (1 << (signal.SIGINT - 1)) for mask in masks.values()), masks  # it can see a Ctrl-C
+    stored_before = sum(job.state is JobState.COLLECTED for job in featured_store.ledger.jobs())
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)  # answered within a job's time, not the run's
+    _, stderr = process.communicate(timeout=900)  # a guard against a hang, not a measure of speed
     assert process.returncode == 130, stderr[-2000:]
+    # The order of events: after the interrupt, at most the jobs already running
+    # on the pool's workers (one a core) and the one being stored finish; the
+    # rest of the run is left to `collect`.
+    stored_after = sum(job.state is JobState.COLLECTED for job in featured_store.ledger.jobs())
+    assert stored_after - stored_before <= (os.cpu_count() or 1) + 1, (stored_before, stored_after)
     assert stderr.strip().splitlines()[-1].startswith("Error: interrupted; what was stored stays stored")
     jobs = featured_store.ledger.jobs()
     assert all(job.claimed_by is None for job in jobs)  # the claims were given back

@@ -8,6 +8,8 @@ fail. Crashes of a real `qhw` process are in test_crashes.py.
 from __future__ import annotations
 
 import json
+import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -184,8 +186,41 @@ def test_collect_wait_stops_when_only_unapproved_jobs_are_left(featured_store, i
         patch.setattr(RunWorker, "_send", _die)
         with pytest.raises(KeyboardInterrupt):
             _submit(featured_store, "ibm_fez")
-    result = runs.collect(featured_store, wait=True, interval=0.01, timeout=30)
+    # No timeout: only the rule can end the wait. A collect that waited would
+    # sleep between passes; the first sleep fails the test instead of hanging it.
+    def no_waiting(seconds):
+        raise AssertionError(f"collect --wait slept {seconds} s with only an unapproved job left")
+
+    monkeypatch.setattr(runs, "time", SimpleNamespace(monotonic=time.monotonic, sleep=no_waiting))
+    result = runs.collect(featured_store, wait=True, interval=0.01, timeout=None)
     assert (result.pending_jobs, result.awaiting_approval) == (1, 1)
+
+
+def test_transient_errors_are_tried_qhw_retry_attempts_times_with_waits_between_the_bounds(monkeypatch):
+    """QHW_RETRY_ATTEMPTS calls in all; between them, waits of at least
+    QHW_RETRY_INITIAL_WAIT and at most QHW_RETRY_MAX_WAIT plus 1 s of jitter."""
+    from qhw.errors import TransientBackendError
+    from qhw.retrying import with_retries
+
+    monkeypatch.setenv("QHW_RETRY_ATTEMPTS", "4")
+    monkeypatch.setenv("QHW_RETRY_INITIAL_WAIT", "2")
+    monkeypatch.setenv("QHW_RETRY_MAX_WAIT", "3")
+    waits, calls = [], []
+    monkeypatch.setattr(time, "sleep", waits.append)  # tenacity sleeps through time.sleep
+
+    def throttled():
+        calls.append(1)
+        raise TransientBackendError("429 Too Many Requests")
+
+    with pytest.raises(TransientBackendError, match="429"):
+        with_retries(throttled, "a call")
+    assert len(calls) == 4 and len(waits) == 3
+    assert all(2 <= wait <= 3 + 1 for wait in waits), waits
+    calls.clear()
+    monkeypatch.setenv("QHW_RETRY_ATTEMPTS", "1")
+    with pytest.raises(TransientBackendError):
+        with_retries(throttled, "a call")
+    assert len(calls) == 1
 
 
 # --- cancel ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
+from qhw.errors import StoreError
 from qhw.records import FINAL_STATES, TRANSITIONS, UNFINISHED_STATES, JobPlan, JobState, RunSpec, can_move
 from qhw.store import RunCircuit
 from qhw.store.ledger import _process_start, holder_id, holder_is_gone, utcnow
@@ -130,9 +131,10 @@ def test_idempotency_keys_are_unique_and_written_before_anything_else(featured_s
     keys = [job.idempotency_key for job in jobs]
     assert len(set(keys)) == 3 and all(len(key) == 32 for key in keys)
     assert all(f"qhw-key={job.idempotency_key}" in job.tags for job in jobs)
-    with pytest.raises(Exception):
+    with pytest.raises(StoreError, match="UNIQUE constraint failed: jobs.idempotency_key"):
         with featured_store.transaction() as session:
             session.execute(text("UPDATE jobs SET idempotency_key = :k"), {"k": keys[0]})
+    assert [job.idempotency_key for job in featured_store.ledger.jobs()] == keys  # the failed write left nothing
 
 
 # --- claims ---------------------------------------------------------------------------------------
@@ -147,6 +149,17 @@ def test_a_claimed_job_is_worked_by_one_holder_at_a_time(featured_store):
     claimed = featured_store.ledger.claim(job, mine)
     assert claimed.claimed_by == mine and claimed.lease_until > utcnow()
     assert featured_store.ledger.claim(job, mine) is not None  # a holder may renew its own claim
+
+
+def test_a_claim_lasts_qhw_lease_seconds(featured_store, monkeypatch):
+    _, (job, other) = _run(featured_store, n_jobs=2)
+    monkeypatch.setenv("QHW_LEASE_SECONDS", "1234")
+    before = utcnow()
+    claimed = featured_store.ledger.claim(job, holder_id())
+    after = utcnow()
+    assert before + timedelta(seconds=1234) <= claimed.lease_until <= after + timedelta(seconds=1234)
+    monkeypatch.setenv("QHW_LEASE_SECONDS", "60")
+    assert featured_store.ledger.claim(other, holder_id()).lease_until <= utcnow() + timedelta(seconds=60)
 
 
 def test_a_lapsed_lease_can_be_taken_over(featured_store):

@@ -82,6 +82,15 @@ def test_compare_reports_accuracy_with_and_without_mitigation(featured_store):
     cases = {a.case for a in result.accuracies}
     assert cases == {"simulator", "transfer", "transfer-mitigated", "hardware", "hardware-mitigated", "classical"}
     assert all(a.low <= a.accuracy <= a.high for a in result.accuracies)
+    # The mitigated cases classify mthree's correction of each sample's counts by
+    # the run's own calibration, not the raw counts: recomputed here from both.
+    stored = featured_store.results.run_counts(device.id)
+    calibration = featured_store.results.calibration(device.id)
+    matrices = assignment_matrices(calibration[(0, 0)], calibration[(0, 31)], 5)
+    quasi = mitigated_counts(featured_store, device)
+    assert np.allclose(quasi.counts[:, 0], mitigate_counts(stored.counts[:, 0], matrices))
+    assert not np.allclose(quasi.counts[:, 0], stored.counts[:, 0] / 512, atol=1e-3)  # fake_lima's readout errors were corrected
+    assert not np.array_equal(result.confusion["transfer-mitigated"], result.confusion["transfer"])
 
 
 # --- the calibration job is an ordinary job ----------------------------------------------------------

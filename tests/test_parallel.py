@@ -33,12 +33,27 @@ def _counts(store, run_id: int) -> np.ndarray:
     return store.results.run_counts(run_id).counts
 
 
+def _where_jobs_ran(store, run_id: int) -> list[str]:
+    """Where each job of a run ran, as its local id records it (qhw.parallel.where_this_runs)."""
+    places = []
+    for job in store.ledger.jobs(run_id):
+        backend, _, where = job.provider_job_id.partition(":")
+        places.append(where)
+    return places
+
+
 def test_two_worker_processes_store_what_one_process_stores(featured_store, small_jobs):
     alone = runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=512, workers=1).run
     pooled = runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=512, workers=2).run
     assert len(featured_store.ledger.jobs(pooled.id)) == 4
     assert np.array_equal(_counts(featured_store, alone.id), _counts(featured_store, pooled.id))
     assert_ledger_sound(featured_store, None, pooled.id)
+    # Every job ran in a worker process, none in this one; and not all in one worker.
+    places = _where_jobs_ran(featured_store, pooled.id)
+    pids = [int(re.fullmatch(r"pid:(\d+)@.+", where).group(1)) for where in places]
+    assert os.getpid() not in pids and len(set(pids)) == 2, places
+    # The run on one process ran every job here.
+    assert not any(where.startswith("pid:") for where in _where_jobs_ran(featured_store, alone.id))
 
 
 @pytest.fixture
@@ -53,11 +68,15 @@ def cluster():
 
 
 def test_a_dask_cluster_stores_what_one_process_stores(featured_store, small_jobs, cluster):
-    local, _ = cluster
+    local, client = cluster
     alone = runs.submit(featured_store, backend_name="fake_manila", split="test", shots=256, workers=1).run
     clustered = runs.submit(featured_store, backend_name="fake_manila", split="test", shots=256, scheduler=local.scheduler_address).run
     assert np.array_equal(_counts(featured_store, alone.id), _counts(featured_store, clustered.id))
     assert_ledger_sound(featured_store, None, clustered.id)
+    # Every job ran on one of the cluster's workers.
+    workers = {f"dask:{address}" for address in client.scheduler_info()["workers"]}
+    places = _where_jobs_ran(featured_store, clustered.id)
+    assert places and set(places) <= workers, (places, workers)
 
 
 def test_a_run_whose_worker_dies_mid_job_still_completes(featured_store, cluster):
@@ -112,6 +131,8 @@ def test_a_scheduler_and_a_worker_started_by_hand_run_a_run(featured_store, home
         alone = runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=512, workers=1).run
         clustered = runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=512, scheduler=address).run
         assert np.array_equal(_counts(featured_store, alone.id), _counts(featured_store, clustered.id))
+        places = _where_jobs_ran(featured_store, clustered.id)
+        assert places and all(where.startswith("dask:tcp://") for where in places), places  # on the hand-started workers
     finally:
         for process in (worker, scheduler):
             if process is not None:
