@@ -19,13 +19,14 @@ SMALL_TRAIN = 300
 SMALL_TEST = 100
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_itemcollected(item):
     """Under pytest-xdist (the README's test command runs a worker a core), a
     module's tests stay on one worker, so that its module-scoped fixtures are
-    built once; the PostgreSQL tests, which share one database, all on one."""
-    for item in items:
-        group = "postgres" if item.get_closest_marker("postgres") else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
+    built once; the PostgreSQL tests, which share one database, all on one.
+    (Marked as each test is collected: xdist reads the groups in its own
+    pytest_collection_modifyitems, which runs before a conftest's.)"""
+    group = "postgres" if item.get_closest_marker("postgres") else item.module.__name__
+    item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture
