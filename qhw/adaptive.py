@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from qhw.errors import ArtifactError, ConfigError
+from qhw.errors import ConfigError
 from qhw.records import ModelRecord
 from qhw.store import RunCounts
 
@@ -136,15 +136,9 @@ def load_classifier(model: ModelRecord, input_dim: int):
         ArtifactError: its weights are missing or unreadable.
         ConfigError: it reads another number of outcome probabilities.
     """
-    from qhw.progress import import_keras
+    from qhw.training import load_model
 
-    keras = import_keras()
-    try:
-        classifier = keras.models.load_model(model.weights_path)
-    except Exception as err:  # missing, truncated or overwritten
-        raise ArtifactError(
-            f"model {model.id}: its weights at {model.weights_path} are missing or unreadable ({type(err).__name__})"
-        ) from err
+    classifier = load_model(model)
     expected = classifier.input_shape[-1]
     if expected != input_dim:
         raise ConfigError(f"--model {model.id} reads {expected} outcome probabilities a sample, this run gives {input_dim}")

@@ -158,16 +158,24 @@ def evaluate_on_run(store: Store, *, model_id: int, run_id: int) -> EvaluationRe
     test = data.splits == "test"
     if not test.any():
         raise TrainingError(f"run {run.id} has no collected test samples to evaluate on")
+    accuracy = _accuracy(load_model(model_record), data.x[test], data.y[test])
+    return store.catalogue.add_evaluation(model_id=model_id, run_id=run.id, accuracy=accuracy, test_samples=int(test.sum()))
+
+
+def load_model(model_record: ModelRecord):
+    """A stored model's Keras model.
+
+    Raises:
+        ArtifactError: its weights are missing or unreadable.
+    """
     keras = import_keras()
     try:
-        model = keras.models.load_model(model_record.weights_path)
+        return keras.models.load_model(model_record.weights_path)
     except Exception as err:  # missing, truncated or overwritten
         raise ArtifactError(
-            f"model {model_id}: its weights at {model_record.weights_path} are missing or unreadable "
+            f"model {model_record.id}: its weights at {model_record.weights_path} are missing or unreadable "
             f"({type(err).__name__}); train it again"
         ) from err
-    accuracy = _accuracy(model, data.x[test], data.y[test])
-    return store.catalogue.add_evaluation(model_id=model_id, run_id=run.id, accuracy=accuracy, test_samples=int(test.sum()))
 
 
 def build_classifier(

@@ -466,3 +466,21 @@ def test_a_packed_local_job_holds_no_more_shots_than_an_unpacked_one():
     sent = remote.limits.circuits_per_job(1024)
     assert plan_jobs(remote, 10 * sent, 1024, copies=5)[0].executions == 5 * sent  # the provider's limit counts executions sent
     assert per_job == 64
+
+
+def test_an_adaptive_packed_run_adds_each_round_to_its_own_sample(signed_features, monkeypatch):
+    """Rounds of an adaptive run land on shifting copies (round 2 runs fewer
+    samples): every shot of every round must still be its own sample's one outcome."""
+    from conftest import expected_index
+
+    from qhw import runs
+
+    store, arrays = signed_features
+    # Round 0 all go on; afterwards the first sample of each round is settled.
+    monkeypatch.setattr(runs, "unsettled_by_change", lambda before, after, settings: np.arange(len(after.counts)) > 0)
+    run = runs.submit(store, backend_name="statevector", split="test", limit=8, shots=128, adaptive=True, pack=3).run
+    assert run.copies == 3 and run.rounds_done and run.round == 2
+    stored = store.results.run_counts(run.id)
+    assert sorted(stored.shots_each[:, 0].tolist()) == [64] + [128] * 7
+    for index, counts, shots in zip(stored.sample_index, stored.counts[:, 0], stored.shots_each[:, 0]):
+        assert counts[expected_index(arrays.angles_test[index])] == shots  # every shot of every round on its own outcome
