@@ -49,7 +49,7 @@ from qhw.backends._qiskit_jobs import InProcessJobs
 from qhw.circuits import copy_register
 from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, ResultMappingError
 from qhw.pricing import CostEstimate, PriceTable
-from qhw.records import QUBITS, CalibrationSnapshot, JobState, JobUsage, ProviderUsage
+from qhw.records import CalibrationSnapshot, JobState, JobUsage, ProviderUsage
 
 ARN_PREFIX = "braket:"
 EMULATOR_PREFIX = "braket_emulator:"
@@ -252,8 +252,6 @@ class BraketBackend:
     def check(self, n_circuits: int, shots: int) -> None:
         """Read the device's properties and refuse what it cannot run, before any task."""
         device = self._load_device()
-        if self.num_qubits < QUBITS:
-            raise ConfigError(f"{self.name} has {self.num_qubits} qubits; the feature map needs {QUBITS}")
         if not self.is_local:
             status = getattr(device, "status", "ONLINE")
             if status != "ONLINE":
@@ -302,7 +300,7 @@ class BraketBackend:
         manager = generate_preset_pass_manager(optimization_level=level, target=target, seed_transpiler=seed, initial_layout=indices)
         try:
             circuit = manager.run(template)
-        except TranspilerError as err:  # e.g. no 5 coupled qubits, or gates that cannot express the circuit
+        except TranspilerError as err:  # e.g. too few coupled qubits, or gates that cannot express the circuit
             raise ConfigError(f"the feature map cannot be compiled for {self.name}: {err.message}") from err
         layout = circuit.layout.final_index_layout()[: template.num_qubits] if circuit.layout else range(template.num_qubits)
         return Executable(circuit=circuit, layout=tuple(self._label(q) for q in layout))

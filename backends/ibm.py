@@ -32,7 +32,8 @@ from qhw.backends._qiskit_jobs import InProcessJobs, job_status, local_job_count
 from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, JobNotFoundError, TransientBackendError
 from qhw.packing import DeviceGraph
 from qhw.pricing import CostEstimate, PriceTable
-from qhw.records import QUBITS, CalibrationSnapshot, JobUsage, PairCalibration, ProviderUsage, QubitCalibration
+from qhw.feature_maps import MIN_QUBITS
+from qhw.records import CalibrationSnapshot, JobUsage, PairCalibration, ProviderUsage, QubitCalibration
 
 FAKE_PREFIX = "fake_"
 REAL_PREFIX = "ibm_"
@@ -92,7 +93,7 @@ def sampler(mode: Any):
 
 
 def backend_names() -> list[str]:
-    fakes = [device.name for device in _fake_devices() if _qubits(device) >= QUBITS]
+    fakes = [device.name for device in _fake_devices() if _qubits(device) >= MIN_QUBITS]
     return [*LISTED_DEVICES, *fakes]
 
 
@@ -105,8 +106,8 @@ def create(name: str, *, seed: int | None = None) -> Backend | None:
     device = next((d for d in _fake_devices() if d.name == name), None)
     if device is None:
         return None
-    if _qubits(device) < QUBITS:
-        raise ConfigError(f"{name} has {_qubits(device)} qubit(s); the feature map needs {QUBITS}")
+    if _qubits(device) < MIN_QUBITS:
+        raise ConfigError(f"{name} has {_qubits(device)} qubit(s); a feature map needs at least {MIN_QUBITS}")
     return IBMBackend(name, device=_kept_across_runs(device), seed=seed)
 
 
@@ -241,8 +242,6 @@ class IBMBackend:
 
     def check(self, n_circuits: int, shots: int) -> None:
         device = self._load_device()
-        if device.num_qubits < QUBITS:
-            raise ConfigError(f"{self.name} has {device.num_qubits} qubits; the feature map needs {QUBITS}")
         if not self.is_local:
             status = _runtime_call(device.status, f"reading the status of {self.name}")
             if not getattr(status, "operational", True):

@@ -1,4 +1,8 @@
-"""The paper's 5-qubit feature map and the arrays that feed it."""
+"""The paper's feature map, the readout calibration, packing, and the arrays that feed a template.
+
+Other feature maps are built (or read from a file) in :mod:`qhw.feature_maps`,
+in the same form: parameters ``theta[i]``, qubit i measured into bit i of ``meas``.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ def feature_map(num_qubits: int = QUBITS):
     Qubit i is measured into classical bit i, so a result's integer has the
     outcome of logical qubit i in bit i (the canonical order of DESIGN.md).
     """
-    circuit, theta = _parameterised_circuit(num_qubits, "qhw_feature_map")
+    circuit, theta = parameterised_circuit(num_qubits, "qhw_feature_map")
     for i in range(num_qubits):
         circuit.ry(theta[i], i)
     for i in range(num_qubits):
@@ -36,20 +40,21 @@ def readout_calibration(num_qubits: int = QUBITS):
     two states that give each qubit's readout assignment matrix. Being
     parameterised, it runs through the same submit path as the feature map.
     """
-    circuit, phi = _parameterised_circuit(num_qubits, "qhw_readout_calibration")
+    circuit, phi = parameterised_circuit(num_qubits, "qhw_readout_calibration")
     for i in range(num_qubits):
         circuit.rx(phi[i], i)
     circuit.measure(range(num_qubits), range(num_qubits))
     return circuit
 
 
-def _parameterised_circuit(num_qubits: int, name: str):
-    """An empty circuit with qhw's registers, and its parameter vector."""
+def parameterised_circuit(num_qubits: int, name: str, *, parameters: int | None = None):
+    """An empty circuit with qhw's registers, and its parameter vector
+    (``parameters`` long, one a qubit by default)."""
     from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
     from qiskit.circuit import ParameterVector
 
     circuit = QuantumCircuit(QuantumRegister(num_qubits, "q"), ClassicalRegister(num_qubits, REGISTER_NAME), name=name)
-    return circuit, ParameterVector(PARAMETER_NAME, num_qubits)
+    return circuit, ParameterVector(PARAMETER_NAME, num_qubits if parameters is None else parameters)
 
 
 def packed(template, copies: int):
@@ -205,20 +210,22 @@ def calibration_rows(num_qubits: int = QUBITS) -> np.ndarray:
 
 def logical_rows(angles: np.ndarray, circuits_per_sample: int) -> np.ndarray:
     """Every execution's parameter values, index i of the vector in column i:
-    (n_samples * K, 5); row e is sample e // K, circuit e % K."""
-    return np.ascontiguousarray(angles.reshape(len(angles) * circuits_per_sample, QUBITS), dtype=np.float64)
+    (n_samples * K, P); row e is sample e // K, circuit e % K, which takes
+    components P*k .. P*k+P-1 of the sample."""
+    width = angles.shape[1] // circuits_per_sample
+    return np.ascontiguousarray(angles.reshape(len(angles) * circuits_per_sample, width), dtype=np.float64)
 
 
 def parameter_rows(angles: np.ndarray, circuits_per_sample: int, circuit) -> np.ndarray:
     """Parameter values for every execution, in the circuit's parameter order.
 
     Args:
-        angles: (n_samples, 5 * K) angles; circuit k takes components 5k..5k+4.
+        angles: (n_samples, P * K) angles; circuit k takes components P*k .. P*k+P-1.
         circuits_per_sample: K.
         circuit: the (transpiled) circuit whose ``parameters`` order the columns.
 
     Returns:
-        (n_samples * K, 5) array; row e is sample e // K, circuit e % K.
+        (n_samples * K, P) array; row e is sample e // K, circuit e % K.
     """
     return circuit_rows(logical_rows(angles, circuits_per_sample), circuit)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from qhw.cli_options import EPOCHS, ID, INTERVAL, LATENT, POSITIVE, SECONDS, SEED, USD, WORKERS
+from qhw.cli_options import ANGLE_RANGE, EPOCHS, ID, INTERVAL, LATENT, MAP_QUBITS, POSITIVE, SECONDS, SEED, USD, WORKERS
 from qhw.errors import QhwError
 from qhw.records import RUN_SPLITS, JobState  # no heavy imports: `qhw --help` stays instant
 
@@ -220,17 +220,28 @@ def features() -> None:
 @features.command("build")
 @click.option("--dataset", default="mnist-5k", show_default=True, help="mnist-5k, mnist (Keras cache), an IDX folder or an .npz file.")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the split, subsets and training.")
-@click.option("--components", default=5, show_default=True, type=POSITIVE, help="PCA components; a multiple of 5 (one 5-qubit circuit per 5).")
+@click.option(
+    "--feature-map", "feature_map", default="paper", show_default=True, metavar="NAME|FILE",
+    help="paper, zz, angle or reupload, or an OpenQASM 3 (.qasm) or QPY (.qpy) file of your own.",
+)
+@click.option("--qubits", type=MAP_QUBITS, help="Qubits of a built-in map (2 to 12; default 5). A file's are its own.")
+@click.option("--reps", type=POSITIVE, help="Repetitions of the zz and reupload maps (default 2).")
+@click.option("--angle-range", type=ANGLE_RANGE, help="Range the components are scaled to, LOW:HIGH in radians (default: the map's own; 0:pi for a file).")
+@click.option("--components", type=POSITIVE, help="PCA components: a multiple of the map's parameters, one circuit for each (default: one circuit).")
 @click.option("--latent-dim", default=64, show_default=True, type=LATENT, help="Autoencoder latent size.")
 @click.option("--epochs", default=30, show_default=True, type=EPOCHS, help="Autoencoder training epochs.")
 @click.option("--limit-train", type=POSITIVE, help="Keep a seeded stratified subset of this many train images.")
 @click.option("--limit-test", type=POSITIVE, help="Keep a seeded stratified subset of this many test images.")
 @json_option
 @pass_app
-def features_build(app: _App, dataset, seed, components, latent_dim, epochs, limit_train, limit_test, as_json) -> None:
-    """Train the autoencoder, fit PCA and scale angles to [-pi/2, pi/2]."""
+def features_build(
+    app: _App, dataset, seed, feature_map, qubits, reps, angle_range, components, latent_dim, epochs, limit_train, limit_test, as_json
+) -> None:
+    """Train the autoencoder, fit PCA and scale the components to the feature map's angles."""
+    from qhw import feature_maps
     from qhw.features import build_features
 
+    chosen = feature_maps.resolve(feature_map, qubits=qubits, reps=reps, angle_range=angle_range)
     record = build_features(
         app.store(),
         dataset=dataset,
@@ -241,11 +252,13 @@ def features_build(app: _App, dataset, seed, components, latent_dim, epochs, lim
         limit_train=limit_train,
         limit_test=limit_test,
         progress=_progress(),
+        feature_map=chosen,
     )
     _emit(
         {
             "feature_set": record.id,
             "dataset": record.dataset,
+            **_map_fields(record),
             "components": record.components,
             "n_train": record.n_train,
             "n_test": record.n_test,
@@ -265,6 +278,7 @@ def features_list(app: _App, as_json) -> None:
             "feature_set": r.id,
             "created": r.created_at.strftime("%Y-%m-%d %H:%M"),
             "dataset": r.dataset,
+            **_map_fields(r),
             "components": r.components,
             "n_train": r.n_train,
             "n_test": r.n_test,
@@ -274,6 +288,17 @@ def features_list(app: _App, as_json) -> None:
         for r in app.store().catalogue.feature_sets()
     ]
     _emit(rows, as_json, title="feature sets")
+
+
+def _map_fields(record) -> dict:
+    """What `features build`, `features list` and `runs show` say of a feature set's map."""
+    return {
+        "feature_map": record.feature_map,
+        "qubits": record.num_qubits,
+        "parameters": record.num_parameters,
+        "circuits_per_sample": record.circuits_per_sample,
+        "angle_range": [round(value, 6) for value in record.angle_range],
+    }
 
 
 # --- backends, submit, jobs, collect ----------------------------------------------------
@@ -330,7 +355,7 @@ def submit(
     ctx, app: _App, backend_name, feature_set_id, split, shots, limit, seed, max_cost, yes, mitigate, pack, pack_spacing,
     adaptive, model_id, workers, scheduler, as_json,
 ) -> None:
-    """Submit one feature-map circuit per sample (and per 5 components)."""
+    """Submit the feature map's circuits: one a sample, or one for each of its parameters' worth of components."""
     from qhw.runs import submit as submit_run
 
     result = submit_run(
@@ -447,7 +472,7 @@ def runs_show(app: _App, run_id, properties_out, as_json) -> None:
     o = details.overview
     facts = [
         ("backend", o.backend), ("kind", o.device_kind), ("device", o.device), ("created", o.created.strftime("%Y-%m-%d %H:%M:%S UTC")),
-        ("feature set", details.feature_set), ("seed", details.seed), ("split", o.split), ("shots", o.shots),
+        ("feature set", details.feature_set), ("feature map", details.feature_map_text), ("seed", details.seed), ("split", o.split), ("shots", o.shots),
         ("samples", f"{o.samples} of {o.n_samples} collected"), ("jobs", ", ".join(f"{n} {state}" for state, n in o.jobs_by_state.items())),
         ("layout (physical qubits)", ", ".join(map(str, details.layout))), ("transpiled depth", details.depth),
         ("two-qubit gates", details.two_qubit_gates), ("mitigation", details.mitigation or "none"),

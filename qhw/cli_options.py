@@ -8,10 +8,12 @@ traceback; these types refuse both with one line naming the option.
 from __future__ import annotations
 
 import math
+import re
 
 import click
 
 from qhw.checks import EPOCHS_MAX, ID_MAX, SEED_MAX, WORKERS_MAX
+from qhw.feature_maps import MAX_QUBITS, MIN_QUBITS
 
 
 class IntegerRange(click.IntRange):
@@ -28,6 +30,8 @@ EPOCHS = IntegerRange(1, EPOCHS_MAX)
 WORKERS = IntegerRange(1, WORKERS_MAX)
 #: An autoencoder's latent size: at most the 784 pixels it compresses.
 LATENT = IntegerRange(1, 784)
+#: A built-in feature map's qubits.
+MAP_QUBITS = IntegerRange(MIN_QUBITS, MAX_QUBITS)
 
 
 class FiniteFloat(click.ParamType):
@@ -59,3 +63,38 @@ USD = FiniteFloat(0.0, " of USD")
 SECONDS = FiniteFloat(0.0, " of seconds")
 #: A pause between polls: a day at most (time.sleep refuses what it cannot represent).
 INTERVAL = FiniteFloat(0.0, " of seconds", maximum=86400)
+
+
+class AngleRange(click.ParamType):
+    """``LOW:HIGH`` in radians: numbers, or multiples of pi (``0:pi``, ``-pi/2:pi/2``, ``0:2*pi``)."""
+
+    name = "LOW:HIGH"
+    _PI_FORM = re.compile(r"^(?P<sign>[-+]?)(?P<factor>\d+(\.\d*)?)?\*?pi(/(?P<divisor>\d+(\.\d*)?))?$")
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).replace(" ", "").split(":")
+        if len(parts) != 2:
+            self.fail(f"{value!r} is not LOW:HIGH (for example 0:pi or -pi/2:pi/2)", param, ctx)
+        low, high = (self._angle(part, value, param, ctx) for part in parts)
+        if not low < high:
+            self.fail(f"LOW must be below HIGH, got {value}", param, ctx)
+        return (low, high)
+
+    def _angle(self, text: str, value, param, ctx) -> float:
+        match = self._PI_FORM.match(text.lower())
+        if match:
+            number = float(match["factor"] or 1) * math.pi / float(match["divisor"] or 1)
+            number = -number if match["sign"] == "-" else number
+        else:
+            try:
+                number = float(text)
+            except ValueError:
+                self.fail(f"{text!r} in {value!r} is neither a number nor a multiple of pi", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{text!r} in {value!r} is not finite", param, ctx)
+        return number
+
+
+ANGLE_RANGE = AngleRange()

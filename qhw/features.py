@@ -1,8 +1,10 @@
-"""Feature sets: autoencoder 784 -> latent, PCA -> components, angles in [-pi/2, pi/2].
+"""Feature sets: autoencoder 784 -> latent, PCA -> components, angles in the feature map's range.
 
-After Ry(theta) then H a qubit reads 1 with probability (1 - sin theta) / 2,
-which is one-to-one only on [-pi/2, pi/2]; on [0, pi] theta and pi - theta fold
-together and the hybrid loses most of its accuracy (DESIGN.md).
+Each map scales its components into the range where its encoding is
+one-to-one (qhw.feature_maps). The paper's: after Ry(theta) then H a qubit
+reads 1 with probability (1 - sin theta) / 2, which is one-to-one only on
+[-pi/2, pi/2]; on [0, pi] theta and pi - theta fold together and the hybrid
+loses most of its accuracy (DESIGN.md).
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qhw import config
+from qhw import config, feature_maps
 from qhw.datasets import IMAGE_PIXELS, MNIST_5K, load_dataset
 from qhw.checks import NotAnArchive, check_positive, check_seed, load_npz
 from qhw.errors import ArtifactError, ConfigError
 from qhw.progress import Progress, SilentProgress, import_keras, keras_callback
-from qhw.records import QUBITS, FeatureSetRecord
+from qhw.feature_maps import FeatureMap
+from qhw.records import FeatureSetRecord
 from qhw.store import Store
 
-ANGLE_LIMIT = np.pi / 2
 ARRAYS_FILE = "arrays.npz"
 ENCODER_FILE = "encoder.keras"
 AUTOENCODER_FILE = "autoencoder.keras"
@@ -31,7 +33,7 @@ AUTOENCODER_FILE = "autoencoder.keras"
 class FeatureArrays:
     """The arrays of a feature set, as saved under QHW_HOME/features/."""
 
-    angles_train: np.ndarray  # (n_train, components) in [-pi/2, pi/2]
+    angles_train: np.ndarray  # (n_train, components) in the feature map's range
     angles_test: np.ndarray
     latent_train: np.ndarray  # (n_train, latent_dim)
     latent_test: np.ndarray
@@ -45,35 +47,25 @@ class FeatureArrays:
         return self.y_train if split == "train" else self.y_test
 
 
-def validate_components(components: int) -> int:
-    """Number of 5-qubit circuits per sample for ``components``.
-
-    Raises:
-        ConfigError: components is not a positive multiple of 5.
-    """
-    if components <= 0 or components % QUBITS:
-        raise ConfigError(
-            f"--components must be a positive multiple of {QUBITS} "
-            f"(one {QUBITS}-qubit circuit per {QUBITS} components), got {components}"
-        )
-    return components // QUBITS
-
-
 def build_features(
     store: Store,
     *,
     dataset: str = MNIST_5K,
     seed: int = 0,
-    components: int = 5,
+    components: int | None = None,
     latent_dim: int = 64,
     epochs: int = 30,
     limit_train: int | None = None,
     limit_test: int | None = None,
     progress: Progress | None = None,
+    feature_map: FeatureMap | None = None,
 ) -> FeatureSetRecord:
     """Train the autoencoder, fit PCA and the angle scaler, save and register.
 
-    Everything is fitted on the train split only; test angles are clipped.
+    Everything is fitted on the train split only; test angles are clipped to
+    the map's range. ``feature_map``: the paper's 5-qubit map when None;
+    ``components``: one circuit's parameters when None (a multiple of them
+    gives K circuits a sample).
 
     Returns:
         The registered feature set.
@@ -82,7 +74,8 @@ def build_features(
         ConfigError: an option is out of range.
         DatasetError: the dataset cannot be loaded.
     """
-    validate_components(components)
+    feature_map = feature_map or feature_maps.resolve()
+    components = feature_map.num_parameters * feature_map.circuits_for(components)
     check_seed(seed)
     check_positive(latent_dim, "--latent-dim")
     check_positive(limit_train, "--limit-train")
@@ -105,9 +98,10 @@ def build_features(
     from sklearn.preprocessing import MinMaxScaler
 
     pca = PCA(n_components=components, random_state=seed).fit(latent_train)
-    scaler = MinMaxScaler(feature_range=(-ANGLE_LIMIT, ANGLE_LIMIT)).fit(pca.transform(latent_train))
-    angles_train = np.clip(scaler.transform(pca.transform(latent_train)), -ANGLE_LIMIT, ANGLE_LIMIT)
-    angles_test = np.clip(scaler.transform(pca.transform(latent_test)), -ANGLE_LIMIT, ANGLE_LIMIT)
+    low, high = feature_map.angle_range
+    scaler = MinMaxScaler(feature_range=(low, high)).fit(pca.transform(latent_train))
+    angles_train = np.clip(scaler.transform(pca.transform(latent_train)), low, high)
+    angles_test = np.clip(scaler.transform(pca.transform(latent_test)), low, high)
 
     # Files first under a fresh folder; the row only once they are complete.
     artifact_dir = features_dir / uuid.uuid4().hex
@@ -140,6 +134,7 @@ def build_features(
             n_test=len(data.y_test),
             reconstruction_mse=mse,
             artifact_dir=artifact_dir,
+            feature_map=feature_map,
         )
     except BaseException:
         shutil.rmtree(artifact_dir, ignore_errors=True)

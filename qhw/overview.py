@@ -128,6 +128,9 @@ class RunDetails:
     # The provider's own estimate of the run's QPU time (IBM's usage_estimation), over the jobs it gave one.
     provider_estimate_seconds: float | None = None
     adaptive: "AdaptiveProgress | None" = None  # an adaptive run's rounds and shots
+    # The feature map: its name, qubits, parameters and circuits a sample, and that as one line.
+    feature_map: dict = field(default_factory=dict)
+    feature_map_text: str = ""
 
     def to_dict(self) -> dict:
         calibration = None
@@ -140,6 +143,7 @@ class RunDetails:
         return {
             **self.overview.to_dict(),
             "feature_set": self.feature_set,
+            "feature_map": self.feature_map,
             "seed": self.seed,
             "layout": list(self.layout),
             "copies": [
@@ -220,9 +224,17 @@ def run_details(store: Store, run_id: int | None = None) -> RunDetails:
     age = None
     if calibration is not None and calibration.calibrated_at is not None:
         age = run.created_at - calibration.calibrated_at
+    feature_set = store.catalogue.feature_set(run.feature_set_id)
     return RunDetails(
         overview=overview,
         feature_set=run.feature_set_id,
+        feature_map={
+            "name": feature_set.feature_map,
+            "qubits": feature_set.num_qubits,
+            "parameters": feature_set.num_parameters,
+            "circuits_per_sample": feature_set.circuits_per_sample,
+        },
+        feature_map_text=feature_set.describe_map(),
         seed=run.seed,
         layout=run.layout,
         copies=_copies(run),

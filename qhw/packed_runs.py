@@ -8,7 +8,7 @@ executable that carries them:
   partition of its graph, and the packed template compiled onto exactly the
   partition's qubits;
 - an ideal simulator, which has no qubits to share: ``--pack N`` puts N
-  copies side by side on N * 5 virtual qubits (they are simulated apart, see
+  copies side by side on N * Q virtual qubits (they are simulated apart, see
   qhw.parallel.run_local_job), ``auto`` one;
 - before the network is touched (the estimate and ``--max-cost``), the
   device as known offline: an IBM device by the snapshot qiskit-ibm-runtime
@@ -22,10 +22,10 @@ import json
 import math
 from dataclasses import dataclass
 
-from qhw import circuits, packing
+from qhw import circuits, feature_maps, packing
 from qhw.backend import Backend, Executable
 from qhw.errors import BackendError, ConfigError
-from qhw.records import QUBITS, JobPlan
+from qhw.records import JobPlan
 
 AUTO = "auto"
 
@@ -66,16 +66,21 @@ class PackingPlan:
         )
 
 
-def plan_packing(backend: Backend, wanted: int | None, spacing: int, *, offline: bool, document: str | None = None) -> PackingPlan:
+def plan_packing(
+    backend: Backend, wanted: int | None, spacing: int, *, offline: bool, document: str | None = None, template=None
+) -> PackingPlan:
     """The copies for ``--pack`` (``wanted``: None for auto) on ``backend``;
-    offline, ``document`` is the device's own document kept with an earlier run.
+    offline, ``document`` is the device's own document kept with an earlier
+    run. ``template``: the feature map (the paper's 5-qubit map when None).
 
     Raises:
         ConfigError: more copies than fit, a device with no chain of the
-            template's width.
+            template's width, a template that is not a chain.
     """
     if wanted == 1:
         return PackingPlan(1, None)
+    template = template if template is not None else circuits.feature_map()
+    width = template.num_qubits
     graph = backend.device_graph(offline=offline, document=document)
     if graph is None:
         if backend.kind == "simulator":
@@ -88,13 +93,17 @@ def plan_packing(backend: Backend, wanted: int | None, spacing: int, *, offline:
             if wanted is not None:
                 raise ConfigError(f"--pack {wanted}: {backend.name} is a managed simulator, billed by its run time; packing saves nothing there")
             return PackingPlan(1, None, (f"--pack auto: {backend.name} is a managed simulator; one copy an execution",))
+        if not feature_maps.is_chain(template):
+            return _not_a_chain(wanted, backend)
         note = (
             f"no topology of {backend.name} is known before it is read (no earlier run kept its document): "
             "the estimate assumes one copy an execution; the copies are placed once the device is read"
         )
         return PackingPlan(1, None, (note,))
+    if not feature_maps.is_chain(template):
+        return _not_a_chain(wanted, backend)
     try:
-        partition = packing.partition(graph, width=QUBITS, copies=wanted, spacing=spacing)
+        partition = packing.partition(graph, width=width, copies=wanted, spacing=spacing)
     except packing.NoChainError as err:
         if wanted is not None:
             raise
@@ -103,8 +112,18 @@ def plan_packing(backend: Backend, wanted: int | None, spacing: int, *, offline:
     if wanted is None:
         count = len(partition.copies)
         room = "room for one copy" if count == 1 else f"room for {count} copies"
-        notes = (f"--pack auto: {backend.name} has {room} of the {QUBITS}-qubit feature map (spacing {spacing})",)
+        notes = (f"--pack auto: {backend.name} has {room} of the {width}-qubit feature map (spacing {spacing})",)
     return PackingPlan(len(partition.copies), partition, notes)
+
+
+def _not_a_chain(wanted: int | None, backend: Backend) -> PackingPlan:
+    """A template with a gate between qubits that are not neighbours in its
+    order would need swaps to fit a chain of the device, and swaps could reach
+    another copy's qubits: such a map runs one copy an execution."""
+    reason = "the feature map has a gate between qubits that are not neighbours in its order, so its copies cannot be placed on chains"
+    if wanted is not None:
+        raise ConfigError(f"--pack {wanted}: {reason}; use --pack 1")
+    return PackingPlan(1, None, (f"--pack auto: {reason}; one copy an execution on {backend.name}",))
 
 
 def packed_executable(
@@ -120,14 +139,26 @@ def packed_executable(
     """
     template = template if template is not None else circuits.feature_map()
     if plan.copies == 1 and plan.partition is None:
-        return backend.transpile(template, seed=seed, initial_layout=initial_layout)
+        return _compiled(backend, template, seed, initial_layout)
     packed = circuits.packed(template, plan.copies)
     if plan.partition is None:  # an ideal simulator: copies side by side, simulated apart
-        return Executable(circuit=packed, layout=tuple(range(QUBITS * plan.copies)), copies=plan.copies)
-    compiled = backend.transpile(packed, seed=seed, initial_layout=plan.partition.qubits)
+        return Executable(circuit=packed, layout=tuple(range(template.num_qubits * plan.copies)), copies=plan.copies)
+    compiled = _compiled(backend, packed, seed, plan.partition.qubits)
     if tuple(compiled.layout) != plan.partition.qubits:
         raise BackendError(f"{backend.name} placed the copies on qubits {compiled.layout}, not {plan.partition.qubits}")
     return Executable(circuit=compiled.circuit, layout=tuple(compiled.layout), copies=plan.copies)
+
+
+def _compiled(backend: Backend, circuit, seed: int | None, initial_layout) -> Executable:
+    """The backend's compilation of ``circuit``; a circuit it cannot express
+    (a gate outside its basis with no translation, too few coupled qubits)
+    is refused in one line, before anything is written."""
+    from qiskit.transpiler import TranspilerError
+
+    try:
+        return backend.transpile(circuit, seed=seed, initial_layout=initial_layout)
+    except TranspilerError as err:
+        raise ConfigError(f"{backend.name} cannot run the feature map: {err.message}") from err
 
 
 def packed_sizes(plans: list[JobPlan], copies: int) -> list[int]:

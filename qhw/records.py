@@ -100,10 +100,34 @@ class FeatureSetRecord:
     n_test: int
     reconstruction_mse: float
     artifact_dir: Path
+    # The feature map (qhw.feature_maps); the defaults are the paper's map,
+    # which is what every feature set from before maps had a choice was.
+    feature_map: str = "paper"
+    num_qubits: int = QUBITS
+    num_parameters: int = QUBITS
+    reps: int | None = None
+    angle_range: tuple[float, float] = (-1.5707963267948966, 1.5707963267948966)
+    template_qpy: bytes | None = None  # None: the paper's map of num_qubits, rebuilt
+    template_qasm3: str | None = None
+    source_sha256: str | None = None
 
     @property
     def circuits_per_sample(self) -> int:
-        return self.components // QUBITS
+        return self.components // self.num_parameters
+
+    def template(self):
+        """The feature map's circuit (qiskit), as every run of this set binds it."""
+        from qhw import circuits
+
+        return circuits.from_qpy(self.template_qpy) if self.template_qpy else circuits.feature_map(self.num_qubits)
+
+    def describe_map(self) -> str:
+        """One line: the map, its qubits, parameters and circuits a sample."""
+        noun = "circuit" if self.circuits_per_sample == 1 else "circuits"
+        return (
+            f"{self.feature_map}: {self.num_qubits} qubits, {self.num_parameters} parameters, "
+            f"{self.circuits_per_sample} {noun} a sample"
+        )
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from qhw.packed_runs import check_pack, packed_executable, packed_sizes, plan_pa
 from qhw.progress import Progress, SilentProgress
 from qhw.records import (
     JOB_PURPOSES,
-    QUBITS,
+    FeatureSetRecord,
     RUN_SPLITS,
     SPLIT_CODES,
     SPLIT_NAMES,
@@ -160,16 +160,18 @@ def submit(
     if rounds is not None and model_id is not None:
         model = store.catalogue.model(model_id)
         check_model(model, feature_set.id)
-        load_classifier(model, feature_set.circuits_per_sample * 2**QUBITS)
+        load_classifier(model, feature_set.circuits_per_sample * 2**feature_set.num_qubits)
     arrays = load_arrays(feature_set)
     order = _sample_order(arrays, split, limit, seed or 0)
     if len(order) == 0:
         raise ConfigError(f"feature set {feature_set.id} has no {split} samples")
     k = feature_set.circuits_per_sample
+    template = feature_set.template()
+    _check_width(backend, template, feature_set)  # by what is known offline; again once the device is read
     first_shots = shots if rounds is None else rounds.first_shots
     # The copies an execution, from what is known of the device offline.
     document = store.ledger.latest_device_document(backend.name) if wanted != 1 else None
-    packing_plan = plan_packing(backend, wanted, pack_spacing, offline=True, document=document)
+    packing_plan = plan_packing(backend, wanted, pack_spacing, offline=True, document=document, template=template)
     # Each copy's qubits are calibrated: every calibration state once a copy.
     calibrations = len(circuits.calibration_rows()) * packing_plan.copies if mitigate else 0
     plans = plan_jobs(backend, len(order) * k, first_shots, calibrations=calibrations, copies=packing_plan.copies)
@@ -177,13 +179,14 @@ def submit(
     prices = load_prices() if backend.is_paid else None
     estimate = _run_estimate(backend, prices, len(order) * k, calibrations, packing_plan.copies, shots, rounds)
     if estimate is not None and wanted == 1 and rounds is None:
-        estimate = _with_packed_alternative(backend, estimate, len(order) * k, shots, calibrations, pack_spacing, prices)
+        estimate = _with_packed_alternative(backend, estimate, len(order) * k, shots, calibrations, pack_spacing, prices, template)
     guard_cost(backend, estimate, max_cost, approve)
     backend.check(sum(packed_sizes(plans, packing_plan.copies)), shots)
+    _check_width(backend, template, feature_set)
     # The device's own properties (now read) may cap jobs lower than the static
     # limits did (a device without program sets), may place the copies
     # otherwise than its snapshot did, and may carry its own price.
-    packing_plan = plan_packing(backend, wanted, pack_spacing, offline=False)
+    packing_plan = plan_packing(backend, wanted, pack_spacing, offline=False, template=template)
     calibrations = len(circuits.calibration_rows()) * packing_plan.copies if mitigate else 0
     plans = plan_jobs(backend, len(order) * k, first_shots, calibrations=calibrations, copies=packing_plan.copies)
     if rounds is not None:  # round 0 of an adaptive run: every sample, a first share of its shots
@@ -197,12 +200,12 @@ def submit(
 
     # A local simulator's worker processes start now, while this one prepares the run.
     with _executor_for(backend, workers, scheduler, len(plans)) as pool:
-        executable = packed_executable(backend, packing_plan, seed)
+        executable = packed_executable(backend, packing_plan, seed, template=template)
         calibration = None
         if mitigate:
             # The calibration must read the very physical qubits the feature map uses (each copy's).
             calibration = packed_executable(
-                backend, packing_plan, seed, template=circuits.readout_calibration(), initial_layout=executable.layout
+                backend, packing_plan, seed, template=circuits.readout_calibration(template.num_qubits), initial_layout=executable.layout
             )
             if tuple(calibration.layout) != tuple(executable.layout):
                 raise BackendError(
@@ -214,7 +217,7 @@ def submit(
             provider=backend.provider,
             split=split,
             shots=shots,
-            num_qubits=QUBITS,
+            num_qubits=template.num_qubits,
             circuits_per_sample=k,
             n_samples=len(order),
             seed=seed,
@@ -507,8 +510,12 @@ def export_results(store: Store, run_id: int | None, out: Path) -> Export:
 
     Keys: counts (samples x circuits x 2**qubits, canonical order), shots
     (samples: the shots each sample's circuits got; an adaptive run's differ
-    from sample to sample), circuit_shots (samples x circuits), labels, split
-    ('train'/'test'), sample_index (within its split), backend.
+    from sample to sample), circuit_shots (samples x circuits), parameters
+    (samples x circuits x the map's parameters: the exact float64 values bound
+    to each execution, in the order of the template's inputs), template
+    (the feature map as OpenQASM 3, its ``input float`` parameters declared in
+    that order, qubit i measured into bit i), feature_map (its name), labels,
+    split ('train'/'test'), sample_index (within its split), backend.
     Only complete samples are written; the result says how many of the run's.
 
     Raises:
@@ -522,10 +529,15 @@ def export_results(store: Store, run_id: int | None, out: Path) -> Export:
     config.writable_dir(out.parent, "--out's folder")
     run = store.ledger.run(run_id)
     stored = store.results.run_counts(run.id)
-    arrays = load_arrays(store.catalogue.feature_set(run.feature_set_id))
+    feature_set = store.catalogue.feature_set(run.feature_set_id)
+    arrays = load_arrays(feature_set)
     labels = np.array(
         [arrays.labels(split)[index] for split, index in zip(stored.splits, stored.sample_index)], dtype=np.int64
     )
+    # The rows the worker bound (qhw.worker.parameter_rows), sample by sample.
+    order = np.array([[SPLIT_CODES[str(split)], int(index)] for split, index in zip(stored.splits, stored.sample_index)], dtype=np.int64)
+    bound = parameter_rows(arrays, order.reshape(-1, 2), run.circuits_per_sample)
+    parameters = bound.reshape(len(order), run.circuits_per_sample, feature_set.num_parameters)
     try:
         with config.writing(out):
             np.savez_compressed(
@@ -535,6 +547,9 @@ def export_results(store: Store, run_id: int | None, out: Path) -> Export:
                 # one that has not had all of a round yet reads its fewest.
                 shots=stored.shots_each.min(axis=1),
                 circuit_shots=stored.shots_each,
+                parameters=parameters,
+                template=np.str_(feature_set.template_qasm3 or circuits.to_qasm3(feature_set.template())),
+                feature_map=np.str_(feature_set.feature_map),
                 labels=labels,
                 split=stored.splits,
                 sample_index=stored.sample_index,
@@ -733,11 +748,22 @@ def _restricted(counts: RunCounts, keys: list[tuple[str, int]]) -> RunCounts:
     return counts.subset(np.array([row[key] for key in keys], dtype=np.int64))
 
 
-def _with_packed_alternative(backend: Backend, estimate: CostEstimate, executions: int, shots: int, calibrations: int, spacing: int, prices):
+def _check_width(backend: Backend, template, feature_set: FeatureSetRecord) -> None:
+    """A device narrower than the feature map is refused before anything is written."""
+    if backend.num_qubits and backend.num_qubits < template.num_qubits:
+        raise ConfigError(
+            f"{backend.name} has {backend.num_qubits} qubits; the feature map of feature set {feature_set.id} "
+            f"({feature_set.feature_map}) needs {template.num_qubits}"
+        )
+
+
+def _with_packed_alternative(
+    backend: Backend, estimate: CostEstimate, executions: int, shots: int, calibrations: int, spacing: int, prices, template
+):
     """The estimate of an unpacked paid run, saying what ``--pack auto`` would
     cost where the device (as known offline) holds more than one copy."""
     try:
-        auto = plan_packing(backend, None, spacing, offline=True)
+        auto = plan_packing(backend, None, spacing, offline=True, template=template)
     except ConfigError:
         return estimate
     if auto.copies < 2:

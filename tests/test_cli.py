@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -54,8 +55,14 @@ def test_help_does_not_load_heavy_libraries():
 
 def test_the_walk_through_from_the_issue(home):
     built = ok_json("features", "build", "--dataset", "mnist-5k", "--seed", "0", "--limit-train", "200", "--limit-test", "50", "--epochs", "2")
-    assert set(built) == {"feature_set", "dataset", "components", "n_train", "n_test", "reconstruction_mse"}
+    assert set(built) == {
+        "feature_set", "dataset", "feature_map", "qubits", "parameters", "circuits_per_sample", "angle_range",
+        "components", "n_train", "n_test", "reconstruction_mse",
+    }
     assert (built["feature_set"], built["n_train"], built["n_test"], built["components"]) == (1, 200, 50, 5)
+    # The paper's map by default, scaled to [-pi/2, pi/2] as before maps had a choice.
+    assert (built["feature_map"], built["qubits"], built["parameters"], built["circuits_per_sample"]) == ("paper", 5, 5, 1)
+    assert built["angle_range"] == [round(-math.pi / 2, 6), round(math.pi / 2, 6)]
 
     classical = ok_json("train", "--features", "1", "--classical", "--epochs", "2")
     assert classical["kind"] == "classical" and {"accuracy", "train_samples", "test_samples"} <= set(classical)
@@ -113,8 +120,8 @@ def test_an_unreachable_database_is_one_line(tmp_path, home):
 
 
 def test_db_upgrade_and_current(home):
-    assert run("db", "upgrade").stdout.strip() == "database at 0010 (was empty)"
-    assert run("db", "current").stdout.strip() == "database: 0010; qhw: 0010"
+    assert run("db", "upgrade").stdout.strip() == "database at 0011 (was empty)"
+    assert run("db", "current").stdout.strip() == "database: 0011; qhw: 0011"
 
 
 def test_demo_prints_three_accuracies(home):

@@ -358,7 +358,7 @@ CASES = {
     "features epochs zero": Case("features build --epochs 0", "'--epochs': 0 is not in the range 1<=x<=100000"),
     "features latent zero": Case("features build --latent-dim 0", "'--latent-dim': 0 is not in the range"),
     "features latent below components": Case("features build --latent-dim 3", "--latent-dim (3) must be at least --components (5)"),
-    "components not a multiple of 5": Case("features build --components 7", "multiple of 5"),
+    "components not a multiple of 5": Case("features build --components 7", "multiple of the 5 parameters of the paper feature map"),
     "components zero": Case("features build --components 0", "'--components': 0 is not in the range"),
     "limit-train zero": Case("features build --limit-train 0", "'--limit-train': 0 is not in the range"),
     "limit-test beyond": Case("features build --limit-test 1001", "exceeds the 1000 test images"),
@@ -483,7 +483,7 @@ CASES = {
     "emulator connectivity empty": Case(EMULATED, "its connectivity has no pair of coupled qubits", device_document(paradigm(connectivity={"fullyConnected": False, "connectivityGraph": {}}))),
     "emulator empty gate set": Case(EMULATED, "names no native gates", device_document(no_gates)),
     "emulator fully connected with a graph": Case(EMULATED, "says fullyConnected and also gives a connectivityGraph", device_document(lambda d: d["paradigm"]["connectivity"].update({"fullyConnected": True}))),
-    "emulator too few qubits": Case(EMULATED, "has 4 qubits; the feature map needs 5", device_document(qubits=4)),
+    "emulator too few qubits": Case(EMULATED, "has 4 qubits; the feature map of feature set 1 (paper) needs 5", device_document(qubits=4)),
     "emulator a FIFO": Case(EMULATED, "is not a regular file", device_document(kind="fifo")),
     "emulator a folder": Case(EMULATED, "is not a regular file", device_document(kind="folder")),
     "emulator missing": Case(EMULATED, "no such file", None),
@@ -507,7 +507,7 @@ CASES = {
     "pack 2**40": Case("submit --backend statevector --split test --limit 10 --pack 1099511627776", "from 1 to 1024"),
     "pack more than fit": Case("submit --backend fake_manila --split test --limit 10 --pack 2", "--pack 2: only 1 copies of 5 qubits fit on the device"),
     "pack with no chain": Case("submit --backend fake_lima --split test --limit 10 --pack 2", "the device has no 5 usable qubits coupled in a chain"),
-    "pack on a device narrower than the template": Case("submit --backend fake_armonk --split test --limit 10 --pack 2", "fake_armonk has 1 qubit(s); the feature map needs 5"),
+    "pack on a device narrower than the template": Case("submit --backend fake_armonk --split test --limit 10 --pack 2", "fake_armonk has 1 qubit(s); a feature map needs at least 2"),
     "pack on a managed simulator": Case("submit --backend braket_sv1 --split test --limit 10 --pack 2 --yes", "--pack 2: braket_sv1 is a managed simulator"),
     # --- adaptive runs: a first round above --shots, and models that cannot decide ---------------
     "adaptive shots below the first round": Case("submit --backend statevector --split test --shots 16 --adaptive", "--adaptive: --shots 16 is below the first round's 32 shots a sample"),
@@ -611,3 +611,4 @@ def test_results_of_a_partly_collected_run_say_so(home, tmp_path):
     )
     with np.load(tmp_path / "run3.npz") as data:
         assert data["counts"].shape == (0, 1, 32)
+        assert data["parameters"].shape == (0, 1, 5)

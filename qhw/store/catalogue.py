@@ -6,7 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from qhw import circuits, feature_maps
 from qhw.errors import NotFoundError
+from qhw.feature_maps import FeatureMap
 from qhw.records import EvaluationRecord, FeatureSetRecord, ModelRecord, ModelSpec
 from qhw.store.database import Database
 from qhw.store.ledger import aware
@@ -34,7 +36,11 @@ class Catalogue:
         n_test: int,
         reconstruction_mse: float,
         artifact_dir: Path,
+        feature_map: FeatureMap | None = None,
     ) -> FeatureSetRecord:
+        """Register a feature set whose arrays are complete under ``artifact_dir``
+        (``feature_map``: the paper's 5-qubit map when None)."""
+        feature_map = feature_map or feature_maps.resolve()
         with self._db.transaction() as session:
             row = FeatureSetRow(
                 dataset=dataset,
@@ -47,6 +53,15 @@ class Catalogue:
                 n_test=n_test,
                 reconstruction_mse=reconstruction_mse,
                 artifact_dir=stored_path(artifact_dir),
+                feature_map=feature_map.name,
+                num_qubits=feature_map.num_qubits,
+                num_parameters=feature_map.num_parameters,
+                reps=feature_map.reps,
+                angle_low=feature_map.angle_range[0],
+                angle_high=feature_map.angle_range[1],
+                template_qpy=circuits.to_qpy(feature_map.template),
+                template_qasm3=circuits.to_qasm3(feature_map.template),
+                source_sha256=feature_map.source_sha256,
             )
             session.add(row)
             session.flush()
@@ -149,6 +164,14 @@ def _feature_set_record(row: FeatureSetRow) -> FeatureSetRecord:
         n_test=row.n_test,
         reconstruction_mse=row.reconstruction_mse,
         artifact_dir=resolved_path(row.artifact_dir),
+        feature_map=row.feature_map,
+        num_qubits=row.num_qubits,
+        num_parameters=row.num_parameters,
+        reps=row.reps,
+        angle_range=(row.angle_low, row.angle_high),
+        template_qpy=row.template_qpy,
+        template_qasm3=row.template_qasm3,
+        source_sha256=row.source_sha256,
     )
 
 

@@ -40,6 +40,8 @@ NAMING_CONVENTION = {
 JOB_STATES = tuple(state.value for state in JobState)
 MODEL_KINDS = ("hybrid", "classical")
 MITIGATIONS = ("readout",)
+#: The paper map's angle range, [-pi/2, pi/2], as the server default of rows from before migration 0011.
+PAPER_ANGLE_LOW, PAPER_ANGLE_HIGH = "-1.5707963267948966", "1.5707963267948966"
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -69,10 +71,26 @@ class FeatureSetRow(Base):
     n_test: Mapped[int] = mapped_column(Integer)
     reconstruction_mse: Mapped[float] = mapped_column(Float)
     artifact_dir: Mapped[str] = mapped_column(String(1024))
+    # The feature map (qhw.feature_maps): a built-in's name or "file:<name>",
+    # its template (QPY, and OpenQASM 3 for anyone to read), and the range the
+    # components are scaled to. Rows from before maps had a choice are the
+    # paper's 5-qubit map, whose template is rebuilt from its name.
+    feature_map: Mapped[str] = mapped_column(String(300), server_default="paper")
+    num_qubits: Mapped[int] = mapped_column(Integer, server_default="5")
+    num_parameters: Mapped[int] = mapped_column(Integer, server_default="5")
+    reps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    angle_low: Mapped[float] = mapped_column(Float, server_default=PAPER_ANGLE_LOW)
+    angle_high: Mapped[float] = mapped_column(Float, server_default=PAPER_ANGLE_HIGH)
+    template_qpy: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    template_qasm3: Mapped[str | None] = mapped_column(Text, nullable=True)
+    source_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (
         CheckConstraint("components > 0", name="components_positive"),
         CheckConstraint("n_train >= 0 AND n_test >= 0", name="sizes_nonnegative"),
+        CheckConstraint("num_qubits BETWEEN 2 AND 12", name="map_qubits_in_range"),
+        CheckConstraint("num_parameters > 0 AND components % num_parameters = 0", name="components_fill_circuits"),
+        CheckConstraint("angle_low < angle_high", name="angle_range_ordered"),
     )
 
 
