@@ -294,6 +294,8 @@ class BraketBackend:
         name physical qubits by the device's own labels."""
         from qiskit.transpiler import TranspilerError, generate_preset_pass_manager
 
+        from qhw.packed_runs import transpiler_reason
+
         target = self._qiskit_target()
         level = 3 if self.kind in ("hardware", "emulation") else 1
         indices = None if initial_layout is None else [self._index(label) for label in initial_layout]
@@ -301,7 +303,7 @@ class BraketBackend:
         try:
             circuit = manager.run(template)
         except TranspilerError as err:  # e.g. too few coupled qubits, or gates that cannot express the circuit
-            raise ConfigError(f"the feature map cannot be compiled for {self.name}: {err.message}") from err
+            raise ConfigError(f"the feature map cannot be compiled for {self.name}: {transpiler_reason(err)}") from err
         layout = circuit.layout.final_index_layout()[: template.num_qubits] if circuit.layout else range(template.num_qubits)
         return Executable(circuit=circuit, layout=tuple(self._label(q) for q in layout))
 

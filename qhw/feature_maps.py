@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -266,6 +267,9 @@ def canonical(circuit, ordered: list, *, label: str):
         if after:
             raise ConfigError(f"{label}: {name} on qubit {after[0]} after its measurement; only final measurements are allowed")
         template.append(instruction.operation, [template.qubits[q] for q in qubits])
+    unused = [p.name for p in ordered if p not in set(template.parameters)]
+    if unused:
+        raise ConfigError(f"{label}: input {', '.join(unused)} is declared but no gate uses it")
     if measured and len(measured) != width:
         missing = sorted(set(range(width)) - set(measured))
         raise ConfigError(f"{label}: qubit(s) {', '.join(map(str, missing))} never measured; measure every qubit, or none")
@@ -315,8 +319,15 @@ def _identifier(label: str) -> str:
 
 
 def _first_line(err: Exception) -> str:
+    """An error's first line; the QASM 3 importer's "4,24: ..." position as "line 4, column 25: ..."."""
     text = str(err).strip().strip('"').strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    if not text:
+        return type(err).__name__
+    line = text.splitlines()[0]
+    position = re.match(r"^(\d+),(\d+): ", line)
+    if position:
+        line = f"line {position[1]}, column {int(position[2]) + 1}: {line[position.end():]}"
+    return line
 
 
 def _where(err: Exception) -> str:
@@ -324,10 +335,12 @@ def _where(err: Exception) -> str:
     message = str(err).strip()
     if message:
         return f" ({message})"
+    # antlr's bail-out strategy wraps the RecognitionException, which holds the token, in its args.
     cause = err.__cause__
     while cause is not None:
-        token = getattr(cause, "offendingToken", None)
-        if token is not None:
-            return f" at line {token.line}, column {token.column + 1} (near {token.text!r})"
-        cause = cause.__cause__ or getattr(cause, "__context__", None)
+        for candidate in (cause, *cause.args):
+            token = getattr(candidate, "offendingToken", None)
+            if token is not None:
+                return f" at line {token.line}, column {token.column + 1} (near {token.text!r})"
+        cause = cause.__cause__ or cause.__context__
     return ""

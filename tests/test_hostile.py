@@ -130,6 +130,70 @@ def dataset_npz(**changes) -> Callable[[Path], dict]:
     return setup
 
 
+MAP_HEADER = 'OPENQASM 3.0;\ninclude "stdgates.inc";\n'
+
+
+def map_file(content: str | bytes | Callable[[], bytes], name: str = "map.qasm") -> Callable[[Path], dict]:
+    """A feature-map file at {map} (or {qpy}) beside the home."""
+
+    def setup(home: Path) -> dict:
+        data = content() if callable(content) else content
+        target = home.parent / name
+        target.write_bytes(data if isinstance(data, bytes) else data.encode())
+        return {}
+
+    return setup
+
+
+def qpy_of(build: Callable[[], object], truncate: int | None = None) -> Callable[[], bytes]:
+    def dump() -> bytes:
+        import io
+
+        from qiskit import qpy
+
+        buffer = io.BytesIO()
+        qpy.dump(build(), buffer)
+        return buffer.getvalue()[:truncate]
+
+    return dump
+
+
+def opaque_gate_circuit():
+    from qiskit import QuantumCircuit
+    from qiskit.circuit import Gate, Parameter
+
+    circuit = QuantumCircuit(2)
+    circuit.ry(Parameter("a"), 0)
+    circuit.append(Gate("mystery", 1, []), [1])
+    return circuit
+
+
+def only_cz(document: dict) -> None:
+    """A device whose only gate is CZ: no single-qubit rotation expresses the map's gates."""
+    document["paradigm"]["nativeGateSet"] = ["cz"]
+    for action in document["action"].values():
+        action["supportedOperations"] = ["cz"]
+
+
+def wide_feature_set(home: Path) -> dict:
+    """Feature set 2: feature set 1's arrays (5 components) under a 6-qubit map of 5 parameters."""
+    from qhw import feature_maps
+    from qhw.store import Store
+
+    path = home.parent / "wide.qasm"
+    path.write_text(MAP_HEADER + "input float a; input float b; input float c; input float d; input float e;\nqubit[6] q;\n"
+                    "ry(a) q[0]; ry(b) q[1]; ry(c) q[2]; ry(d) q[3]; ry(e) q[4]; cx q[4], q[5];\n")
+    store = Store(f"sqlite:///{home}/qhw.db")
+    try:
+        first = store.catalogue.feature_set(1)
+        fields = {name: getattr(first, name) for name in (
+            "dataset", "dataset_fingerprint", "seed", "components", "latent_dim", "epochs", "n_train", "n_test", "reconstruction_mse", "artifact_dir")}
+        store.catalogue.add_feature_set(**fields, feature_map=feature_maps.resolve(str(path)))
+    finally:
+        store.close()
+    return {}
+
+
 def corrupt(relative: str, data: bytes = b"not an npz at all") -> Callable[[Path], dict]:
     def setup(home: Path) -> dict:
         (target,) = home.glob(relative)
@@ -358,6 +422,80 @@ CASES = {
     "features epochs zero": Case("features build --epochs 0", "'--epochs': 0 is not in the range 1<=x<=100000"),
     "features latent zero": Case("features build --latent-dim 0", "'--latent-dim': 0 is not in the range"),
     "features latent below components": Case("features build --latent-dim 3", "--latent-dim (3) must be at least --components (5)"),
+    # --- feature maps: a built-in's options, a user's file ------------------------------------------
+    "map unknown": Case("features build --feature-map zzz", "--feature-map must be one of paper, zz, angle, reupload or a .qasm or .qpy file, got 'zzz'"),
+    "map file missing": Case("features build --feature-map {map}", "--feature-map: no file"),
+    "map qubits 13": Case("features build --feature-map zz --qubits 13", "'--qubits': 13 is not in the range 2<=x<=12"),
+    "map qubits 1": Case("features build --feature-map angle --qubits 1", "'--qubits': 1 is not in the range 2<=x<=12"),
+    "map reps on paper": Case("features build --reps 3", "--reps applies to the zz and reupload feature maps, not paper"),
+    "map angle range reversed": Case("features build --angle-range pi:0", "LOW must be below HIGH"),
+    "map angle range word": Case("features build --angle-range 0:tau", "'tau' in '0:tau' is neither a number nor a multiple of pi"),
+    "map components not a multiple": Case(
+        "features build --feature-map zz --qubits 4 --components 6", "multiple of the 4 parameters of the zz feature map"
+    ),
+    "map file unsupported gate": Case(
+        "features build --feature-map {map}", "map.qasm: line 4, column 25: gate 'ecr' is not defined",
+        map_file(MAP_HEADER + "input float a;\nqubit[2] q; ry(a) q[0]; ecr q[0], q[1];\n"),
+    ),
+    "map qpy opaque gate": Case(
+        "features build --feature-map {qpy}", "map.qpy: gate 'mystery' is not in the standard library and has no definition",
+        map_file(qpy_of(opaque_gate_circuit), "map.qpy"),
+    ),
+    "map file reset": Case(
+        "features build --feature-map {map}", "map.qasm: a reset (reset); a feature map is gates, then a measurement of every qubit",
+        map_file(MAP_HEADER + "input float a;\nqubit[2] q; reset q[0]; ry(a) q[0]; cx q[0], q[1];\n"),
+    ),
+    "map file no parameters": Case(
+        "features build --feature-map {map}", "map.qasm: no parameters; a feature map binds each sample's components to its parameters",
+        map_file(MAP_HEADER + "qubit[2] q; h q[0]; cx q[0], q[1];\n"),
+    ),
+    "map file 13 qubits": Case(
+        "features build --feature-map {map}", "map.qasm: 13 qubits; a feature map has 2 to 12",
+        map_file(MAP_HEADER + "input float a;\nqubit[13] q; ry(a) q[0];\n"),
+    ),
+    "map file components not a multiple": Case(
+        "features build --feature-map {map} --components 5", "multiple of the 2 parameters of the file:map.qasm feature map",
+        map_file(MAP_HEADER + "input float a; input float b;\nqubit[2] q; ry(a) q[0]; ry(b) q[1]; cz q[0], q[1];\n"),
+    ),
+    "map file mid-circuit measurement": Case(
+        "features build --feature-map {map}", "map.qasm: ry on qubit 0 after its measurement; only final measurements are allowed",
+        map_file(MAP_HEADER + "input float a;\nqubit[2] q; bit[2] m; m[0] = measure q[0]; ry(a) q[0]; m[1] = measure q[1];\n"),
+    ),
+    "map file half measured": Case(
+        "features build --feature-map {map}", "map.qasm: qubit(s) 1 never measured; measure every qubit, or none",
+        map_file(MAP_HEADER + "input float a;\nqubit[2] q; bit[2] m; ry(a) q[0]; cx q[0], q[1]; m[0] = measure q[0];\n"),
+    ),
+    "map file unused input": Case(
+        "features build --feature-map {map}", "map.qasm: input b is declared but no gate uses it",
+        map_file(MAP_HEADER + "input float a; input float b;\nqubit[2] q; ry(a) q[0]; cx q[0], q[1];\n"),
+    ),
+    "map file syntax error": Case(
+        "features build --feature-map {map}", "map.qasm: OpenQASM 3 syntax error at line 4, column 24 (near 'q')",
+        map_file(MAP_HEADER + "input float a;\nqubit[2] q; ry(a) q[0] q[1];\n"),
+    ),
+    "map file qubits disagree": Case(
+        "features build --feature-map {map} --qubits 3", "--qubits 3: map.qasm has 2 qubits",
+        map_file(MAP_HEADER + "input float a;\nqubit[2] q; ry(a) q[0]; cx q[0], q[1];\n"),
+    ),
+    "map qpy not qpy": Case(
+        "features build --feature-map {qpy}", "map.qpy: not a QPY file (it does not start with QPY's header)",
+        map_file(b"\x89PNG\r\n\x1a\n not a circuit", "map.qpy"),
+    ),
+    "map qpy truncated": Case(
+        "features build --feature-map {qpy}", "map.qpy: not a QPY file qhw can read",
+        map_file(qpy_of(opaque_gate_circuit, truncate=40), "map.qpy"),
+    ),
+    "map binary not utf8": Case(
+        "features build --feature-map {map}", "map.qasm: neither QPY nor OpenQASM 3 text (not UTF-8)",
+        map_file(b"\xff\xfe\x00binary", "map.qasm"),
+    ),
+    "map gates the device cannot run": Case(
+        EMULATED, "the feature map cannot be compiled for braket_emulator:", device_document(only_cz),
+    ),
+    "map wider than the device": Case(
+        "submit --features 2 --backend fake_manila --split test --limit 2",
+        "fake_manila has 5 qubits; the feature map of feature set 2 (file:wide.qasm) needs 6", wide_feature_set,
+    ),
     "components not a multiple of 5": Case("features build --components 7", "multiple of the 5 parameters of the paper feature map"),
     "components zero": Case("features build --components 0", "'--components': 0 is not in the range"),
     "limit-train zero": Case("features build --limit-train 0", "'--limit-train': 0 is not in the range"),
@@ -562,7 +700,7 @@ def test_hostile_input_gets_one_line_and_changes_nothing(home, name):
     env = extra.pop("env", {})
     other = extra.pop("_untouched", None)
     db = ["--db", extra.pop("--db")] if "--db" in extra else []
-    places = {"home": home, "data": home.parent / "data.npz", "idx": home.parent / "idx", "device": home.parent / "device.json"}
+    places = {"home": home, "data": home.parent / "data.npz", "map": home.parent / "map.qasm", "qpy": home.parent / "map.qpy", "idx": home.parent / "idx", "device": home.parent / "device.json"}
     args = case.args.format(**places, port=extra.pop("{port}", "")).split()
     before = snapshot(home)
     other_before = _digest(other) if other else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import sqlite3
 from pathlib import Path
@@ -239,3 +240,14 @@ def test_the_migration_makes_the_home_s_paths_relative_wherever_the_home_was(tmp
             "features/3f2a", "/data/arrays-kept-elsewhere"
         ]
         assert connection.execute(text("SELECT weights_path FROM models")).scalar() == "models/9c1d.keras"
+    # Feature sets from before maps had a choice are the paper's 5-qubit map over [-pi/2, pi/2].
+    store = Store(url)
+    try:
+        old = store.catalogue.feature_set(1)
+        assert (old.feature_map, old.num_qubits, old.num_parameters, old.circuits_per_sample, old.template_qpy) == ("paper", 5, 5, 1, None)
+        assert old.angle_range == (-math.pi / 2, math.pi / 2)
+        from qhw import circuits
+
+        assert circuits.to_qasm3(old.template()) == circuits.to_qasm3(circuits.feature_map(5))
+    finally:
+        store.close()
