@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -126,7 +127,15 @@ def test_db_upgrade_and_current(home):
 
 def test_demo_prints_three_accuracies(home):
     result = ok_json("demo", "--limit-train", "200", "--limit-test", "50", "--autoencoder-epochs", "2", "--epochs", "2", "--shots", "256")
-    assert {"classical_accuracy", "hybrid_accuracy", "hybrid_on_hardware_accuracy"} <= set(result)
+    # Every key the README's JSON table promises for demo, and what each names.
+    assert set(result) == {
+        "classical_accuracy", "hybrid_accuracy", "hybrid_on_hardware_accuracy", "feature_set", "simulator_run", "hardware_run", "comparison", "report",
+    }
+    assert (result["feature_set"], result["simulator_run"], result["hardware_run"]) == (1, 1, 2)
+    assert (result["comparison"]["simulator"]["run"], result["comparison"]["hardware"]["run"]) == (1, 2)
+    assert result["comparison"]["hardware"]["backend"] == "fake_manila"
+    report = Path(result["report"])
+    assert report.is_file() and "fake_manila" in report.read_text()
     store = Store(f"sqlite:///{home}/qhw.db")
     models = {store.catalogue.model(e.model_id) for e in store.catalogue.evaluations()}
     (hybrid,) = [model for model in models if model.kind == "hybrid"]
@@ -155,3 +164,36 @@ def test_an_unexpected_error_is_one_line_and_qhw_debug_shows_its_traceback(home,
     ]
     debugged = CliRunner().invoke(main, ["runs", "list"], env={"QHW_DEBUG": "1"})
     assert isinstance(debugged.exception, RuntimeError) and str(debugged.exception) == "an invariant broke"
+
+
+def test_backends_lists_the_readme_columns_with_each_backend_s_own_figures(tmp_path):
+    """`qhw backends`: name, provider, kind, qubits, credentials and whether it
+    costs money; the qubits read from each library's own device, the
+    credentials from the environment (absent, then present)."""
+    from braket.devices import LocalSimulator
+    from qiskit_ibm_runtime.fake_provider import FakeFez, FakeManilaV2
+
+    no_credentials = {name: None for name in (
+        "QISKIT_IBM_TOKEN", "QISKIT_IBM_INSTANCE", "QISKIT_IBM_CHANNEL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN", "AWS_PROFILE")}
+    no_credentials.update(HOME=str(tmp_path), AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    result = CliRunner().invoke(main, ["backends", "--json"], env=no_credentials)
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert all(set(row) == {"name", "provider", "kind", "qubits", "credentials", "costs_money"} for row in rows.values())
+    expected = {
+        "statevector": ("numpy", "simulator", 20, "not needed", False),
+        "fake_manila": ("ibm", "emulation", FakeManilaV2().num_qubits, "not needed", False),
+        "ibm_fez": ("ibm", "hardware", FakeFez().num_qubits, "missing", True),
+        "braket_local": ("braket", "simulator", LocalSimulator("braket_sv").properties.paradigm.qubitCount, "not needed", False),
+        "braket_sv1": ("braket", "managed simulator", 34, "missing", True),
+        "ionq_forte": ("braket", "hardware", 36, "missing", True),
+    }
+    for name, (provider, kind, qubits, credentials, paid) in expected.items():
+        row = rows[name]
+        assert (row["provider"], row["kind"], row["qubits"], row["credentials"], row["costs_money"]) == (provider, kind, qubits, credentials, paid), name
+    with_credentials = {**no_credentials, "QISKIT_IBM_TOKEN": "t", "QISKIT_IBM_INSTANCE": "i", "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"}
+    rows = {row["name"]: row for row in json.loads(CliRunner().invoke(main, ["backends", "--json"], env=with_credentials).stdout)}
+    assert (rows["ibm_fez"]["credentials"], rows["braket_sv1"]["credentials"], rows["aer_simulator"]["credentials"]) == ("configured", "configured", "not needed")
+    table = CliRunner().invoke(main, ["backends"], env=no_credentials).stdout
+    assert all(column in table for column in ("name", "provider", "kind", "qubits", "credentials", "costs_money"))

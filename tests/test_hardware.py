@@ -10,6 +10,7 @@ import qhw.backends._braket_aws as braket_aws
 import qhw.backends.braket as braket_adapter
 import qhw.backends.ibm as ibm_adapter
 from qhw import runs
+from qhw.backend import get_backend
 from qhw.errors import BackendError, ConfigError
 from qhw.features import load_arrays
 from qhw.records import JobState
@@ -355,3 +356,30 @@ def test_credentials_never_reach_the_database_or_home(featured_store, home, ibm_
             data = path.read_bytes()
             for value in secrets.values():
                 assert value.encode() not in data, f"{value} found in {path}"
+
+
+@pytest.mark.parametrize("name", ["braket_local", "braket_dm"])
+def test_braket_local_simulators_cap_shots_and_jobs_at_half_of_aer_s(name):
+    """README, Memory: a local job carries at most 2**20 shots (circuits times
+    shots), 2**19 on Braket's local simulators, which also caps --shots at
+    524,288; and never more than the simulator's own program-set limit."""
+    from braket.device_schema import DeviceActionType
+    from braket.devices import LocalSimulator
+
+    from qhw.backend import LOCAL_SHOTS_PER_JOB
+
+    program_sets = LocalSimulator({"braket_local": "braket_sv", "braket_dm": "braket_dm"}[name]).properties.action[
+        DeviceActionType.OPENQASM_PROGRAM_SET
+    ]
+    per_job = min(2**19, program_sets.maximumTotalShots)
+    backend = get_backend(name)
+    backend.check(1, 1024)  # reads the device, whose limits then apply
+    assert backend.limits.max_shots == LOCAL_SHOTS_PER_JOB // 2 == 524_288
+    backend.check(1, 524_288)
+    with pytest.raises(ConfigError, match=f"--shots must be between 1 and 524288 on {name}, got 524289"):
+        backend.check(1, 524_289)
+    for shots in (1024, 2**16, 2**18, 524_288):
+        plans = runs.plan_jobs(backend, 40, shots)
+        assert sum(plan.executions for plan in plans) == 40
+        # As many circuits a job as the cap allows (one at least), never more.
+        assert max(plan.executions for plan in plans) == min(40, max(1, min(per_job // shots, program_sets.maximumExecutables)))

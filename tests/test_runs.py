@@ -176,8 +176,11 @@ def test_export_writes_the_documented_keys(featured_store, tmp_path):
     assert (export.samples, export.run_samples, export.unfinished_jobs) == (40, 40, 0)
     out = export.path
     with np.load(out) as data:
-        assert set(data.files) == {"counts", "shots", "circuit_shots", "labels", "split", "sample_index", "backend"}
-        assert data["counts"].shape == (40, 1, 32)
+        assert set(data.files) == {
+            "counts", "shots", "circuit_shots", "parameters", "template", "feature_map", "labels", "split", "sample_index", "backend"
+        }
+        assert data["counts"].shape == (40, 1, 32) and data["parameters"].shape == (40, 1, 5)
+        assert str(data["feature_map"]) == "paper" and "ry(_theta_4_) q[4];" in str(data["template"])
         assert (data["counts"].sum(axis=2) == 64).all()
         assert data["shots"].tolist() == [64] * 40 and data["circuit_shots"].shape == (40, 1)
         assert str(data["backend"]) == "aer_simulator"

@@ -108,3 +108,19 @@ def test_a_circuit_it_cannot_simulate_fails_its_job_with_the_reason(statevector)
     circuit.x(0)  # a gate after the measurement
     with pytest.raises(JobFailedError, match="only final measurements"):
         statevector.submit(Executable(circuit, (0,)), np.zeros((1, 0)), 10, [])
+
+
+def test_statevector_simulates_at_most_20_qubits_and_refuses_more_in_one_line():
+    from qiskit import QuantumCircuit
+
+    from qhw.errors import BackendError
+
+    backend = get_backend("statevector")
+    wide = QuantumCircuit(20, 20)
+    wide.h(19)
+    wide.measure(range(20), range(20))
+    assert backend.transpile(wide).circuit.num_qubits == 20  # the README's limit is reached, not only stated
+    wider = QuantumCircuit(21, 21)
+    wider.measure(range(21), range(21))
+    with pytest.raises(BackendError, match="^statevector simulates at most 20 qubits; the circuit has 21$"):
+        backend.transpile(wider)

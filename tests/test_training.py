@@ -80,6 +80,33 @@ def test_training_stops_early_on_a_validation_split_of_the_train_samples():
     assert sorted(set(y_val.tolist())) == list(range(10))  # stratified
 
 
+def test_early_stopping_keeps_the_weights_of_the_best_validation_epoch(monkeypatch):
+    """Noisy labels overfit: the validation loss falls, then rises. The model
+    returned must be the one of the lowest validation loss seen (recorded
+    epoch by epoch through Keras's own callback), not the last epoch's."""
+    import numpy as np
+
+    keras = training.import_keras(0)
+    losses: list[float] = []
+
+    class Recorder(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            losses.append(float(logs["val_loss"]))
+
+    # In the slot of qhw's progress callback (progress is not under test here).
+    monkeypatch.setattr(training, "keras_callback", lambda task: Recorder())
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, (800, 16)).astype("float32")
+    y = np.where(rng.random(800) < 0.6, (x[:, 0] > 0).astype(int), rng.integers(0, 10, 800))
+    classifier = training.fit_classifier("classical", x, y, normalize=True, epochs=150, seed=0)
+    assert classifier.epochs_run == len(losses) < 150
+    best = int(np.argmin(losses))
+    assert losses[-1] > losses[best] + 1e-3  # the last epoch was worse: restoring matters here
+    _, _, (x_val, y_val) = training._validation_split(x, y, seed=0)
+    restored = classifier.model.evaluate(x_val, y_val, verbose=0, batch_size=1024)[0]
+    assert restored == pytest.approx(losses[best], abs=1e-4)
+
+
 def test_too_few_train_samples_train_for_every_epoch():
     x, y = _blobs(300)  # 30 validation samples would be too noisy a signal
     classifier = training.fit_classifier("classical", x, y, normalize=True, epochs=12, seed=0)
