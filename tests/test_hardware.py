@@ -342,10 +342,13 @@ def test_a_device_without_program_sets_gets_one_bound_circuit_per_task(featured_
     assert (_distances(featured_store, result.run.id) < 0.08).all()
 
 
-def test_credentials_never_reach_the_database_or_home(featured_store, home, ibm_cloud, braket_cloud, monkeypatch):
+def test_credentials_never_reach_the_database_or_home_or_logs(featured_store, home, ibm_cloud, braket_cloud, monkeypatch, caplog, capfd):
+    import logging
+
     secrets = {"QISKIT_IBM_TOKEN": "ibm-token-7f3a9c", "AWS_SECRET_ACCESS_KEY": "aws-secret-55d1e0", "AWS_ACCESS_KEY_ID": "AKIAQHWTEST0001"}
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
+    caplog.set_level(logging.DEBUG)  # every logger, the providers' clients (botocore, qiskit_ibm_runtime) included
     runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=5, shots=100, approve=approve)
     runs.submit(featured_store, backend_name="braket_sv1", split="test", limit=5, shots=100, approve=approve)
     runs.collect(featured_store, wait=True, interval=0.01)
@@ -356,6 +359,19 @@ def test_credentials_never_reach_the_database_or_home(featured_store, home, ibm_
             data = path.read_bytes()
             for value in secrets.values():
                 assert value.encode() not in data, f"{value} found in {path}"
+    assert caplog.records, "nothing was logged: the check below would be empty"
+    printed = capfd.readouterr()
+    for value in secrets.values():
+        assert value not in printed.out and value not in printed.err
+    # The secrets themselves are in no log record, even at DEBUG. botocore's
+    # DEBUG records do carry the access key id (in the request's signed
+    # Authorization header, as AWS signs every request); qhw never turns
+    # them on (its command line logs at WARNING), and no record qhw would
+    # show (INFO and above) carries it.
+    debug_text = "\n".join(record.getMessage() for record in caplog.records)
+    assert secrets["QISKIT_IBM_TOKEN"] not in debug_text and secrets["AWS_SECRET_ACCESS_KEY"] not in debug_text
+    shown = "\n".join(record.getMessage() for record in caplog.records if record.levelno >= logging.INFO)
+    assert not any(value in shown for value in secrets.values())
 
 
 @pytest.mark.parametrize("name", ["braket_local", "braket_dm"])
