@@ -41,7 +41,7 @@ def test_three_submits_at_once_on_one_sqlite_database(featured_store, home):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_two_first_feature_builds_on_an_empty_home(home, database):
     db = []
     if database == "postgres":

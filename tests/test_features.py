@@ -58,8 +58,8 @@ def test_ten_components_run_two_circuits_per_sample(store):
 @pytest.mark.parametrize(
     "options, error, message",
     [
-        (dict(components=7), ConfigError, "multiple of 5"),
-        (dict(components=0), ConfigError, "multiple of 5"),
+        (dict(components=7), ConfigError, "multiple of the 5 parameters"),
+        (dict(components=0), ConfigError, "multiple of the 5 parameters"),
         (dict(components=10, latent_dim=8), ConfigError, "--latent-dim"),
         (dict(epochs=0), ConfigError, "--epochs"),
         (dict(dataset="/nowhere/mnist.npz"), DatasetError, "unknown dataset"),
