@@ -337,3 +337,62 @@ def test_the_ibm_estimate_is_ibm_s_formula_with_the_device_s_own_timing(home):
     seconds = 3 * 2.0 + 237 * 1024 * (device.default_rep_delay + duration)
     assert estimate.usd == pytest.approx(seconds * 1.60)
     assert "rep_delay 250 us" in estimate.detail and "snapshot of ibm_fez (fake_fez)" in estimate.detail
+
+
+def test_managed_simulator_actual_cost_and_the_leaderboard_s_cost_columns(featured_store, braket_cloud):
+    """README, Cost: a managed simulator is billed its reported execution
+    time, at least 3 s a task, by the minute ($0.075 for SV1). The
+    leaderboard gives each run's estimated and actual cost a 1,000 samples."""
+    from qhw.compare import compare_devices
+    from qhw.overview import run_cost
+
+    per_minute, floor = 0.075, 3.0
+    simulator = runs.submit(featured_store, backend_name="statevector", split="all", shots=64).run
+    braket_cloud.set_shape(simulator_ms=4500)
+    slow = runs.submit(featured_store, backend_name="braket_sv1", split="test", shots=64, approve=approve).run
+    runs.collect(featured_store, wait=True, interval=0.01)
+    braket_cloud.set_shape(simulator_ms=1200)  # below the floor: billed 3 s
+    quick = runs.submit(featured_store, backend_name="braket_sv1", split="test", shots=64, approve=approve).run
+    runs.collect(featured_store, wait=True, interval=0.01)
+    actual, tasks = {}, {}
+    for run in (slow, quick):
+        jobs = featured_store.ledger.jobs(run.id)
+        assert all(job.state is JobState.COLLECTED for job in jobs), [(job.state, job.error) for job in jobs]
+        actual[run.id], tasks[run.id] = run_cost(featured_store.ledger.run(run.id), jobs).actual_usd, len(jobs)
+    assert actual[slow.id] == pytest.approx(tasks[slow.id] * 4.5 / 60 * per_minute)
+    assert actual[quick.id] == pytest.approx(tasks[quick.id] * floor / 60 * per_minute)
+
+    result = compare_devices(featured_store, simulator_run_id=simulator.id, hardware_run_ids=[slow.id, quick.id], epochs=2)
+    board = {row.run: row for row in result.leaderboard}
+    for run in (slow, quick):
+        assert board[run.id].actual_cost_per_1000_usd == pytest.approx(actual[run.id] / 100 * 1000)
+        # The estimate: its tasks at the 3 s floor (100 x 64 shots at 0.1 ms a shot is 0.64 s).
+        assert board[run.id].estimated_cost_per_1000_usd == pytest.approx(tasks[run.id] * floor / 60 * per_minute * 10)
+    # Billed by time, not shots: every point of SV1's shots curve is at the floor.
+    (comparison, _) = result.comparisons
+    assert all(point.cost_usd == pytest.approx(tasks[slow.id] * floor / 60 * per_minute) for point in comparison.shots_curve)
+
+
+def test_a_qpu_run_s_shots_curve_prices_each_point_at_its_own_shots(featured_store, braket_cloud):
+    """README, Cost: a Braket QPU task costs $0.30 plus its shots ($0.00145 a
+    shot on Garnet); the shots curve prices each point as the run it stands
+    for would have cost, and the run's actual cost is its tasks' fees and shots."""
+    from qhw.backend import get_backend
+    from qhw.compare import compare
+    from qhw.overview import run_cost
+
+    per_task, per_shot = 0.30, 0.00145
+    simulator = runs.submit(featured_store, backend_name="statevector", split="all", shots=64).run
+    braket_cloud.set(qpu_properties=garnet_like().json())
+    qpu = runs.submit(featured_store, backend_name="iqm_garnet", split="test", shots=64, approve=approve).run
+    runs.collect(featured_store, wait=True, interval=0.01)
+    jobs = featured_store.ledger.jobs(qpu.id)
+    assert all(job.state is JobState.COLLECTED for job in jobs), [(job.state, job.error) for job in jobs]
+    assert run_cost(featured_store.ledger.run(qpu.id), jobs).actual_usd == pytest.approx(len(jobs) * per_task + 100 * 64 * per_shot)
+    result = compare(featured_store, simulator_run_id=simulator.id, hardware_run_id=qpu.id, epochs=2)
+    backend = get_backend("iqm_garnet")
+    backend.check(1, 64)  # its limits as the device states them
+    assert [point.shots for point in result.shots_curve][-1] == 64
+    for point in result.shots_curve:
+        tasks = -(-100 // backend.limits.circuits_per_job(point.shots))
+        assert point.cost_usd == pytest.approx(tasks * per_task + 100 * point.shots * per_shot), point
