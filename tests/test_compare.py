@@ -110,9 +110,56 @@ def test_compare_a_simulator_and_an_emulated_device(two_runs):
     assert result.agreement.fidelity.p5 <= result.agreement.fidelity.median <= result.agreement.fidelity.p95
     assert sorted(result.agreement.fidelity_by_class) == list(range(10))
     assert [p.shots for p in result.shots_curve] == [16, 32, 64, 128, 256]
-    assert result.shots_curve[-1].accuracy == cases["transfer"].accuracy
+    assert result.shots_curve[-1].accuracy == cases["transfer"].accuracy  # the curve ends at the run itself (its value: below)
     assert all(p.cost_usd is None for p in result.shots_curve)  # an emulation costs nothing
     assert result.confusion["transfer"].sum() == 100
+
+
+class _ArgmaxModel:
+    """A stand-in classifier with a known rule: the class is the most frequent
+    outcome of the first circuit, modulo 10."""
+
+    def __init__(self, outcomes: int) -> None:
+        self.outcomes = outcomes
+
+    def predict(self, x, verbose=0, batch_size=None):
+        classes = np.argmax(x[:, : self.outcomes], axis=1) % 10
+        return np.eye(10)[classes]
+
+
+def test_the_shots_curve_against_a_known_rule_recomputed_from_the_raw_counts(two_runs):
+    """Each point of the curve: the rule applied to the device's counts cut to
+    that many shots. At the run's own shots the point is the rule on the raw
+    counts, recomputed here with NumPy; below, each sample keeps exactly that
+    many of its shots, drawn from its own (so the point can differ)."""
+    from qhw import compare as compare_module
+    from qhw.features import load_arrays
+
+    store, _, device = two_runs
+    hw = store.results.run_counts(device.id)
+    test = hw.splits == "test"
+    keys = compare_module._keys(hw, test)
+    labels = load_arrays(store.catalogue.feature_set(device.feature_set_id)).labels("test")[hw.sample_index[test]]
+    run = store.ledger.run(device.id)
+    drawn = []
+    real = compare_module.subsample_counts
+
+    def recording(counts, shots, rng):
+        out = real(counts, shots, rng)
+        drawn.append((shots, counts.copy(), out))
+        return out
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(compare_module, "subsample_counts", recording):
+        curve = compare_module._shots_curve(_ArgmaxModel(32), hw, run, keys, labels, seed=0)
+    raw = hw.counts[test]
+    assert [point.shots for point in curve] == [16, 32, 64, 128, 256]
+    assert curve[-1].accuracy == pytest.approx(np.mean(np.argmax(raw[:, 0], axis=1) % 10 == labels))
+    assert [shots for shots, _, _ in drawn] == [16, 32, 64, 128]  # the last point reads the raw counts
+    for point, (shots, source, cut) in zip(curve, drawn):
+        assert (cut.sum(axis=-1) == shots).all() and (cut <= source).all()  # without replacement, from its own shots
+        assert point.accuracy == pytest.approx(np.mean(np.argmax(cut[:, 0], axis=1) % 10 == labels))
 
 
 def test_two_runs_with_the_same_seed_agree_exactly(two_runs):
