@@ -3,6 +3,7 @@ counts whatever the number of workers, and nothing lost when a worker dies."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -148,3 +149,66 @@ def test_an_unreachable_scheduler_is_one_line(featured_store):
     result = CliRunner().invoke(main, ["submit", "--backend", "aer_simulator", "--split", "test", "--limit", "10", "--scheduler", "tcp://127.0.0.1:1"])
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1].startswith("Error: cannot reach the Dask scheduler at tcp://127.0.0.1:1")
+
+
+def test_qhw_dask_scheduler_sends_a_submit_to_the_cluster(featured_store, home, small_jobs, cluster):
+    """README: --scheduler, or QHW_DASK_SCHEDULER when it is not given."""
+    from click.testing import CliRunner
+
+    from qhw.cli import main
+
+    local, client = cluster
+    result = CliRunner().invoke(
+        main, ["submit", "--backend", "fake_manila", "--split", "test", "--limit", "30", "--shots", "64", "--json"],
+        env={"QHW_DASK_SCHEDULER": local.scheduler_address},
+    )
+    assert result.exit_code == 0, result.output
+    run_id = json.loads(result.stdout)["run"]
+    workers = {f"dask:{address}" for address in client.scheduler_info()["workers"]}
+    places = _where_jobs_ran(featured_store, run_id)
+    assert places and set(places) <= workers, (places, workers)
+
+
+def _pids(places: list[str]) -> list[int]:
+    return [int(re.fullmatch(r"pid:(\d+)@.+", where).group(1)) for where in places]
+
+
+def test_collect_and_retry_run_local_jobs_on_their_workers(featured_store, home, small_jobs, monkeypatch):
+    """README: --workers on `collect` (a local run cut off before its jobs ran)
+    and on `retry` (a local run whose jobs failed): the jobs run in that many
+    worker processes, none in the command's own."""
+    from click.testing import CliRunner
+
+    from qhw.cli import main
+    from qhw.errors import JobFailedError
+    from qhw.records import JobState
+    from qhw.worker import RunWorker
+
+    def cut_off(self, job):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RunWorker, "_send", cut_off)
+        with pytest.raises(KeyboardInterrupt):
+            runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=64, workers=1)
+    (cut,) = featured_store.ledger.runs()
+    assert {job.state for job in featured_store.ledger.jobs(cut.id)} == {JobState.PENDING}
+    result = CliRunner().invoke(main, ["collect", "--run", str(cut.id), "--workers", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert {job.state for job in featured_store.ledger.jobs(cut.id)} == {JobState.COLLECTED}
+    pids = _pids(_where_jobs_ran(featured_store, cut.id))
+    assert os.getpid() not in pids and len(set(pids)) == 2, pids
+
+    def refuse(self, *args, **kwargs):
+        raise JobFailedError("refused for the test")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(AerBackend, "submit", refuse)
+        failed = runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=64, workers=1).run
+    assert {job.state for job in featured_store.ledger.jobs(failed.id)} == {JobState.FAILED}
+    result = CliRunner().invoke(main, ["retry", "--run", str(failed.id), "--workers", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    retried = [job for job in featured_store.ledger.jobs(failed.id) if job.state is JobState.COLLECTED]
+    assert len(retried) == 4
+    pids = _pids([job.provider_job_id.partition(":")[2] for job in retried])
+    assert os.getpid() not in pids and len(set(pids)) == 2, pids
