@@ -349,9 +349,21 @@ def test_credentials_never_reach_the_database_or_home_or_logs(featured_store, ho
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
     caplog.set_level(logging.DEBUG)  # every logger, the providers' clients (botocore, qiskit_ibm_runtime) included
-    runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=5, shots=100, approve=approve)
-    runs.submit(featured_store, backend_name="braket_sv1", split="test", limit=5, shots=100, approve=approve)
+    ibm = runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=5, shots=100, approve=approve).run
+    braket = runs.submit(featured_store, backend_name="braket_sv1", split="test", limit=5, shots=100, approve=approve).run
     runs.collect(featured_store, wait=True, interval=0.01)
+    # A comparison's report of both paid runs, written in the home (the default) and outside it.
+    from qhw.compare import compare_devices
+    from qhw.report import write_report
+
+    simulator = runs.submit(featured_store, backend_name="statevector", split="all", shots=64).run
+    comparison = compare_devices(featured_store, simulator_run_id=simulator.id, hardware_run_ids=[ibm.id, braket.id], epochs=1)
+    reports = [write_report(comparison), write_report(comparison, home.parent / "report-elsewhere")]
+    written = [path for report in reports for path in (report.parent if report.is_file() else report).rglob("*") if path.is_file()]
+    assert any(path.suffix == ".html" for path in written)
+    for path in written:
+        for value in secrets.values():
+            assert value.encode() not in path.read_bytes(), f"{value} found in {path}"
     with featured_store.engine.connect() as connection:  # outside any transaction: fold the WAL into the file
         connection.connection.driver_connection.execute("PRAGMA wal_checkpoint(FULL)")
     for path in home.rglob("*"):
