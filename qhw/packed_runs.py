@@ -158,10 +158,10 @@ def _compiled(backend: Backend, circuit, seed: int | None, initial_layout) -> Ex
     try:
         return backend.transpile(circuit, seed=seed, initial_layout=initial_layout)
     except TranspilerError as err:
-        raise ConfigError(f"{backend.name} cannot run the feature map: {transpiler_reason(err)}") from err
+        raise ConfigError(f"{backend.name} cannot run the feature map: {_transpiler_reason(err)}") from err
 
 
-def transpiler_reason(err) -> str:
+def _transpiler_reason(err) -> str:
     """A TranspilerError's message without Qiskit's advice and link, which follow its first sentence."""
     return err.message.split(". This likely means")[0]
 

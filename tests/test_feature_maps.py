@@ -238,6 +238,32 @@ def test_a_chain_map_packs_and_each_copy_reads_its_own_sample(maps_store, tmp_pa
     assert_within_shot_noise(data["counts"], ideal_probabilities(str(data["template"]), data["parameters"]), shots)
 
 
+def test_a_packed_device_run_of_a_four_qubit_map_reads_each_copy_as_its_own_sample(maps_store, tmp_path):
+    """zz on 4 qubits, three copies an execution on fake_fez: every copy's
+    compiled circuit, cut down to its own qubits, has its own sample's exact
+    distribution, and each sample's noisy counts are closer to its own ideal
+    than to the next sample's (what a copy read as its neighbour would give)."""
+    from qhw import circuits
+    from qhw.backends.statevector import outcome_probabilities
+
+    shots = 4_000
+    run = runs.submit(maps_store, feature_set_id=feature_set_id("zz"), backend_name="fake_fez", split="test", limit=6, shots=shots, pack=3, seed=2).run
+    assert run.copies == 3 and len(run.layout) == 12 and len(set(run.layout)) == 12
+    data = exported(maps_store, run.id, tmp_path)
+    ideal = ideal_probabilities(str(data["template"]), data["parameters"])  # (6 samples, 2 circuits, 16)
+    compiled = circuits.from_qpy(maps_store.ledger.run_circuit(run.id).qpy)
+    logical = data["parameters"].reshape(-1, 4)  # execution e = sample e // 2, circuit e % 2, as copy e % 3
+    for copy in range(3):
+        alone = circuits.copy_circuit(compiled, copy, compact=True)
+        columns = circuits.copy_columns(compiled, alone)
+        values = circuits.packed_rows(logical, 3, compiled)[:, columns]
+        assert np.allclose(outcome_probabilities(alone, values), ideal.reshape(-1, 16)[copy::3], atol=1e-9), copy
+    frequencies = data["counts"] / shots
+    own = 0.5 * np.abs(frequencies - ideal).sum(axis=-1)
+    neighbour = 0.5 * np.abs(frequencies - np.roll(ideal, 1, axis=0)).sum(axis=-1)
+    assert own.max() < 0.25 and (own < neighbour).all(), (own, neighbour)
+
+
 def test_a_map_that_is_not_a_chain_is_not_packed(maps_store, tmp_path):
     ring = tmp_path / "ring.qasm"
     ring.write_text('OPENQASM 3.0;\ninclude "stdgates.inc";\ninput float alpha;\ninput float beta;\nqubit[3] q;\n'

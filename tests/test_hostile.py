@@ -490,7 +490,7 @@ CASES = {
         map_file(b"\xff\xfe\x00binary", "map.qasm"),
     ),
     "map gates the device cannot run": Case(
-        EMULATED, "the feature map cannot be compiled for braket_emulator:", device_document(only_cz),
+        EMULATED, "cannot run the feature map: Unable to translate the operations in the circuit", device_document(only_cz),
     ),
     "map wider than the device": Case(
         "submit --features 2 --backend fake_manila --split test --limit 2",
