@@ -16,7 +16,7 @@ import click
 
 from qhw.cli_options import ANGLE_RANGE, EPOCHS, ID, INTERVAL, LATENT, MAP_QUBITS, POSITIVE, SECONDS, SEED, USD, WORKERS
 from qhw.errors import QhwError
-from qhw.records import RUN_SPLITS, JobState  # no heavy imports: `qhw --help` stays instant
+from qhw.records import PROBABILITIES, READOUTS, RUN_SPLITS, JobState  # no heavy imports: `qhw --help` stays instant
 
 
 class _Group(click.Group):
@@ -633,9 +633,15 @@ def results(app: _App, run_id, out) -> None:
 @click.option("--classical", is_flag=True, help="Train the baseline on the autoencoder latent instead.")
 @click.option("--epochs", default=60, show_default=True, type=EPOCHS, help="Classifier training epochs.")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Training seed.")
+@click.option(
+    "--readout",
+    type=click.Choice(READOUTS),
+    help="How the hybrid reads each circuit: all its outcome probabilities (default), or the Pauli-Z "
+    "expectation that moves most with each parameter, chosen from the feature map alone.",
+)
 @json_option
 @pass_app
-def train(app: _App, run_id, feature_set_id, classical, epochs, seed, as_json) -> None:
+def train(app: _App, run_id, feature_set_id, classical, epochs, seed, readout, as_json) -> None:
     """Train the classifier on a run's outcome distributions (or on the latent)."""
     from qhw import training
 
@@ -643,15 +649,20 @@ def train(app: _App, run_id, feature_set_id, classical, epochs, seed, as_json) -
         raise click.UsageError("--classical trains on a feature set; use --features, not --run")
     if feature_set_id is not None and not classical:
         raise click.UsageError("--features goes with --classical; the hybrid classifier trains on a --run")
+    if classical and readout is not None:
+        raise click.UsageError("--readout is the hybrid's; the classical baseline reads the latent")
     if classical:
         result = training.train_classical(app.store(), feature_set_id=feature_set_id, epochs=epochs, seed=seed, progress=_progress())
     else:
-        result = training.train_hybrid(app.store(), run_id=run_id, epochs=epochs, seed=seed, progress=_progress())
+        result = training.train_hybrid(
+            app.store(), run_id=run_id, epochs=epochs, seed=seed, readout=readout or PROBABILITIES, progress=_progress()
+        )
     _emit(
         {
             "model": result.model.id,
             "accuracy": result.accuracy,
             "kind": result.kind,
+            "readout": result.readout,
             "train_samples": result.train_samples,
             "test_samples": result.test_samples,
             "epochs_run": result.model.epochs_run,
@@ -717,16 +728,23 @@ def demo(app: _App, shots, seed, hardware, limit_train, limit_test, autoencoder_
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder (default: under QHW_HOME/reports/).")
 @click.option("--epochs", default=60, show_default=True, type=EPOCHS, help="Classifier training epochs.")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of training, bootstrap and subsampling.")
+@click.option("--readout", default=PROBABILITIES, show_default=True, type=click.Choice(READOUTS), help="How the hybrid classifiers read each circuit (see `qhw train --help`).")
 @json_option
 @pass_app
-def compare_command(app: _App, simulator_run, hardware_runs, out, epochs, seed, as_json) -> None:
+def compare_command(app: _App, simulator_run, hardware_runs, out, epochs, seed, readout, as_json) -> None:
     """Accuracy, agreement, cost and accuracy against shots of a simulator run and device runs."""
     from qhw.compare import compare_devices
     from qhw.report import check_report_dir, write_report
 
     check_report_dir(out)
     result = compare_devices(
-        app.store(), simulator_run_id=simulator_run, hardware_run_ids=list(hardware_runs), epochs=epochs, seed=seed, progress=_progress()
+        app.store(),
+        simulator_run_id=simulator_run,
+        hardware_run_ids=list(hardware_runs),
+        epochs=epochs,
+        seed=seed,
+        readout=readout,
+        progress=_progress(),
     )
     single = len(hardware_runs) == 1
     index = write_report(result.comparisons[0] if single else result, out)

@@ -19,7 +19,7 @@ from qhw.mitigation import calibration_missing, mitigated_counts
 from qhw.overview import run_details
 from qhw.pricing import PriceTable, load_prices
 from qhw.progress import Progress, SilentProgress
-from qhw.records import RunRecord
+from qhw.records import PROBABILITIES, RunRecord
 from qhw.runs import plan_jobs
 from qhw.store import RunCounts, Store
 
@@ -225,6 +225,7 @@ def compare(
     hardware_run_id: int,
     epochs: int = training.DEFAULT_EPOCHS,
     seed: int = 0,
+    readout: str = PROBABILITIES,
     progress: Progress | None = None,
 ) -> Comparison:
     """Compare a simulator run with one device run of the same feature set.
@@ -234,7 +235,13 @@ def compare(
         TrainingError: the simulator run has no train samples.
     """
     return compare_devices(
-        store, simulator_run_id=simulator_run_id, hardware_run_ids=[hardware_run_id], epochs=epochs, seed=seed, progress=progress
+        store,
+        simulator_run_id=simulator_run_id,
+        hardware_run_ids=[hardware_run_id],
+        epochs=epochs,
+        seed=seed,
+        readout=readout,
+        progress=progress,
     ).comparisons[0]
 
 
@@ -245,6 +252,7 @@ def compare_devices(
     hardware_run_ids: list[int],
     epochs: int = training.DEFAULT_EPOCHS,
     seed: int = 0,
+    readout: str = PROBABILITIES,
     progress: Progress | None = None,
 ) -> DeviceComparison:
     """Compare a simulator run with several device runs: each as ``compare``
@@ -270,7 +278,7 @@ def compare_devices(
                 f"run {sim_run.id} uses feature set {sim_run.feature_set_id} and run {hw_run.id} feature set "
                 f"{hw_run.feature_set_id}; compare runs of the same feature set"
             )
-    simulator = _Simulator(store, sim_run, epochs=epochs, seed=seed, progress=progress)
+    simulator = _Simulator(store, sim_run, epochs=epochs, seed=seed, readout=readout, progress=progress)
     comparisons = [simulator.against(hw_run) for hw_run in hw_runs]
     return DeviceComparison(
         simulator=summarize(store, sim_run),
@@ -283,16 +291,18 @@ class _Simulator:
     """The simulator side of comparisons: its counts and its classifier, trained
     once however many devices are compared with it."""
 
-    def __init__(self, store: Store, run: RunRecord, *, epochs: int, seed: int, progress: Progress) -> None:
+    def __init__(self, store: Store, run: RunRecord, *, epochs: int, seed: int, readout: str, progress: Progress) -> None:
         self.store = store
         self.run = run
         self.seed = seed
-        self.arrays = load_arrays(store.catalogue.feature_set(run.feature_set_id))
+        feature_set = store.catalogue.feature_set(run.feature_set_id)
+        self.readout = training.hybrid_readout(feature_set, readout)
+        self.arrays = load_arrays(feature_set)
         self.counts = store.results.run_counts(run.id)
         train = self.counts.splits == "train"
         if not train.any():
             raise TrainingError(f"run {run.id} has no collected train samples: submit it with --split all")
-        self.hybrid_args = dict(input_scale=float(2**run.num_qubits), epochs=epochs, seed=seed, progress=progress)
+        self.hybrid_args = dict(**self.readout.classifier_args(), epochs=epochs, seed=seed, progress=progress)
         keys = _keys(self.counts, train)
         self.model = training.fit_classifier("hybrid", _features(self.counts, keys), self.labels(keys), **self.hybrid_args)
         self.classical = training.fit_classifier(
@@ -326,6 +336,11 @@ class _Simulator:
             training.predict(self.model, _features(hw, test_keys)),
         )
         notes: list[str] = []
+        if self.readout.name != PROBABILITIES:
+            notes.append(
+                f"the hybrid classifiers read each circuit's {self.readout.name} (--readout {self.readout.name}: the Pauli-Z "
+                "expectation that moves most with each parameter), not all its outcome probabilities"
+            )
         mitigated = None
         if hw_run.mitigation == "readout":
             missing = calibration_missing(store, hw_run)

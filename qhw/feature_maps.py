@@ -314,6 +314,77 @@ def is_chain(template) -> bool:
     return True
 
 
+#: Random points of the map's range over which sensitive_observables averages,
+#: and the finite-difference step (exact statevectors, so 1e-4 is far above
+#: the rounding and far below any curvature that matters).
+SENSITIVITY_POINTS = 32
+SENSITIVITY_STEP = 1e-4
+
+
+def sensitive_observables(template, angle_range: tuple[float, float], *, seed: int = 0) -> list[int]:
+    """For each parameter, the Pauli-Z string whose expectation moves most with it.
+
+    A Z string is a bit mask S over the outcome bits; <Z_S> = sum_x (-1)^|S & x| p(x)
+    is a fixed linear function of the outcome probabilities. The sensitivity of S to
+    parameter j is the mean |d<Z_S>/d theta_j| over SENSITIVITY_POINTS random points
+    of the map's range, from exact statevectors of the template: the template alone
+    decides, no data. Each parameter gets the best mask not already taken, in the
+    parameters' order. For the paper's map these are Z_i Z_(i-1) (each reads one
+    sin theta_i through the CNOT cascade); for ``angle`` Z_i.
+    """
+    import numpy as np
+    from qiskit.quantum_info import Statevector
+
+    bare = template.remove_final_measurements(inplace=False)
+    parameters = bare.num_parameters
+    low, high = angle_range
+    rng = np.random.default_rng(seed)
+    sensitivity = np.zeros((parameters, 2**bare.num_qubits))
+    for _ in range(SENSITIVITY_POINTS):
+        point = rng.uniform(low, high, parameters)
+        for j in range(parameters):
+            up, down = point.copy(), point.copy()
+            up[j] += SENSITIVITY_STEP
+            down[j] -= SENSITIVITY_STEP
+            change = Statevector(bare.assign_parameters(up)).probabilities() - Statevector(bare.assign_parameters(down)).probabilities()
+            sensitivity[j] += np.abs(z_expectations(change)) / (2 * SENSITIVITY_STEP)
+    chosen: list[int] = []
+    for j in range(parameters):
+        # Mask 0 (the identity) is constant; ties go to the lighter string.
+        ranked = [int(mask) for mask in np.argsort(-sensitivity[j], kind="stable") if mask != 0]
+        chosen.append(next(mask for mask in ranked if mask not in chosen))
+    return chosen
+
+
+def z_expectations(probabilities):
+    """<Z_S> for every mask S, along the last axis (a Walsh-Hadamard transform).
+
+    Hand-written rather than scipy.linalg.hadamard: that builds the dense
+    2**Q x 2**Q matrix (128 MB at 12 qubits); the butterfly is Q passes in place.
+    """
+    import numpy as np
+
+    values = np.array(probabilities, dtype=np.float64, copy=True)
+    width = values.shape[-1]
+    span = 1
+    while span < width:
+        pairs = values.reshape(*values.shape[:-1], width // (2 * span), 2, span)
+        first, second = pairs[..., 0, :].copy(), pairs[..., 1, :].copy()
+        pairs[..., 0, :], pairs[..., 1, :] = first + second, first - second
+        values = pairs.reshape(*values.shape[:-1], width)
+        span *= 2
+    return values
+
+
+def observable_matrix(masks: list[int], num_qubits: int):
+    """(2**Q, len(masks)) of +-1: probabilities @ it gives <Z_S> for each mask."""
+    import numpy as np
+
+    outcomes = np.arange(2**num_qubits)
+    parity = np.array([[bin(int(x) & mask).count("1") % 2 for mask in masks] for x in outcomes])
+    return (1 - 2 * parity).astype(np.float32)
+
+
 def _identifier(label: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in Path(label).stem) or "file"
 

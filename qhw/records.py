@@ -79,6 +79,10 @@ SPLIT_CODES = {"train": 0, "test": 1}
 SPLIT_NAMES = {code: name for name, code in SPLIT_CODES.items()}
 SPLITS = tuple(SPLIT_CODES)
 RUN_SPLITS = (*SPLITS, "all")
+#: How the hybrid classifier reads a run's outcome probabilities (qhw.training.Readout).
+PROBABILITIES = "probabilities"
+OBSERVABLES = "observables"
+READOUTS = (PROBABILITIES, OBSERVABLES)
 JOB_PURPOSES = ("samples", "calibration")
 #: What ran a run, in the words every report uses. An emulation (a noise model
 #: of a named device) is never called hardware; a simulator without noise is a

@@ -308,6 +308,70 @@ def test_readout_mitigation_adaptive_rounds_and_the_classifier_take_the_map_s_wi
     assert model.input_shape[-1] == 2 * 2**4
 
 
+def test_the_observables_readout_feeds_each_parameter_s_pauli_expectation_and_travels_with_the_model(maps_store):
+    """The readout is a fixed first layer inside the saved model: reloaded, it turns a
+    sample's frequencies into Qiskit's sampled <Z_S> of the template's chosen masks,
+    and the model still evaluates on any run of its feature set."""
+    from qiskit.result import sampled_expectation_value
+
+    from qhw import training
+    from tests.conftest import recomputed_accuracy
+    from tests.test_readout import pauli_label
+
+    fs = feature_set_id("zz")  # 4 qubits, 4 parameters, two circuits a sample
+    record = maps_store.catalogue.feature_set(fs)
+    run = runs.submit(maps_store, feature_set_id=fs, backend_name="statevector", split="all", shots=256, seed=0).run
+    trained = training.train_hybrid(maps_store, run_id=run.id, epochs=2, readout="observables")
+    assert trained.readout == "observables"
+    model = training.load_model(trained.model)  # from disk
+    assert model.input_shape[-1] == 2 * 2**4
+    layer = model.get_layer("readout")
+    assert not layer.trainable and not layer.use_bias
+
+    masks = feature_maps.sensitive_observables(record.template(), record.angle_range)
+    stored = maps_store.results.run_counts(run.id)
+    x = training.outcome_features(maps_store, run).x[:3]
+    read = np.asarray(layer(x.astype(np.float32)))
+    expected = [
+        [
+            sampled_expectation_value({format(o, "04b"): int(c) for o, c in enumerate(stored.counts[s, k]) if c}, pauli_label(mask, 4))
+            for k in range(2)
+            for mask in masks
+        ]
+        for s in range(3)
+    ]
+    assert np.allclose(read, expected, atol=1e-5)
+
+    other = runs.submit(maps_store, feature_set_id=fs, backend_name="aer_simulator", split="test", shots=256, seed=5).run
+    evaluation = training.evaluate_on_run(maps_store, model_id=trained.model.id, run_id=other.id)
+    assert evaluation.accuracy == pytest.approx(recomputed_accuracy(maps_store, trained.model.id, other.id))
+
+
+def test_compare_trains_every_hybrid_with_the_readout_it_was_given(maps_store, monkeypatch):
+    from qhw import compare, training
+
+    fs = feature_set_id("angle")
+    sim = runs.submit(maps_store, feature_set_id=fs, backend_name="statevector", split="all", shots=128, seed=0).run
+    device = runs.submit(maps_store, feature_set_id=fs, backend_name="aer_simulator", split="all", shots=128, seed=1).run
+    widths = []
+    real_fit = training.fit_classifier
+
+    def spy(kind, x_train, y_train, **options):
+        if kind == "hybrid":
+            matrix = options.get("readout_matrix")
+            widths.append(None if matrix is None else matrix.shape)
+        return real_fit(kind, x_train, y_train, **options)
+
+    monkeypatch.setattr(training, "fit_classifier", spy)
+    result = compare.compare(maps_store, simulator_run_id=sim.id, hardware_run_id=device.id, epochs=1, readout="observables")
+    assert widths and set(widths) == {(2**3, 3)}  # the simulator's and the device's hybrids: 8 probabilities -> 3 observables
+    assert any("--readout observables" in note for note in result.notes)
+    widths.clear()
+    plain = compare.compare(maps_store, simulator_run_id=sim.id, hardware_run_id=device.id, epochs=1)
+    assert widths and set(widths) == {None}
+    assert not any("--readout" in note for note in plain.notes)
+
+
 # --- the command line -----------------------------------------------------------------------------
 
 
@@ -324,6 +388,20 @@ def test_features_list_and_runs_show_name_the_map(maps_store, maps_home):
     assert shown["feature_map"] == {"name": "file:user_map.qasm", "qubits": 6, "parameters": 3, "circuits_per_sample": 2}
     text = CliRunner().invoke(main, [*db, "runs", "show", str(run.id)]).stdout
     assert "file:user_map.qasm: 6 qubits, 3 parameters, 2 circuits a sample" in text
+
+
+def test_train_readout_on_the_command_line(maps_store, maps_home):
+    run = runs.submit(maps_store, feature_set_id=feature_set_id("angle"), backend_name="statevector", split="all", shots=64).run
+    db = ["--db", f"sqlite:///{maps_home.parent}/maps.db"]
+    models_before = len(list((maps_home / "models").glob("*"))) if (maps_home / "models").exists() else 0
+    refused = CliRunner().invoke(main, [*db, "train", "--classical", "--readout", "observables"])
+    assert refused.exit_code == 2 and "--readout is the hybrid's" in refused.stderr
+    assert (len(list((maps_home / "models").glob("*"))) if (maps_home / "models").exists() else 0) == models_before
+    trained = CliRunner().invoke(main, [*db, "train", "--run", str(run.id), "--epochs", "1", "--readout", "observables", "--json"])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.stdout)["readout"] == "observables"
+    default = json.loads(CliRunner().invoke(main, [*db, "train", "--run", str(run.id), "--epochs", "1", "--json"]).stdout)
+    assert default["readout"] == "probabilities"
 
 
 def test_features_build_takes_a_map_qubits_reps_and_range(home, tmp_path):
