@@ -350,7 +350,7 @@ def sensitive_observables(template, angle_range: tuple[float, float], *, seed: i
             sensitivity[j] += np.abs(z_expectations(change)) / (2 * SENSITIVITY_STEP)
     chosen: list[int] = []
     for j in range(parameters):
-        # Mask 0 (the identity) is constant; ties go to the lighter string.
+        # Mask 0 (the identity) is constant; a stable sort gives ties to the lower mask.
         ranked = [int(mask) for mask in np.argsort(-sensitivity[j], kind="stable") if mask != 0]
         chosen.append(next(mask for mask in ranked if mask not in chosen))
     return chosen

@@ -126,7 +126,6 @@ def train_hybrid(
     _check_epochs(epochs)
     check_seed(seed)
     run = store.ledger.run(run_id)
-    chosen = hybrid_readout(store.catalogue.feature_set(run.feature_set_id), readout)
     data = outcome_features(store, run)
     train, test = data.splits == "train", data.splits == "test"
     if not train.any() or not test.any():
@@ -138,6 +137,8 @@ def train_hybrid(
         )
     if not test.any():
         raise TrainingError(f"run {run.id} has no collected test samples: submit with --split test or --split all")
+    # After the refusals: choosing observables simulates the template (seconds at 12 qubits).
+    chosen = hybrid_readout(store.catalogue.feature_set(run.feature_set_id), readout)
     result = _fit_and_register(
         store,
         kind="hybrid",
