@@ -6,7 +6,9 @@ qubits, fake_torino 133, fake_fez 156). For the square lattices of IQM's
 Garnet (20 qubits) and Rigetti's Ankaa (84) this machine has no published
 document (no network): their lattices are built here with made-up, slightly
 varied figures (readout 2-3 %, two-qubit 1-1.5 %), so their rows show the
-geometry, not the devices' calibration. IonQ Forte is all-to-all (36 qubits).
+geometry, not the devices' calibration. IonQ Forte is all-to-all (36 qubits);
+a 32-ion trap with one broken coupler and a 100-qubit all-to-all device show
+that dense devices are partitioned in polynomial time (qhw.packing, rule 5).
 
     python benchmarks/packing.py
 
@@ -55,10 +57,12 @@ def _lattice(rows: int, columns: int, first: int):
     )
 
 
-def _ion_trap(qubits: int):
+def _ion_trap(qubits: int, broken: tuple[int, int] | None = None):
+    """All-to-all; ``broken``: a coupler left out (a trap with one broken pair)."""
     from qhw.packing import DeviceGraph
 
-    return DeviceGraph.of(range(qubits), itertools.combinations(range(qubits), 2), readout_error={q: 0.004 for q in range(qubits)})
+    pairs = [pair for pair in itertools.combinations(range(qubits), 2) if pair != broken]
+    return DeviceGraph.of(range(qubits), pairs, readout_error={q: 0.004 + q / 100_000 for q in range(qubits)})
 
 
 def main() -> None:
@@ -71,6 +75,8 @@ def main() -> None:
         "IQM Garnet-like lattice (20)": lambda: _lattice(4, 5, 1),
         "Rigetti Ankaa-like lattice (84)": lambda: _lattice(7, 12, 0),
         "IonQ Forte-like all-to-all (36)": lambda: _ion_trap(36),
+        "ion trap, one broken coupler (32)": lambda: _ion_trap(32, broken=(3, 17)),
+        "all-to-all (100)": lambda: _ion_trap(100),
     }
     header = f"{'device':34} {'spacing':>7} {'copies':>6} {'best error':>10} {'worst error':>11} {'seconds':>8}"
     print(header)

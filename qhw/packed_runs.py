@@ -18,6 +18,7 @@ executable that carries them:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -38,15 +39,7 @@ def check_pack(pack: int | str, spacing: int) -> int | None:
     """
     if spacing not in (0, 1) or isinstance(spacing, bool):
         raise ConfigError(f"--pack-spacing must be 0 (neighbouring copies) or 1 (an idle qubit between copies), got {spacing}")
-    if isinstance(pack, str) and pack.strip().lower() == AUTO:
-        return None
-    try:
-        copies = int(str(pack).strip()) if not isinstance(pack, bool) else None
-    except ValueError:
-        copies = None
-    if copies is None or not 1 <= copies <= packing.MAX_COPIES:
-        raise ConfigError(f"--pack must be auto or a whole number of copies from 1 to {packing.MAX_COPIES}, got {pack}")
-    return copies
+    return packing.parse_copies(pack)
 
 
 @dataclass(frozen=True)
@@ -67,16 +60,23 @@ class PackingPlan:
 
 
 def plan_packing(
-    backend: Backend, wanted: int | None, spacing: int, *, offline: bool, document: str | None = None, template=None
+    backend: Backend, wanted: int | None, spacing: int, *, offline: bool, document: str | None = None, template=None,
+    circuits_to_run: int | None = None,
 ) -> PackingPlan:
     """The copies for ``--pack`` (``wanted``: None for auto) on ``backend``;
     offline, ``document`` is the device's own document kept with an earlier
     run. ``template``: the feature map (the paper's 5-qubit map when None).
+    ``circuits_to_run``: the circuits the run has to run; an execution carries no
+    more copies than that (an empty copy is simulated, or paid for, for nothing).
 
     Raises:
         ConfigError: more copies than fit, a device with no chain of the
             template's width, a template that is not a chain.
     """
+    if wanted is not None and circuits_to_run is not None and wanted > circuits_to_run:
+        note = f"--pack {wanted}: the run has {circuits_to_run} circuit(s) to run, so {circuits_to_run} copies an execution at most"
+        plan = plan_packing(backend, circuits_to_run, spacing, offline=offline, document=document, template=template)
+        return dataclasses.replace(plan, notes=(note, *plan.notes))
     if wanted == 1:
         return PackingPlan(1, None)
     template = template if template is not None else circuits.feature_map()
@@ -109,7 +109,15 @@ def plan_packing(
             raise
         return PackingPlan(1, None, (f"--pack auto: {err}; one copy an execution, where the compiler places it",))
     notes = ()
-    if wanted is None:
+    if wanted is None and circuits_to_run is not None and len(partition.copies) > circuits_to_run:
+        if circuits_to_run == 1:
+            return PackingPlan(1, None, ("--pack auto: the run has one circuit to run; one copy an execution",))
+        partition = packing.Partition(copies=partition.copies[:circuits_to_run], spacing=partition.spacing)
+        notes = (
+            f"--pack auto: the run has {circuits_to_run} circuits to run, so {circuits_to_run} copies an execution "
+            "(the device's best chains)",
+        )
+    elif wanted is None:
         count = len(partition.copies)
         room = "room for one copy" if count == 1 else f"room for {count} copies"
         notes = (f"--pack auto: {backend.name} has {room} of the {width}-qubit feature map (spacing {spacing})",)

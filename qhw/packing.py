@@ -22,12 +22,26 @@ qubits, by a rule that is deterministic for a given calibration:
    estimated error (ties by its qubits' labels); a chain is taken when none
    of its qubits is taken and, with ``spacing`` 1 (the default), none is
    coupled to a taken qubit either: an idle qubit between copies against
-   crosstalk. ``spacing`` 0 allows neighbouring copies. On a fully
-   connected device (ion traps) every qubit neighbours every other, so
-   spacing cannot apply there and copies are only disjoint.
+   crosstalk. ``spacing`` 0 allows neighbouring copies. On a device where
+   at least three quarters of all pairs are coupled (ion traps, a broken
+   coupler or not) every qubit neighbours nearly every other, so spacing cannot apply
+   there and copies are only disjoint.
 4. **No copy much worse than the best**: a chain whose estimated error
    exceeds :data:`WORST_TO_BEST` times the best copy's (or the best's plus
    :data:`WORST_MARGIN`, whichever is larger) is not taken.
+5. **Polynomial on dense devices.** A device's chains are enumerated when
+   they number at most :data:`CHAIN_BUDGET` (bounded above, before any is
+   enumerated, by its non-backtracking walks): every IBM heavy-hex device at
+   any width, square lattices up to about 8 qubits a copy. Past that (ion
+   traps, square lattices at 12) the chains are *grown* instead: from every
+   free qubit, a chain grows one qubit at a time by the free neighbour whose
+   coupler and readout cost least (costs are -log of the success
+   probabilities of rule 2, so they add up along a chain); the grown chains
+   are ranked and taken as in rules 3 and 4, and a chain that meets a taken
+   or blocked qubit is grown again from the qubit it grew from. Each copy then costs
+   O(qubits x width) steps, whatever the device's density; on an all-to-all
+   device without gate errors it takes the best qubits in order of readout
+   error, ``width`` at a time.
 
 ``partition(graph, copies=N)`` stops at N copies and refuses when fewer fit;
 ``copies=None`` (``--pack auto``) takes every copy the rule allows.
@@ -52,9 +66,31 @@ WORST_TO_BEST = 2.5
 WORST_MARGIN = 0.02
 #: The most copies an execution may carry (``--pack``).
 MAX_COPIES = 1024
-#: Chains longer than this are not enumerated on sparse graphs (the count grows
-#: as the degree to the width's power); templates are at most this wide.
+#: Templates are at most this wide (qhw.feature_maps.MAX_QUBITS).
 MAX_WIDTH = 12
+#: Chains enumerated and ranked at most (rule 5 of the module's docstring):
+#: about half a second of Python. fake_fez has 369 chains of 5 qubits and
+#: 1,840 of 12; a 120-qubit square lattice 69,618 of 8 and 2.6 million of 12.
+CHAIN_BUDGET = 100_000
+
+
+def parse_copies(pack: int | str) -> int | None:
+    """``--pack`` as a number of copies, None for ``auto``.
+
+    Plain decimal digits only: Python's ``int`` would also take ``1_0`` (10)
+    and other scripts' digits (the Arabic-Indic ``٣`` as 3).
+
+    Raises:
+        ConfigError: neither auto nor a whole number from 1 to MAX_COPIES.
+    """
+    import re
+
+    text = str(pack).strip() if not isinstance(pack, bool) else ""
+    if text.lower() == "auto":
+        return None
+    if not re.fullmatch(r"[0-9]+", text, re.ASCII) or not 1 <= int(text) <= MAX_COPIES:
+        raise ConfigError(f"--pack must be auto or a whole number of copies from 1 to {MAX_COPIES}, got {pack}")
+    return int(text)
 
 
 class NoChainError(ConfigError):
@@ -100,9 +136,12 @@ class DeviceGraph:
         )
 
     @property
-    def fully_connected(self) -> bool:
+    def all_to_all(self) -> bool:
+        """At least three quarters of all pairs coupled (an ion trap, with or
+        without a broken coupler): every qubit neighbours nearly every other,
+        so spacing copies apart cannot apply (rule 3)."""
         n = len(self.qubits)
-        return n > 1 and len(self.couplers) == n * (n - 1) // 2
+        return n > 1 and 4 * len(self.couplers) >= 3 * (n * (n - 1) // 2)
 
     def usable(self) -> DeviceGraph:
         """The graph without its broken qubits and couplers (rule 1)."""
@@ -185,25 +224,31 @@ def partition(graph: DeviceGraph, *, width: int, copies: int | None = None, spac
     if copies is not None and copies < 1:
         raise ConfigError(f"--pack must be auto or a whole number of copies, 1 or more, got {copies}")
     usable = graph.usable()
-    ranked = sorted(((chain_error(usable, chain), chain) for chain in _chains(usable, width)))
-    if not ranked:
-        raise NoChainError(f"the device has no {width} usable qubits coupled in a chain")
-    best = ranked[0][0]
-    bound = max(best * WORST_TO_BEST, best + WORST_MARGIN)
     neighbours = usable.neighbours()
-    apart = spacing > 0 and not usable.fully_connected
-    taken: set[int] = set()
-    blocked: set[int] = set()
+    apart = spacing > 0 and not usable.all_to_all
+    if chain_bound(usable, width) <= CHAIN_BUDGET:
+        candidates: Iterator[tuple[float, tuple[int, ...]]] = iter(
+            sorted((chain_error(usable, chain), chain) for chain in _chains(usable, width))
+        )
+        unavailable: set[int] = set()
+    else:
+        unavailable = set()
+        candidates = _grown_chains(usable, width, unavailable)
     chosen: list[Copy] = []
-    for error, chain in ranked:
+    bound = None
+    for error, chain in candidates:
+        if bound is None:
+            bound = max(error * WORST_TO_BEST, error + WORST_MARGIN)
         if error > bound or (copies is not None and len(chosen) == copies):
             break
-        if any(q in taken or q in blocked for q in chain):
+        if any(q in unavailable for q in chain):
             continue
         chosen.append(Copy(qubits=chain, estimated_error=error))
-        taken.update(chain)
+        unavailable.update(chain)
         if apart:
-            blocked.update(n for q in chain for n in neighbours[q])
+            unavailable.update(n for q in chain for n in neighbours[q])
+    if not chosen:
+        raise NoChainError(f"the device has no {width} usable qubits coupled in a chain")
     if copies is not None and len(chosen) < copies:
         raise ConfigError(
             f"--pack {copies}: only {len(chosen)} copies of {width} qubits fit on the device "
@@ -212,19 +257,79 @@ def partition(graph: DeviceGraph, *, width: int, copies: int | None = None, spac
     return Partition(copies=tuple(chosen), spacing=spacing)
 
 
+def chain_bound(graph: DeviceGraph, width: int) -> float:
+    """An upper bound on the chains of ``width`` qubits: half the
+    non-backtracking walks of ``width - 1`` steps, counted in O(couplers x
+    width) by the recurrence v_k = A v_(k-1) - (D - I) v_(k-2) (v_2 = A d - d),
+    A the adjacency and D the degrees. Exact on trees and heavy-hex devices
+    up to their 12-qubit cycles."""
+    if width == 1:
+        return float(len(graph.qubits))
+    neighbours = graph.neighbours()
+    degree = {q: len(others) for q, others in neighbours.items()}
+    before, walks = {q: 1.0 for q in graph.qubits}, {q: float(degree[q]) for q in graph.qubits}
+    for step in range(2, width):
+        back = {q: degree[q] - (1 if step > 2 else 0) for q in graph.qubits}
+        before, walks = walks, {q: sum(walks[n] for n in neighbours[q]) - back[q] * before[q] for q in graph.qubits}
+    return sum(walks.values()) / 2
+
+
+def _grown_chains(graph: DeviceGraph, width: int, unavailable: set[int]) -> Iterator[tuple[float, tuple[int, ...]]]:
+    """Chains grown from every qubit (rule 5), best first, each grown again
+    from the qubit it grew from when it meets a qubit in ``unavailable`` (which the
+    caller fills as it takes chains): O(qubits x width) steps a taken chain."""
+    import heapq
+
+    def qubit_cost(q: int) -> float:
+        return -math.log(max(1e-300, 1.0 - chain_error(graph, (q,))))
+
+    def coupler_cost(a: int, b: int) -> float:
+        return -math.log(max(1e-300, 1.0 - graph.gate_error.get(frozenset((a, b)), 0.0)))
+
+    cost = {q: qubit_cost(q) for q in graph.qubits}
+    # Each qubit's neighbours, cheapest step first; ``skip`` moves past those
+    # taken for good (``unavailable`` only grows), so a scan never repeats them.
+    ranked = {
+        q: sorted(others, key=lambda n, q=q: (coupler_cost(q, n) + cost[n], n)) for q, others in graph.neighbours().items()
+    }
+    skip = dict.fromkeys(graph.qubits, 0)
+
+    def grow(start: int) -> tuple[int, ...] | None:
+        chain = [start]
+        while len(chain) < width:
+            end = chain[-1]
+            others = ranked[end]
+            while skip[end] < len(others) and others[skip[end]] in unavailable:
+                skip[end] += 1
+            step = next((n for n in others[skip[end]:] if n not in unavailable and n not in chain), None)
+            if step is None:
+                return None
+            chain.append(step)
+        # The same chain read from its other end is the same copy: keep the smaller end first, as enumeration does.
+        return tuple(chain) if chain[0] < chain[-1] else tuple(reversed(chain))
+
+    heap = []
+    for start in graph.qubits:
+        chain = grow(start)
+        if chain is not None:
+            heap.append((chain_error(graph, chain), chain, start))
+    heapq.heapify(heap)
+    while heap:
+        error, chain, start = heapq.heappop(heap)
+        if any(q in unavailable for q in chain):
+            if start not in unavailable:
+                again = grow(start)
+                if again is not None:
+                    heapq.heappush(heap, (chain_error(graph, again), again, start))
+            continue
+        yield error, chain
+
+
 def _chains(graph: DeviceGraph, width: int) -> Iterator[tuple[int, ...]]:
     """Every simple path of ``width`` qubits, each once (its smaller end first
     as read; the template runs along it either way)."""
     if width == 1:
         yield from ((q,) for q in graph.qubits)
-        return
-    if graph.fully_connected:
-        # Every ordering is a chain: the best are simply the best qubits, in
-        # order of readout error, grouped ``width`` at a time (a path search
-        # over n!/(n-width)! orderings would say the same, slowly).
-        ordered = sorted(graph.qubits, key=lambda q: (graph.readout_error.get(q, 0.0), q))
-        for start in range(0, len(ordered) - width + 1, width):
-            yield tuple(ordered[start : start + width])
         return
     neighbours = graph.neighbours()
 

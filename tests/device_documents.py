@@ -21,9 +21,10 @@ RB_FIDELITY, READOUT_FIDELITY, CZ_FIDELITY = 0.998, 0.95, 0.98
 CALIBRATED_AT = datetime(2026, 11, 20, 8, 30, tzinfo=timezone.utc)
 
 
-def garnet_like(qubits: int = QUBITS, *, line: tuple[int, ...] | None = None):
+def garnet_like(qubits: int = QUBITS, *, line: tuple[int, ...] | None = None, edges: list[tuple[int, int]] | None = None):
     """An IqmDeviceCapabilities document for a line of ``qubits`` qubits
-    labelled 1..N, in the order ``line`` gives along the line (default 1, 2, ...)."""
+    labelled 1..N, in the order ``line`` gives along the line (default 1, 2,
+    ...), or coupled by ``edges`` instead of a line."""
     from braket.device_schema import DeviceActionType, DeviceConnectivity, DeviceServiceProperties
     from braket.device_schema.device_execution_window import DeviceExecutionWindow, ExecutionDay
     from braket.device_schema.device_service_properties_v1 import DeviceCost
@@ -44,7 +45,7 @@ def garnet_like(qubits: int = QUBITS, *, line: tuple[int, ...] | None = None):
 
     labels = list(line) if line is not None else list(range(1, qubits + 1))
     assert sorted(labels) == list(range(1, qubits + 1))
-    edges = list(zip(labels, labels[1:]))
+    edges = list(edges) if edges is not None else list(zip(labels, labels[1:]))
     one = {
         str(q): OneQubitProperties(
             T1=CoherenceTime(value=T1_US, standardError=None, unit="us"),
@@ -96,12 +97,19 @@ def garnet_like(qubits: int = QUBITS, *, line: tuple[int, ...] | None = None):
         paradigm=GateModelQpuParadigmProperties(
             qubitCount=qubits,
             nativeGateSet=["cz", "prx"],
-            connectivity=DeviceConnectivity(fullyConnected=False, connectivityGraph={str(a): [str(b)] for a, b in edges}),
+            connectivity=DeviceConnectivity(fullyConnected=False, connectivityGraph=_graph(edges)),
         ),
         deviceParameters={},
         provider=None,
         standardized=StandardizedGateModelQpuDeviceProperties(oneQubitProperties=one, twoQubitProperties=two),
     )
+
+
+def _graph(edges: list[tuple[int, int]]) -> dict[str, list[str]]:
+    graph: dict[str, list[str]] = {}
+    for a, b in edges:
+        graph.setdefault(str(a), []).append(str(b))
+    return graph
 
 
 def write_garnet_like(path: Path, *, name: str | None = "iqm_garnet") -> Path:

@@ -10,7 +10,17 @@ import numpy as np
 import pytest
 
 from qhw.errors import ConfigError
-from qhw.packing import BROKEN_ERROR, COPY_DURATION_US, WORST_MARGIN, WORST_TO_BEST, DeviceGraph, chain_error, partition
+from qhw.packing import (
+    BROKEN_ERROR,
+    CHAIN_BUDGET,
+    COPY_DURATION_US,
+    WORST_MARGIN,
+    WORST_TO_BEST,
+    DeviceGraph,
+    chain_bound,
+    chain_error,
+    partition,
+)
 
 WIDTH = 5
 
@@ -37,17 +47,17 @@ def lattice(rows: int, columns: int, *, first: int = 0, readout: float = 0.02, g
     )
 
 
-def assert_sound(graph: DeviceGraph, packed, *, spacing: int) -> None:
+def assert_sound(graph: DeviceGraph, packed, *, spacing: int, width: int = WIDTH) -> None:
     usable = graph.usable()
     used = [q for copy in packed.copies for q in copy.qubits]
     assert len(used) == len(set(used)), "copies share a qubit"
     assert set(used) <= set(usable.qubits), "a broken or unknown qubit is used"
     for copy in packed.copies:
-        assert len(copy.qubits) == WIDTH
+        assert len(copy.qubits) == width
         for a, b in zip(copy.qubits, copy.qubits[1:]):
             assert frozenset((a, b)) in usable.couplers, f"{a}-{b} of copy {copy.qubits} is no usable coupler"
         assert copy.estimated_error == pytest.approx(chain_error(usable, copy.qubits))
-    if spacing and not usable.fully_connected:
+    if spacing and not usable.all_to_all:
         for first, second in itertools.combinations(packed.copies, 2):
             assert not any(frozenset((a, b)) in graph.couplers for a in first.qubits for b in second.qubits), (
                 f"copies {first.qubits} and {second.qubits} are neighbours"
@@ -206,6 +216,82 @@ def test_a_chain_through_a_broken_part_is_no_chain_even_when_it_is_the_only_one(
     )
     with pytest.raises(ConfigError, match="no 5 usable qubits coupled in a chain"):
         partition(graph, width=WIDTH)
+
+
+def every_chain(graph: DeviceGraph, width: int) -> list[tuple[int, ...]]:
+    """Every simple path of ``width`` usable qubits, each once, smaller end first (brute force, here)."""
+    neighbours = {q: {n for c in graph.couplers if q in c for n in c if n != q} for q in graph.qubits}
+    found = set()
+    paths = [[q] for q in graph.qubits]
+    for _ in range(width - 1):
+        paths = [path + [n] for path in paths for n in neighbours[path[-1]] if n not in path]
+    for path in paths:
+        found.add(tuple(path) if path[0] < path[-1] else tuple(reversed(path)))
+    return sorted(found)
+
+
+def best_first(graph: DeviceGraph, width: int, spacing: int) -> list[tuple[int, ...]]:
+    """The copies the module docstring's rules 1 to 4 give, over every chain (what qhw did before rule 5)."""
+    usable = graph.usable()
+    ranked = sorted((chain_error(usable, chain), chain) for chain in every_chain(usable, width))
+    bound = max(ranked[0][0] * WORST_TO_BEST, ranked[0][0] + WORST_MARGIN)
+    taken: set[int] = set()
+    chosen = []
+    for error, chain in ranked:
+        if error > bound:
+            break
+        if taken & set(chain):
+            continue
+        chosen.append(chain)
+        taken |= set(chain)
+        if spacing:
+            taken |= {n for c in usable.couplers if c & set(chain) for n in c}
+    return chosen
+
+
+@pytest.mark.parametrize("name", ["FakeBrisbane", "FakeTorino", "FakeFez"])
+def test_heavy_hex_devices_are_ranked_over_every_chain_at_every_width(name):
+    """IBM's heavy-hex devices keep the exhaustive ranking (no fewer copies than before rule 5), at every width."""
+    graph = ibm_graph(name)
+    for width in (2, 5, 8, 12):
+        assert chain_bound(graph.usable(), width) <= CHAIN_BUDGET
+        for spacing in (0, 1):
+            packed = partition(graph, width=width, spacing=spacing)
+            assert [copy.qubits for copy in packed.copies] == best_first(graph, width, spacing), (width, spacing)
+
+
+def test_the_chain_bound_is_never_below_the_chains():
+    cases = [(lattice(4, 5), w) for w in (2, 3, 5, 8)] + [(ibm_graph("FakeFez"), 5), (ibm_graph("FakeManilaV2"), 5)]
+    cases.append((DeviceGraph.of(range(8), itertools.combinations(range(8), 2)), 4))
+    for graph, width in cases:
+        chains = len(every_chain(graph, width))
+        assert chain_bound(graph, width) >= chains, (width, chains)
+    fez = ibm_graph("FakeFez").usable()
+    assert chain_bound(fez, 5) == len(every_chain(fez, 5))  # exact where the shortest cycle is longer than the chain
+
+
+@pytest.mark.parametrize("qubits, broken", [(32, (0, 1)), (32, (3, 17)), (100, None)])
+def test_dense_devices_grow_their_chains_into_disjoint_copies(qubits, broken):
+    """An ion trap with one broken coupler, and a 100-qubit all-to-all device:
+    the search over every ordering was factorial there (it hung)."""
+    pairs = [pair for pair in itertools.combinations(range(qubits), 2) if pair != broken]
+    graph = DeviceGraph.of(range(qubits), pairs, readout_error={q: 0.003 + q / 100_000 for q in range(qubits)})
+    assert chain_bound(graph, WIDTH) > CHAIN_BUDGET
+    for spacing in (1, 0):  # spacing cannot apply where nearly every qubit neighbours every other
+        packed = partition(graph, width=WIDTH, spacing=spacing)
+        assert_sound(graph, packed, spacing=spacing)
+        assert len(packed.copies) == qubits // WIDTH
+    # The five best qubits first, joined by couplers that exist (assert_sound: never 0-1 where it is broken).
+    assert set(partition(graph, width=WIDTH).copies[0].qubits) == {0, 1, 2, 3, 4}
+
+
+def test_a_square_lattice_at_twelve_qubits_a_copy_grows_its_chains():
+    graph = lattice(10, 12)  # IBM Nighthawk's 120-qubit square lattice: 2.6 million chains of 12
+    assert chain_bound(graph, 12) > CHAIN_BUDGET
+    for spacing in (1, 0):
+        packed = partition(graph, width=12, spacing=spacing)
+        assert_sound(graph, packed, spacing=spacing, width=12)
+        assert len(packed.copies) >= 4
 
 
 # --- packed circuits and their demultiplexing ----------------------------------------------------------
