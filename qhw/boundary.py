@@ -41,3 +41,53 @@ def explain(err: BaseException) -> str:
         return "out of memory; use fewer samples (--limit) or shots"
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return f"unexpected {type(err).__name__}{': ' + text if text else ''} (a bug in qhw? QHW_DEBUG=1 shows where it happened)"
+
+
+def configure_output(*, debug: bool) -> None:
+    """What reaches the terminal: qhw's own log records (WARNING and above,
+    as "qhw: ..."), and nothing of other libraries' warnings and log records
+    (qiskit-braket-provider's "Qubit 6 found in device properties but not in
+    topology", qiskit-ibm-runtime's "Using instance: ..., plan: open" on every
+    IBM command), which qhw turns into its own words where they matter.
+    ``debug`` (QHW_DEBUG=1) shows those too, WARNING and above, each named by
+    its logger; never DEBUG records, which carry request headers.
+    """
+    import logging
+    import os
+    import warnings
+
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if isinstance(h, _Terminal)), None)
+    if handler is None:
+        handler = _Terminal()
+        root.addHandler(handler)  # also keeps Python's last-resort handler from printing others' records
+    handler.debug = debug
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+    # qiskit-ibm-runtime prints through a handler of its own, added when it is imported;
+    # a level the user set for it (QISKIT_IBM_RUNTIME_LOG_LEVEL) is theirs.
+    if not os.environ.get("QISKIT_IBM_RUNTIME_LOG_LEVEL"):
+        logging.getLogger("qiskit_ibm_runtime").setLevel(logging.WARNING if debug else logging.CRITICAL)
+    if not debug:
+        warnings.filterwarnings("ignore")
+
+
+class _Terminal(__import__("logging").Handler):
+    """Log records on whatever stderr is now (a test's captured stream
+    included): qhw's as "qhw: ...", others' only with ``debug``."""
+
+    debug = False
+
+    def emit(self, record) -> None:
+        import logging
+        import sys
+
+        ours = record.name == "qhw" or record.name.startswith("qhw.")
+        if record.levelno < logging.WARNING or not (ours or self.debug):
+            return
+        try:
+            text = record.getMessage() if ours else f"{record.name}: {record.levelname}: {record.getMessage()}"
+            sys.stderr.write(f"qhw: {text}\n" if ours else f"{text}\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - a log line must never end a command
+            self.handleError(record)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from qhw.cli_options import ANGLE_RANGE, EPOCHS, ID, INTERVAL, LATENT, MAP_QUBITS, POSITIVE, SECONDS, SEED, USD, WORKERS
+from qhw.cli_options import ANGLE_RANGE, EPOCHS, ID, INTERVAL, LATENT, MAP_QUBITS, MAP_REPS, PACK, POSITIVE, SECONDS, SEED, USD, WORKERS
 from qhw.errors import QhwError
 from qhw.records import PROBABILITIES, READOUTS, RUN_SPLITS, JobState  # no heavy imports: `qhw --help` stays instant
 
@@ -202,10 +202,10 @@ def _cell(value: Any) -> str:
 @click.pass_context
 def main(ctx: click.Context, db_url: str | None) -> None:
     """Run a hybrid quantum-classical classifier's quantum stage on simulators and hardware."""
-    import logging
+    from qhw.boundary import configure_output
 
-    # The ledger and workers say what they skipped or retried on stderr.
-    logging.basicConfig(level=logging.WARNING, format="qhw: %(message)s")
+    # The ledger and workers say what they skipped or retried on stderr; other libraries stay quiet.
+    configure_output(debug=bool(os.environ.get("QHW_DEBUG")))
     ctx.obj = _App(db_url)
 
 
@@ -225,7 +225,7 @@ def features() -> None:
     help="paper, zz, angle or reupload, or an OpenQASM 3 (.qasm) or QPY (.qpy) file of your own.",
 )
 @click.option("--qubits", type=MAP_QUBITS, help="Qubits of a built-in map (2 to 12; default 5). A file's are its own.")
-@click.option("--reps", type=POSITIVE, help="Repetitions of the zz and reupload maps (default 2).")
+@click.option("--reps", type=MAP_REPS, help="Repetitions of the zz and reupload maps (1 to 16; default 2).")
 @click.option("--angle-range", type=ANGLE_RANGE, help="Range the components are scaled to, LOW:HIGH in radians (default: the map's own; 0:pi for a file).")
 @click.option("--components", type=POSITIVE, help="PCA components: a multiple of the map's parameters, one circuit for each (default: one circuit).")
 @click.option("--latent-dim", default=64, show_default=True, type=LATENT, help="Autoencoder latent size.")
@@ -335,7 +335,7 @@ def backends(as_json) -> None:
 @click.option("--yes", is_flag=True, help="Submit to a paid backend without asking for confirmation.")
 @click.option("--mitigate", type=click.Choice(["readout"]), help="Also run the readout-calibration circuits (for `qhw compare`).")
 @click.option(
-    "--pack", default="1", show_default=True, metavar="auto|N",
+    "--pack", default="1", show_default=True, type=PACK, metavar="auto|N",
     help="Copies of the feature map side by side on a device's qubits, each with its own sample (auto: as many as fit).",
 )
 @click.option(

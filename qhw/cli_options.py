@@ -13,7 +13,9 @@ import re
 import click
 
 from qhw.checks import EPOCHS_MAX, ID_MAX, SEED_MAX, WORKERS_MAX
-from qhw.feature_maps import MAX_QUBITS, MIN_QUBITS
+from qhw.errors import ConfigError
+from qhw.feature_maps import MAX_QUBITS, MAX_REPS, MIN_QUBITS
+from qhw.packing import parse_copies
 
 
 class IntegerRange(click.IntRange):
@@ -32,6 +34,8 @@ WORKERS = IntegerRange(1, WORKERS_MAX)
 LATENT = IntegerRange(1, 784)
 #: A built-in feature map's qubits.
 MAP_QUBITS = IntegerRange(MIN_QUBITS, MAX_QUBITS)
+#: Repetitions of the zz and reupload maps.
+MAP_REPS = IntegerRange(1, MAX_REPS)
 
 
 class FiniteFloat(click.ParamType):
@@ -85,7 +89,10 @@ class AngleRange(click.ParamType):
     def _angle(self, text: str, value, param, ctx) -> float:
         match = self._PI_FORM.match(text.lower())
         if match:
-            number = float(match["factor"] or 1) * math.pi / float(match["divisor"] or 1)
+            divisor = float(match["divisor"] or 1)
+            if divisor == 0:
+                self.fail(f"{text!r} in {value!r} divides by zero", param, ctx)
+            number = float(match["factor"] or 1) * math.pi / divisor
             number = -number if match["sign"] == "-" else number
         else:
             try:
@@ -98,3 +105,20 @@ class AngleRange(click.ParamType):
 
 
 ANGLE_RANGE = AngleRange()
+
+
+class Pack(click.ParamType):
+    """``--pack``: ``auto`` or a number of copies (qhw.packing.parse_copies),
+    refused as a malformed option (exit 2)."""
+
+    name = "auto|N"
+
+    def convert(self, value, param, ctx):
+        try:
+            copies = parse_copies(value)
+        except ConfigError as err:
+            self.fail(str(err).removeprefix("--pack "), param, ctx)
+        return "auto" if copies is None else copies
+
+
+PACK = Pack()

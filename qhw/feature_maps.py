@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qhw.errors import ConfigError
+from qhw.files import read_regular_file
 
 BUILT_IN = ("paper", "zz", "angle", "reupload")
 DEFAULT = "paper"
@@ -52,6 +53,25 @@ MIN_QUBITS = 2
 MAX_QUBITS = 12
 DEFAULT_QUBITS = 5
 DEFAULT_REPS = 2
+#: The most repetitions of a repeated built-in (``--reps``): the zz map of 12
+#: qubits then has 912 gates, inside :data:`MAX_GATES`.
+MAX_REPS = 16
+#: The most gates a template may have once its gate definitions are expanded.
+#: Deep feature maps gain nothing on today's devices, and Qiskit's OpenQASM 3
+#: importer builds each parameterised gate symbolically (about 0.5 ms a gate):
+#: a bound keeps reading a file to seconds whatever it holds.
+MAX_GATES = 4096
+#: The largest feature-map file qhw reads. openqasm3's parser takes about
+#: 1.5 s for 64 KiB of gates (and 30 s for 1 MiB), so OpenQASM 3 files are
+#: refused above 64 KiB before parsing; QPY is read by Qiskit's Rust reader.
+MAX_QASM_BYTES = 64 * 2**10
+MAX_QPY_BYTES = 2**20
+#: Statements of a file besides its gates (declarations, measurements, includes).
+MAX_DECLARATIONS = 512
+_COMMENT = re.compile(rb"//[^\n]*|/\*.*?\*/", re.DOTALL)
+#: Classical bits a file may declare (a template measures each qubit once;
+#: Qiskit's importer makes an object for every declared bit).
+MAX_CLBITS = 1024
 #: Built-ins whose circuit repeats (``--reps``).
 REPEATED = ("zz", "reupload")
 ANGLE_RANGES = {
@@ -125,8 +145,8 @@ def resolve(
     """
     if qubits is not None and not MIN_QUBITS <= qubits <= MAX_QUBITS:
         raise ConfigError(f"--qubits must be between {MIN_QUBITS} and {MAX_QUBITS}, got {qubits}")
-    if reps is not None and reps < 1:
-        raise ConfigError(f"--reps must be 1 or more, got {reps}")
+    if reps is not None and not 1 <= reps <= MAX_REPS:
+        raise ConfigError(f"--reps must be between 1 and {MAX_REPS}, got {reps}")
     if angle_range is not None:
         low, high = angle_range
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
@@ -143,12 +163,7 @@ def resolve(
         raise ConfigError(f"--feature-map must be one of {', '.join(BUILT_IN)} or a .qasm or .qpy file, got {name_or_file!r}")
     if reps is not None:
         raise ConfigError(f"--reps applies to the {' and '.join(REPEATED)} feature maps, not to a file")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"--feature-map: no file {path}") from None
-    except OSError as err:
-        raise ConfigError(f"--feature-map: cannot read {path}: {err.strerror or err}") from None
+    data = read_regular_file(path, limit=MAX_QPY_BYTES, what="--feature-map")
     circuit, ordered = _load_file(path, data)
     template = canonical(circuit, ordered, label=path.name)
     if qubits is not None and qubits != template.num_qubits:
@@ -187,21 +202,73 @@ def _load_file(path: Path, data: bytes):
     if data.startswith(b"QISKIT"):  # QPY's magic
         from qiskit import qpy
 
+        _check_qpy_header(path.name, data)
         try:
             circuits = qpy.load(__import__("io").BytesIO(data))
         except Exception as err:  # QpyError, struct errors on truncation, a newer QPY version
-            raise ConfigError(f"{path.name}: not a QPY file qhw can read ({type(err).__name__}: {_first_line(err)})") from None
+            raise ConfigError(f"{path.name}: not a QPY file qhw can read ({type(err).__name__}: {one_line(err)})") from None
         if len(circuits) != 1:
             raise ConfigError(f"{path.name}: holds {len(circuits)} circuits; a feature map is one")
         circuit = circuits[0]
         return circuit, list(circuit.parameters)
     if path.suffix.lower() == ".qpy":
         raise ConfigError(f"{path.name}: not a QPY file (it does not start with QPY's header)")
+    if len(data) > MAX_QASM_BYTES:
+        raise ConfigError(
+            f"{path.name}: {len(data) / 2**10:,.0f} KiB of OpenQASM 3; qhw reads feature-map files of up to "
+            f"{MAX_QASM_BYTES // 2**10} KiB (QPY up to {MAX_QPY_BYTES // 2**20} MiB)"
+        )
+    statements = _COMMENT.sub(b"", data).count(b";")
+    if statements > MAX_GATES + MAX_DECLARATIONS:
+        # Counted before parsing: openqasm3's parser alone takes seconds on such a file.
+        raise ConfigError(f"{path.name}: {statements:,} statements; a feature map has at most {MAX_GATES:,} gates")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path.name}: neither QPY nor OpenQASM 3 text (not UTF-8)") from None
     return _load_qasm3(path.name, text)
+
+
+def _check_qpy_header(label: str, data: bytes) -> None:
+    """Refuse, from the QPY header alone, what Qiskit's reader would spend
+    minutes or all memory on: more programs than one, more qubits than a
+    feature map has, a flood of classical bits or instructions. The header's
+    layout is Qiskit's own (``qiskit.qpy.formats``, as ``qpy.load`` reads it).
+
+    Raises:
+        ConfigError: the header is cut short, or declares more than a feature map holds.
+    """
+    import struct
+
+    from qiskit.qpy import formats
+
+    try:
+        version = data[6]
+        if version < 10:
+            file_header = formats.FILE_HEADER._make(struct.unpack_from(formats.FILE_HEADER_PACK, data))
+            offset = formats.FILE_HEADER_SIZE
+        else:
+            file_header = formats.FILE_HEADER_V10._make(struct.unpack_from(formats.FILE_HEADER_V10_PACK, data))
+            offset = formats.FILE_HEADER_V10_SIZE
+        if file_header.num_programs != 1:
+            raise ConfigError(f"{label}: holds {file_header.num_programs} circuits; a feature map is one")
+        offset += 1 if version >= 5 else 0  # the program's type key
+        if version >= 16:  # a table of the programs' offsets
+            offset = struct.unpack_from("!Q", data, offset)[0]
+        if version < 2:
+            header = formats.CIRCUIT_HEADER._make(struct.unpack_from(formats.CIRCUIT_HEADER_PACK, data, offset))
+        elif version < 12:
+            header = formats.CIRCUIT_HEADER_V2._make(struct.unpack_from(formats.CIRCUIT_HEADER_V2_PACK, data, offset))
+        else:
+            header = formats.CIRCUIT_HEADER_V12._make(struct.unpack_from(formats.CIRCUIT_HEADER_V12_PACK, data, offset))
+    except (struct.error, IndexError):
+        raise ConfigError(f"{label}: not a QPY file qhw can read (its header is cut short: truncated or damaged)") from None
+    if header.num_qubits > MAX_QUBITS:
+        raise ConfigError(f"{label}: {header.num_qubits} qubits; a feature map has {MIN_QUBITS} to {MAX_QUBITS}")
+    if header.num_clbits > MAX_CLBITS:
+        raise ConfigError(f"{label}: {header.num_clbits} classical bits; a feature map measures each of its qubits once")
+    if header.num_instructions > MAX_GATES:
+        raise ConfigError(f"{label}: {header.num_instructions} instructions; a feature map has at most {MAX_GATES} gates")
 
 
 def _load_qasm3(label: str, text: str):
@@ -215,6 +282,7 @@ def _load_qasm3(label: str, text: str):
         raise ConfigError(f"{label}: OpenQASM 3 syntax error{_where(err)}") from None
     if program.version is not None and not str(program.version).startswith("3"):
         raise ConfigError(f"{label}: OpenQASM {program.version}; qhw reads OpenQASM 3")
+    _check_qasm3_size(label, program)
     declared = [
         statement.identifier.name
         for statement in program.statements
@@ -229,6 +297,101 @@ def _load_qasm3(label: str, text: str):
     if unused:
         raise ConfigError(f"{label}: input {', '.join(unused)} is declared but no gate uses it")
     return circuit, [by_name[name] for name in declared]
+
+
+def _check_qasm3_size(label: str, program) -> None:
+    """Refuse, from the parsed program alone, what Qiskit's importer would
+    spend minutes or all memory building: more qubits than a feature map has
+    (``qubit[100000000]``, or a physical qubit ``$N`` as far out), a flood of
+    classical bits, or gate definitions that expand to more than
+    :data:`MAX_GATES` gates (each level calling the one below twice doubles
+    the count: 22 levels are 4 million gates).
+
+    Raises:
+        ConfigError: naming what the file declares and the bound.
+    """
+    from openqasm3 import ast
+
+    qubits = clbits = 0
+    definitions: dict[str, object] = {}
+    for statement in program.statements:
+        if isinstance(statement, ast.QubitDeclaration):
+            qubits += _declared_size(label, statement.size, f"qubit register {statement.qubit.name}")
+        elif isinstance(statement, ast.ClassicalDeclaration) and isinstance(statement.type, ast.BitType):
+            clbits += _declared_size(label, statement.type.size, f"bit register {statement.identifier.name}")
+        elif isinstance(statement, ast.QuantumGateDefinition):
+            definitions[statement.name.name] = statement
+    physical = [int(name[1:]) + 1 for name in _identifiers(program) if name[:1] == "$" and name[1:].isdigit()]
+    qubits = max(qubits, *physical) if physical else qubits
+    if qubits > MAX_QUBITS:
+        raise ConfigError(f"{label}: {qubits:,} qubits; a feature map has {MIN_QUBITS} to {MAX_QUBITS}")
+    if clbits > MAX_CLBITS:
+        raise ConfigError(f"{label}: {clbits:,} classical bits; a feature map measures each of its qubits once")
+    sizes: dict[str, int] = {}
+
+    def size_of(name: str, calling: tuple[str, ...]) -> int:
+        """Gates one call of ``name`` expands to (a standard gate: one)."""
+        if name not in definitions:
+            return 1
+        if name in calling:
+            raise ConfigError(f"{label}: gate {name} calls itself; a gate's definition cannot be recursive")
+        if name not in sizes:
+            body = definitions[name].body
+            sizes[name] = min(sum(calls(statement, (*calling, name)) for statement in body), MAX_GATES + 1)
+        return sizes[name]
+
+    def calls(node, calling: tuple[str, ...]) -> int:
+        total = 0
+        for gate in _nodes(node, ast.QuantumGate):
+            repeat = 1
+            for modifier in gate.modifiers:  # pow(k) @ g is k calls of g
+                if modifier.modifier == ast.GateModifierName.pow and isinstance(modifier.argument, ast.IntegerLiteral):
+                    repeat *= max(1, abs(modifier.argument.value))
+            total += repeat * size_of(gate.name.name, calling)
+            if total > MAX_GATES:
+                break
+        return total
+
+    gates = 0
+    for statement in program.statements:
+        if not isinstance(statement, ast.QuantumGateDefinition):
+            gates += calls(statement, ())
+        if gates > MAX_GATES:
+            raise ConfigError(
+                f"{label}: its gates expand to more than {MAX_GATES:,}; a feature map has at most {MAX_GATES:,} gates"
+            )
+
+
+def _declared_size(label: str, size, what: str) -> int:
+    """A register's declared size: 1 when none, else an integer literal."""
+    from openqasm3 import ast
+
+    if size is None:
+        return 1
+    if not isinstance(size, ast.IntegerLiteral):
+        raise ConfigError(f"{label}: the size of {what} is not a whole number written out; write it as one (qubit[5] q;)")
+    return size.value
+
+
+def _nodes(node, kind):
+    """Every node of ``kind`` in an openqasm3 AST (its nodes are dataclasses), depth first."""
+    import dataclasses
+
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, kind):
+            yield current
+        if isinstance(current, list):
+            stack.extend(reversed(current))
+        elif dataclasses.is_dataclass(current) and not isinstance(current, type):
+            stack.extend(getattr(current, field.name) for field in dataclasses.fields(current) if field.name != "span")
+
+
+def _identifiers(program) -> list[str]:
+    from openqasm3 import ast
+
+    return [identifier.name for identifier in _nodes(program, ast.Identifier)]
 
 
 def canonical(circuit, ordered: list, *, label: str):
@@ -253,7 +416,9 @@ def canonical(circuit, ordered: list, *, label: str):
     standard = set(get_standard_gate_name_mapping()) - {"reset", "delay", "measure"}
     template, theta = circuits.parameterised_circuit(width, "qhw_" + _identifier(label), parameters=len(ordered))
     measured: dict[int, int] = {}
-    for instruction in _expanded(circuit, standard, label):
+    for count, instruction in enumerate(_expanded(circuit, standard, label), start=1):
+        if count > MAX_GATES + 2 * MAX_QUBITS:  # gates, then a measurement (and a barrier) a qubit
+            raise ConfigError(f"{label}: its gates expand to more than {MAX_GATES:,}; a feature map has at most {MAX_GATES:,} gates")
         name = instruction.operation.name
         qubits = [circuit.find_bit(q).index for q in instruction.qubits]
         if name in _IGNORED:
@@ -278,9 +443,16 @@ def canonical(circuit, ordered: list, *, label: str):
     return template
 
 
-def _expanded(circuit, standard: set[str], label: str):
+#: Gate definitions nested deeper than this are refused (Python's own recursion
+#: would end the expansion far deeper, as an unexplained RecursionError).
+MAX_NESTING = 64
+
+
+def _expanded(circuit, standard: set[str], label: str, depth: int = 0):
     """The circuit's instructions, gates outside the standard library replaced
     by their definitions (recursively)."""
+    if depth > MAX_NESTING:
+        raise ConfigError(f"{label}: gate definitions nested more than {MAX_NESTING} deep")
     for instruction in circuit.data:
         operation = instruction.operation
         name = operation.name
@@ -297,7 +469,7 @@ def _expanded(circuit, standard: set[str], label: str):
         clbits = {inner.clbits[i]: c for i, c in enumerate(instruction.clbits)}
         from qiskit.circuit import CircuitInstruction
 
-        for nested in _expanded(inner, standard, label):
+        for nested in _expanded(inner, standard, label, depth + 1):
             yield CircuitInstruction(nested.operation, [bound[q] for q in nested.qubits], [clbits[c] for c in nested.clbits])
 
 
@@ -331,10 +503,20 @@ def sensitive_observables(template, angle_range: tuple[float, float], *, seed: i
     decides, no data. Each parameter gets the best mask not already taken, in the
     parameters' order. For the paper's map these are Z_i Z_(i-1) (each reads one
     sin theta_i through the CNOT cascade); for ``angle`` Z_i.
+
+    Raises:
+        ConfigError: the map has more parameters than Z strings (2**Q - 1), so
+            some parameter would have none of its own; checked before any simulation.
     """
     import numpy as np
     from qiskit.quantum_info import Statevector
 
+    strings = 2**template.num_qubits - 1
+    if template.num_parameters > strings:
+        raise ConfigError(
+            f"--readout observables reads one Pauli-Z string a parameter, but this feature map has {template.num_parameters} "
+            f"parameters and its {template.num_qubits} qubits only {strings} Z strings; use --readout probabilities"
+        )
     bare = template.remove_final_measurements(inplace=False)
     parameters = bare.num_parameters
     low, high = angle_range
@@ -389,12 +571,31 @@ def _identifier(label: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in Path(label).stem) or "file"
 
 
+#: ANSI colour codes, raw or as the text ``\x1b[1m`` a repr leaves.
+_ANSI_CODE = re.compile(r"(\x1b|\\x1b)\[[0-9;]*[A-Za-z]")
+
+
+def one_line(err: BaseException) -> str:
+    """An error's message as one clean line for the terminal: without ANSI
+    colour codes, literal ``\\n``, or the backtrace that Qiskit's Rust code
+    appends ("binary parsing error: \\n ╺━ Backtrace ━╸ ... 0: Error: failed
+    to fill whole buffer" reads "binary parsing error: failed to fill whole buffer")."""
+    text = _ANSI_CODE.sub("", str(err)).replace("\\n", "\n")
+    lines = []
+    for raw in text.splitlines():
+        line = raw.strip().strip('"').strip()
+        if not any(ch.isalnum() for ch in line) or "Backtrace" in line or (lines and line.startswith("at ")):
+            continue
+        lines.append(re.sub(r"^\d+:\s+", "", line).removeprefix("Error: "))
+    if not lines:
+        return type(err).__name__
+    first = f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+    return first if len(first) <= 300 else first[:297] + "..."
+
+
 def _first_line(err: Exception) -> str:
     """An error's first line; the QASM 3 importer's "4,24: ..." position as "line 4, column 25: ..."."""
-    text = str(err).strip().strip('"').strip()
-    if not text:
-        return type(err).__name__
-    line = text.splitlines()[0]
+    line = one_line(err)
     position = re.match(r"^(\d+),(\d+): ", line)
     if position:
         line = f"line {position[1]}, column {int(position[2]) + 1}: {line[position.end():]}"

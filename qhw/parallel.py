@@ -121,13 +121,53 @@ def _process_pool(workers: int, preload: tuple[str, ...]) -> Iterator[Executor]:
     # threads: Qiskit's, the progress display's), with the simulators imported once.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["qhw.parallel", *preload])
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=end_with, initargs=(os.getpid(),))
     for _ in range(workers):
         pool.submit(int)  # start the workers now, while this process prepares the run
     try:
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def end_with(pid: int) -> None:
+    """Make this worker process end when process ``pid`` (the qhw that started
+    the pool) is gone, however it ended: SIGKILL, the out-of-memory killer, a
+    CI timeout.
+
+    A pool's workers would otherwise live for ever: each holds the write end of
+    its own call queue, so it never reads an end of file there, and holds the
+    forkserver's "alive" pipe, so the forkserver waits for it in turn. A
+    daemon thread waits on a pidfd of ``pid`` (readable once it exits, and
+    immune to the pid being reused) and ends this process at once; where
+    pidfds are missing (not Linux), it polls the pid every second.
+    """
+    import threading
+
+    try:
+        watched = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(1)  # gone already
+    except (AttributeError, OSError):
+        watched = None
+
+    def watch() -> None:
+        if watched is not None:
+            import select
+
+            select.select([watched], [], [])
+        else:
+            import time
+
+            while True:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="qhw-end-with-parent", daemon=True).start()
 
 
 def run_job(

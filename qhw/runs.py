@@ -171,7 +171,9 @@ def submit(
     first_shots = shots if rounds is None else rounds.first_shots
     # The copies an execution, from what is known of the device offline.
     document = store.ledger.latest_device_document(backend.name) if wanted != 1 else None
-    packing_plan = plan_packing(backend, wanted, pack_spacing, offline=True, document=document, template=template)
+    packing_plan = plan_packing(
+        backend, wanted, pack_spacing, offline=True, document=document, template=template, circuits_to_run=len(order) * k
+    )
     # Each copy's qubits are calibrated: every calibration state once a copy.
     calibrations = len(circuits.calibration_rows()) * packing_plan.copies if mitigate else 0
     plans = plan_jobs(backend, len(order) * k, first_shots, calibrations=calibrations, copies=packing_plan.copies)
@@ -186,7 +188,7 @@ def submit(
     # The device's own properties (now read) may cap jobs lower than the static
     # limits did (a device without program sets), may place the copies
     # otherwise than its snapshot did, and may carry its own price.
-    packing_plan = plan_packing(backend, wanted, pack_spacing, offline=False, template=template)
+    packing_plan = plan_packing(backend, wanted, pack_spacing, offline=False, template=template, circuits_to_run=len(order) * k)
     calibrations = len(circuits.calibration_rows()) * packing_plan.copies if mitigate else 0
     plans = plan_jobs(backend, len(order) * k, first_shots, calibrations=calibrations, copies=packing_plan.copies)
     if rounds is not None:  # round 0 of an adaptive run: every sample, a first share of its shots
@@ -414,7 +416,18 @@ def _advance_rounds(
             _load_worker(store, run.id, holder, approve, workers, unworkable, only=run_id)
             if run.id in unworkable:
                 continue
-        jobs = advance_round(store, run, workers[run.id].backend)
+        try:
+            jobs = advance_round(store, run, workers[run.id].backend)
+        except QhwError as err:
+            # Its model's file is gone, say: this run waits, named once; the others go on.
+            if run_id is not None:
+                raise
+            unworkable[run.id] = str(err)
+            log.warning(
+                "run %s cannot start its next round here (%s); its collected rounds stay stored, the other runs go on",
+                run.id, err,
+            )
+            continue
         started += bool(jobs)
     return started
 
@@ -763,7 +776,7 @@ def _with_packed_alternative(
     """The estimate of an unpacked paid run, saying what ``--pack auto`` would
     cost where the device (as known offline) holds more than one copy."""
     try:
-        auto = plan_packing(backend, None, spacing, offline=True, template=template)
+        auto = plan_packing(backend, None, spacing, offline=True, template=template, circuits_to_run=executions)
     except ConfigError:
         return estimate
     if auto.copies < 2:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -272,3 +274,19 @@ def recomputed_accuracy(store, model_id: int, run_id: int) -> float:
     x = (counts / counts.sum(axis=-1, keepdims=True)).reshape(int(test.sum()), -1).astype(np.float32)
     labels = load_arrays(store.catalogue.feature_set(store.ledger.run(run_id).feature_set_id)).labels("test")[stored.sample_index[test]]
     return float(np.mean(np.argmax(model.predict(x, verbose=0), axis=1) == labels))
+
+
+def snapshot(home: Path) -> tuple:
+    """A digest of every row of every table of a home's SQLite database, and
+    every file of the home but the database's own."""
+    rows = {}
+    with sqlite3.connect(home / "qhw.db") as connection:
+        tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in sorted(tables):
+            rows[table] = connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+    files = {
+        str(path.relative_to(home)): hashlib.sha1(path.read_bytes()).hexdigest() if path.is_file() else "folder"
+        for path in sorted(home.rglob("*"))
+        if not path.name.startswith("qhw.db")
+    }
+    return hashlib.sha1(repr(rows).encode()).hexdigest(), files

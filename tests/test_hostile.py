@@ -30,7 +30,7 @@ from click.testing import CliRunner
 
 from qhw.cli import main
 
-from conftest import qhw_env, run_qhw
+from conftest import qhw_env, run_qhw, snapshot
 from device_documents import write_garnet_like
 
 
@@ -83,21 +83,6 @@ def home(base_home, tmp_path, monkeypatch) -> Path:
     for name in ("QHW_DB_URL", "QHW_PRICES"):
         monkeypatch.delenv(name, raising=False)
     return path
-
-
-def snapshot(home: Path) -> tuple:
-    """Every row of every table, and every file of the home but the database's own."""
-    rows = {}
-    with sqlite3.connect(home / "qhw.db") as connection:
-        tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        for table in sorted(tables):
-            rows[table] = connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
-    files = {
-        str(path.relative_to(home)): hashlib.sha1(path.read_bytes()).hexdigest() if path.is_file() else "folder"
-        for path in sorted(home.rglob("*"))
-        if not path.name.startswith("qhw.db")
-    }
-    return hashlib.sha1(repr(rows).encode()).hexdigest(), files
 
 
 # --- conditions a case can set up ----------------------------------------------------------------
@@ -639,9 +624,9 @@ CASES = {
     "db upgrade damaged": Case("db upgrade", "is damaged (SQLite's integrity check", truncated_database),
     "db current damaged": Case("db current", "is damaged", truncated_database),
     # --- packing: copies a device cannot hold, and what is no number of copies -----------------
-    "pack 0": Case("submit --backend statevector --split test --limit 10 --pack 0", "--pack must be auto or a whole number of copies from 1 to 1024, got 0"),
-    "pack -1": Case("submit --backend statevector --split test --limit 10 --pack -1", "--pack must be auto or a whole number of copies from 1 to 1024, got -1"),
-    "pack a word": Case("submit --backend statevector --split test --limit 10 --pack all", "--pack must be auto or a whole number"),
+    "pack 0": Case("submit --backend statevector --split test --limit 10 --pack 0", "'--pack': must be auto or a whole number of copies from 1 to 1024, got 0"),
+    "pack -1": Case("submit --backend statevector --split test --limit 10 --pack -1", "'--pack': must be auto or a whole number of copies from 1 to 1024, got -1"),
+    "pack a word": Case("submit --backend statevector --split test --limit 10 --pack all", "'--pack': must be auto or a whole number"),
     "pack 2**40": Case("submit --backend statevector --split test --limit 10 --pack 1099511627776", "from 1 to 1024"),
     "pack more than fit": Case("submit --backend fake_manila --split test --limit 10 --pack 2", "--pack 2: only 1 copies of 5 qubits fit on the device"),
     "pack with no chain": Case("submit --backend fake_lima --split test --limit 10 --pack 2", "the device has no 5 usable qubits coupled in a chain"),
