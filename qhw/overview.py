@@ -17,7 +17,9 @@ import numpy as np
 
 from qhw import config
 from qhw.errors import ConfigError
-from qhw.records import DEVICE_NAME_KEY, FINAL_STATES, SPLIT_NAMES, CalibrationSnapshot, JobRecord, JobState, RunRecord
+from qhw.pricing import usd
+from qhw.records import DEVICE_NAME_KEY, SPLIT_NAMES, CalibrationSnapshot, JobRecord, RunRecord
+from qhw.jobstates import FINAL_STATES, JobState
 from qhw.store import Store
 
 #: Device kinds that cost money, for runs from before qhw kept price tables.
@@ -178,10 +180,6 @@ class AdaptiveProgress:
 
     def to_dict(self) -> dict:
         return {**vars(self), "samples_by_shots": {str(k): v for k, v in sorted(self.samples_by_shots.items())}}
-
-
-def usd(amount: float) -> str:
-    return f"${amount:,.2f}" if amount >= 1 or amount == 0 else f"${amount:.4f}"
 
 
 def run_cost(run: RunRecord, jobs: list[JobRecord]) -> Cost:

@@ -96,10 +96,10 @@ class CostEstimate:
 
     @property
     def usd_text(self) -> str:
-        return _amount(self.usd)
+        return usd(self.usd)
 
     def __str__(self) -> str:
-        shown = f"{_amount(self.usd)} ({self.detail}; prices of {self.prices_taken})"
+        shown = f"{usd(self.usd)} ({self.detail}; prices of {self.prices_taken})"
         return shown if self.alternative is None else f"{shown} [{self.alternative}]"
 
 
@@ -112,8 +112,13 @@ def sum_estimates(estimates: list[CostEstimate]) -> CostEstimate:
     )
 
 
-def _amount(usd: float) -> str:
-    return f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
+def usd(amount: float | None, unknown: str = "unknown") -> str:
+    """An amount of USD as qhw shows it everywhere (tables, reports,
+    estimates): cents from a dollar up (and zero), four decimals below a
+    dollar; ``unknown`` for None."""
+    if amount is None:
+        return unknown
+    return f"${amount:,.2f}" if amount >= 1 or amount == 0 else f"${amount:.4f}"
 
 
 def default_prices() -> dict[str, Price]:

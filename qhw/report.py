@@ -9,7 +9,6 @@ estimated and actual cost.
 
 from __future__ import annotations
 
-import html
 import json
 import shutil
 from datetime import datetime, timezone
@@ -19,16 +18,14 @@ import numpy as np
 
 from qhw import config
 from qhw.compare import Comparison, DeviceComparison, RunSummary
+from qhw.pricing import usd
 
 INDEX = "index.html"
 DATA = "comparison.json"
 FIDELITY_PLOT = "fidelity_histogram.png"
 SHOTS_PLOT = "accuracy_vs_shots.png"
-_STYLE = (
-    "body{font-family:sans-serif;margin:2em;max-width:76em}table{border-collapse:collapse;margin:1em 0}"
-    "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}figure{display:inline-block;margin:.5em}"
-    "img{max-width:32em}.small{font-size:.85em;color:#444}"
-)
+#: The page's template, in qhw/templates (package data).
+TEMPLATE = "report.html.j2"
 
 
 def default_report_dir(simulator_run: int, device_runs: list[int]) -> Path:
@@ -65,14 +62,14 @@ def write_report(comparison: Comparison | DeviceComparison, out: Path | None = N
     out.mkdir(parents=True, exist_ok=True)
     before = set(out.iterdir())
     try:
-        sections = []
+        sections = []  # the plots of each comparison
         for item in comparisons:
             prefix = f"run{item.hardware.run}_" if several else ""
             images = [_confusion_plot(out, prefix, case, matrix) for case, matrix in item.confusion.items()]
             images.append(_fidelity_plot(out, prefix, item))
             if not several:
                 images.append(_shots_plot(out, comparisons))
-            sections.append(_section(item, images, several))
+            sections.append(images)
         shots = _shots_plot(out, comparisons) if several else None
         (out / DATA).write_text(json.dumps(comparison.to_dict(), indent=2))
         (out / INDEX).write_text(_page(comparison if several else None, simulator, comparisons, sections, shots))
@@ -146,15 +143,11 @@ def _shots_plot(out: Path, comparisons: list[Comparison]) -> str:
     return SHOTS_PLOT
 
 
-# --- html -------------------------------------------------------------------------------------------
-
-e = html.escape
+# --- html ----------------------------------------------------------------------------------------
 
 
-def _money(amount: float | None, unknown: str = "unknown") -> str:
-    if amount is None:
-        return unknown
-    return f"${amount:,.2f}" if amount >= 1 or amount == 0 else f"${amount:.4f}"
+def _figure(number: float | None) -> str:
+    return "n/a" if number is None else f"{number:.4g}"
 
 
 def _age(hours: float | None) -> str:
@@ -163,139 +156,20 @@ def _age(hours: float | None) -> str:
     return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"
 
 
-def _runs_table(runs: list[tuple[str, RunSummary]]) -> str:
-    rows = "".join(
-        f"<tr><td>{e(role)}</td><td>{r.run}</td><td>{e(r.backend)}</td><td>{e(r.device_kind)}</td><td>{e(r.device)}</td>"
-        f"<td>{e(r.created)}</td><td>{r.shots}</td><td>{r.feature_set}</td><td>{e(r.split)}</td>"
-        f"<td>{e(r.mitigation or 'none')}</td><td>{e(r.calibrated_at or 'none')}</td><td>{e(_age(r.calibration_age_hours))}</td>"
-        f"<td>{e(_money(r.estimated_cost_usd, 'free' if r.actual_cost == 'free' else 'unknown'))}</td><td>{e(r.actual_cost)}</td></tr>"
-        for role, r in runs
-    )
-    return (
-        "<table><tr><th>role</th><th>run</th><th>backend</th><th>kind</th><th>what ran it</th><th>date</th><th>shots</th>"
-        "<th>feature set</th><th>split</th><th>readout calibration</th><th>device calibrated at</th>"
-        "<th>calibration age at run time</th><th>estimated cost</th><th>actual cost</th></tr>" + rows + "</table>"
-    )
+def _page(
+    several: DeviceComparison | None, simulator: RunSummary, comparisons: list[Comparison], sections: list[list[str]], shots: str | None
+) -> str:
+    """index.html, from the package's Jinja2 template (autoescaped: run names and notes are text)."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
 
-
-def _calibration_table(summary: RunSummary) -> str:
-    if summary.calibration is None:
-        return f"<p>{e(summary.backend)}: no device calibration (an ideal simulator).</p>"
-
-    def value(number, scale=1.0, digits=4) -> str:
-        return "n/a" if number is None else f"{number * scale:.{digits}g}"
-
-    qubits = "".join(
-        f"<tr><td>{e(str(q['qubit']))}</td><td>{value(q['t1_us'])}</td><td>{value(q['t2_us'])}</td>"
-        f"<td>{value(q['readout_error'])}</td><td>{value(q['gate_error'])}</td></tr>"
-        for q in summary.calibration["qubits"]
+    environment = Environment(loader=PackageLoader("qhw", "templates"), autoescape=True, undefined=StrictUndefined)
+    environment.filters.update(money=usd, age=_age, figure=_figure)
+    devices = ", ".join(f"run {c.hardware.run} ({c.hardware.backend})" for c in comparisons)
+    return environment.get_template(TEMPLATE).render(
+        title=f"Run {simulator.run} ({simulator.backend}) against {devices}",
+        simulator=simulator,
+        devices=[("device", c.hardware) for c in comparisons],
+        leaderboard=None if several is None else several.leaderboard,
+        shots_plot=shots,
+        sections=list(zip(comparisons, sections)),
     )
-    pairs = "".join(
-        f"<tr><td>{e('-'.join(map(str, p['qubits'])))}</td><td>{e(p['gate'])}</td><td>{value(p['error'])}</td></tr>"
-        for p in summary.calibration["pairs"]
-    )
-    return (
-        f"<p>Calibration of {e(summary.calibration['device'])} taken at {e(summary.calibrated_at or 'an unknown time')}, "
-        f"{e(_age(summary.calibration_age_hours))} before run {summary.run} was submitted; kept with the run.</p>"
-        "<table><tr><th>physical qubit</th><th>T1 (us)</th><th>T2 (us)</th><th>readout error</th><th>1-qubit gate error</th></tr>"
-        f"{qubits}</table><table><tr><th>qubits</th><th>gate</th><th>error</th></tr>{pairs}</table>"
-    )
-
-
-def _section(comparison: Comparison, images: list[str], several: bool) -> str:
-    sim, hw = comparison.simulator, comparison.hardware
-    accuracies = "".join(
-        f"<tr><td>{e(a.case)}</td><td>{e(a.description)}</td><td>{a.accuracy:.3f}</td>"
-        f"<td>[{a.low:.3f}, {a.high:.3f}]</td><td>{a.test_samples}</td></tr>"
-        for a in comparison.accuracies
-    )
-    g = comparison.agreement
-    agreement = "".join(
-        f"<tr><td>{e(name)}</td><td>{s.mean:.4f}</td><td>{s.median:.4f}</td><td>{s.p5:.4f}</td><td>{s.p95:.4f}</td></tr>"
-        for name, s in (("Hellinger fidelity", g.fidelity), ("total variation distance", g.total_variation))
-    )
-    by_class = "".join(
-        f"<tr><td>{label}</td><td>{g.fidelity_by_class[label].mean:.4f}</td>"
-        f"<td>{g.total_variation_by_class[label].mean:.4f}</td><td>{g.fidelity_by_class[label].n}</td></tr>"
-        for label in sorted(g.fidelity_by_class)
-    )
-    by_copy = ""
-    if len(g.fidelity_by_copy) > 1:  # a packed run: one row a copy, so a bad chain of qubits shows
-        rows = "".join(
-            f"<tr><td>{copy}</td><td>{g.fidelity_by_copy[copy].mean:.4f}</td>"
-            f"<td>{g.total_variation_by_copy[copy].mean:.4f}</td><td>{g.fidelity_by_copy[copy].n}</td></tr>"
-            for copy in sorted(g.fidelity_by_copy)
-        )
-        by_copy = f"<table><tr><th>copy</th><th>mean fidelity</th><th>mean total variation</th><th>circuits</th></tr>{rows}</table>"
-    shots = "".join(
-        f"<tr><td>{p.shots}</td><td>{p.accuracy:.3f}</td><td>[{p.low:.3f}, {p.high:.3f}]</td>"
-        f"<td>{'' if p.cost_usd is None else _money(p.cost_usd)}</td></tr>"
-        for p in comparison.shots_curve
-    )
-    adaptive = ""
-    if comparison.adaptive is not None:
-        a = comparison.adaptive
-        histogram = "".join(f"<tr><td>{shots}</td><td>{n}</td></tr>" for shots, n in sorted(a.samples_by_shots.items()))
-        adaptive = (
-            f"<p>Adaptive run ({e(a.rule)}): {a.shots_used:,} shots against {a.uniform_shots:,} for every sample at "
-            f"{hw.shots} ({a.share:.0%}); transfer accuracy {a.transfer_accuracy:.3f} [{a.low:.3f}, {a.high:.3f}].</p>"
-            f"<table><tr><th>shots a sample</th><th>test samples</th></tr>{histogram}</table>"
-        )
-    notes = "".join(f"<p><strong>Note:</strong> {e(note)}</p>\n" for note in comparison.notes)
-    pictures = "".join(f'<figure><img src="{e(name)}" alt="{e(name)}"><figcaption>{e(name)}</figcaption></figure>' for name in images)
-    level = "h3" if several else "h2"
-    heading = f"<h2>Run {hw.run} ({e(hw.backend)}): {e(hw.device)}</h2>" if several else ""
-    runs = "" if several else f"<h2>Runs</h2>{_runs_table([('simulator', sim), ('compared', hw)])}"
-    return f"""{heading}{runs}
-<p>{comparison.shared_samples} samples are in both runs; accuracies are on their test samples.</p>
-{notes}<{level}>Calibration at run time</{level}>
-{_calibration_table(hw)}
-<{level}>Accuracy</{level}>
-<table><tr><th>case</th><th>what</th><th>accuracy</th><th>95 % bootstrap interval</th><th>test samples</th></tr>{accuracies}</table>
-<{level}>Agreement per sample</{level}>
-<table><tr><th>measure</th><th>mean</th><th>median</th><th>5th percentile</th><th>95th percentile</th></tr>{agreement}</table>
-<table><tr><th>class</th><th>mean fidelity</th><th>mean total variation</th><th>samples</th></tr>{by_class}</table>
-{by_copy}
-<{level}>Accuracy against shots</{level}>
-<table><tr><th>shots</th><th>accuracy</th><th>95 % interval</th><th>estimated cost on {e(hw.backend)}</th></tr>{shots}</table>
-{adaptive}
-<{level}>Plots</{level}>
-{pictures}
-"""
-
-
-def _leaderboard(comparison: DeviceComparison) -> str:
-    rows = "".join(
-        f"<tr><td>{r.run}</td><td>{e(r.backend)}</td><td>{e(r.device_kind)}</td><td>{r.transfer_accuracy:.3f} "
-        f"<span class=small>[{r.low:.3f}, {r.high:.3f}]</span></td>"
-        f"<td>{'n/a' if r.mitigated_accuracy is None else f'{r.mitigated_accuracy:.3f}'}</td><td>{r.mean_fidelity:.4f}</td>"
-        f"<td>{e(_money(r.estimated_cost_per_1000_usd, 'free' if r.device_kind in ('simulator', 'emulation') else 'unknown'))}</td>"
-        f"<td>{e(_money(r.actual_cost_per_1000_usd))}</td><td>{e(_age(r.calibration_age_hours))}</td></tr>"
-        for r in comparison.leaderboard
-    )
-    return (
-        "<h2>Leaderboard</h2><table><tr><th>run</th><th>backend</th><th>kind</th><th>transfer accuracy [95 %]</th>"
-        "<th>mitigated</th><th>mean Hellinger fidelity</th><th>estimated cost / 1,000 samples</th>"
-        "<th>actual cost / 1,000 samples</th><th>calibration age</th></tr>" + rows + "</table>"
-    )
-
-
-def _page(several: DeviceComparison | None, simulator: RunSummary, comparisons: list[Comparison], sections: list[str], shots: str | None) -> str:
-    devices = ", ".join(f"run {c.hardware.run} ({e(c.hardware.backend)})" for c in comparisons)
-    title = f"Run {simulator.run} ({e(simulator.backend)}) against {devices}"
-    top = ""
-    if several is not None:
-        runs = _runs_table([("simulator", simulator), *(("device", c.hardware) for c in comparisons)])
-        top = (
-            f"<h2>Runs</h2>{runs}{_leaderboard(several)}"
-            f'<h2>Accuracy against shots</h2><figure><img src="{shots}" alt="{shots}"><figcaption>{shots}</figcaption></figure>'
-        )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>qhw: {title}</title>
-<style>{_STYLE}</style>
-</head><body>
-<h1>{title}</h1>
-{top}
-{''.join(sections)}
-</body></html>
-"""
