@@ -13,7 +13,7 @@ circuits and qubits a sample costs, and how long each step took. Runs in a
 throwaway QHW_HOME unless --home is given.
 
     python benchmarks/accuracy.py [--maps paper zz angle reupload] [--qubits 5] [--components 5 30 60]
-        [--readouts probabilities observables] [--train-seeds 0 1 2] [--seed 0] [--shots 1024]
+        [--readouts probabilities observables] [--train-seeds 0 1 2] [--seed 0] [--shots 1024] [--quick]
 
 With --train-seeds, every classifier (the classical one too) is trained once a
 seed and the table gives the mean and each seed's figure: on 1,000 test
@@ -28,6 +28,8 @@ import os
 import tempfile
 import time
 from pathlib import Path
+
+import quick
 
 LATENT = 64
 #: Floors every run must reach, and the issue's aim: some map within 1 point of the classical baseline.
@@ -47,7 +49,10 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=1024)
     parser.add_argument("--backend", default="aer_simulator")
     parser.add_argument("--home", type=Path, help="QHW_HOME to use (default: a temporary folder)")
+    quick.add_option(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.maps, args.components, args.shots, args.backend = ["paper"], [5], 64, "statevector"
     os.environ["QHW_HOME"] = str(args.home or tempfile.mkdtemp(prefix="qhw-bench-"))
 
     from rich.console import Console
@@ -63,11 +68,11 @@ def main() -> None:
         table.add_column(column)
 
     started = time.perf_counter()
-    first = features.build_features(store, seed=args.seed)  # the latent is the map's business only downstream
+    first = features.build_features(store, seed=args.seed, **quick.features(args.quick))  # the latent is the map's business only downstream
     built = time.perf_counter() - started
     started = time.perf_counter()
     train_seeds = args.train_seeds or [args.seed]
-    classical = [training.train_classical(store, feature_set_id=first.id, seed=seed) for seed in train_seeds]
+    classical = [training.train_classical(store, feature_set_id=first.id, seed=seed, **quick.training(args.quick)) for seed in train_seeds]
     baseline = _mean(classical)
     table.add_row("classical", "-", "-", "-", f"{LATENT} latent", "-", _figure(classical, args.seed), "", f">= {CLASSICAL_TARGET:.2f}",
                   "yes" if baseline >= CLASSICAL_TARGET else "NO", f"{built:.1f}", "", f"{time.perf_counter() - started:.1f}")
@@ -80,14 +85,14 @@ def main() -> None:
                 print(f"skipped: {name} takes {chosen.num_parameters} parameters a circuit, {components} components is no multiple")
                 continue
             started = time.perf_counter()
-            feature_set = features.build_features(store, seed=args.seed, components=components, feature_map=chosen)
+            feature_set = features.build_features(store, seed=args.seed, components=components, feature_map=chosen, **quick.features(args.quick))
             built = time.perf_counter() - started
             started = time.perf_counter()
             run = runs.submit(store, backend_name=args.backend, feature_set_id=feature_set.id, shots=args.shots, seed=args.seed).run
             simulated = time.perf_counter() - started
             for readout in args.readouts:
                 started = time.perf_counter()
-                hybrids = [training.train_hybrid(store, run_id=run.id, seed=seed, readout=readout) for seed in train_seeds]
+                hybrids = [training.train_hybrid(store, run_id=run.id, seed=seed, readout=readout, **quick.training(args.quick)) for seed in train_seeds]
                 trained = (time.perf_counter() - started) / len(train_seeds)
                 accuracy = _mean(hybrids)
                 gap = accuracy - baseline

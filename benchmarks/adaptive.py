@@ -1,6 +1,6 @@
 """Adaptive runs against uniform ones: shots spent and transfer accuracy.
 
-    python benchmarks/adaptive.py [--device fake_manila] [--packed-device fake_fez] [--seed 0]
+    python benchmarks/adaptive.py [--device fake_manila] [--packed-device fake_fez] [--seed 0] [--quick]
 
 mnist-5k (the embedded 5,000 images; seed 0): the statevector simulator runs
 every sample at 1,024 shots and a hybrid classifier is trained on it (qhw
@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+import quick
+
 SHOTS = 1024
 LADDER = (64, 128, 256, 512, 1024)
 
@@ -37,7 +39,10 @@ def main() -> None:
     parser.add_argument("--device", default="fake_manila")
     parser.add_argument("--packed-device", default="fake_fez", help="run packed (--pack auto); '' to leave out")
     parser.add_argument("--seed", type=int, default=0)
+    quick.add_option(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.packed_device = ""  # the packed rows need fake_fez's 156-qubit noise model: minutes
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ["QHW_HOME"] = tempfile.mkdtemp(prefix="qhw-bench-adaptive-")
@@ -46,9 +51,9 @@ def main() -> None:
 
     store = Store(config.database_url())
     started = time.perf_counter()
-    feature_set = features.build_features(store, seed=args.seed)
+    feature_set = features.build_features(store, seed=args.seed, **quick.features(args.quick))
     simulator = runs.submit(store, backend_name="statevector", feature_set_id=feature_set.id, shots=SHOTS, seed=args.seed).run
-    model = training.train_hybrid(store, run_id=simulator.id, seed=args.seed)
+    model = training.train_hybrid(store, run_id=simulator.id, seed=args.seed, **quick.training(args.quick))
     print(f"mnist-5k, seed {args.seed}: classifier {model.model.id} trained on statevector run {simulator.id} "
           f"(accuracy {model.accuracy:.3f} on its own test split); set-up {time.perf_counter() - started:.0f} s")
     from qhw.adaptive import load_classifier
@@ -99,7 +104,7 @@ def main() -> None:
 
 
 def _test_counts(store, run_id: int):
-    from qhw.features import load_arrays
+    from qhw.store.arrays import load_arrays
 
     stored = store.results.run_counts(run_id)
     test = stored.splits == "test"

@@ -19,6 +19,8 @@ import time
 import numpy as np
 
 
+import quick
+
 def _document(executables: int, shots: int) -> tuple[str, list[int]]:
     from braket.default_simulator import StateVectorSimulator
     from braket.program_sets import CircuitBinding, ParameterSets, ProgramSet
@@ -51,7 +53,10 @@ def main() -> None:
     parser.add_argument("--executables", type=int, default=100)
     parser.add_argument("--shots", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
+    quick.add_option(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.executables, args.shots, args.repeat = 5, 100, 1
 
     from braket.schema_common import BraketSchemaBase
     from braket.tasks.program_set_quantum_task_result import ProgramSetQuantumTaskResult

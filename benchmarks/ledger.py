@@ -8,7 +8,7 @@ simulator's job: created, counts stored, claim given back. Each column is the
 median over the jobs, in milliseconds; "commits" is the number of write
 transactions per job. Runs on a throwaway SQLite file unless --db is given.
 
-    python benchmarks/ledger.py [--jobs 200] [--executions 100] [--db URL]
+    python benchmarks/ledger.py [--jobs 200] [--executions 100] [--db URL] [--quick]
 """
 
 from __future__ import annotations
@@ -21,13 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import quick
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--executions", type=int, default=100, help="executions (circuits) per job")
     parser.add_argument("--db", help="SQLAlchemy URL of an empty database (default: SQLite in a temporary folder)")
+    quick.add_option(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.jobs, args.executions = 5, 10
     home = Path(tempfile.mkdtemp(prefix="qhw-ledger-bench-"))
     os.environ["QHW_HOME"] = str(home)
 
@@ -35,7 +40,8 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from qhw.records import JobPlan, JobState, RunSpec
+    from qhw.records import JobPlan, RunSpec
+    from qhw.jobstates import JobState
     from qhw.store import RunCircuit, Store
     from qhw.store.ledger import holder_id
 

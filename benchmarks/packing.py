@@ -34,6 +34,8 @@ from __future__ import annotations
 import itertools
 import time
 
+import quick
+
 
 def _ibm(name: str):
     from qiskit_ibm_runtime import fake_provider
@@ -92,9 +94,9 @@ def main() -> None:
 
 def qpu_time(samples: int = 10_000, shots: int = 1024, device: str = "ibm_fez") -> None:
     from qhw.backend import get_backend
-    from qhw.packed_runs import packed_sizes, plan_packing
+    from qhw.circuits import feature_map
+    from qhw.planning import plan_jobs, plan_packing, sent_sizes
     from qhw.pricing import load_prices
-    from qhw.runs import plan_jobs
 
     backend = get_backend(device)
     prices = load_prices()
@@ -104,10 +106,11 @@ def qpu_time(samples: int = 10_000, shots: int = 1024, device: str = "ibm_fez") 
     print("-" * len(header))
     unpacked = None
     for label, wanted in (("unpacked (--pack 1)", 1), ("--pack auto, spacing 1", None)):
-        copies = plan_packing(backend, wanted, 1, offline=True).copies
-        plans = plan_jobs(backend, samples, shots, copies=copies)
-        sizes = packed_sizes(plans, copies)
-        estimate = backend.estimate_cost(sizes, shots, prices)
+        profile = backend.profile(offline=True)  # before any network, as qhw submit estimates
+        copies = plan_packing(backend, profile, wanted, 1, template=feature_map()).copies
+        plans = plan_jobs(backend, profile, samples, shots, copies=copies)
+        sizes = sent_sizes(plans, copies)
+        estimate = backend.estimate_cost(profile, sizes, shots, prices)
         seconds = estimate.usd / prices["ibm_usd_per_qpu_second"]
         unpacked = unpacked or seconds
         print(
@@ -115,7 +118,7 @@ def qpu_time(samples: int = 10_000, shots: int = 1024, device: str = "ibm_fez") 
         )
 
 
-def accuracy(device: str, shots: int, seed: int = 0) -> None:
+def accuracy(device: str, shots: int, seed: int = 0, quick_mode: bool = False) -> None:
     import os
     import tempfile
 
@@ -125,7 +128,7 @@ def accuracy(device: str, shots: int, seed: int = 0) -> None:
     from qhw.store import Store
 
     store = Store(config.database_url())
-    feature_set = features.build_features(store, seed=seed)
+    feature_set = features.build_features(store, seed=seed, **quick.features(quick_mode))
     simulator = runs.submit(store, backend_name="statevector", feature_set_id=feature_set.id, shots=shots, seed=seed).run
     print()
     header = f"{device}, mnist-5k test split, {shots} shots  {'copies':>6} {'executions':>10} {'submit s':>8} {'transfer accuracy [95 %]':>26} {'fidelity':>8}"
@@ -135,7 +138,7 @@ def accuracy(device: str, shots: int, seed: int = 0) -> None:
         started = time.perf_counter()
         result = runs.submit(store, backend_name=device, feature_set_id=feature_set.id, split="test", shots=shots, seed=seed, pack=pack)
         seconds = time.perf_counter() - started
-        comparison = compare(store, simulator_run_id=simulator.id, hardware_run_id=result.run.id, seed=seed)
+        comparison = compare(store, simulator_run_id=simulator.id, hardware_run_id=result.run.id, seed=seed, **quick.training(quick_mode))
         transfer = comparison.accuracy("transfer")
         shown = f"{transfer.accuracy:.3f} [{transfer.low:.3f}, {transfer.high:.3f}]"
         print(
@@ -150,8 +153,11 @@ if __name__ == "__main__":
     parser.add_argument("--accuracy", action="store_true", help="also run and compare mnist-5k on an emulated device")
     parser.add_argument("--device", default="fake_fez")
     parser.add_argument("--shots", type=int, default=1024)
+    quick.add_option(parser)
     args = parser.parse_args()
+    if args.quick:  # every step, the accuracy too, on the 5-qubit device (one copy) at 64 shots
+        args.accuracy, args.device, args.shots = True, "fake_manila", 64
     main()
     qpu_time()
     if args.accuracy:
-        accuracy(args.device, args.shots)
+        accuracy(args.device, args.shots, quick_mode=args.quick)

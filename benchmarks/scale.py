@@ -9,6 +9,7 @@ replaced, on the same features, with 95 % bootstrap intervals.
 
     python benchmarks/scale.py                      # the embedded 5,000-image MNIST subset
     python benchmarks/scale.py --dataset DIR        # a full dataset: a folder of the four IDX files
+    python benchmarks/scale.py --quick              # every stage, on 80 images (a check that it runs)
 
 Full Fashion-MNIST (60,000 train / 10,000 test) as IDX files comes with
 Debian's package ``dataset-fashion-mnist``:
@@ -30,14 +31,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+import quick
+
 TRAIN = r"""
 import json, sys, time
 import numpy as np
 from qhw import config, training
 from qhw.compare import bootstrap_interval
-from qhw.features import load_arrays
+from qhw.store.arrays import load_arrays
 from qhw.store import Store
-kind, how, run_id = sys.argv[1], sys.argv[2], int(sys.argv[3])
+kind, how, run_id, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 store = Store(config.database_url())
 arrays = load_arrays(store.catalogue.feature_set(1))
 if kind == "classical":
@@ -50,13 +53,12 @@ else:
     options = dict(input_scale=32.0)
 start = time.perf_counter()
 if how == "qhw":
-    classifier = training.fit_classifier(kind, x_train, y_train, epochs=60, seed=0, **options)
+    classifier = training.fit_classifier(kind, x_train, y_train, epochs=epochs, seed=0, **options)
     model, epochs = classifier.model, classifier.epochs_run
 else:  # before: every one of 60 epochs, 64 samples a step, all train samples fitted
     keras = training.import_keras(0)
     model = training.build_classifier(keras, x_train.shape[1], normalizer_data=x_train if options.get("normalize") else None, input_scale=options.get("input_scale"))
-    model.fit(x_train, y_train, epochs=60, batch_size=64, verbose=0)
-    epochs = 60
+    model.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0)
 seconds = time.perf_counter() - start
 correct = training.predict(model, x_test) == y_test
 low, high = bootstrap_interval(correct)
@@ -69,7 +71,12 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist-5k", help="mnist-5k (default) or a folder of the four MNIST-format IDX files")
     parser.add_argument("--shots", type=int, default=1024)
     parser.add_argument("--simulator", default="aer_simulator", help="the backend of the run the hybrid classifier trains on")
+    quick.add_option(parser)
     args = parser.parse_args()
+    epochs = str(quick.EPOCHS if args.quick else 60)
+    small = ["--limit-train", "60", "--limit-test", "20", "--epochs", "1"] if args.quick else []
+    if args.quick:
+        args.shots = 64
     if args.dataset != "mnist-5k" and not Path(args.dataset).is_dir():
         sys.exit(
             f"{args.dataset} is not a folder. For full Fashion-MNIST: apt-get install dataset-fashion-mnist, "
@@ -102,16 +109,16 @@ def main() -> None:
         rows.append(result)
         return result
 
-    stage("features build", [*qhw, "features", "build", "--dataset", args.dataset, "--json"])
+    stage("features build", [*qhw, "features", "build", "--dataset", args.dataset, *small, "--json"])
     for kind in ("classical",):
-        stage(f"{kind} train, qhw (early stopping)", [sys.executable, "-c", TRAIN, kind, "qhw", "0"])
-        stage(f"{kind} train, before (fixed 60 epochs)", [sys.executable, "-c", TRAIN, kind, "before", "0"])
+        stage(f"{kind} train, qhw (early stopping)", [sys.executable, "-c", TRAIN, kind, "qhw", "0", epochs])
+        stage(f"{kind} train, before (fixed {epochs} epochs)", [sys.executable, "-c", TRAIN, kind, "before", "0", epochs])
     stage("submit statevector", [*qhw, "submit", "--backend", "statevector", "--split", "all", "--shots", str(args.shots), "--json"])
     stage(f"submit {args.simulator}", [*qhw, "submit", "--backend", args.simulator, "--split", "all", "--shots", str(args.shots), "--json"])
     stage("collect", [*qhw, "collect", "--json"])
     stage("results export", [*qhw, "results", "--run", "2", "--out", str(home / "run2.npz")])
-    stage("hybrid train, qhw (early stopping)", [sys.executable, "-c", TRAIN, "hybrid", "qhw", "2"])
-    stage("hybrid train, before (fixed 60 epochs)", [sys.executable, "-c", TRAIN, "hybrid", "before", "2"])
+    stage("hybrid train, qhw (early stopping)", [sys.executable, "-c", TRAIN, "hybrid", "qhw", "2", epochs])
+    stage(f"hybrid train, before (fixed {epochs} epochs)", [sys.executable, "-c", TRAIN, "hybrid", "before", "2", epochs])
 
     from rich.console import Console
     from rich.table import Table

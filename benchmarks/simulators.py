@@ -7,7 +7,7 @@ then NumPy's multinomial draw of the shots. Every other row is a real
 from the call to its return, on the samples of the embedded MNIST subset; the
 last rows put qhw's own overhead beside the raw Aer call it wraps.
 
-    python benchmarks/simulators.py [--samples 5000] [--shots 1024] [--large 70000]
+    python benchmarks/simulators.py [--samples 5000] [--shots 1024] [--large 70000] [--quick]
 
 ``--large`` times the statevector backend and the floor on that many samples
 (random angles: no feature set that large is needed to time the simulation).
@@ -21,6 +21,8 @@ import platform
 import tempfile
 import time
 
+import quick
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -28,7 +30,10 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=1024)
     parser.add_argument("--large", type=int, default=70_000, help="samples for the statevector-against-floor row")
     parser.add_argument("--skip", nargs="*", default=[], help="backends to leave out, e.g. braket_local")
+    quick.add_option(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.samples, args.large, args.shots = 100, 2000, 64
     os.environ["QHW_HOME"] = tempfile.mkdtemp(prefix="qhw-simulators-")
 
     import numpy as np
@@ -37,7 +42,8 @@ def main() -> None:
 
     from qhw import circuits, config, parallel, runs
     from qhw.backend import get_backend
-    from qhw.features import build_features, load_arrays
+    from qhw.features import build_features
+    from qhw.store.arrays import load_arrays
     from qhw.store import Store
 
     store = Store(config.database_url())
@@ -77,10 +83,10 @@ def main() -> None:
     large = np.random.default_rng(0).uniform(-np.pi / 2, np.pi / 2, (args.large, 5))
     simulator = get_backend("statevector", seed=0)
     executable = simulator.transpile(circuits.feature_map(), seed=0)
-    simulator.result(simulator.submit(executable, large[:10], args.shots, []))  # compile once
+    simulator.run(executable, large[:10], args.shots)  # compile once
     start = time.perf_counter()
     for chunk in range(0, args.large, 10_000):
-        simulator.result(simulator.submit(executable, large[chunk : chunk + 10_000], args.shots, [], seed=chunk))
+        simulator.run(executable, large[chunk : chunk + 10_000], args.shots, seed=chunk)
     statevector_seconds = time.perf_counter() - start
     large_floor = min(floor(large) for _ in range(3))
     rows.append((f"NumPy floor, {args.large} samples", large_floor, "1.0x"))
