@@ -1,4 +1,4 @@
-"""Shared by adapters built on Qiskit primitives: status mapping and job lookup."""
+"""Shared by adapters built on Qiskit primitives: status mapping and reading results."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 
 from qhw.backend import JobResult, JobStatus
 from qhw.circuits import REGISTER_NAME, copy_register, counts_from_bitarray
-from qhw.errors import JobFailedError, JobNotFoundError, ResultMappingError
-from qhw.records import JobState
+from qhw.errors import JobFailedError, ResultMappingError
+from qhw.jobstates import JobState
 
 #: Qiskit's JobStatus names (and Runtime's status strings) -> qhw states.
 QISKIT_TO_STATE = {
@@ -101,24 +101,3 @@ def _error_text(job: Any) -> str:
     except Exception as err:
         return f"{type(err).__name__}: {err}"
     return "the provider reported an error without a message"
-
-
-class InProcessJobs:
-    """Jobs of local simulators: they exist only in the process that started them."""
-
-    def __init__(self, backend_name: str) -> None:
-        self._backend_name = backend_name
-        self._jobs: dict[str, Any] = {}
-
-    def add(self, job: Any) -> str:
-        job_id = job.job_id()
-        self._jobs[job_id] = job
-        return job_id
-
-    def get(self, job_id: str) -> Any:
-        try:
-            return self._jobs[job_id]
-        except KeyError:
-            raise JobNotFoundError(
-                f"{self._backend_name} job {job_id} ran in a process that has ended; it must be resubmitted"
-            ) from None

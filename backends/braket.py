@@ -29,7 +29,6 @@ executable by its ``inputsIndex``, each measurement column by
 from __future__ import annotations
 
 import os
-import uuid
 import warnings
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -39,17 +38,27 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendLimits, Executable, JobResult, JobStatus
+from qhw.backend import (
+    LOCAL_SHOTS_PER_JOB,
+    Backend,
+    BackendEntry,
+    BackendLimits,
+    DeviceProfile,
+    Executable,
+    JobResult,
+    JobStatus,
+    PublishedPrice,
+)
 from qhw.backends import _braket_aws as aws
 from qhw.backends._braket_aws import client_token, current_client_token  # noqa: F401 (part of this module's surface)
 from qhw.backends._braket_devices import EmulatedDevice, calibration_snapshot, device_graph, load_properties
 from qhw.packing import DeviceGraph
 from qhw.backends._braket_results import TaskOutcome, counts_of, read_task_result, reported_usage
-from qhw.backends._qiskit_jobs import InProcessJobs
 from qhw.circuits import copy_register
 from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, ResultMappingError
 from qhw.pricing import CostEstimate, PriceTable
-from qhw.records import CalibrationSnapshot, JobState, JobUsage, ProviderUsage
+from qhw.records import CalibrationSnapshot, JobUsage, ProviderUsage
+from qhw.jobstates import JobState
 
 ARN_PREFIX = "braket:"
 EMULATOR_PREFIX = "braket_emulator:"
@@ -108,29 +117,40 @@ BRAKET_TO_STATE = {
 DEVICE_PRICE_SOURCE = "the device's own properties document (service.deviceCost)"
 
 
+#: The qubits of Braket's local simulators (their properties' qubitCount),
+#: listed without importing the simulators; a test holds them to the library's.
+LOCAL_SIMULATOR_QUBITS = {"braket_local": 26, "braket_dm": 13}
+
+
 def backend_names() -> list[str]:
     return [*LOCAL_SIMULATORS, *REMOTE_DEVICES]
+
+
+def catalogue() -> list[BackendEntry]:
+    """Braket's backends for ``qhw backends``, without building any."""
+    configured = credentials_configured()
+    rows = [BackendEntry(name, "braket", "simulator", LOCAL_SIMULATOR_QUBITS[name], False, None) for name in LOCAL_SIMULATORS]
+    rows += [BackendEntry(name, "braket", device.kind, device.qubits, True, configured) for name, device in REMOTE_DEVICES.items()]
+    return rows
 
 
 def create(name: str, *, seed: int | None = None) -> Backend | None:
     if name in LOCAL_SIMULATORS:
         # Braket's local simulators take no seed: their shots differ run to run.
-        # Without a noise model, braket_dm is as ideal as braket_local: a simulator.
-        return BraketBackend(name, kind="simulator", local_name=LOCAL_SIMULATORS[name])
+        return BraketLocalSimulator(name)
     if name.startswith(EMULATOR_PREFIX):
-        path = Path(name[len(EMULATOR_PREFIX) :]).expanduser()
         if not name[len(EMULATOR_PREFIX) :]:
             raise ConfigError(f"{EMULATOR_PREFIX}<FILE.json> needs a Braket device properties file")
-        return BraketBackend(name, kind="emulation", emulator_file=path)
+        return BraketEmulator(name, Path(name[len(EMULATOR_PREFIX) :]).expanduser())
     if name in REMOTE_DEVICES:
         device = REMOTE_DEVICES[name]
-        return BraketBackend(name, kind=device.kind, arn=device.arn, published_qubits=device.qubits)
+        return BraketRemote(name, kind=device.kind, arn=device.arn, published_qubits=device.qubits)
     if name.startswith(ARN_PREFIX):
         arn = name[len(ARN_PREFIX) :]
         if not arn.startswith("arn:aws:braket:") or ":device/" not in arn:
             raise ConfigError(f"{name!r} does not hold a Braket device ARN (arn:aws:braket:<region>::device/...)")
         kind = "managed simulator" if "/quantum-simulator/" in arn else "hardware"
-        return BraketBackend(name, kind=kind, arn=arn, published_qubits=0)
+        return BraketRemote(name, kind=kind, arn=arn, published_qubits=0)
     return None
 
 
@@ -151,124 +171,42 @@ def credentials_configured() -> bool:
             os.environ["AWS_EC2_METADATA_DISABLED"] = before
 
 
-class BraketBackend:
-    """One Braket device; remote ones are contacted only when a run needs them."""
+class _BraketDevice:
+    """What Braket's devices share: a target built by qiskit-braket-provider
+    from the device's properties, qubits named by the device's own labels, and
+    circuits converted with ``to_braket``."""
 
     provider = "braket"
-    #: CreateQuantumTask is idempotent under the job's clientToken, so a lookup
-    #: by tag is a second line of defence: no grace period is needed.
-    listing_grace_seconds = 0.0
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        kind: str,
-        local_name: str | None = None,
-        arn: str | None = None,
-        emulator_file: Path | None = None,
-        published_qubits: int = 0,
-    ) -> None:
+    def __init__(self, name: str, kind: str) -> None:
         self.name = name
         self.kind = kind
-        self.is_local = local_name is not None or emulator_file is not None
-        self.is_paid = not self.is_local
-        self._local_name = local_name
-        self._arn = arn
-        self._emulator_file = emulator_file
-        self._emulates: str | None = None  # the device an emulator's document describes
         self._device: Any = None
-        self._simulator: Any = None  # a local simulator's BraketSimulator
-        self._session: Any = None
         self._target = None
         self._labels: tuple[int, ...] | None = None
         self._converted: dict[int, Any] = {}
-        self._jobs = InProcessJobs(name)
-        self._outcomes: dict[str, TaskOutcome] = {}  # read results, for their usage
-        self._finished: dict[str, dict] = {}  # GetQuantumTask of tasks in a final state
-        self.num_qubits = published_qubits
-        self.limits = BackendLimits(max_shots=DEFAULT_MAX_SHOTS, max_circuits_per_job=DEFAULT_MAX_EXECUTABLES)
-        if self.is_local:
-            self._load_device()
-
-    @property
-    def credentials_configured(self) -> bool | None:
-        return None if self.is_local else credentials_configured()
-
-    @property
-    def description(self) -> str:
-        if self._emulator_file is not None:
-            self._load_device()
-            return f"emulation of {self._emulates} (Braket's LocalEmulator with the noise of its device properties)"
-        if self._local_name is not None:
-            kind = "density-matrix" if self._local_name == "braket_dm" else "state-vector"
-            return f"Amazon Braket's local {kind} simulator, ideal (no noise)"
-        if self.kind == "managed simulator":
-            return f"Amazon Braket managed simulator {self.name} ({self._arn})"
-        return f"{self.name} (Amazon Braket QPU, {self._arn})"
-
-    # --- the device and its limits ------------------------------------------------
-
-    def _aws(self) -> Any:
-        if self._session is None:
-            self._session = aws.provider_call(lambda: aws.aws_session(aws.region_of(self._arn)), f"connecting to {self.name}")
-        return self._session
 
     def _load_device(self) -> Any:
-        if self._device is not None:
-            return self._device
-        if self._emulator_file is not None:
-            properties, self._emulates = load_properties(self._emulator_file)
-            self._device = EmulatedDevice(properties, self._emulates)
-        elif self._local_name is not None:
-            from braket.devices import LocalSimulator
+        raise NotImplementedError
 
-            self._device = LocalSimulator(self._local_name)
-            self._simulator = _braket_simulator(self._local_name)
-        else:
-            from braket.aws import AwsDevice
+    def _profile_limits(self, properties: Any) -> BackendLimits:
+        return _limits_from(properties)
 
-            session = self._aws()
-            self._device = aws.provider_call(lambda: AwsDevice(self._arn, aws_session=session), f"reading device {self._arn}")
-        properties = self._device.properties
-        self.num_qubits = int(properties.paradigm.qubitCount)
-        self.limits = _limits_from(properties)
-        if self._emulator_file is not None:
-            # LocalEmulator runs bound circuits one by one: no program sets.
-            self.limits = BackendLimits(
-                max_shots=self.limits.max_shots, min_shots=self.limits.min_shots, max_circuits_per_job=EMULATOR_CIRCUITS_PER_JOB
-            )
-        if self.is_local:
-            # Braket's local results keep each shot as a row of Python ints
-            # (measured: about 500 bytes a shot at a million), twice what Aer
-            # keeps: half the shots a job keep the same memory bound.
-            self.limits = self.limits.capped(LOCAL_SHOTS_PER_JOB // 2)
-        return self._device
-
-    def check_credentials(self) -> None:
-        if not self.is_local and not credentials_configured():
-            raise CredentialsError(aws.NO_CREDENTIALS)
-
-    def check(self, n_circuits: int, shots: int) -> None:
-        """Read the device's properties and refuse what it cannot run, before any task."""
-        device = self._load_device()
-        if not self.is_local:
-            status = getattr(device, "status", "ONLINE")
-            if status != "ONLINE":
-                raise BackendError(f"{self.name} is {status}, not ONLINE; nothing was submitted")
-        if not self.limits.min_shots <= shots <= self.limits.max_shots:
-            raise ConfigError(
-                f"--shots must be between {self.limits.min_shots} and {self.limits.max_shots} on {self.name}, got {shots}"
-            )
-        if isinstance(device, EmulatedDevice):
-            device.emulator()  # Braket's own verdict on the document, before anything is written
+    def _profile(self, *, live: bool, graph: bool, unavailable: str | None = None, published: PublishedPrice | None = None) -> DeviceProfile:
+        properties = self._load_device().properties
+        # A QPU's couplers, where its document has them (a simulator's paradigm has no connectivity).
+        coupled = graph and hasattr(properties.paradigm, "connectivity")
+        return DeviceProfile(
+            self.name, int(properties.paradigm.qubitCount), self._profile_limits(properties),
+            device_graph(properties) if coupled else None, live=live, unavailable=unavailable, published_price=published,
+        )
 
     def _qiskit_target(self):
         if self._target is None:
             from qiskit_braket_provider.providers.target import aws_device_to_target, local_simulator_to_target
 
             device = self._load_device()
-            simulator = self._local_name is not None
+            simulator = isinstance(self, BraketLocalSimulator)
             self._target = local_simulator_to_target(device) if simulator else aws_device_to_target(device)
             topology = getattr(device, "topology_graph", None)
             # Target qubit i is the device's qubit labels[i] (what to_braket writes as $label).
@@ -287,8 +225,6 @@ class BraketBackend:
             raise ConfigError(f"{self.name} has no qubit {label} (its qubits: {', '.join(map(str, self._labels))})")
         return self._labels.index(label)
 
-    # --- the contract -------------------------------------------------------------
-
     def transpile(self, template, *, seed: int | None = None, initial_layout: Sequence[int] | None = None) -> Executable:
         """Compile for the device's target; the layout (and ``initial_layout``)
         name physical qubits by the device's own labels."""
@@ -299,216 +235,20 @@ class BraketBackend:
         indices = None if initial_layout is None else [self._index(label) for label in initial_layout]
         manager = generate_preset_pass_manager(optimization_level=level, target=target, seed_transpiler=seed, initial_layout=indices)
         # A circuit the target cannot express raises TranspilerError, which the
-        # run turns into one line for every adapter (qhw.packed_runs).
+        # run turns into one line for every adapter (qhw.executables).
         circuit = manager.run(template)
         layout = circuit.layout.final_index_layout()[: template.num_qubits] if circuit.layout else range(template.num_qubits)
         return Executable(circuit=circuit, layout=tuple(self._label(q) for q in layout))
-
-    def batch(self, n_jobs: int) -> AbstractContextManager[None]:
-        return nullcontext()  # no provider sessions here
-
-    def use_threads(self, threads: int | None) -> None:
-        pass  # Braket's local simulators run in NumPy, on one thread
-
-    def submit(
-        self,
-        executable: Executable,
-        parameter_values: np.ndarray,
-        shots: int,
-        tags: Sequence[str],
-        *,
-        seed: int | None = None,
-        idempotency_key: str | None = None,
-    ) -> str:
-        from braket.program_sets import CircuitBinding, ParameterSets, ProgramSet
-        from qiskit_braket_provider.providers.adapter import rename_parameter
-
-        circuit = self._braket_circuit(executable)
-        names = [rename_parameter(p) for p in executable.circuit.parameters]
-        device = self._load_device()
-        if self._emulator_file is not None:
-            bound = [circuit.make_bound_circuit(dict(zip(names, map(float, row)))) for row in parameter_values]
-            return self._jobs.add(_EmulatorTask(device, bound, shots))
-        if self.limits.max_circuits_per_job == 1 and len(parameter_values) == 1:
-            # A device without program sets: one bound circuit per task.
-            program_set = circuit
-            run_options = {"shots": shots, "inputs": dict(zip(names, map(float, parameter_values[0])))}
-        else:
-            inputs = ParameterSets({name: parameter_values[:, j].tolist() for j, name in enumerate(names)})
-            program_set = ProgramSet([CircuitBinding(circuit, input_sets=inputs)], shots_per_executable=shots)
-            run_options = {"shots": None}
-        if self.is_local:
-            return self._jobs.add(_LocalTask(self._simulator, program_set, run_options))
-        task_tags = dict(tag.split("=", 1) if "=" in tag else (tag, "") for tag in tags)
-        with aws.client_token(idempotency_key):
-            task = aws.provider_call(lambda: device.run(program_set, tags=task_tags, **run_options), f"submitting to {self.name}")
-        return task.id
-
-    def find_job(self, idempotency_key: str, since: datetime) -> str | None:
-        if self.is_local:
-            return None  # local tasks live only in the process that ran them
-        session = self._aws()
-        tasks = aws.provider_call(lambda: aws.search_tasks(session, self._arn, since), f"searching the tasks of {self.name}")
-        mine = sorted(
-            (task for task in tasks if (task.get("tags") or {}).get("qhw-key") == idempotency_key),
-            key=lambda task: str(task.get("createdAt", "")),
-        )
-        return mine[0]["quantumTaskArn"] if mine else None
-
-    def status(self, job_id: str) -> JobStatus:
-        if self.is_local:
-            self._jobs.get(job_id)
-            return JobStatus(JobState.DONE)
-        task = self._get_task(job_id)
-        state = BRAKET_TO_STATE.get(str(task.get("status", "")).upper(), JobState.RUNNING)
-        if state is JobState.FAILED:
-            # A failed program set may hold the results of the executables that
-            # ran; unless AWS says the task was no program set, qhw looks.
-            return JobStatus(state, error=_failure_reason(task), results_available=aws.is_program_set(task) is not False)
-        return JobStatus(state)
-
-    def result(self, job_id: str, *, executable: Executable, executions: int, shots: int) -> JobResult:
-        measured = self._measured(executable)
-        if self._emulator_file is not None:
-            results = self._jobs.get(job_id).results
-            if len(results) != executions:
-                raise ResultMappingError(f"{self.name} job {job_id} holds {len(results)} results for {executions} executions")
-            entries = [{"measurements": r.measurements, "measuredQubits": list(r.measured_qubits)} for r in results]
-            rows = np.array([counts_of(entry, measured, shots, f"execution {i}") for i, entry in enumerate(entries)])
-            return JobResult(rows.reshape(executions * executable.copies, -1))
-        if self.is_local:
-            try:
-                document = self._jobs.get(job_id).result()
-            except (ResultMappingError, BackendError):
-                raise
-            except Exception as err:  # a local simulator's error is the task's own failure
-                raise JobFailedError(f"{self.name} task {job_id} failed: {err}") from err
-            outcome = read_task_result(document, executions=executions, measured=measured, shots=shots)
-            return JobResult(outcome.counts.reshape(executions * executable.copies, -1), outcome.failed)
-        session = self._aws()
-        task = self._get_task(job_id)
-        text = self._ask(lambda: aws.read_object(session, task["outputS3Bucket"], f"{task['outputS3Directory']}/{aws.RESULTS_FILE}"), job_id)
-        if text is None:
-            if task.get("status") in ("FAILED", "CANCELLED"):
-                raise JobFailedError(_failure_reason(task))
-            raise BackendError(f"{self.name} task {job_id} is {task.get('status')} but its results are not in S3 yet")
-        outcome = read_task_result(text, executions=executions, measured=measured, shots=shots, fetch=self._fetcher(job_id))
-        self._outcomes[job_id] = outcome
-        # A packed program's row holds each copy's counts in turn: a row a copy.
-        return JobResult(outcome.counts.reshape(executions * executable.copies, -1), outcome.failed)
-
-    def cancel(self, job_id: str) -> None:
-        if self.is_local:
-            self._jobs.get(job_id)
-            return  # it has finished already
-        session = self._aws()
-        try:
-            self._ask(lambda: aws.cancel_task(session, job_id), job_id)
-        except BackendError as err:
-            if aws.error_code(err.__cause__) != "ConflictException":
-                raise
-            # The task is already final; its state says how it ended.
-
-    def usage(self, job_id: str) -> ProviderUsage:
-        """What Braket reports of a finished task: its final state, the shots
-        that ran (program sets count them) and a managed simulator's execution
-        time, summed over the task's programs."""
-        if self.is_local:
-            return ProviderUsage()
-        task = self._get_task(job_id)
-        outcome = self._outcomes.get(job_id)
-        shots, duration = (outcome.successful_shots, outcome.duration_seconds) if outcome else (None, None)
-        if outcome is None and task.get("status") == "COMPLETED" and self.kind == "managed simulator":
-            session = self._aws()
-            text = self._ask(lambda: aws.read_object(session, task["outputS3Bucket"], f"{task['outputS3Directory']}/{aws.RESULTS_FILE}"), job_id)
-            if text is not None:
-                shots, duration = reported_usage(text, fetch=self._fetcher(job_id))
-        if shots is None and task.get("numSuccessfulShots") is not None:
-            shots = int(task["numSuccessfulShots"])
-        return ProviderUsage(shots=shots, duration_seconds=duration, provider_state=task.get("status"))
 
     def calibration(self, layout: Sequence[int]) -> CalibrationSnapshot | None:
         """A QPU's (or an emulated one's) document as returned, and the figures
         of the qubits (by the device's labels) the run used; simulators have none."""
         if self.kind not in ("hardware", "emulation"):
             return None
-        device = self._load_device()
-        return calibration_snapshot(device.properties, self._emulates or self.name, list(layout))
+        return calibration_snapshot(self._load_device().properties, self._device_name(), list(layout))
 
-    def device_graph(self, *, offline: bool = False, document: str | None = None) -> DeviceGraph | None:
-        """A QPU's (or an emulated one's) couplers and calibration from its
-        document, by the device's labels; simulators have none. Offline, a QPU
-        whose document has not been read yet: the ``document`` kept with an
-        earlier run when there is one (AWS ships no snapshot), else None."""
-        if self.kind not in ("hardware", "emulation"):
-            return None
-        if offline and self.kind == "hardware" and self._device is None:
-            return None if document is None else _graph_of_document(document)
-        return device_graph(self._load_device().properties)
-
-    def price_table(self, prices: PriceTable) -> PriceTable:
-        """The device's own published price (``service.deviceCost``: per shot on
-        a QPU, per minute on a managed simulator) in place of qhw's table,
-        unless the user's price file sets this device's price."""
-        if self.is_local:
-            return prices
-        cost = getattr(getattr(self._load_device().properties, "service", None), "deviceCost", None)
-        unit = str(getattr(cost, "unit", "")).lower()
-        key = {"hardware": ("braket_per_shot_usd", "shot"), "managed simulator": ("braket_simulator_usd_per_minute", "minute")}.get(self.kind)
-        if cost is None or key is None or unit != key[1] or prices.overridden(key[0], self._price_key()):
-            return prices
-        return prices.with_device_price(key[0], self._price_key(), float(cost.price), DEVICE_PRICE_SOURCE)
-
-    def estimate_cost(self, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> CostEstimate | None:
-        if self.is_local:
-            return None
-        tasks, total_shots = len(job_sizes), sum(job_sizes) * shots
-        key = self._price_key()
-        if self.kind == "managed simulator":
-            per_minute = prices["braket_simulator_usd_per_minute"].get(key)
-            if per_minute is None:
-                return None
-            minimum = prices["braket_simulator_min_seconds"]
-            seconds = tasks * max(minimum, total_shots / max(tasks, 1) * prices["braket_simulator_seconds_per_shot"])
-            detail = f"{tasks} task(s), about {seconds:,.0f} s billed at ${per_minute}/min (min {minimum:g} s a task)"
-            return CostEstimate(seconds / 60 * per_minute, detail, prices.taken)
-        per_shot = prices["braket_per_shot_usd"].get(key)
-        if per_shot is None:
-            return None
-        per_task = prices["braket_per_task_usd"]
-        detail = f"{tasks} task(s) x ${per_task} + {total_shots:,} shots x ${per_shot}"
-        return CostEstimate(tasks * per_task + total_shots * per_shot, detail, prices.taken)
-
-    def job_cost(self, job: JobUsage, prices: PriceTable) -> float | None:
-        """A task's cost, as Braket's own cost tracker prices it (braket.tracking):
-        nothing for a task that failed or was cancelled (even a program set that
-        returned the results of some executables); a QPU task's fee plus the
-        shots that ran (``successfulShots``: a failed executable's shots are
-        not counted); a managed simulator's execution time, at least 3 s a
-        task, by the minute (unknown when its result reports no time)."""
-        if self.is_local or job.state is JobState.CANCELLED or job.reported.provider_state in ("FAILED", "CANCELLED"):
-            return 0.0
-        if job.state is JobState.FAILED and job.reported.provider_state is None:
-            return 0.0  # refused, or failed before the provider ran anything
-        key = self._price_key()
-        if self.kind == "managed simulator":
-            per_minute = prices["braket_simulator_usd_per_minute"].get(key)
-            seconds = job.reported.duration_seconds
-            if per_minute is None or seconds is None:
-                return None
-            return max(seconds, prices["braket_simulator_min_seconds"]) / 60 * per_minute
-        per_shot = prices["braket_per_shot_usd"].get(key)
-        if per_shot is None:
-            return None
-        shots = job.reported.shots if job.reported.shots is not None else job.executions * job.shots
-        return prices["braket_per_task_usd"] + shots * per_shot
-
-    # --- helpers ------------------------------------------------------------------
-
-    def _price_key(self) -> str:
-        if self.name in REMOTE_DEVICES:
-            return self.name
-        return next((alias for alias, d in REMOTE_DEVICES.items() if d.arn == self._arn), self.name)
+    def _device_name(self) -> str:
+        return self.name
 
     def _measured(self, executable: Executable) -> list[list[int]]:
         """For each copy, the device qubit (by its label) measured into each
@@ -548,6 +288,334 @@ class BraketBackend:
                 )
         return self._converted[key]
 
+    def _program(self, executable: Executable, parameter_values: np.ndarray, shots: int, max_circuits_per_job: int | None):
+        """The job as Braket takes it: a program set of the circuit bound to
+        every row, or (a device without program sets) one bound circuit; and its run options."""
+        from braket.program_sets import CircuitBinding, ParameterSets, ProgramSet
+        from qiskit_braket_provider.providers.adapter import rename_parameter
+
+        circuit = self._braket_circuit(executable)
+        names = [rename_parameter(p) for p in executable.circuit.parameters]
+        if max_circuits_per_job == 1 and len(parameter_values) == 1:
+            return circuit, {"shots": shots, "inputs": dict(zip(names, map(float, parameter_values[0])))}
+        inputs = ParameterSets({name: parameter_values[:, j].tolist() for j, name in enumerate(names)})
+        return ProgramSet([CircuitBinding(circuit, input_sets=inputs)], shots_per_executable=shots), {"shots": None}
+
+
+class _BraketLocal(_BraketDevice):
+    """Braket's simulators and emulator, run in this process (LocalBackends)."""
+
+    is_local = True
+    is_paid = False
+    credentials_configured = None
+    runs_copies_in_one_job = False
+
+    def check_credentials(self) -> None:
+        pass  # none needed
+
+    def use_threads(self, threads: int | None) -> None:
+        pass  # Braket's local simulators run in NumPy, on one thread
+
+    def _profile_limits(self, properties: Any) -> BackendLimits:
+        # Braket's local results keep each shot as a row of Python ints
+        # (measured: about 500 bytes a shot at a million), twice what Aer
+        # keeps: half the shots a job keep the same memory bound.
+        return _limits_from(properties).capped(LOCAL_SHOTS_PER_JOB // 2)
+
+
+class BraketLocalSimulator(_BraketLocal):
+    """``braket_local`` and ``braket_dm``: Braket's local state-vector and
+    density-matrix simulators. Without a noise model, braket_dm is as ideal as
+    braket_local: a simulator."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, "simulator")
+        self._simulator_name = LOCAL_SIMULATORS[name]
+        self._simulator = _braket_simulator(self._simulator_name)
+        self.num_qubits = int(self._load_device().properties.paradigm.qubitCount)
+
+    @property
+    def description(self) -> str:
+        kind = "density-matrix" if self._simulator_name == "braket_dm" else "state-vector"
+        return f"Amazon Braket's local {kind} simulator, ideal (no noise)"
+
+    def _load_device(self) -> Any:
+        if self._device is None:
+            from braket.devices import LocalSimulator
+
+            self._device = LocalSimulator(self._simulator_name)
+        return self._device
+
+    def profile(self, *, offline: bool = False, document: str | None = None) -> DeviceProfile:
+        return self._profile(live=True, graph=False)
+
+    def run(self, executable: Executable, parameter_values: np.ndarray, shots: int, *, seed: int | None = None) -> JobResult:
+        from braket.circuits.serialization import IRType
+        from braket.ir.openqasm import Program
+
+        limits = self.profile().limits
+        program, options = self._program(executable, parameter_values, shots, limits.max_circuits_per_job)
+        try:
+            if options.get("inputs") is not None:
+                payload = Program(source=program.to_ir(ir_type=IRType.OPENQASM).source, inputs=options["inputs"])
+                total = options["shots"]
+            else:
+                payload, total = program.to_ir(), program.total_shots
+            with warnings.catch_warnings():
+                # braket_dm warns that a noise-free circuit would be faster on the
+                # state vector; the user chose the density-matrix simulator on purpose.
+                warnings.filterwarnings("ignore", message="You are running a noise-free circuit")
+                document = self._simulator.run(payload, shots=total).dict()
+        except Exception as err:  # the simulator's refusal is this job's failure
+            raise JobFailedError(f"{self.name} failed the job: {err}") from err
+        executions = len(parameter_values)
+        outcome = read_task_result(document, executions=executions, measured=self._measured(executable), shots=shots)
+        return JobResult(outcome.counts.reshape(executions * executable.copies, -1), outcome.failed)
+
+
+class BraketEmulator(_BraketLocal):
+    """``braket_emulator:<FILE.json>``: Braket's own LocalEmulator on a device
+    properties document: the device's gates, connectivity and noise, locally."""
+
+    def __init__(self, name: str, path: Path) -> None:
+        super().__init__(name, "emulation")
+        self._path = path
+        self._emulates: str | None = None  # the device the document describes
+        self.num_qubits = int(self._load_device().properties.paradigm.qubitCount)  # the document is read (and checked) now
+
+    @property
+    def description(self) -> str:
+        self._load_device()
+        return f"emulation of {self._emulates} (Braket's LocalEmulator with the noise of its device properties)"
+
+    def _device_name(self) -> str:
+        self._load_device()
+        return self._emulates or self.name
+
+    def _load_device(self) -> Any:
+        if self._device is None:
+            properties, self._emulates = load_properties(self._path)
+            self._device = EmulatedDevice(properties, self._emulates)
+        return self._device
+
+    def _profile_limits(self, properties: Any) -> BackendLimits:
+        # LocalEmulator runs bound circuits one by one: no program sets.
+        limits = super()._profile_limits(properties)
+        return BackendLimits(max_shots=limits.max_shots, min_shots=limits.min_shots, max_circuits_per_job=EMULATOR_CIRCUITS_PER_JOB)
+
+    def profile(self, *, offline: bool = False, document: str | None = None) -> DeviceProfile:
+        self._load_device().emulator()  # Braket's own verdict on the document, before anything is written
+        return self._profile(live=True, graph=True)
+
+    def run(self, executable: Executable, parameter_values: np.ndarray, shots: int, *, seed: int | None = None) -> JobResult:
+        from qiskit_braket_provider.providers.adapter import rename_parameter
+
+        circuit = self._braket_circuit(executable)
+        names = [rename_parameter(p) for p in executable.circuit.parameters]
+        device = self._load_device()
+        results = [device.run(circuit.make_bound_circuit(dict(zip(names, map(float, row)))), shots=shots) for row in parameter_values]
+        executions = len(parameter_values)
+        if len(results) != executions:
+            raise ResultMappingError(f"{self.name} gave {len(results)} results for {executions} executions")
+        measured = self._measured(executable)
+        entries = [{"measurements": r.measurements, "measuredQubits": list(r.measured_qubits)} for r in results]
+        rows = np.array([counts_of(entry, measured, shots, f"execution {i}") for i, entry in enumerate(entries)])
+        return JobResult(rows.reshape(executions * executable.copies, -1))
+
+
+class BraketRemote(_BraketDevice):
+    """A QPU or managed simulator of Amazon Braket (a RemoteBackend), contacted
+    only when a run needs it."""
+
+    is_local = False
+    is_paid = True
+    #: CreateQuantumTask is idempotent under the job's clientToken, so a lookup
+    #: by tag is a second line of defence: no grace period is needed.
+    listing_grace_seconds = 0.0
+
+    def __init__(self, name: str, *, kind: str, arn: str, published_qubits: int) -> None:
+        super().__init__(name, kind)
+        self._arn = arn
+        self._session: Any = None
+        self._outcomes: dict[str, TaskOutcome] = {}  # read results, for their usage
+        self._finished: dict[str, dict] = {}  # GetQuantumTask of tasks in a final state
+        self.num_qubits = published_qubits
+
+    @property
+    def credentials_configured(self) -> bool:
+        return credentials_configured()
+
+    @property
+    def description(self) -> str:
+        if self.kind == "managed simulator":
+            return f"Amazon Braket managed simulator {self.name} ({self._arn})"
+        return f"{self.name} (Amazon Braket QPU, {self._arn})"
+
+    def check_credentials(self) -> None:
+        if not credentials_configured():
+            raise CredentialsError(aws.NO_CREDENTIALS)
+
+    def _aws(self) -> Any:
+        if self._session is None:
+            self._session = aws.provider_call(lambda: aws.aws_session(aws.region_of(self._arn)), f"connecting to {self.name}")
+        return self._session
+
+    def _load_device(self) -> Any:
+        if self._device is None:
+            from braket.aws import AwsDevice
+
+            session = self._aws()
+            self._device = aws.provider_call(lambda: AwsDevice(self._arn, aws_session=session), f"reading device {self._arn}")
+        return self._device
+
+    def profile(self, *, offline: bool = False, document: str | None = None) -> DeviceProfile:
+        """Live: the device's properties and status, read now. Offline (AWS
+        ships no snapshot): the default limits, the qubits Braket publishes,
+        and a QPU's couplers from ``document``, a device document kept with an
+        earlier run, when there is one."""
+        if offline and self._device is None:
+            graph = None if document is None or self.kind != "hardware" else _graph_of_document(document)
+            limits = BackendLimits(max_shots=DEFAULT_MAX_SHOTS, max_circuits_per_job=DEFAULT_MAX_EXECUTABLES)
+            return DeviceProfile(self.name, self.num_qubits, limits, graph)
+        device = self._load_device()
+        status = getattr(device, "status", "ONLINE")
+        unavailable = None if status == "ONLINE" else f"{self.name} is {status}, not ONLINE"
+        return self._profile(live=True, graph=self.kind == "hardware", unavailable=unavailable, published=self._published_price())
+
+    def _published_price(self) -> PublishedPrice | None:
+        """The device's own price (``service.deviceCost``: per shot on a QPU,
+        per minute on a managed simulator), where its unit is the one qhw prices by."""
+        cost = getattr(getattr(self._load_device().properties, "service", None), "deviceCost", None)
+        unit = str(getattr(cost, "unit", "")).lower()
+        key = {"hardware": ("braket_per_shot_usd", "shot"), "managed simulator": ("braket_simulator_usd_per_minute", "minute")}.get(self.kind)
+        if cost is None or key is None or unit != key[1]:
+            return None
+        return PublishedPrice(key[0], self._price_key(), float(cost.price), DEVICE_PRICE_SOURCE)
+
+    def batch(self, n_jobs: int) -> AbstractContextManager[None]:
+        return nullcontext()  # no provider sessions here
+
+    def submit(
+        self,
+        executable: Executable,
+        parameter_values: np.ndarray,
+        shots: int,
+        tags: Sequence[str],
+        *,
+        seed: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        device = self._load_device()
+        program, run_options = self._program(executable, parameter_values, shots, _limits_from(device.properties).max_circuits_per_job)
+        task_tags = dict(tag.split("=", 1) if "=" in tag else (tag, "") for tag in tags)
+        with aws.client_token(idempotency_key):
+            task = aws.provider_call(lambda: device.run(program, tags=task_tags, **run_options), f"submitting to {self.name}")
+        return task.id
+
+    def find_job(self, idempotency_key: str, since: datetime) -> str | None:
+        session = self._aws()
+        tasks = aws.provider_call(lambda: aws.search_tasks(session, self._arn, since), f"searching the tasks of {self.name}")
+        mine = sorted(
+            (task for task in tasks if (task.get("tags") or {}).get("qhw-key") == idempotency_key),
+            key=lambda task: str(task.get("createdAt", "")),
+        )
+        return mine[0]["quantumTaskArn"] if mine else None
+
+    def status(self, job_id: str) -> JobStatus:
+        task = self._get_task(job_id)
+        state = BRAKET_TO_STATE.get(str(task.get("status", "")).upper(), JobState.RUNNING)
+        if state is JobState.FAILED:
+            # A failed program set may hold the results of the executables that
+            # ran; unless AWS says the task was no program set, qhw looks.
+            return JobStatus(state, error=_failure_reason(task), results_available=aws.is_program_set(task) is not False)
+        return JobStatus(state)
+
+    def result(self, job_id: str, *, executable: Executable, executions: int, shots: int) -> JobResult:
+        measured = self._measured(executable)
+        session = self._aws()
+        task = self._get_task(job_id)
+        text = self._ask(lambda: aws.read_object(session, task["outputS3Bucket"], f"{task['outputS3Directory']}/{aws.RESULTS_FILE}"), job_id)
+        if text is None:
+            if task.get("status") in ("FAILED", "CANCELLED"):
+                raise JobFailedError(_failure_reason(task))
+            raise BackendError(f"{self.name} task {job_id} is {task.get('status')} but its results are not in S3 yet")
+        outcome = read_task_result(text, executions=executions, measured=measured, shots=shots, fetch=self._fetcher(job_id))
+        self._outcomes[job_id] = outcome
+        # A packed program's row holds each copy's counts in turn: a row a copy.
+        return JobResult(outcome.counts.reshape(executions * executable.copies, -1), outcome.failed)
+
+    def cancel(self, job_id: str) -> None:
+        session = self._aws()
+        try:
+            self._ask(lambda: aws.cancel_task(session, job_id), job_id)
+        except BackendError as err:
+            if aws.error_code(err.__cause__) != "ConflictException":
+                raise
+            # The task is already final; its state says how it ended.
+
+    def usage(self, job_id: str) -> ProviderUsage:
+        """What Braket reports of a finished task: its final state, the shots
+        that ran (program sets count them) and a managed simulator's execution
+        time, summed over the task's programs."""
+        task = self._get_task(job_id)
+        outcome = self._outcomes.get(job_id)
+        shots, duration = (outcome.successful_shots, outcome.duration_seconds) if outcome else (None, None)
+        if outcome is None and task.get("status") == "COMPLETED" and self.kind == "managed simulator":
+            session = self._aws()
+            text = self._ask(lambda: aws.read_object(session, task["outputS3Bucket"], f"{task['outputS3Directory']}/{aws.RESULTS_FILE}"), job_id)
+            if text is not None:
+                shots, duration = reported_usage(text, fetch=self._fetcher(job_id))
+        if shots is None and task.get("numSuccessfulShots") is not None:
+            shots = int(task["numSuccessfulShots"])
+        return ProviderUsage(shots=shots, duration_seconds=duration, provider_state=task.get("status"))
+
+    def estimate_cost(self, profile: DeviceProfile, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> CostEstimate | None:
+        tasks, total_shots = len(job_sizes), sum(job_sizes) * shots
+        key = self._price_key()
+        if self.kind == "managed simulator":
+            per_minute = prices["braket_simulator_usd_per_minute"].get(key)
+            if per_minute is None:
+                return None
+            minimum = prices["braket_simulator_min_seconds"]
+            seconds = tasks * max(minimum, total_shots / max(tasks, 1) * prices["braket_simulator_seconds_per_shot"])
+            detail = f"{tasks} task(s), about {seconds:,.0f} s billed at ${per_minute}/min (min {minimum:g} s a task)"
+            return CostEstimate(seconds / 60 * per_minute, detail, prices.taken)
+        per_shot = prices["braket_per_shot_usd"].get(key)
+        if per_shot is None:
+            return None
+        per_task = prices["braket_per_task_usd"]
+        detail = f"{tasks} task(s) x ${per_task} + {total_shots:,} shots x ${per_shot}"
+        return CostEstimate(tasks * per_task + total_shots * per_shot, detail, prices.taken)
+
+    def job_cost(self, job: JobUsage, prices: PriceTable) -> float | None:
+        """A task's cost, as Braket's own cost tracker prices it (braket.tracking):
+        nothing for a task that failed or was cancelled (even a program set that
+        returned the results of some executables); a QPU task's fee plus the
+        shots that ran (``successfulShots``: a failed executable's shots are
+        not counted); a managed simulator's execution time, at least 3 s a
+        task, by the minute (unknown when its result reports no time)."""
+        if job.state is JobState.CANCELLED or job.reported.provider_state in ("FAILED", "CANCELLED"):
+            return 0.0
+        if job.state is JobState.FAILED and job.reported.provider_state is None:
+            return 0.0  # refused, or failed before the provider ran anything
+        key = self._price_key()
+        if self.kind == "managed simulator":
+            per_minute = prices["braket_simulator_usd_per_minute"].get(key)
+            seconds = job.reported.duration_seconds
+            if per_minute is None or seconds is None:
+                return None
+            return max(seconds, prices["braket_simulator_min_seconds"]) / 60 * per_minute
+        per_shot = prices["braket_per_shot_usd"].get(key)
+        if per_shot is None:
+            return None
+        shots = job.reported.shots if job.reported.shots is not None else job.executions * job.shots
+        return prices["braket_per_task_usd"] + shots * per_shot
+
+    def _price_key(self) -> str:
+        if self.name in REMOTE_DEVICES:
+            return self.name
+        return next((alias for alias, d in REMOTE_DEVICES.items() if d.arn == self._arn), self.name)
+
     def _get_task(self, job_id: str) -> dict:
         """GetQuantumTask (kept once the task is final: it changes no more)."""
         if job_id in self._finished:
@@ -584,50 +652,6 @@ def _braket_simulator(name: str) -> Any:
 
     (entry,) = [e for e in entry_points(group="braket.simulators") if e.name == name]
     return entry.load()()
-
-
-class _EmulatorTask:
-    """A job of the emulator: its bound circuits, run in this process, one by one."""
-
-    def __init__(self, device: EmulatedDevice, circuits: list, shots: int) -> None:
-        self.id = f"emulated-{uuid.uuid4().hex}"
-        self.results = [device.run(circuit, shots=shots) for circuit in circuits]
-
-    def job_id(self) -> str:
-        return self.id
-
-
-class _LocalTask:
-    """A local simulator's task: its result document, as a dict."""
-
-    def __init__(self, simulator: Any, specification: Any, run_options: dict) -> None:
-        from braket.circuits.serialization import IRType
-        from braket.ir.openqasm import Program
-
-        self.id = f"local-{uuid.uuid4().hex}"
-        self._error: Exception | None = None
-        self._document: dict | None = None
-        try:
-            if run_options.get("inputs") is not None:
-                payload = Program(source=specification.to_ir(ir_type=IRType.OPENQASM).source, inputs=run_options["inputs"])
-                shots = run_options["shots"]
-            else:
-                payload, shots = specification.to_ir(), specification.total_shots
-            with warnings.catch_warnings():
-                # braket_dm warns that a noise-free circuit would be faster on the
-                # state vector; the user chose the density-matrix simulator on purpose.
-                warnings.filterwarnings("ignore", message="You are running a noise-free circuit")
-                self._document = simulator.run(payload, shots=shots).dict()
-        except Exception as err:  # the simulator's refusal is this task's failure
-            self._error = err
-
-    def job_id(self) -> str:
-        return self.id
-
-    def result(self) -> dict:
-        if self._error is not None:
-            raise self._error
-        return self._document
 
 
 def _graph_of_document(document: str) -> DeviceGraph | None:

@@ -17,18 +17,30 @@ credentials; a 404 on a job is an unknown job; the rest are final.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import warnings
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from qhw import settings
-from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendLimits, Executable, JobResult, JobStatus
-from qhw.backends._qiskit_jobs import InProcessJobs, job_status, local_job_counts, mapped_counts
+from qhw.backend import (
+    LOCAL_SHOTS_PER_JOB,
+    Backend,
+    BackendEntry,
+    BackendLimits,
+    DeviceProfile,
+    Executable,
+    JobResult,
+    JobStatus,
+    ShotTiming,
+)
+from qhw.backends._qiskit_jobs import job_status, local_job_counts, mapped_counts
 from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, JobNotFoundError, TransientBackendError
 from qhw.packing import DeviceGraph
 from qhw.pricing import CostEstimate, PriceTable
@@ -40,7 +52,7 @@ REAL_PREFIX = "ibm_"
 #: IBM Quantum accepts at most this many executions (circuits x shots) per job.
 MAX_EXECUTIONS_PER_JOB = 10_000_000
 DEFAULT_MAX_SHOTS = 100_000
-#: Circuits in one job of a fake device (see IBMBackend._limits).
+#: Circuits in one job of a fake device (see IBMEmulator._limits).
 LOCAL_CIRCUITS_PER_JOB = 256
 #: Devices listed by `qhw backends` (any ibm_<name> the account can reach works).
 #: IBM Quantum's pay-as-you-go price and qhw's estimate of QPU time (see qhw.pricing).
@@ -49,7 +61,7 @@ PRICES = {
     # IBM's documented estimate of QPU time ("Workload usage"): about 2 s a
     # sub-job, plus (rep_delay + the scheduled circuit's duration) for every
     # execution and shot, both read from the device's target (see
-    # IBMBackend.shot_timing). The flat time a shot is used only for a device
+    # shot_timing). The flat time a shot is used only for a device
     # whose timing is not known (no live device, no snapshot in qiskit-ibm-runtime).
     "ibm_seconds_per_job": 2.0,
     "ibm_seconds_per_shot": 0.0002,
@@ -93,14 +105,45 @@ def sampler(mode: Any):
 
 
 def backend_names() -> list[str]:
-    fakes = [device.name for device in _fake_devices() if _qubits(device) >= MIN_QUBITS]
-    return [*LISTED_DEVICES, *fakes]
+    return [entry.name for entry in catalogue()]
+
+
+def catalogue() -> list[BackendEntry]:
+    """The listed devices and every fake device with enough qubits for a map,
+    from the configuration files qiskit-ibm-runtime ships with its fakes
+    (fake_<folder>, its n_qubits), read without importing the SDK: building
+    its fake provider takes seconds, and ``qhw backends`` is a table."""
+    fakes = _fake_configurations()
+    configured = credentials_configured()
+    rows = [
+        BackendEntry(name, "ibm", "hardware", fakes.get(FAKE_PREFIX + name[len(REAL_PREFIX):]), True, configured)
+        for name in LISTED_DEVICES
+    ]
+    rows += [BackendEntry(name, "ibm", "emulation", qubits, False, None) for name, qubits in sorted(fakes.items()) if qubits >= MIN_QUBITS]
+    return rows
+
+
+@functools.cache
+def _fake_configurations() -> dict[str, int]:
+    """fake_<device> -> its qubits, from ``fake_provider/backends/<device>/conf_<device>.json``."""
+    import glob
+    import importlib.util
+    import json
+
+    spec = importlib.util.find_spec("qiskit_ibm_runtime")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    pattern = os.path.join(spec.submodule_search_locations[0], "fake_provider", "backends", "*", "conf_*.json")
+    found = {}
+    for path in glob.glob(pattern):
+        with open(path, encoding="utf-8") as handle:
+            found[FAKE_PREFIX + os.path.basename(os.path.dirname(path))] = int(json.load(handle)["n_qubits"])
+    return found
 
 
 def create(name: str, *, seed: int | None = None) -> Backend | None:
     if name.startswith(REAL_PREFIX):
-        twin = _fake_twin(name)
-        return IBMBackend(name, device=None, seed=seed, published_qubits=_qubits(twin) if twin else 0)
+        return IBMQPU(name, seed=seed)
     if not name.startswith(FAKE_PREFIX):
         return None
     device = next((d for d in _fake_devices() if d.name == name), None)
@@ -108,7 +151,7 @@ def create(name: str, *, seed: int | None = None) -> Backend | None:
         return None
     if _qubits(device) < MIN_QUBITS:
         raise ConfigError(f"{name} has {_qubits(device)} qubit(s); a feature map needs at least {MIN_QUBITS}")
-    return IBMBackend(name, device=_kept_across_runs(device), seed=seed)
+    return IBMEmulator(name, _kept_across_runs(device), seed=seed)
 
 
 def _kept_across_runs(device: Any) -> Any:
@@ -158,99 +201,34 @@ def device_graph(target: Any) -> DeviceGraph:
     )
 
 
+#: Where qiskit-ibm-runtime keeps saved accounts (its accounts.management's
+#: _DEFAULT_ACCOUNT_CONFIG_JSON_FILE): read here rather than through
+#: ``QiskitRuntimeService.saved_accounts()``, which costs the SDK's import
+#: (2 to 3 s) for one cell of ``qhw backends``; a test holds the two equal.
+SAVED_ACCOUNTS = os.path.join("~", ".qiskit", "qiskit-ibm.json")
+
+
 def credentials_configured() -> bool:
     """A saved account or QISKIT_IBM_TOKEN in the environment (no network)."""
     if os.environ.get("QISKIT_IBM_TOKEN"):
         return True
-    from qiskit_ibm_runtime import QiskitRuntimeService
-
     try:
-        return bool(QiskitRuntimeService.saved_accounts())
-    except Exception:  # an unreadable account file is "not configured"
+        saved = json.loads(Path(os.path.expanduser(SAVED_ACCOUNTS)).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none, or an unreadable account file: "not configured"
         return False
+    # As the SDK reads it: legacy accounts of the retired "ibm_quantum" channel do not count.
+    return isinstance(saved, dict) and any(isinstance(a, dict) and a.get("channel") != "ibm_quantum" for a in saved.values())
 
 
-class IBMBackend:
-    """A Runtime device: a fake one in local testing mode, or a real one."""
+class _IBMDevice:
+    """What IBM's devices and their fakes share: a Runtime backend whose target
+    the feature map is compiled for, and whose calibration it reports."""
 
     provider = "ibm"
-
-    def __init__(self, name: str, *, device: Any | None, seed: int | None = None, published_qubits: int = 0) -> None:
-        self.name = name
-        self.is_local = device is not None
-        self.is_paid = not self.is_local
-        # A fake device is IBM's noise model of a real one, run locally: an emulation.
-        self.kind = "emulation" if self.is_local else "hardware"
-        self._device = device
-        self._service: Any = None
-        self._seed = seed
-        self._mode: Any = None  # a Batch while a multi-job run is being submitted
-        self._jobs = InProcessJobs(name)
-        self._remote_jobs: dict[str, Any] = {}
-        self._timing: tuple[float, float, str] | None = None
-        self.num_qubits = _qubits(device) if device is not None else published_qubits
-        self.limits = self._limits()
-        self.listing_grace_seconds = 0.0 if self.is_local else listing_grace()
-        # A packed job on a fake device: each copy alone, all in one job (qhw.parallel.run_local_job).
-        self.runs_copies_in_one_job = self.is_local
-
-    @property
-    def credentials_configured(self) -> bool | None:
-        return None if self.is_local else credentials_configured()
-
-    @property
-    def description(self) -> str:
-        if self.is_local:
-            real = REAL_PREFIX + self.name[len(FAKE_PREFIX) :]
-            return f"emulation of {real} (IBM's calibrated noise model, Runtime local testing mode)"
-        return f"{self.name} (IBM Quantum QPU)"
-
-    # --- the device -----------------------------------------------------------------
-
-    def _service_or_error(self) -> Any:
-        if self._service is None:
-            self._service = _runtime_call(runtime_service, "connecting to IBM Quantum")
-        return self._service
+    _device: Any = None
 
     def _load_device(self) -> Any:
-        if self._device is None:
-            service = self._service_or_error()
-            self._device = _runtime_call(lambda: service.backend(self.name), f"looking up {self.name}")
-            self._timing = None  # read again from the live device
-            self.num_qubits = self._device.num_qubits
-            self.limits = self._limits()
-        return self._device
-
-    def _limits(self) -> BackendLimits:
-        max_shots = DEFAULT_MAX_SHOTS
-        if self._device is not None:
-            conf = getattr(self._device, "_conf_dict", None) or {}
-            if "max_shots" in conf:
-                max_shots = int(conf["max_shots"])
-            elif hasattr(self._device, "configuration"):
-                max_shots = int(getattr(self._device.configuration(), "max_shots", DEFAULT_MAX_SHOTS))
-        if not self.is_local:
-            return BackendLimits(max_shots=max_shots, max_executions_per_job=MAX_EXECUTIONS_PER_JOB)
-        # Local emulation: jobs small enough to spread over worker processes
-        # (about 0.7 s each at 1,024 shots) and to keep memory flat.
-        limits = BackendLimits(max_shots=max_shots, max_circuits_per_job=LOCAL_CIRCUITS_PER_JOB)
-        return limits.capped(LOCAL_SHOTS_PER_JOB)
-
-    def check_credentials(self) -> None:
-        if not self.is_local and not credentials_configured():
-            raise CredentialsError(f"no IBM Quantum credentials: {CREDENTIALS_HELP}")
-
-    def check(self, n_circuits: int, shots: int) -> None:
-        device = self._load_device()
-        if not self.is_local:
-            status = _runtime_call(device.status, f"reading the status of {self.name}")
-            if not getattr(status, "operational", True):
-                message = getattr(status, "status_msg", "") or "not operational"
-                raise BackendError(f"{self.name} is not operational ({message}); nothing was submitted")
-        if not self.limits.min_shots <= shots <= self.limits.max_shots:
-            raise ConfigError(f"--shots must be between 1 and {self.limits.max_shots} on {self.name}, got {shots}")
-
-    # --- the contract ----------------------------------------------------------------
+        raise NotImplementedError
 
     def transpile(self, template, *, seed: int | None = None, initial_layout: Sequence[int] | None = None) -> Executable:
         from qiskit.transpiler import generate_preset_pass_manager
@@ -262,16 +240,156 @@ class IBMBackend:
         layout = circuit.layout.final_index_layout()[: template.num_qubits] if circuit.layout else range(template.num_qubits)
         return Executable(circuit=circuit, layout=tuple(int(q) for q in layout))
 
+    def calibration(self, layout: Sequence[int]) -> CalibrationSnapshot:
+        """T1, T2, readout and sx errors of the qubits the run uses, and the
+        two-qubit gate errors between them, from the device's target, with the
+        calibration's own timestamp."""
+        return calibration_snapshot(self.name, self._load_device(), layout)
+
+    def _profile_of(self, device: Any, *, live: bool, source: str, unavailable: str | None = None) -> DeviceProfile:
+        return DeviceProfile(
+            self.name, _qubits(device), self._limits(_max_shots(device)), device_graph(device.target), live=live,
+            unavailable=unavailable, timing=shot_timing(device, source),
+        )
+
+    def _limits(self, max_shots: int) -> BackendLimits:
+        raise NotImplementedError
+
+
+class IBMEmulator(_IBMDevice):
+    """``fake_<device>``: IBM's calibrated noise model of a device, run in
+    Runtime's local testing mode (a LocalBackend)."""
+
+    kind = "emulation"
+    is_local = True
+    is_paid = False
+    credentials_configured = None
+    # A packed job: each copy alone, all in one Runtime job (one pub a copy).
+    runs_copies_in_one_job = True
+
+    def __init__(self, name: str, device: Any, *, seed: int | None = None) -> None:
+        self.name = name
+        self._device = device
+        self._seed = seed
+        self.num_qubits = _qubits(device)
+        self._parts: dict[int, tuple[object, list]] = {}
+
+    @property
+    def description(self) -> str:
+        return f"emulation of {REAL_PREFIX + self.name[len(FAKE_PREFIX):]} (IBM's calibrated noise model, Runtime local testing mode)"
+
+    def _load_device(self) -> Any:
+        return self._device
+
+    def check_credentials(self) -> None:
+        pass  # none needed
+
+    def profile(self, *, offline: bool = False, document: str | None = None) -> DeviceProfile:
+        return self._profile_of(self._device, live=True, source=f"{self.name}'s target")
+
+    def _limits(self, max_shots: int) -> BackendLimits:
+        # Jobs small enough to spread over worker processes (about 0.7 s each
+        # at 1,024 shots) and to keep memory flat.
+        return BackendLimits(max_shots=max_shots, max_circuits_per_job=LOCAL_CIRCUITS_PER_JOB).capped(LOCAL_SHOTS_PER_JOB)
+
+    def _copies(self, executable: Executable) -> list:
+        """Each copy's circuit alone, made once per executable (a run's jobs share it)."""
+        key = id(executable.circuit)
+        if key not in self._parts:
+            self._parts.clear()  # one run at a time
+            # The circuit is kept with its copies, so that its id is not reused.
+            self._parts[key] = (executable.circuit, [executable.copy(c).circuit for c in range(executable.copies)])
+        return self._parts[key][1]
+
     def use_threads(self, threads: int | None) -> None:
-        if self.is_local:
-            # Local mode runs the fake device's own AerSimulator with the device's options.
-            self._device.set_options(max_parallel_threads=threads or 0)
+        # Local mode runs the fake device's own AerSimulator with the device's options.
+        self._device.set_options(max_parallel_threads=threads or 0)
+
+    def run(self, executable: Executable, parameter_values: np.ndarray, shots: int, *, seed: int | None = None) -> JobResult:
+        primitive = sampler(self._device)
+        seed = seed if seed is not None else self._seed
+        if seed is not None:
+            # Runtime's local service reads the seed with `if seed := options.pop(...)`,
+            # so a seed of 0 would be dropped silently (and runs would not repeat);
+            # every seed is shifted by one, which keeps runs reproducible.
+            primitive.options.simulator.seed_simulator = seed + 1
+        pubs = [(executable.circuit, parameter_values)]
+        if executable.copies > 1:
+            # Each copy alone, on its own qubits, one pub a copy: the same
+            # outcomes without crosstalk (which the noise model has not), and
+            # no state of every copy's qubits at once.
+            from qhw.circuits import copy_columns
+
+            parts = self._copies(executable)
+            pubs = [(part, np.ascontiguousarray(parameter_values[:, copy_columns(executable.circuit, part)])) for part in parts]
+        job = primitive.run(pubs, shots=shots)
+        return local_job_counts(job, executable, len(parameter_values))
+
+
+class IBMQPU(_IBMDevice):
+    """``ibm_<device>``: an IBM Quantum QPU through QiskitRuntimeService (a RemoteBackend)."""
+
+    kind = "hardware"
+    is_local = False
+    is_paid = True
+
+    def __init__(self, name: str, *, seed: int | None = None) -> None:
+        self.name = name
+        self._seed = seed
+        self._device: Any = None
+        self._service: Any = None
+        self._mode: Any = None  # a Batch while a multi-job run is being submitted
+        self._jobs: dict[str, Any] = {}
+        twin = _fake_twin(name)
+        self.num_qubits = _qubits(twin) if twin is not None else 0  # as published, before the device is read
+        self.listing_grace_seconds = listing_grace()
+
+    @property
+    def credentials_configured(self) -> bool:
+        return credentials_configured()
+
+    @property
+    def description(self) -> str:
+        return f"{self.name} (IBM Quantum QPU)"
+
+    def check_credentials(self) -> None:
+        if not credentials_configured():
+            raise CredentialsError(f"no IBM Quantum credentials: {CREDENTIALS_HELP}")
+
+    def _service_or_error(self) -> Any:
+        if self._service is None:
+            self._service = _runtime_call(runtime_service, "connecting to IBM Quantum")
+        return self._service
+
+    def _load_device(self) -> Any:
+        if self._device is None:
+            service = self._service_or_error()
+            self._device = _runtime_call(lambda: service.backend(self.name), f"looking up {self.name}")
+        return self._device
+
+    def profile(self, *, offline: bool = False, document: str | None = None) -> DeviceProfile:
+        """Offline, from the snapshot qiskit-ibm-runtime ships of the device
+        (fake_fez for ibm_fez; IBM's documents are kept with runs too, but the
+        shipped snapshot is read the same way as the live device); live, the
+        device and its status, read now."""
+        if offline and self._device is None:
+            twin = _fake_twin(self.name)
+            if twin is None:
+                return DeviceProfile(self.name, 0, self._limits(DEFAULT_MAX_SHOTS))
+            return self._profile_of(twin, live=False, source=f"qiskit-ibm-runtime's snapshot of {self.name} ({twin.name})")
+        device = self._load_device()
+        status = _runtime_call(device.status, f"reading the status of {self.name}")
+        unavailable = None
+        if not getattr(status, "operational", True):
+            unavailable = f"{self.name} is not operational ({getattr(status, 'status_msg', '') or 'not operational'})"
+        return self._profile_of(device, live=True, source=f"{self.name}'s target", unavailable=unavailable)
+
+    def _limits(self, max_shots: int) -> BackendLimits:
+        return BackendLimits(max_shots=max_shots, max_executions_per_job=MAX_EXECUTIONS_PER_JOB)
 
     def batch(self, n_jobs: int) -> AbstractContextManager[None]:
         """A Runtime Batch around a run's submissions when it needs several jobs."""
-        if self.is_local or n_jobs < 2:
-            return nullcontext()
-        return self._batch()
+        return self._batch() if n_jobs >= 2 else nullcontext()
 
     @contextmanager
     def _batch(self) -> Iterator[None]:
@@ -299,29 +417,11 @@ class IBMBackend:
         # Runtime has no idempotency token: the key travels as a tag
         # (qhw-key=...), by which find_job finds the job after a crash.
         primitive = sampler(self._mode or self._load_device())
-        seed = seed if seed is not None else self._seed
-        if self.is_local and seed is not None:
-            # Runtime's local service reads the seed with `if seed := options.pop(...)`,
-            # so a seed of 0 would be dropped silently (and runs would not repeat);
-            # every seed is shifted by one, which keeps runs reproducible.
-            primitive.options.simulator.seed_simulator = seed + 1
         primitive.options.environment.job_tags = list(tags)
-        pubs = [(executable.circuit, parameter_values)]
-        if self.is_local and executable.copies > 1:
-            # An emulation runs each copy alone, on its own qubits, one pub a
-            # copy: the same outcomes without crosstalk (which the noise model
-            # has not), and no state of every copy's qubits at once.
-            from qhw.circuits import copy_columns
-            from qhw.parallel import copy_executable
-
-            parts = [copy_executable(self, executable, copy).circuit for copy in range(executable.copies)]
-            pubs = [(part, np.ascontiguousarray(parameter_values[:, copy_columns(executable.circuit, part)])) for part in parts]
-        job = _runtime_call(lambda: primitive.run(pubs, shots=shots), f"submitting to {self.name}")
-        return self._jobs.add(job) if self.is_local else job.job_id()
+        job = _runtime_call(lambda: primitive.run([(executable.circuit, parameter_values)], shots=shots), f"submitting to {self.name}")
+        return job.job_id()
 
     def find_job(self, idempotency_key: str, since: datetime) -> str | None:
-        if self.is_local:
-            return None  # local jobs live only in the process that ran them
         service = self._service_or_error()
         found = _runtime_call(
             lambda: service.jobs(job_tags=[f"qhw-key={idempotency_key}"], created_after=since, backend_name=self.name, limit=10),
@@ -332,20 +432,17 @@ class IBMBackend:
 
     def status(self, job_id: str) -> JobStatus:
         job = self._job(job_id)
-        return job_status(job) if self.is_local else _runtime_call(lambda: job_status(job), f"polling job {job_id}")
+        return _runtime_call(lambda: job_status(job), f"polling job {job_id}")
 
     def result(self, job_id: str, *, executable: Executable, executions: int, shots: int) -> JobResult:
-        job = self._job(job_id)
-        if self.is_local:
-            return local_job_counts(job, executable, executions)
-        result = _runtime_call(job.result, f"fetching job {job_id}")
+        result = _runtime_call(self._job(job_id).result, f"fetching job {job_id}")
         return mapped_counts(result, executable, executions)
 
     def cancel(self, job_id: str) -> None:
         job = self._job(job_id)
         # RuntimeJobV2.cancel() marks itself cancelled once IBM took the request;
         # the job is looked up afresh, so that its status is IBM's answer.
-        self._remote_jobs.pop(job_id, None)
+        self._jobs.pop(job_id, None)
         try:
             _runtime_call(job.cancel, f"cancelling job {job_id}")
         except BackendError as err:
@@ -360,8 +457,6 @@ class IBMBackend:
         usage, which would read as a free job; the job's metrics say whether the
         figure is final (``usage.status``), so they are read instead.
         """
-        if self.is_local:
-            return ProviderUsage()
         job = self._job(job_id)
         # IBM's own estimate (usage_estimation), kept beside qhw's and the final
         # figure; failing to read it must not cost the final figure.
@@ -378,115 +473,97 @@ class IBMBackend:
         seconds = usage.get("qpu_charge_time_seconds", usage.get("quantum_seconds"))
         return ProviderUsage(quantum_seconds=_seconds(seconds), estimated_quantum_seconds=estimated)
 
-    def calibration(self, layout: Sequence[int]) -> CalibrationSnapshot:
-        """T1, T2, readout and sx errors of the qubits the run uses, and the
-        two-qubit gate errors between them, from the device's target, with the
-        calibration's own timestamp."""
-        device = self._load_device()
-        target = device.target
-        qubits = [int(q) for q in layout]
-
-        def error(operation: str, key: tuple[int, ...]) -> float | None:
-            properties = target[operation].get(key) if operation in target else None
-            return None if properties is None or properties.error is None else float(properties.error)
-
-        def microseconds(value: float | None) -> float | None:
-            return None if value is None else float(value) * 1e6
-
-        qubit_properties = target.qubit_properties or []
-        calibrated = [
-            QubitCalibration(
-                qubit=q,
-                t1_us=microseconds(getattr(qubit_properties[q], "t1", None)) if q < len(qubit_properties) else None,
-                t2_us=microseconds(getattr(qubit_properties[q], "t2", None)) if q < len(qubit_properties) else None,
-                readout_error=error("measure", (q,)),
-                gate_error=error("sx", (q,)),
-            )
-            for q in qubits
-        ]
-        pairs = [
-            PairCalibration(qubits=(a, b), gate=operation, error=error(operation, (a, b)))
-            for operation in TWO_QUBIT_GATES
-            if operation in target
-            for a, b in sorted(target[operation])
-            if a in qubits and b in qubits
-        ]
-        return CalibrationSnapshot(
-            device=self.name, calibrated_at=_last_calibration(device), qubits=tuple(calibrated), pairs=tuple(pairs)
-        )
-
-    def device_graph(self, *, offline: bool = False, document: str | None = None) -> DeviceGraph | None:
-        """The device's couplers and calibration, for packing copies (qhw.packing);
-        offline and before ``check``, from qiskit-ibm-runtime's snapshot of the
-        device (fake_fez for ibm_fez), None when it ships none (IBM's documents
-        are kept with runs too, but the shipped snapshot is the one read the
-        same way as the live device)."""
-        if offline and self._device is None and not self.is_local:
-            twin = _fake_twin(self.name)
-            return None if twin is None else device_graph(twin.target)
-        return device_graph(self._load_device().target)
-
-    def price_table(self, prices: PriceTable) -> PriceTable:
-        return prices  # IBM's devices publish no price of their own
-
-    def estimate_cost(self, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> CostEstimate | None:
+    def estimate_cost(self, profile: DeviceProfile, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> CostEstimate | None:
         """QPU time by IBM's documented estimate: the overhead of each job, plus
         (rep_delay + circuit duration) for each execution and shot, at the
         pay-as-you-go price per second."""
-        if self.is_local:
-            return None
         jobs, total_shots = len(job_sizes), sum(job_sizes) * shots
-        timing = self.shot_timing()
+        timing = profile.timing
         if timing is None:
             per_shot, how = prices["ibm_seconds_per_shot"], f"{prices['ibm_seconds_per_shot'] * 1e6:g} us a shot (no timing of {self.name} known)"
         else:
-            rep_delay, duration, source = timing
-            per_shot, how = rep_delay + duration, f"rep_delay {rep_delay * 1e6:g} us + circuit {duration * 1e6:.2f} us a shot, from {source}"
+            per_shot = timing.rep_delay + timing.circuit
+            how = f"rep_delay {timing.rep_delay * 1e6:g} us + circuit {timing.circuit * 1e6:.2f} us a shot, from {timing.source}"
         seconds = jobs * prices["ibm_seconds_per_job"] + total_shots * per_shot
         per_second = prices["ibm_usd_per_qpu_second"]
         detail = f"about {math.ceil(seconds):,} QPU s for {jobs} job(s) and {total_shots:,} shots ({how}) at ${per_second}/s"
         return CostEstimate(seconds * per_second, detail, prices.taken)
 
-    def shot_timing(self) -> tuple[float, float, str] | None:
-        """(rep_delay, circuit duration, where they come from), in seconds: the
-        device's default rep_delay, and the duration of the feature map compiled
-        for its target (``QuantumCircuit.estimate_duration``, as IBM's guide to
-        estimating usage does). The live device once it has been read (after
-        ``check``); before that, the snapshot of it that qiskit-ibm-runtime
-        ships (fake_fez for ibm_fez), so that an estimate needs no network.
-        None when neither is known."""
-        if self._timing is None:
-            device, source = (self._device, f"{self.name}'s target") if self._device is not None else (_fake_twin(self.name), None)
-            if device is None:
-                return None
-            source = source or f"qiskit-ibm-runtime's snapshot of {self.name} ({device.name})"
-            from qiskit.transpiler import generate_preset_pass_manager
-
-            from qhw.circuits import feature_map
-
-            circuit = generate_preset_pass_manager(optimization_level=1, target=device.target, seed_transpiler=0).run(feature_map())
-            rep_delay = getattr(device, "default_rep_delay", None) or getattr(device.configuration(), "default_rep_delay", None)
-            if rep_delay is None:
-                return None
-            self._timing = (float(rep_delay), float(circuit.estimate_duration(device.target)), source)
-        return self._timing
-
     def job_cost(self, job: JobUsage, prices: PriceTable) -> float | None:
         """The QPU seconds IBM reported for the job, at the run's price per second."""
-        if self.is_local:
-            return 0.0
         seconds = job.reported.quantum_seconds
         return None if seconds is None else seconds * prices["ibm_usd_per_qpu_second"]
 
     def _job(self, job_id: str) -> Any:
-        """The job (a remote one looked up once per adapter: the RuntimeJobV2
-        asks IBM for its state itself, and keeps it once final)."""
-        if self.is_local:
-            return self._jobs.get(job_id)
-        if job_id not in self._remote_jobs:
+        """The job, looked up once per adapter: the RuntimeJobV2 asks IBM for
+        its state itself, and keeps it once final."""
+        if job_id not in self._jobs:
             service = self._service_or_error()
-            self._remote_jobs[job_id] = _runtime_call(lambda: service.job(job_id), f"looking up job {job_id}")
-        return self._remote_jobs[job_id]
+            self._jobs[job_id] = _runtime_call(lambda: service.job(job_id), f"looking up job {job_id}")
+        return self._jobs[job_id]
+
+
+def calibration_snapshot(name: str, device: Any, layout: Sequence[int]) -> CalibrationSnapshot:
+    """The calibration of the qubits ``layout`` uses and of the pairs between them, from a Runtime device's target."""
+    target = device.target
+    qubits = [int(q) for q in layout]
+
+    def error(operation: str, key: tuple[int, ...]) -> float | None:
+        properties = target[operation].get(key) if operation in target else None
+        return None if properties is None or properties.error is None else float(properties.error)
+
+    def microseconds(value: float | None) -> float | None:
+        return None if value is None else float(value) * 1e6
+
+    qubit_properties = target.qubit_properties or []
+    calibrated = [
+        QubitCalibration(
+            qubit=q,
+            t1_us=microseconds(getattr(qubit_properties[q], "t1", None)) if q < len(qubit_properties) else None,
+            t2_us=microseconds(getattr(qubit_properties[q], "t2", None)) if q < len(qubit_properties) else None,
+            readout_error=error("measure", (q,)),
+            gate_error=error("sx", (q,)),
+        )
+        for q in qubits
+    ]
+    pairs = [
+        PairCalibration(qubits=(a, b), gate=operation, error=error(operation, (a, b)))
+        for operation in TWO_QUBIT_GATES
+        if operation in target
+        for a, b in sorted(target[operation])
+        if a in qubits and b in qubits
+    ]
+    return CalibrationSnapshot(device=name, calibrated_at=_last_calibration(device), qubits=tuple(calibrated), pairs=tuple(pairs))
+
+
+@functools.lru_cache(maxsize=32)
+def _timing_of(device: Any, source: str) -> ShotTiming | None:
+    from qiskit.transpiler import generate_preset_pass_manager
+
+    from qhw.circuits import feature_map
+
+    rep_delay = getattr(device, "default_rep_delay", None) or getattr(device.configuration(), "default_rep_delay", None)
+    if rep_delay is None:
+        return None
+    circuit = generate_preset_pass_manager(optimization_level=1, target=device.target, seed_transpiler=0).run(feature_map())
+    return ShotTiming(float(rep_delay), float(circuit.estimate_duration(device.target)), source)
+
+
+def shot_timing(device: Any, source: str) -> ShotTiming | None:
+    """The device's default rep_delay and the duration of the feature map
+    compiled for its target (``QuantumCircuit.estimate_duration``, as IBM's
+    guide to estimating usage does), in seconds; None without a rep_delay.
+    Computed once a device (the transpilation takes a fraction of a second)."""
+    return _timing_of(device, source)
+
+
+def _max_shots(device: Any) -> int:
+    conf = getattr(device, "_conf_dict", None) or {}
+    if "max_shots" in conf:
+        return int(conf["max_shots"])
+    if hasattr(device, "configuration"):
+        return int(getattr(device.configuration(), "max_shots", DEFAULT_MAX_SHOTS))
+    return DEFAULT_MAX_SHOTS
 
 
 #: Two-qubit gates of IBM's devices (Heron: cz; Eagle: ecr; Falcon and the fakes: cx).

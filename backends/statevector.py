@@ -15,19 +15,13 @@ are processed in chunks of at most 2**22 amplitudes).
 
 from __future__ import annotations
 
-import uuid
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Sequence
 
 import numpy as np
 
-from qhw.backend import Backend, BackendLimits, Executable, JobResult, JobStatus
-from qhw.backends._qiskit_jobs import InProcessJobs
+from qhw.backend import Backend, BackendEntry, BackendLimits, DeviceProfile, Executable, JobResult
 from qhw.errors import BackendError, JobFailedError, ResultMappingError
-from qhw.pricing import PriceTable
-from qhw.records import JobState, JobUsage, ProviderUsage
 
 NAME = "statevector"
 #: The basis the circuit is transpiled to: its only parameterised gate is rz,
@@ -39,10 +33,15 @@ CHUNK_AMPLITUDES = 2**22
 #: A job of the ideal simulator: counts only, no per-shot memory, so jobs can be large.
 CIRCUITS_PER_JOB = 10_000
 MAX_SHOTS = 10**9
+LIMITS = BackendLimits(max_shots=MAX_SHOTS, max_circuits_per_job=CIRCUITS_PER_JOB)
 
 
 def backend_names() -> list[str]:
     return [NAME]
+
+
+def catalogue() -> list[BackendEntry]:
+    return [BackendEntry(NAME, "numpy", "simulator", MAX_QUBITS, False, None)]
 
 
 def create(name: str, *, seed: int | None = None) -> Backend | None:
@@ -50,7 +49,7 @@ def create(name: str, *, seed: int | None = None) -> Backend | None:
 
 
 class StatevectorBackend:
-    """Exact probabilities, then multinomial shots: an ideal simulator."""
+    """Exact probabilities, then multinomial shots: an ideal simulator (a LocalBackend)."""
 
     name = NAME
     provider = "numpy"
@@ -58,20 +57,18 @@ class StatevectorBackend:
     description = "exact state vectors in NumPy, ideal (no noise); shots drawn from the exact probabilities"
     is_paid = False
     is_local = True
-    listing_grace_seconds = 0.0  # nothing to look up: jobs live in this process
     num_qubits = MAX_QUBITS
-    limits = BackendLimits(max_shots=MAX_SHOTS, max_circuits_per_job=CIRCUITS_PER_JOB)
     credentials_configured = None
+    runs_copies_in_one_job = False
 
     def __init__(self, seed: int | None = None) -> None:
         self._seed = seed
-        self._jobs = InProcessJobs(NAME)
 
     def check_credentials(self) -> None:
         pass  # none needed
 
-    def check(self, n_circuits: int, shots: int) -> None:
-        pass  # nothing beyond the static limits
+    def profile(self, *, offline: bool = False, document: str | None = None) -> DeviceProfile:
+        return DeviceProfile(NAME, MAX_QUBITS, LIMITS, live=True)  # a simulator: no topology, nothing to read
 
     def transpile(self, template, *, seed: int | None = None, initial_layout: Sequence[int] | None = None) -> Executable:
         from qiskit.transpiler import generate_preset_pass_manager
@@ -82,73 +79,21 @@ class StatevectorBackend:
         circuit = manager.run(template)
         return Executable(circuit=circuit, layout=tuple(range(template.num_qubits)))
 
-    def batch(self, n_jobs: int) -> AbstractContextManager[None]:
-        return nullcontext()
+    def calibration(self, layout: Sequence[int]) -> None:
+        return None  # ideal
 
     def use_threads(self, threads: int | None) -> None:
         pass  # NumPy, vectorised over the rows
 
-    def submit(
-        self,
-        executable: Executable,
-        parameter_values: np.ndarray,
-        shots: int,
-        tags: Sequence[str],
-        *,
-        seed: int | None = None,
-        idempotency_key: str | None = None,
-    ) -> str:
+    def run(self, executable: Executable, parameter_values: np.ndarray, shots: int, *, seed: int | None = None) -> JobResult:
         seed = seed if seed is not None else self._seed
         try:
             counts = sample_counts(executable.circuit, np.asarray(parameter_values, dtype=float), shots, seed)
         except (ValueError, NotImplementedError) as err:
             raise JobFailedError(f"{NAME} cannot run this circuit: {err}") from err
-        return self._jobs.add(_DoneJob(counts))
-
-    def find_job(self, idempotency_key: str, since: datetime) -> str | None:
-        return None  # jobs live only in the process that ran them
-
-    def status(self, job_id: str) -> JobStatus:
-        self._jobs.get(job_id)
-        return JobStatus(JobState.DONE)
-
-    def result(self, job_id: str, *, executable: Executable, executions: int, shots: int) -> JobResult:
-        counts = self._jobs.get(job_id).counts
-        if counts.shape[0] != executions:
-            raise ResultMappingError(f"{NAME} job {job_id} holds {counts.shape[0]} results for {executions} executions")
+        if counts.shape[0] != len(parameter_values):
+            raise ResultMappingError(f"{NAME} gave {counts.shape[0]} results for {len(parameter_values)} executions")
         return JobResult(counts)
-
-    def cancel(self, job_id: str) -> None:
-        self._jobs.get(job_id)  # it has finished already
-
-    def usage(self, job_id: str) -> ProviderUsage:
-        return ProviderUsage()
-
-    def calibration(self, layout: Sequence[int]) -> None:
-        return None  # ideal
-
-    def estimate_cost(self, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> None:
-        return None
-
-    def device_graph(self, *, offline: bool = False, document: str | None = None) -> None:
-        return None  # a simulator: any qubit with any other, no calibration
-
-    def price_table(self, prices: PriceTable) -> PriceTable:
-        return prices
-
-    def job_cost(self, job: JobUsage, prices: PriceTable) -> float:
-        return 0.0
-
-
-class _DoneJob:
-    """A job that finished as it was submitted."""
-
-    def __init__(self, counts: np.ndarray) -> None:
-        self.counts = counts
-        self.id = f"statevector-{uuid.uuid4().hex}"
-
-    def job_id(self) -> str:
-        return self.id
 
 
 # --- the simulation -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ When a sample is settled:
   gets a second round).
 
 A sample that has had S shots is settled whatever it reads. The rounds are
-the ledger's (qhw.runs.advance_round): a round starts only when the round
+the ledger's (qhw.rounds.advance_round): a round starts only when the round
 before is collected, in one compare-and-set with its jobs.
 """
 

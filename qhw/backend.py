@@ -20,10 +20,11 @@ from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from qhw.errors import UnknownBackendError
-from qhw.packing import DeviceGraph  # noqa: F401 (part of the contract)
+from qhw.packing import DeviceGraph
 from qhw.pricing import CostEstimate, PriceTable
 from qhw.providers import provider_modules
-from qhw.records import DEVICE_KINDS, CalibrationSnapshot, JobState, JobUsage, ProviderUsage  # noqa: F401 (part of the contract)
+from qhw.jobstates import JobState
+from qhw.records import DEVICE_KINDS, CalibrationSnapshot, JobUsage, ProviderUsage  # noqa: F401 (part of the contract)
 
 
 
@@ -88,6 +89,13 @@ class Executable:
         """The physical qubits of one copy, in the template's qubit order."""
         return self.layout[copy * self.width : (copy + 1) * self.width]
 
+    def copy(self, copy: int) -> "Executable":
+        """One copy of a packed executable alone: its instructions as compiled,
+        on its own physical qubits (so a device model gives it its own qubits' noise)."""
+        from qhw.circuits import copy_circuit
+
+        return Executable(circuit=copy_circuit(self.circuit, copy), layout=self.copy_layout(copy))
+
 
 @dataclass(frozen=True)
 class JobStatus:
@@ -118,9 +126,50 @@ class JobResult:
 
 
 
+@dataclass(frozen=True)
+class ShotTiming:
+    """How long a shot keeps a device busy, where a provider bills by time (IBM)."""
+
+    rep_delay: float  # seconds between shots, the device's default
+    circuit: float  # seconds the paper's feature map, compiled for the device, lasts
+    source: str  # where the figures come from (the live device, or a snapshot of it)
+
+
+@dataclass(frozen=True)
+class PublishedPrice:
+    """A price the device publishes of itself (Braket's ``service.deviceCost``)."""
+
+    key: str  # the price table's key (qhw.pricing)
+    device: str  # the device's name in that table
+    usd: float
+    source: str
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """What a device offers, as one frozen value: its qubits, what a job may
+    carry, its couplers and calibration (for packing), its timing and its own
+    prices. An adapter gives it offline (from what ships with its SDK, or a
+    document kept with an earlier run: no network) or live (the device read
+    now); qhw.planning plans a run from it. Nothing about a backend changes
+    when a profile is read."""
+
+    name: str
+    qubits: int  # 0 when not known (a device never read, with no snapshot)
+    limits: BackendLimits
+    graph: DeviceGraph | None = None  # None: a simulator (no topology), or nothing known offline
+    live: bool = False
+    unavailable: str | None = None  # why the device takes no jobs now (known live only)
+    published_price: PublishedPrice | None = None
+    timing: ShotTiming | None = None
+
+
 @runtime_checkable
 class Backend(Protocol):
-    """A device or simulator that runs the feature map on arrays of angles.
+    """A device or simulator that runs the feature map on arrays of angles:
+    what every backend offers. A backend is also a :class:`LocalBackend` (its
+    jobs run in the calling process: simulators and emulations) or a
+    :class:`RemoteBackend` (its jobs live at a provider).
 
     Errors: every method raises qhw errors, classified by the adapter (which
     alone knows its provider): :class:`~qhw.errors.TransientBackendError` for
@@ -133,14 +182,10 @@ class Backend(Protocol):
     name: str
     provider: str  # "aer", "ibm", "braket", ...
     kind: str  # one of DEVICE_KINDS
-    num_qubits: int
+    num_qubits: int  # as published, without reading the device (0: not known until read)
     is_paid: bool
-    is_local: bool  # jobs live only in this process (finish during submit)
-    limits: BackendLimits
+    is_local: bool  # a LocalBackend: its jobs run in the calling process
     credentials_configured: bool | None  # None: the backend needs none
-    #: How long after a submission the provider's job listing may still not
-    #: show the job (find_job): within it, "not found" is not yet an answer.
-    listing_grace_seconds: float
 
     @property
     def description(self) -> str:
@@ -150,20 +195,56 @@ class Backend(Protocol):
         """Raise CredentialsError, without the network, when the backend needs
         credentials and none are configured (the message says how to set them up)."""
 
-    def check(self, n_circuits: int, shots: int) -> None:
-        """Refuse, before anything is submitted, what the device cannot run now
-        (availability, shots range); may read the device's properties."""
+    def profile(self, *, offline: bool = False, document: str | None = None) -> DeviceProfile:
+        """What the device offers. ``offline``: only what is known without the
+        network (a snapshot that ships with the SDK, or ``document``: the
+        device's own properties kept with an earlier run); else the device as
+        it is now (read once, then kept)."""
 
     def transpile(self, template, *, seed: int | None = None, initial_layout: Sequence[int] | None = None) -> Executable:
         """Compile the template once per run for this device's target (on
         ``initial_layout``'s physical qubits when given)."""
 
-    def batch(self, n_jobs: int) -> AbstractContextManager[None]:
-        """A context around a run's submissions (e.g. a provider batch session)."""
+    def calibration(self, layout: Sequence[int]) -> "CalibrationSnapshot | None":
+        """The device's calibration as it stands now, for the physical qubits
+        ``layout`` uses; None for a device without one (an ideal simulator)."""
+
+
+@runtime_checkable
+class LocalBackend(Backend, Protocol):
+    """A simulator or an emulation: a job runs where it is called, to its end."""
+
+    #: Whether one ``run`` can hold every copy of a packed executable, each
+    #: alone (IBM's fakes, which re-read the whole noise model each run);
+    #: otherwise qhw.parallel runs the copies one after another.
+    runs_copies_in_one_job: bool
 
     def use_threads(self, threads: int | None) -> None:
-        """How many threads a local simulator may use (None: its own choice, all
-        cores); qhw gives each of its worker processes one. Remote: nothing."""
+        """How many threads the simulator may use (None: its own choice, all
+        cores); qhw gives each of its worker processes one."""
+
+    def run(self, executable: Executable, parameter_values: np.ndarray, shots: int, *, seed: int | None = None) -> JobResult:
+        """Run ``len(parameter_values)`` executions and return their counts
+        (see :meth:`RemoteBackend.result`); a packed executable only where
+        ``runs_copies_in_one_job``.
+
+        Raises:
+            JobFailedError: the simulator failed the job (its verdict).
+            ResultMappingError: its answer does not fit what it was given.
+        """
+
+
+@runtime_checkable
+class RemoteBackend(Backend, Protocol):
+    """A provider's device or managed simulator: jobs live at the provider and
+    are followed by id; it costs money."""
+
+    #: How long after a submission the provider's job listing may still not
+    #: show the job (find_job): within it, "not found" is not yet an answer.
+    listing_grace_seconds: float
+
+    def batch(self, n_jobs: int) -> AbstractContextManager[None]:
+        """A context around a run's submissions (e.g. a provider batch session)."""
 
     def submit(
         self,
@@ -184,8 +265,7 @@ class Backend(Protocol):
 
     def find_job(self, idempotency_key: str, since: datetime) -> str | None:
         """The id of the provider's job tagged ``qhw-key=<idempotency_key>``,
-        created at or after ``since``; None when the provider has no such job
-        (always None for jobs that live only in this process)."""
+        created at or after ``since``; None when the provider has no such job."""
 
     def status(self, job_id: str) -> JobStatus:
         """The normalised state of a job (raises JobNotFoundError if unknown)."""
@@ -194,9 +274,6 @@ class Backend(Protocol):
         """Counts (executions x copies, 2**qubits of a copy) in the canonical
         bit order of each copy's logical qubits, each execution placed by the
         provider's own indices, and the executions the provider failed.
-
-        A local simulator is never given a packed executable: qhw runs its
-        copies apart (see :func:`qhw.parallel.run_local_job`).
 
         ``executable``, ``executions`` and ``shots`` are what the job was
         submitted with: an answer that does not fit them raises
@@ -208,35 +285,16 @@ class Backend(Protocol):
         is (ask ``status`` for the provider's answer)."""
 
     def usage(self, job_id: str) -> ProviderUsage:
-        """What the provider reports of a finished job's use (nothing, for most);
+        """What the provider reports of a finished job's use;
         ``final=False`` while the provider has not finished computing it."""
 
-    def price_table(self, prices: PriceTable) -> PriceTable:
-        """``prices`` with the device's own published prices applied where the
-        user did not override them (the device is read: call after ``check``)."""
-
-    def device_graph(self, *, offline: bool = False, document: str | None = None) -> "DeviceGraph | None":
-        """The device's qubits (by its own labels), couplers and calibration, from
-        which qhw.packing places copies of the template; None for a simulator,
-        which has no topology (the device is read: call after ``check``).
-
-        ``offline``: only what is known without the network (a snapshot of the
-        device that ships with its SDK, or ``document``: the device's own
-        properties kept with an earlier run), for an estimate before anything
-        is sent; None when nothing is.
-        """
-
-    def calibration(self, layout: Sequence[int]) -> "CalibrationSnapshot | None":
-        """The device's calibration as it stands now, for the physical qubits
-        ``layout`` uses; None for a device without one (an ideal simulator)."""
-
-    def estimate_cost(self, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> CostEstimate | None:
+    def estimate_cost(self, profile: DeviceProfile, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> CostEstimate | None:
         """Estimated price of jobs of these many executions each, at ``shots``
-        shots; None when free or when no price is known."""
+        shots, on the device ``profile`` describes; None when no price is known."""
 
     def job_cost(self, job: JobUsage, prices: PriceTable) -> float | None:
         """What one finished job cost, in USD, from what ran and what the
-        provider reported; 0 when free; None when it cannot be known."""
+        provider reported; None when it cannot be known."""
 
 
 def backend_names() -> list[str]:
@@ -253,6 +311,36 @@ def backend_summary() -> str:
     for module in provider_modules():
         parts.append(getattr(module, "NAMES_SUMMARY", None) or ", ".join(module.backend_names()))
     return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """A row of ``qhw backends``: a backend as its provider module knows it
+    without building it (no provider SDK imported where the module can help it)."""
+
+    name: str
+    provider: str
+    kind: str
+    qubits: int | None  # as published; None where it depends (on memory, or a file)
+    is_paid: bool
+    credentials_configured: bool | None  # None: it needs none
+
+
+def catalogue() -> list[BackendEntry]:
+    """Every concrete backend the registry can create, each provider module's
+    ``catalogue()`` where it has one (else its backends, built one by one)."""
+    rows: list[BackendEntry] = []
+    for module in provider_modules():
+        listing = getattr(module, "catalogue", None)
+        if listing is not None:
+            rows.extend(listing())
+            continue
+        for name in module.backend_names():
+            backend = get_backend(name)
+            rows.append(
+                BackendEntry(backend.name, backend.provider, backend.kind, backend.num_qubits or None, backend.is_paid, backend.credentials_configured)
+            )
+    return rows
 
 
 def list_backends() -> list[Backend]:

@@ -10,13 +10,15 @@ import io
 
 import numpy as np
 
-from qhw.records import QUBITS
+from qhw.records import ceil_div
 
+#: Qubits of the paper's feature map (one per PCA component).
+PAPER_QUBITS = 5
 PARAMETER_NAME = "theta"
 REGISTER_NAME = "meas"
 
 
-def feature_map(num_qubits: int = QUBITS):
+def feature_map(num_qubits: int = PAPER_QUBITS):
     """Ry(theta_i) on qubit i, H on each qubit, CNOT cascade 0->1->...->n-1, measure all.
 
     Qubit i is measured into classical bit i, so a result's integer has the
@@ -33,7 +35,7 @@ def feature_map(num_qubits: int = QUBITS):
     return circuit
 
 
-def readout_calibration(num_qubits: int = QUBITS):
+def readout_calibration(num_qubits: int):
     """Rx(phi_i) on qubit i, then measure qubit i into bit i.
 
     With every phi = 0 it prepares |0...0>, with every phi = pi |1...1>: the
@@ -102,7 +104,7 @@ def packed_rows(rows: np.ndarray, copies: int, circuit) -> np.ndarray:
         (ceil(executions / copies), copies * parameters) array.
     """
     executions, width = rows.shape
-    packed_executions = -(-executions // copies)
+    packed_executions = ceil_div(executions, copies)
     padded = np.concatenate([rows, np.repeat(rows[-1:], packed_executions * copies - executions, axis=0)])
     by_copy = padded.reshape(packed_executions, copies, width)
     columns = []
@@ -203,8 +205,12 @@ def demultiplexed(counts_by_copy: np.ndarray, executions: int) -> np.ndarray:
     return counts_by_copy.reshape(packed_executions * copies, outcomes)[:executions]
 
 
-#: Parameter rows of the readout calibration: all qubits in 0, then all in 1.
-def calibration_rows(num_qubits: int = QUBITS) -> np.ndarray:
+#: States the readout calibration prepares: all qubits in 0, then all in 1.
+CALIBRATION_STATES = 2
+
+
+def calibration_rows(num_qubits: int) -> np.ndarray:
+    """Parameter rows of the readout calibration (CALIBRATION_STATES of them)."""
     return np.array([[0.0] * num_qubits, [np.pi] * num_qubits])
 
 
@@ -230,7 +236,7 @@ def parameter_rows(angles: np.ndarray, circuits_per_sample: int, circuit) -> np.
     return circuit_rows(logical_rows(angles, circuits_per_sample), circuit)
 
 
-def counts_from_bitarray(bitarray, num_bits: int = QUBITS) -> np.ndarray:
+def counts_from_bitarray(bitarray, num_bits: int) -> np.ndarray:
     """Dense (n, 2**num_bits) counts from a Qiskit BitArray of shape (n,).
 
     BitArray packs each shot big-endian with clbit 0 as the lowest bit, so the

@@ -14,9 +14,11 @@ from typing import Any
 
 import click
 
-from qhw.cli_options import ANGLE_RANGE, EPOCHS, ID, INTERVAL, LATENT, MAP_QUBITS, MAP_REPS, PACK, POSITIVE, SECONDS, SEED, USD, WORKERS
+from qhw.cli_options import ANGLE_RANGE, EPOCHS, ID, INTERVAL, LATENT, MAP_QUBITS, MAP_REPS, PACK, POSITIVE, SECONDS, SEED, USD, WORKERS, LazyHelp
+from qhw import feature_maps  # light: Qiskit loads inside its functions; the help lists its maps
 from qhw.errors import QhwError
-from qhw.records import PROBABILITIES, READOUTS, RUN_SPLITS, JobState  # no heavy imports: `qhw --help` stays instant
+from qhw.records import PROBABILITIES, READOUTS, RUN_SPLITS  # no heavy imports: `qhw --help` stays instant
+from qhw.jobstates import JobState
 
 
 class _Group(click.Group):
@@ -222,10 +224,10 @@ def features() -> None:
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the split, subsets and training.")
 @click.option(
     "--feature-map", "feature_map", default="paper", show_default=True, metavar="NAME|FILE",
-    help="paper, zz, angle or reupload, or an OpenQASM 3 (.qasm) or QPY (.qpy) file of your own.",
+    cls=LazyHelp, help_from=feature_maps.help_text,
 )
 @click.option("--qubits", type=MAP_QUBITS, help="Qubits of a built-in map (2 to 12; default 5). A file's are its own.")
-@click.option("--reps", type=MAP_REPS, help="Repetitions of the zz and reupload maps (1 to 16; default 2).")
+@click.option("--reps", type=MAP_REPS, cls=LazyHelp, help_from=feature_maps.reps_help)
 @click.option("--angle-range", type=ANGLE_RANGE, help="Range the components are scaled to, LOW:HIGH in radians (default: the map's own; 0:pi for a file).")
 @click.option("--components", type=POSITIVE, help="PCA components: a multiple of the map's parameters, one circuit for each (default: one circuit).")
 @click.option("--latent-dim", default=64, show_default=True, type=LATENT, help="Autoencoder latent size.")
@@ -308,18 +310,18 @@ def _map_fields(record) -> dict:
 @json_option
 def backends(as_json) -> None:
     """List the backends qhw can run on."""
-    from qhw.backend import list_backends
+    from qhw.backend import catalogue
 
     rows = [
         {
             "name": b.name,
             "provider": b.provider,
             "kind": b.kind,
-            "qubits": b.num_qubits or None,
+            "qubits": b.qubits or None,
             "credentials": {None: "not needed", True: "configured", False: "missing"}[b.credentials_configured],
             "costs_money": b.is_paid,
         }
-        for b in list_backends()
+        for b in catalogue()
     ]
     _emit(rows, as_json, title="backends")
 
@@ -615,7 +617,7 @@ def cancel(app: _App, run_id, as_json) -> None:
 @pass_app
 def results(app: _App, run_id, out) -> None:
     """Export a run's counts, labels and splits to an .npz file."""
-    from qhw.runs import export_results
+    from qhw.export import export_results
 
     export = export_results(app.store(), run_id, out)
     click.echo(str(export.path))
@@ -782,7 +784,9 @@ def _print_comparison(comparison) -> None:
     for note in comparison.notes:
         click.echo(f"note: {note}", err=True)
     calibrated = "no calibration (ideal)" if hw.calibrated_at is None else f"calibrated {hw.calibrated_at}, {hw.calibration_age_hours:.1f} h before the run"
-    estimate = "free" if hw.actual_cost == "free" else ("unknown" if hw.estimated_cost_usd is None else f"${hw.estimated_cost_usd:,.2f}")
+    from qhw.pricing import usd
+
+    estimate = "free" if hw.actual_cost == "free" else usd(hw.estimated_cost_usd)
     click.echo(f"run {hw.run}: {hw.device}; {calibrated}; cost: estimated {estimate}, actual {hw.actual_cost}")
     _emit(
         [

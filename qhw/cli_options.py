@@ -122,3 +122,16 @@ class Pack(click.ParamType):
 
 
 PACK = Pack()
+
+
+class LazyHelp(click.Option):
+    """An option whose help is made when it is shown: a registry (the
+    feature maps) may gain entries after the command line is imported."""
+
+    def __init__(self, *args, help_from, **kwargs) -> None:
+        super().__init__(*args, help=help_from(), **kwargs)
+        self._help_from = help_from
+
+    def get_help_record(self, ctx):
+        self.help = self._help_from()
+        return super().get_help_record(ctx)

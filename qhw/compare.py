@@ -14,13 +14,13 @@ from qhw import training
 from qhw.backend import get_backend
 from qhw.checks import check_positive, check_seed
 from qhw.errors import ConfigError, QhwError, TrainingError
-from qhw.features import load_arrays
+from qhw.store.arrays import load_arrays
 from qhw.mitigation import calibration_missing, mitigated_counts
 from qhw.overview import run_details
+from qhw.planning import plan_jobs, sent_sizes
 from qhw.pricing import PriceTable, load_prices
 from qhw.progress import Progress, SilentProgress
 from qhw.records import PROBABILITIES, RunRecord
-from qhw.runs import plan_jobs
 from qhw.store import RunCounts, Store
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -536,7 +536,11 @@ def _shots_curve(model, hw: RunCounts, hw_run: RunRecord, test_keys, y_test: np.
         x = (drawn / drawn.sum(axis=-1, keepdims=True)).reshape(len(drawn), -1).astype(np.float32)
         correct = training.predict(model, x) == y_test
         low, high = bootstrap_interval(correct, seed=seed)
-        plans = plan_jobs(backend, counts.shape[0] * counts.shape[1], shots) if paid and prices is not None else []
-        estimate = backend.estimate_cost([plan.executions for plan in plans], shots, prices) if plans else None
+        estimate = None
+        if paid and prices is not None:
+            # Offline (no network in a comparison): the device as its SDK's snapshot knows it.
+            profile = backend.profile(offline=True)
+            plans = plan_jobs(backend, profile, counts.shape[0] * counts.shape[1], shots)
+            estimate = backend.estimate_cost(profile, sent_sizes(plans, 1), shots, prices)
         points.append(ShotsPoint(shots, float(correct.mean()), low, high, None if estimate is None else estimate.usd))
     return points

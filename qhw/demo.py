@@ -11,6 +11,7 @@ from qhw.compare import Comparison, compare
 from qhw.checks import check_positive, check_seed
 from qhw.datasets import MNIST_5K, MNIST_5K_TEST_SIZE, MNIST_5K_TRAIN_SIZE
 from qhw.errors import ConfigError
+from qhw.planning import check_shots
 from qhw.progress import Progress, SilentProgress
 from qhw.records import EvaluationRecord, FeatureSetRecord, RunRecord
 from qhw.store import Store
@@ -117,4 +118,4 @@ def _check_inputs(
         )
     report.check_report_dir(None)
     for backend in (get_backend(SIMULATOR), device):
-        runs.check_shots(backend, shots)
+        check_shots(backend.profile(offline=True), shots)

@@ -43,11 +43,11 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from qhw.errors import ConfigError
 from qhw.files import read_regular_file
 
-BUILT_IN = ("paper", "zz", "angle", "reupload")
 DEFAULT = "paper"
 MIN_QUBITS = 2
 MAX_QUBITS = 12
@@ -72,14 +72,6 @@ _COMMENT = re.compile(rb"//[^\n]*|/\*.*?\*/", re.DOTALL)
 #: Classical bits a file may declare (a template measures each qubit once;
 #: Qiskit's importer makes an object for every declared bit).
 MAX_CLBITS = 1024
-#: Built-ins whose circuit repeats (``--reps``).
-REPEATED = ("zz", "reupload")
-ANGLE_RANGES = {
-    "paper": (-math.pi / 2, math.pi / 2),
-    "zz": (0.0, math.pi),
-    "angle": (0.0, math.pi),
-    "reupload": (0.0, math.pi),
-}
 FILE_ANGLE_RANGE = (0.0, math.pi)
 #: Instructions a template may hold besides gates (barriers order nothing here).
 _IGNORED = ("barrier",)
@@ -130,6 +122,90 @@ class FeatureMap:
         return components // p
 
 
+@dataclass(frozen=True)
+class BuiltIn:
+    """A built-in feature map: one entry of :data:`REGISTRY` is all a new one needs."""
+
+    name: str
+    #: Adds the map's gates to an empty template of ``width`` qubits and its
+    #: parameter vector ``theta`` (``reps``: the repetitions, for a repeated map).
+    build: Callable[..., None]
+    angle_range: tuple[float, float]  # what the components are scaled to
+    chain: bool  # every two-qubit gate between neighbours i, i+1: copies pack on a device's chains
+    help: str  # one line for `qhw features build --help` and the README
+    repeated: bool = False  # takes --reps
+    parameters: Callable[[int], int] = lambda width: width  # parameters a template of ``width`` qubits has
+    circuit_name: str | None = None  # the template's name (default qhw_<name>)
+
+
+#: The built-in maps by name, in the order the help lists them.
+REGISTRY: dict[str, BuiltIn] = {}
+
+
+def register(entry: BuiltIn) -> BuiltIn:
+    """Add a built-in map (a name already taken is refused)."""
+    if entry.name in REGISTRY:
+        raise ConfigError(f"a feature map named {entry.name!r} is already registered")
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+def built_in_names() -> tuple[str, ...]:
+    return tuple(REGISTRY)
+
+
+def reps_help() -> str:
+    """``--reps``' help: the maps that repeat."""
+    repeated = " and ".join(name for name, entry in REGISTRY.items() if entry.repeated)
+    return f"Repetitions of the {repeated} maps (1 to {MAX_REPS}; default {DEFAULT_REPS})."
+
+
+def help_text() -> str:
+    """``--feature-map``'s help: every built-in's line, then files."""
+    maps = "; ".join(f"{entry.name}: {entry.help}" for entry in REGISTRY.values())
+    return f"{maps}; or an OpenQASM 3 (.qasm) or QPY (.qpy) file of your own."
+
+
+def _paper(template, theta, width: int, reps: int | None) -> None:
+    for i in range(width):
+        template.ry(theta[i], i)
+    for i in range(width):
+        template.h(i)
+    for i in range(width - 1):
+        template.cx(i, i + 1)
+
+
+def _angle(template, theta, width: int, reps: int | None) -> None:
+    for i in range(width):
+        template.ry(theta[i], i)
+
+
+def _reupload(template, theta, width: int, reps: int | None) -> None:
+    for _ in range(reps):
+        for i in range(width):
+            template.ry(theta[i], i)
+            template.rz(theta[i], i)
+        for i in range(width - 1):
+            template.cz(i, i + 1)
+
+
+def _zz(template, theta, width: int, reps: int | None) -> None:
+    from qiskit.circuit.library import zz_feature_map
+
+    zz = zz_feature_map(width, reps=reps, entanglement="linear")
+    ordered = sorted(zz.parameters, key=lambda p: p.index)
+    template.compose(zz.assign_parameters(dict(zip(ordered, theta))), qubits=range(width), inplace=True)
+
+
+register(BuiltIn("paper", _paper, (-math.pi / 2, math.pi / 2), chain=True, circuit_name="qhw_feature_map",
+                 help="Ry, H, a CNOT cascade (arXiv 2408.03351; the default)"))
+register(BuiltIn("zz", _zz, (0.0, math.pi), chain=True, repeated=True,
+                 help="Qiskit's zz_feature_map, linear entanglement (Havlicek et al. 2019)"))
+register(BuiltIn("angle", _angle, (0.0, math.pi), chain=True, help="Ry alone, no entanglement (the classical control)"))
+register(BuiltIn("reupload", _reupload, (0.0, math.pi), chain=True, repeated=True,
+                 help="data re-uploading, --reps layers of Ry Rz and CZ (Perez-Salinas et al. 2020)"))
+
+
 def resolve(
     name_or_file: str = DEFAULT,
     *,
@@ -151,18 +227,19 @@ def resolve(
         low, high = angle_range
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
             raise ConfigError(f"--angle-range must be two finite numbers LOW:HIGH with LOW < HIGH, got {low}:{high}")
-    if name_or_file in BUILT_IN:
-        if reps is not None and name_or_file not in REPEATED:
-            raise ConfigError(f"--reps applies to the {' and '.join(REPEATED)} feature maps, not {name_or_file}")
+    repeated = " and ".join(entry.name for entry in REGISTRY.values() if entry.repeated)
+    entry = REGISTRY.get(name_or_file)
+    if entry is not None:
+        if reps is not None and not entry.repeated:
+            raise ConfigError(f"--reps applies to the {repeated} feature maps, not {entry.name}")
         width = qubits or DEFAULT_QUBITS
-        repeats = (reps or DEFAULT_REPS) if name_or_file in REPEATED else None
-        template = _built_in(name_or_file, width, repeats)
-        return FeatureMap(name_or_file, template, angle_range or ANGLE_RANGES[name_or_file], repeats)
+        repeats = (reps or DEFAULT_REPS) if entry.repeated else None
+        return FeatureMap(entry.name, built_in_template(entry, width, repeats), angle_range or entry.angle_range, repeats)
     path = Path(name_or_file)
     if not path.suffix and "/" not in name_or_file:
-        raise ConfigError(f"--feature-map must be one of {', '.join(BUILT_IN)} or a .qasm or .qpy file, got {name_or_file!r}")
+        raise ConfigError(f"--feature-map must be one of {', '.join(REGISTRY)} or a .qasm or .qpy file, got {name_or_file!r}")
     if reps is not None:
-        raise ConfigError(f"--reps applies to the {' and '.join(REPEATED)} feature maps, not to a file")
+        raise ConfigError(f"--reps applies to the {repeated} feature maps, not to a file")
     data = read_regular_file(path, limit=MAX_QPY_BYTES, what="--feature-map")
     circuit, ordered = _load_file(path, data)
     template = canonical(circuit, ordered, label=path.name)
@@ -171,28 +248,20 @@ def resolve(
     return FeatureMap(f"file:{path.name}", template, angle_range or FILE_ANGLE_RANGE, None, hashlib.sha256(data).hexdigest())
 
 
-def _built_in(name: str, width: int, reps: int | None):
+def template_of(feature_set) -> object:
+    """A feature set's template (a Qiskit circuit), as every run of the set binds it."""
     from qhw import circuits
 
-    if name == "paper":
-        return circuits.feature_map(width)
-    template, theta = circuits.parameterised_circuit(width, f"qhw_{name}")
-    if name == "angle":
-        for i in range(width):
-            template.ry(theta[i], i)
-    elif name == "reupload":
-        for _ in range(reps):
-            for i in range(width):
-                template.ry(theta[i], i)
-                template.rz(theta[i], i)
-            for i in range(width - 1):
-                template.cz(i, i + 1)
-    else:  # zz
-        from qiskit.circuit.library import zz_feature_map
+    return circuits.from_qpy(feature_set.template_qpy)
 
-        zz = zz_feature_map(width, reps=reps, entanglement="linear")
-        ordered = sorted(zz.parameters, key=lambda p: p.index)
-        template.compose(zz.assign_parameters(dict(zip(ordered, theta))), qubits=range(width), inplace=True)
+
+def built_in_template(entry: BuiltIn, width: int, reps: int | None):
+    """A built-in's template: its gates on ``width`` qubits, then every qubit measured (qubit i into bit i)."""
+    from qhw import circuits
+
+    name = entry.circuit_name or f"qhw_{entry.name}"
+    template, theta = circuits.parameterised_circuit(width, name, parameters=entry.parameters(width))
+    entry.build(template, theta, width, reps)
     template.measure(range(width), range(width))
     return template
 

@@ -11,40 +11,21 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from dataclasses import dataclass
 
 import numpy as np
 
 from qhw import config, feature_maps
 from qhw.datasets import IMAGE_PIXELS, MNIST_5K, load_dataset
-from qhw.checks import NotAnArchive, check_positive, check_seed, load_npz
-from qhw.errors import ArtifactError, ConfigError
+from qhw.checks import check_positive, check_seed
+from qhw.errors import ConfigError
 from qhw.progress import Progress, SilentProgress, import_keras, keras_callback
 from qhw.feature_maps import FeatureMap
-from qhw.records import FeatureSetRecord
 from qhw.store import Store
+from qhw.records import FeatureSetRecord
+from qhw.store.arrays import ARRAYS_FILE
 
-ARRAYS_FILE = "arrays.npz"
 ENCODER_FILE = "encoder.keras"
 AUTOENCODER_FILE = "autoencoder.keras"
-
-
-@dataclass(frozen=True)
-class FeatureArrays:
-    """The arrays of a feature set, as saved under QHW_HOME/features/."""
-
-    angles_train: np.ndarray  # (n_train, components) in the feature map's range
-    angles_test: np.ndarray
-    latent_train: np.ndarray  # (n_train, latent_dim)
-    latent_test: np.ndarray
-    y_train: np.ndarray
-    y_test: np.ndarray
-
-    def angles(self, split: str) -> np.ndarray:
-        return self.angles_train if split == "train" else self.angles_test
-
-    def labels(self, split: str) -> np.ndarray:
-        return self.y_train if split == "train" else self.y_test
 
 
 def build_features(
@@ -139,25 +120,6 @@ def build_features(
     except BaseException:
         shutil.rmtree(artifact_dir, ignore_errors=True)
         raise
-
-
-def load_arrays(feature_set: FeatureSetRecord) -> FeatureArrays:
-    """Load the saved arrays of a feature set."""
-    path = feature_set.artifact_dir / ARRAYS_FILE
-    try:
-        with load_npz(path) as archive:
-            arrays = FeatureArrays(**{field: archive[field] for field in FeatureArrays.__dataclass_fields__})
-    except FileNotFoundError as err:
-        raise ArtifactError(f"feature set {feature_set.id}: its arrays are missing at {path}; build a new feature set") from err
-    except Exception as err:  # a truncated or overwritten file: NotAnArchive, BadZipFile, EOFError, KeyError, OSError
-        detail = str(err) if isinstance(err, NotAnArchive) else f"{type(err).__name__}: {err}"
-        raise ArtifactError(
-            f"feature set {feature_set.id}: its arrays at {path} are unreadable ({detail}); "
-            "build a new feature set with `qhw features build`"
-        ) from err
-    if len(arrays.angles_train) != len(arrays.y_train) or len(arrays.angles_test) != len(arrays.y_test):
-        raise ArtifactError(f"feature set {feature_set.id}: its arrays at {path} do not fit together; build a new feature set")
-    return arrays
 
 
 def _train_autoencoder(data, latent_dim: int, epochs: int, seed: int, progress: Progress):

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from qhw.errors import ConfigError
-from qhw.records import FINAL_STATES, JobState, RunRecord
+from qhw.records import RunRecord
+from qhw.jobstates import FINAL_STATES, JobState
 from qhw.store import RunCounts, Store
 
 METHOD = "readout-m3"

@@ -185,7 +185,7 @@ def run_job(
     simulator = _backend(backend, backend_seed)
     simulator.use_threads(1)
     executable = Executable(circuit=_circuit(hashlib.sha1(qpy).hexdigest(), qpy), layout=tuple(layout), copies=copies)
-    return where_this_runs(), run_local_job(simulator, executable, values, shots, seed)[1]
+    return where_this_runs(), run_local_job(simulator, executable, values, shots, seed)
 
 
 def where_this_runs() -> str:
@@ -206,7 +206,7 @@ COPY_SEED_STRIDE = 2**24
 
 
 def run_local_job(simulator, executable, values: np.ndarray, shots: int, seed: int | None):
-    """A local simulator's job, run here: (its job id, its JobResult).
+    """A local simulator's job, run here: its JobResult.
 
     A packed executable's copies are simulated apart, each on its own
     physical qubits with its own parameter columns (:func:`qhw.circuits.copy_circuit`):
@@ -215,28 +215,22 @@ def run_local_job(simulator, executable, values: np.ndarray, shots: int, seed: i
     made. Its counts are interleaved as a provider's would be (copy c of
     execution e in row e * copies + c).
     """
-    from qhw.backend import Executable, JobResult
-    from qhw.circuits import copy_circuit, copy_columns
+    from qhw.backend import JobResult
+    from qhw.circuits import copy_columns
 
-    if executable.copies == 1 or getattr(simulator, "runs_copies_in_one_job", False):
-        # (An adapter that can hold every copy, each alone, in one job of its
-        # own says so: IBM's fake devices, where each run re-reads the
-        # device's whole noise model.)
-        job_id = simulator.submit(executable, values, shots, [], seed=seed)
-        return job_id, simulator.result(job_id, executable=executable, executions=len(values), shots=shots)
-    by_copy, failed, job_ids = [], {}, []
+    if executable.copies == 1 or simulator.runs_copies_in_one_job:
+        return simulator.run(executable, values, shots, seed=seed)
+    by_copy, failed = [], {}
     for copy in range(executable.copies):
         part = copy_executable(simulator, executable, copy)
-        alone = part.circuit
         copy_seed = None if seed is None else seed + copy * COPY_SEED_STRIDE
-        rows = np.ascontiguousarray(values[:, copy_columns(executable.circuit, alone)])
-        job_ids.append(simulator.submit(part, rows, shots, [], seed=copy_seed))
-        result = simulator.result(job_ids[-1], executable=part, executions=len(values), shots=shots)
+        rows = np.ascontiguousarray(values[:, copy_columns(executable.circuit, part.circuit)])
+        result = simulator.run(part, rows, shots, seed=copy_seed)
         by_copy.append(result.counts)
         for execution, reason in result.failed.items():
             failed.setdefault(execution, f"copy {copy}: {reason}")
     counts = np.stack(by_copy, axis=1).reshape(len(values) * executable.copies, -1)
-    return job_ids[0], JobResult(counts, failed)
+    return JobResult(counts, failed)
 
 
 _copies: dict[tuple[int, int, int], tuple] = {}
@@ -248,7 +242,6 @@ def copy_executable(simulator, executable, copy: int):
     device's qubits (compiled already, its noise is the copy's own qubits');
     on an ideal simulator, which has no physical qubits, the copy alone,
     compiled for the simulator."""
-    from qhw.backend import Executable
     from qhw.circuits import copy_circuit
 
     key = (id(simulator), id(executable.circuit), copy)
@@ -258,7 +251,7 @@ def copy_executable(simulator, executable, copy: int):
         if simulator.kind == "simulator":
             alone = simulator.transpile(copy_circuit(executable.circuit, copy, compact=True), seed=0)
         else:
-            alone = Executable(circuit=copy_circuit(executable.circuit, copy), layout=executable.copy_layout(copy))
+            alone = executable.copy(copy)
         # The keys' objects are kept alive with the entry, so their ids are not reused.
         _copies[key] = (simulator, executable.circuit, alone)
     return _copies[key][2]

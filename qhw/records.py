@@ -1,77 +1,21 @@
-"""Frozen records handed out by the store, and the job state machine.
+"""Frozen records handed out by the store.
 
-The ORM never leaves qhw.store; everything else sees these records. Job
-states, their allowed transitions, the splits and the feature map's width are
-declared here once; the database's CHECK constraints are built from them.
+The ORM never leaves qhw.store; everything else sees these records. The
+splits, purposes and device kinds are declared here once; the database's
+CHECK constraints are built from them (the job states' from qhw.jobstates).
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qhw.jobstates import JobState
+
 if TYPE_CHECKING:
     import numpy as np
-
-#: Qubits of the feature map (one per PCA component of a circuit).
-QUBITS = 5
-
-
-class JobState(str, enum.Enum):
-    """Normalised job states; each adapter maps its provider's states onto these."""
-
-    PENDING = "pending"  # row written; the provider has no job for it (or we do not know its id yet)
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"  # finished at the provider, results not yet stored
-    COLLECTED = "collected"  # results stored
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-_P, _Q, _R, _D, _C, _F, _X = (
-    JobState.PENDING,
-    JobState.QUEUED,
-    JobState.RUNNING,
-    JobState.DONE,
-    JobState.COLLECTED,
-    JobState.FAILED,
-    JobState.CANCELLED,
-)
-
-#: Every state change qhw may make, with what makes it. The ledger refuses any
-#: other (a logged no-op), so no process, however stale, moves a job backwards.
-TRANSITIONS: dict[tuple[JobState, JobState], str] = {
-    (_P, _Q): "the provider accepted the job, or a lookup found it there",
-    (_P, _C): "a local simulator ran the job in this process and its counts were stored",
-    (_P, _F): "the provider refused the job (or a local simulator failed it)",
-    (_P, _X): "cancelled before the provider had it",
-    (_Q, _R): "the provider started the job",
-    (_Q, _D): "the provider finished the job",
-    (_R, _D): "the provider finished the job",
-    (_Q, _C): "counts fetched and stored in one step",
-    (_R, _C): "counts fetched and stored in one step",
-    (_D, _C): "counts stored",
-    (_Q, _F): "the provider failed the job, or no longer knows it",
-    (_R, _F): "the provider failed the job, or no longer knows it",
-    (_D, _F): "the provider no longer knows a finished job whose counts were never fetched",
-    (_Q, _X): "the provider confirmed the cancel",
-    (_R, _X): "the provider confirmed the cancel",
-    (_F, _P): "`qhw retry`: a fresh submission with a new idempotency key",
-}
-
-#: States in which the provider still owes us something.
-UNFINISHED_STATES = frozenset({_P, _Q, _R, _D})
-#: States nothing moves out of (but `qhw retry` out of failed).
-FINAL_STATES = frozenset({_C, _F, _X})
-
-
-def can_move(old: JobState, new: JobState) -> bool:
-    """Whether the state machine allows ``old`` -> ``new``."""
-    return (old, new) in TRANSITIONS
 
 
 #: Split names and their codes in a run's stored sample order.
@@ -90,6 +34,12 @@ JOB_PURPOSES = ("samples", "calibration")
 DEVICE_KINDS = ("simulator", "emulation", "managed simulator", "hardware")
 
 
+def ceil_div(numerator: int, denominator: int) -> int:
+    """``numerator / denominator`` rounded up, in integers: the executions that
+    carry ``numerator`` logical ones, ``denominator`` to an execution."""
+    return -(-numerator // denominator)
+
+
 @dataclass(frozen=True)
 class FeatureSetRecord:
     id: int
@@ -104,26 +54,20 @@ class FeatureSetRecord:
     n_test: int
     reconstruction_mse: float
     artifact_dir: Path
-    # The feature map (qhw.feature_maps); the defaults are the paper's map,
-    # which is what every feature set from before maps had a choice was.
-    feature_map: str = "paper"
-    num_qubits: int = QUBITS
-    num_parameters: int = QUBITS
-    reps: int | None = None
-    angle_range: tuple[float, float] = (-1.5707963267948966, 1.5707963267948966)
-    template_qpy: bytes | None = None  # None: the paper's map of num_qubits, rebuilt
-    template_qasm3: str | None = None
+    # The feature map (qhw.feature_maps) and its template, as every run of
+    # this set binds it (qhw.feature_maps.template_of reads it back).
+    feature_map: str
+    num_qubits: int
+    num_parameters: int
+    reps: int | None
+    angle_range: tuple[float, float]
+    template_qpy: bytes
+    template_qasm3: str
     source_sha256: str | None = None
 
     @property
     def circuits_per_sample(self) -> int:
         return self.components // self.num_parameters
-
-    def template(self):
-        """The feature map's circuit (qiskit), as every run of this set binds it."""
-        from qhw import circuits
-
-        return circuits.from_qpy(self.template_qpy) if self.template_qpy else circuits.feature_map(self.num_qubits)
 
     def describe_map(self) -> str:
         """One line: the map, its qubits, parameters and circuits a sample."""
@@ -247,7 +191,7 @@ class JobRecord:
         """This job as its adapter prices it (``reported``: fresh from the provider;
         ``copies``: a packed run's, ``copies`` logical executions to one sent)."""
         reported = reported or ProviderUsage(self.quantum_seconds, self.duration_seconds)
-        return JobUsage(state or self.state, -(-self.executions // copies), shots, reported)
+        return JobUsage(state or self.state, ceil_div(self.executions, copies), shots, reported)
 
     @property
     def executions(self) -> int:

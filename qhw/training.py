@@ -12,9 +12,10 @@ from qhw import config
 from qhw.checks import check_seed
 from qhw.datasets import NUM_CLASSES
 from qhw.errors import ArtifactError, ConfigError, TrainingError
-from qhw.features import load_arrays
+from qhw.store.arrays import load_arrays
 from qhw.progress import Progress, SilentProgress, import_keras, keras_callback
-from qhw.records import OBSERVABLES, PROBABILITIES, READOUTS, UNFINISHED_STATES, EvaluationRecord, ModelRecord, ModelSpec, RunRecord
+from qhw.records import OBSERVABLES, PROBABILITIES, READOUTS, EvaluationRecord, ModelRecord, ModelSpec, RunRecord
+from qhw.jobstates import UNFINISHED_STATES
 from qhw.store import Store
 
 DEFAULT_EPOCHS = 60
@@ -89,7 +90,7 @@ def hybrid_readout(feature_set, readout: str = PROBABILITIES) -> Readout:
         raise ConfigError(f"unknown readout {readout!r}: choose one of {', '.join(READOUTS)}")
     from qhw import feature_maps
 
-    masks = feature_maps.sensitive_observables(feature_set.template(), feature_set.angle_range)
+    masks = feature_maps.sensitive_observables(feature_maps.template_of(feature_set), feature_set.angle_range)
     one_circuit = feature_maps.observable_matrix(masks, feature_set.num_qubits)
     matrix = np.kron(np.eye(feature_set.circuits_per_sample, dtype=np.float32), one_circuit)
     return Readout(OBSERVABLES, None, matrix)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Executor, as_completed
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Callable
@@ -37,9 +38,12 @@ from qhw.errors import (
     ResultMappingError,
     TransientBackendError,
 )
-from qhw.features import load_arrays
-from qhw.pricing import CostEstimate, PriceTable, load_prices, sum_estimates
-from qhw.records import SPLIT_NAMES, UNFINISHED_STATES, JobRecord, JobState, ProviderUsage, RunRecord
+from qhw.store.arrays import load_arrays
+from qhw.progress import Progress
+from qhw.planning import pending_estimate
+from qhw.pricing import CostEstimate, PriceTable, load_prices
+from qhw.records import SPLIT_NAMES, JobRecord, ProviderUsage, RunRecord, ceil_div
+from qhw.jobstates import JobState, UNFINISHED_STATES
 from qhw.retrying import with_retries
 from qhw.store import Store
 from qhw.store.ledger import utcnow
@@ -94,7 +98,6 @@ class RunWorker:
         # or to be asked once per run (collect).
         self._approved: bool | None = True if approved or not backend.is_paid else None
         self._approve = approve
-        self._ran_here: dict[str, JobResult] = {}  # local jobs' results, by job id, until stored
         # Actual costs are priced with the table in force when the run was submitted.
         self.prices = None if run.prices_json is None else PriceTable.from_json(run.prices_json)
 
@@ -164,19 +167,12 @@ class RunWorker:
         return executable, circuits.circuit_rows(rows, executable.circuit, executable.copies), seed
 
     def _result(self, job: JobRecord, provider_job_id: str) -> JobResult:
-        if provider_job_id in self._ran_here:
-            return self._ran_here.pop(provider_job_id)
         executable = self.calibration if job.purpose == "calibration" else self.executable
-        executions = -(-job.executions // executable.copies)
+        executions = ceil_div(job.executions, executable.copies)
         return self.backend.result(provider_job_id, executable=executable, executions=executions, shots=job.shots(self.run.shots))
 
     def _send(self, job: JobRecord) -> str:
         executable, values, seed = self._inputs(job)
-        if self.backend.is_local:
-            # A local simulator runs the job now (a packed one copy by copy): its result is kept for _result.
-            job_id, result = parallel.run_local_job(self.backend, executable, values, job.shots(self.run.shots), seed)
-            self._ran_here[job_id] = result
-            return job_id
         return self.backend.submit(
             executable, values, job.shots(self.run.shots), job.tags, seed=seed, idempotency_key=job.idempotency_key
         )
@@ -184,19 +180,20 @@ class RunWorker:
     def _run_here(self, job: JobRecord) -> JobRecord:
         """A local simulator: run the job in this process and store its counts.
 
-        Its earlier provider job (if any) lived in a process that has ended, and
-        nothing at a provider can be found again or paid twice.
+        Its earlier run (if any) was in a process that has ended, and nothing
+        at a provider can be found again or paid twice.
         """
+        executable, values, seed = self._inputs(job)
         try:
-            job_id = self._send(job)
-            result = self._result(job, job_id)
+            result = parallel.run_local_job(self.backend, executable, values, job.shots(self.run.shots), seed)
         except TransientBackendError:
             raise
         except ResultMappingError as err:
             return self._end(job, JobState.FAILED, error=f"the simulator's results cannot be mapped to the job's executions ({err})")
         except (JobFailedError, BackendError) as err:  # a simulator's refusal is its verdict
             return self._end(job, JobState.FAILED, error=str(err))
-        return self._store_counts(job, job_id, result, ProviderUsage())
+        # The job's local id says where it ran.
+        return self._store_counts(job, f"{self.backend.name}:{parallel.where_this_runs()}", result, ProviderUsage())
 
     def run_local(self, jobs: list[JobRecord], pool: Executor | None, tally: Tally, advance=lambda: None) -> None:
         """Claimed jobs of a local simulator: on ``pool``'s workers (or in this
@@ -392,7 +389,7 @@ class RunWorker:
         """Whether this command may send the job to a paid backend (asked once per run)."""
         if self._approved is None:
             pending = self.store.ledger.jobs(self.run.id, states=[JobState.PENDING])
-            estimate = pending_estimate(self.backend, self.run, pending, load_prices())
+            estimate = pending_estimate(self.backend, self.backend.profile(), self.run, pending, load_prices())
             self._approved = bool(self._approve and self._approve(self.run, pending, estimate))
         return self._approved
 
@@ -423,15 +420,33 @@ class RunWorker:
         return None
 
 
-def pending_estimate(backend: Backend, run: RunRecord, jobs: list[JobRecord], prices) -> CostEstimate:
-    """What sending these jobs would cost: a packed execution carries ``copies``
-    logical ones, and an adaptive round's jobs have their own shots."""
-    by_shots: dict[int, list[int]] = {}
-    for job in jobs:
-        by_shots.setdefault(job.shots(run.shots), []).append(-(-job.executions // run.copies))
-    if not by_shots:
-        return backend.estimate_cost([], run.shots, prices)
-    return sum_estimates([backend.estimate_cost(sizes, shots, prices) for shots, sizes in sorted(by_shots.items())])
+def executor_for(backend: Backend, workers: int | None, scheduler: str | None, jobs: int):
+    """Where a local simulator's jobs run (see qhw.parallel); remote jobs run here."""
+    if not backend.is_local:
+        return nullcontext(None)
+    return parallel.executor(workers=workers, scheduler=scheduler, jobs=jobs, preload=(type(backend).__module__,))
+
+
+def work_all(
+    store: Store, worker: RunWorker, jobs: list[JobRecord], progress: Progress, title: str, *, pool, workers: int | None
+) -> Tally:
+    """Work jobs this process has claimed (a local simulator's on ``pool``, a
+    provider's in its batch); release the claims."""
+    tally = Tally()
+    try:
+        with progress.task(title, total=len(jobs)) as task:
+            if worker.backend.is_local:
+                # One worker asked for: one thread; otherwise the simulator's own choice.
+                worker.backend.use_threads(1 if workers == 1 else None)
+                worker.run_local(jobs, pool, tally, task.advance)
+            else:
+                with worker.backend.batch(len(jobs)):
+                    for job in jobs:
+                        worker.work(job, tally)
+                        task.advance()
+    finally:
+        store.ledger.release([job.id for job in jobs], worker.holder)
+    return tally
 
 
 def parameter_rows(arrays, order: np.ndarray, circuits_per_sample: int) -> np.ndarray:

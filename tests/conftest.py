@@ -28,6 +28,8 @@ def pytest_itemcollected(item):
     (Marked as each test is collected: xdist reads the groups in its own
     pytest_collection_modifyitems, which runs before a conftest's.)"""
     group = "postgres" if item.get_closest_marker("postgres") else item.module.__name__
+    if item.module.__name__ == "test_benchmarks":
+        group = item.nodeid  # processes of their own, with nothing to share: spread over the workers
     item.add_marker(pytest.mark.xdist_group(group))
 
 
@@ -201,7 +203,7 @@ def assert_ledger_sound(store, fake, run_id: int, *, attempts: int = 1) -> None:
     stored exactly once, each qhw job sent to the provider ``attempts`` times
     (``fake``: the fake cloud, or None for a local simulator), and every job's
     history moving forwards only."""
-    from qhw.records import JobState, can_move
+    from qhw.jobstates import JobState, can_move
 
     run = store.ledger.run(run_id)
     jobs = store.ledger.jobs(run_id)
@@ -223,7 +225,7 @@ def assert_rounds_sound(store, run_id: int, fake=None) -> None:
     the sum of its rounds, and its shots the schedule's total after its last
     round; every job collected (and, at a provider, sent once)."""
     from qhw.adaptive import AdaptiveSettings
-    from qhw.records import JobState
+    from qhw.jobstates import JobState
 
     run = store.ledger.run(run_id)
     rounds = AdaptiveSettings.from_json(run.adaptive_json)
@@ -245,7 +247,8 @@ def assert_rounds_sound(store, run_id: int, fake=None) -> None:
     last_round = {e: max(r for r, executions in ran.items() if e in executions) for e in ran[0]}
     stored = store.results.run_counts(run_id)
     assert len(stored.counts) == run.n_samples
-    from qhw.records import SPLIT_NAMES, can_move
+    from qhw.records import SPLIT_NAMES
+    from qhw.jobstates import can_move
 
     order = store.ledger.run_circuit(run_id).sample_order
     position = {(SPLIT_NAMES[int(code)], int(index)): p for p, (code, index) in enumerate(order)}
@@ -265,7 +268,7 @@ def recomputed_accuracy(store, model_id: int, run_id: int) -> float:
     the raw counts and the dataset's labels (not through qhw.training)."""
     import keras
 
-    from qhw.features import load_arrays
+    from qhw.store.arrays import load_arrays
 
     model = keras.models.load_model(store.catalogue.model(model_id).weights_path)
     stored = store.results.run_counts(run_id)

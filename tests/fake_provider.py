@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qhw.backend import BackendLimits, JobResult, JobStatus
+from contextlib import nullcontext
+
+from qhw.backend import BackendLimits, DeviceProfile, JobResult, JobStatus
 from qhw.backends.aer import AerBackend
 from qhw.errors import BackendError, JobNotFoundError
-from qhw.records import JobState
+from qhw.jobstates import JobState
 
 NAMES = ("remote_sim", "remote_failing", "remote_rejecting")
 _ids = itertools.count(1)
@@ -50,17 +52,33 @@ class RemoteLikeBackend(AerBackend):
     kind = "hardware"
     description = "a provider's free test device (faked)"
     is_local = False
-    limits = BackendLimits(max_shots=10_000, max_executions_per_job=100_000)
+    listing_grace_seconds = 0.0
 
     def __init__(self, name: str, seed: int | None = None) -> None:
         super().__init__(seed=seed)
         self.name = name
 
+    def profile(self, *, offline: bool = False, document: str | None = None) -> DeviceProfile:
+        return DeviceProfile(self.name, self.num_qubits, BackendLimits(max_shots=10_000, max_executions_per_job=100_000), live=not offline)
+
+    def batch(self, n_jobs: int):
+        return nullcontext()
+
+    def usage(self, job_id: str):
+        from qhw.records import ProviderUsage
+
+        return ProviderUsage()
+
+    def estimate_cost(self, profile, job_sizes, shots, prices):
+        return None  # free, like a provider's test device
+
+    def job_cost(self, job, prices) -> float:
+        return 0.0
+
     def submit(self, executable, parameter_values, shots, tags, *, seed=None, idempotency_key=None) -> str:
         if self.name == "remote_rejecting":
             raise BackendError("device is in maintenance until 14:00 UTC")
-        local_id = super().submit(executable, parameter_values, shots, tags, seed=seed)
-        counts = super().result(local_id, executable=executable, executions=len(parameter_values), shots=shots).counts
+        counts = self.run(executable, parameter_values, shots, seed=seed).counts
         job_id = f"remote-{next(_ids)}"
         if self.name == "remote_failing":
             SERVICE[job_id] = _ServiceJob(

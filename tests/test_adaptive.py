@@ -13,11 +13,12 @@ import re
 import numpy as np
 import pytest
 
-from qhw import runs
+from qhw import rounds, runs
 from qhw.adaptive import AdaptiveSettings, unsettled_by_change, unsettled_by_model
 from qhw.errors import ConfigError
-from qhw.records import JobState
+from qhw.jobstates import JobState
 from qhw.store import RunCounts
+from qhw.export import export_results
 
 from conftest import assert_rounds_sound
 
@@ -159,7 +160,7 @@ def test_an_adaptive_run_gives_more_shots_exactly_to_the_samples_the_model_has_n
 
 
 def test_a_sample_whose_class_never_settles_stops_at_the_most_shots(featured_store, monkeypatch):
-    monkeypatch.setattr(runs, "unsettled_by_change", lambda before, after, settings: np.ones(len(after.counts), dtype=bool))
+    monkeypatch.setattr(rounds, "unsettled_by_change", lambda before, after, settings: np.ones(len(after.counts), dtype=bool))
     run = runs.submit(featured_store, backend_name="aer_simulator", split="test", limit=6, shots=100, adaptive=True).run
     assert run.rounds_done and run.round == 2  # 32, 64, 100: three rounds, and no fourth
     assert_rounds_sound(featured_store, run.id)
@@ -214,7 +215,7 @@ def test_downstream_reads_each_sample_by_its_own_shots(featured_store, hybrid_we
     assert np.allclose(quasi.counts[3, 0], mitigate_counts(stored.counts[3, 0], matrices))
     # The export writes the shots each sample got.
     out = tmp_path / "adaptive.npz"
-    runs.export_results(featured_store, run.id, out)
+    export_results(featured_store, run.id, out)
     with np.load(out) as data:
         assert data["shots"].tolist() == stored.shots_each[:, 0].tolist()
         assert (data["counts"].sum(axis=2)[:, 0] == data["shots"]).all()
@@ -272,7 +273,7 @@ def _collect_until_done(store, run_id, approve, passes=20):
 
 def test_collect_drives_an_ibm_run_s_rounds_and_each_paid_round_needs_approval(featured_store, ibm_cloud, monkeypatch):
     # Every sample unsettled after each round: with --shots 64 (32, then 64) a round 1 is certain.
-    monkeypatch.setattr(runs, "unsettled_by_change", lambda before, after, settings: np.ones(len(after.counts), dtype=bool))
+    monkeypatch.setattr(rounds, "unsettled_by_change", lambda before, after, settings: np.ones(len(after.counts), dtype=bool))
     run = runs.submit(
         featured_store, backend_name="ibm_fez", split="test", limit=8, shots=64, adaptive=True, approve=lambda estimate: True
     ).run
@@ -297,7 +298,7 @@ def test_collect_drives_an_ibm_run_s_rounds_and_each_paid_round_needs_approval(f
 
 
 def test_collect_drives_a_braket_run_s_rounds(featured_store, braket_cloud, monkeypatch):
-    monkeypatch.setattr(runs, "unsettled_by_change", lambda before, after, settings: np.ones(len(after.counts), dtype=bool))
+    monkeypatch.setattr(rounds, "unsettled_by_change", lambda before, after, settings: np.ones(len(after.counts), dtype=bool))
     run = runs.submit(
         featured_store, backend_name="braket_sv1", split="test", limit=6, shots=64, adaptive=True, approve=lambda estimate: True
     ).run
@@ -349,7 +350,7 @@ def test_a_packed_adaptive_run_mitigates_each_copy_s_share_of_a_sample_by_its_ow
     # Round 0 has nothing to compare with (all go on); after each later round the
     # first sample of the round is settled, so every round after that is shifted
     # on the copies: 32 + 32 shots, then 64, then 128, on up to three copies.
-    monkeypatch.setattr(runs, "unsettled_by_change", lambda before, after, settings: np.arange(len(after.counts)) > 0)
+    monkeypatch.setattr(rounds, "unsettled_by_change", lambda before, after, settings: np.arange(len(after.counts)) > 0)
     from device_documents import garnet_like
 
     document = tmp_path / "line17.json"  # a line of 17 qubits numbered from 1: three copies, spaced
@@ -385,7 +386,7 @@ def test_a_packed_adaptive_run_mitigates_each_copy_s_share_of_a_sample_by_its_ow
 
 
 def test_a_failed_round_waits_for_retry_which_keeps_the_round_s_shots(featured_store, ibm_cloud, monkeypatch):
-    monkeypatch.setattr(runs, "unsettled_by_change", lambda before, after, settings: np.ones(len(after.counts), dtype=bool))
+    monkeypatch.setattr(rounds, "unsettled_by_change", lambda before, after, settings: np.ones(len(after.counts), dtype=bool))
     run = runs.submit(
         featured_store, backend_name="ibm_fez", split="test", limit=6, shots=128, adaptive=True, approve=lambda estimate: True
     ).run

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 import pytest
 
-from qhw.backend import DEVICE_KINDS, Backend, get_backend
-from qhw.pricing import load_prices
+from qhw.backend import DEVICE_KINDS, LocalBackend, RemoteBackend, get_backend
 from qhw.circuits import feature_map
-from qhw.errors import JobNotFoundError
-from qhw.records import JobState, JobUsage
 
 from conftest import circuit_distribution, expected_index
 
@@ -22,15 +18,6 @@ NOISY = {"fake_manila", "fake_lima", "braket_emulator"}
 #: show on 4,000 shots: IBM's fakes about 0.1; the test document's emulated
 #: device (5 % readout error a qubit, 2 % a CZ: see device_documents) about 0.2.
 NOISE_BOUND = {"fake_manila": 0.2, "fake_lima": 0.2, "braket_emulator": 0.35}
-
-
-def _wait(backend: Backend, job_id: str) -> JobState:
-    for _ in range(2000):
-        state = backend.status(job_id).state
-        if state in (JobState.DONE, JobState.FAILED, JobState.CANCELLED):
-            return state
-        time.sleep(0.01)
-    raise AssertionError("job did not finish")
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +42,19 @@ def _short(backend) -> str:
 
 def test_backend_satisfies_the_protocol(compiled):
     backend, executable = compiled
-    assert isinstance(backend, Backend)
-    assert backend.num_qubits >= 5
-    assert backend.limits.max_shots >= 1024
-    assert backend.limits.circuits_per_job(1024) >= 1
+    assert isinstance(backend, LocalBackend) and not isinstance(backend, RemoteBackend) and backend.is_local
+    profile = backend.profile()
+    assert profile == backend.profile(offline=True)  # a local device is all known here
+    assert backend.num_qubits == profile.qubits >= 5
+    assert profile.limits.max_shots >= 1024
+    assert profile.limits.circuits_per_job(1024) >= 1
     assert len(set(executable.layout)) == 5
     if _short(backend) == "braket_emulator":  # the document numbers its qubits 1..6, as IQM does
         assert all(1 <= q <= backend.num_qubits for q in executable.layout)
     else:
         assert all(0 <= q < backend.num_qubits for q in executable.layout)
     assert backend.kind in DEVICE_KINDS and backend.description
-    assert backend.estimate_cost([10], 100, load_prices()) is None  # local simulators are free
-    assert backend.job_cost(JobUsage(JobState.COLLECTED, 10, 100), load_prices()) == 0.0
+    assert not backend.is_paid and backend.credentials_configured is None  # local simulators are free
     snapshot = backend.calibration(executable.layout)
     if _short(backend) in NOISY:
         assert backend.kind == "emulation"
@@ -80,9 +68,7 @@ def test_every_basis_pattern_lands_on_its_canonical_index(compiled):
     """Angles of +-pi/2 make each outcome deterministic; all 32 patterns are checked."""
     backend, executable = compiled
     patterns = np.array(list(itertools.product([np.pi / 2, -np.pi / 2], repeat=5)))
-    job_id = backend.submit(executable, patterns, 400, ["test"], seed=3)
-    assert _wait(backend, job_id) is JobState.DONE
-    result = backend.result(job_id, executable=executable, executions=32, shots=400)
+    result = backend.run(executable, patterns, 400, seed=3)
     assert result.complete
     counts = result.counts
     assert counts.shape == (32, 32)
@@ -104,19 +90,11 @@ def test_distributions_match_the_exact_circuit(compiled):
     backend, executable = compiled
     angles = np.random.default_rng(1).uniform(-np.pi / 2, np.pi / 2, size=(6, 5))
     shots = 4000
-    job_id = backend.submit(executable, angles, shots, ["test"], seed=5)
-    _wait(backend, job_id)
-    measured = backend.result(job_id, executable=executable, executions=6, shots=shots).counts / shots
+    measured = backend.run(executable, angles, shots, seed=5).counts / shots
     exact = circuit_distribution(angles)
     distance = 0.5 * np.abs(measured - exact).sum(axis=1)
     # Shot noise alone gives about 0.03 here; device noise adds more on fakes.
     assert (distance < NOISE_BOUND.get(_short(backend), 0.06)).all(), distance
-
-
-def test_unknown_job_id_is_reported_as_not_found(compiled):
-    backend, _ = compiled
-    with pytest.raises(JobNotFoundError):
-        backend.status("no-such-job")
 
 
 @pytest.mark.parametrize("name", ["aer_simulator", "fake_manila"])
@@ -128,8 +106,7 @@ def test_a_seeded_run_repeats_in_a_new_process(name):
     code = (
         "import numpy as np, time\nfrom qhw.backend import get_backend\nfrom qhw.circuits import feature_map\n"
         f"b = get_backend({name!r}, seed=0)\nex = b.transpile(feature_map(), seed=0)\n"
-        "j = b.submit(ex, np.random.default_rng(0).uniform(-1.5, 1.5, (50, 5)), 256, ['t'], seed=0)\n"
-        "while b.status(j).state.value != 'done': time.sleep(0.01)\nprint(b.result(j, executable=ex, executions=50, shots=256).counts.tolist())\n"
+        "print(b.run(ex, np.random.default_rng(0).uniform(-1.5, 1.5, (50, 5)), 256, seed=0).counts.tolist())\n"
     )
     first, second = (subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout for _ in range(2))
     assert first == second and first.strip()
@@ -140,7 +117,7 @@ def test_the_device_graph_is_the_device_the_calibration_describes(compiled):
     has its qubits by the device's own labels, couplers where it can run a
     two-qubit gate, and the same figures as its calibration snapshot."""
     backend, executable = compiled
-    graph = backend.device_graph()
+    graph = backend.profile().graph
     if backend.kind == "simulator":
         assert graph is None
         return

@@ -181,11 +181,18 @@ def test_backends_lists_the_readme_columns_with_each_backend_s_own_figures(tmp_p
     assert result.exit_code == 0, result.output
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert all(set(row) == {"name", "provider", "kind", "qubits", "credentials", "costs_money"} for row in rows.values())
+    from qiskit_aer import AerSimulator
+    from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
+
+    fakes = {device.name: device.num_qubits for device in FakeProviderForBackendV2().backends() if device.num_qubits >= 2}
+    assert {name: row["qubits"] for name, row in rows.items() if name.startswith("fake_")} == fakes
     expected = {
+        "aer_simulator": ("aer", "simulator", AerSimulator().num_qubits, "not needed", False),
         "statevector": ("numpy", "simulator", 20, "not needed", False),
         "fake_manila": ("ibm", "emulation", FakeManilaV2().num_qubits, "not needed", False),
         "ibm_fez": ("ibm", "hardware", FakeFez().num_qubits, "missing", True),
         "braket_local": ("braket", "simulator", LocalSimulator("braket_sv").properties.paradigm.qubitCount, "not needed", False),
+        "braket_dm": ("braket", "simulator", LocalSimulator("braket_dm").properties.paradigm.qubitCount, "not needed", False),
         "braket_sv1": ("braket", "managed simulator", 34, "missing", True),
         "ionq_forte": ("braket", "hardware", 36, "missing", True),
     }
@@ -197,3 +204,51 @@ def test_backends_lists_the_readme_columns_with_each_backend_s_own_figures(tmp_p
     assert (rows["ibm_fez"]["credentials"], rows["braket_sv1"]["credentials"], rows["aer_simulator"]["credentials"]) == ("configured", "configured", "not needed")
     table = CliRunner().invoke(main, ["backends"], env=no_credentials).stdout
     assert all(column in table for column in ("name", "provider", "kind", "qubits", "credentials", "costs_money"))
+
+
+def test_backends_lists_what_the_adapters_are_without_importing_a_provider_sdk():
+    """`qhw backends` reads each provider module's catalogue, which imports no
+    provider SDK (building IBM's fake provider alone took seconds): the rows
+    are what the adapters themselves are, backend by backend."""
+    import subprocess
+    import sys
+
+    from qhw.backend import catalogue, get_backend
+
+    for entry in catalogue():
+        backend = get_backend(entry.name)
+        assert (entry.provider, entry.kind, entry.is_paid) == (backend.provider, backend.kind, backend.is_paid), entry.name
+        assert entry.qubits == (backend.num_qubits or None), entry.name
+        assert entry.credentials_configured == backend.credentials_configured, entry.name
+    code = (
+        "import sys\nfrom qhw.cli import main\n"
+        "try:\n    main(['backends', '--json'])\nexcept SystemExit:\n    pass\n"
+        "print('IMPORTED', sorted({m.split('.')[0] for m in sys.modules} & {'qiskit_ibm_runtime', 'braket', 'qiskit_aer', 'qiskit_braket_provider', 'tensorflow'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "IMPORTED []", done.stdout[-500:]
+
+
+@pytest.mark.parametrize(
+    "saved",
+    [None, "not json", {}, {"default-ibm-quantum-platform": {"channel": "ibm_quantum_platform", "token": "t", "instance": "crn:x"}},
+     {"default-ibm-quantum": {"channel": "ibm_quantum", "token": "t"}}],
+)
+def test_a_saved_ibm_account_is_read_as_qiskit_ibm_runtime_reads_it(tmp_path, monkeypatch, saved):
+    from qiskit_ibm_runtime import QiskitRuntimeService
+
+    import qhw.backends.ibm as ibm_adapter
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("QISKIT_IBM_TOKEN", raising=False)
+    accounts = tmp_path / ".qiskit" / "qiskit-ibm.json"
+    if saved is not None:
+        accounts.parent.mkdir()
+        accounts.write_text(saved if isinstance(saved, str) else json.dumps(saved))
+    ours = ibm_adapter.credentials_configured()
+    try:
+        # (The SDK fixed its default file when it was imported, under the real HOME: it is named here.)
+        expected = bool(QiskitRuntimeService.saved_accounts(filename=str(accounts)))
+    except Exception:  # an unreadable file: "not configured", as qhw always read it
+        expected = False
+    assert ours is expected

@@ -133,7 +133,7 @@ def test_the_shots_curve_against_a_known_rule_recomputed_from_the_raw_counts(two
     counts, recomputed here with NumPy; below, each sample keeps exactly that
     many of its shots, drawn from its own (so the point can differ)."""
     from qhw import compare as compare_module
-    from qhw.features import load_arrays
+    from qhw.store.arrays import load_arrays
 
     store, _, device = two_runs
     hw = store.results.run_counts(device.id)

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from qhw.cli import main
-from qhw.records import JobState
+from qhw.jobstates import JobState
 from qhw.store import Store
 
 from conftest import assert_ledger_sound, qhw_env, run_qhw, start_qhw

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from qhw import runs
 from qhw.cli import main
-from qhw.features import load_arrays
+from qhw.store.arrays import load_arrays
 from qhw.overview import run_details, run_overviews
-from qhw.records import JobState
+from qhw.jobstates import JobState
 
 from conftest import circuit_distribution, qhw_env, run_qhw
 from device_documents import CALIBRATED_AT, CZ_FIDELITY, READOUT_FIDELITY, RB_FIDELITY, T1_US, garnet_like, write_garnet_like
@@ -250,7 +250,7 @@ def test_a_run_whose_device_file_is_gone_stops_no_other_run_and_can_be_cancelled
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:  # two runs whose submissions were cut off before any job ran
-        patch.setattr(RunWorker, "_send", cut_off)
+        patch.setattr(RunWorker, "_run_here", cut_off)
         for backend in (f"braket_emulator:{document}", "aer_simulator"):
             with pytest.raises(KeyboardInterrupt):
                 runs.submit(featured_store, backend_name=backend, split="test", limit=10, shots=20)
@@ -333,7 +333,8 @@ def test_the_ibm_estimate_is_ibm_s_formula_with_the_device_s_own_timing(home):
     device = FakeFez()
     duration = transpile(feature_map(), target=device.target, optimization_level=1, seed_transpiler=0).estimate_duration(device.target)
     assert 1e-6 < duration < 1e-5 and device.default_rep_delay == pytest.approx(250e-6)
-    estimate = get_backend("ibm_fez").estimate_cost([100, 100, 37], 1024, load_prices())
+    backend = get_backend("ibm_fez")
+    estimate = backend.estimate_cost(backend.profile(offline=True), [100, 100, 37], 1024, load_prices())
     seconds = 3 * 2.0 + 237 * 1024 * (device.default_rep_delay + duration)
     assert estimate.usd == pytest.approx(seconds * 1.60)
     assert "rep_delay 250 us" in estimate.detail and "snapshot of ibm_fez (fake_fez)" in estimate.detail
@@ -390,9 +391,9 @@ def test_a_qpu_run_s_shots_curve_prices_each_point_at_its_own_shots(featured_sto
     assert all(job.state is JobState.COLLECTED for job in jobs), [(job.state, job.error) for job in jobs]
     assert run_cost(featured_store.ledger.run(qpu.id), jobs).actual_usd == pytest.approx(len(jobs) * per_task + 100 * 64 * per_shot)
     result = compare(featured_store, simulator_run_id=simulator.id, hardware_run_id=qpu.id, epochs=2)
-    backend = get_backend("iqm_garnet")
-    backend.check(1, 64)  # its limits as the device states them
+    # Offline, as compare prices it: the default program-set size until the device is read.
+    limits = get_backend("iqm_garnet").profile(offline=True).limits
     assert [point.shots for point in result.shots_curve][-1] == 64
     for point in result.shots_curve:
-        tasks = -(-100 // backend.limits.circuits_per_job(point.shots))
+        tasks = -(-100 // limits.circuits_per_job(point.shots))
         assert point.cost_usd == pytest.approx(tasks * per_task + 100 * point.shots * per_shot), point

@@ -17,7 +17,7 @@ import qhw.backends._braket_aws as braket_aws
 import qhw.backends.ibm as ibm_adapter
 from qhw import runs
 from qhw.errors import ConfigError, CredentialsError, NotFoundError
-from qhw.records import JobState
+from qhw.jobstates import JobState
 from qhw.store.ledger import Ledger
 from qhw.worker import RunWorker
 

@@ -23,6 +23,7 @@ from qhw import feature_maps, runs
 from qhw.cli import main
 from qhw.errors import ConfigError
 from qhw.store import Store
+from qhw.export import export_results
 
 #: A user's map: inputs declared b, a, c (so qhw binds components 0, 1, 2 to b, a, c),
 #: `a` used twice, qubit i measured into bit 5 - i.
@@ -119,7 +120,7 @@ def ideal_probabilities(template_qasm3: str, parameters: np.ndarray) -> np.ndarr
 
 def exported(store: Store, run_id: int, tmp_path):
     out = tmp_path / f"run{run_id}.npz"
-    runs.export_results(store, run_id, out)
+    export_results(store, run_id, out)
     with np.load(out) as data:
         return {key: data[key] for key in data.files}
 
@@ -144,7 +145,7 @@ def test_the_user_file_binds_its_inputs_in_declaration_order_and_measures_by_qub
 
     record = maps_store.catalogue.feature_set(feature_set_id("file"))
     assert (record.feature_map, record.num_qubits, record.num_parameters, record.circuits_per_sample) == ("file:user_map.qasm", 6, 3, 2)
-    template = record.template()
+    template = feature_maps.template_of(record)
     original = qasm3.loads(USER_QASM).remove_final_measurements(inplace=False)
     names = {p.name: p for p in original.parameters}
     values = np.array([0.4, 1.3, 2.2])  # b, a, c
@@ -172,7 +173,7 @@ def test_statevector_gives_each_map_s_exact_distribution(maps_store, tmp_path, n
     assert data["counts"].shape == (4, k, 2**q) and data["parameters"].shape == (4, k, p)
     assert str(data["feature_map"]) == record.feature_map
     # The exported parameters are the feature set's own components, sample by sample.
-    from qhw.features import load_arrays
+    from qhw.store.arrays import load_arrays
 
     angles = load_arrays(record).angles_test[data["sample_index"]]
     assert np.array_equal(data["parameters"].reshape(4, k * p), angles)
@@ -271,15 +272,16 @@ def test_a_map_that_is_not_a_chain_is_not_packed(maps_store, tmp_path):
     chosen = feature_maps.resolve(str(ring))
     assert not feature_maps.is_chain(chosen.template)
     assert feature_maps.is_chain(feature_maps.resolve("zz", qubits=5).template)
-    from qhw.packed_runs import plan_packing
     from qhw.backend import get_backend
+    from qhw.planning import plan_packing
 
     backend = get_backend("fake_fez")
+    profile = backend.profile()
     with pytest.raises(ConfigError, match="--pack 2: the feature map has a gate between qubits that are not neighbours"):
-        plan_packing(backend, 2, 1, offline=True, template=chosen.template)
-    auto = plan_packing(backend, None, 1, offline=True, template=chosen.template)
+        plan_packing(backend, profile, 2, 1, template=chosen.template)
+    auto = plan_packing(backend, profile, None, 1, template=chosen.template)
     assert auto.copies == 1 and "not neighbours" in auto.notes[0]
-    assert plan_packing(backend, None, 1, offline=True, template=feature_maps.resolve("zz", qubits=4).template).copies > 1
+    assert plan_packing(backend, profile, None, 1, template=feature_maps.resolve("zz", qubits=4).template).copies > 1
 
 
 def test_readout_mitigation_adaptive_rounds_and_the_classifier_take_the_map_s_width(maps_store):
@@ -328,7 +330,7 @@ def test_the_observables_readout_feeds_each_parameter_s_pauli_expectation_and_tr
     layer = model.get_layer("readout")
     assert not layer.trainable and not layer.use_bias
 
-    masks = feature_maps.sensitive_observables(record.template(), record.angle_range)
+    masks = feature_maps.sensitive_observables(feature_maps.template_of(record), record.angle_range)
     stored = maps_store.results.run_counts(run.id)
     x = training.outcome_features(maps_store, run).x[:3]
     read = np.asarray(layer(x.astype(np.float32)))
@@ -418,9 +420,9 @@ def test_features_build_takes_a_map_qubits_reps_and_range(home, tmp_path):
         record = store.catalogue.feature_set(built["feature_set"])
         assert record.reps == 3
         # Three layers of Ry, Rz on each of 3 qubits and CZ on 2 pairs, then the measurements.
-        names = [instruction.operation.name for instruction in record.template().data]
+        names = [instruction.operation.name for instruction in feature_maps.template_of(record).data]
         assert names.count("ry") == names.count("rz") == 9 and names.count("cz") == 6 and names.count("measure") == 3
-        from qhw.features import load_arrays
+        from qhw.store.arrays import load_arrays
 
         angles = load_arrays(record).angles_train
         assert np.isclose(angles.min(), -math.pi / 4) and np.isclose(angles.max(), math.pi / 4)

@@ -12,8 +12,9 @@ import qhw.backends.ibm as ibm_adapter
 from qhw import runs
 from qhw.backend import get_backend
 from qhw.errors import BackendError, ConfigError
-from qhw.features import load_arrays
-from qhw.records import JobState
+from qhw.store.arrays import load_arrays
+from qhw.jobstates import JobState
+from qhw.planning import check_shots, plan_jobs
 
 from conftest import SMALL_TEST, SMALL_TRAIN, circuit_distribution
 
@@ -401,13 +402,13 @@ def test_braket_local_simulators_cap_shots_and_jobs_at_half_of_aer_s(name):
     ]
     per_job = min(2**19, program_sets.maximumTotalShots)
     backend = get_backend(name)
-    backend.check(1, 1024)  # reads the device, whose limits then apply
-    assert backend.limits.max_shots == LOCAL_SHOTS_PER_JOB // 2 == 524_288
-    backend.check(1, 524_288)
+    profile = backend.profile()  # the device read, whose limits then apply
+    assert profile.limits.max_shots == LOCAL_SHOTS_PER_JOB // 2 == 524_288
+    check_shots(profile, 524_288)
     with pytest.raises(ConfigError, match=f"--shots must be between 1 and 524288 on {name}, got 524289"):
-        backend.check(1, 524_289)
+        check_shots(profile, 524_289)
     for shots in (1024, 2**16, 2**18, 524_288):
-        plans = runs.plan_jobs(backend, 40, shots)
+        plans = plan_jobs(backend, profile, 40, shots)
         assert sum(plan.executions for plan in plans) == 40
         # As many circuits a job as the cap allows (one at least), never more.
         assert max(plan.executions for plan in plans) == min(40, max(1, min(per_job // shots, program_sets.maximumExecutables)))

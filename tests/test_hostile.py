@@ -57,7 +57,7 @@ def base_home(tmp_path_factory) -> Path:
         def cut_off(self, job):
             raise KeyboardInterrupt
 
-        patch.setattr(RunWorker, "_send", cut_off)
+        patch.setattr(RunWorker, "_run_here", cut_off)
         with pytest.raises(KeyboardInterrupt):
             runs.submit(store, backend_name="aer_simulator", split="all", shots=16)
         patch.undo()

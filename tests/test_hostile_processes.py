@@ -237,12 +237,12 @@ def test_collect_names_an_adaptive_run_whose_model_is_gone_once_and_finishes_the
     try:
         # Run 5: adaptive, its first round collected and the next not started (as a provider's rounds wait for collect).
         with monkeypatch.context() as patch:
-            patch.setattr(runs, "_drive_rounds", lambda store, worker, tally, progress, **_: tally)
+            patch.setattr(runs, "drive_rounds", lambda store, worker, tally, progress, **_: tally)
             adaptive = runs.submit(store, backend_name="statevector", feature_set_id=1, split="test", limit=20, shots=256,
                                    adaptive=True, model_id=1).run
         # Run 6: cut off before its job ran.
         with monkeypatch.context() as patch:
-            patch.setattr(RunWorker, "_send", lambda self, job: (_ for _ in ()).throw(KeyboardInterrupt()))
+            patch.setattr(RunWorker, "_run_here", lambda self, job: (_ for _ in ()).throw(KeyboardInterrupt()))
             with pytest.raises(KeyboardInterrupt):
                 runs.submit(store, backend_name="aer_simulator", feature_set_id=1, split="test", limit=20, shots=64)
         weights = Path(store.catalogue.model(1).weights_path)

@@ -12,7 +12,7 @@ import pytest
 from qhw import runs
 from qhw.backends import braket as braket_adapter
 from qhw.backends import ibm as ibm_adapter
-from qhw.records import JobState
+from qhw.jobstates import JobState
 
 pytestmark = pytest.mark.live
 

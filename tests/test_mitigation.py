@@ -10,7 +10,7 @@ from qhw import runs
 from qhw.compare import compare
 from qhw.errors import ConfigError
 from qhw.mitigation import METHOD, assignment_matrices, mitigate_counts, mitigated_counts
-from qhw.records import JobState
+from qhw.jobstates import JobState
 
 
 def test_assignment_matrices_from_the_two_calibration_states():
@@ -110,11 +110,14 @@ def test_the_estimate_prices_the_calibration_as_the_tasks_it_is(monkeypatch):
     from qhw.backend import BackendLimits, get_backend
     from qhw.pricing import load_prices
 
+    from qhw.backend import DeviceProfile
+    from qhw.planning import plan_jobs
+
     backend = get_backend("iqm_garnet")
-    monkeypatch.setattr(backend, "limits", BackendLimits(max_shots=10_000, max_circuits_per_job=1))
-    plans = runs.plan_jobs(backend, 3, 100, calibrations=2)
+    profile = DeviceProfile("iqm_garnet", 20, BackendLimits(max_shots=10_000, max_circuits_per_job=1))  # a device without program sets
+    plans = plan_jobs(backend, profile, 3, 100, calibrations=2)
     assert [(p.purpose, p.executions) for p in plans] == [("samples", 1)] * 3 + [("calibration", 1)] * 2
-    estimate = backend.estimate_cost([p.executions for p in plans], 100, load_prices())
+    estimate = backend.estimate_cost(profile, [p.executions for p in plans], 100, load_prices())
     assert estimate.usd == pytest.approx(5 * 0.30 + 5 * 100 * 0.00145)
     assert estimate.detail.startswith("5 task(s)")
 

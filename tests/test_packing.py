@@ -319,7 +319,7 @@ def _run_packed(circuit, rows, copies, backend, shots: int) -> np.ndarray:
 
     values = packed_rows(rows, copies, circuit)
     result = SamplerV2.from_backend(backend, seed=3).run([(circuit, values)], shots=shots).result()[0]
-    by_copy = np.stack([counts_from_bitarray(getattr(result.data, copy_register(c))) for c in range(copies)], axis=1)
+    by_copy = np.stack([counts_from_bitarray(getattr(result.data, copy_register(c)), WIDTH) for c in range(copies)], axis=1)
     return demultiplexed(by_copy, len(rows))
 
 
@@ -374,9 +374,10 @@ def signed_features(featured_store, monkeypatch):
     different one: a copy or a bit that lands on the wrong sample is caught."""
     from dataclasses import replace
 
-    from qhw import features, runs, worker
+    from qhw import runs, worker
+    from qhw.store import arrays as arrays_module
 
-    real = features.load_arrays
+    real = arrays_module.load_arrays
 
     def signed(feature_set):
         arrays = real(feature_set)
@@ -541,16 +542,17 @@ def test_a_packed_local_job_holds_no_more_shots_than_an_unpacked_one():
     """A local simulator holds every shot of a job at once, its copies' too (they
     run apart): its jobs are cut by logical executions; a provider's by what is sent."""
     from qhw.backend import LOCAL_SHOTS_PER_JOB, get_backend
-    from qhw.runs import plan_jobs
+    from qhw.planning import plan_jobs
 
     local = get_backend("fake_fez")
     per_job = LOCAL_SHOTS_PER_JOB // 2**14  # 64 executions of 2**14 shots
-    plans = plan_jobs(local, 200, 2**14, copies=5)
+    plans = plan_jobs(local, local.profile(), 200, 2**14, copies=5)
     assert [plan.executions for plan in plans] == [60, 60, 60, 20]  # whole packed executions of 5, at most 64
     assert max(plan.executions for plan in plans) * 2**14 <= LOCAL_SHOTS_PER_JOB
     remote = get_backend("ibm_fez")
-    sent = remote.limits.circuits_per_job(1024)
-    assert plan_jobs(remote, 10 * sent, 1024, copies=5)[0].executions == 5 * sent  # the provider's limit counts executions sent
+    profile = remote.profile(offline=True)
+    sent = profile.limits.circuits_per_job(1024)
+    assert plan_jobs(remote, profile, 10 * sent, 1024, copies=5)[0].executions == 5 * sent  # the provider's limit counts executions sent
     assert per_job == 64
 
 
@@ -559,11 +561,11 @@ def test_an_adaptive_packed_run_adds_each_round_to_its_own_sample(signed_feature
     samples): every shot of every round must still be its own sample's one outcome."""
     from conftest import expected_index
 
-    from qhw import runs
+    from qhw import rounds, runs
 
     store, arrays = signed_features
     # Round 0 all go on; afterwards the first sample of each round is settled.
-    monkeypatch.setattr(runs, "unsettled_by_change", lambda before, after, settings: np.arange(len(after.counts)) > 0)
+    monkeypatch.setattr(rounds, "unsettled_by_change", lambda before, after, settings: np.arange(len(after.counts)) > 0)
     run = runs.submit(store, backend_name="statevector", split="test", limit=8, shots=128, adaptive=True, pack=3).run
     assert run.copies == 3 and run.rounds_done and run.round == 2
     stored = store.results.run_counts(run.id)

@@ -17,6 +17,7 @@ import pytest
 
 from qhw import runs
 from qhw.backend import BackendLimits
+import qhw.backends.aer as aer_adapter
 from qhw.backends.aer import AerBackend
 
 from conftest import assert_ledger_sound
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def small_jobs(monkeypatch):
     """aer_simulator in jobs of 25 circuits: the 100 test samples make 4 jobs."""
-    monkeypatch.setattr(AerBackend, "limits", BackendLimits(max_shots=100_000, max_circuits_per_job=25))
+    monkeypatch.setattr(aer_adapter, "LIMITS", BackendLimits(max_shots=100_000, max_circuits_per_job=25))
 
 
 def _counts(store, run_id: int) -> np.ndarray:
@@ -54,7 +55,7 @@ def test_two_worker_processes_store_what_one_process_stores(featured_store, smal
     pids = [int(re.fullmatch(r"pid:(\d+)@.+", where).group(1)) for where in places]
     assert os.getpid() not in pids and len(set(pids)) == 2, places
     # The run on one process ran every job here.
-    assert not any(where.startswith("pid:") for where in _where_jobs_ran(featured_store, alone.id))
+    assert set(_pids(_where_jobs_ran(featured_store, alone.id))) == {os.getpid()}
 
 
 @pytest.fixture
@@ -181,14 +182,14 @@ def test_collect_and_retry_run_local_jobs_on_their_workers(featured_store, home,
 
     from qhw.cli import main
     from qhw.errors import JobFailedError
-    from qhw.records import JobState
+    from qhw.jobstates import JobState
     from qhw.worker import RunWorker
 
     def cut_off(self, job):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(RunWorker, "_send", cut_off)
+        patch.setattr(RunWorker, "_run_here", cut_off)
         with pytest.raises(KeyboardInterrupt):
             runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=64, workers=1)
     (cut,) = featured_store.ledger.runs()
@@ -203,7 +204,7 @@ def test_collect_and_retry_run_local_jobs_on_their_workers(featured_store, home,
         raise JobFailedError("refused for the test")
 
     with monkeypatch.context() as patch:
-        patch.setattr(AerBackend, "submit", refuse)
+        patch.setattr(AerBackend, "run", refuse)
         failed = runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=64, workers=1).run
     assert {job.state for job in featured_store.ledger.jobs(failed.id)} == {JobState.FAILED}
     result = CliRunner().invoke(main, ["retry", "--run", str(failed.id), "--workers", "2", "--json"])

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 
 from qhw import runs, schema
 from qhw.store.models import Base
-from qhw.records import JobState
+from qhw.jobstates import JobState
 from qhw.store import Store
 
 URL = os.environ.get("QHW_TEST_POSTGRES_URL")

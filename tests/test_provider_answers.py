@@ -25,9 +25,9 @@ from click.testing import CliRunner
 
 from qhw import runs
 from qhw.cli import main
-from qhw.features import load_arrays
+from qhw.store.arrays import load_arrays
 from qhw.overview import run_details, run_overviews
-from qhw.records import JobState
+from qhw.jobstates import JobState
 
 from conftest import circuit_distribution
 from device_documents import garnet_like

@@ -67,7 +67,7 @@ def test_each_parameter_gets_the_observable_that_reads_it_and_no_other(name, rea
 
 
 def test_every_built_in_map_gets_one_distinct_observable_a_parameter():
-    for name in feature_maps.BUILT_IN:
+    for name in feature_maps.REGISTRY:
         chosen = feature_maps.resolve(name, qubits=4)
         masks = feature_maps.sensitive_observables(chosen.template, chosen.angle_range)
         assert len(masks) == chosen.num_parameters == len(set(masks))

@@ -10,10 +10,12 @@ import qhw.backend
 import qhw.providers
 from qhw import runs
 from qhw.backend import BackendLimits
+import qhw.backends.aer as aer_adapter
 from qhw.backends.aer import AerBackend
 from qhw.errors import ConfigError, NotFoundError, UnknownBackendError
-from qhw.features import load_arrays
-from qhw.records import JobState
+from qhw.store.arrays import load_arrays
+from qhw.jobstates import JobState
+from qhw.export import export_results
 
 from conftest import SMALL_TEST, SMALL_TRAIN, circuit_distribution
 
@@ -53,7 +55,7 @@ def test_a_noisy_device_run_maps_results_back_through_its_layout(featured_store)
 
 
 def test_samples_are_split_into_jobs_by_the_backend_limits(featured_store, monkeypatch):
-    monkeypatch.setattr(AerBackend, "limits", BackendLimits(max_shots=1000, max_circuits_per_job=64))
+    monkeypatch.setattr(aer_adapter, "LIMITS", BackendLimits(max_shots=1000, max_circuits_per_job=64))
     result = runs.submit(featured_store, backend_name="aer_simulator", split="all", shots=100)
     assert result.samples == SMALL_TRAIN + SMALL_TEST
     assert [j.executions for j in result.jobs] == [64] * 6 + [16]
@@ -73,7 +75,7 @@ def test_a_crash_before_the_provider_answered_is_resubmitted_by_collect(featured
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(AerBackend, "submit", crash)
+        patch.setattr(AerBackend, "run", crash)
         with pytest.raises(KeyboardInterrupt):
             runs.submit(featured_store, backend_name="aer_simulator", split="test", shots=50)
     (job,) = featured_store.ledger.jobs()
@@ -139,13 +141,13 @@ def test_a_rejected_submission_is_recorded_with_the_reason(featured_store, fake_
 
 def test_the_job_row_exists_before_the_provider_is_called(featured_store, monkeypatch):
     seen = []
-    real_submit = AerBackend.submit
+    real_run = AerBackend.run
 
     def spy(self, *args, **kwargs):
         seen.extend((j.state, j.provider_job_id) for j in featured_store.ledger.jobs())
-        return real_submit(self, *args, **kwargs)
+        return real_run(self, *args, **kwargs)
 
-    monkeypatch.setattr(AerBackend, "submit", spy)
+    monkeypatch.setattr(AerBackend, "run", spy)
     runs.submit(featured_store, backend_name="aer_simulator", split="test", limit=10, shots=10)
     assert seen == [(JobState.PENDING, None)]
 
@@ -172,7 +174,7 @@ def test_bad_submissions_are_refused_before_anything_is_written(featured_store, 
 
 def test_export_writes_the_documented_keys(featured_store, tmp_path):
     run = runs.submit(featured_store, backend_name="aer_simulator", split="all", limit=20, shots=64).run
-    export = runs.export_results(featured_store, run.id, tmp_path / "run.npz")
+    export = export_results(featured_store, run.id, tmp_path / "run.npz")
     assert (export.samples, export.run_samples, export.unfinished_jobs) == (40, 40, 0)
     out = export.path
     with np.load(out) as data:

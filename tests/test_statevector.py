@@ -9,7 +9,8 @@ from qiskit.quantum_info import Statevector
 from qhw import circuits, runs
 from qhw.backend import get_backend
 from qhw.backends.statevector import outcome_probabilities
-from qhw.features import build_features, load_arrays
+from qhw.features import build_features
+from qhw.store.arrays import load_arrays
 
 from conftest import circuit_distribution
 
@@ -34,8 +35,8 @@ def test_the_feature_map_agrees_with_qiskits_statevector_and_the_closed_form(sta
 
 
 def test_the_readout_calibration_prepares_all_zeros_and_all_ones(statevector):
-    executable = statevector.transpile(circuits.readout_calibration(), seed=0)
-    probabilities = outcome_probabilities(executable.circuit, circuits.calibration_rows())
+    executable = statevector.transpile(circuits.readout_calibration(5), seed=0)
+    probabilities = outcome_probabilities(executable.circuit, circuits.calibration_rows(5))
     expected = np.zeros((2, 32))
     expected[0, 0] = expected[1, 31] = 1
     assert np.abs(probabilities - expected).max() < 1e-10
@@ -75,8 +76,7 @@ def test_shots_repeat_with_the_seed_and_only_with_it(statevector):
     executable = statevector.transpile(circuits.feature_map(), seed=0)
     rows = np.random.default_rng(2).uniform(-np.pi / 2, np.pi / 2, (20, 5))
     first, again, other = (
-        statevector.result(statevector.submit(executable, rows, 500, [], seed=seed), executable=executable, executions=20, shots=500).counts
-        for seed in (7, 7, 8)
+        statevector.run(executable, rows, 500, seed=seed).counts for seed in (7, 7, 8)
     )
     assert np.array_equal(first, again) and not np.array_equal(first, other)
     assert (first.sum(axis=1) == 500).all()
@@ -107,7 +107,7 @@ def test_a_circuit_it_cannot_simulate_fails_its_job_with_the_reason(statevector)
     circuit.measure(0, 0)
     circuit.x(0)  # a gate after the measurement
     with pytest.raises(JobFailedError, match="only final measurements"):
-        statevector.submit(Executable(circuit, (0,)), np.zeros((1, 0)), 10, [])
+        statevector.run(Executable(circuit, (0,)), np.zeros((1, 0)), 10)
 
 
 def test_statevector_simulates_at_most_20_qubits_and_refuses_more_in_one_line():

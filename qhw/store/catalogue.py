@@ -169,8 +169,9 @@ def _feature_set_record(row: FeatureSetRow) -> FeatureSetRecord:
         num_parameters=row.num_parameters,
         reps=row.reps,
         angle_range=(row.angle_low, row.angle_high),
-        template_qpy=row.template_qpy,
-        template_qasm3=row.template_qasm3,
+        # A set from before feature maps (schema 0011) ran the paper's map of its width.
+        template_qpy=row.template_qpy or circuits.to_qpy(circuits.feature_map(row.num_qubits)),
+        template_qasm3=row.template_qasm3 or circuits.to_qasm3(circuits.feature_map(row.num_qubits)),
         source_sha256=row.source_sha256,
     )
 

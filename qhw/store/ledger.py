@@ -24,21 +24,8 @@ from sqlalchemy.orm import Session
 
 from qhw import settings
 from qhw.errors import ConflictError, NotFoundError
-from qhw.records import (
-    UNFINISHED_STATES,
-    CalibrationSnapshot,
-    ExecutionFailureRecord,
-    JobEventRecord,
-    JobPlan,
-    JobRecord,
-    JobState,
-    PairCalibration,
-    ProviderUsage,
-    QubitCalibration,
-    RunRecord,
-    RunSpec,
-    can_move,
-)
+from qhw.records import CalibrationSnapshot, ExecutionFailureRecord, JobEventRecord, JobPlan, JobRecord, PairCalibration, ProviderUsage, QubitCalibration, RunRecord, RunSpec
+from qhw.jobstates import JobState, UNFINISHED_STATES, can_move
 from qhw.store.database import Database
 from qhw.store.models import DeviceSnapshotRow, ExecutionFailureRow, JobEventRow, JobRow, RunRow
 

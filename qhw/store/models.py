@@ -27,7 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from qhw.records import DEVICE_KINDS, JOB_PURPOSES, RUN_SPLITS, SPLITS, JobState
+from qhw.records import DEVICE_KINDS, JOB_PURPOSES, RUN_SPLITS, SPLITS
+from qhw.jobstates import JobState
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -16,7 +16,8 @@ import numpy as np
 from sqlalchemy import func, insert, select
 
 from qhw.errors import StoreError
-from qhw.records import SPLIT_NAMES, UNFINISHED_STATES, JobRecord, JobState, ProviderUsage
+from qhw.records import SPLIT_NAMES, JobRecord, ProviderUsage
+from qhw.jobstates import JobState, UNFINISHED_STATES
 from qhw.store.database import Database
 from qhw.store.ledger import _fresh, run_row, transition, usage_values, utcnow
 from qhw.store.models import CalibrationRow, ExecutionFailureRow, MitigatedResultRow, ResultRow, RunRow

@@ -1,0 +1,416 @@
+"""A run's plan, as a value: from what a device offers and what the user asks.
+
+An adapter describes its device as a :class:`~qhw.backend.DeviceProfile`
+(offline, from what ships with its SDK or a document kept with an earlier
+run; or live). :func:`plan_run` turns a :class:`RunRequest` and a profile into
+a :class:`RunPlan`: the copies an execution carries and where (qhw.packing),
+the jobs and the shots each gets, the executions sent and the estimate.
+``submit`` plans offline, guards the cost (:func:`guard_cost`) before any
+network, then plans again from the live profile; ``retry`` plans the missing
+executions (:func:`plan_retry`), an adaptive run its later rounds
+(:func:`round_jobs`), ``compare`` a run's cost at other shots
+(:func:`estimate_jobs`), all by the same rules.
+
+Nothing here writes, submits or changes a backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from qhw import feature_maps, packing
+from qhw.backend import Backend, DeviceProfile
+from qhw.errors import BackendError, ConfigError
+from qhw.pricing import CostEstimate, PriceTable, check_amount, sum_estimates
+from qhw.records import JOB_PURPOSES, ExecutionFailureRecord, JobPlan, JobRecord, RunRecord, ceil_div
+
+#: States the readout calibration prepares on each copy's qubits (qhw.circuits.calibration_rows).
+CALIBRATION_STATES = 2
+
+
+# --- what is asked ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A run as the user asked for it, every input checked at the command's boundary.
+
+    ``round_shots``: an adaptive run's shots a round (round 0 first); None
+    for a run that gives every execution ``shots``.
+    """
+
+    executions: int  # the samples' executions: samples x circuits a sample
+    shots: int  # shots an execution gets (an adaptive run's most)
+    template: object  # the feature map (a Qiskit circuit): its width, and whether it packs
+    pack: int | None = 1  # copies an execution; None: as many as fit (--pack auto)
+    spacing: int = 1
+    mitigate: bool = False
+    round_shots: tuple[int, ...] | None = None
+
+    @property
+    def first_shots(self) -> int:
+        return self.shots if self.round_shots is None else self.round_shots[0]
+
+
+@dataclass(frozen=True)
+class PackingPlan:
+    """The copies an execution carries, and where they are."""
+
+    copies: int
+    partition: packing.Partition | None  # None: one copy where the compiler puts it, or a simulator's copies
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> str | None:
+        """What is stored with the run (None for a run of one copy placed by the compiler)."""
+        if self.partition is None:
+            return None if self.copies == 1 else json.dumps({"spacing": None, "estimated_errors": None})
+        return json.dumps(
+            {"spacing": self.partition.spacing, "estimated_errors": [copy.estimated_error for copy in self.partition.copies]}
+        )
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run sends, and what it is estimated to cost (at most, for an adaptive run)."""
+
+    packing: PackingPlan
+    calibrations: int  # the readout calibration's executions (every state on every copy)
+    jobs: tuple[JobPlan, ...]  # the samples' first (or only) round, then the calibration's
+    prices: PriceTable | None  # the table the estimate used (the device's own prices applied); None: free
+    estimate: CostEstimate | None
+
+    @property
+    def copies(self) -> int:
+        return self.packing.copies
+
+    @property
+    def executions_sent(self) -> int:
+        """Executions the jobs send: a packed one carries ``copies`` logical executions."""
+        return sum(sent_sizes(self.jobs, self.copies))
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self.packing.notes
+
+
+# --- checks against a profile -------------------------------------------------------------------
+
+
+def check_shots(profile: DeviceProfile, shots: int) -> None:
+    """Raises ConfigError unless ``shots`` is within the device's range."""
+    limits = profile.limits
+    if not limits.min_shots <= shots <= limits.max_shots:
+        raise ConfigError(f"--shots must be between {limits.min_shots} and {limits.max_shots} on {profile.name}, got {shots}")
+
+
+def check_width(profile: DeviceProfile, template, what: str) -> None:
+    """A device narrower than the feature map is refused before anything is written
+    (``what``: the feature map, for the message)."""
+    if profile.qubits and profile.qubits < template.num_qubits:
+        raise ConfigError(f"{profile.name} has {profile.qubits} qubits; the feature map of {what} needs {template.num_qubits}")
+
+
+def check_available(profile: DeviceProfile) -> None:
+    """A device that takes no jobs now (read live) is refused before anything is written."""
+    if profile.unavailable is not None:
+        raise BackendError(f"{profile.unavailable}; nothing was submitted")
+
+
+# --- copies and jobs ----------------------------------------------------------------------------
+
+
+def plan_packing(
+    backend: Backend, profile: DeviceProfile, wanted: int | None, spacing: int, *, template, circuits_to_run: int | None = None
+) -> PackingPlan:
+    """The copies for ``--pack`` (``wanted``: None for auto) on the device ``profile`` describes.
+
+    An execution carries no more copies than the run has circuits to run (an
+    empty copy is simulated, or paid for, for nothing).
+
+    Raises:
+        ConfigError: more copies than fit, a device with no chain of the
+            template's width, a template that is not a chain, packing a
+            managed simulator.
+    """
+    if wanted is not None and circuits_to_run is not None and wanted > circuits_to_run:
+        note = f"--pack {wanted}: the run has {circuits_to_run} circuit(s) to run, so {circuits_to_run} copies an execution at most"
+        plan = plan_packing(backend, profile, circuits_to_run, spacing, template=template)
+        return dataclasses.replace(plan, notes=(note, *plan.notes))
+    if wanted == 1:
+        return PackingPlan(1, None)
+    width = template.num_qubits
+    if profile.graph is None:
+        if backend.kind == "simulator":
+            if wanted is None:
+                return PackingPlan(1, None, (f"--pack auto: {backend.name} is a simulator, with no qubits to share; one copy an execution",))
+            return PackingPlan(wanted, None)
+        if backend.kind == "managed simulator":
+            # Billed by the time it runs, which grows with the qubits simulated at once.
+            if wanted is not None:
+                raise ConfigError(f"--pack {wanted}: {backend.name} is a managed simulator, billed by its run time; packing saves nothing there")
+            return PackingPlan(1, None, (f"--pack auto: {backend.name} is a managed simulator; one copy an execution",))
+        if not feature_maps.is_chain(template):
+            return _not_a_chain(wanted, backend)
+        note = (
+            f"no topology of {backend.name} is known before it is read (no earlier run kept its document): "
+            "the estimate assumes one copy an execution; the copies are placed once the device is read"
+        )
+        return PackingPlan(1, None, (note,))
+    if not feature_maps.is_chain(template):
+        return _not_a_chain(wanted, backend)
+    try:
+        partition = packing.partition(profile.graph, width=width, copies=wanted, spacing=spacing)
+    except packing.NoChainError as err:
+        if wanted is not None:
+            raise
+        return PackingPlan(1, None, (f"--pack auto: {err}; one copy an execution, where the compiler places it",))
+    if wanted is not None:
+        return PackingPlan(len(partition.copies), partition)
+    if circuits_to_run is not None and len(partition.copies) > circuits_to_run:
+        if circuits_to_run == 1:
+            return PackingPlan(1, None, ("--pack auto: the run has one circuit to run; one copy an execution",))
+        partition = packing.Partition(copies=partition.copies[:circuits_to_run], spacing=partition.spacing)
+        note = f"--pack auto: the run has {circuits_to_run} circuits to run, so {circuits_to_run} copies an execution (the device's best chains)"
+        return PackingPlan(circuits_to_run, partition, (note,))
+    count = len(partition.copies)
+    room = "room for one copy" if count == 1 else f"room for {count} copies"
+    return PackingPlan(count, partition, (f"--pack auto: {backend.name} has {room} of the {width}-qubit feature map (spacing {spacing})",))
+
+
+def _not_a_chain(wanted: int | None, backend: Backend) -> PackingPlan:
+    """A template with a gate between qubits that are not neighbours in its
+    order would need swaps to fit a chain of the device, and swaps could reach
+    another copy's qubits: such a map runs one copy an execution."""
+    reason = "the feature map has a gate between qubits that are not neighbours in its order, so its copies cannot be placed on chains"
+    if wanted is not None:
+        raise ConfigError(f"--pack {wanted}: {reason}; use --pack 1")
+    return PackingPlan(1, None, (f"--pack auto: {reason}; one copy an execution on {backend.name}",))
+
+
+def logical_per_job(backend: Backend, profile: DeviceProfile, shots: int, copies: int) -> int:
+    """Logical executions a job carries: a provider's limit counts what is sent
+    (``copies`` to an execution); a local simulator's counts the shots it holds
+    in memory, which its copies all hold (they run apart). Always whole packed
+    executions, so that position p of a job is copy p % copies."""
+    per_job = profile.limits.circuits_per_job(shots)
+    if not backend.is_local:
+        return per_job * copies
+    return max(copies, per_job // copies * copies)
+
+
+def plan_jobs(
+    backend: Backend, profile: DeviceProfile, executions: int, shots: int, *, calibrations: int = 0, copies: int = 1,
+    job_shots: int | None = None, round: int = 0,
+) -> list[JobPlan]:
+    """Jobs within the device's limits: the samples' executions, then the
+    readout calibration's in jobs of their own (a device that takes one
+    circuit a task gets one calibration state a task). A packed run's job
+    carries ``copies`` logical executions in each execution it sends.
+    ``job_shots``: the samples' jobs' own shots (an adaptive round's), sized by them."""
+    per_job = logical_per_job(backend, profile, job_shots or shots, copies)
+    plans = [
+        JobPlan(start, min(start + per_job, executions), shots=job_shots, round=round) for start in range(0, executions, per_job)
+    ]
+    per_calibration_job = logical_per_job(backend, profile, shots, copies)
+    plans += [
+        JobPlan(start, min(start + per_calibration_job, calibrations), "calibration")
+        for start in range(0, calibrations, per_calibration_job)
+    ]
+    return plans
+
+
+def round_jobs(backend: Backend, profile: DeviceProfile, executions: Sequence[int], shots: int, copies: int, round: int) -> list[JobPlan]:
+    """An adaptive run's later round: jobs of exactly these executions, each at the round's ``shots``."""
+    per_job = logical_per_job(backend, profile, shots, copies)
+    return [JobPlan.of(executions[start : start + per_job], shots=shots, round=round) for start in range(0, len(executions), per_job)]
+
+
+def sent_sizes(plans: Sequence[JobPlan], copies: int) -> list[int]:
+    """The executions each job sends: its logical executions, ``copies`` to one."""
+    return [ceil_div(plan.executions, copies) for plan in plans]
+
+
+# --- what it costs ------------------------------------------------------------------------------
+
+
+def device_prices(profile: DeviceProfile, prices: PriceTable) -> PriceTable:
+    """``prices`` with the device's own published price in place of qhw's
+    table, unless the user's price file sets this device's price."""
+    published = profile.published_price
+    if published is None or prices.overridden(published.key, published.device):
+        return prices
+    return prices.with_device_price(published.key, published.device, published.usd, published.source)
+
+
+def estimate_jobs(backend: Backend, profile: DeviceProfile, jobs: Sequence[tuple[int, int]], prices: PriceTable) -> CostEstimate | None:
+    """The estimate of jobs given as (executions sent, shots each), priced
+    group by group of equal shots; None when free or when no price is known."""
+    if not backend.is_paid:
+        return None
+    by_shots: dict[int, list[int]] = {}
+    for executions, shots in jobs:
+        by_shots.setdefault(shots, []).append(executions)
+    if not by_shots:
+        return backend.estimate_cost(profile, [], 0, prices)
+    parts = [backend.estimate_cost(profile, sizes, shots, prices) for shots, sizes in sorted(by_shots.items())]
+    if any(part is None for part in parts):
+        return None
+    return sum_estimates(parts)
+
+
+def _run_estimate(backend: Backend, profile: DeviceProfile, request: RunRequest, copies: int, calibrations: int, prices: PriceTable) -> CostEstimate | None:
+    """What a new run costs at most: every execution at ``shots``; an adaptive
+    run's worst case, every sample through every round (each round's jobs
+    priced with its own shots, the calibration with the run's)."""
+    if not backend.is_paid:
+        return None
+    if request.round_shots is None:
+        plans = plan_jobs(backend, profile, request.executions, request.shots, calibrations=calibrations, copies=copies)
+        return backend.estimate_cost(profile, sent_sizes(plans, copies), request.shots, prices)
+    parts = [
+        backend.estimate_cost(profile, sent_sizes(plan_jobs(backend, profile, request.executions, shots, copies=copies), copies), shots, prices)
+        for shots in request.round_shots
+    ]
+    if calibrations:
+        calibration_plans = plan_jobs(backend, profile, 0, request.shots, calibrations=calibrations, copies=copies)
+        parts.append(backend.estimate_cost(profile, sent_sizes(calibration_plans, copies), request.shots, prices))
+    if any(part is None for part in parts):
+        return None
+    total = sum_estimates(parts)
+    rounds = len(request.round_shots)
+    return dataclasses.replace(total, detail=f"worst case, every sample through {rounds} rounds to {request.shots} shots: {total.detail}")
+
+
+def plan_run(backend: Backend, profile: DeviceProfile, request: RunRequest, prices: PriceTable | None) -> RunPlan:
+    """The plan of a new run on the device ``profile`` describes.
+
+    ``prices``: qhw's table (None for a free backend); the device's own
+    published price applies (:func:`device_prices`). An unpacked paid run's
+    estimate also says what ``--pack auto`` would cost where the device holds
+    more than one copy.
+
+    Raises:
+        ConfigError: shots outside the device's range, a device narrower than
+            the template, copies that do not fit.
+        BackendError: the device takes no jobs now (a live profile says so).
+    """
+    check_available(profile)
+    check_shots(profile, request.shots)
+    packed = plan_packing(backend, profile, request.pack, request.spacing, template=request.template, circuits_to_run=request.executions)
+    calibrations = CALIBRATION_STATES * packed.copies if request.mitigate else 0
+    jobs = plan_jobs(
+        backend, profile, request.executions, request.shots, calibrations=calibrations, copies=packed.copies,
+        job_shots=None if request.round_shots is None else request.first_shots,
+    )
+    table = None if prices is None else device_prices(profile, prices)
+    estimate = None if table is None else _run_estimate(backend, profile, request, packed.copies, calibrations, table)
+    if estimate is not None and request.pack == 1 and request.round_shots is None:
+        estimate = _with_packed_alternative(backend, profile, request, table, estimate)
+    return RunPlan(packed, calibrations, tuple(jobs), table, estimate)
+
+
+def _with_packed_alternative(backend: Backend, profile: DeviceProfile, request: RunRequest, prices: PriceTable, estimate: CostEstimate) -> CostEstimate:
+    """The estimate of an unpacked paid run, saying what ``--pack auto`` would cost."""
+    try:
+        auto = plan_packing(backend, profile, None, request.spacing, template=request.template, circuits_to_run=request.executions)
+    except ConfigError:
+        return estimate
+    if auto.copies < 2:
+        return estimate
+    calibrations = CALIBRATION_STATES * auto.copies if request.mitigate else 0
+    packed = _run_estimate(backend, profile, request, auto.copies, calibrations, prices)
+    if packed is None:
+        return estimate
+    return dataclasses.replace(estimate, alternative=f"with --pack auto ({auto.copies} copies an execution): {packed.usd_text}")
+
+
+def guard_cost(
+    backend: Backend,
+    estimate: CostEstimate | None,
+    max_cost: float | None,
+    approve: Callable[[CostEstimate | None], bool] | None,
+) -> None:
+    """Refuse a paid submission above ``max_cost``, without credentials, or
+    without approval: in that order, so that a price is refused before
+    anything else is asked, and nobody is asked to pay for what cannot run."""
+    check_amount(max_cost, "--max-cost")
+    if not backend.is_paid:
+        backend.check_credentials()
+        return
+    if estimate is not None:
+        check_amount(estimate.usd, f"the estimate for {backend.name} ({estimate.detail}; prices of {estimate.prices_taken})")
+    if max_cost is not None:
+        if estimate is None:
+            raise ConfigError(
+                f"no price is known for {backend.name}, so --max-cost cannot be checked; "
+                "add one to prices.toml (see the README); nothing was submitted"
+            )
+        if estimate.usd > max_cost:
+            raise ConfigError(f"estimated cost {estimate} exceeds --max-cost ${max_cost:,.2f}; nothing was submitted")
+    backend.check_credentials()
+    if approve is None or not approve(estimate):
+        shown = estimate if estimate is not None else "unknown (no price for this device)"
+        raise ConfigError(f"{backend.name} costs money (estimate: {shown}); not confirmed, nothing was submitted")
+
+
+def guard_again(backend: Backend, guarded: CostEstimate | None, revised: CostEstimate | None, max_cost, approve) -> None:
+    """The guard once more when the live plan costs more than the offline one
+    it passed (the device's own limits or prices): --max-cost is checked, and
+    approval asked, anew."""
+    if revised is not None and (guarded is None or revised.usd > guarded.usd + 1e-12):
+        guard_cost(backend, revised, max_cost, approve)
+
+
+# --- what a retry sends -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """A retry: the failed jobs sent afresh, and new jobs of exactly the
+    executions a provider failed inside jobs that otherwise ran (each with the
+    ids of the failures it answers)."""
+
+    failed: tuple[JobRecord, ...]
+    missing: tuple[tuple[JobPlan, tuple[int, ...]], ...]
+    estimate: CostEstimate | None
+    prices: PriceTable | None
+
+    @property
+    def jobs(self) -> int:
+        return len(self.failed) + len(self.missing)
+
+
+def plan_retry(
+    backend: Backend, profile: DeviceProfile, run: RunRecord, failed: Sequence[JobRecord],
+    missing: Sequence[ExecutionFailureRecord], jobs: dict[int, JobRecord], prices: PriceTable | None,
+) -> RetryPlan:
+    """What ``qhw retry`` sends, by the same rules as a run: a packed run is
+    retried packed as it ran, and each job keeps the shots of its round."""
+    check_available(profile)
+    planned = []
+    groups: dict[tuple[str, int, int | None], list[ExecutionFailureRecord]] = {}
+    for failure in missing:
+        job = jobs[failure.job_id]
+        groups.setdefault((failure.purpose, job.round, job.own_shots), []).append(failure)
+    for (purpose, round, shots), failures in sorted(groups.items(), key=lambda item: (JOB_PURPOSES.index(item[0][0]), item[0][1])):
+        per_job = logical_per_job(backend, profile, shots or run.shots, run.copies)
+        failures.sort(key=lambda f: f.execution)
+        for start in range(0, len(failures), per_job):
+            chunk = failures[start : start + per_job]
+            planned.append((JobPlan.of([f.execution for f in chunk], purpose, shots=shots, round=round), tuple(f.id for f in chunk)))
+    table = None if prices is None else device_prices(profile, prices)
+    estimate = None
+    if table is not None:
+        sent = [(ceil_div(job.executions, run.copies), job.shots(run.shots)) for job in failed]
+        sent += [(ceil_div(plan.executions, run.copies), plan.shots or run.shots) for plan, _ in planned]
+        estimate = estimate_jobs(backend, profile, sent, table)
+    return RetryPlan(tuple(failed), tuple(planned), estimate, table)
+
+
+def pending_estimate(backend: Backend, profile: DeviceProfile, run: RunRecord, jobs: Sequence[JobRecord], prices: PriceTable) -> CostEstimate | None:
+    """What sending these pending jobs would cost: a packed execution carries
+    ``copies`` logical ones, and an adaptive round's jobs have their own shots."""
+    return estimate_jobs(backend, profile, [(ceil_div(job.executions, run.copies), job.shots(run.shots)) for job in jobs], prices)
