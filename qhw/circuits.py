@@ -25,14 +25,19 @@ def feature_map(num_qubits: int = PAPER_QUBITS):
     outcome of logical qubit i in bit i (the canonical order of DESIGN.md).
     """
     circuit, theta = parameterised_circuit(num_qubits, "qhw_feature_map")
+    paper_gates(circuit, theta, num_qubits)
+    circuit.measure(range(num_qubits), range(num_qubits))
+    return circuit
+
+
+def paper_gates(circuit, theta, num_qubits: int) -> None:
+    """The paper's gates onto ``circuit``: Ry(theta_i) on qubit i, H on each, the CNOT cascade."""
     for i in range(num_qubits):
         circuit.ry(theta[i], i)
     for i in range(num_qubits):
         circuit.h(i)
     for i in range(num_qubits - 1):
         circuit.cx(i, i + 1)
-    circuit.measure(range(num_qubits), range(num_qubits))
-    return circuit
 
 
 def readout_calibration(num_qubits: int):

@@ -167,12 +167,9 @@ def help_text() -> str:
 
 
 def _paper(template, theta, width: int, reps: int | None) -> None:
-    for i in range(width):
-        template.ry(theta[i], i)
-    for i in range(width):
-        template.h(i)
-    for i in range(width - 1):
-        template.cx(i, i + 1)
+    from qhw.circuits import paper_gates
+
+    paper_gates(template, theta, width)
 
 
 def _angle(template, theta, width: int, reps: int | None) -> None:

@@ -450,3 +450,47 @@ def test_a_qpy_file_is_read_with_qiskit_s_parameter_order(tmp_path):
     gates = {inst.operation.name + str(chosen.template.find_bit(inst.qubits[0]).index): inst.operation.params for inst in chosen.template.data if inst.operation.params}
     assert str(gates["ry0"][0]) == "theta[2]" and str(gates["rx1"][0]) == "theta[0]" and str(gates["ry2"][0]) == "theta[1]"
     assert [inst.operation.name for inst in chosen.template.data][-3:] == ["measure"] * 3
+
+
+def _ring(template, theta, width: int, reps: int | None) -> None:
+    """A test map: Rx on each qubit, then CZ around a ring (its last pair is no neighbour)."""
+    for i in range(width):
+        template.rx(theta[i], i)
+    for i in range(width):
+        template.cz(i, (i + 1) % width)
+
+
+@pytest.fixture
+def ring_map():
+    """A new built-in map, added as a feature map is added: one registry entry."""
+    entry = feature_maps.register(feature_maps.BuiltIn("ring", _ring, (0.0, math.pi), chain=False, help="Rx and a CZ ring (a test map)"))
+    yield entry
+    del feature_maps.REGISTRY["ring"]
+
+
+def test_a_new_built_in_map_is_one_registry_entry(ring_map, home):
+    shown = " ".join(CliRunner().invoke(main, ["features", "build", "--help"]).stdout.split())  # as wrapped, unwrapped
+    assert "ring: Rx and a CZ ring (a test map)" in shown
+    result = CliRunner().invoke(main, [
+        "features", "build", "--limit-train", "40", "--limit-test", "10", "--epochs", "1", "--feature-map", "ring", "--qubits", "3", "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    built = json.loads(result.stdout)
+    assert (built["feature_map"], built["qubits"], built["parameters"], built["angle_range"]) == ("ring", 3, 3, [0.0, round(math.pi, 6)])
+    store = Store(f"sqlite:///{home}/qhw.db")
+    try:
+        names = [instruction.operation.name for instruction in feature_maps.template_of(store.catalogue.feature_set(built["feature_set"])).data]
+    finally:
+        store.close()
+    assert names == ["rx"] * 3 + ["cz"] * 3 + ["measure"] * 3
+    with pytest.raises(ConfigError, match="--reps applies to the zz and reupload feature maps, not ring"):
+        feature_maps.resolve("ring", reps=2)
+    with pytest.raises(ConfigError, match="already registered"):
+        feature_maps.register(ring_map)
+
+
+def test_each_built_in_declares_the_chain_shape_its_circuit_has():
+    for name, entry in feature_maps.REGISTRY.items():
+        for width in (2, 5, 7):
+            assert feature_maps.is_chain(feature_maps.resolve(name, qubits=width).template) is entry.chain, (name, width)
+    assert feature_maps.resolve("paper").template.name == "qhw_feature_map"  # the paper's map, the same circuit as before maps had a choice
