@@ -105,6 +105,15 @@ class RunSpec:
     packing_json: str | None = None
     # An adaptive run's settings (qhw.adaptive.AdaptiveSettings as JSON); None: every sample gets ``shots``.
     adaptive_json: str | None = None
+    # Samples each copy's qubits run one after another in a shot (measured, then reset).
+    reuse: int = 1
+    # The pause between shots asked of the device, in seconds (None: its default).
+    rep_delay: float | None = None
+
+    @property
+    def slots(self) -> int:
+        """Samples' executions one execution carries: copies times positions."""
+        return self.copies * self.reuse
 
     def copy_layout(self, copy: int) -> tuple[int, ...]:
         """The physical qubits of one copy, in the template's qubit order."""
@@ -163,6 +172,8 @@ class JobRecord:
     updated_at: datetime
     quantum_seconds: float | None = None
     purpose: str = "samples"  # or "calibration"
+    usage_value: float | None = None  # the provider's usage in a unit of its own (IBM: resource units)
+    usage_unit: str | None = None
     # The ledger's own bookkeeping (see docs/ledger.md).
     idempotency_key: str = ""
     attempt: int = 1  # fresh submissions so far (`qhw retry` adds one)
@@ -190,7 +201,7 @@ class JobRecord:
     ) -> "JobUsage":
         """This job as its adapter prices it (``reported``: fresh from the provider;
         ``copies``: a packed run's, ``copies`` logical executions to one sent)."""
-        reported = reported or ProviderUsage(self.quantum_seconds, self.duration_seconds)
+        reported = reported or ProviderUsage(self.quantum_seconds, self.duration_seconds, value=self.usage_value, unit=self.usage_unit)
         return JobUsage(state or self.state, ceil_div(self.executions, copies), shots, reported)
 
     @property
@@ -248,6 +259,10 @@ class ProviderUsage:
     # The provider's own estimate of the job's QPU time, known once it has the
     # job (IBM's usage_estimation), whether or not the usage is final.
     estimated_quantum_seconds: float | None = None
+    # The provider's usage in a unit of its own, where it bills by one (IBM's
+    # resource units: ``value`` with ``unit`` "RU").
+    value: float | None = None
+    unit: str | None = None
 
 
 @dataclass(frozen=True)

@@ -121,8 +121,11 @@ def usage_values(usage: ProviderUsage) -> dict:
     """The job columns of what a provider reported; figures not yet final stay unknown."""
     estimate = {} if usage.estimated_quantum_seconds is None else {"provider_estimate_seconds": usage.estimated_quantum_seconds}
     if not usage.final:
-        return {"quantum_seconds": None, "duration_seconds": None, "usage_pending": True, **estimate}
-    return {"quantum_seconds": usage.quantum_seconds, "duration_seconds": usage.duration_seconds, "usage_pending": False, **estimate}
+        return {"quantum_seconds": None, "duration_seconds": None, "usage_value": None, "usage_unit": None, "usage_pending": True, **estimate}
+    return {
+        "quantum_seconds": usage.quantum_seconds, "duration_seconds": usage.duration_seconds, "usage_value": usage.value,
+        "usage_unit": usage.unit, "usage_pending": False, **estimate,
+    }
 
 
 def _fresh(session: Session, job_id: int) -> JobRow:
@@ -227,6 +230,8 @@ class Ledger:
                 copies=spec.copies,
                 packing=spec.packing_json,
                 adaptive=spec.adaptive_json,
+                reuse=spec.reuse,
+                rep_delay=spec.rep_delay,
             )
             session.add(run)
             session.flush()
@@ -467,6 +472,8 @@ class Ledger:
             "error": None,
             "quantum_seconds": None,
             "duration_seconds": None,
+            "usage_value": None,
+            "usage_unit": None,
             "cost_usd": None,
             "usage_pending": False,
             "provider_estimate_seconds": None,
@@ -652,6 +659,8 @@ def run_record(row: RunRow) -> RunRecord:
         copies=row.copies,
         packing_json=row.packing,
         adaptive_json=row.adaptive,
+        reuse=row.reuse,
+        rep_delay=row.rep_delay,
         round=row.round,
         rounds_done=bool(row.rounds_done),
     )
@@ -670,6 +679,8 @@ def job_record(row: JobRow) -> JobRecord:
         updated_at=aware(row.updated_at),
         quantum_seconds=row.quantum_seconds,
         purpose=row.purpose,
+        usage_value=row.usage_value,
+        usage_unit=row.usage_unit,
         idempotency_key=row.idempotency_key,
         attempt=row.attempt,
         submit_started_at=aware(row.submit_started_at),

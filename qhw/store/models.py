@@ -129,6 +129,11 @@ class RunRow(Base):
     # the partition that placed them (JSON: spacing, each copy's estimated error).
     copies: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     packing: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Samples each copy's qubits run one after another in a shot (measured,
+    # then reset): a packed execution carries copies x reuse samples.
+    reuse: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The pause between shots asked of the device (seconds; None: the device's default).
+    rep_delay: Mapped[float | None] = mapped_column(Float, nullable=True)
     # An adaptive run (qhw.adaptive): its settings (JSON), its newest round,
     # and whether its rounds have ended (every sample settled or at --shots).
     adaptive: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -138,6 +143,7 @@ class RunRow(Base):
     __table_args__ = (
         CheckConstraint(_in("split", RUN_SPLITS), name="split_valid"),
         CheckConstraint("copies > 0", name="copies_positive"),
+        CheckConstraint("reuse > 0", name="reuse_positive"),
         CheckConstraint(_in("device_kind", DEVICE_KINDS), name="device_kind_valid"),
         CheckConstraint(f"mitigation IS NULL OR {_in('mitigation', MITIGATIONS)}", name="mitigation_valid"),
         CheckConstraint("shots > 0", name="shots_positive"),
@@ -163,6 +169,10 @@ class JobRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Quantum seconds the provider reported for the finished job (IBM's usage).
     quantum_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The provider's own usage figure and its unit, where it bills in a unit of
+    # its own (IBM's resource units, "RU"): the figure its cost is priced by.
+    usage_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    usage_unit: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
     # The ledger (docs/ledger.md). A fresh random key per submission attempt,
@@ -234,8 +244,10 @@ class ResultRow(Base):
     sample_index: Mapped[int] = mapped_column(Integer)
     circuit: Mapped[int] = mapped_column(Integer)
     shots: Mapped[int] = mapped_column(Integer)
-    # The copy (of a packed run) that measured it: its physical qubits are the run's.
+    # The copy (of a packed run) that measured it: its physical qubits are the run's;
+    # and its position in the samples those qubits ran in one shot (0: first, or not reused).
     copy: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The round of an adaptive run that measured these counts (0 otherwise):
     # a sample's counts are the sum of its rounds.
     round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -299,10 +311,12 @@ class CalibrationRow(Base):
     prepared: Mapped[int] = mapped_column(Integer)
     shots: Mapped[int] = mapped_column(Integer)
     counts: Mapped[bytes] = mapped_column(LargeBinary)
-    # The copy (of a packed run) whose qubits were calibrated.
+    # The copy (of a packed run) whose qubits were calibrated, at the position
+    # (of a reused run) measured: a mid-circuit measurement errs as it does.
     copy: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
-    __table_args__ = (UniqueConstraint("run_id", "copy", "prepared", name="uq_calibrations_run_copy_prepared"),)
+    __table_args__ = (UniqueConstraint("run_id", "copy", "position", "prepared", name="uq_calibrations_run_copy_position_prepared"),)
 
 
 class MitigatedResultRow(Base):

@@ -35,6 +35,7 @@ class RunCounts:
     shots: int  # the run's shots: the most any sample got
     copies: np.ndarray | None = None  # (n, circuits): the copy of a packed run that measured each; None: all copy 0
     sample_shots: np.ndarray | None = None  # (n, circuits): the shots each got (an adaptive run's differ); None: ``shots``
+    positions: np.ndarray | None = None  # (n, circuits): the position (of a reused run) that measured each; None: all 0
 
     @property
     def shots_each(self) -> np.ndarray:
@@ -52,6 +53,7 @@ class RunCounts:
         return RunCounts(
             self.splits[rows], self.sample_index[rows], self.counts[rows], self.shots,
             None if self.copies is None else self.copies[rows], None if self.sample_shots is None else self.sample_shots[rows],
+            None if self.positions is None else self.positions[rows],
         )
 
 
@@ -111,8 +113,11 @@ class Results:
             order = np.frombuffer(run.sample_order, dtype="<i4").reshape(-1, 2)
             k = run.circuits_per_sample
             executions = job.execution_indices[ran]
-            # Position p of a packed job ran as copy p % copies (qhw.circuits.packed_rows).
-            copies = [position % run.copies for position in ran]
+            # Place p of a packed job ran as slot p % slots: copy (p % slots) % copies,
+            # at position (p % slots) // copies (qhw.circuits.packed).
+            slots = run.copies * run.reuse
+            copies = [(place % slots) % run.copies for place in ran]
+            positions = [(place % slots) // run.copies for place in ran]
             blobs = np.ascontiguousarray(counts[ran], dtype=COUNTS_DTYPE)
             samples = order[executions // k]
             if len(ran):
@@ -127,10 +132,11 @@ class Results:
                             "circuit": int(circuit),
                             "shots": shots,
                             "copy": copy,
+                            "position": position,
                             "round": job.round,
                             "counts": blob.tobytes(),
                         }
-                        for (split, index), circuit, copy, blob in zip(samples, executions % k, copies, blobs)
+                        for (split, index), circuit, copy, position, blob in zip(samples, executions % k, copies, positions, blobs)
                     ],
                 )
             return len(ran)
@@ -147,11 +153,11 @@ class Results:
     ) -> int:
         """Store a calibration job's counts and end it, at most once (as ``store_counts``).
 
-        Execution e of the calibration is the prepared state e // copies of
+        Execution e of the calibration is the prepared state e // slots of
         :func:`qhw.circuits.calibration_rows` (0: every qubit 0, 1: every qubit
-        1), whichever job of the run carries it, measured by the copy its place
-        in the job ran it on (a packed run's jobs hold whole packed executions:
-        copy e % copies).
+        1), whichever job of the run carries it, measured by the slot (a copy
+        at a position) its place in the job ran it on (a packed run's jobs hold
+        whole packed executions: slot e % slots).
         """
         if counts.shape[0] != job.executions:
             raise StoreError(f"calibration job {job.id} returned {counts.shape[0]} results for {job.executions} executions")
@@ -162,7 +168,8 @@ class Results:
             ran = [position for position in range(job.executions) if position not in failed]
             if not self._end(session, job, usage, cost_usd, failed, f"{len(ran)} calibration state(s) stored"):
                 return 0
-            copies = session.get(RunRow, job.run_id).copies
+            run = session.get(RunRow, job.run_id)
+            copies, slots = run.copies, run.copies * run.reuse
             if ran:
                 session.execute(
                     insert(CalibrationRow),
@@ -170,8 +177,10 @@ class Results:
                         {
                             "run_id": job.run_id,
                             "job_id": job.id,
-                            "prepared": prepared_states[int(job.execution_indices[position]) // copies],
-                            "copy": position % copies,  # the copy that ran it, as for samples
+                            "prepared": prepared_states[int(job.execution_indices[position]) // slots],
+                            # the slot that ran it, as for samples: its copy and position
+                            "copy": (position % slots) % copies,
+                            "position": (position % slots) // copies,
                             "shots": shots,
                             "counts": np.ascontiguousarray(counts[position], dtype=COUNTS_DTYPE).tobytes(),
                         }
@@ -218,12 +227,19 @@ class Results:
         return True
 
     def calibration(self, run_id: int) -> dict[tuple[int, int], np.ndarray]:
-        """The run's calibration counts by (copy, prepared state) (only those collected)."""
+        """The run's calibration counts by (slot, prepared state) (only those
+        collected); slot = position * copies + copy, as in qhw.circuits.packed."""
         with self._db.transaction(write=False) as session:
+            copies = run_row(session, run_id).copies
             rows = session.execute(
-                select(CalibrationRow.copy, CalibrationRow.prepared, CalibrationRow.counts).where(CalibrationRow.run_id == run_id)
+                select(CalibrationRow.copy, CalibrationRow.position, CalibrationRow.prepared, CalibrationRow.counts).where(
+                    CalibrationRow.run_id == run_id
+                )
             ).all()
-            return {(copy, prepared): np.frombuffer(blob, dtype=COUNTS_DTYPE).astype(np.int64) for copy, prepared, blob in rows}
+            return {
+                (position * copies + copy, prepared): np.frombuffer(blob, dtype=COUNTS_DTYPE).astype(np.int64)
+                for copy, position, prepared, blob in rows
+            }
 
     def store_mitigated(self, run_id: int, method: str, stored: RunCounts, quasi: np.ndarray) -> None:
         """Store mitigated quasi-probabilities (samples, circuits, 2**q) beside the raw counts."""
@@ -297,7 +313,8 @@ class Results:
         with self._db.transaction(write=False) as session:
             run = run_row(session, run_id)
             query = select(
-                ResultRow.split, ResultRow.sample_index, ResultRow.circuit, ResultRow.counts, ResultRow.copy, ResultRow.shots
+                ResultRow.split, ResultRow.sample_index, ResultRow.circuit, ResultRow.counts, ResultRow.copy, ResultRow.shots,
+                ResultRow.position,
             ).where(ResultRow.run_id == run.id)
             if through_round is not None:
                 query = query.where(ResultRow.round <= through_round)
@@ -307,17 +324,20 @@ class Results:
         summed: dict[tuple[str, int], list[np.ndarray | None]] = {}
         shots_of: dict[tuple[str, int], np.ndarray] = {}
         copy_of: dict[tuple[str, int], np.ndarray] = {}
-        for split, index, circuit, blob, copy, row_shots in rows:
+        position_of: dict[tuple[str, int], np.ndarray] = {}
+        for split, index, circuit, blob, copy, row_shots, position in rows:
             key = (split, index)
             if key not in summed:
                 summed[key] = [None] * k
                 shots_of[key] = np.zeros(k, dtype=np.int64)
                 copy_of[key] = np.zeros(k, dtype=np.int64)
+                position_of[key] = np.zeros(k, dtype=np.int64)
             counts = np.frombuffer(blob, dtype=COUNTS_DTYPE)
             previous = summed[key][circuit]
             if previous is None:
                 summed[key][circuit] = counts
-                copy_of[key][circuit] = copy  # the copy that measured its first round
+                copy_of[key][circuit] = copy  # the copy (and position) that measured its first round
+                position_of[key][circuit] = position
             else:
                 summed[key][circuit] = previous + counts
             shots_of[key][circuit] += row_shots
@@ -332,26 +352,29 @@ class Results:
             shots=shots,
             copies=np.array([copy_of[key] for key in complete], dtype=np.int64).reshape(len(complete), k),
             sample_shots=np.array([shots_of[key] for key in complete], dtype=np.int64).reshape(len(complete), k),
+            positions=np.array([position_of[key] for key in complete], dtype=np.int64).reshape(len(complete), k),
         )
 
-    def counts_by_copy(self, run_id: int, keys: list[tuple[str, int]]) -> np.ndarray:
-        """(samples, circuits, copies, 2**qubits): the counts of these samples
-        that each copy of a packed run measured, summed over rounds (an
-        adaptive run's rounds may run a sample on different copies)."""
+    def counts_by_slot(self, run_id: int, keys: list[tuple[str, int]]) -> np.ndarray:
+        """(samples, circuits, slots, 2**qubits): the counts of these samples
+        that each slot (a copy at a position: position * copies + copy) of a
+        packed run measured, summed over rounds (an adaptive run's rounds may
+        run a sample on different slots)."""
         with self._db.transaction(write=False) as session:
             run = run_row(session, run_id)
             rows = session.execute(
-                select(ResultRow.split, ResultRow.sample_index, ResultRow.circuit, ResultRow.copy, ResultRow.counts).where(
+                select(ResultRow.split, ResultRow.sample_index, ResultRow.circuit, ResultRow.copy, ResultRow.position, ResultRow.counts).where(
                     ResultRow.run_id == run.id
                 )
             ).all()
-            shape = (len(keys), run.circuits_per_sample, run.copies, 2**run.num_qubits)
-        position = {key: i for i, key in enumerate(keys)}
+            shape = (len(keys), run.circuits_per_sample, run.copies * run.reuse, 2**run.num_qubits)
+            copies = run.copies
+        row_of = {key: i for i, key in enumerate(keys)}
         counts = np.zeros(shape, dtype=np.int64)
-        for split, index, circuit, copy, blob in rows:
-            row = position.get((split, int(index)))
+        for split, index, circuit, copy, position, blob in rows:
+            row = row_of.get((split, int(index)))
             if row is not None:
-                counts[row, circuit, copy] += np.frombuffer(blob, dtype=COUNTS_DTYPE)
+                counts[row, circuit, position * copies + copy] += np.frombuffer(blob, dtype=COUNTS_DTYPE)
         return counts
 
     def round_keys(self, run_id: int, round: int) -> set[tuple[str, int, int]]:
