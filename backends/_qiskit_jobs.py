@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from qhw.backend import JobResult, JobStatus
-from qhw.circuits import REGISTER_NAME, copy_register, counts_from_bitarray
+from qhw.circuits import copy_register, counts_from_bitarray
 from qhw.errors import JobFailedError, ResultMappingError
 from qhw.jobstates import JobState
 
@@ -53,31 +53,35 @@ def job_counts(job: Any, executable: Any, executions: int) -> JobResult:
 
 
 def mapped_counts(result: Any, executable: Any, executions: int) -> JobResult:
-    """A SamplerV2 result as canonical counts: of one pub, whose register
-    ``meas<c>`` is copy c of a packed circuit (``meas`` alone, unpacked), or of
-    one pub a copy, each copy alone in ``meas`` (a packed job emulated copy by
-    copy). Anything that does not fit what was submitted (pubs, registers,
-    their widths, the rows) is refused."""
-    copies = executable.copies
+    """A SamplerV2 result as canonical counts, a row a slot (a copy at a
+    position: slot p * copies + c): of one pub, whose register ``meas<s>`` is
+    slot s of a packed circuit (``meas`` alone, unpacked), or of one pub a
+    copy, copy c alone with its positions in ``meas``, ``meas1``, ... (a packed
+    job emulated copy by copy). Anything that does not fit what was submitted
+    (pubs, registers, their widths, the rows) is refused."""
+    copies, slots = executable.copies, executable.slots
     if len(result) == 1:
-        places = [(result[0].data, copy_register(copy), copy) for copy in range(copies)]
+        places = [(result[0].data, copy_register(slot), slot) for slot in range(slots)]
     elif len(result) == copies:
-        places = [(result[copy].data, REGISTER_NAME, copy) for copy in range(copies)]
+        places = [
+            (result[copy].data, copy_register(position), position * copies + copy)
+            for copy in range(copies) for position in range(executable.reuse)
+        ]
     else:
         raise ResultMappingError(f"the result holds {len(result)} pubs; qhw submitted {'one' if copies == 1 else f'1 or {copies}'}")
-    per_copy = []
-    for data, name, copy in places:
+    by_slot: dict[int, np.ndarray] = {}
+    for data, name, slot in places:
         bitarray = getattr(data, name, None)
         if bitarray is None:
             raise ResultMappingError(f"the result has no classical register {name!r}")
-        register = next((r for r in executable.circuit.cregs if r.name == copy_register(copy)), None)
+        register = next((r for r in executable.circuit.cregs if r.name == copy_register(slot)), None)
         bits = register.size if register is not None else bitarray.num_bits
         if bitarray.num_bits != bits:
             raise ResultMappingError(f"register {name!r} came back with {bitarray.num_bits} bits; the circuit measures {bits}")
         if tuple(bitarray.shape) != (executions,):
             raise ResultMappingError(f"the result has the shape {tuple(bitarray.shape)}; the job sent {executions} parameter rows")
-        per_copy.append(counts_from_bitarray(bitarray, bits))
-    return JobResult(np.stack(per_copy, axis=1).reshape(executions * copies, -1))
+        by_slot[slot] = counts_from_bitarray(bitarray, bits)
+    return JobResult(np.stack([by_slot[slot] for slot in range(slots)], axis=1).reshape(executions * slots, -1))
 
 
 def local_job_counts(job: Any, executable: Any, executions: int) -> JobResult:

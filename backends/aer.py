@@ -60,7 +60,7 @@ class AerBackend:
 
     def profile(self, *, offline: bool = False, document: str | None = None) -> DeviceProfile:
         # A simulator: any qubit with any other, no calibration, nothing to read.
-        return DeviceProfile(NAME, self.num_qubits, LIMITS, live=True)
+        return DeviceProfile(NAME, self.num_qubits, LIMITS, live=True, mid_circuit_reset=True)
 
     def transpile(self, template, *, seed: int | None = None, initial_layout: Sequence[int] | None = None) -> Executable:
         from qiskit.transpiler import generate_preset_pass_manager
@@ -71,6 +71,9 @@ class AerBackend:
 
     def calibration(self, layout: Sequence[int]) -> None:
         return None  # ideal: nothing to calibrate
+
+    def shot_timing(self, profile: DeviceProfile, template, reuse: int = 1, rep_delay: float | None = None) -> None:
+        return None  # a simulator: no device time
 
     def use_threads(self, threads: int | None) -> None:
         self._threads = threads

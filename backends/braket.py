@@ -192,13 +192,16 @@ class _BraketDevice:
     def _profile_limits(self, properties: Any) -> BackendLimits:
         return _limits_from(properties)
 
-    def _profile(self, *, live: bool, graph: bool, unavailable: str | None = None, published: PublishedPrice | None = None) -> DeviceProfile:
+    def _profile(
+        self, *, live: bool, graph: bool, unavailable: str | None = None, published: PublishedPrice | None = None, mid_circuit: bool = False
+    ) -> DeviceProfile:
         properties = self._load_device().properties
         # A QPU's couplers, where its document has them (a simulator's paradigm has no connectivity).
         coupled = graph and hasattr(properties.paradigm, "connectivity")
         return DeviceProfile(
             self.name, int(properties.paradigm.qubitCount), self._profile_limits(properties),
             device_graph(properties) if coupled else None, live=live, unavailable=unavailable, published_price=published,
+            mid_circuit_reset=mid_circuit,
         )
 
     def _qiskit_target(self):
@@ -251,14 +254,14 @@ class _BraketDevice:
         return self.name
 
     def _measured(self, executable: Executable) -> list[list[int]]:
-        """For each copy, the device qubit (by its label) measured into each
+        """For each slot, the device qubit (by its label) measured into each
         classical bit of its register, in bit order: what a result's
         measuredQubits are read by."""
         self._qiskit_target()
         circuit = executable.circuit
         by_copy = []
-        for copy in range(executable.copies):
-            name = copy_register(copy)
+        for slot in range(executable.slots):
+            name = copy_register(slot)
             register = next((r for r in circuit.cregs if r.name == name), None)
             if register is None:
                 raise ResultMappingError(f"the circuit has no classical register {name!r}")
@@ -310,6 +313,9 @@ class _BraketLocal(_BraketDevice):
     credentials_configured = None
     runs_copies_in_one_job = False
 
+    def shot_timing(self, profile: DeviceProfile, template, reuse: int = 1, rep_delay: float | None = None) -> None:
+        return None  # Braket's devices bill by task and shot, not by time
+
     def check_credentials(self) -> None:
         pass  # none needed
 
@@ -347,7 +353,8 @@ class BraketLocalSimulator(_BraketLocal):
         return self._device
 
     def profile(self, *, offline: bool = False, document: str | None = None) -> DeviceProfile:
-        return self._profile(live=True, graph=False)
+        # Reused positions run here each alone (exact on an ideal simulator), never mid-circuit.
+        return self._profile(live=True, graph=False, mid_circuit=True)
 
     def run(self, executable: Executable, parameter_values: np.ndarray, shots: int, *, seed: int | None = None) -> JobResult:
         from braket.circuits.serialization import IRType
@@ -370,7 +377,7 @@ class BraketLocalSimulator(_BraketLocal):
             raise JobFailedError(f"{self.name} failed the job: {err}") from err
         executions = len(parameter_values)
         outcome = read_task_result(document, executions=executions, measured=self._measured(executable), shots=shots)
-        return JobResult(outcome.counts.reshape(executions * executable.copies, -1), outcome.failed)
+        return JobResult(outcome.counts.reshape(executions * executable.slots, -1), outcome.failed)
 
 
 class BraketEmulator(_BraketLocal):
@@ -420,7 +427,7 @@ class BraketEmulator(_BraketLocal):
         measured = self._measured(executable)
         entries = [{"measurements": r.measurements, "measuredQubits": list(r.measured_qubits)} for r in results]
         rows = np.array([counts_of(entry, measured, shots, f"execution {i}") for i, entry in enumerate(entries)])
-        return JobResult(rows.reshape(executions * executable.copies, -1))
+        return JobResult(rows.reshape(executions * executable.slots, -1))
 
 
 class BraketRemote(_BraketDevice):
@@ -504,6 +511,7 @@ class BraketRemote(_BraketDevice):
         *,
         seed: int | None = None,
         idempotency_key: str | None = None,
+        rep_delay: float | None = None,
     ) -> str:
         device = self._load_device()
         program, run_options = self._program(executable, parameter_values, shots, _limits_from(device.properties).max_circuits_per_job)
@@ -542,7 +550,7 @@ class BraketRemote(_BraketDevice):
         outcome = read_task_result(text, executions=executions, measured=measured, shots=shots, fetch=self._fetcher(job_id))
         self._outcomes[job_id] = outcome
         # A packed program's row holds each copy's counts in turn: a row a copy.
-        return JobResult(outcome.counts.reshape(executions * executable.copies, -1), outcome.failed)
+        return JobResult(outcome.counts.reshape(executions * executable.slots, -1), outcome.failed)
 
     def cancel(self, job_id: str) -> None:
         session = self._aws()
@@ -569,7 +577,12 @@ class BraketRemote(_BraketDevice):
             shots = int(task["numSuccessfulShots"])
         return ProviderUsage(shots=shots, duration_seconds=duration, provider_state=task.get("status"))
 
-    def estimate_cost(self, profile: DeviceProfile, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> CostEstimate | None:
+    def shot_timing(self, profile: DeviceProfile, template, reuse: int = 1, rep_delay: float | None = None) -> None:
+        return None  # Braket bills by task and shot, not by time
+
+    def estimate_cost(
+        self, profile: DeviceProfile, job_sizes: Sequence[int], shots: int, prices: PriceTable, timing=None
+    ) -> CostEstimate | None:
         tasks, total_shots = len(job_sizes), sum(job_sizes) * shots
         key = self._price_key()
         if self.kind == "managed simulator":
@@ -610,6 +623,9 @@ class BraketRemote(_BraketDevice):
             return None
         shots = job.reported.shots if job.reported.shots is not None else job.executions * job.shots
         return prices["braket_per_task_usd"] + shots * per_shot
+
+    def allowance(self) -> None:
+        return None  # Braket bills a card; no plan allowance to read
 
     def _price_key(self) -> str:
         if self.name in REMOTE_DEVICES:

@@ -28,9 +28,10 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from qhw import settings
+from qhw import circuits, settings
 from qhw.backend import (
     LOCAL_SHOTS_PER_JOB,
+    Allowance,
     Backend,
     BackendEntry,
     BackendLimits,
@@ -56,8 +57,14 @@ DEFAULT_MAX_SHOTS = 100_000
 LOCAL_CIRCUITS_PER_JOB = 256
 #: Devices listed by `qhw backends` (any ibm_<name> the account can reach works).
 #: IBM Quantum's pay-as-you-go price and qhw's estimate of QPU time (see qhw.pricing).
+#: The unit IBM now bills usage in (``usage.value`` of its job metrics).
+RESOURCE_UNIT = "RU"
 PRICES = {
     "ibm_usd_per_qpu_second": 1.60,
+    # IBM bills in resource units (RUs) now; its price list is not reachable
+    # offline. An RU is taken at the per-second rate it replaced for the same
+    # workloads, until you set your contract's price in prices.toml.
+    "ibm_usd_per_resource_unit": 1.60,
     # IBM's documented estimate of QPU time ("Workload usage"): about 2 s a
     # sub-job, plus (rep_delay + the scheduled circuit's duration) for every
     # execution and shot, both read from the device's target (see
@@ -247,10 +254,29 @@ class _IBMDevice:
         return calibration_snapshot(self.name, self._load_device(), layout)
 
     def _profile_of(self, device: Any, *, live: bool, source: str, unavailable: str | None = None) -> DeviceProfile:
+        target = device.target
         return DeviceProfile(
-            self.name, _qubits(device), self._limits(_max_shots(device)), device_graph(device.target), live=live,
+            self.name, _qubits(device), self._limits(_max_shots(device)), device_graph(target), live=live,
             unavailable=unavailable, timing=shot_timing(device, source),
+            # IBM's devices measure and reset mid-circuit where their target lists both (FakeFez: measure 1.6 us, reset 1.6 us).
+            mid_circuit_reset="measure" in target and "reset" in target,
+            reset_seconds=_longest("reset", target), rep_delay_range=_rep_delay_range(device),
         )
+
+    def shot_timing(self, profile: DeviceProfile, template, reuse: int = 1, rep_delay: float | None = None) -> ShotTiming | None:
+        """A shot of ``template`` run ``reuse`` times in a row on the device
+        ``profile`` describes: the rep_delay (``rep_delay``, or the device's
+        default), then the template compiled for the device's target, measured
+        and reset before each next position (``estimate_duration``, as IBM's
+        guide to estimating usage does); None without a timing."""
+        if profile.timing is None:
+            return None
+        device = self._device if profile.live and self._device is not None else _fake_twin(self.name) or self._device
+        position = _template_seconds(device, circuits.to_qpy(template)) if device is not None else profile.timing.circuit
+        circuit = reuse * position + (reuse - 1) * (profile.reset_seconds or 0.0)
+        asked = "" if rep_delay is None else ", rep_delay as asked"
+        reused = "" if reuse == 1 else f", {reuse} samples a shot"
+        return ShotTiming(profile.timing.rep_delay if rep_delay is None else rep_delay, circuit, f"{profile.timing.source}{reused}{asked}")
 
     def _limits(self, max_shots: int) -> BackendLimits:
         raise NotImplementedError
@@ -314,7 +340,7 @@ class IBMEmulator(_IBMDevice):
             # every seed is shifted by one, which keeps runs reproducible.
             primitive.options.simulator.seed_simulator = seed + 1
         pubs = [(executable.circuit, parameter_values)]
-        if executable.copies > 1:
+        if executable.copies > 1:  # (a copy reused keeps its positions together: its resets carry its noise)
             # Each copy alone, on its own qubits, one pub a copy: the same
             # outcomes without crosstalk (which the noise model has not), and
             # no state of every copy's qubits at once.
@@ -413,11 +439,14 @@ class IBMQPU(_IBMDevice):
         *,
         seed: int | None = None,
         idempotency_key: str | None = None,
+        rep_delay: float | None = None,
     ) -> str:
         # Runtime has no idempotency token: the key travels as a tag
         # (qhw-key=...), by which find_job finds the job after a crash.
         primitive = sampler(self._mode or self._load_device())
         primitive.options.environment.job_tags = list(tags)
+        if rep_delay is not None:
+            primitive.options.execution.rep_delay = rep_delay
         job = _runtime_call(lambda: primitive.run([(executable.circuit, parameter_values)], shots=shots), f"submitting to {self.name}")
         return job.job_id()
 
@@ -470,15 +499,25 @@ class IBMQPU(_IBMDevice):
         # As RuntimeJobV2.usage() reads it: no status means not computed yet.
         if usage.get("status", "pending") == "pending":
             return ProviderUsage(final=False, estimated_quantum_seconds=estimated)
+        # IBM bills in resource units now (``usage.value``, IBM's guide "Migrate to
+        # resource units"); the time fields go in a later release. Every shape is read:
+        # seconds only (before RUs), both (today), RUs only (after).
         seconds = usage.get("qpu_charge_time_seconds", usage.get("quantum_seconds"))
-        return ProviderUsage(quantum_seconds=_seconds(seconds), estimated_quantum_seconds=estimated)
+        units = _seconds(usage.get("value"))  # (a non-negative number, as seconds are)
+        return ProviderUsage(
+            quantum_seconds=_seconds(seconds), estimated_quantum_seconds=estimated,
+            value=units, unit=None if units is None else str(usage.get("unit") or RESOURCE_UNIT),
+        )
 
-    def estimate_cost(self, profile: DeviceProfile, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> CostEstimate | None:
+    def estimate_cost(
+        self, profile: DeviceProfile, job_sizes: Sequence[int], shots: int, prices: PriceTable, timing: ShotTiming | None = None
+    ) -> CostEstimate | None:
         """QPU time by IBM's documented estimate: the overhead of each job, plus
         (rep_delay + circuit duration) for each execution and shot, at the
-        pay-as-you-go price per second."""
+        pay-as-you-go price per second. ``timing``: a shot as the run runs it
+        (shot_timing), else the paper's map at the default rep_delay."""
         jobs, total_shots = len(job_sizes), sum(job_sizes) * shots
-        timing = profile.timing
+        timing = timing or profile.timing
         if timing is None:
             per_shot, how = prices["ibm_seconds_per_shot"], f"{prices['ibm_seconds_per_shot'] * 1e6:g} us a shot (no timing of {self.name} known)"
         else:
@@ -487,12 +526,30 @@ class IBMQPU(_IBMDevice):
         seconds = jobs * prices["ibm_seconds_per_job"] + total_shots * per_shot
         per_second = prices["ibm_usd_per_qpu_second"]
         detail = f"about {math.ceil(seconds):,} QPU s for {jobs} job(s) and {total_shots:,} shots ({how}) at ${per_second}/s"
-        return CostEstimate(seconds * per_second, detail, prices.taken)
+        return CostEstimate(seconds * per_second, detail, prices.taken, quantum_seconds=seconds)
 
     def job_cost(self, job: JobUsage, prices: PriceTable) -> float | None:
-        """The QPU seconds IBM reported for the job, at the run's price per second."""
-        seconds = job.reported.quantum_seconds
+        """What IBM billed the job: its resource units at the run's price per
+        RU where IBM reported them, else its QPU seconds at the price per second."""
+        reported = job.reported
+        if reported.value is not None and reported.unit == RESOURCE_UNIT:
+            return reported.value * prices["ibm_usd_per_resource_unit"]
+        seconds = reported.quantum_seconds
         return None if seconds is None else seconds * prices["ibm_usd_per_qpu_second"]
+
+    def allowance(self) -> Allowance | None:
+        """What the instance's plan has left this period (``QiskitRuntimeService.usage()``);
+        None where the service gives no limit (an older service, a plan without one)."""
+        service = self._service_or_error()
+        usage = _runtime_call(service.usage, "reading the instance's usage") or {}
+        remaining = _seconds(usage.get("usage_remaining_seconds"))
+        if remaining is None:
+            return None
+        limit = _seconds(usage.get("usage_limit_seconds", usage.get("usage_allocation_seconds")))
+        return Allowance(
+            plan=str(usage.get("plan_id") or "unknown"), consumed=_seconds(usage.get("usage_consumed_seconds")), limit=limit,
+            remaining=remaining, unit="QPU s",
+        )
 
     def _job(self, job_id: str) -> Any:
         """The job, looked up once per adapter: the RuntimeJobV2 asks IBM for
@@ -547,6 +604,32 @@ def _timing_of(device: Any, source: str) -> ShotTiming | None:
         return None
     circuit = generate_preset_pass_manager(optimization_level=1, target=device.target, seed_transpiler=0).run(feature_map())
     return ShotTiming(float(rep_delay), float(circuit.estimate_duration(device.target)), source)
+
+
+@functools.lru_cache(maxsize=64)
+def _template_seconds(device: Any, template_qpy: bytes) -> float:
+    """How long a template lasts, compiled for a device's target (its final measurement included)."""
+    from qiskit.transpiler import generate_preset_pass_manager
+
+    compiled = generate_preset_pass_manager(optimization_level=1, target=device.target, seed_transpiler=0).run(circuits.from_qpy(template_qpy))
+    return float(compiled.estimate_duration(device.target))
+
+
+def _longest(operation: str, target: Any) -> float | None:
+    """The longest duration the target gives ``operation`` on any qubit (None: none given)."""
+    if operation not in target:
+        return None
+    durations = [p.duration for p in target[operation].values() if p is not None and p.duration is not None]
+    return max(durations) if durations else None
+
+
+def _rep_delay_range(device: Any) -> tuple[float, float] | None:
+    """The rep_delay range the device takes (its configuration's rep_delay_range, seconds)."""
+    try:
+        low, high = device.configuration().rep_delay_range
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return float(low), float(high)
 
 
 def shot_timing(device: Any, source: str) -> ShotTiming | None:

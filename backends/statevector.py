@@ -68,7 +68,7 @@ class StatevectorBackend:
         pass  # none needed
 
     def profile(self, *, offline: bool = False, document: str | None = None) -> DeviceProfile:
-        return DeviceProfile(NAME, MAX_QUBITS, LIMITS, live=True)  # a simulator: no topology, nothing to read
+        return DeviceProfile(NAME, MAX_QUBITS, LIMITS, live=True, mid_circuit_reset=True)  # a simulator: no topology, nothing to read
 
     def transpile(self, template, *, seed: int | None = None, initial_layout: Sequence[int] | None = None) -> Executable:
         from qiskit.transpiler import generate_preset_pass_manager
@@ -81,6 +81,9 @@ class StatevectorBackend:
 
     def calibration(self, layout: Sequence[int]) -> None:
         return None  # ideal
+
+    def shot_timing(self, profile: DeviceProfile, template, reuse: int = 1, rep_delay: float | None = None) -> None:
+        return None  # a simulator: no device time
 
     def use_threads(self, threads: int | None) -> None:
         pass  # NumPy, vectorised over the rows

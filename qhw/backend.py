@@ -70,15 +70,22 @@ class BackendLimits:
 class Executable:
     """The template transpiled for one device; stored with the run.
 
-    A packed executable (``copies`` > 1, see :func:`qhw.circuits.packed`)
-    holds that many copies of the template side by side, each with its own
-    parameters and classical register; ``layout`` then lists every copy's
-    physical qubits, copy after copy.
+    A packed executable (see :func:`qhw.circuits.packed`) holds ``copies``
+    copies of the template side by side, each run ``reuse`` times in a row
+    in a shot (measured, then reset); each of its ``slots`` (a copy at a
+    position) has its own parameters and classical register. ``layout``
+    lists every copy's physical qubits, copy after copy.
     """
 
     circuit: Any  # qiskit.QuantumCircuit
     layout: tuple[int, ...]  # the physical qubit of logical qubit i (of copy i // width), by the device's own label
     copies: int = 1
+    reuse: int = 1
+
+    @property
+    def slots(self) -> int:
+        """Logical executions one execution of it carries: copies times positions."""
+        return self.copies * self.reuse
 
     @property
     def width(self) -> int:
@@ -90,11 +97,13 @@ class Executable:
         return self.layout[copy * self.width : (copy + 1) * self.width]
 
     def copy(self, copy: int) -> "Executable":
-        """One copy of a packed executable alone: its instructions as compiled,
-        on its own physical qubits (so a device model gives it its own qubits' noise)."""
+        """One copy of a packed executable alone, at every position: its
+        instructions as compiled, on its own physical qubits (so a device
+        model gives it its own qubits' noise, its resets' included)."""
         from qhw.circuits import copy_circuit
 
-        return Executable(circuit=copy_circuit(self.circuit, copy), layout=self.copy_layout(copy))
+        circuit = copy_circuit(self.circuit, copy, copies=self.copies, reuse=self.reuse)
+        return Executable(circuit=circuit, layout=self.copy_layout(copy), reuse=self.reuse)
 
 
 @dataclass(frozen=True)
@@ -130,9 +139,14 @@ class JobResult:
 class ShotTiming:
     """How long a shot keeps a device busy, where a provider bills by time (IBM)."""
 
-    rep_delay: float  # seconds between shots, the device's default
-    circuit: float  # seconds the paper's feature map, compiled for the device, lasts
+    rep_delay: float  # seconds between shots (the device's default, or what the run asks)
+    circuit: float  # seconds the circuit of a shot lasts (every position, its measurements and resets)
     source: str  # where the figures come from (the live device, or a snapshot of it)
+
+    @property
+    def seconds(self) -> float:
+        """A shot: the pause before it and its circuit."""
+        return self.rep_delay + self.circuit
 
 
 @dataclass(frozen=True)
@@ -143,6 +157,17 @@ class PublishedPrice:
     device: str  # the device's name in that table
     usd: float
     source: str
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """What an account's plan allows this period and what is left of it (IBM's Open plan: 600 QPU s every 28 days)."""
+
+    plan: str
+    consumed: float | None
+    limit: float | None
+    remaining: float
+    unit: str  # of the three figures ("QPU s")
 
 
 @dataclass(frozen=True)
@@ -161,7 +186,14 @@ class DeviceProfile:
     live: bool = False
     unavailable: str | None = None  # why the device takes no jobs now (known live only)
     published_price: PublishedPrice | None = None
-    timing: ShotTiming | None = None
+    timing: ShotTiming | None = None  # of the paper's map at the default rep_delay (IBM)
+    #: Whether a circuit may measure and reset qubits mid-circuit and run on
+    #: (``--reuse``): a device whose target has both; an ideal simulator (qhw
+    #: runs each position alone, which is exact); never Braket's devices
+    #: (qhw reads their results by measured qubit, which a reused qubit repeats).
+    mid_circuit_reset: bool = False
+    reset_seconds: float | None = None  # a reset's duration, where the device publishes it
+    rep_delay_range: tuple[float, float] | None = None  # the rep_delay a run may ask (seconds), where the device takes one
 
 
 @runtime_checkable
@@ -209,6 +241,13 @@ class Backend(Protocol):
         """The device's calibration as it stands now, for the physical qubits
         ``layout`` uses; None for a device without one (an ideal simulator)."""
 
+    def shot_timing(self, profile: DeviceProfile, template, reuse: int = 1, rep_delay: float | None = None) -> ShotTiming | None:
+        """How long a shot of ``template``, run ``reuse`` times in a row
+        (measured and reset between), keeps the device busy at ``rep_delay``
+        (None: the device's default); None where no device time is billed
+        (a simulator, a provider that bills by shot). An emulation gives its
+        device's, which is what running on the device would cost in time."""
+
 
 @runtime_checkable
 class LocalBackend(Backend, Protocol):
@@ -255,12 +294,15 @@ class RemoteBackend(Backend, Protocol):
         *,
         seed: int | None = None,
         idempotency_key: str | None = None,
+        rep_delay: float | None = None,
     ) -> str:
         """Start one job of ``len(parameter_values)`` executions; return the provider's job id.
 
         ``tags`` ("name=value") go to the provider with the job; a provider
         that makes creation idempotent gets ``idempotency_key`` for it (a second
-        call with the same key returns the first job).
+        call with the same key returns the first job). ``rep_delay``: the pause
+        between shots the run asked for (a device whose profile gives a
+        rep_delay range; None: its default).
         """
 
     def find_job(self, idempotency_key: str, since: datetime) -> str | None:
@@ -288,13 +330,20 @@ class RemoteBackend(Backend, Protocol):
         """What the provider reports of a finished job's use;
         ``final=False`` while the provider has not finished computing it."""
 
-    def estimate_cost(self, profile: DeviceProfile, job_sizes: Sequence[int], shots: int, prices: PriceTable) -> CostEstimate | None:
+    def estimate_cost(
+        self, profile: DeviceProfile, job_sizes: Sequence[int], shots: int, prices: PriceTable, timing: ShotTiming | None = None
+    ) -> CostEstimate | None:
         """Estimated price of jobs of these many executions each, at ``shots``
-        shots, on the device ``profile`` describes; None when no price is known."""
+        shots, on the device ``profile`` describes (``timing``: a shot as the
+        run runs it, from shot_timing); None when no price is known."""
 
     def job_cost(self, job: JobUsage, prices: PriceTable) -> float | None:
         """What one finished job cost, in USD, from what ran and what the
         provider reported; None when it cannot be known."""
+
+    def allowance(self) -> Allowance | None:
+        """What the account's plan has left this period, where the provider
+        says (None: no limit known); may call the provider."""
 
 
 def backend_names() -> list[str]:

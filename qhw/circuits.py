@@ -64,41 +64,51 @@ def parameterised_circuit(num_qubits: int, name: str, *, parameters: int | None 
     return circuit, ParameterVector(PARAMETER_NAME, num_qubits if parameters is None else parameters)
 
 
-def packed(template, copies: int):
-    """``copies`` copies of ``template`` side by side on disjoint qubits: copy c
-    on qubits c*n .. c*n+n-1, with parameters of its own (``<name>_c<c>``, in
-    the template's order) and its own classical register (``meas<c>``), so
-    that each copy's outcomes can be read apart (see :func:`demultiplexed`).
-    Copy 0 keeps the template's register name, so one copy is the template.
+def packed(template, copies: int, reuse: int = 1):
+    """``copies`` copies of ``template`` side by side on disjoint qubits, each
+    run ``reuse`` times in a row in one shot: copy c on qubits c*n .. c*n+n-1;
+    position p of every copy measured, then its qubits reset before position
+    p + 1 (the last is not reset). Each *slot* s = p * copies + c (a copy at a
+    position) has parameters of its own (``theta_c<s>``, in the template's
+    order) and its own classical register (``meas<s>``), so that each slot's
+    outcomes can be read apart (see :func:`demultiplexed`). Slot 0 keeps the
+    template's register name, so one slot is the template.
 
     Raises:
-        ValueError: fewer than one copy.
+        ValueError: fewer than one copy or position.
     """
     from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
     from qiskit.circuit import ParameterVector
 
-    if copies < 1:
-        raise ValueError(f"copies must be 1 or more, got {copies}")
+    if copies < 1 or reuse < 1:
+        raise ValueError(f"copies and reuse must be 1 or more, got {copies} and {reuse}")
     width = template.num_qubits
-    registers = [ClassicalRegister(template.num_clbits, copy_register(c)) for c in range(copies)]
-    circuit = QuantumCircuit(QuantumRegister(width * copies, "q"), *registers, name=f"{template.name}_x{copies}")
+    slots = copies * reuse
+    registers = [ClassicalRegister(template.num_clbits, copy_register(s)) for s in range(slots)]
+    name = f"{template.name}_x{copies}" + (f"_r{reuse}" if reuse > 1 else "")
+    circuit = QuantumCircuit(QuantumRegister(width * copies, "q"), *registers, name=name)
     ordered = sorted(template.parameters, key=lambda p: (getattr(getattr(p, "vector", None), "name", p.name), getattr(p, "index", 0)))
-    for c in range(copies):
-        vector = ParameterVector(f"{PARAMETER_NAME}_c{c}", len(ordered))
-        bound = template.assign_parameters(dict(zip(ordered, vector)), inplace=False)
-        circuit.compose(bound, qubits=range(c * width, (c + 1) * width), clbits=registers[c], inplace=True)
+    for position in range(reuse):
+        if position:
+            circuit.reset(range(width * copies))  # each copy's qubits back to |0> for its next sample
+        for c in range(copies):
+            slot = position * copies + c
+            vector = ParameterVector(f"{PARAMETER_NAME}_c{slot}", len(ordered))
+            bound = template.assign_parameters(dict(zip(ordered, vector)), inplace=False)
+            circuit.compose(bound, qubits=range(c * width, (c + 1) * width), clbits=registers[slot], inplace=True)
     return circuit
 
 
-def copy_register(copy: int) -> str:
-    """The classical register of copy ``copy`` of a packed circuit."""
-    return REGISTER_NAME if copy == 0 else f"{REGISTER_NAME}{copy}"
+def copy_register(slot: int) -> str:
+    """The classical register of slot ``slot`` (a copy at a position) of a packed circuit."""
+    return REGISTER_NAME if slot == 0 else f"{REGISTER_NAME}{slot}"
 
 
 def packed_rows(rows: np.ndarray, copies: int, circuit) -> np.ndarray:
-    """Parameter rows of a packed circuit: logical execution e runs as copy
-    e % copies of packed execution e // copies. The last packed execution is
-    filled with copies of its last row (their outcomes are never read).
+    """Parameter rows of a packed circuit: logical execution e runs as slot
+    e % slots of packed execution e // slots (``copies``: its slots, copies
+    times reuse). The last packed execution is filled with copies of its last
+    row (their outcomes are never read).
 
     Args:
         rows: (executions, parameters) rows in the template's parameter order
@@ -119,28 +129,31 @@ def packed_rows(rows: np.ndarray, copies: int, circuit) -> np.ndarray:
     return np.ascontiguousarray(np.stack(columns, axis=1), dtype=np.float64)
 
 
-def copy_circuit(circuit, copy: int, *, compact: bool = False):
-    """Copy ``copy`` of a (transpiled) packed circuit alone: the same qubits
-    (so a device's noise still acts on the copy's own physical qubits), only
-    the instructions of that copy, its parameters, and its register renamed
-    ``meas``. A simulator runs it as it runs the template; the copies of a
-    packed circuit share no gate, so running them apart changes no outcome
-    on a device model without crosstalk.
+def copy_circuit(circuit, copy: int, *, copies: int = 1, reuse: int = 1, compact: bool = False):
+    """Copy ``copy`` of a (transpiled) packed circuit alone, at every position:
+    the same qubits (so a device's noise still acts on the copy's own physical
+    qubits), only the instructions of that copy (its resets between positions
+    included), its parameters, and the registers of its slots renamed by
+    position (``meas``, ``meas1``, ...). A simulator runs it as it runs the
+    template (reused ``reuse`` times); the copies of a packed circuit share no
+    gate, so running them apart changes no outcome on a device model without
+    crosstalk.
 
     A copy is the set of qubits linked by multi-qubit gates to a qubit
-    measured into its register; gates, measurements and delays on those
-    qubits are kept, barriers dropped (they order nothing within one copy).
-    ``compact`` keeps only the copy's own qubits, in their order (for an
-    ideal simulator, which has no physical qubits to keep apart).
+    measured into one of its registers; gates, measurements, resets and
+    delays on those qubits are kept, barriers dropped (they order nothing
+    within one copy). ``compact`` keeps only the copy's own qubits, in their
+    order (for an ideal simulator, which has no physical qubits to keep apart).
 
     Raises:
         ValueError: no such copy, or a gate links two copies (they are not apart).
     """
     from qiskit import ClassicalRegister, QuantumCircuit
 
-    register = next((r for r in circuit.cregs if r.name == copy_register(copy)), None)
-    if register is None:
-        raise ValueError(f"the circuit has no register {copy_register(copy)!r} (copy {copy})")
+    names = [copy_register(position * copies + copy) for position in range(reuse)]
+    registers = [next((r for r in circuit.cregs if r.name == name), None) for name in names]
+    if any(register is None for register in registers):
+        raise ValueError(f"the circuit has no register {names[registers.index(None)]!r} (copy {copy})")
     parent = list(range(circuit.num_qubits))
 
     def root(q: int) -> int:
@@ -155,11 +168,12 @@ def copy_circuit(circuit, copy: int, *, compact: bool = False):
         first, *others = (circuit.find_bit(q).index for q in instruction.qubits)
         for other in others:
             parent[root(other)] = root(first)
+    position_of = {register.name: position for position, register in enumerate(registers)}
     mine: set[int] = set()
     for instruction in circuit.data:
         if instruction.operation.name == "measure":
             bit = circuit.find_bit(instruction.clbits[0])
-            if any(reg.name == register.name for reg, _ in bit.registers):
+            if any(reg.name in position_of for reg, _ in bit.registers):
                 mine.add(root(circuit.find_bit(instruction.qubits[0]).index))
     if compact:
         kept = [q for q in range(circuit.num_qubits) if root(q) in mine]
@@ -167,8 +181,9 @@ def copy_circuit(circuit, copy: int, *, compact: bool = False):
     else:
         place = {q: q for q in range(circuit.num_qubits)}
     alone = QuantumCircuit(len(place), name=f"{circuit.name}_copy{copy}")
-    meas = ClassicalRegister(register.size, REGISTER_NAME)
-    alone.add_register(meas)
+    renamed = [ClassicalRegister(register.size, copy_register(position)) for position, register in enumerate(registers)]
+    for register in renamed:
+        alone.add_register(register)
     for instruction in circuit.data:
         if instruction.operation.name == "barrier":
             continue
@@ -178,20 +193,64 @@ def copy_circuit(circuit, copy: int, *, compact: bool = False):
             continue
         clbits = []
         for clbit in instruction.clbits:
-            places = [i for reg, i in circuit.find_bit(clbit).registers if reg.name == register.name]
+            places = [(position_of[reg.name], i) for reg, i in circuit.find_bit(clbit).registers if reg.name in position_of]
             if not places:
                 raise ValueError(f"copy {copy} writes a classical bit of another copy: the copies are not apart")
-            clbits.append(meas[places[0]])
+            position, index = places[0]
+            clbits.append(renamed[position][index])
         alone.append(instruction.operation, [alone.qubits[place[q]] for q in qubits], clbits)
     return alone
 
 
-def circuit_rows(rows: np.ndarray, circuit, copies: int = 1) -> np.ndarray:
+def position_circuit(circuit, position: int):
+    """Position ``position`` of one copy's circuit (as :func:`copy_circuit`
+    gives it) alone: the instructions between its qubits' ``position``-th
+    reset and the next, measured into ``meas``. Each position starts from
+    |0...0> (a reset makes it so), so on an ideal simulator a position alone
+    has the very distribution it has in the reused circuit.
+
+    Raises:
+        ValueError: a gate spans qubits at different positions (no reused copy).
+    """
+    from qiskit import ClassicalRegister, QuantumCircuit
+
+    register = next((r for r in circuit.cregs if r.name == copy_register(position)), None)
+    if register is None:
+        raise ValueError(f"the circuit has no position {position}")
+    resets = [0] * circuit.num_qubits
+    alone = QuantumCircuit(circuit.num_qubits, name=f"{circuit.name}_position{position}")
+    meas = ClassicalRegister(register.size, REGISTER_NAME)
+    alone.add_register(meas)
+    for instruction in circuit.data:
+        qubits = [circuit.find_bit(q).index for q in instruction.qubits]
+        name = instruction.operation.name
+        if name == "barrier":
+            continue
+        if name == "reset":
+            for q in qubits:
+                resets[q] += 1
+            continue
+        at = {resets[q] for q in qubits}
+        if len(at) != 1:
+            raise ValueError(f"{name} on qubits {qubits} spans positions {sorted(at)}")
+        if at.pop() != position:
+            continue
+        clbits = []
+        for clbit in instruction.clbits:
+            places = [i for reg, i in circuit.find_bit(clbit).registers if reg.name == register.name]
+            if not places:
+                raise ValueError(f"position {position} writes a bit of another position's register")
+            clbits.append(meas[places[0]])
+        alone.append(instruction.operation, [alone.qubits[q] for q in qubits], clbits)
+    return alone
+
+
+def circuit_rows(rows: np.ndarray, circuit, slots: int = 1) -> np.ndarray:
     """Logical rows (executions x parameters, index i of the template's
     vector in column i) as the rows a circuit is given: its own parameter
-    order, and packed ``copies`` to a row (:func:`packed_rows`)."""
-    if copies > 1:
-        return packed_rows(rows, copies, circuit)
+    order, and packed ``slots`` to a row (:func:`packed_rows`)."""
+    if slots > 1:
+        return packed_rows(rows, slots, circuit)
     # Transpilation keeps the parameters but their order is the circuit's to choose.
     columns = [parameter.index for parameter in circuit.parameters]
     return np.ascontiguousarray(rows[:, columns], dtype=np.float64)
@@ -204,7 +263,7 @@ def copy_columns(packed_circuit, copy_circuit) -> list[int]:
 
 
 def demultiplexed(counts_by_copy: np.ndarray, executions: int) -> np.ndarray:
-    """Per-copy counts (packed executions x copies x outcomes) as the logical
+    """Per-slot counts (packed executions x slots x outcomes) as the logical
     executions' own counts (executions x outcomes), dropping the fill."""
     packed_executions, copies, outcomes = counts_by_copy.shape
     return counts_by_copy.reshape(packed_executions * copies, outcomes)[:executions]

@@ -109,6 +109,10 @@ class Agreement:
     # chain of qubits shows as one copy that agrees less (one copy: copy 0).
     fidelity_by_copy: dict[int, Summary] = field(default_factory=dict)
     total_variation_by_copy: dict[int, Summary] = field(default_factory=dict)
+    # By the position (1..K) in the samples a copy's qubits ran in one shot
+    # (a reused run): a position that degrades (a reset that errs) shows.
+    fidelity_by_position: dict[int, Summary] = field(default_factory=dict)
+    total_variation_by_position: dict[int, Summary] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,10 @@ class Comparison:
         data = asdict(self)
         data.pop("confusion")
         data.pop("fidelities")
-        for key in ("fidelity_by_class", "total_variation_by_class", "fidelity_by_copy", "total_variation_by_copy"):
+        for key in (
+            "fidelity_by_class", "total_variation_by_class", "fidelity_by_copy", "total_variation_by_copy", "fidelity_by_position",
+            "total_variation_by_position",
+        ):
             data["agreement"][key] = {str(k): v for k, v in data["agreement"][key].items()}
         return data
 
@@ -484,6 +491,8 @@ def _agreement(sim: RunCounts, hw: RunCounts, shared, labels: np.ndarray) -> tup
     distance = distance_by_circuit.mean(axis=1)
     classes = sorted(set(labels.tolist()))
     copies = hw.copies[_rows(hw, shared)] if hw.copies is not None else np.zeros(by_circuit.shape, dtype=np.int64)
+    # Positions counted from 1, as a user reads "the first sample of a shot".
+    positions = 1 + (hw.positions[_rows(hw, shared)] if hw.positions is not None else np.zeros(by_circuit.shape, dtype=np.int64))
     agreement = Agreement(
         fidelity=Summary.of(fidelity),
         total_variation=Summary.of(distance),
@@ -491,6 +500,8 @@ def _agreement(sim: RunCounts, hw: RunCounts, shared, labels: np.ndarray) -> tup
         total_variation_by_class={c: Summary.of(distance[labels == c]) for c in classes},
         fidelity_by_copy={int(c): Summary.of(by_circuit[copies == c]) for c in np.unique(copies)},
         total_variation_by_copy={int(c): Summary.of(distance_by_circuit[copies == c]) for c in np.unique(copies)},
+        fidelity_by_position={int(p): Summary.of(by_circuit[positions == p]) for p in np.unique(positions)},
+        total_variation_by_position={int(p): Summary.of(distance_by_circuit[positions == p]) for p in np.unique(positions)},
     )
     return agreement, fidelity
 

@@ -15,26 +15,28 @@ from qhw.planning import PackingPlan
 
 
 def packed_executable(
-    backend: Backend, plan: PackingPlan, seed: int | None, *, template, initial_layout: tuple[int, ...] | None = None
+    backend: Backend, plan: PackingPlan, seed: int | None, *, template, reuse: int = 1, initial_layout: tuple[int, ...] | None = None
 ) -> Executable:
     """The run's executable: the template alone, or ``plan.copies`` copies of
-    it compiled onto the partition's qubits (checked: the compiler must keep
-    them). ``initial_layout`` places a template of one copy (the readout
-    calibration on the feature map's qubits).
+    it, each run ``reuse`` times in a shot (measured, then reset), compiled
+    onto the partition's qubits (checked: the compiler must keep them).
+    ``initial_layout`` places a template of one copy (the readout calibration
+    on the feature map's qubits).
 
     Raises:
         ConfigError: the device cannot express the template.
         BackendError: the compiler placed the copies elsewhere than the partition.
     """
-    if plan.copies == 1 and plan.partition is None:
+    if plan.copies == 1 and plan.partition is None and reuse == 1:
         return _compiled(backend, template, seed, initial_layout)
-    packed = circuits.packed(template, plan.copies)
-    if plan.partition is None:  # an ideal simulator: copies side by side, simulated apart
-        return Executable(circuit=packed, layout=tuple(range(template.num_qubits * plan.copies)), copies=plan.copies)
-    compiled = _compiled(backend, packed, seed, plan.partition.qubits)
-    if tuple(compiled.layout) != plan.partition.qubits:
-        raise BackendError(f"{backend.name} placed the copies on qubits {compiled.layout}, not {plan.partition.qubits}")
-    return Executable(circuit=compiled.circuit, layout=tuple(compiled.layout), copies=plan.copies)
+    packed = circuits.packed(template, plan.copies, reuse)
+    if backend.kind == "simulator":  # ideal: each slot simulated alone (qhw.parallel.run_local_job)
+        return Executable(circuit=packed, layout=tuple(range(template.num_qubits * plan.copies)), copies=plan.copies, reuse=reuse)
+    placed = plan.partition.qubits if plan.partition is not None else initial_layout
+    compiled = _compiled(backend, packed, seed, placed)
+    if placed is not None and tuple(compiled.layout) != tuple(placed):
+        raise BackendError(f"{backend.name} placed the copies on qubits {compiled.layout}, not {placed}")
+    return Executable(circuit=compiled.circuit, layout=tuple(compiled.layout), copies=plan.copies, reuse=reuse)
 
 
 def _compiled(backend: Backend, circuit, seed: int | None, initial_layout) -> Executable:
@@ -56,13 +58,15 @@ def _transpiler_reason(err) -> str:
 
 def calibration_executable(backend: Backend, plan: PackingPlan, seed: int | None, executable: Executable) -> Executable:
     """The readout calibration on exactly the physical qubits the feature map's
-    executable uses (each copy's).
+    executable uses (each copy's), at each of its positions: a mid-circuit
+    measurement errs as it does, not as the final one.
 
     Raises:
         BackendError: the compiler placed it elsewhere.
     """
     calibration = packed_executable(
-        backend, plan, seed, template=circuits.readout_calibration(executable.width), initial_layout=executable.layout
+        backend, plan, seed, template=circuits.readout_calibration(executable.width), reuse=executable.reuse,
+        initial_layout=executable.layout,
     )
     if tuple(calibration.layout) != tuple(executable.layout):
         raise BackendError(f"{backend.name} placed the calibration on qubits {calibration.layout}, not {executable.layout}")

@@ -61,7 +61,7 @@ def calibration_missing(store: Store, run: RunRecord) -> str | None:
     """Why the run's readout calibration cannot be used yet, or None when it can."""
     if run.mitigation != "readout":
         return f"run {run.id} has no readout calibration: submit with --mitigate readout"
-    if len(store.results.calibration(run.id)) == 2 * run.copies:
+    if len(store.results.calibration(run.id)) == 2 * run.slots:
         return None
     jobs = [job for job in store.ledger.jobs(run.id) if job.purpose == "calibration" and job.state is not JobState.COLLECTED]
     ended = [job for job in jobs if job.state in FINAL_STATES]
@@ -92,19 +92,21 @@ def mitigated_counts(store: Store, run: RunRecord) -> RunCounts:
         calibration = store.results.calibration(run.id)
         last = 2**run.num_qubits - 1
         subset = stored.subset(missing)
-        # Each copy of a packed run by the calibration of its own qubits. A
-        # sample measured by several copies (an adaptive run's rounds may run
-        # it on different ones) is the shot-weighted mean of each copy's
-        # mitigated counts; one copy's counts are mitigated whole.
-        by_copy = store.results.counts_by_copy(run.id, [(str(s), int(i)) for s, i in zip(subset.splits, subset.sample_index)])
-        shots = by_copy.sum(axis=-1)  # (samples, circuits, copies)
+        # Each slot of a packed run (a copy at a position) by the calibration of
+        # its own qubits at its own position (a mid-circuit measurement errs as
+        # it does, not as the final one). A sample measured by several slots
+        # (an adaptive run's rounds may run it on different ones) is the
+        # shot-weighted mean of each slot's mitigated counts; one slot's counts
+        # are mitigated whole.
+        by_slot = store.results.counts_by_slot(run.id, [(str(s), int(i)) for s, i in zip(subset.splits, subset.sample_index)])
+        shots = by_slot.sum(axis=-1)  # (samples, circuits, slots)
         quasi = np.zeros(subset.counts.shape, dtype=np.float64)
-        for copy in range(run.copies):
-            matrices = assignment_matrices(calibration[(copy, 0)], calibration[(copy, last)], run.num_qubits)
-            measured = shots[:, :, copy] > 0
+        for slot in range(run.slots):
+            matrices = assignment_matrices(calibration[(slot, 0)], calibration[(slot, last)], run.num_qubits)
+            measured = shots[:, :, slot] > 0
             if measured.any():
-                weight = shots[:, :, copy][measured] / shots.sum(axis=-1)[measured]
-                quasi[measured] += weight[:, None] * mitigate_counts(by_copy[:, :, copy][measured], matrices)
+                weight = shots[:, :, slot][measured] / shots.sum(axis=-1)[measured]
+                quasi[measured] += weight[:, None] * mitigate_counts(by_slot[:, :, slot][measured], matrices)
         if not final:
             return RunCounts(subset.splits, subset.sample_index, quasi, shots=1)
         store.results.store_mitigated(run.id, METHOD, subset, quasi)

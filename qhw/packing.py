@@ -93,6 +93,27 @@ def parse_copies(pack: int | str) -> int | None:
     return int(text)
 
 
+#: The most samples a copy's qubits may run one after another in a shot (``--reuse``).
+MAX_REUSE = 64
+
+
+def parse_reuse(reuse: int | str) -> int | None:
+    """``--reuse`` as samples a copy runs in a shot, None for ``auto``
+    (plain decimal digits only, as ``--pack``).
+
+    Raises:
+        ConfigError: neither auto nor a whole number from 1 to MAX_REUSE.
+    """
+    import re
+
+    text = str(reuse).strip() if not isinstance(reuse, bool) else ""
+    if text.lower() == "auto":
+        return None
+    if not re.fullmatch(r"[0-9]+", text, re.ASCII) or not 1 <= int(text) <= MAX_REUSE:
+        raise ConfigError(f"--reuse must be auto or a whole number of samples a shot from 1 to {MAX_REUSE}, got {reuse}")
+    return int(text)
+
+
 class NoChainError(ConfigError):
     """The device has no chain of the template's width at all."""
 

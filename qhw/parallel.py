@@ -171,7 +171,8 @@ def end_with(pid: int) -> None:
 
 
 def run_job(
-    backend: str, backend_seed: int | None, qpy: bytes, layout: tuple[int, ...], copies: int, values: np.ndarray, shots: int, seed: int | None
+    backend: str, backend_seed: int | None, qpy: bytes, layout: tuple[int, ...], copies: int, reuse: int, values: np.ndarray, shots: int,
+    seed: int | None,
 ):
     """Run one local job in whatever process this is (a worker), on one thread:
     (where it ran, its JobResult). Where: the Dask worker's address, or this
@@ -184,7 +185,7 @@ def run_job(
 
     simulator = _backend(backend, backend_seed)
     simulator.use_threads(1)
-    executable = Executable(circuit=_circuit(hashlib.sha1(qpy).hexdigest(), qpy), layout=tuple(layout), copies=copies)
+    executable = Executable(circuit=_circuit(hashlib.sha1(qpy).hexdigest(), qpy), layout=tuple(layout), copies=copies, reuse=reuse)
     return where_this_runs(), run_local_job(simulator, executable, values, shots, seed)
 
 
@@ -200,61 +201,72 @@ def where_this_runs() -> str:
         return f"pid:{os.getpid()}@{socket.gethostname()}"
 
 
-#: Copy c of a packed job is simulated with the job's seed plus c times this
-#: (more than any run's executions), so no two copies share a seed.
+#: Slot s of a packed job is simulated with the job's seed plus s times this
+#: (more than any run's executions), so no two slots share a seed.
 COPY_SEED_STRIDE = 2**24
 
 
 def run_local_job(simulator, executable, values: np.ndarray, shots: int, seed: int | None):
     """A local simulator's job, run here: its JobResult.
 
-    A packed executable's copies are simulated apart, each on its own
-    physical qubits with its own parameter columns (:func:`qhw.circuits.copy_circuit`):
-    a device model without crosstalk gives the same outcomes as the packed
-    circuit, and no state of 2**(qubits of every copy) amplitudes is ever
-    made. Its counts are interleaved as a provider's would be (copy c of
-    execution e in row e * copies + c).
+    A packed executable is never simulated whole (no state of every copy's
+    qubits at once is ever made): on an ideal simulator each slot (a copy at
+    a position) runs alone, as the template it is (a reset before a position
+    makes it start from |0...0>, so alone it has the distribution it has in
+    the reused circuit); on an emulated device each copy runs alone at every
+    position, on its own physical qubits, so that its noise, its mid-circuit
+    measurements' and resets' included, is its own qubits' (a device model
+    without crosstalk gives the same outcomes as the packed circuit). Counts
+    are interleaved as a provider's would be (slot s of execution e in row
+    e * slots + s).
     """
     from qhw.backend import JobResult
     from qhw.circuits import copy_columns
 
-    if executable.copies == 1 or simulator.runs_copies_in_one_job:
+    if executable.slots == 1 or simulator.runs_copies_in_one_job:
         return simulator.run(executable, values, shots, seed=seed)
-    by_copy, failed = [], {}
+    ideal = simulator.kind == "simulator"
+    counts = np.zeros((len(values), executable.slots, 2**executable.width), dtype=np.int64)
+    failed: dict[int, str] = {}
     for copy in range(executable.copies):
-        part = copy_executable(simulator, executable, copy)
-        copy_seed = None if seed is None else seed + copy * COPY_SEED_STRIDE
-        rows = np.ascontiguousarray(values[:, copy_columns(executable.circuit, part.circuit)])
-        result = simulator.run(part, rows, shots, seed=copy_seed)
-        by_copy.append(result.counts)
-        for execution, reason in result.failed.items():
-            failed.setdefault(execution, f"copy {copy}: {reason}")
-    counts = np.stack(by_copy, axis=1).reshape(len(values) * executable.copies, -1)
-    return JobResult(counts, failed)
+        for position in range(executable.reuse) if ideal else (None,):
+            part = part_executable(simulator, executable, copy, position)
+            first = copy if position is None else position * executable.copies + copy
+            part_seed = None if seed is None else seed + first * COPY_SEED_STRIDE
+            rows = np.ascontiguousarray(values[:, copy_columns(executable.circuit, part.circuit)])
+            result = simulator.run(part, rows, shots, seed=part_seed)
+            # A copy at every position gives each execution's positions in turn (rows e * reuse + p).
+            by_position = result.counts.reshape(len(values), part.slots, -1)
+            for p in range(part.slots):
+                counts[:, (p if position is None else position) * executable.copies + copy] = by_position[:, p]
+            for execution, reason in result.failed.items():
+                failed.setdefault(execution, f"copy {copy}: {reason}")
+    return JobResult(counts.reshape(len(values) * executable.slots, -1), failed)
 
 
-_copies: dict[tuple[int, int, int], tuple] = {}
+_parts: dict[tuple[int, int, int, int | None], tuple] = {}
 
 
-def copy_executable(simulator, executable, copy: int):
-    """One copy of a packed executable as an executable of its own, made once
-    per process: on an emulated device, the copy's instructions on the
-    device's qubits (compiled already, its noise is the copy's own qubits');
-    on an ideal simulator, which has no physical qubits, the copy alone,
-    compiled for the simulator."""
-    from qhw.circuits import copy_circuit
+def part_executable(simulator, executable, copy: int, position: int | None = None):
+    """A part of a packed executable as an executable of its own, made once
+    per process: on an emulated device, copy ``copy`` at every position, its
+    instructions on the device's qubits (compiled already: its noise is the
+    copy's own qubits'); on an ideal simulator, which has no physical qubits,
+    copy ``copy`` at ``position`` alone, compiled for the simulator."""
+    from qhw.circuits import copy_circuit, position_circuit
 
-    key = (id(simulator), id(executable.circuit), copy)
-    if key not in _copies:
-        if len(_copies) > 256:
-            _copies.clear()
-        if simulator.kind == "simulator":
-            alone = simulator.transpile(copy_circuit(executable.circuit, copy, compact=True), seed=0)
+    key = (id(simulator), id(executable.circuit), copy, position)
+    if key not in _parts:
+        if len(_parts) > 256:
+            _parts.clear()
+        if position is not None:
+            alone = copy_circuit(executable.circuit, copy, copies=executable.copies, reuse=executable.reuse, compact=True)
+            part = simulator.transpile(position_circuit(alone, position) if executable.reuse > 1 else alone, seed=0)
         else:
-            alone = executable.copy(copy)
+            part = executable.copy(copy)
         # The keys' objects are kept alive with the entry, so their ids are not reused.
-        _copies[key] = (simulator, executable.circuit, alone)
-    return _copies[key][2]
+        _parts[key] = (simulator, executable.circuit, part)
+    return _parts[key][2]
 
 
 @functools.lru_cache(maxsize=8)

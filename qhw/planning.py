@@ -18,17 +18,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from qhw import feature_maps, packing
-from qhw.backend import Backend, DeviceProfile
-from qhw.errors import BackendError, ConfigError
+from qhw.backend import Backend, DeviceProfile, ShotTiming
+from qhw.errors import BackendError, ConfigError, QhwError
 from qhw.pricing import CostEstimate, PriceTable, check_amount, sum_estimates
 from qhw.records import JOB_PURPOSES, ExecutionFailureRecord, JobPlan, JobRecord, RunRecord, ceil_div
 
+log = logging.getLogger("qhw.planning")
+
 #: States the readout calibration prepares on each copy's qubits (qhw.circuits.calibration_rows).
 CALIBRATION_STATES = 2
+#: The most samples a copy's qubits run in one shot that ``--reuse auto``
+#: chooses (see :func:`plan_reuse`; ``--reuse`` itself: qhw.packing.MAX_REUSE).
+MAX_AUTO_REUSE = 16
+#: ``--reuse auto`` reuses no qubits whose reset may leave a position starting
+#: from a wrong state more often than this (see :func:`plan_reuse`).
+MAX_REUSE_ERROR = 0.15
 
 
 # --- what is asked ------------------------------------------------------------------------------
@@ -49,6 +59,8 @@ class RunRequest:
     spacing: int = 1
     mitigate: bool = False
     round_shots: tuple[int, ...] | None = None
+    reuse: int | None = 1  # samples each copy's qubits run in a shot; None: as plan_reuse decides (--reuse auto)
+    rep_delay: float | None = None  # the pause between shots to ask of the device (None: its default)
 
     @property
     def first_shots(self) -> int:
@@ -77,23 +89,30 @@ class RunPlan:
     """What a run sends, and what it is estimated to cost (at most, for an adaptive run)."""
 
     packing: PackingPlan
-    calibrations: int  # the readout calibration's executions (every state on every copy)
+    calibrations: int  # the readout calibration's executions (every state on every slot)
     jobs: tuple[JobPlan, ...]  # the samples' first (or only) round, then the calibration's
     prices: PriceTable | None  # the table the estimate used (the device's own prices applied); None: free
     estimate: CostEstimate | None
+    reuse: int = 1  # samples each copy's qubits run in a shot
+    reuse_notes: tuple[str, ...] = ()
 
     @property
     def copies(self) -> int:
         return self.packing.copies
 
     @property
+    def slots(self) -> int:
+        """Samples' executions one execution carries: copies times positions."""
+        return self.copies * self.reuse
+
+    @property
     def executions_sent(self) -> int:
-        """Executions the jobs send: a packed one carries ``copies`` logical executions."""
-        return sum(sent_sizes(self.jobs, self.copies))
+        """Executions the jobs send: a packed one carries ``slots`` logical executions."""
+        return sum(sent_sizes(self.jobs, self.slots))
 
     @property
     def notes(self) -> tuple[str, ...]:
-        return self.packing.notes
+        return (*self.packing.notes, *self.reuse_notes)
 
 
 # --- checks against a profile -------------------------------------------------------------------
@@ -245,7 +264,9 @@ def device_prices(profile: DeviceProfile, prices: PriceTable) -> PriceTable:
     return prices.with_device_price(published.key, published.device, published.usd, published.source)
 
 
-def estimate_jobs(backend: Backend, profile: DeviceProfile, jobs: Sequence[tuple[int, int]], prices: PriceTable) -> CostEstimate | None:
+def estimate_jobs(
+    backend: Backend, profile: DeviceProfile, jobs: Sequence[tuple[int, int]], prices: PriceTable, timing: ShotTiming | None = None
+) -> CostEstimate | None:
     """The estimate of jobs given as (executions sent, shots each), priced
     group by group of equal shots; None when free or when no price is known."""
     if not backend.is_paid:
@@ -254,34 +275,148 @@ def estimate_jobs(backend: Backend, profile: DeviceProfile, jobs: Sequence[tuple
     for executions, shots in jobs:
         by_shots.setdefault(shots, []).append(executions)
     if not by_shots:
-        return backend.estimate_cost(profile, [], 0, prices)
-    parts = [backend.estimate_cost(profile, sizes, shots, prices) for shots, sizes in sorted(by_shots.items())]
+        return backend.estimate_cost(profile, [], 0, prices, timing)
+    parts = [backend.estimate_cost(profile, sizes, shots, prices, timing) for shots, sizes in sorted(by_shots.items())]
     if any(part is None for part in parts):
         return None
     return sum_estimates(parts)
 
 
-def _run_estimate(backend: Backend, profile: DeviceProfile, request: RunRequest, copies: int, calibrations: int, prices: PriceTable) -> CostEstimate | None:
+def _run_estimate(
+    backend: Backend, profile: DeviceProfile, request: RunRequest, slots: int, calibrations: int, prices: PriceTable,
+    timing: ShotTiming | None,
+) -> CostEstimate | None:
     """What a new run costs at most: every execution at ``shots``; an adaptive
     run's worst case, every sample through every round (each round's jobs
     priced with its own shots, the calibration with the run's)."""
     if not backend.is_paid:
         return None
     if request.round_shots is None:
-        plans = plan_jobs(backend, profile, request.executions, request.shots, calibrations=calibrations, copies=copies)
-        return backend.estimate_cost(profile, sent_sizes(plans, copies), request.shots, prices)
+        plans = plan_jobs(backend, profile, request.executions, request.shots, calibrations=calibrations, copies=slots)
+        return backend.estimate_cost(profile, sent_sizes(plans, slots), request.shots, prices, timing)
     parts = [
-        backend.estimate_cost(profile, sent_sizes(plan_jobs(backend, profile, request.executions, shots, copies=copies), copies), shots, prices)
+        backend.estimate_cost(profile, sent_sizes(plan_jobs(backend, profile, request.executions, shots, copies=slots), slots), shots, prices, timing)
         for shots in request.round_shots
     ]
     if calibrations:
-        calibration_plans = plan_jobs(backend, profile, 0, request.shots, calibrations=calibrations, copies=copies)
-        parts.append(backend.estimate_cost(profile, sent_sizes(calibration_plans, copies), request.shots, prices))
+        calibration_plans = plan_jobs(backend, profile, 0, request.shots, calibrations=calibrations, copies=slots)
+        parts.append(backend.estimate_cost(profile, sent_sizes(calibration_plans, slots), request.shots, prices, timing))
     if any(part is None for part in parts):
         return None
     total = sum_estimates(parts)
     rounds = len(request.round_shots)
     return dataclasses.replace(total, detail=f"worst case, every sample through {rounds} rounds to {request.shots} shots: {total.detail}")
+
+
+def check_rep_delay(backend: Backend, profile: DeviceProfile, rep_delay: float | None) -> None:
+    """``--rep-delay`` is within the device's rep_delay range, on a device that takes one.
+
+    Raises:
+        ConfigError: the device takes no rep_delay, or it is out of its range.
+    """
+    if rep_delay is None:
+        return
+    if profile.rep_delay_range is None:
+        raise ConfigError(f"--rep-delay: {backend.name} takes no rep_delay (IBM Quantum's devices do)")
+    low, high = profile.rep_delay_range
+    if not low <= rep_delay <= high:
+        raise ConfigError(
+            f"--rep-delay {rep_delay:g}: {backend.name} takes a rep_delay from {low * 1e6:g} to {high * 1e6:g} us, "
+            f"that is {low:g} to {high:g} seconds"
+        )
+
+
+def plan_reuse(backend: Backend, profile: DeviceProfile, request: RunRequest, packed: PackingPlan) -> tuple[int, tuple[str, ...]]:
+    """How many samples each copy's qubits run in a shot, and what the user should know of it.
+
+    ``--reuse K`` is K, where the device can measure and reset qubits
+    mid-circuit and run on (an ideal simulator runs each position alone,
+    which is exact), and never more than the circuits to run fill.
+
+    ``--reuse auto`` weighs the QPU time a sample saves against the error the
+    extra measurements and resets add, from the device's own figures:
+
+    1. A shot lasts rep_delay + K x (the template's compiled duration, its
+       final measurement included) + (K - 1) resets; a sample, that over K.
+       Going from K to 2K saves rep_delay / 2K a sample: K doubles while that
+       saving is at least one position's duration (the template and its
+       reset), up to MAX_AUTO_REUSE. On ibm_fez (rep_delay 250 us, a 5-qubit
+       paper map about 3.6 us with its measurement, a reset 1.6 us) that is 16.
+    2. A reused position starts from its qubits' reset, which errs as a
+       measurement does (IBM resets by measuring, then flipping what reads 1;
+       its targets publish no reset error): its extra error is 1 - the
+       product of (1 - readout error) over the copy's qubits (the worst copy
+       of the partition; unpacked, the device's best qubits). Where that
+       exceeds MAX_REUSE_ERROR, auto reuses nothing (fake_manila: 18 %; the
+       worst of fake_fez's 17 copies: 11 %).
+    3. Nothing is saved where nothing is billed by time: on a simulator or a
+       device without a timing, auto is 1.
+    """
+    wanted = request.reuse
+    slots_cap = max(1, request.executions // max(1, packed.copies))
+    if wanted == 1:
+        return 1, ()
+    if not profile.mid_circuit_reset:
+        # Braket's OpenQASM documents publish no mid-circuit reset today, and
+        # qiskit-braket-provider's to_braket translates none (it raises on reset).
+        through = " (qhw sends Braket circuits through qiskit-braket-provider, which translates no reset)" if backend.provider == "braket" else ""
+        reason = f"{backend.name} cannot measure and reset qubits mid-circuit{through}"
+        if wanted is not None:
+            raise ConfigError(f"--reuse {wanted}: {reason}; use --reuse 1")
+        return 1, (f"--reuse auto: {reason}; one sample a copy a shot",)
+    if wanted is not None:
+        if wanted > slots_cap:
+            note = f"--reuse {wanted}: the run has {request.executions} circuit(s) to run on {packed.copies} copies, so {slots_cap} samples a copy a shot"
+            return slots_cap, (note,)
+        return wanted, ()
+    timing = backend.shot_timing(profile, request.template, 1, request.rep_delay)
+    if timing is None:
+        return 1, (f"--reuse auto: {backend.name} bills no device time that reuse would save; one sample a copy a shot",)
+    position = timing.circuit + (profile.reset_seconds or 0.0)
+    reuse = 1
+    while 2 * reuse <= MAX_AUTO_REUSE and timing.rep_delay / (2 * reuse) >= position:
+        reuse *= 2
+    error = _reset_error(profile, packed, request.template.num_qubits)
+    if error is not None and error > MAX_REUSE_ERROR:
+        return 1, (
+            f"--reuse auto: a reset of {backend.name}'s qubits may leave a position starting from a wrong state "
+            f"{error:.1%} of the time (its readout error over a copy's qubits), over {MAX_REUSE_ERROR:.0%}; one sample a copy a shot",
+        )
+    if reuse == 1:
+        return 1, (f"--reuse auto: a second sample a shot saves {backend.name} less than it costs; one sample a copy a shot",)
+    if reuse > slots_cap:
+        reuse = slots_cap
+        if reuse == 1:
+            return 1, (f"--reuse auto: the run's {request.executions} circuit(s) fill its {packed.copies} copies already; one sample a copy a shot",)
+    per_sample = (timing.rep_delay + reuse * position) / reuse
+    note = (
+        f"--reuse auto: {reuse} samples a copy a shot on {backend.name} ({per_sample * 1e6:.0f} us a sample against "
+        f"{(timing.rep_delay + position) * 1e6:.0f}; a reused position's reset errs about {error or 0:.1%})"
+    )
+    return reuse, (note,)
+
+
+def _reset_error(profile: DeviceProfile, packed: PackingPlan, width: int) -> float | None:
+    """The chance that a reset leaves some qubit of a copy in a wrong state:
+    1 - the product of (1 - readout error) over the copy's qubits (the
+    partition's worst copy; unpacked, the device's ``width`` qubits of least
+    readout error, where the compiler's error-aware layout tends to place a
+    lone copy; on a device exactly as wide as the map, all of them); None
+    where the device publishes no readout error."""
+    readout = dict(profile.graph.readout_error) if profile.graph is not None else {}
+    if not readout:
+        return None
+    if packed.partition is not None:
+        per_copy = [[readout.get(q, 0.0) for q in copy.qubits] for copy in packed.partition.copies]
+    else:
+        per_copy = [sorted(readout.values())[:width]]
+    worst = 0.0
+    for errors in per_copy:
+        success = 1.0
+        for error in errors:
+            success *= 1.0 - error
+        worst = max(worst, 1.0 - success)
+    return worst
 
 
 def plan_run(backend: Backend, profile: DeviceProfile, request: RunRequest, prices: PriceTable | None) -> RunPlan:
@@ -294,25 +429,32 @@ def plan_run(backend: Backend, profile: DeviceProfile, request: RunRequest, pric
 
     Raises:
         ConfigError: shots outside the device's range, a device narrower than
-            the template, copies that do not fit.
+            the template, copies that do not fit, a reuse or rep_delay the
+            device cannot take.
         BackendError: the device takes no jobs now (a live profile says so).
     """
     check_available(profile)
     check_shots(profile, request.shots)
+    check_rep_delay(backend, profile, request.rep_delay)
     packed = plan_packing(backend, profile, request.pack, request.spacing, template=request.template, circuits_to_run=request.executions)
-    calibrations = CALIBRATION_STATES * packed.copies if request.mitigate else 0
+    reuse, reuse_notes = plan_reuse(backend, profile, request, packed)
+    slots = packed.copies * reuse
+    calibrations = CALIBRATION_STATES * slots if request.mitigate else 0
     jobs = plan_jobs(
-        backend, profile, request.executions, request.shots, calibrations=calibrations, copies=packed.copies,
+        backend, profile, request.executions, request.shots, calibrations=calibrations, copies=slots,
         job_shots=None if request.round_shots is None else request.first_shots,
     )
     table = None if prices is None else device_prices(profile, prices)
-    estimate = None if table is None else _run_estimate(backend, profile, request, packed.copies, calibrations, table)
+    timing = backend.shot_timing(profile, request.template, reuse, request.rep_delay) if backend.is_paid else None
+    estimate = None if table is None else _run_estimate(backend, profile, request, slots, calibrations, table, timing)
     if estimate is not None and request.pack == 1 and request.round_shots is None:
-        estimate = _with_packed_alternative(backend, profile, request, table, estimate)
-    return RunPlan(packed, calibrations, tuple(jobs), table, estimate)
+        estimate = _with_packed_alternative(backend, profile, request, table, estimate, reuse)
+    return RunPlan(packed, calibrations, tuple(jobs), table, estimate, reuse, reuse_notes)
 
 
-def _with_packed_alternative(backend: Backend, profile: DeviceProfile, request: RunRequest, prices: PriceTable, estimate: CostEstimate) -> CostEstimate:
+def _with_packed_alternative(
+    backend: Backend, profile: DeviceProfile, request: RunRequest, prices: PriceTable, estimate: CostEstimate, reuse: int
+) -> CostEstimate:
     """The estimate of an unpacked paid run, saying what ``--pack auto`` would cost."""
     try:
         auto = plan_packing(backend, profile, None, request.spacing, template=request.template, circuits_to_run=request.executions)
@@ -320,8 +462,9 @@ def _with_packed_alternative(backend: Backend, profile: DeviceProfile, request: 
         return estimate
     if auto.copies < 2:
         return estimate
-    calibrations = CALIBRATION_STATES * auto.copies if request.mitigate else 0
-    packed = _run_estimate(backend, profile, request, auto.copies, calibrations, prices)
+    calibrations = CALIBRATION_STATES * auto.copies * reuse if request.mitigate else 0
+    timing = backend.shot_timing(profile, request.template, reuse, request.rep_delay)
+    packed = _run_estimate(backend, profile, request, auto.copies * reuse, calibrations, prices, timing)
     if packed is None:
         return estimate
     return dataclasses.replace(estimate, alternative=f"with --pack auto ({auto.copies} copies an execution): {packed.usd_text}")
@@ -354,6 +497,39 @@ def guard_cost(
     if approve is None or not approve(estimate):
         shown = estimate if estimate is not None else "unknown (no price for this device)"
         raise ConfigError(f"{backend.name} costs money (estimate: {shown}); not confirmed, nothing was submitted")
+
+
+#: Backends whose allowance could not be read, said once a process.
+_ALLOWANCE_UNKNOWN: set[str] = set()
+
+
+def check_allowance(backend: Backend, estimate: CostEstimate | None) -> None:
+    """Refuse a paid submission whose estimate is more device time than the
+    account's plan has left (IBM's Open plan: 600 QPU s every 28 days), naming
+    both figures. Where the allowance cannot be read (no network, an older
+    service), say so once and go on: the provider refuses what exceeds it.
+
+    Raises:
+        ConfigError: the estimate exceeds what is left.
+    """
+    if not backend.is_paid or estimate is None or estimate.quantum_seconds is None:
+        return
+    try:
+        allowance = backend.allowance()
+    except QhwError as err:  # CredentialsError included: the guard asked for credentials already
+        allowance, reason = None, f"it could not be read ({err})"
+    else:
+        reason = "the service gives no limit for the instance"
+    if allowance is None:
+        if backend.name not in _ALLOWANCE_UNKNOWN:
+            _ALLOWANCE_UNKNOWN.add(backend.name)
+            log.warning("%s: the plan's allowance was not checked: %s", backend.name, reason)
+        return
+    if estimate.quantum_seconds > allowance.remaining:
+        raise ConfigError(
+            f"the estimate, about {math.ceil(estimate.quantum_seconds):,} {allowance.unit}, is more than the "
+            f"{allowance.remaining:,.0f} {allowance.unit} the {allowance.plan} plan's instance has left this period; nothing was submitted"
+        )
 
 
 def guard_again(backend: Backend, guarded: CostEstimate | None, revised: CostEstimate | None, max_cost, approve) -> None:
@@ -396,7 +572,7 @@ def plan_retry(
         job = jobs[failure.job_id]
         groups.setdefault((failure.purpose, job.round, job.own_shots), []).append(failure)
     for (purpose, round, shots), failures in sorted(groups.items(), key=lambda item: (JOB_PURPOSES.index(item[0][0]), item[0][1])):
-        per_job = logical_per_job(backend, profile, shots or run.shots, run.copies)
+        per_job = logical_per_job(backend, profile, shots or run.shots, run.slots)
         failures.sort(key=lambda f: f.execution)
         for start in range(0, len(failures), per_job):
             chunk = failures[start : start + per_job]
@@ -404,13 +580,27 @@ def plan_retry(
     table = None if prices is None else device_prices(profile, prices)
     estimate = None
     if table is not None:
-        sent = [(ceil_div(job.executions, run.copies), job.shots(run.shots)) for job in failed]
-        sent += [(ceil_div(plan.executions, run.copies), plan.shots or run.shots) for plan, _ in planned]
-        estimate = estimate_jobs(backend, profile, sent, table)
+        sent = [(ceil_div(job.executions, run.slots), job.shots(run.shots)) for job in failed]
+        sent += [(ceil_div(plan.executions, run.slots), plan.shots or run.shots) for plan, _ in planned]
+        estimate = estimate_jobs(backend, profile, sent, table, run_timing(backend, profile, run))
     return RetryPlan(tuple(failed), tuple(planned), estimate, table)
 
 
 def pending_estimate(backend: Backend, profile: DeviceProfile, run: RunRecord, jobs: Sequence[JobRecord], prices: PriceTable) -> CostEstimate | None:
     """What sending these pending jobs would cost: a packed execution carries
     ``copies`` logical ones, and an adaptive round's jobs have their own shots."""
-    return estimate_jobs(backend, profile, [(ceil_div(job.executions, run.copies), job.shots(run.shots)) for job in jobs], prices)
+    sent = [(ceil_div(job.executions, run.slots), job.shots(run.shots)) for job in jobs]
+    return estimate_jobs(backend, profile, sent, prices, run_timing(backend, profile, run))
+
+
+def run_timing(backend: Backend, profile: DeviceProfile, run: RunRecord, template=None) -> ShotTiming | None:
+    """A shot of a stored run as it runs (its reuse, its rep_delay), for
+    estimates of what it sends again; the template is the run's feature map
+    (``template``), or the paper's of its width when none is given."""
+    if not backend.is_paid:
+        return None
+    if template is None:
+        from qhw import circuits
+
+        template = circuits.feature_map(run.num_qubits)
+    return backend.shot_timing(profile, template, run.reuse, run.rep_delay)

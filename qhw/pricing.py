@@ -93,6 +93,8 @@ class CostEstimate:
     prices_taken: str
     # What the same run would cost otherwise, in words (packed: "with --pack auto ...").
     alternative: str | None = None
+    # The device time it is, where the provider bills by time (IBM's QPU seconds).
+    quantum_seconds: float | None = None
 
     @property
     def usd_text(self) -> str:
@@ -107,8 +109,10 @@ def sum_estimates(estimates: list[CostEstimate]) -> CostEstimate:
     """Estimates of parts (an adaptive run's rounds, jobs of different shots) as one."""
     if len(estimates) == 1:
         return estimates[0]
+    seconds = [e.quantum_seconds for e in estimates]
     return CostEstimate(
-        usd=sum(e.usd for e in estimates), detail=" + ".join(f"({e.detail})" for e in estimates), prices_taken=estimates[0].prices_taken
+        usd=sum(e.usd for e in estimates), detail=" + ".join(f"({e.detail})" for e in estimates), prices_taken=estimates[0].prices_taken,
+        quantum_seconds=None if any(s is None for s in seconds) else sum(seconds),
     )
 
 

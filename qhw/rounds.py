@@ -19,9 +19,10 @@ from qhw.adaptive import AdaptiveSettings, load_classifier, unsettled_by_change,
 from qhw.backend import Backend
 from qhw.errors import ConfigError, QhwError
 from qhw.jobstates import UNFINISHED_STATES
-from qhw.planning import round_jobs
+from qhw.planning import check_allowance, estimate_jobs, round_jobs, run_timing
+from qhw.pricing import load_prices
 from qhw.progress import Progress
-from qhw.records import SPLIT_NAMES, JobRecord, ModelRecord, RunRecord
+from qhw.records import SPLIT_NAMES, JobRecord, ModelRecord, RunRecord, ceil_div
 from qhw.store import RunCounts, Store
 from qhw.worker import RunWorker, Tally, work_all
 
@@ -88,7 +89,11 @@ def advance_round(store: Store, run: RunRecord, backend: Backend) -> list[JobRec
     shots = rounds.round_shots(run.round + 1) if executions else 0
     plans = []
     if executions:
-        plans = round_jobs(backend, backend.profile(), executions, shots, run.copies, run.round + 1)
+        profile = backend.profile()
+        plans = round_jobs(backend, profile, executions, shots, run.slots, run.round + 1)
+        if backend.is_paid:  # a round is a paid submission: it must fit what the plan has left
+            sent = [(ceil_div(plan.executions, run.slots), shots) for plan in plans]
+            check_allowance(backend, estimate_jobs(backend, profile, sent, load_prices(), run_timing(backend, profile, run)))
     started = store.ledger.next_round(run, plans)
     if started is not None:
         log.info("run %s: round %d collected; %d of %d sample(s) unsettled", run.id, run.round, int(unsettled.sum()), len(keys))

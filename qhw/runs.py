@@ -11,6 +11,7 @@ once: each claims a job before working on it. See docs/ledger.md.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -27,8 +28,8 @@ from qhw.errors import BackendError, ConfigError, NotFoundError, QhwError
 from qhw.executables import calibration_executable, packed_executable
 from qhw.store.arrays import load_arrays
 from qhw.jobstates import UNFINISHED_STATES, JobState
-from qhw.planning import RunRequest, check_width, guard_again, guard_cost, plan_retry, plan_run
-from qhw.packing import parse_copies
+from qhw.planning import RunRequest, check_allowance, check_width, guard_again, guard_cost, plan_retry, plan_run
+from qhw.packing import parse_copies, parse_reuse
 from qhw.pricing import CostEstimate, check_amount, load_prices
 from qhw.progress import Progress, SilentProgress
 from qhw.records import RUN_SPLITS, SPLIT_CODES, ExecutionFailureRecord, JobRecord, RunRecord, RunSpec, ceil_div
@@ -54,7 +55,7 @@ class SubmitResult:
     @property
     def executions(self) -> int:
         """Executions the jobs send (a packed execution carries ``copies`` samples' circuits)."""
-        return sum(ceil_div(job.executions, self.run.copies) for job in self.jobs)
+        return sum(ceil_div(job.executions, self.run.slots) for job in self.jobs)
 
     @property
     def failed_jobs(self) -> list[JobRecord]:
@@ -98,6 +99,8 @@ def submit(
     progress: Progress | None = None,
     adaptive: bool = False,
     model_id: int | None = None,
+    reuse: int | str = 1,
+    rep_delay: float | None = None,
 ) -> SubmitResult:
     """Run the feature map for every selected sample of a feature set.
 
@@ -117,6 +120,11 @@ def submit(
             on its own physical qubits and bound to its own sample ("auto": as
             many as qhw.packing places on the device); 1 runs one copy.
         pack_spacing: 1 keeps an idle qubit between copies, 0 allows neighbours.
+        reuse: samples each copy's qubits run one after another in a shot,
+            each measured into a register of its own and reset before the
+            next ("auto": as qhw.planning.plan_reuse decides); 1 reuses nothing.
+        rep_delay: the pause between shots to ask of an IBM device (seconds,
+            within its rep_delay_range; None: the device's default).
         workers: local processes for a local simulator's jobs (default: every core).
         scheduler: a Dask scheduler's address, to run them on its cluster instead.
         adaptive: measure in rounds (qhw.adaptive), ``shots`` the most a
@@ -145,6 +153,9 @@ def submit(
     check_positive(limit, "--limit")
     check_amount(max_cost, "--max-cost")
     wanted = parse_copies(pack)
+    reused = parse_reuse(reuse)
+    if rep_delay is not None and (isinstance(rep_delay, bool) or not math.isfinite(rep_delay) or rep_delay < 0):
+        raise ConfigError(f"--rep-delay must be a finite number of seconds, 0 or more, got {rep_delay}")
     rounds = adaptive_settings(adaptive, shots, model_id)
     backend = get_backend(backend_name, seed=seed)
     feature_set = store.catalogue.feature_set(feature_set_id)
@@ -161,6 +172,7 @@ def submit(
     request = RunRequest(
         executions=len(order) * k, shots=shots, template=template, pack=wanted, spacing=pack_spacing, mitigate=bool(mitigate),
         round_shots=None if rounds is None else tuple(rounds.round_shots(r) for r in range(rounds.rounds)),
+        reuse=reused, rep_delay=rep_delay,
     )
     what = f"feature set {feature_set.id} ({feature_set.feature_map})"
     prices = load_prices() if backend.is_paid else None
@@ -175,10 +187,11 @@ def submit(
     check_width(live, template, what)
     guarded, plan = plan.estimate, plan_run(backend, live, request, prices)
     guard_again(backend, guarded, plan.estimate, max_cost, approve)
+    check_allowance(backend, plan.estimate)
 
     # A local simulator's worker processes start now, while this one prepares the run.
     with executor_for(backend, workers, scheduler, len(plan.jobs)) as pool:
-        executable = packed_executable(backend, plan.packing, seed, template=template)
+        executable = packed_executable(backend, plan.packing, seed, template=template, reuse=plan.reuse)
         # The calibration reads the very physical qubits the feature map uses (each copy's).
         calibration = calibration_executable(backend, plan.packing, seed, executable) if mitigate else None
         spec = RunSpec(
@@ -200,6 +213,8 @@ def submit(
             copies=executable.copies,
             packing_json=plan.packing.to_json(),
             adaptive_json=None if rounds is None else rounds.to_json(),
+            reuse=executable.reuse,
+            rep_delay=rep_delay,
         )
         # The device's calibration now, for the qubits this run uses: kept with the run.
         snapshot = backend.calibration(executable.layout)
@@ -250,6 +265,7 @@ def retry_run(
     # Planned again by the device as it is now (see submit).
     guarded, plan = plan.estimate, plan_retry(backend, backend.profile(), run, failed, missing, of_run, prices)
     guard_again(backend, guarded, plan.estimate, max_cost, approve)
+    check_allowance(backend, plan.estimate)
     holder = holder_id()
     worker = RunWorker.load(store, run.id, holder=holder, backend=backend, approved=True)
     # Where the jobs will run is settled (a cluster reached, with a worker) before any job is reset.

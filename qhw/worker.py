@@ -116,10 +116,10 @@ class RunWorker:
         run = store.ledger.run(run_id)
         stored = store.ledger.run_circuit(run_id)
         backend = backend or get_backend(run.backend, seed=run.seed)
-        executable = Executable(circuit=circuits.from_qpy(stored.qpy), layout=run.layout, copies=run.copies)
+        executable = Executable(circuit=circuits.from_qpy(stored.qpy), layout=run.layout, copies=run.copies, reuse=run.reuse)
         calibration = None
         if stored.calibration_qpy is not None:
-            calibration = Executable(circuit=circuits.from_qpy(stored.calibration_qpy), layout=run.layout, copies=run.copies)
+            calibration = Executable(circuit=circuits.from_qpy(stored.calibration_qpy), layout=run.layout, copies=run.copies, reuse=run.reuse)
         arrays = load_arrays(store.catalogue.feature_set(run.feature_set_id))
         parameters = parameter_rows(arrays, stored.sample_order, run.circuits_per_sample)
         return cls(
@@ -159,22 +159,23 @@ class RunWorker:
         seed = None if self.run.seed is None else self.run.seed + job.execution_start + job.round * ROUND_SEED_STRIDE
         if job.purpose == "calibration":
             seed = None if seed is None else seed + len(self.parameters)
-            # Calibration execution j prepares state j // copies on copy j % copies.
-            states = np.repeat(circuits.calibration_rows(self.run.num_qubits), self.run.copies, axis=0)
+            # Calibration execution j prepares state j // slots on slot j % slots (every copy at every position).
+            states = np.repeat(circuits.calibration_rows(self.run.num_qubits), self.run.slots, axis=0)
             executable, rows = self.calibration, states[job.execution_indices]
         else:
             executable, rows = self.executable, self.parameters[job.execution_indices]
-        return executable, circuits.circuit_rows(rows, executable.circuit, executable.copies), seed
+        return executable, circuits.circuit_rows(rows, executable.circuit, executable.slots), seed
 
     def _result(self, job: JobRecord, provider_job_id: str) -> JobResult:
         executable = self.calibration if job.purpose == "calibration" else self.executable
-        executions = ceil_div(job.executions, executable.copies)
+        executions = ceil_div(job.executions, executable.slots)
         return self.backend.result(provider_job_id, executable=executable, executions=executions, shots=job.shots(self.run.shots))
 
     def _send(self, job: JobRecord) -> str:
         executable, values, seed = self._inputs(job)
         return self.backend.submit(
-            executable, values, job.shots(self.run.shots), job.tags, seed=seed, idempotency_key=job.idempotency_key
+            executable, values, job.shots(self.run.shots), job.tags, seed=seed, idempotency_key=job.idempotency_key,
+            rep_delay=self.run.rep_delay,
         )
 
     def _run_here(self, job: JobRecord) -> JobRecord:
@@ -215,7 +216,7 @@ class RunWorker:
         for job in jobs:
             executable, values, seed = self._inputs(job)
             future = pool.submit(
-                parallel.run_job, self.backend.name, self.run.seed, qpy[job.purpose], executable.layout, executable.copies,
+                parallel.run_job, self.backend.name, self.run.seed, qpy[job.purpose], executable.layout, executable.copies, executable.reuse,
                 values, job.shots(self.run.shots), seed,
             )
             futures[future] = job
@@ -309,7 +310,7 @@ class RunWorker:
 
     def _store_counts(self, job: JobRecord, provider_job_id: str, result: JobResult, usage: ProviderUsage) -> JobRecord:
         stored = job if job.provider_job_id == provider_job_id else _with_provider_id(job, provider_job_id)
-        result = demultiplexed(result, job.executions, self.executable.copies)
+        result = demultiplexed(result, job.executions, self.executable.slots)
         end = JobState.COLLECTED if len(result.failed) < job.executions else JobState.FAILED
         store = self.store.results.store_calibration if job.purpose == "calibration" else self.store.results.store_counts
         store(stored, result.counts, job.shots(self.run.shots), usage=usage, cost_usd=self._cost(job, end, usage), failed=result.failed)
@@ -336,7 +337,7 @@ class RunWorker:
             return 0.0
         if self.prices is None or not usage.final:  # (no table: a run from before qhw kept them)
             return None
-        return self.backend.job_cost(job.usage(job.shots(self.run.shots), usage, state, copies=self.run.copies), self.prices)
+        return self.backend.job_cost(job.usage(job.shots(self.run.shots), usage, state, copies=self.run.slots), self.prices)
 
     def settle_usage(self, job: JobRecord) -> bool:
         """Ask the provider again for the usage of a finished job whose figures
@@ -459,18 +460,18 @@ def parameter_rows(arrays, order: np.ndarray, circuits_per_sample: int) -> np.nd
     return circuits.logical_rows(angles, circuits_per_sample)
 
 
-def demultiplexed(result: JobResult, executions: int, copies: int) -> JobResult:
-    """A packed job's result as its ``executions`` logical executions: copy c
-    of packed execution e is logical execution e * copies + c (the fill of the
+def demultiplexed(result: JobResult, executions: int, slots: int) -> JobResult:
+    """A packed job's result as its ``executions`` logical executions: slot s
+    of packed execution e is logical execution e * slots + s (the fill of the
     last packed execution is dropped); a failed packed execution fails each
-    of its copies."""
-    if copies == 1:
+    of its slots."""
+    if slots == 1:
         return result
     failed = {
-        e * copies + c: reason for e, reason in result.failed.items() for c in range(copies) if e * copies + c < executions
+        e * slots + s: reason for e, reason in result.failed.items() for s in range(slots) if e * slots + s < executions
     }
-    by_copy = result.counts.reshape(-1, copies, result.counts.shape[-1])
-    return JobResult(circuits.demultiplexed(by_copy, executions), failed)
+    by_slot = result.counts.reshape(-1, slots, result.counts.shape[-1])
+    return JobResult(circuits.demultiplexed(by_slot, executions), failed)
 
 
 def _with_provider_id(job: JobRecord, provider_job_id: str) -> JobRecord:

@@ -43,7 +43,12 @@ class FakeIBMCloud(FakeCloud):
             "fail_next": None,  # the next job fails with this reason
             "steps": STEPS,
             "usage": 1.25,  # QPU seconds IBM charges a job, once final
+            "usage_ru": 0.8,  # resource units IBM charges a job, once final
+            # Which usage fields the metrics carry: "seconds" (before RUs), "both" (IBM's API today), "ru" (once the time fields go).
+            "usage_shape": "seconds",
             "usage_final_after": 0,  # metrics reads that still say "pending" before the usage is final
+            # The instance's plan usage (GET /v1/usage), as QiskitRuntimeService.usage() reads it; None: an older service without it.
+            "instance_usage": {"plan_id": "open", "usage_consumed_seconds": 0, "usage_limit_seconds": 600, "usage_limit_reached": False},
             "listing_delay": 0.0,  # seconds a new job stays out of the job listing (jobs_get)
             "model": None,  # a fake device class name to serve for every device (default: MODELS)
             "result_defect": None,  # "two_pubs" or "short": a result that does not fit the pub submitted
@@ -135,8 +140,10 @@ class FakeRuntimeClient:
         }
 
     def cloud_usage(self) -> dict:
-        return {"instance_id": CRN, "plan_id": "open", "usage_consumed_seconds": 0, "usage_limit_reached": False,
-                "usage_allocation_seconds": 600, "usage_remaining_seconds": 600}
+        """GET /v1/usage: the instance's plan usage (an older service answers without the usage fields)."""
+        self._cloud._fault("allowance")
+        usage = self._cloud.read()["instance_usage"]
+        return {"instance_id": CRN, **(usage or {})}
 
     # --- sessions (a Batch) -------------------------------------------------------------------
 
@@ -183,6 +190,8 @@ class FakeRuntimeClient:
                 "program": program_id,
                 # The shots of each pub (SamplerV2 writes them into every pub it sends), as IBM would run them.
                 "shots": [pub[2] if len(pub) > 2 else inputs.get("shots") for pub in inputs["pubs"]],
+                # The execution options it was sent (rep_delay among them).
+                "execution": dict((inputs.get("options") or {}).get("execution") or {}),
                 "created": datetime.now(timezone.utc),
                 "error": error,
                 "polls": 0,
@@ -246,8 +255,12 @@ class FakeRuntimeClient:
             record = self._record(state, job_id)
             record["metric_reads"] += 1
             final = record["metric_reads"] > state["usage_final_after"]
-            seconds = state["usage"]
-        usage = {"status": "complete", "qpu_charge_time_seconds": seconds} if final else {"status": "pending", "qpu_charge_time_seconds": 0}
+            seconds, units, shape = state["usage"], state["usage_ru"], state["usage_shape"]
+        usage: dict[str, Any] = {"status": "complete" if final else "pending"}
+        if shape in ("seconds", "both"):
+            usage["qpu_charge_time_seconds"] = seconds if final else 0
+        if shape in ("ru", "both"):
+            usage["value"] = units if final else 0
         return {"usage": usage, "timestamps": {"created": _iso(record["created"]), "finished": None, "running": None}}
 
     def job_logs(self, job_id: str) -> str:

@@ -69,13 +69,19 @@ class RemoteLikeBackend(AerBackend):
 
         return ProviderUsage()
 
-    def estimate_cost(self, profile, job_sizes, shots, prices):
+    def shot_timing(self, profile, template, reuse=1, rep_delay=None):
+        return None
+
+    def estimate_cost(self, profile, job_sizes, shots, prices, timing=None):
         return None  # free, like a provider's test device
 
     def job_cost(self, job, prices) -> float:
         return 0.0
 
-    def submit(self, executable, parameter_values, shots, tags, *, seed=None, idempotency_key=None) -> str:
+    def allowance(self):
+        return None
+
+    def submit(self, executable, parameter_values, shots, tags, *, seed=None, idempotency_key=None, rep_delay=None) -> str:
         if self.name == "remote_rejecting":
             raise BackendError("device is in maintenance until 14:00 UTC")
         counts = self.run(executable, parameter_values, shots, seed=seed).counts
