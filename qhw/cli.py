@@ -14,7 +14,9 @@ from typing import Any
 
 import click
 
-from qhw.cli_options import ANGLE_RANGE, EPOCHS, ID, INTERVAL, LATENT, MAP_QUBITS, MAP_REPS, PACK, POSITIVE, SECONDS, SEED, USD, WORKERS, LazyHelp
+from qhw.cli_options import (
+    ANGLE_RANGE, EPOCHS, ID, INTERVAL, LATENT, MAP_QUBITS, MAP_REPS, PACK, POSITIVE, REP_DELAY, REUSE, SECONDS, SEED, USD, WORKERS, LazyHelp,
+)
 from qhw import feature_maps  # light: Qiskit loads inside its functions; the help lists its maps
 from qhw.errors import QhwError
 from qhw.records import PROBABILITIES, READOUTS, RUN_SPLITS  # no heavy imports: `qhw --help` stays instant
@@ -345,6 +347,11 @@ def backends(as_json) -> None:
     help="1 keeps an idle qubit between packed copies (against crosstalk); 0 allows neighbours.",
 )
 @click.option(
+    "--reuse", default="1", show_default=True, type=REUSE, metavar="auto|K",
+    help="Samples each copy's qubits run one after another in a shot, measured and reset between (auto: as the device's timing and errors make worth it).",
+)
+@click.option("--rep-delay", "rep_delay", type=REP_DELAY, help="Seconds between shots on an IBM device, within its rep_delay range (default: the device's).")
+@click.option(
     "--adaptive", is_flag=True,
     help="Measure in rounds, each sample only until its class is settled; --shots is the most a sample gets.",
 )
@@ -355,7 +362,7 @@ def backends(as_json) -> None:
 @click.pass_context
 def submit(
     ctx, app: _App, backend_name, feature_set_id, split, shots, limit, seed, max_cost, yes, mitigate, pack, pack_spacing,
-    adaptive, model_id, workers, scheduler, as_json,
+    reuse, rep_delay, adaptive, model_id, workers, scheduler, as_json,
 ) -> None:
     """Submit the feature map's circuits: one a sample, or one for each of its parameters' worth of components."""
     from qhw.runs import submit as submit_run
@@ -373,6 +380,8 @@ def submit(
         mitigate=mitigate,
         pack=pack,
         pack_spacing=pack_spacing,
+        reuse=reuse,
+        rep_delay=rep_delay,
         adaptive=adaptive,
         model_id=model_id,
         workers=workers,
@@ -388,6 +397,7 @@ def submit(
             "jobs": len(result.jobs),
             "samples": result.samples,
             "copies": result.run.copies,
+            "reuse": result.run.reuse,
             "executions": result.executions,
             **({"round": result.run.round, "rounds_done": result.run.rounds_done} if result.run.adaptive else {}),
         },
@@ -446,6 +456,7 @@ def runs_list(app: _App, as_json) -> None:
             "jobs": ", ".join(f"{count} {state}" for state, count in o.jobs_by_state.items()),
             "estimated": o.cost.estimate_text,
             "actual": o.cost.actual_text,
+            "usage": o.usage_text,
         }
         for o in overviews
     ]
@@ -478,7 +489,10 @@ def runs_show(app: _App, run_id, properties_out, as_json) -> None:
         ("samples", f"{o.samples} of {o.n_samples} collected"), ("jobs", ", ".join(f"{n} {state}" for state, n in o.jobs_by_state.items())),
         ("layout (physical qubits)", ", ".join(map(str, details.layout))), ("transpiled depth", details.depth),
         ("two-qubit gates", details.two_qubit_gates), ("mitigation", details.mitigation or "none"),
+        ("copies, samples a copy a shot", f"{o.copies}, {o.reuse} ({o.executions:,} executions)"),
+        ("rep_delay", "the device's default" if details.rep_delay is None else f"{details.rep_delay * 1e6:g} us"),
         ("estimated cost" + (" (worst case)" if details.adaptive else ""), o.cost.estimate_text), ("actual cost", o.cost.actual_text),
+        ("usage reported", o.usage_text or ("none (not billed)" if o.cost.free else "none yet")),
     ]
     if details.adaptive is not None:
         a = details.adaptive
@@ -544,6 +558,8 @@ def jobs(app: _App, run_id, states, as_json) -> None:
             "attempt": j.attempt,
             "updated": j.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
             "quantum_seconds": j.quantum_seconds,
+            "usage_value": j.usage_value,
+            "usage_unit": j.usage_unit,
             "usage_pending": j.usage_pending,
             "failed_executions": failed_executions.get(j.id, 0),
             "errors_in_a_row": j.error_count,
@@ -815,6 +831,16 @@ def _print_comparison(comparison) -> None:
             False,
             title=f"agreement by copy of run {hw.run}",
         )
+    if len(g.fidelity_by_position) > 1:  # a reused run: a position whose reset errs shows here
+        _emit(
+            [
+                {"position": position, "mean fidelity": g.fidelity_by_position[position].mean,
+                 "mean total variation": g.total_variation_by_position[position].mean, "circuits": g.fidelity_by_position[position].n}
+                for position in sorted(g.fidelity_by_position)
+            ],
+            False,
+            title=f"agreement by position in a shot of run {hw.run}",
+        )
     _emit(
         [
             {"shots": p.shots, "accuracy": p.accuracy, "95% interval": f"[{p.low:.3f}, {p.high:.3f}]", "est. cost (USD)": p.cost_usd}
@@ -834,6 +860,28 @@ def _print_comparison(comparison) -> None:
             False,
             title=f"shots a sample of run {hw.run}",
         )
+
+
+@main.command()
+@click.option("--backend", "backend_name", default="ibm_fez", show_default=True, help="A paid backend of the account to ask (any of its devices).")
+@json_option
+def account(backend_name, as_json) -> None:
+    """The plan's usage this period and what is left of it (IBM Quantum's instance)."""
+    from qhw.backend import get_backend
+
+    backend = get_backend(backend_name)
+    if not backend.is_paid:
+        raise click.UsageError(f"{backend_name} is free: name a device of the account (e.g. ibm_fez)")
+    backend.check_credentials()
+    allowance = backend.allowance()
+    if allowance is None:
+        raise QhwError(f"{backend.provider} gives no plan allowance for this account (no limit, or a service that does not say)")
+    _emit(
+        {"backend": backend_name, "plan": allowance.plan, "consumed": allowance.consumed, "limit": allowance.limit,
+         "remaining": allowance.remaining, "unit": allowance.unit},
+        as_json,
+        title=f"{backend.provider} plan usage",
+    )
 
 
 # --- database ----------------------------------------------------------------------

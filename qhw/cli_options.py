@@ -15,7 +15,7 @@ import click
 from qhw.checks import EPOCHS_MAX, ID_MAX, SEED_MAX, WORKERS_MAX
 from qhw.errors import ConfigError
 from qhw.feature_maps import MAX_QUBITS, MAX_REPS, MIN_QUBITS
-from qhw.packing import parse_copies
+from qhw.packing import parse_copies, parse_reuse
 
 
 class IntegerRange(click.IntRange):
@@ -122,6 +122,25 @@ class Pack(click.ParamType):
 
 
 PACK = Pack()
+
+
+class Reuse(click.ParamType):
+    """``--reuse``: ``auto`` or samples a copy runs in a shot (qhw.packing.parse_reuse),
+    refused as a malformed option (exit 2)."""
+
+    name = "auto|K"
+
+    def convert(self, value, param, ctx):
+        try:
+            reuse = parse_reuse(value)
+        except ConfigError as err:
+            self.fail(str(err).removeprefix("--reuse "), param, ctx)
+        return "auto" if reuse is None else reuse
+
+
+REUSE = Reuse()
+#: A pause between shots: IBM's devices take up to half a millisecond.
+REP_DELAY = FiniteFloat(0.0, " of seconds", maximum=1.0)
 
 
 class LazyHelp(click.Option):

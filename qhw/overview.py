@@ -12,13 +12,14 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 
 from qhw import config
 from qhw.errors import ConfigError
 from qhw.pricing import usd
-from qhw.records import DEVICE_NAME_KEY, SPLIT_NAMES, CalibrationSnapshot, JobRecord, RunRecord
+from qhw.records import DEVICE_NAME_KEY, SPLIT_NAMES, CalibrationSnapshot, JobRecord, RunRecord, ceil_div
 from qhw.jobstates import FINAL_STATES, JobState
 from qhw.store import Store
 
@@ -76,6 +77,17 @@ class RunOverview:
     n_samples: int
     jobs_by_state: dict[str, int]
     cost: Cost
+    # What the provider reported the finished jobs used, in its own unit (IBM:
+    # "RU", resource units; "QPU s" before them); None: nothing reported.
+    usage: float | None = None
+    usage_unit: str | None = None
+    copies: int = 1
+    reuse: int = 1
+    executions: int = 0  # executions the run's jobs send (a packed one carries copies x reuse samples)
+
+    @property
+    def usage_text(self) -> str:
+        return "" if self.usage is None else f"{self.usage:,.3g} {self.usage_unit}"
 
     def to_dict(self) -> dict:
         return {
@@ -92,6 +104,11 @@ class RunOverview:
             "estimated_cost_usd": self.cost.estimate_usd,
             "actual_cost_usd": self.cost.actual_usd,
             "actual_cost": self.cost.actual_text,
+            "usage": self.usage,
+            "usage_unit": self.usage_unit,
+            "copies": self.copies,
+            "reuse": self.reuse,
+            "executions": self.executions,
         }
 
 
@@ -133,6 +150,7 @@ class RunDetails:
     # The feature map: its name, qubits, parameters and circuits a sample, and that as one line.
     feature_map: dict = field(default_factory=dict)
     feature_map_text: str = ""
+    rep_delay: float | None = None  # the rep_delay the run asked for (None: the device's default)
 
     def to_dict(self) -> dict:
         calibration = None
@@ -148,6 +166,7 @@ class RunDetails:
             "feature_map": self.feature_map,
             "seed": self.seed,
             "layout": list(self.layout),
+            "rep_delay": self.rep_delay,
             "copies": [
                 {"copy": index, "qubits": list(qubits), "estimated_error": error} for index, (qubits, error) in enumerate(self.copies)
             ],
@@ -233,6 +252,7 @@ def run_details(store: Store, run_id: int | None = None) -> RunDetails:
             "circuits_per_sample": feature_set.circuits_per_sample,
         },
         feature_map_text=feature_set.describe_map(),
+        rep_delay=run.rep_delay,
         seed=run.seed,
         layout=run.layout,
         copies=_copies(run),
@@ -283,8 +303,8 @@ def _failed_executions(store: Store, run: RunRecord) -> list[FailedExecution]:
     latest: dict[tuple[str, int], FailedExecution] = {}
     for failure in failures:
         if failure.purpose == "calibration":
-            copy, state = failure.execution % run.copies, failure.execution // run.copies
-            if (copy, (0, 2**run.num_qubits - 1)[state]) in calibrated:
+            slot, state = failure.execution % run.slots, failure.execution // run.slots
+            if (slot, (0, 2**run.num_qubits - 1)[state]) in calibrated:
                 continue
             sample, circuit = None, None
         else:
@@ -312,6 +332,7 @@ def _price_sources(run: RunRecord) -> list[tuple[str, str]]:
 
 def _overview(run: RunRecord, jobs: list[JobRecord], samples: int) -> RunOverview:
     states = Counter(job.state.value for job in jobs)
+    usage, unit = _usage(jobs)
     return RunOverview(
         run=run.id,
         backend=run.backend,
@@ -324,10 +345,26 @@ def _overview(run: RunRecord, jobs: list[JobRecord], samples: int) -> RunOvervie
         n_samples=run.n_samples,
         jobs_by_state={state.value: states[state.value] for state in JobState if states[state.value]},
         cost=run_cost(run, jobs),
+        usage=usage,
+        usage_unit=unit,
+        copies=run.copies,
+        reuse=run.reuse,
+        executions=sum(ceil_div(job.executions, run.slots) for job in jobs),
     )
 
 
-def export_device_properties(store: Store, run_id: int, out) -> "Path":
+def _usage(jobs: list[JobRecord]) -> tuple[float | None, str | None]:
+    """The usage the provider reported over a run's jobs, in its own unit: its
+    resource units where every reporting job gave them, else its QPU seconds."""
+    units = [job.usage_value for job in jobs if job.usage_value is not None]
+    if units and all(job.usage_value is not None or job.quantum_seconds is None for job in jobs):
+        names = {job.usage_unit for job in jobs if job.usage_value is not None}
+        return float(sum(units)), names.pop() if len(names) == 1 else "mixed units"
+    seconds = [job.quantum_seconds for job in jobs if job.quantum_seconds is not None]
+    return (float(sum(seconds)), "QPU s") if seconds else (None, None)
+
+
+def export_device_properties(store: Store, run_id: int, out) -> Path:
     """Write the Braket device properties document stored with a run, as a
     file that ``braket_emulator:<FILE>`` takes.
 
@@ -335,9 +372,6 @@ def export_device_properties(store: Store, run_id: int, out) -> "Path":
         NotFoundError: the run kept no properties document (only Braket QPUs and
             their emulations have one).
     """
-    import json
-    from pathlib import Path
-
     from qhw.errors import NotFoundError
 
     run = store.ledger.run(run_id)

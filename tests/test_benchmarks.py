@@ -25,6 +25,7 @@ TABLE_SIGNS = {
     "emulated_hardware.py": "hybrid classifier on emulated IBM devices",
     "ledger.py": "commits",
     "packing.py": "best error",
+    "reuse.py": "mean fidelity by position",
     "scale.py": "qhw at scale",
     "simulators.py": "qhw local simulators",
 }

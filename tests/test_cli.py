@@ -69,7 +69,7 @@ def test_the_walk_through_from_the_issue(home):
     assert classical["kind"] == "classical" and {"accuracy", "train_samples", "test_samples"} <= set(classical)
 
     sim = ok_json("submit", "--backend", "aer_simulator", "--features", "1", "--split", "all", "--shots", "1024")
-    assert sim == {"run": 1, "backend": "aer_simulator", "jobs": 1, "samples": 250, "copies": 1, "executions": 250}
+    assert sim == {"run": 1, "backend": "aer_simulator", "jobs": 1, "samples": 250, "copies": 1, "reuse": 1, "executions": 250}
     hw = ok_json("submit", "--backend", "fake_manila", "--features", "1", "--split", "test")
     assert hw == {"run": 2, "backend": "fake_manila", "jobs": 1, "samples": 50, "copies": 1, "executions": 50}
 
@@ -121,8 +121,8 @@ def test_an_unreachable_database_is_one_line(tmp_path, home):
 
 
 def test_db_upgrade_and_current(home):
-    assert run("db", "upgrade").stdout.strip() == "database at 0011 (was empty)"
-    assert run("db", "current").stdout.strip() == "database: 0011; qhw: 0011"
+    assert run("db", "upgrade").stdout.strip() == "database at 0012 (was empty)"
+    assert run("db", "current").stdout.strip() == "database: 0012; qhw: 0012"
 
 
 def test_demo_prints_three_accuracies(home):

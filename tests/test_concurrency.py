@@ -38,8 +38,11 @@ def _interrupted_runs(env: dict, ibm: FakeIBMCloud, braket: FakeBraketCloud, db:
     # A local simulator, killed while storing its counts.
     killed = run_qhw({**env, "QHW_TEST_KILL_AT": "storing:1"}, *db, "submit", "--backend", "aer_simulator", "--split", "all", "--shots", "64")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    # An adaptive IBM run: its round 0 sent; the collectors then race to start round 1 (32 shots more).
-    sent = run_qhw(env, *db, "submit", "--backend", "ibm_fez", "--split", "test", "--limit", "20", "--shots", "64", "--adaptive", "--yes")
+    # An adaptive IBM run, two samples a shot on the same qubits: its round 0
+    # sent; the collectors then race to start round 1 (32 shots more).
+    sent = run_qhw(
+        env, *db, "submit", "--backend", "ibm_fez", "--split", "test", "--limit", "20", "--shots", "64", "--adaptive", "--reuse", "2", "--yes"
+    )
     assert sent.returncode == 0, sent.stderr
 
 
@@ -62,7 +65,7 @@ def _check(store, ibm, braket, outcomes) -> None:
     assert_ledger_sound(store, braket, runs[1].id)
     assert_ledger_sound(store, None, runs[2].id)
     assert_rounds_sound(store, runs[3].id, ibm)  # round 1 started once, its job sent once
-    assert runs[0].copies == 2
+    assert runs[0].copies == 2 and runs[3].reuse == 2
     assert len(ibm.jobs) == 3 + 2 and len(braket.tasks) == 4  # one provider job per qhw job, in all
 
 

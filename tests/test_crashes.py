@@ -18,11 +18,13 @@ from fake_ibm import FakeIBMCloud
 pytestmark = pytest.mark.slow
 
 #: IBM: 50 test samples at 100 shots, 20 circuits a job -> 3 jobs (packed: the
-#: 100 test samples, 2 copies an execution, 40 samples a job -> 3 jobs); Braket:
+#: 100 test samples, 2 copies an execution, 40 samples a job -> 3 jobs; reused:
+#: 2 copies of 2 positions, 80 samples a job -> 2 jobs); Braket:
 #: the 100 test samples, 25 a program set (the fake device's limit) -> 4 tasks.
 SUBMIT = {
     "ibm": ["submit", "--backend", "ibm_fez", "--split", "test", "--limit", "50", "--shots", "100", "--yes"],
     "ibm packed": ["submit", "--backend", "ibm_fez", "--split", "test", "--shots", "100", "--pack", "2", "--yes"],
+    "ibm reused": ["submit", "--backend", "ibm_fez", "--split", "test", "--shots", "100", "--pack", "2", "--reuse", "2", "--yes"],
     "braket": ["submit", "--backend", "braket_sv1", "--split", "test", "--shots", "100", "--yes"],
     "aer": ["submit", "--backend", "aer_simulator", "--split", "all", "--shots", "100"],
 }
@@ -38,7 +40,7 @@ KILLS = {
 }
 
 
-#: Where a packed IBM run is killed: between the provider's answer and the commit, and while storing.
+#: Where a packed (and a packed and reused) IBM run is killed: between the provider's answer and the commit, and while storing.
 PACKED_KILLS = ["submit, after the provider accepted the 2nd job", "collect, inside the transaction storing counts"]
 
 
@@ -50,7 +52,7 @@ def _cloud(name: str, tmp_path):
 
 @pytest.mark.parametrize(
     "cloud_name, where",
-    [(cloud, where) for where in KILLS for cloud in ("ibm", "braket")] + [("ibm packed", where) for where in PACKED_KILLS],
+    [(cloud, where) for where in KILLS for cloud in ("ibm", "braket")] + [(packed, where) for where in PACKED_KILLS for packed in ("ibm packed", "ibm reused")],
 )
 def test_a_killed_qhw_leaves_nothing_lost_and_nothing_paid_twice(featured_store, home, tmp_path, cloud_name, where):
     fake = _cloud(cloud_name, tmp_path)

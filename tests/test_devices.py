@@ -165,7 +165,7 @@ def test_runs_list_and_show_from_the_command_line(featured_store, ibm_cloud):
     assert [row["run"] for row in listed] == [simulated.id, paid.id]
     assert set(listed[0]) == {
         "run", "backend", "device_kind", "device", "created", "split", "shots", "samples_collected", "samples", "jobs",
-        "estimated_cost_usd", "actual_cost_usd", "actual_cost",
+        "estimated_cost_usd", "actual_cost_usd", "actual_cost", "usage", "usage_unit", "copies", "reuse", "executions",
     }
     assert (listed[0]["actual_cost"], listed[0]["jobs"], listed[0]["samples_collected"]) == ("free", {"collected": 1}, 5)
     assert listed[1]["jobs"] == {"queued": 1} and listed[1]["actual_cost"] == "not yet known (1 job(s) unfinished)"
