@@ -1,0 +1,682 @@
+"""The noisy engine: exact noisy outcome probabilities of every row of a job at once.
+
+An emulated device's noise model (Aer's ``NoiseModel``, as the fake device
+builds it) is applied as Aer's ``density_matrix`` method applies it, with no
+shots: each instruction's superoperator, then its quantum error (local to its
+qubits, else the model's all-qubit error for it), on the density matrices of
+every parameter row at once; readout errors as assignment matrices on the
+recorded bits. Shots are then drawn from the exact probabilities by a seeded
+multinomial, as the ``statevector`` simulator does for ideal runs.
+
+What keeps it small: a circuit's qubits fall apart into *components* that no
+gate links, and a reset starts a qubit afresh (a new *virtual qubit*: the
+reset's output does not depend on its input, so what came before it can be
+traced out). A packed copy at one position of a reused run is then a
+component of its own: a 5-qubit copy is a 32 x 32 density matrix, whatever
+the device's size, and each component reads only its own qubits' channels.
+Single-qubit instructions between two multi-qubit ones are fused into one
+4 x 4 superoperator a row (the parameterised ``rz`` is diagonal, so its rows
+cost a phase each), and a qubit's state stays a product until its first
+multi-qubit gate.
+
+A circuit the engine cannot treat exactly raises :class:`Unsupported` with the
+reason (an instruction after a measurement without a reset, a delay, a
+parameterised gate other than rz, a correlated readout error, ...), and the
+adapter falls back to Aer and says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Complex entries a worker holds for one component's rows at once: 2**24 is
+#: 256 MB of density matrices (a 12-qubit component is exactly one row of it,
+#: updated in place a slice at a time: see SLICE_ENTRIES).
+CHUNK_ENTRIES = 2**24
+#: Past this many entries a superoperator is applied a slice at a time, in place (32 MB a slice).
+SLICE_ENTRIES = 2**21
+#: Instructions that order nothing in a simulation.
+IGNORED = ("barrier",)
+
+
+class Unsupported(Exception):
+    """The engine cannot compute this circuit's noisy distribution exactly; the message says why."""
+
+
+# --- the noise model, read as channels --------------------------------------------------------
+
+
+def _superop(kraus: list[np.ndarray]) -> np.ndarray:
+    """The superoperator of a channel on vec(rho) in row-major order (index
+    i * d + j for rho[i, j]): vec(K rho K^dagger) = (K kron conj(K)) vec(rho)."""
+    return sum(np.kron(k, k.conj()) for k in kraus)
+
+
+def _unitary_superop(matrix: np.ndarray) -> np.ndarray:
+    return np.kron(matrix, matrix.conj())
+
+
+#: Reset of one qubit to |0>: Kraus |0><0| and |0><1|.
+RESET_SUPEROP = _superop([np.array([[1, 0], [0, 0]], dtype=complex), np.array([[0, 1], [0, 0]], dtype=complex)])
+
+
+def error_superop(error) -> np.ndarray:
+    """An Aer QuantumError as one superoperator (row-major vec, Qiskit's qubit order).
+
+    A QuantumError is a mixture of small circuits of unitary gates, ``kraus``
+    instructions and resets; each instruction is a small superoperator on the
+    error's qubits, and a circuit their product. Qiskit's own conversion
+    (``Kraus(error)``) gives the same matrix (a test holds them equal) but
+    takes about 13 ms an error through its generic channel algebra: 10 s for
+    a packed fake_fez run's 350 errors.
+    """
+    k = error.num_qubits
+    total = np.zeros((4**k, 4**k), dtype=complex)
+    for circuit, probability in zip(error.circuits, error.probabilities):
+        product = None
+        for instruction in circuit.data:
+            operation = instruction.operation
+            if operation.name == "id":
+                continue
+            qubits = tuple(circuit.find_bit(q).index for q in instruction.qubits)
+            if operation.name == "reset":
+                steps = [(_RESET_KRAUS, (qubit,)) for qubit in qubits]
+            elif operation.name == "kraus":
+                steps = [(np.asarray(operation.params, dtype=complex), qubits)]
+            else:
+                steps = [(_cached_matrix(operation)[None], qubits)]
+            for kraus, where in steps:
+                superop = _stack_superop(_on(kraus, where, k))
+                product = superop if product is None else superop @ product
+        total += probability * (np.eye(4**k) if product is None else product)
+    return total
+
+
+_RESET_KRAUS = np.array([[[1, 0], [0, 0]], [[0, 1], [0, 0]]], dtype=complex)
+_matrices: dict = {}
+
+
+def _stack_superop(kraus: np.ndarray) -> np.ndarray:
+    """sum over the stack (n, d, d) of K kron conj(K)."""
+    n, d, _ = kraus.shape
+    return np.einsum("kia,kjb->ijab", kraus, kraus.conj()).reshape(d * d, d * d)
+
+
+def _cached_matrix(operation) -> np.ndarray:
+    """A gate's matrix, kept by name and parameters (an error's Paulis repeat thousands of times)."""
+    try:
+        key = (operation.name, tuple(operation.params))
+        hash(key)
+    except TypeError:
+        return _matrix(operation)
+    if key not in _matrices:
+        _matrices[key] = _matrix(operation)
+    return _matrices[key]
+
+
+def _on(stack: np.ndarray, qubits: tuple[int, ...], k: int) -> np.ndarray:
+    """A stack of matrices (n, 2^m, 2^m) on ``qubits`` (Qiskit's order) as operators on qubits 0..k-1."""
+    if qubits == tuple(range(k)):
+        return stack
+    n = len(stack)
+    # The full operator's entry (row r, column c) is the small one's on the qubits' bits, where the other bits agree.
+    rows = np.arange(2**k)
+    small = sum(((rows >> q) & 1) << i for i, q in enumerate(qubits))
+    rest = rows & ~sum(1 << q for q in qubits)
+    agree = rest[:, None] == rest[None, :]
+    full = np.where(agree[None], stack[:, small[:, None], small[None, :]], 0)
+    return full.reshape(n, 2**k, 2**k)
+
+
+@dataclass
+class NoiseChannels:
+    """A device's noise model, read once a run as the engine applies it.
+
+    Aer's ``NoiseModel`` keeps its errors in attributes of its own (local
+    errors by instruction and qubits, all-qubit errors by instruction, readout
+    errors by qubits): it has no public look-up of the error one instruction
+    gets, and its ``to_dict`` is a serialisation of the same objects, so they
+    are read here directly, with Aer's own precedence (a local error replaces
+    the all-qubit one). What the engine cannot apply exactly is refused.
+    """
+
+    model: Any = None  # qiskit_aer.noise.NoiseModel, or None for no noise
+    #: A builder of the model for a set of physical qubits (a fake device's,
+    #: for the qubits a circuit uses), instead of one model of every qubit.
+    model_for: Any = None
+    _covered: frozenset = frozenset()
+    _errors: dict = field(default_factory=dict)
+    _readout: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._check()
+
+    def prepare(self, instructions: frozenset[tuple[str, tuple[int, ...]]]) -> None:
+        """Make sure the channels of ``instructions`` (name, physical qubits) can be read (built once for them)."""
+        if self.model_for is not None and not instructions <= self._covered:
+            # A gate's channel is the same in every model that has it: what was read stays valid.
+            self._covered = self._covered | instructions
+            self.model = self.model_for(self._covered)
+            self._check()
+
+    def _check(self) -> None:
+        if self.model is None:
+            return
+        for noise_pass in getattr(self.model, "_custom_noise_passes", []):
+            # Aer's relaxation pass acts on Delay only (LocalNoisePass keeps its types in ``_ops``);
+            # a circuit with delays is refused below.
+            types = tuple(getattr(noise_pass, "_ops", ()) or ())
+            if not all(getattr(t, "__name__", "") == "Delay" for t in types) or not types:
+                raise Unsupported(f"the noise model has a custom noise pass ({type(noise_pass).__name__})")
+        if getattr(self.model, "_nonlocal_quantum_errors", None):
+            raise Unsupported("the noise model has non-local errors")
+
+    def error(self, name: str, qubits: tuple[int, ...]) -> np.ndarray | None:
+        """The superoperator of the error after instruction ``name`` on ``qubits`` (None: no error)."""
+        key = (name, qubits)
+        if key not in self._errors:
+            self._errors[key] = self._read_error(name, qubits)
+        return self._errors[key]
+
+    def _read_error(self, name: str, qubits: tuple[int, ...]) -> np.ndarray | None:
+        if self.model is None:
+            return None
+        local = self.model._local_quantum_errors.get(name, {})
+        error = local.get(qubits)
+        if error is None and name in self.model._default_quantum_errors and not (local and qubits in local):
+            error = self.model._default_quantum_errors[name]
+            if error.num_qubits != len(qubits):
+                error = None
+        if error is None:
+            return None
+        if name == "measure":
+            # Aer applies a measure's quantum error before the measurement, not after.
+            raise Unsupported("the noise model has a quantum error on measure")
+        return error_superop(error)
+
+    def readout(self, qubit: int) -> np.ndarray | None:
+        """P[recorded, true] for one qubit's measurement (None: ideal)."""
+        if qubit not in self._readout:
+            self._readout[qubit] = self._read_readout(qubit)
+        return self._readout[qubit]
+
+    def _read_readout(self, qubit: int) -> np.ndarray | None:
+        if self.model is None:
+            return None
+        local = self.model._local_readout_errors
+        if any(len(qubits) > 1 and qubit in qubits for qubits in local):
+            raise Unsupported(f"the noise model has a correlated readout error on qubit {qubit}")
+        error = local.get((qubit,), self.model._default_readout_error)
+        if error is None:
+            return None
+        # ReadoutError.probabilities[true][recorded]; the engine multiplies true outcomes on the right.
+        return np.asarray(error.probabilities, dtype=float).T
+
+
+# --- compiling a circuit into components --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Angle:
+    """An rz angle, affine in the component's parameters: constant + values[:, columns] @ slopes."""
+
+    constant: float
+    columns: tuple[int, ...]  # the component's own parameter indices
+    slopes: tuple[float, ...]
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        return self.constant + values[:, list(self.columns)] @ np.array(self.slopes)
+
+
+@dataclass
+class _Block:
+    """Single-qubit instructions on one virtual qubit, in order: fixed 4x4
+    superoperators, or rz angles of the rows."""
+
+    qubit: int
+    factors: list
+
+
+@dataclass(frozen=True)
+class _Channel:
+    """A fixed multi-qubit channel (the gate and its error): a superoperator on ``qubits``."""
+
+    qubits: tuple[int, ...]
+    superop: np.ndarray
+
+
+@dataclass
+class _Component:
+    """Virtual qubits linked by multi-qubit gates, simulated together. Its
+    steps read its own parameters (``columns``: where they are among the
+    circuit's), so that components alike but for their parameters (a packed
+    copy at each position) share one simulation."""
+
+    width: int
+    steps: list  # _Block and _Channel, in circuit order
+    measured: list  # (local qubit, readout matrix or None), in measured order
+    clbits: list  # the classical bit of each measured qubit
+    columns: list  # circuit parameter column of each of its parameters
+
+    def signature(self) -> tuple:
+        """What its simulation depends on (not its parameters' columns)."""
+        key: list = [self.width]
+        for step in self.steps:
+            if isinstance(step, _Block):
+                key.append((step.qubit, tuple(f.tobytes() if isinstance(f, np.ndarray) else f for f in step.factors)))
+            else:
+                key.append((step.qubits, step.superop.tobytes()))
+        key.append(tuple((local, None if r is None else r.tobytes()) for local, r in self.measured))
+        return tuple(key)
+
+
+@dataclass
+class Program:
+    """A circuit as the engine runs it: its components grouped by signature
+    (one simulation a group), and each register's bits."""
+
+    parameters: int
+    groups: list  # (_Component to simulate, [component index...]) by signature
+    components: list
+    registers: tuple[tuple[str, tuple[int, ...]], ...]  # (name, its clbits by index)
+    sources: dict  # clbit -> (component index, position among its measured)
+    _fourier: dict = field(default_factory=dict)  # group index -> _Fourier or None
+
+
+def compile_circuit(circuit, noise: NoiseChannels) -> Program:
+    """The circuit's components, with every channel read from ``noise``.
+
+    Raises:
+        Unsupported: the circuit is not one the engine computes exactly.
+    """
+    noise.prepare(
+        frozenset(
+            (instruction.operation.name, tuple(circuit.find_bit(q).index for q in instruction.qubits)) for instruction in circuit.data
+        )
+    )
+    column = {p.name: i for i, p in enumerate(circuit.parameters)}
+    virtual_of = list(range(circuit.num_qubits))  # physical qubit -> its current virtual qubit
+    physical = list(range(circuit.num_qubits))  # virtual qubit -> physical qubit
+    measured_virtual: set[int] = set()
+    parent = list(range(circuit.num_qubits))
+    ops: list[tuple] = []  # ("one", virtual, factor) | ("many", virtuals, superop) | ("measure", virtual, clbit, readout)
+    written: set[int] = set()
+
+    def root(v: int) -> int:
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
+
+    for instruction in circuit.data:
+        operation = instruction.operation
+        name = operation.name
+        if name in IGNORED:
+            continue
+        qubits = tuple(circuit.find_bit(q).index for q in instruction.qubits)
+        if name == "reset":
+            # The reset's output does not depend on its input: a new virtual
+            # qubit starts in |0><0|, then takes the reset's error.
+            for q in qubits:
+                virtual_of[q] = len(physical)
+                physical.append(q)
+                parent.append(virtual_of[q])
+                error = noise.error("reset", (q,))
+                if error is not None:
+                    ops.append(("one", virtual_of[q], error))
+            continue
+        if getattr(operation, "condition", None) is not None or name in ("if_else", "while_loop", "for_loop", "switch_case"):
+            raise Unsupported(f"{name} depends on a measured bit")
+        virtuals = tuple(virtual_of[q] for q in qubits)
+        after = [v for v in virtuals if v in measured_virtual]
+        if after:
+            raise Unsupported(f"{name} on qubit {physical[after[0]]} after its measurement, with no reset between")
+        if name == "measure":
+            clbit = circuit.find_bit(instruction.clbits[0]).index
+            if clbit in written:
+                raise Unsupported(f"classical bit {clbit} is measured twice")
+            written.add(clbit)
+            noise.error("measure", qubits)  # refused if the model has one (Aer applies it before the measurement)
+            measured_virtual.add(virtuals[0])
+            ops.append(("measure", virtuals[0], clbit, noise.readout(qubits[0])))
+            continue
+        if name == "delay":
+            raise Unsupported("the circuit has delays (Aer's relaxation pass models them; the engine does not)")
+        if operation.is_parameterized() and not (name == "rz" and len(qubits) == 1):
+            raise Unsupported(f"parameterised {name} (the engine binds rz only)")
+        error = noise.error(name, qubits)
+        if len(qubits) == 1:
+            angle = operation.params[0] if name == "rz" else None
+            if angle is not None and _is_symbolic(angle):
+                ops.append(("one", virtuals[0], ("rz", angle)))
+            else:
+                ops.append(("one", virtuals[0], _unitary_superop(_matrix(operation))))
+            if error is not None:
+                ops.append(("one", virtuals[0], error))
+            continue
+        superop = _unitary_superop(_matrix(operation))
+        if error is not None:
+            superop = error @ superop
+        ops.append(("many", virtuals, superop))
+        first, *others = virtuals
+        for other in others:
+            parent[root(other)] = root(first)
+
+    # Components: the groups of linked virtual qubits with a measured one among them.
+    groups: dict[int, list[int]] = {}
+    for v in range(len(physical)):
+        groups.setdefault(root(v), []).append(v)
+    kept = [members for members in groups.values() if any(v in measured_virtual for v in members)]
+    component_of = {v: i for i, members in enumerate(kept) for v in members}
+    local_of = {v: members.index(v) for members in kept for v in members}
+    components = [_Component(width=len(members), steps=[], measured=[], clbits=[], columns=[]) for members in kept]
+    pending: list[dict[int, _Block]] = [{} for _ in kept]
+    own: list[dict[int, int]] = [{} for _ in kept]  # circuit column -> the component's parameter index
+
+    def flush(c: int, local: int) -> None:
+        block = pending[c].pop(local, None)
+        if block is not None:
+            components[c].steps.append(block)
+
+    def angle(c: int, expression) -> _Angle:
+        constant, columns, slopes = _affine(expression, column)
+        for col in columns:
+            if col not in own[c]:
+                own[c][col] = len(components[c].columns)
+                components[c].columns.append(col)
+        return _Angle(constant, tuple(own[c][col] for col in columns), slopes)
+
+    for op in ops:
+        kind = op[0]
+        virtuals = op[1] if kind == "many" else (op[1],)
+        c = component_of.get(virtuals[0])
+        if c is None:
+            continue  # a component nothing is measured from
+        if kind == "one":
+            local = local_of[op[1]]
+            factor = angle(c, op[2][1]) if isinstance(op[2], tuple) else op[2]
+            pending[c].setdefault(local, _Block(local, [])).factors.append(factor)
+        elif kind == "many":
+            locals_ = tuple(local_of[v] for v in virtuals)
+            for local in locals_:
+                flush(c, local)
+            components[c].steps.append(_Channel(locals_, op[2]))
+        else:  # measure: the qubit's last instruction before any reset
+            local = local_of[op[1]]
+            flush(c, local)
+            components[c].measured.append((local, op[3]))
+            components[c].clbits.append(op[2])
+    for c in range(len(components)):
+        for local in sorted(pending[c]):
+            flush(c, local)
+
+    by_signature: dict[tuple, list[int]] = {}
+    for c, component in enumerate(components):
+        by_signature.setdefault(component.signature(), []).append(c)
+    sources = {clbit: (c, i) for c, component in enumerate(components) for i, clbit in enumerate(component.clbits)}
+    registers = tuple((register.name, tuple(circuit.find_bit(bit).index for bit in register)) for register in circuit.cregs)
+    return Program(
+        parameters=len(column),
+        groups=[(components[members[0]], members) for members in by_signature.values()],
+        components=components,
+        registers=registers,
+        sources=sources,
+    )
+
+
+def _matrix(operation) -> np.ndarray:
+    try:
+        return np.asarray(operation.to_matrix(), dtype=complex)
+    except Exception as err:  # initialize and other non-unitary instructions
+        raise Unsupported(f"{operation.name} is not a unitary gate") from err
+
+
+def _is_symbolic(value) -> bool:
+    return hasattr(value, "parameters") and len(value.parameters) > 0
+
+
+def _affine(expression, column: dict[str, int]) -> tuple[float, tuple[int, ...], tuple[float, ...]]:
+    """An angle's constant, circuit columns and slopes, read from the
+    expression's own parameters only (a packed circuit has thousands) by
+    binding; the affine form is checked at a random point.
+
+    Raises:
+        Unsupported: the angle is not affine in the parameters.
+    """
+    own = list(expression.parameters)
+
+    def value_at(point) -> float:
+        return float(expression.bind(dict(zip(own, (float(x) for x in point)))))
+
+    constant = value_at(np.zeros(len(own)))
+    slopes = tuple(value_at(np.eye(len(own))[i]) - constant for i in range(len(own)))
+    probe = np.random.default_rng(0).uniform(-2, 2, len(own))
+    if not np.isclose(value_at(probe), constant + np.dot(slopes, probe), rtol=0, atol=1e-12):
+        raise Unsupported(f"the rz angle {expression} is not affine in the parameters")
+    return constant, tuple(column[p.name] for p in own), slopes
+
+
+# --- running a program -------------------------------------------------------------------------------
+
+
+def probabilities(program: Program, values: np.ndarray, names: list[str]) -> np.ndarray:
+    """The named registers' exact noisy outcome probabilities, (rows,
+    len(names), 2**size): index bit j is the register's bit j. Components are
+    independent, so a register whose bits come from several is the product
+    of their marginals; bits of one component are read jointly.
+
+    Raises:
+        ValueError: the rows do not have the circuit's parameters.
+    """
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    if values.shape[1] != program.parameters:
+        raise ValueError(f"the circuit has {program.parameters} parameters, the rows {values.shape[1]}")
+    rows = len(values)
+    distributions: dict[int, np.ndarray] = {}
+    for g, (component, members) in enumerate(program.groups):
+        # Every member's rows in one simulation: member m's rows are block m.
+        stacked = np.concatenate([values[:, program.components[c].columns] for c in members]) if component.columns else np.zeros((rows * len(members), 0))
+        fourier = program._fourier.get(g)
+        if fourier is None:
+            fourier = _Fourier.of(component, len(stacked))
+            if fourier is not None:  # kept for the run's next jobs
+                program._fourier[g] = fourier
+        result = fourier(stacked) if fourier is not None else _component_distribution(component, stacked)
+        for m, c in enumerate(members):
+            distributions[c] = result[m * rows : (m + 1) * rows]
+    registers = dict(program.registers)
+    stacked_out = []
+    for name in names:
+        clbits = registers[name]
+        by_component: dict[int, list[tuple[int, int]]] = {}  # component -> [(register bit, measured position)]
+        for j, clbit in enumerate(clbits):
+            source = program.sources.get(clbit)
+            if source is not None:  # a bit never measured reads 0
+                by_component.setdefault(source[0], []).append((j, source[1]))
+        joint = np.ones((rows, 1))
+        places: list[int] = []  # the register bit of each of joint's index bits, highest first
+        for c, pairs in by_component.items():
+            bits = len(program.components[c].measured)
+            shaped = distributions[c].reshape((rows,) + (2,) * bits)
+            keep = {1 + (bits - 1 - position) for _, position in pairs}
+            drop = tuple(a for a in range(1, bits + 1) if a not in keep)
+            marginal = shaped.sum(axis=drop) if drop else shaped
+            # The kept axes stay in increasing order: decreasing measured position.
+            joint = (joint[:, :, None] * marginal.reshape(rows, 1, -1)).reshape(rows, -1)
+            places += [j for j, _ in sorted(pairs, key=lambda pair: -pair[1])]
+        target = np.zeros(2 ** len(places), dtype=np.int64)
+        for k, j in enumerate(places):
+            target |= ((np.arange(2 ** len(places)) >> (len(places) - 1 - k)) & 1) << j
+        result = np.zeros((2 ** len(clbits), rows))
+        np.add.at(result, target, joint.T)
+        stacked_out.append(result.T)
+    return np.stack(stacked_out, axis=1)
+
+
+@dataclass(frozen=True)
+class _Fourier:
+    """A component's outcome probabilities as the trigonometric polynomial
+    they are in its parameters, computed exactly once a run.
+
+    Every parameter enters through rz gates, whose superoperator is
+    diag(1, e^{-ia}, e^{ia}, 1) for angle a = constant + slope * theta: with
+    integer slopes, the probabilities are a trigonometric polynomial in each
+    theta of degree at most the sum of its |slopes|. Simulating the component
+    at 2d+1 equally spaced points of each parameter and taking their discrete
+    Fourier transform gives its coefficients exactly (no truncation: the
+    polynomial has no higher frequency); a row then costs one contraction of
+    the coefficients with its phases, instead of a density-matrix simulation.
+    Used when the grid is smaller than the rows to simulate.
+    """
+
+    degrees: tuple[int, ...]
+    coefficients: np.ndarray  # (2d_1+1, ..., 2d_m+1, outcomes), frequencies in FFT order
+
+    #: Largest grid worth simulating (points), whatever the rows.
+    MAX_POINTS = 20_000
+
+    @classmethod
+    def of(cls, component: _Component, rows: int) -> "_Fourier | None":
+        degrees = [0.0] * len(component.columns)
+        for step in component.steps:
+            for factor in getattr(step, "factors", ()):
+                if isinstance(factor, _Angle):
+                    for column, slope in zip(factor.columns, factor.slopes):
+                        degrees[column] += abs(slope)
+        if not all(float(d).is_integer() for d in degrees):
+            return None  # non-integer frequencies: no finite grid
+        sizes = [2 * int(d) + 1 for d in degrees]
+        points = int(np.prod(sizes)) if sizes else 1
+        if points > min(cls.MAX_POINTS, rows):
+            return None
+        axes = [2 * np.pi * np.arange(size) / size for size in sizes]
+        grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(points, len(sizes)) if sizes else np.zeros((1, 0))
+        table = _component_distribution(component, grid).reshape(*sizes, -1)
+        coefficients = np.fft.fftn(table, axes=tuple(range(len(sizes)))) / points if sizes else table
+        return cls(tuple(int(d) for d in degrees), coefficients)
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        # p(theta) = sum_k c_k e^{i k . theta}, k over the FFT's frequencies of
+        # each axis: every row's phases as one vector (their outer product),
+        # then one matrix product with the coefficients.
+        phases = np.ones((len(values), 1), dtype=complex)
+        for axis, degree in enumerate(self.degrees):
+            size = 2 * degree + 1
+            frequencies = np.fft.fftfreq(size, 1 / size)
+            axis_phases = np.exp(1j * values[:, axis, None] * frequencies[None, :])
+            phases = (phases[:, :, None] * axis_phases[:, None, :]).reshape(len(values), -1)
+        table = self.coefficients.reshape(phases.shape[1], -1)
+        return np.clip((phases @ table).real, 0.0, None)
+
+
+def sample(program: Program, values: np.ndarray, names: list[str], shots: int, seed: int | None) -> np.ndarray:
+    """Counts (rows x registers, 2**size), register r of row e in row
+    e * len(names) + r: ``shots`` shots drawn from the exact probabilities by
+    one generator seeded by ``seed`` (the ``statevector`` simulator's draw)."""
+    from qhw.backends.statevector import multinomial_counts
+
+    table = probabilities(program, values, names)
+    return multinomial_counts(table.reshape(len(table) * len(names), -1), shots, seed)
+
+
+def _component_distribution(component: _Component, values: np.ndarray) -> np.ndarray:
+    """(rows, 2**measured) over the component's measured qubits, in measured
+    order (measured position i is index bit i), readout errors applied."""
+    rows = max(1, CHUNK_ENTRIES // 4**component.width)
+    return np.concatenate([_distribution(component, values[start : start + rows]) for start in range(0, len(values), rows)])
+
+
+def _block_superops(block: _Block, values: np.ndarray) -> np.ndarray:
+    """The block's 4x4 superoperator: fixed (4, 4) when no factor depends on
+    the rows, else (rows, 4, 4)."""
+    fixed = np.eye(4, dtype=complex)
+    per_row = None
+    for factor in block.factors:
+        if isinstance(factor, np.ndarray):
+            if per_row is None:
+                fixed = factor @ fixed
+            else:
+                per_row = np.einsum("ij,rjk->rik", factor, per_row)
+        else:  # rz(a): rho[i, j] gains exp(-i a (i - j)), the superoperator diag(1, e^{-ia}, e^{ia}, 1)
+            phase = np.exp(-1j * factor(values))
+            diagonal = np.stack([np.ones_like(phase), phase, phase.conj(), np.ones_like(phase)], axis=1)
+            per_row = diagonal[:, :, None] * (fixed if per_row is None else per_row)
+    return fixed if per_row is None else per_row
+
+
+def _distribution(component: _Component, values: np.ndarray) -> np.ndarray:
+    n, width = len(values), component.width
+    steps = list(component.steps)
+    # Each qubit starts in |0><0| (vec: [1, 0, 0, 0]); its first single-qubit
+    # block acts on it alone, so the state is a product until a multi-qubit gate.
+    locals_ = [np.tile(np.array([1, 0, 0, 0], dtype=complex), (n, 1)) for _ in range(width)]
+    touched: set[int] = set()
+    while steps and isinstance(steps[0], _Block) and steps[0].qubit not in touched:
+        block = steps.pop(0)
+        superop = _block_superops(block, values)
+        locals_[block.qubit] = superop[:, :, 0] if superop.ndim == 3 else np.tile(superop[:, 0], (n, 1))
+        touched.add(block.qubit)
+    # rho as a tensor: axes (row, ket q_{w-1} .. ket q_0, bra q_{w-1} .. bra q_0).
+    rho = np.ones((n, 1, 1), dtype=complex)
+    for local in reversed(locals_):
+        one = local.reshape(n, 2, 2)
+        rho = (rho[:, :, None, :, None] * one[:, None, :, None, :]).reshape(n, rho.shape[1] * 2, rho.shape[2] * 2)
+    rho = rho.reshape((n,) + (2,) * (2 * width))
+    for step in steps:
+        if isinstance(step, _Block):
+            rho = _apply(rho, _block_superops(step, values), (step.qubit,), width)
+        else:
+            rho = _apply(rho, step.superop, step.qubits, width)
+    diagonal = np.einsum("rii->ri", rho.reshape(n, 2**width, 2**width)).real
+    shaped = diagonal.reshape((n,) + (2,) * width)
+    # Unmeasured qubits traced out; measured position i at index bit i, with its readout error.
+    axis_of = [1 + (width - 1 - local) for local, _ in component.measured]
+    dropped = tuple(a for a in range(1, width + 1) if a not in axis_of)
+    if dropped:
+        shaped = shaped.sum(axis=dropped)
+        remaining = [a for a in range(1, width + 1) if a not in dropped]
+        axis_of = [1 + remaining.index(a) for a in axis_of]
+    bits = len(axis_of)
+    shaped = np.moveaxis(shaped, axis_of, [bits - i for i in range(bits)])
+    for i, (_, readout) in enumerate(component.measured):
+        if readout is not None:
+            shaped = np.moveaxis(np.tensordot(shaped, readout, axes=([bits - i], [1])), -1, bits - i)
+    return np.clip(shaped.reshape(n, -1), 0.0, None)
+
+
+def _apply(rho: np.ndarray, superop: np.ndarray, qubits: tuple[int, ...], width: int) -> np.ndarray:
+    """A superoperator on ``qubits`` (fixed (d^2, d^2), or one a row (rows, d^2, d^2)),
+    its index (ket bits, then bra bits) in Qiskit's order: bit m of the ket
+    index is ``qubits[m]``. A large state is updated in place, a slice at a
+    time (over axes the superoperator does not touch), so that a wide
+    component holds its density matrix and one slice's copy, not three copies."""
+    # The superoperator's index as bits, highest first: ket q_{k-1} .. ket q_0, bra q_{k-1} .. bra q_0.
+    axes = [1 + (width - 1 - q) for q in reversed(qubits)] + [1 + width + (width - 1 - q) for q in reversed(qubits)]
+    if rho.size <= SLICE_ENTRIES:
+        return _apply_whole(rho, superop, axes)
+    free = [a for a in range(1, rho.ndim) if a not in axes]
+    sliced = free[: max(1, int(np.ceil(np.log2(rho.size / SLICE_ENTRIES))))]
+    if not rho.flags.writeable or not rho.flags.c_contiguous:
+        rho = np.ascontiguousarray(rho)
+    inner = [a - sum(1 for s in sliced if s < a) for a in axes]
+    for index in np.ndindex(*(2,) * len(sliced)):
+        selector = [slice(None)] * rho.ndim
+        for axis, i in zip(sliced, index):
+            selector[axis] = i
+        rho[tuple(selector)] = _apply_whole(rho[tuple(selector)], superop, inner)
+    return rho
+
+
+def _apply_whole(rho: np.ndarray, superop: np.ndarray, axes: list[int]) -> np.ndarray:
+    end = list(range(rho.ndim - len(axes), rho.ndim))
+    moved = np.moveaxis(rho, axes, end)
+    shape = moved.shape
+    size = superop.shape[-1]
+    if superop.ndim == 2:
+        flat = moved.reshape(-1, size) @ superop.T
+    else:
+        flat = np.matmul(moved.reshape(shape[0], -1, size), superop.transpose(0, 2, 1))
+    return np.moveaxis(flat.reshape(shape), end, axes)
