@@ -47,6 +47,7 @@ from qhw.backend import (
     Executable,
     JobResult,
     JobStatus,
+    OneEngine,
     PublishedPrice,
 )
 from qhw.backends import _braket_aws as aws
@@ -305,7 +306,7 @@ class _BraketDevice:
         return ProgramSet([CircuitBinding(circuit, input_sets=inputs)], shots_per_executable=shots), {"shots": None}
 
 
-class _BraketLocal(_BraketDevice):
+class _BraketLocal(OneEngine, _BraketDevice):
     """Braket's simulators and emulator, run in this process (LocalBackends)."""
 
     is_local = True

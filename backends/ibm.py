@@ -36,6 +36,7 @@ from qhw.backend import (
     BackendEntry,
     BackendLimits,
     DeviceProfile,
+    EngineChoice,
     Executable,
     JobResult,
     JobStatus,
@@ -290,8 +291,13 @@ class IBMEmulator(_IBMDevice):
     is_local = True
     is_paid = False
     credentials_configured = None
-    # A packed job: each copy alone, all in one Runtime job (one pub a copy).
+    # A packed job in one run: the noisy engine takes the packed circuit whole
+    # (its copies are components of their own); Aer, each copy alone, one pub a copy.
     runs_copies_in_one_job = True
+    #: "density": qhw's noisy engine, exact probabilities from the device's
+    #: noise model, then seeded shots (backends/_density.py); "aer": Runtime's
+    #: local testing mode, shot by shot through Aer, as before.
+    engines = ("density", "aer")
 
     def __init__(self, name: str, device: Any, *, seed: int | None = None) -> None:
         self.name = name
@@ -299,6 +305,41 @@ class IBMEmulator(_IBMDevice):
         self._seed = seed
         self.num_qubits = _qubits(device)
         self._parts: dict[int, tuple[object, list]] = {}
+        self._programs: dict[int, tuple[object, Any]] = {}
+
+    def engine_for(self, executable: Executable, asked: str | None) -> EngineChoice:
+        from qhw.backends._density import Unsupported
+
+        if asked == "aer":
+            return EngineChoice("aer")
+        try:
+            self._program(executable)
+        except Unsupported as err:
+            return EngineChoice("aer", f"the density engine cannot compute this circuit exactly ({err}): it runs on Aer")
+        return EngineChoice("density")
+
+    def _program(self, executable: Executable) -> Any:
+        """The executable's circuit as the noisy engine runs it, compiled once
+        per process from the channels of the qubits it uses."""
+        from qhw.backends import _density
+
+        key = id(executable.circuit)
+        if key not in self._programs:
+            if len(self._programs) > 8:
+                self._programs.clear()
+            # The circuit is kept with its program, so that its id is not reused.
+            self._programs[key] = (executable.circuit, _density.compile_circuit(executable.circuit, _device_channels(self._device)))
+        return self._programs[key][1]
+
+    def _engine_counts(self, executable: Executable, values: np.ndarray, shots: int, seed: int | None) -> JobResult:
+        from qhw.backends import _density
+
+        try:
+            program = self._program(executable)
+        except _density.Unsupported as err:  # engine_for said it could: not the circuit the run chose it for
+            raise JobFailedError(f"the density engine cannot compute this circuit: {err}") from err
+        names = [circuits.copy_register(slot) for slot in range(executable.slots)]
+        return JobResult(_density.sample(program, values, names, shots, seed))
 
     @property
     def description(self) -> str:
@@ -332,8 +373,10 @@ class IBMEmulator(_IBMDevice):
         self._device.set_options(max_parallel_threads=threads or 0)
 
     def run(self, executable: Executable, parameter_values: np.ndarray, shots: int, *, seed: int | None = None) -> JobResult:
-        primitive = sampler(self._device)
         seed = seed if seed is not None else self._seed
+        if executable.engine != "aer":
+            return self._engine_counts(executable, parameter_values, shots, seed)
+        primitive = sampler(self._device)
         if seed is not None:
             # Runtime's local service reads the seed with `if seed := options.pop(...)`,
             # so a seed of 0 would be dropped silently (and runs would not repeat);
@@ -667,6 +710,58 @@ def _last_calibration(device: Any) -> datetime | None:
 
 
 @functools.cache
+def device_noise_model(device: Any, instructions: frozenset[tuple[str, tuple[int, ...]]]) -> Any:
+    """The noise model a fake device builds for itself, of ``instructions``
+    (name, physical qubits) only.
+
+    It is built as the fake device builds its whole model for Runtime's local
+    mode (FakeBackendV2._get_noise_model_from_backend_v2: Aer's readout
+    errors and its depolarizing and thermal-relaxation gate errors from the
+    device's properties, at temperature 0), from the device's properties with
+    only those gates and the measured qubits' readout: fake_fez's whole model
+    (156 qubits, about 5,000 errors) takes 15 to 30 s to build, the 350
+    instructions of a packed run a few seconds. Delays' relaxation (Aer's pass) is left out: the noisy engine refuses
+    circuits with delays. A test holds the channels equal to the whole model's.
+    """
+    from qiskit_aer.noise import NoiseModel
+    from qiskit_aer.noise.device import basic_device_gate_errors, basic_device_readout_errors
+    from qiskit_ibm_runtime.models import BackendProperties
+
+    document = _properties_document(device)
+    document["gates"] = [gate for gate in document["gates"] if (gate["gate"], tuple(gate["qubits"])) in instructions]
+    properties = BackendProperties.from_dict(document)
+    model = NoiseModel(basis_gates=device.configuration().basis_gates)
+    measured = {qubits for name, qubits in instructions if name == "measure"}
+    for where, error in basic_device_readout_errors(properties):
+        if tuple(where) in measured:
+            model.add_readout_error(error, where, warnings=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, where, error in basic_device_gate_errors(properties, gate_error=True, thermal_relaxation=True, temperature=0):
+            model.add_quantum_error(error, name, where, warnings=False)
+    return model
+
+
+@functools.cache
+def _device_channels(device: Any) -> Any:
+    """The noisy engine's channels of a fake device, shared by every emulator
+    of it in this process (a device's channels are read once, as its runs need them)."""
+    from qhw.backends._density import NoiseChannels
+
+    return NoiseChannels(model_for=lambda instructions: device_noise_model(device, instructions))
+
+
+@functools.cache
+def _properties_of(device: Any) -> dict:
+    return device.properties().to_dict()
+
+
+def _properties_document(device: Any) -> dict:
+    """The device's properties as a document, read once a process; the
+    caller may replace its top-level entries (a shallow copy each call)."""
+    return dict(_properties_of(device))
+
+
 def _fake_devices() -> tuple[Any, ...]:
     from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
 

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qhw.backend import Backend, BackendEntry, BackendLimits, DeviceProfile, Executable, JobResult
+from qhw.backend import Backend, BackendEntry, BackendLimits, DeviceProfile, Executable, JobResult, OneEngine
 from qhw.errors import BackendError, JobFailedError, ResultMappingError
 
 NAME = "statevector"
@@ -48,7 +48,7 @@ def create(name: str, *, seed: int | None = None) -> Backend | None:
     return StatevectorBackend(seed=seed) if name == NAME else None
 
 
-class StatevectorBackend:
+class StatevectorBackend(OneEngine):
     """Exact probabilities, then multinomial shots: an ideal simulator (a LocalBackend)."""
 
     name = NAME
@@ -105,7 +105,12 @@ class StatevectorBackend:
 def sample_counts(circuit, values: np.ndarray, shots: int, seed: int | None) -> np.ndarray:
     """Counts (rows, 2**clbits) in the canonical order, from a seeded multinomial
     over the exact probabilities of every row."""
-    probabilities = outcome_probabilities(circuit, values)
+    return multinomial_counts(outcome_probabilities(circuit, values), shots, seed)
+
+
+def multinomial_counts(probabilities: np.ndarray, shots: int, seed: int | None) -> np.ndarray:
+    """``shots`` shots of every row of exact probabilities (rows, outcomes),
+    from one generator seeded by ``seed``: the same seed, the same counts."""
     probabilities = np.clip(probabilities, 0.0, None)
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     return np.random.default_rng(seed).multinomial(shots, probabilities).astype(np.int64)

@@ -119,7 +119,106 @@ def main() -> None:
         samples = args.large if str(args.large) in what else n
         table.add_row(what, f"{seconds:.3f}", f"{seconds / samples * 1e6:,.1f}", ratio)
     Console(width=150).print(table)
+    noisy_table(args, store, feature_set, angles, floor_seconds)
     store.close()
+
+
+def noisy_table(args, store, feature_set, angles, floor_seconds: float) -> None:
+    """Emulated devices: qhw's noisy engine (the default) against Aer's
+    sampling path (``--engine aer``, Runtime's local mode) and Aer's
+    density-matrix method with the same noise model, per sample, one worker."""
+    import warnings
+
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    from qhw import circuits, runs
+    from qhw.backend import get_backend
+    from qhw.backends import _density
+    from qhw.executables import packed_executable
+    from qhw.planning import RunRequest, plan_run
+    from qhw.store.arrays import load_arrays
+
+    n = len(angles)
+    rows: list[tuple[str, int, float]] = [("NumPy floor, ideal (closed form + multinomial)", n, floor_seconds)]
+
+    def timed(backend: str, **options) -> float:
+        start = time.perf_counter()
+        runs.submit(store, backend_name=backend, feature_set_id=feature_set.id, shots=args.shots, workers=1, **options)
+        return time.perf_counter() - start
+
+    # fake_manila: the whole subset through qhw on each engine.
+    aer_manila = timed("fake_manila", engine="aer")
+    density_manila = timed("fake_manila")
+    rows += [("fake_manila, qhw submit --engine aer (Runtime local mode, shot by shot)", n, aer_manila)]
+    rows += [("fake_manila, qhw submit (density engine)", n, density_manila)]
+    manila = get_backend("fake_manila", seed=0)
+    executable = manila.transpile(circuits.feature_map(), seed=0)
+    values = circuits.parameter_rows(angles, 1, executable.circuit)
+    start = time.perf_counter()
+    program = manila._program(executable)  # the noise model of its qubits, compiled (once a run)
+    _density.probabilities(program, values, ["meas"])
+    rows += [("fake_manila, the engine's floor (probabilities only: no shots, no ledger)", n, time.perf_counter() - start)]
+    # Aer's density-matrix method with the same noise model, a parameter row at a time (a subset).
+    from qiskit_aer import AerSimulator
+
+    few = min(n, 100 if args.quick else 500)
+    simulator = AerSimulator(method="density_matrix", noise_model=program_model(manila, executable), max_parallel_threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        simulator.run([executable.circuit.assign_parameters(row) for row in values[:few]], shots=args.shots, seed_simulator=0).result()
+    rows += [("fake_manila, Aer density_matrix method, same noise model (a job of bound circuits)", few, time.perf_counter() - start)]
+
+    # fake_fez --pack auto: the subset through qhw, Aer's path on a part of it.
+    part = min(len(load_arrays(feature_set).angles_test), 1000)  # the test split, at most 1,000
+    density_fez = timed("fake_fez", pack="auto")
+    if args.quick:  # Aer's path reads fake_fez's whole noise model (20 s or more): left to the full run
+        aer_fez = None
+    else:
+        aer_fez = timed_limit(store, feature_set, args.shots, part)
+        rows += [(f"fake_fez --pack auto, qhw submit --engine aer, {part} samples", part, aer_fez)]
+    rows += [("fake_fez --pack auto, qhw submit (density engine)", n, density_fez)]
+    # All of MNIST: 70,000 samples' worth of random angles, packed as qhw plans them, one process, the ledger left out.
+    fez = get_backend("fake_fez", seed=0)
+    total = 2_000 if args.quick else 70_000
+    request = RunRequest(executions=total, shots=args.shots, template=circuits.feature_map(), pack=None)
+    plan = plan_run(fez, fez.profile(), request, None)
+    start = time.perf_counter()
+    packed = packed_executable(fez, plan.packing, 0, template=circuits.feature_map())
+    logical = np.random.default_rng(0).uniform(-np.pi / 2, np.pi / 2, (total, 5))
+    rows_packed = circuits.circuit_rows(logical, packed.circuit, packed.slots)
+    for first in range(0, len(rows_packed), 256):  # the emulator's jobs (256 packed executions)
+        fez.run(packed, rows_packed[first : first + 256], args.shots, seed=first)
+    rows += [(f"fake_fez --pack auto ({packed.copies} copies), the engine, {total:,} samples, compiled and run in one process", total, time.perf_counter() - start)]
+
+    table = Table(title=f"emulated devices, {args.shots} shots, one worker; {platform.machine()}")
+    for column in ("what", "samples", "seconds", "per sample (us)", "vs --engine aer"):
+        table.add_column(column)
+    reference = {"fake_manila": aer_manila / n, "fake_fez": None if aer_fez is None else aer_fez / part}
+    for what, samples, seconds in rows:
+        per = seconds / samples
+        device = "fake_manila" if what.startswith("fake_manila") else "fake_fez" if what.startswith("fake_fez") else None
+        ratio = f"{reference[device] / per:,.1f}x faster" if device and reference[device] else ""
+        table.add_row(what, f"{samples:,}", f"{seconds:.2f}", f"{per * 1e6:,.1f}", ratio)
+    Console(width=170).print(table)
+
+
+def program_model(backend, executable):
+    """The noise model the engine reads for an executable's instructions (the device's own, restricted)."""
+    from qhw.backends.ibm import device_noise_model
+
+    circuit = executable.circuit
+    return device_noise_model(backend._device, frozenset((i.operation.name, tuple(circuit.find_bit(q).index for q in i.qubits)) for i in circuit.data))
+
+
+def timed_limit(store, feature_set, shots: int, limit: int) -> float:
+    from qhw import runs
+
+    start = time.perf_counter()
+    runs.submit(store, backend_name="fake_fez", feature_set_id=feature_set.id, shots=shots, workers=1, pack="auto", engine="aer", limit=limit, split="test")
+    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ class Executable:
     layout: tuple[int, ...]  # the physical qubit of logical qubit i (of copy i // width), by the device's own label
     copies: int = 1
     reuse: int = 1
+    #: How an emulation computes it (one of its backend's ``engines``); None: the backend has one way.
+    engine: str | None = None
 
     @property
     def slots(self) -> int:
@@ -103,7 +105,7 @@ class Executable:
         from qhw.circuits import copy_circuit
 
         circuit = copy_circuit(self.circuit, copy, copies=self.copies, reuse=self.reuse)
-        return Executable(circuit=circuit, layout=self.copy_layout(copy), reuse=self.reuse)
+        return Executable(circuit=circuit, layout=self.copy_layout(copy), reuse=self.reuse, engine=self.engine)
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,14 @@ class Backend(Protocol):
         device's, which is what running on the device would cost in time."""
 
 
+@dataclass(frozen=True)
+class EngineChoice:
+    """How an emulation will compute a run, chosen once at submit and stored with it."""
+
+    engine: str | None  # one of the backend's engines; None: it has one way only
+    note: str | None = None  # why it is not the one asked for (or the default): said at submit, kept with the run
+
+
 @runtime_checkable
 class LocalBackend(Backend, Protocol):
     """A simulator or an emulation: a job runs where it is called, to its end."""
@@ -257,6 +267,13 @@ class LocalBackend(Backend, Protocol):
     #: alone (IBM's fakes, which re-read the whole noise model each run);
     #: otherwise qhw.parallel runs the copies one after another.
     runs_copies_in_one_job: bool
+    #: The ways it can compute a job (``--engine``), its default first; () for one way only.
+    engines: tuple[str, ...]
+
+    def engine_for(self, executable: Executable, asked: str | None) -> EngineChoice:
+        """The engine that will run ``executable``: ``asked`` (one of
+        ``engines``) or the default, unless it cannot compute this circuit
+        exactly; then another, with the reason in the note."""
 
     def use_threads(self, threads: int | None) -> None:
         """How many threads the simulator may use (None: its own choice, all
@@ -271,6 +288,15 @@ class LocalBackend(Backend, Protocol):
             JobFailedError: the simulator failed the job (its verdict).
             ResultMappingError: its answer does not fit what it was given.
         """
+
+
+class OneEngine:
+    """A LocalBackend that computes a job one way only (no ``--engine``)."""
+
+    engines: tuple[str, ...] = ()
+
+    def engine_for(self, executable: Executable, asked: str | None) -> EngineChoice:
+        return EngineChoice(None)
 
 
 @runtime_checkable

@@ -356,13 +356,17 @@ def backends(as_json) -> None:
     help="Measure in rounds, each sample only until its class is settled; --shots is the most a sample gets.",
 )
 @click.option("--model", "model_id", type=ID, help="With --adaptive: the hybrid model whose predictions settle samples.")
+@click.option(
+    "--engine", type=click.Choice(["density", "aer"]),
+    help="How an emulated device (fake_*) computes the run: density (exact noisy probabilities, then seeded shots; the default) or aer (Runtime's local mode, shot by shot).",
+)
 @parallel_options
 @json_option
 @pass_app
 @click.pass_context
 def submit(
     ctx, app: _App, backend_name, feature_set_id, split, shots, limit, seed, max_cost, yes, mitigate, pack, pack_spacing,
-    reuse, rep_delay, adaptive, model_id, workers, scheduler, as_json,
+    reuse, rep_delay, adaptive, model_id, engine, workers, scheduler, as_json,
 ) -> None:
     """Submit the feature map's circuits: one a sample, or one for each of its parameters' worth of components."""
     from qhw.runs import submit as submit_run
@@ -384,6 +388,7 @@ def submit(
         rep_delay=rep_delay,
         adaptive=adaptive,
         model_id=model_id,
+        engine=engine,
         workers=workers,
         scheduler=scheduler,
         progress=_progress(),
@@ -399,6 +404,7 @@ def submit(
             "copies": result.run.copies,
             "reuse": result.run.reuse,
             "executions": result.executions,
+            "engine": result.run.engine,
             **({"round": result.run.round, "rounds_done": result.run.rounds_done} if result.run.adaptive else {}),
         },
         as_json,
@@ -491,6 +497,7 @@ def runs_show(app: _App, run_id, properties_out, as_json) -> None:
         ("two-qubit gates", details.two_qubit_gates), ("mitigation", details.mitigation or "none"),
         ("copies, samples a copy a shot", f"{o.copies}, {o.reuse} ({o.executions:,} executions)"),
         ("rep_delay", "the device's default" if details.rep_delay is None else f"{details.rep_delay * 1e6:g} us"),
+        *([("engine", details.engine + (f" ({details.engine_note})" if details.engine_note else ""))] if details.engine else []),
         ("estimated cost" + (" (worst case)" if details.adaptive else ""), o.cost.estimate_text), ("actual cost", o.cost.actual_text),
         ("usage reported", o.usage_text or ("none (not billed)" if o.cost.free else "none yet")),
     ]

@@ -151,6 +151,8 @@ class RunDetails:
     feature_map: dict = field(default_factory=dict)
     feature_map_text: str = ""
     rep_delay: float | None = None  # the rep_delay the run asked for (None: the device's default)
+    engine: str | None = None  # how an emulation computed the run (None: its backend has one way)
+    engine_note: str | None = None  # why not the engine asked for, if so
 
     def to_dict(self) -> dict:
         calibration = None
@@ -167,6 +169,8 @@ class RunDetails:
             "seed": self.seed,
             "layout": list(self.layout),
             "rep_delay": self.rep_delay,
+            "engine": self.engine,
+            "engine_note": self.engine_note,
             "copies": [
                 {"copy": index, "qubits": list(qubits), "estimated_error": error} for index, (qubits, error) in enumerate(self.copies)
             ],
@@ -253,6 +257,8 @@ def run_details(store: Store, run_id: int | None = None) -> RunDetails:
         },
         feature_map_text=feature_set.describe_map(),
         rep_delay=run.rep_delay,
+        engine=run.engine,
+        engine_note=run.engine_note,
         seed=run.seed,
         layout=run.layout,
         copies=_copies(run),

@@ -172,7 +172,7 @@ def end_with(pid: int) -> None:
 
 def run_job(
     backend: str, backend_seed: int | None, qpy: bytes, layout: tuple[int, ...], copies: int, reuse: int, values: np.ndarray, shots: int,
-    seed: int | None,
+    seed: int | None, engine: str | None = None,
 ):
     """Run one local job in whatever process this is (a worker), on one thread:
     (where it ran, its JobResult). Where: the Dask worker's address, or this
@@ -185,7 +185,7 @@ def run_job(
 
     simulator = _backend(backend, backend_seed)
     simulator.use_threads(1)
-    executable = Executable(circuit=_circuit(hashlib.sha1(qpy).hexdigest(), qpy), layout=tuple(layout), copies=copies, reuse=reuse)
+    executable = Executable(circuit=_circuit(hashlib.sha1(qpy).hexdigest(), qpy), layout=tuple(layout), copies=copies, reuse=reuse, engine=engine)
     return where_this_runs(), run_local_job(simulator, executable, values, shots, seed)
 
 

@@ -109,6 +109,10 @@ class RunSpec:
     reuse: int = 1
     # The pause between shots asked of the device, in seconds (None: its default).
     rep_delay: float | None = None
+    # How an emulation computes the run (IBM's fakes: "density" or "aer"; None:
+    # the backend has one way), and why it is not the one asked for, if so.
+    engine: str | None = None
+    engine_note: str | None = None
 
     @property
     def slots(self) -> int:

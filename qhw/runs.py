@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Callable
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from qhw import circuits, feature_maps, parallel, settings
 from qhw.adaptive import check_model, load_classifier
-from qhw.backend import Executable, get_backend
+from qhw.backend import EngineChoice, Executable, get_backend
 from qhw.checks import check_positive, check_seed
 from qhw.datasets import stratified_subset
 from qhw.errors import BackendError, ConfigError, NotFoundError, QhwError
@@ -101,6 +101,7 @@ def submit(
     model_id: int | None = None,
     reuse: int | str = 1,
     rep_delay: float | None = None,
+    engine: str | None = None,
 ) -> SubmitResult:
     """Run the feature map for every selected sample of a feature set.
 
@@ -158,6 +159,10 @@ def submit(
         raise ConfigError(f"--rep-delay must be a finite number of seconds, 0 or more, got {rep_delay}")
     rounds = adaptive_settings(adaptive, shots, model_id)
     backend = get_backend(backend_name, seed=seed)
+    engines = backend.engines if backend.is_local else ()
+    if engine is not None and engine not in engines:
+        offered = f"its engines are {', '.join(engines)}" if engines else "it computes its jobs one way only (--engine is for emulated devices: fake_*)"
+        raise ConfigError(f"{backend.name} has no engine {engine!r}: {offered}")
     feature_set = store.catalogue.feature_set(feature_set_id)
     if rounds is not None and model_id is not None:
         model = store.catalogue.model(model_id)
@@ -194,6 +199,10 @@ def submit(
         executable = packed_executable(backend, plan.packing, seed, template=template, reuse=plan.reuse)
         # The calibration reads the very physical qubits the feature map uses (each copy's).
         calibration = calibration_executable(backend, plan.packing, seed, executable) if mitigate else None
+        # How an emulation computes the run, chosen once: its jobs, rounds and retries all run so.
+        choice = backend.engine_for(executable, engine) if backend.is_local else EngineChoice(None)
+        executable = replace(executable, engine=choice.engine)
+        calibration = None if calibration is None else replace(calibration, engine=choice.engine)
         spec = RunSpec(
             feature_set_id=feature_set.id,
             backend=backend.name,
@@ -215,6 +224,8 @@ def submit(
             adaptive_json=None if rounds is None else rounds.to_json(),
             reuse=executable.reuse,
             rep_delay=rep_delay,
+            engine=choice.engine,
+            engine_note=choice.note,
         )
         # The device's calibration now, for the qubits this run uses: kept with the run.
         snapshot = backend.calibration(executable.layout)
@@ -227,7 +238,8 @@ def submit(
         tally = work_all(store, worker, jobs, progress, f"{backend.name}: jobs", pool=pool, workers=workers)
         if rounds is not None:
             tally = drive_rounds(store, worker, tally, progress, pool=pool, workers=workers)
-    return SubmitResult(run=store.ledger.run(run.id), jobs=store.ledger.jobs(run.id), tally=tally, notes=plan.notes)
+    notes = plan.notes + ((f"{backend.name}: {choice.note}",) if choice.note else ())
+    return SubmitResult(run=store.ledger.run(run.id), jobs=store.ledger.jobs(run.id), tally=tally, notes=notes)
 
 
 def retry_run(

@@ -116,10 +116,12 @@ class RunWorker:
         run = store.ledger.run(run_id)
         stored = store.ledger.run_circuit(run_id)
         backend = backend or get_backend(run.backend, seed=run.seed)
-        executable = Executable(circuit=circuits.from_qpy(stored.qpy), layout=run.layout, copies=run.copies, reuse=run.reuse)
+        executable = Executable(circuit=circuits.from_qpy(stored.qpy), layout=run.layout, copies=run.copies, reuse=run.reuse, engine=run.engine)
         calibration = None
         if stored.calibration_qpy is not None:
-            calibration = Executable(circuit=circuits.from_qpy(stored.calibration_qpy), layout=run.layout, copies=run.copies, reuse=run.reuse)
+            calibration = Executable(
+                circuit=circuits.from_qpy(stored.calibration_qpy), layout=run.layout, copies=run.copies, reuse=run.reuse, engine=run.engine
+            )
         arrays = load_arrays(store.catalogue.feature_set(run.feature_set_id))
         parameters = parameter_rows(arrays, stored.sample_order, run.circuits_per_sample)
         return cls(
@@ -217,7 +219,7 @@ class RunWorker:
             executable, values, seed = self._inputs(job)
             future = pool.submit(
                 parallel.run_job, self.backend.name, self.run.seed, qpy[job.purpose], executable.layout, executable.copies, executable.reuse,
-                values, job.shots(self.run.shots), seed,
+                values, job.shots(self.run.shots), seed, executable.engine,
             )
             futures[future] = job
         left = dict(futures)

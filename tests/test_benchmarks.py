@@ -27,7 +27,7 @@ TABLE_SIGNS = {
     "packing.py": "best error",
     "reuse.py": "mean fidelity by position",
     "scale.py": "qhw at scale",
-    "simulators.py": "qhw local simulators",
+    "simulators.py": "emulated devices, ",  # its second table: printed after the first
 }
 
 

@@ -34,7 +34,7 @@ def test_migrations_have_one_head_and_named_files():
     versions = Path(qhw.migrations.__file__).parent / "versions"
     files = sorted(p.name for p in versions.glob("*.py") if p.name != "__init__.py")
     assert files and all(name.split("_", 1)[0].isdigit() and "_" in name for name in files)
-    assert schema.head_revision() == "0012"
+    assert schema.head_revision() == "0013"
 
 
 def test_fresh_database_is_created_at_head_with_sqlite_pragmas(store):
@@ -62,16 +62,17 @@ def _with_extra_migration(tmp_path, monkeypatch, source: str) -> None:
 def test_database_behind_head_is_refused_until_upgraded(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path}/old.db"
     Store(url).close()  # at head
+    head = schema.head_revision()
     _with_extra_migration(
         tmp_path,
         monkeypatch,
-        'revision = "0099"\ndown_revision = "0012"\nbranch_labels = None\ndepends_on = None\n\n'
+        f'revision = "0099"\ndown_revision = "{head}"\nbranch_labels = None\ndepends_on = None\n\n'
         "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n",
     )
     with pytest.raises(SchemaOutdatedError, match="qhw db upgrade"):
         Store(url)
     before, after = Store(url, check_schema=False).upgrade()
-    assert (before, after) == ("0012", "0099")
+    assert (before, after) == (head, "0099")
     Store(url).close()  # now accepted
 
 
@@ -235,7 +236,7 @@ def test_the_migration_makes_the_home_s_paths_relative_wherever_the_home_was(tmp
             f"VALUES (1, '{now}', 'classical', 1, NULL, 1, 1, 0, '/moved/away/models/9c1d.keras')"
         ))
     engine.dispose()
-    assert Store(url, check_schema=False).upgrade() == ("0007", "0012")
+    assert Store(url, check_schema=False).upgrade() == ("0007", schema.head_revision())
     with create_engine(url).connect() as connection:
         assert connection.execute(text("SELECT artifact_dir FROM feature_sets ORDER BY id")).scalars().all() == [
             "features/3f2a", "/data/arrays-kept-elsewhere"

@@ -232,6 +232,8 @@ class Ledger:
                 adaptive=spec.adaptive_json,
                 reuse=spec.reuse,
                 rep_delay=spec.rep_delay,
+                engine=spec.engine,
+                engine_note=spec.engine_note,
             )
             session.add(run)
             session.flush()
@@ -661,6 +663,8 @@ def run_record(row: RunRow) -> RunRecord:
         adaptive_json=row.adaptive,
         reuse=row.reuse,
         rep_delay=row.rep_delay,
+        engine=row.engine,
+        engine_note=row.engine_note,
         round=row.round,
         rounds_done=bool(row.rounds_done),
     )

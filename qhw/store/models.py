@@ -134,6 +134,10 @@ class RunRow(Base):
     reuse: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # The pause between shots asked of the device (seconds; None: the device's default).
     rep_delay: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # How an emulation computes the run ("density": qhw's noisy engine; "aer":
+    # Runtime's local mode), chosen once at submit; None where there is one way.
+    engine: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    engine_note: Mapped[str | None] = mapped_column(Text, nullable=True)
     # An adaptive run (qhw.adaptive): its settings (JSON), its newest round,
     # and whether its rounds have ended (every sample settled or at --shots).
     adaptive: Mapped[str | None] = mapped_column(Text, nullable=True)
