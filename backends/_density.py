@@ -59,6 +59,33 @@ def _unitary_superop(matrix: np.ndarray) -> np.ndarray:
     return np.kron(matrix, matrix.conj())
 
 
+def thermal_relaxation_superop(t1: float, t2: float, time: float) -> np.ndarray:
+    """One qubit's thermal relaxation for ``time`` (T2 at most 2 T1; the
+    ground state's equilibrium population 1, Aer's at temperature 0):
+    rho_00 gains p rho_11, rho_11 keeps 1 - p, coherences e^{-t/T2}."""
+    reset = 0.0 if t1 == np.inf else 1 - np.exp(-time / t1)
+    coherence = 1.0 if t2 == np.inf else np.exp(-time / t2)
+    return np.array(
+        [[1, 0, 0, reset], [0, coherence, 0, 0], [0, 0, coherence, 0], [0, 0, 0, 1 - reset]], dtype=complex
+    )
+
+
+def depolarizing_superop(parameter: float, qubits: int) -> np.ndarray:
+    """Aer's depolarizing error: rho -> (1 - p) rho + p Tr(rho) I / d."""
+    d = 2**qubits
+    identity = np.eye(d, dtype=complex).reshape(-1)
+    return (1 - parameter) * np.eye(d * d, dtype=complex) + parameter / d * np.outer(identity, identity)
+
+
+def tensor_superops(superops: list[np.ndarray]) -> np.ndarray:
+    """One-qubit superoperators on qubits 0, 1, ... (Qiskit's order) as one."""
+    k = len(superops)
+    columns = np.eye(4**k, dtype=complex).reshape((4**k,) + (2,) * (2 * k))  # row r: vec of basis matrix r
+    for qubit, superop in enumerate(superops):
+        columns = _apply(columns, superop, (qubit,), k)
+    return columns.reshape(4**k, 4**k).T
+
+
 #: Reset of one qubit to |0>: Kraus |0><0| and |0><1|.
 RESET_SUPEROP = _superop([np.array([[1, 0], [0, 0]], dtype=complex), np.array([[0, 1], [0, 0]], dtype=complex)])
 
@@ -625,11 +652,8 @@ def _distribution(component: _Component, values: np.ndarray) -> np.ndarray:
         one = local.reshape(n, 2, 2)
         rho = (rho[:, :, None, :, None] * one[:, None, :, None, :]).reshape(n, rho.shape[1] * 2, rho.shape[2] * 2)
     rho = rho.reshape((n,) + (2,) * (2 * width))
-    for step in steps:
-        if isinstance(step, _Block):
-            rho = _apply(rho, _block_superops(step, values), (step.qubit,), width)
-        else:
-            rho = _apply(rho, step.superop, step.qubits, width)
+    for superop, qubits in _fused(steps, values):
+        rho = _apply(rho, superop, qubits, width)
     diagonal = np.einsum("rii->ri", rho.reshape(n, 2**width, 2**width)).real
     shaped = diagonal.reshape((n,) + (2,) * width)
     # Unmeasured qubits traced out; measured position i at index bit i, with its readout error.
@@ -645,6 +669,34 @@ def _distribution(component: _Component, values: np.ndarray) -> np.ndarray:
         if readout is not None:
             shaped = np.moveaxis(np.tensordot(shaped, readout, axes=([bits - i], [1])), -1, bits - i)
     return np.clip(shaped.reshape(n, -1), 0.0, None)
+
+
+def _fused(steps: list, values: np.ndarray) -> list[tuple[np.ndarray, tuple[int, ...]]]:
+    """The steps as superoperators to apply, a single-qubit block that is the
+    same for every row folded into the next multi-qubit channel on its qubit:
+    each application is a pass over every density matrix, and a wide
+    component's passes are what it costs."""
+    out: list[tuple[np.ndarray, tuple[int, ...]]] = []
+    held: dict[int, np.ndarray] = {}  # qubit -> a fixed block not yet applied
+    for step in steps:
+        if isinstance(step, _Block):
+            superop = _block_superops(step, values)
+            if superop.ndim == 3 and len(superop) == 1:
+                superop = superop[0]
+            if superop.ndim == 2:
+                held[step.qubit] = superop @ held[step.qubit] if step.qubit in held else superop
+                continue
+            if step.qubit in held:
+                out.append((held.pop(step.qubit), (step.qubit,)))
+            out.append((superop, (step.qubit,)))
+            continue
+        superop = step.superop
+        for position, qubit in enumerate(step.qubits):
+            if qubit in held:  # it acts first: on the right
+                superop = superop @ tensor_superops([held.pop(qubit) if m == position else np.eye(4) for m in range(len(step.qubits))])
+        out.append((superop, step.qubits))
+    out += [(superop, (qubit,)) for qubit, superop in held.items()]
+    return out
 
 
 def _apply(rho: np.ndarray, superop: np.ndarray, qubits: tuple[int, ...], width: int) -> np.ndarray:

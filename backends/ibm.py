@@ -56,6 +56,11 @@ MAX_EXECUTIONS_PER_JOB = 10_000_000
 DEFAULT_MAX_SHOTS = 100_000
 #: Circuits in one job of a fake device (see IBMEmulator._limits).
 LOCAL_CIRCUITS_PER_JOB = 256
+#: The widest part of a circuit (qubits no gate separates) the density engine
+#: takes by default: a sample's density matrix grows as 4**width. Measured on
+#: fake_fez (the 2-core test machine, loaded), a sample of 1,024 shots: 6
+#: qubits 1 ms (Aer's path 260 ms), 8 qubits 43 ms (340 ms), 12 qubits 13 s.
+DENSITY_MAX_DEFAULT_WIDTH = 8
 #: Devices listed by `qhw backends` (any ibm_<name> the account can reach works).
 #: IBM Quantum's pay-as-you-go price and qhw's estimate of QPU time (see qhw.pricing).
 #: The unit IBM now bills usage in (``usage.value`` of its job metrics).
@@ -313,9 +318,16 @@ class IBMEmulator(_IBMDevice):
         if asked == "aer":
             return EngineChoice("aer")
         try:
-            self._program(executable)
+            program = self._program(executable)
         except Unsupported as err:
             return EngineChoice("aer", f"the density engine cannot compute this circuit exactly ({err}): it runs on Aer")
+        widest = max((component.width for component in program.components), default=0)
+        if asked is None and widest > DENSITY_MAX_DEFAULT_WIDTH:
+            return EngineChoice(
+                "aer",
+                f"its widest part has {widest} qubits: past {DENSITY_MAX_DEFAULT_WIDTH}, Aer's shots cost less than exact density "
+                "matrices, so it runs on Aer (--engine density computes them anyway)",
+            )
         return EngineChoice("density")
 
     def _program(self, executable: Executable) -> Any:
@@ -743,12 +755,83 @@ def device_noise_model(device: Any, instructions: frozenset[tuple[str, tuple[int
 
 
 @functools.cache
-def _device_channels(device: Any) -> Any:
+def _device_channels(device: Any) -> "DeviceChannels":
     """The noisy engine's channels of a fake device, shared by every emulator
-    of it in this process (a device's channels are read once, as its runs need them)."""
-    from qhw.backends._density import NoiseChannels
+    of it in this process (a device's properties are read once)."""
+    return DeviceChannels(device)
 
-    return NoiseChannels(model_for=lambda instructions: device_noise_model(device, instructions))
+
+class DeviceChannels:
+    """A fake device's noise as the noisy engine applies it: the channels of
+    the noise model the device builds for itself (device_noise_model, Aer's
+    device model read from its properties at temperature 0), computed here as
+    superoperators from the same figures with Aer's own rules.
+
+    Why not Aer's objects: building them (QuantumError algebra, then a
+    conversion to a channel) takes about 10 ms an instruction, 4 s for the
+    350 instructions of a packed fake_fez run in every worker process; the
+    matrices themselves take microseconds. The figures are read with Aer's
+    public readers (gate_param_values, thermal_relaxation_values,
+    readout_error_values); the rules are those of
+    qiskit_aer.noise.device.models (0.18): thermal relaxation for the gate's
+    length on each of its qubits (T2 capped at 2 T1), then a depolarizing
+    error whose parameter makes the gate's average infidelity the reported
+    gate error (none when relaxation alone exceeds it), applied depolarizing
+    first. A test holds every channel of fake_manila's model, and of a sample
+    of fake_fez's, equal to Aer's to 1e-12.
+    """
+
+    def __init__(self, device: Any) -> None:
+        from qiskit_aer.noise.device.parameters import gate_param_values, readout_error_values, thermal_relaxation_values
+
+        properties = device.properties()
+        self._gates = {(name, tuple(qubits)): (length, error) for name, qubits, length, error in gate_param_values(properties)}
+        self._relaxation = thermal_relaxation_values(properties)  # (T1 ns, T2 ns, frequency) a qubit
+        self._readout = readout_error_values(properties)  # [P(1 | 0), P(0 | 1)] a qubit, or None
+        self._errors: dict = {}
+
+    def prepare(self, instructions) -> None:
+        pass  # every figure is read at once
+
+    def error(self, name: str, qubits: tuple[int, ...]) -> np.ndarray | None:
+        key = (name, qubits)
+        if key not in self._errors:
+            self._errors[key] = self._channel(name, qubits)
+        return self._errors[key]
+
+    def readout(self, qubit: int) -> np.ndarray | None:
+        value = self._readout[qubit] if qubit < len(self._readout) else None
+        if value is None or np.allclose(value, [0, 0]):
+            return None
+        # Aer's ReadoutError [[P(0|0), P(1|0)], [P(0|1), P(1|1)]], transposed: P[recorded, true].
+        return np.array([[1 - value[0], value[0]], [value[1], 1 - value[1]]]).T
+
+    def _channel(self, name: str, qubits: tuple[int, ...]) -> np.ndarray | None:
+        from qhw.backends._density import depolarizing_superop, thermal_relaxation_superop, tensor_superops
+
+        if (name, qubits) not in self._gates:
+            return None
+        length, error = self._gates[(name, qubits)]
+        relaxation = None
+        if length:
+            ones = []
+            for qubit in qubits:
+                t1, t2, _ = self._relaxation[qubit]
+                t1 = math.inf if t1 is None else t1
+                t2 = 2 * t1 if t2 is None else min(t2, 2 * t1)
+                ones.append(thermal_relaxation_superop(t1, t2, length))
+            relaxation = tensor_superops(ones)
+        depolarizing = None
+        dim = 2 ** len(qubits)
+        fidelity = 1.0 if relaxation is None else (np.trace(relaxation).real / dim**2 * dim + 1) / (dim + 1)
+        if error is not None and error > 1 - fidelity:
+            error = min(error, dim / (dim + 1))
+            parameter = dim * (error - (1 - fidelity)) / (dim * fidelity - 1)
+            parameter = min(parameter, 4 ** len(qubits) / (4 ** len(qubits) - 1))
+            depolarizing = depolarizing_superop(parameter, len(qubits))
+        if depolarizing is not None and relaxation is not None:
+            return relaxation @ depolarizing  # the depolarizing error first (Aer's depol.compose(relax))
+        return depolarizing if depolarizing is not None else relaxation
 
 
 @functools.cache

@@ -308,34 +308,33 @@ def test_the_same_seed_gives_the_same_counts_on_any_number_of_workers(featured_s
 
 
 def test_a_noise_model_the_engine_cannot_represent_runs_on_aer_and_says_why(featured_store, monkeypatch):
-    """An error on measure (Aer applies it before the measurement) is not the
-    engine's: the run falls back to Aer, records why and says it once."""
+    """A channel the engine cannot apply exactly (here: the device's cx error,
+    refused at the channels' boundary as a correlated error would be): the
+    run falls back to Aer, records why and says it once."""
+    import functools
+    import json
+
     from click.testing import CliRunner
-    from qiskit_aer.noise import depolarizing_error
 
     from qhw.backends import ibm
     from qhw.cli import main
 
-    built = ibm.device_noise_model
+    real_error = ibm.DeviceChannels.error
 
-    def with_measure_error(device, instructions):
-        model = built(device, instructions)
-        model.add_all_qubit_quantum_error(depolarizing_error(0.01, 1), "measure")
-        return model
+    def error(self, name, qubits):
+        if name == "cx":
+            raise Unsupported("the noise model has a correlated error on cx")
+        return real_error(self, name, qubits)
 
-    monkeypatch.setattr(ibm, "device_noise_model", with_measure_error)
+    monkeypatch.setattr(ibm.DeviceChannels, "error", error)
     # A fresh cache of channels for this test (a process keeps a device's channels once read).
-    import functools
-
     monkeypatch.setattr(ibm, "_device_channels", functools.cache(ibm._device_channels.__wrapped__))
     result = CliRunner().invoke(main, ["submit", "--backend", "fake_manila", "--split", "test", "--limit", "5", "--workers", "1", "--json"])
     assert result.exit_code == 0, result.output
-    import json
-
     assert json.loads(result.stdout)["engine"] == "aer"
-    assert "quantum error on measure" in result.stderr and "runs on Aer" in result.stderr
+    assert "correlated error on cx" in result.stderr and "runs on Aer" in result.stderr
     run = featured_store.ledger.run(None)
-    assert run.engine == "aer" and "quantum error on measure" in run.engine_note
+    assert run.engine == "aer" and "correlated error on cx" in run.engine_note
     assert featured_store.results.run_counts(run.id).counts.shape[0] == 5
 
 
@@ -356,3 +355,49 @@ def test_an_engine_a_backend_has_not_is_refused_before_anything_is_written(featu
     assert result.exit_code != 0
     assert message in result.stderr and "Traceback" not in result.output
     assert featured_store.ledger.runs() == before
+
+
+@pytest.mark.parametrize("device_name, sample", [("FakeManilaV2", None), ("FakeFez", 60)])
+def test_the_channels_read_from_the_properties_are_aers(device_name, sample):
+    """Every instruction's channel and every qubit's readout, as the engine
+    computes them from the device's properties, equal those of the noise
+    model the device builds for itself (all of fake_manila's; a sample of
+    fake_fez's 1,640 instructions, each kind of gate among them)."""
+    from qhw.backends.ibm import DeviceChannels, device_noise_model
+
+    device = _fake(device_name)
+    channels = DeviceChannels(device)
+    keys = sorted(channels._gates)
+    if sample is not None:
+        by_name: dict = {}
+        for key in keys:
+            by_name.setdefault(key[0], []).append(key)
+        rng = np.random.default_rng(0)
+        keys = [key for group in by_name.values() for key in (group[i] for i in rng.choice(len(group), min(len(group), sample // len(by_name) + 1), replace=False))]
+    qubits = sorted({q for _, where in keys for q in where})
+    model = NoiseChannels(device_noise_model(device, frozenset(keys) | {("measure", (q,)) for q in qubits}))
+    compared = 0
+    for name, where in keys:
+        ours, aers = channels.error(name, where), model.error(name, where)
+        if aers is None:  # Aer leaves an ideal error out
+            assert ours is None or np.abs(ours - np.eye(len(ours))).max() < 1e-12, (name, where)
+        else:
+            assert np.abs(ours - aers).max() < 1e-12, (name, where)
+            compared += 1
+    for qubit in qubits:
+        assert np.array_equal(channels.readout(qubit), model.readout(qubit))
+    assert compared > 20
+
+
+def test_a_wide_circuit_runs_on_aer_unless_the_engine_is_asked_for():
+    """Past 8 qubits a part's density matrix costs more than Aer's shots: the
+    default is Aer, said in the note; --engine density is honoured."""
+    from qhw.backend import get_backend
+
+    fez = get_backend("fake_fez", seed=0)
+    wide = fez.transpile(circuits.feature_map(12), seed=0)
+    default, asked = fez.engine_for(wide, None), fez.engine_for(wide, "density")
+    assert default.engine == "aer" and "widest part has 12 qubits" in default.note
+    assert (asked.engine, asked.note) == ("density", None)
+    narrow = fez.transpile(circuits.feature_map(8), seed=0)
+    assert fez.engine_for(narrow, None).engine == "density"
