@@ -94,7 +94,7 @@ def accuracy_table(device: str, shots: int, seed: int, quick_mode: bool) -> floa
     )
     print(header)
     print("-" * len(header))
-    for reuse in (1, 2, None) if quick_mode else REUSES:
+    for reuse in (2,) if quick_mode else REUSES:  # quick: one reused run (auto runs below, with --adaptive)
         started = time.perf_counter()
         result = runs.submit(
             store, backend_name=device, feature_set_id=feature_set.id, split="test", shots=shots, seed=seed, pack="auto",

@@ -137,9 +137,10 @@ def test_a_million_shots_a_circuit_stays_within_the_memory_bound(featured_store,
 
 @pytest.mark.slow
 def test_ctrl_c_during_a_long_local_run_stops_it_and_collect_finishes_it(featured_store, home):
-    # 24 jobs of a million shots: long enough that the interrupt lands mid-run
-    # even when this process is slow to see the first stored sample.
-    process = start_qhw(qhw_env(home), "submit", "--backend", "aer_simulator", "--split", "test", "--limit", "24", "--shots", "1000000")
+    # 6 jobs of a million shots (4 circuits of 250,000 each): long enough that
+    # the interrupt lands mid-run even when this process is slow to see the
+    # first stored sample, and more jobs than the pool's workers can be running.
+    process = start_qhw(qhw_env(home), "submit", "--backend", "aer_simulator", "--split", "test", "--limit", "24", "--shots", "250000")
     while featured_store.results.count_samples() == 0:  # let it store some of its jobs first
         assert process.poll() is None, process.stderr.read()
         time.sleep(0.2)
