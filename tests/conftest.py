@@ -28,9 +28,16 @@ def pytest_itemcollected(item):
     (Marked as each test is collected: xdist reads the groups in its own
     pytest_collection_modifyitems, which runs before a conftest's.)"""
     group = "postgres" if item.get_closest_marker("postgres") else item.module.__name__
-    if item.module.__name__ == "test_benchmarks":
+    if group in SPREAD:
         group = item.nodeid  # processes of their own, with nothing to share: spread over the workers
     item.add_marker(pytest.mark.xdist_group(group))
+
+
+#: Modules whose tests each start processes of their own and share no
+#: module-scoped fixture: spread test by test over the workers, so that the
+#: longest modules (benchmarks, kills, interrupts, races) do not leave one
+#: worker idle at the end while the other finishes them.
+SPREAD = {"test_benchmarks", "test_crashes", "test_conditions", "test_concurrency"}
 
 
 @pytest.fixture
