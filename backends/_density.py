@@ -86,8 +86,6 @@ def tensor_superops(superops: list[np.ndarray]) -> np.ndarray:
     return columns.reshape(4**k, 4**k).T
 
 
-#: Reset of one qubit to |0>: Kraus |0><0| and |0><1|.
-RESET_SUPEROP = _superop([np.array([[1, 0], [0, 0]], dtype=complex), np.array([[0, 1], [0, 0]], dtype=complex)])
 
 
 def error_superop(error) -> np.ndarray:
@@ -171,25 +169,10 @@ class NoiseChannels:
     """
 
     model: Any = None  # qiskit_aer.noise.NoiseModel, or None for no noise
-    #: A builder of the model for a set of physical qubits (a fake device's,
-    #: for the qubits a circuit uses), instead of one model of every qubit.
-    model_for: Any = None
-    _covered: frozenset = frozenset()
     _errors: dict = field(default_factory=dict)
     _readout: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._check()
-
-    def prepare(self, instructions: frozenset[tuple[str, tuple[int, ...]]]) -> None:
-        """Make sure the channels of ``instructions`` (name, physical qubits) can be read (built once for them)."""
-        if self.model_for is not None and not instructions <= self._covered:
-            # A gate's channel is the same in every model that has it: what was read stays valid.
-            self._covered = self._covered | instructions
-            self.model = self.model_for(self._covered)
-            self._check()
-
-    def _check(self) -> None:
         if self.model is None:
             return
         for noise_pass in getattr(self.model, "_custom_noise_passes", []):
@@ -313,17 +296,14 @@ class Program:
     _fourier: dict = field(default_factory=dict)  # group index -> _Fourier or None
 
 
-def compile_circuit(circuit, noise: NoiseChannels) -> Program:
-    """The circuit's components, with every channel read from ``noise``.
+def compile_circuit(circuit, noise) -> Program:
+    """The circuit's components, with every channel read from ``noise``: a
+    NoiseChannels (an Aer noise model), or anything with its ``error(name,
+    qubits)`` and ``readout(qubit)`` (a fake IBM device's DeviceChannels).
 
     Raises:
         Unsupported: the circuit is not one the engine computes exactly.
     """
-    noise.prepare(
-        frozenset(
-            (instruction.operation.name, tuple(circuit.find_bit(q).index for q in instruction.qubits)) for instruction in circuit.data
-        )
-    )
     column = {p.name: i for i, p in enumerate(circuit.parameters)}
     virtual_of = list(range(circuit.num_qubits))  # physical qubit -> its current virtual qubit
     physical = list(range(circuit.num_qubits))  # virtual qubit -> physical qubit
@@ -508,7 +488,7 @@ def probabilities(program: Program, values: np.ndarray, names: list[str]) -> np.
         stacked = np.concatenate([values[:, program.components[c].columns] for c in members]) if component.columns else np.zeros((rows * len(members), 0))
         fourier = program._fourier.get(g)
         if fourier is None:
-            fourier = _Fourier.of(component, len(stacked))
+            fourier = _Fourier.of(component)
             if fourier is not None:  # kept for the run's next jobs
                 program._fourier[g] = fourier
         result = fourier(stacked) if fourier is not None else _component_distribution(component, stacked)
@@ -556,17 +536,22 @@ class _Fourier:
     Fourier transform gives its coefficients exactly (no truncation: the
     polynomial has no higher frequency); a row then costs one contraction of
     the coefficients with its phases, instead of a density-matrix simulation.
-    Used when the grid is smaller than the rows to simulate.
+    Used where the grid is small (GRID_ENTRIES): built once a process.
     """
 
     degrees: tuple[int, ...]
     coefficients: np.ndarray  # (2d_1+1, ..., 2d_m+1, outcomes), frequencies in FFT order
 
     #: Largest grid worth simulating (points), whatever the rows.
-    MAX_POINTS = 20_000
+    #: The largest grid worth simulating, in density-matrix entries (points
+    #: times 4**width): 5 qubits, up to 4,096 points (the paper's map: 243).
+    GRID_ENTRIES = 2**22
 
     @classmethod
-    def of(cls, component: _Component, rows: int) -> "_Fourier | None":
+    def of(cls, component: _Component) -> "_Fourier | None":
+        """The component's polynomial, or None where its grid would cost more
+        than simulating rows directly (chosen by the component alone, so that
+        a job's counts do not depend on which jobs a process ran before)."""
         degrees = [0.0] * len(component.columns)
         for step in component.steps:
             for factor in getattr(step, "factors", ()):
@@ -577,7 +562,7 @@ class _Fourier:
             return None  # non-integer frequencies: no finite grid
         sizes = [2 * int(d) + 1 for d in degrees]
         points = int(np.prod(sizes)) if sizes else 1
-        if points > min(cls.MAX_POINTS, rows):
+        if points * 4**component.width > cls.GRID_ENTRIES:
             return None
         axes = [2 * np.pi * np.arange(size) / size for size in sizes]
         grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(points, len(sizes)) if sizes else np.zeros((1, 0))

@@ -790,9 +790,6 @@ class DeviceChannels:
         self._readout = readout_error_values(properties)  # [P(1 | 0), P(0 | 1)] a qubit, or None
         self._errors: dict = {}
 
-    def prepare(self, instructions) -> None:
-        pass  # every figure is read at once
-
     def error(self, name: str, qubits: tuple[int, ...]) -> np.ndarray | None:
         key = (name, qubits)
         if key not in self._errors:

@@ -83,14 +83,7 @@ def parse_copies(pack: int | str) -> int | None:
     Raises:
         ConfigError: neither auto nor a whole number from 1 to MAX_COPIES.
     """
-    import re
-
-    text = str(pack).strip() if not isinstance(pack, bool) else ""
-    if text.lower() == "auto":
-        return None
-    if not re.fullmatch(r"[0-9]+", text, re.ASCII) or not 1 <= int(text) <= MAX_COPIES:
-        raise ConfigError(f"--pack must be auto or a whole number of copies from 1 to {MAX_COPIES}, got {pack}")
-    return int(text)
+    return _auto_or_count(pack, "--pack", "copies", MAX_COPIES)
 
 
 #: The most samples a copy's qubits may run one after another in a shot (``--reuse``).
@@ -104,13 +97,20 @@ def parse_reuse(reuse: int | str) -> int | None:
     Raises:
         ConfigError: neither auto nor a whole number from 1 to MAX_REUSE.
     """
+    return _auto_or_count(reuse, "--reuse", "samples a shot", MAX_REUSE)
+
+
+def _auto_or_count(value: int | str, option: str, what: str, maximum: int) -> int | None:
+    """``auto`` as None, else a whole number from 1 to ``maximum`` in plain
+    decimal digits: Python's ``int`` would also take ``1_0`` (10) and other
+    scripts' digits (the Arabic-Indic ``٣`` as 3)."""
     import re
 
-    text = str(reuse).strip() if not isinstance(reuse, bool) else ""
+    text = str(value).strip() if not isinstance(value, bool) else ""
     if text.lower() == "auto":
         return None
-    if not re.fullmatch(r"[0-9]+", text, re.ASCII) or not 1 <= int(text) <= MAX_REUSE:
-        raise ConfigError(f"--reuse must be auto or a whole number of samples a shot from 1 to {MAX_REUSE}, got {reuse}")
+    if not re.fullmatch(r"[0-9]+", text, re.ASCII) or not 1 <= int(text) <= maximum:
+        raise ConfigError(f"{option} must be auto or a whole number of {what} from 1 to {maximum}, got {value}")
     return int(text)
 
 

@@ -300,3 +300,26 @@ def snapshot(home: Path) -> tuple:
         if not path.name.startswith("qhw.db")
     }
     return hashlib.sha1(repr(rows).encode()).hexdigest(), files
+
+
+@pytest.fixture
+def signed_features(featured_store, monkeypatch):
+    """The feature set with every angle turned to +-pi/2 (by its sign), every
+    third one flipped, so each sample has one known outcome and neighbouring
+    samples (of a packed execution, or of one shot's positions) different
+    ones: a copy, a position or a bit that lands on the wrong sample is caught."""
+    from dataclasses import replace
+
+    from qhw import runs, worker
+    from qhw.store import arrays as arrays_module
+
+    real = arrays_module.load_arrays
+
+    def signed(feature_set):
+        arrays = real(feature_set)
+        flip = lambda a: np.where(np.arange(a.size).reshape(a.shape) % 3 == 0, -1, 1) * np.where(a < 0, -np.pi / 2, np.pi / 2)
+        return replace(arrays, angles_train=flip(arrays.angles_train), angles_test=flip(arrays.angles_test))
+
+    monkeypatch.setattr(runs, "load_arrays", signed)
+    monkeypatch.setattr(worker, "load_arrays", signed)
+    return featured_store, signed(featured_store.catalogue.feature_set(None))

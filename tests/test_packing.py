@@ -367,28 +367,6 @@ def test_the_fill_of_the_last_packed_execution_is_never_read():
 # --- packed runs, end to end -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def signed_features(featured_store, monkeypatch):
-    """The feature set with every angle turned to +-pi/2 (by its sign), so each
-    sample has one known outcome and every sample of a packed execution a
-    different one: a copy or a bit that lands on the wrong sample is caught."""
-    from dataclasses import replace
-
-    from qhw import runs, worker
-    from qhw.store import arrays as arrays_module
-
-    real = arrays_module.load_arrays
-
-    def signed(feature_set):
-        arrays = real(feature_set)
-        flip = lambda a: np.where(np.arange(a.size).reshape(a.shape) % 3 == 0, -1, 1) * np.where(a < 0, -np.pi / 2, np.pi / 2)
-        return replace(arrays, angles_train=flip(arrays.angles_train), angles_test=flip(arrays.angles_test))
-
-    monkeypatch.setattr(runs, "load_arrays", signed)
-    monkeypatch.setattr(worker, "load_arrays", signed)
-    return featured_store, signed(featured_store.catalogue.feature_set(None))
-
-
 @pytest.mark.parametrize("backend_name", ["statevector", "aer_simulator", "braket_local", "fake_fez", "braket_emulator"])
 def test_a_packed_run_stores_each_sample_s_own_counts(signed_features, backend_name, tmp_path):
     from conftest import expected_index

@@ -23,26 +23,6 @@ from qhw.jobstates import JobState
 from conftest import expected_index, snapshot
 
 
-@pytest.fixture
-def signed_features(featured_store, monkeypatch):
-    """The feature set with every angle turned to +-pi/2 by its sign, every third one flipped."""
-    from dataclasses import replace
-
-    from qhw import worker
-    from qhw.store import arrays as arrays_module
-
-    real = arrays_module.load_arrays
-
-    def signed(feature_set):
-        arrays = real(feature_set)
-        flip = lambda a: np.where(np.arange(a.size).reshape(a.shape) % 3 == 0, -1, 1) * np.where(a < 0, -np.pi / 2, np.pi / 2)
-        return replace(arrays, angles_train=flip(arrays.angles_train), angles_test=flip(arrays.angles_test))
-
-    monkeypatch.setattr(runs, "load_arrays", signed)
-    monkeypatch.setattr(worker, "load_arrays", signed)
-    return featured_store, signed(featured_store.catalogue.feature_set(None))
-
-
 def _positions(store, run_id: int) -> list[tuple[int, int]]:
     from qhw.store.models import ResultRow
 
