@@ -69,12 +69,16 @@ def test_an_ideal_simulator_runs_each_slot_alone_and_every_position_reads_its_ow
     assert _positions(store, run.id) == [((p % 6) % 2, (p % 6) // 2) for p in range(14)]
 
 
-def test_an_emulated_device_runs_each_copy_with_its_positions_on_its_own_qubits(signed_features):
+@pytest.mark.parametrize("engine", ["density", "aer"])
+def test_an_emulated_device_runs_each_copy_with_its_positions_on_its_own_qubits(signed_features, engine):
     """fake_fez, packed and reused: mid-circuit measurements and resets run on
-    each copy's own physical qubits, with the device's noise."""
+    each copy's own physical qubits, with the device's noise, on either engine
+    (the noisy engine reads every slot's register of the packed circuit; Aer,
+    one pub a copy with its positions' registers)."""
     store, arrays = signed_features
-    result = runs.submit(store, backend_name="fake_fez", split="test", limit=10, shots=64, pack=2, reuse=3, workers=1)
+    result = runs.submit(store, backend_name="fake_fez", split="test", limit=10, shots=64, pack=2, reuse=3, workers=1, engine=engine)
     run = result.run
+    assert run.engine == engine
     assert (run.copies, run.reuse) == (2, 3) and len(set(run.layout)) == 10
     compiled = circuits.from_qpy(store.ledger.run_circuit(run.id).qpy)
     assert [i.operation.name for i in compiled.data].count("reset") >= 2 * 10  # reset on the device, between positions
