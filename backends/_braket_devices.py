@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from qhw.errors import ConfigError
 from qhw.packing import DeviceGraph
 from qhw.records import DEVICE_NAME_KEY, CalibrationSnapshot, PairCalibration, QubitCalibration
@@ -235,6 +237,71 @@ class EmulatedDevice:
                 raise ConfigError(f"{self.name}: Braket's LocalEmulator refuses its device properties ({err})") from err
         return self._emulator
 
+    def noisy(self, circuit):
+        """The circuit as the emulator runs it: checked by its passes (Braket's
+        verdict on the device's gates and connectivity), measured, with the
+        noise model's instructions written in."""
+        return self.emulator().transform(circuit, apply_noise_model=True)
+
     def run(self, circuit, *, shots: int):
         """Run one bound circuit with the device's noise (the emulator takes no program sets yet)."""
         return self.emulator().run(circuit, shots=shots).result()
+
+
+def engine_program(noisy, parameter_names: list[str], registers: list[tuple[str, list[int]]]):
+    """A Braket circuit with its noise instructions (as Braket's noise model
+    writes them in, see EmulatedDevice.noisy) as the noisy engine runs it.
+
+    Gates and noise channels act on qubits by the device's labels; a Braket
+    matrix on targets (a, b) has a as its highest bit, the engine's lowest
+    first, hence the reversed targets. A measured qubit's classical bit is
+    the qubit itself (Braket measures each qubit at most once, at the end).
+
+    Args:
+        noisy: the braket.circuits.Circuit, its angles free parameters.
+        parameter_names: the circuit's parameter columns, by Braket name.
+        registers: each register's name and the labels of the qubits its bits read.
+
+    Raises:
+        Unsupported: an instruction the engine cannot apply exactly.
+    """
+    from braket.circuits import Gate, Noise
+    from braket.circuits.compiler_directive import CompilerDirective
+    from braket.circuits.measure import Measure
+
+    from qhw.backends import _density
+
+    labels = sorted({int(q) for instruction in noisy.instructions for q in instruction.target} | {q for _, bits in registers for q in bits})
+    index = {label: i for i, label in enumerate(labels)}
+    column = {name: i for i, name in enumerate(parameter_names)}
+    builder = _density.ProgramBuilder(len(labels), len(parameter_names))
+
+    def affine(angle):
+        names = sorted(str(symbol) for symbol in angle.expression.free_symbols)
+        return _density.affine_form(names, lambda values: float(angle.subs(dict(zip(names, values)))), column, str(angle))
+
+    for instruction in noisy.instructions:
+        operator = instruction.operator
+        qubits = tuple(index[int(q)] for q in reversed(list(instruction.target)))
+        name = getattr(operator, "name", type(operator).__name__).lower()
+        if isinstance(operator, CompilerDirective):
+            continue  # verbatim boxes order nothing in a simulation
+        if isinstance(operator, Measure):
+            for qubit in qubits:
+                builder.measure(qubit, qubit, None)  # Braket's readout error is a BitFlip noise instruction before it
+            continue
+        if isinstance(operator, Noise):
+            if getattr(operator, "parameters", None) and any(_density._is_symbolic(p) for p in operator.parameters):
+                raise _density.Unsupported(f"the noise {name} has free parameters")
+            builder.channel(qubits, _density._superop([np.asarray(k, dtype=complex) for k in operator.to_matrix()]), name)
+            continue
+        if not isinstance(operator, Gate) or getattr(instruction, "control", None) or getattr(instruction, "power", 1) != 1:
+            raise _density.Unsupported(f"{name} is not a gate the engine applies")
+        angles = list(getattr(operator, "parameters", []) or [])
+        if len(qubits) == 1:
+            builder.one(qubits[0], name, angles, lambda: operator.to_matrix(), affine)
+            continue
+        if any(_density._is_symbolic(a) for a in angles):
+            raise _density.Unsupported(f"parameterised {name} (the engine binds rotations of one qubit only)")
+        builder.channel(qubits, _density._unitary_superop(np.asarray(operator.to_matrix(), dtype=complex)), name)
+    return builder.program(tuple((name, tuple(index[q] for q in bits)) for name, bits in registers))

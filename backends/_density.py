@@ -297,27 +297,15 @@ class Program:
 
 
 def compile_circuit(circuit, noise) -> Program:
-    """The circuit's components, with every channel read from ``noise``: a
-    NoiseChannels (an Aer noise model), or anything with its ``error(name,
+    """A Qiskit circuit's components, with every channel read from ``noise``:
+    a NoiseChannels (an Aer noise model), or anything with its ``error(name,
     qubits)`` and ``readout(qubit)`` (a fake IBM device's DeviceChannels).
 
     Raises:
         Unsupported: the circuit is not one the engine computes exactly.
     """
     column = {p.name: i for i, p in enumerate(circuit.parameters)}
-    virtual_of = list(range(circuit.num_qubits))  # physical qubit -> its current virtual qubit
-    physical = list(range(circuit.num_qubits))  # virtual qubit -> physical qubit
-    measured_virtual: set[int] = set()
-    parent = list(range(circuit.num_qubits))
-    ops: list[tuple] = []  # ("one", virtual, factor) | ("many", virtuals, superop) | ("measure", virtual, clbit, readout)
-    written: set[int] = set()
-
-    def root(v: int) -> int:
-        while parent[v] != v:
-            parent[v] = parent[parent[v]]
-            v = parent[v]
-        return v
-
+    builder = ProgramBuilder(circuit.num_qubits, len(column))
     for instruction in circuit.data:
         operation = instruction.operation
         name = operation.name
@@ -325,113 +313,204 @@ def compile_circuit(circuit, noise) -> Program:
             continue
         qubits = tuple(circuit.find_bit(q).index for q in instruction.qubits)
         if name == "reset":
-            # The reset's output does not depend on its input: a new virtual
-            # qubit starts in |0><0|, then takes the reset's error.
             for q in qubits:
-                virtual_of[q] = len(physical)
-                physical.append(q)
-                parent.append(virtual_of[q])
-                error = noise.error("reset", (q,))
-                if error is not None:
-                    ops.append(("one", virtual_of[q], error))
+                builder.reset(q, noise.error("reset", (q,)))
             continue
         if getattr(operation, "condition", None) is not None or name in ("if_else", "while_loop", "for_loop", "switch_case"):
             raise Unsupported(f"{name} depends on a measured bit")
-        virtuals = tuple(virtual_of[q] for q in qubits)
-        after = [v for v in virtuals if v in measured_virtual]
-        if after:
-            raise Unsupported(f"{name} on qubit {physical[after[0]]} after its measurement, with no reset between")
         if name == "measure":
-            clbit = circuit.find_bit(instruction.clbits[0]).index
-            if clbit in written:
-                raise Unsupported(f"classical bit {clbit} is measured twice")
-            written.add(clbit)
             noise.error("measure", qubits)  # refused if the model has one (Aer applies it before the measurement)
-            measured_virtual.add(virtuals[0])
-            ops.append(("measure", virtuals[0], clbit, noise.readout(qubits[0])))
+            builder.measure(qubits[0], circuit.find_bit(instruction.clbits[0]).index, noise.readout(qubits[0]))
             continue
         if name == "delay":
             raise Unsupported("the circuit has delays (Aer's relaxation pass models them; the engine does not)")
-        if operation.is_parameterized() and not (name == "rz" and len(qubits) == 1):
-            raise Unsupported(f"parameterised {name} (the engine binds rz only)")
         error = noise.error(name, qubits)
         if len(qubits) == 1:
-            angle = operation.params[0] if name == "rz" else None
-            if angle is not None and _is_symbolic(angle):
-                ops.append(("one", virtuals[0], ("rz", angle)))
-            else:
-                ops.append(("one", virtuals[0], _unitary_superop(_matrix(operation))))
+            builder.one(qubits[0], name, operation.params, lambda: _matrix(operation), lambda angle: _affine(angle, column))
             if error is not None:
-                ops.append(("one", virtuals[0], error))
+                builder.channel(qubits, error)
             continue
+        if operation.is_parameterized():
+            raise Unsupported(f"parameterised {name} (the engine binds rotations of one qubit only)")
         superop = _unitary_superop(_matrix(operation))
+        builder.channel(qubits, superop if error is None else error @ superop, name)
+    registers = tuple((register.name, tuple(circuit.find_bit(bit).index for bit in register)) for register in circuit.cregs)
+    return builder.program(registers)
+
+
+#: Parameterised one-qubit gates as the engine applies them: fixed gates and
+#: rz rotations, in the order they act, up to a global phase (which no
+#: probability sees). An entry reads the gate's angles; ("rz", i, sign) is
+#: rz(sign * angle i), (i, f) a fixed gate f(angle) of a constant angle.
+_H = np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2)
+_S = np.diag([1, 1j])
+_X = np.array([[0, 1], [1, 0]], dtype=complex)
+_SX = np.array([[1 + 1j, 1 - 1j], [1 - 1j, 1 + 1j]]) / 2
+ROTATIONS: dict[str, list] = {
+    "rz": [("rz", 0, 1)],
+    "p": [("rz", 0, 1)],  # phase(a) = e^{ia/2} rz(a)
+    "phaseshift": [("rz", 0, 1)],  # Braket's name
+    "rx": [_H, ("rz", 0, 1), _H],
+    "ry": [_S.conj(), _H, ("rz", 0, 1), _H, _S],  # ry(a) = S rx(a) S^dagger
+    # IQM's native prx(theta, phi) = rz(phi) rx(theta) rz(-phi)
+    "prx": [("rz", 1, -1), _H, ("rz", 0, 1), _H, ("rz", 1, 1)],
+    # IonQ's native gpi(phi) = rz(phi) X rz(-phi), gpi2(phi) = rz(phi) rx(pi/2) rz(-phi)
+    "gpi": [("rz", 0, -1), _X, ("rz", 0, 1)],
+    "gpi2": [("rz", 0, -1), _SX, ("rz", 0, 1)],
+}
+
+
+@dataclass(frozen=True)
+class _Affine:
+    """An angle affine in a circuit's parameters: constant + values[:, columns] @ slopes."""
+
+    constant: float
+    columns: tuple[int, ...]
+    slopes: tuple[float, ...]
+
+    def scaled(self, sign: int) -> "_Affine":
+        return _Affine(sign * self.constant, self.columns, tuple(sign * s for s in self.slopes))
+
+
+class ProgramBuilder:
+    """Builds a Program from a circuit's instructions, in circuit order, on
+    qubits numbered 0..qubits-1: what every front end (a Qiskit circuit with
+    an Aer-style noise model, a Braket circuit with its noise instructions)
+    feeds the engine.
+
+    A reset starts a new *virtual qubit* (its output does not depend on its
+    input); virtual qubits linked by multi-qubit channels form components.
+    """
+
+    def __init__(self, qubits: int, parameters: int) -> None:
+        self.parameters = parameters
+        self._virtual_of = list(range(qubits))  # physical qubit -> its current virtual qubit
+        self._physical = list(range(qubits))  # virtual qubit -> physical qubit
+        self._parent = list(range(qubits))
+        self._measured: set[int] = set()
+        self._written: set[int] = set()
+        self._ops: list[tuple] = []  # ("one", virtual, factor) | ("many", virtuals, superop) | ("measure", virtual, clbit, readout)
+
+    def _root(self, v: int) -> int:
+        parent = self._parent
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
+
+    def _virtuals(self, name: str, qubits: tuple[int, ...]) -> tuple[int, ...]:
+        virtuals = tuple(self._virtual_of[q] for q in qubits)
+        after = [v for v in virtuals if v in self._measured]
+        if after:
+            raise Unsupported(f"{name} on qubit {self._physical[after[0]]} after its measurement, with no reset between")
+        return virtuals
+
+    def reset(self, qubit: int, error: np.ndarray | None = None) -> None:
+        """The qubit starts afresh in |0><0|, then takes the reset's error (a 4x4 superoperator)."""
+        self._virtual_of[qubit] = len(self._physical)
+        self._physical.append(qubit)
+        self._parent.append(self._virtual_of[qubit])
         if error is not None:
-            superop = error @ superop
-        ops.append(("many", virtuals, superop))
+            self._ops.append(("one", self._virtual_of[qubit], error))
+
+    def one(self, qubit: int, name: str, angles: list, matrix, affine) -> None:
+        """A one-qubit gate: ``matrix()`` where its angles are numbers, else
+        its ROTATIONS entry with ``affine(angle)`` reading each symbolic angle."""
+        (virtual,) = self._virtuals(name, (qubit,))
+        if not any(_is_symbolic(a) for a in angles):
+            self._ops.append(("one", virtual, _unitary_superop(matrix())))
+            return
+        if name not in ROTATIONS:
+            raise Unsupported(f"parameterised {name} (the engine binds rotations it can write as rz)")
+        for step in ROTATIONS[name]:
+            if isinstance(step, np.ndarray):
+                self._ops.append(("one", virtual, _unitary_superop(step)))
+                continue
+            _, index, sign = step
+            angle = angles[index]
+            form = affine(angle) if _is_symbolic(angle) else _Affine(float(angle), (), ())
+            self._ops.append(("one", virtual, form.scaled(sign)))
+
+    def channel(self, qubits: tuple[int, ...], superop: np.ndarray, name: str = "a channel") -> None:
+        """A fixed channel on ``qubits`` (bit m of its index is qubits[m], Qiskit's order)."""
+        virtuals = self._virtuals(name, qubits)
+        if len(virtuals) == 1:
+            self._ops.append(("one", virtuals[0], superop))
+            return
+        self._ops.append(("many", virtuals, superop))
         first, *others = virtuals
         for other in others:
-            parent[root(other)] = root(first)
+            self._parent[self._root(other)] = self._root(first)
 
-    # Components: the groups of linked virtual qubits with a measured one among them.
-    groups: dict[int, list[int]] = {}
-    for v in range(len(physical)):
-        groups.setdefault(root(v), []).append(v)
-    kept = [members for members in groups.values() if any(v in measured_virtual for v in members)]
-    component_of = {v: i for i, members in enumerate(kept) for v in members}
-    local_of = {v: members.index(v) for members in kept for v in members}
-    components = [_Component(width=len(members), steps=[], measured=[], clbits=[], columns=[]) for members in kept]
-    pending: list[dict[int, _Block]] = [{} for _ in kept]
-    own: list[dict[int, int]] = [{} for _ in kept]  # circuit column -> the component's parameter index
+    def measure(self, qubit: int, clbit: int, readout: np.ndarray | None) -> None:
+        """The qubit measured into ``clbit``; ``readout`` is P[recorded, true] (None: ideal)."""
+        (virtual,) = self._virtuals("measure", (qubit,))
+        if clbit in self._written:
+            raise Unsupported(f"classical bit {clbit} is measured twice")
+        self._written.add(clbit)
+        self._measured.add(virtual)
+        self._ops.append(("measure", virtual, clbit, readout))
 
-    def flush(c: int, local: int) -> None:
-        block = pending[c].pop(local, None)
-        if block is not None:
-            components[c].steps.append(block)
+    def program(self, registers: tuple[tuple[str, tuple[int, ...]], ...]) -> Program:
+        """The Program, its registers (name, clbits) as given."""
+        groups: dict[int, list[int]] = {}
+        for v in range(len(self._physical)):
+            groups.setdefault(self._root(v), []).append(v)
+        # Components: the groups of linked virtual qubits with a measured one among them.
+        kept = [members for members in groups.values() if any(v in self._measured for v in members)]
+        component_of = {v: i for i, members in enumerate(kept) for v in members}
+        local_of = {v: members.index(v) for members in kept for v in members}
+        components = [_Component(width=len(members), steps=[], measured=[], clbits=[], columns=[]) for members in kept]
+        pending: list[dict[int, _Block]] = [{} for _ in kept]
+        own: list[dict[int, int]] = [{} for _ in kept]  # circuit column -> the component's parameter index
 
-    def angle(c: int, expression) -> _Angle:
-        constant, columns, slopes = _affine(expression, column)
-        for col in columns:
-            if col not in own[c]:
-                own[c][col] = len(components[c].columns)
-                components[c].columns.append(col)
-        return _Angle(constant, tuple(own[c][col] for col in columns), slopes)
+        def flush(c: int, local: int) -> None:
+            block = pending[c].pop(local, None)
+            if block is not None:
+                components[c].steps.append(block)
 
-    for op in ops:
-        kind = op[0]
-        virtuals = op[1] if kind == "many" else (op[1],)
-        c = component_of.get(virtuals[0])
-        if c is None:
-            continue  # a component nothing is measured from
-        if kind == "one":
-            local = local_of[op[1]]
-            factor = angle(c, op[2][1]) if isinstance(op[2], tuple) else op[2]
-            pending[c].setdefault(local, _Block(local, [])).factors.append(factor)
-        elif kind == "many":
-            locals_ = tuple(local_of[v] for v in virtuals)
-            for local in locals_:
+        def angle(c: int, form: _Affine) -> _Angle:
+            for col in form.columns:
+                if col not in own[c]:
+                    own[c][col] = len(components[c].columns)
+                    components[c].columns.append(col)
+            return _Angle(form.constant, tuple(own[c][col] for col in form.columns), form.slopes)
+
+        for op in self._ops:
+            kind = op[0]
+            virtuals = op[1] if kind == "many" else (op[1],)
+            c = component_of.get(virtuals[0])
+            if c is None:
+                continue  # a component nothing is measured from
+            if kind == "one":
+                local = local_of[op[1]]
+                factor = angle(c, op[2]) if isinstance(op[2], _Affine) else op[2]
+                pending[c].setdefault(local, _Block(local, [])).factors.append(factor)
+            elif kind == "many":
+                locals_ = tuple(local_of[v] for v in virtuals)
+                for local in locals_:
+                    flush(c, local)
+                components[c].steps.append(_Channel(locals_, op[2]))
+            else:  # measure: the qubit's last instruction before any reset
+                local = local_of[op[1]]
                 flush(c, local)
-            components[c].steps.append(_Channel(locals_, op[2]))
-        else:  # measure: the qubit's last instruction before any reset
-            local = local_of[op[1]]
-            flush(c, local)
-            components[c].measured.append((local, op[3]))
-            components[c].clbits.append(op[2])
-    for c in range(len(components)):
-        for local in sorted(pending[c]):
-            flush(c, local)
+                components[c].measured.append((local, op[3]))
+                components[c].clbits.append(op[2])
+        for c in range(len(components)):
+            for local in sorted(pending[c]):
+                flush(c, local)
 
-    by_signature: dict[tuple, list[int]] = {}
-    for c, component in enumerate(components):
-        by_signature.setdefault(component.signature(), []).append(c)
-    sources = {clbit: (c, i) for c, component in enumerate(components) for i, clbit in enumerate(component.clbits)}
-    registers = tuple((register.name, tuple(circuit.find_bit(bit).index for bit in register)) for register in circuit.cregs)
-    return Program(
-        parameters=len(column),
-        groups=[(components[members[0]], members) for members in by_signature.values()],
-        components=components,
-        registers=registers,
-        sources=sources,
-    )
+        by_signature: dict[tuple, list[int]] = {}
+        for c, component in enumerate(components):
+            by_signature.setdefault(component.signature(), []).append(c)
+        sources = {clbit: (c, i) for c, component in enumerate(components) for i, clbit in enumerate(component.clbits)}
+        return Program(
+            parameters=self.parameters,
+            groups=[(components[members[0]], members) for members in by_signature.values()],
+            components=components,
+            registers=registers,
+            sources=sources,
+        )
 
 
 def _matrix(operation) -> np.ndarray:
@@ -442,28 +521,36 @@ def _matrix(operation) -> np.ndarray:
 
 
 def _is_symbolic(value) -> bool:
-    return hasattr(value, "parameters") and len(value.parameters) > 0
+    """An angle with free parameters: a Qiskit ParameterExpression, or a Braket FreeParameterExpression."""
+    if hasattr(value, "parameters"):
+        return len(value.parameters) > 0
+    return bool(getattr(getattr(value, "expression", None), "free_symbols", ()))
 
 
-def _affine(expression, column: dict[str, int]) -> tuple[float, tuple[int, ...], tuple[float, ...]]:
-    """An angle's constant, circuit columns and slopes, read from the
-    expression's own parameters only (a packed circuit has thousands) by
-    binding; the affine form is checked at a random point.
+def _affine(expression, column: dict[str, int]) -> _Affine:
+    """A Qiskit angle's constant, circuit columns and slopes, read from the
+    expression's own parameters only (a packed circuit has thousands)."""
+    own = list(expression.parameters)
+    return affine_form([p.name for p in own], lambda values: float(expression.bind(dict(zip(own, values)))), column, str(expression))
+
+
+def affine_form(names: list[str], value_at, column: dict[str, int], shown: str) -> _Affine:
+    """An angle as constant + slopes . parameters, read by evaluating it
+    (``value_at(values of names)``) at zero and at each unit vector, and
+    checked at a random point.
 
     Raises:
         Unsupported: the angle is not affine in the parameters.
     """
-    own = list(expression.parameters)
+    def at(point) -> float:
+        return value_at([float(x) for x in point])
 
-    def value_at(point) -> float:
-        return float(expression.bind(dict(zip(own, (float(x) for x in point)))))
-
-    constant = value_at(np.zeros(len(own)))
-    slopes = tuple(value_at(np.eye(len(own))[i]) - constant for i in range(len(own)))
-    probe = np.random.default_rng(0).uniform(-2, 2, len(own))
-    if not np.isclose(value_at(probe), constant + np.dot(slopes, probe), rtol=0, atol=1e-12):
-        raise Unsupported(f"the rz angle {expression} is not affine in the parameters")
-    return constant, tuple(column[p.name] for p in own), slopes
+    constant = at(np.zeros(len(names)))
+    slopes = tuple(at(np.eye(len(names))[i]) - constant for i in range(len(names)))
+    probe = np.random.default_rng(0).uniform(-2, 2, len(names))
+    if not np.isclose(at(probe), constant + np.dot(slopes, probe), rtol=0, atol=1e-12):
+        raise Unsupported(f"the angle {shown} is not affine in the parameters")
+    return _Affine(constant, tuple(column[name] for name in names), slopes)
 
 
 # --- running a program -------------------------------------------------------------------------------

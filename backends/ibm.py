@@ -36,12 +36,12 @@ from qhw.backend import (
     BackendEntry,
     BackendLimits,
     DeviceProfile,
-    EngineChoice,
     Executable,
     JobResult,
     JobStatus,
     ShotTiming,
 )
+from qhw.backends._engines import DensityEmulation
 from qhw.backends._qiskit_jobs import job_status, local_job_counts, mapped_counts
 from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, JobNotFoundError, TransientBackendError
 from qhw.packing import DeviceGraph
@@ -288,7 +288,7 @@ class _IBMDevice:
         raise NotImplementedError
 
 
-class IBMEmulator(_IBMDevice):
+class IBMEmulator(DensityEmulation, _IBMDevice):
     """``fake_<device>``: IBM's calibrated noise model of a device, run in
     Runtime's local testing mode (a LocalBackend)."""
 
@@ -299,10 +299,13 @@ class IBMEmulator(_IBMDevice):
     # A packed job in one run: the noisy engine takes the packed circuit whole
     # (its copies are components of their own); Aer, each copy alone, one pub a copy.
     runs_copies_in_one_job = True
-    #: "density": qhw's noisy engine, exact probabilities from the device's
-    #: noise model, then seeded shots (backends/_density.py); "aer": Runtime's
-    #: local testing mode, shot by shot through Aer, as before.
-    engines = ("density", "aer")
+    #: "density" (the default): qhw's noisy engine, exact probabilities from the
+    #: device's noise model, then seeded shots (backends/_density.py); "aer":
+    #: Runtime's local testing mode, shot by shot through Aer, as before.
+    fallback = "aer"
+    fallback_label = "Aer"
+    default_max_width = DENSITY_MAX_DEFAULT_WIDTH
+    wide_reason = "Aer's shots cost less than exact density matrices"
 
     def __init__(self, name: str, device: Any, *, seed: int | None = None) -> None:
         self.name = name
@@ -310,48 +313,12 @@ class IBMEmulator(_IBMDevice):
         self._seed = seed
         self.num_qubits = _qubits(device)
         self._parts: dict[int, tuple[object, list]] = {}
-        self._programs: dict[int, tuple[object, Any]] = {}
 
-    def engine_for(self, executable: Executable, asked: str | None) -> EngineChoice:
-        from qhw.backends._density import Unsupported
-
-        if asked == "aer":
-            return EngineChoice("aer")
-        try:
-            program = self._program(executable)
-        except Unsupported as err:
-            return EngineChoice("aer", f"the density engine cannot compute this circuit exactly ({err}): it runs on Aer")
-        widest = max((component.width for component in program.components), default=0)
-        if asked is None and widest > DENSITY_MAX_DEFAULT_WIDTH:
-            return EngineChoice(
-                "aer",
-                f"its widest part has {widest} qubits: past {DENSITY_MAX_DEFAULT_WIDTH}, Aer's shots cost less than exact density "
-                "matrices, so it runs on Aer (--engine density computes them anyway)",
-            )
-        return EngineChoice("density")
-
-    def _program(self, executable: Executable) -> Any:
-        """The executable's circuit as the noisy engine runs it, compiled once
-        per process from the channels of the qubits it uses."""
+    def _compile(self, executable: Executable) -> Any:
+        """The circuit with the channels of the qubits it uses, read from the device's properties."""
         from qhw.backends import _density
 
-        key = id(executable.circuit)
-        if key not in self._programs:
-            if len(self._programs) > 8:
-                self._programs.clear()
-            # The circuit is kept with its program, so that its id is not reused.
-            self._programs[key] = (executable.circuit, _density.compile_circuit(executable.circuit, _device_channels(self._device)))
-        return self._programs[key][1]
-
-    def _engine_counts(self, executable: Executable, values: np.ndarray, shots: int, seed: int | None) -> JobResult:
-        from qhw.backends import _density
-
-        try:
-            program = self._program(executable)
-        except _density.Unsupported as err:  # engine_for said it could: not the circuit the run chose it for
-            raise JobFailedError(f"the density engine cannot compute this circuit: {err}") from err
-        names = [circuits.copy_register(slot) for slot in range(executable.slots)]
-        return JobResult(_density.sample(program, values, names, shots, seed))
+        return _density.compile_circuit(executable.circuit, _device_channels(self._device))
 
     @property
     def description(self) -> str:

@@ -357,8 +357,11 @@ def backends(as_json) -> None:
 )
 @click.option("--model", "model_id", type=ID, help="With --adaptive: the hybrid model whose predictions settle samples.")
 @click.option(
-    "--engine", type=click.Choice(["density", "aer"]),
-    help="How an emulated device (fake_*) computes the run: density (exact noisy probabilities, then seeded shots; the default) or aer (Runtime's local mode, shot by shot).",
+    "--engine", type=click.Choice(["density", "aer", "braket"]),
+    help=(
+        "How an emulated device computes the run: density (exact noisy probabilities, then seeded shots; the default), "
+        "aer (fake_*: Runtime's local mode, shot by shot) or braket (braket_emulator:: Braket's LocalEmulator)."
+    ),
 )
 @parallel_options
 @json_option

@@ -161,7 +161,7 @@ def submit(
     backend = get_backend(backend_name, seed=seed)
     engines = backend.engines if backend.is_local else ()
     if engine is not None and engine not in engines:
-        offered = f"its engines are {', '.join(engines)}" if engines else "it computes its jobs one way only (--engine is for emulated devices: fake_*)"
+        offered = f"its engines are {', '.join(engines)}" if engines else "it computes its jobs one way only (--engine is for emulated devices: fake_* and braket_emulator:)"
         raise ConfigError(f"{backend.name} has no engine {engine!r}: {offered}")
     feature_set = store.catalogue.feature_set(feature_set_id)
     if rounds is not None and model_id is not None:

@@ -34,7 +34,7 @@ def test_migrations_have_one_head_and_named_files():
     versions = Path(qhw.migrations.__file__).parent / "versions"
     files = sorted(p.name for p in versions.glob("*.py") if p.name != "__init__.py")
     assert files and all(name.split("_", 1)[0].isdigit() and "_" in name for name in files)
-    assert schema.head_revision() == "0013"
+    assert schema.head_revision() == "0014"
 
 
 def test_fresh_database_is_created_at_head_with_sqlite_pragmas(store):
@@ -174,6 +174,35 @@ def test_a_populated_database_from_the_first_schema_upgrades_with_its_data(tmp_p
     assert store.ledger.run(1).mitigation is None and store.results.count_samples(1) == 1
     with store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_emulation_runs_made_before_the_noisy_engine_keep_their_providers_path(tmp_path):
+    """Runs of an emulated device made before the engine (0013, 0014) are
+    recorded as what they ran on, so that their remaining jobs and retries
+    run there: Aer for a fake IBM device, LocalEmulator for braket_emulator:."""
+    url = f"sqlite:///{tmp_path}/v12.db"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        schema.upgrade(connection, "0012")
+        now = "2026-01-01 00:00:00"
+        connection.execute(text(
+            "INSERT INTO feature_sets (id, created_at, dataset, dataset_fingerprint, seed, components, latent_dim, "
+            "epochs, n_train, n_test, reconstruction_mse, artifact_dir) "
+            f"VALUES (1, '{now}', 'mnist-5k', 'ab', 0, 5, 64, 1, 1, 1, 0.1, 'x')"
+        ))
+        for run_id, backend, provider, kind in [
+            (1, "fake_manila", "ibm", "emulation"), (2, "braket_emulator:g.json", "braket", "emulation"),
+            (3, "braket_local", "braket", "simulator"), (4, "ibm_fez", "ibm", "hardware"),
+        ]:
+            connection.execute(text(
+                "INSERT INTO runs (id, created_at, feature_set_id, backend, provider, split, shots, num_qubits, "
+                "circuits_per_sample, n_samples, seed, sample_order, transpiled_qasm3, transpiled_qpy, layout, device_kind, device_label) "
+                f"VALUES ({run_id}, '{now}', 1, '{backend}', '{provider}', 'test', 10, 5, 1, 1, 0, x'00', 'q', x'00', '[0,1,2,3,4]', '{kind}', '{backend}')"
+            ))
+    engine.dispose()
+    Store(url, check_schema=False).upgrade()
+    store = Store(url)
+    assert [store.ledger.run(run_id).engine for run_id in (1, 2, 3, 4)] == ["aer", "braket", None, None]
 
 
 def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path, monkeypatch):
