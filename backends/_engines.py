@@ -10,16 +10,23 @@ compiled program's cache and the shots are the same, here.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 
 from qhw import circuits
-from qhw.backend import EngineChoice, Executable, JobResult
+from qhw.backend import BackendLimits, EngineChoice, Executable, JobResult
 from qhw.backends import _density
 from qhw.errors import JobFailedError
 
 DENSITY = "density"
+#: Circuits in one of the engine's jobs: its rows cost no per-shot memory (a
+#: job holds probabilities and counts, and density matrices a chunk at a
+#: time, CHUNK_ENTRIES), so its jobs are larger than Aer's or LocalEmulator's
+#: and the ledger's cost a job (a claim, a commit of its results: about 10 ms)
+#: is spread over more samples. At 1,024 shots, LOCAL_SHOTS_PER_JOB allows as many.
+DENSITY_CIRCUITS_PER_JOB = 1024
 
 
 class DensityEmulation:
@@ -38,6 +45,11 @@ class DensityEmulation:
     @property
     def engines(self) -> tuple[str, ...]:
         return (DENSITY, self.fallback)
+
+    def limits_for(self, limits: BackendLimits, engine: str | None) -> BackendLimits:
+        if engine != DENSITY:
+            return limits
+        return dataclasses.replace(limits, max_circuits_per_job=max(limits.max_circuits_per_job or 0, DENSITY_CIRCUITS_PER_JOB))
 
     def _compile(self, executable: Executable) -> _density.Program:
         """The executable's circuit with its device's noise, as the engine runs it.

@@ -19,6 +19,8 @@ import argparse
 import os
 import platform
 import tempfile
+import sys
+from pathlib import Path
 import time
 
 import quick
@@ -193,13 +195,27 @@ def noisy_table(args, store, feature_set, angles, floor_seconds: float) -> None:
         fez.run(packed, rows_packed[first : first + 256], args.shots, seed=first)
     rows += [(f"fake_fez --pack auto ({packed.copies} copies), the engine, {total:,} samples, compiled and run in one process", total, time.perf_counter() - start)]
 
+    # braket_emulator: an IQM-like document (the tests' own: Braket's schema
+    # classes, Garnet-like figures), on the engine and on LocalEmulator (a part).
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from device_documents import write_garnet_like
+
+    document = write_garnet_like(Path(os.environ["QHW_HOME"]) / "garnet.json")
+    emulator = f"braket_emulator:{document}"
+    few_braket = min(len(load_arrays(feature_set).angles_test), 100 if args.quick else 500)
+    start = time.perf_counter()
+    runs.submit(store, backend_name=emulator, feature_set_id=feature_set.id, shots=args.shots, workers=1, engine="braket", limit=few_braket, split="test")
+    braket_local = time.perf_counter() - start
+    rows += [(f"braket_emulator (IQM-like), qhw submit --engine braket (LocalEmulator), {few_braket} samples", few_braket, braket_local)]
+    rows += [("braket_emulator (IQM-like), qhw submit (density engine)", n, timed(emulator))]
+
     table = Table(title=f"emulated devices, {args.shots} shots, one worker; {platform.machine()}")
-    for column in ("what", "samples", "seconds", "per sample (us)", "vs --engine aer"):
+    for column in ("what", "samples", "seconds", "per sample (us)", "vs its provider's path"):
         table.add_column(column)
-    reference = {"fake_manila": aer_manila / n, "fake_fez": None if aer_fez is None else aer_fez / part}
+    reference = {"fake_manila": aer_manila / n, "fake_fez": None if aer_fez is None else aer_fez / part, "braket_emulator": braket_local / few_braket}
     for what, samples, seconds in rows:
         per = seconds / samples
-        device = "fake_manila" if what.startswith("fake_manila") else "fake_fez" if what.startswith("fake_fez") else None
+        device = next((d for d in reference if what.startswith(d)), None)
         ratio = f"{reference[device] / per:,.1f}x faster" if device and reference[device] else ""
         table.add_row(what, f"{samples:,}", f"{seconds:.2f}", f"{per * 1e6:,.1f}", ratio)
     Console(width=170).print(table)

@@ -275,6 +275,11 @@ class LocalBackend(Backend, Protocol):
         ``engines``) or the default, unless it cannot compute this circuit
         exactly; then another, with the reason in the note."""
 
+    def limits_for(self, limits: BackendLimits, engine: str | None) -> BackendLimits:
+        """The job limits when ``engine`` computes the run: ``limits`` (the
+        profile's, which hold for every engine) or larger where the engine
+        can take larger jobs."""
+
     def use_threads(self, threads: int | None) -> None:
         """How many threads the simulator may use (None: its own choice, all
         cores); qhw gives each of its worker processes one."""
@@ -297,6 +302,9 @@ class OneEngine:
 
     def engine_for(self, executable: Executable, asked: str | None) -> EngineChoice:
         return EngineChoice(None)
+
+    def limits_for(self, limits: BackendLimits, engine: str | None) -> BackendLimits:
+        return limits
 
 
 @runtime_checkable

@@ -209,6 +209,14 @@ def _not_a_chain(wanted: int | None, backend: Backend) -> PackingPlan:
     return PackingPlan(1, None, (f"--pack auto: {reason}; one copy an execution on {backend.name}",))
 
 
+def engine_profile(backend: Backend, profile: DeviceProfile, engine: str | None) -> DeviceProfile:
+    """The profile with the job limits of the engine a local run computes on
+    (the noisy engine takes larger jobs than Aer's shots)."""
+    if not backend.is_local:
+        return profile
+    return dataclasses.replace(profile, limits=backend.limits_for(profile.limits, engine))
+
+
 def logical_per_job(backend: Backend, profile: DeviceProfile, shots: int, copies: int) -> int:
     """Logical executions a job carries: a provider's limit counts what is sent
     (``copies`` to an execution); a local simulator's counts the shots it holds

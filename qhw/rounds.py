@@ -19,7 +19,7 @@ from qhw.adaptive import AdaptiveSettings, load_classifier, unsettled_by_change,
 from qhw.backend import Backend
 from qhw.errors import ConfigError, QhwError
 from qhw.jobstates import UNFINISHED_STATES
-from qhw.planning import check_allowance, estimate_jobs, round_jobs, run_timing
+from qhw.planning import check_allowance, engine_profile, estimate_jobs, round_jobs, run_timing
 from qhw.pricing import load_prices
 from qhw.progress import Progress
 from qhw.records import SPLIT_NAMES, JobRecord, ModelRecord, RunRecord, ceil_div
@@ -89,7 +89,7 @@ def advance_round(store: Store, run: RunRecord, backend: Backend) -> list[JobRec
     shots = rounds.round_shots(run.round + 1) if executions else 0
     plans = []
     if executions:
-        profile = backend.profile()
+        profile = engine_profile(backend, backend.profile(), run.engine)
         plans = round_jobs(backend, profile, executions, shots, run.slots, run.round + 1)
         if backend.is_paid:  # a round is a paid submission: it must fit what the plan has left
             sent = [(ceil_div(plan.executions, run.slots), shots) for plan in plans]

@@ -28,7 +28,7 @@ from qhw.errors import BackendError, ConfigError, NotFoundError, QhwError
 from qhw.executables import calibration_executable, packed_executable
 from qhw.store.arrays import load_arrays
 from qhw.jobstates import UNFINISHED_STATES, JobState
-from qhw.planning import RunRequest, check_allowance, check_width, guard_again, guard_cost, plan_retry, plan_run
+from qhw.planning import RunRequest, check_allowance, check_width, engine_profile, guard_again, guard_cost, plan_retry, plan_run
 from qhw.packing import parse_copies, parse_reuse
 from qhw.pricing import CostEstimate, check_amount, load_prices
 from qhw.progress import Progress, SilentProgress
@@ -202,6 +202,8 @@ def submit(
         # How an emulation computes the run, chosen once: its jobs, rounds and retries all run so.
         choice = backend.engine_for(executable, engine) if backend.is_local else EngineChoice(None)
         executable = replace(executable, engine=choice.engine)
+        if choice.engine is not None:  # its jobs sized for the engine (the same copies: the same device, planned alike)
+            plan = plan_run(backend, engine_profile(backend, live, choice.engine), request, prices)
         calibration = None if calibration is None else replace(calibration, engine=choice.engine)
         spec = RunSpec(
             feature_set_id=feature_set.id,
@@ -275,7 +277,8 @@ def retry_run(
     plan = plan_retry(backend, backend.profile(offline=True), run, failed, missing, of_run, prices)
     guard_cost(backend, plan.estimate, max_cost, approve)
     # Planned again by the device as it is now (see submit).
-    guarded, plan = plan.estimate, plan_retry(backend, backend.profile(), run, failed, missing, of_run, prices)
+    live = engine_profile(backend, backend.profile(), run.engine)
+    guarded, plan = plan.estimate, plan_retry(backend, live, run, failed, missing, of_run, prices)
     guard_again(backend, guarded, plan.estimate, max_cost, approve)
     check_allowance(backend, plan.estimate)
     holder = holder_id()

@@ -404,3 +404,20 @@ def test_a_wide_circuit_runs_on_aer_unless_the_engine_is_asked_for():
     assert (asked.engine, asked.note) == ("density", None)
     narrow = fez.transpile(circuits.feature_map(8), seed=0)
     assert fez.engine_for(narrow, None).engine == "density"
+
+
+def test_the_engines_jobs_are_sized_for_it(featured_store, monkeypatch):
+    """The density engine takes larger jobs than Aer (no per-shot memory): a
+    run's jobs, and an adaptive run's later rounds', are planned for the
+    engine it runs on. (Sizes shrunk here so that a small feature set shows it.)"""
+    from qhw.backends import _engines, ibm
+
+    monkeypatch.setattr(ibm, "LOCAL_CIRCUITS_PER_JOB", 4)
+    monkeypatch.setattr(_engines, "DENSITY_CIRCUITS_PER_JOB", 16)
+    density = _submit(featured_store, "fake_manila", limit=20, workers=1)
+    aer = _submit(featured_store, "fake_manila", limit=20, engine="aer", workers=1)
+    assert [job.executions for job in density.jobs] == [16, 4]
+    assert [job.executions for job in aer.jobs] == [4] * 5
+    adaptive = _submit(featured_store, "fake_manila", limit=20, adaptive=True, shots=1024, workers=1)
+    later = [job for job in adaptive.jobs if job.round > 0]
+    assert later and max(job.executions for job in later) > 4

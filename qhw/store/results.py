@@ -122,7 +122,7 @@ class Results:
             samples = order[executions // k]
             if len(ran):
                 session.execute(
-                    insert(ResultRow),
+                    insert(ResultRow.__table__),  # Core executemany: the ORM bulk path costs more than the rows
                     [
                         {
                             "run_id": run.id,
