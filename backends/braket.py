@@ -141,9 +141,14 @@ def create(name: str, *, seed: int | None = None) -> Backend | None:
         # Braket's local simulators take no seed: their shots differ run to run.
         return BraketLocalSimulator(name)
     if name.startswith(EMULATOR_PREFIX):
-        if not name[len(EMULATOR_PREFIX) :]:
+        document = name[len(EMULATOR_PREFIX) :]
+        if not document:
             raise ConfigError(f"{EMULATOR_PREFIX}<FILE.json> needs a Braket device properties file")
-        return BraketEmulator(name, Path(name[len(EMULATOR_PREFIX) :]).expanduser())
+        from qhw.store import artifacts
+
+        if artifacts.is_reference(document):  # a run's document, in the team's artifact store
+            return BraketEmulator(name, artifacts.local_file(document, f"the device document of {EMULATOR_PREFIX}{document[:19]}..."))
+        return BraketEmulator(name, Path(document).expanduser())
     if name in REMOTE_DEVICES:
         device = REMOTE_DEVICES[name]
         return BraketRemote(name, kind=device.kind, arn=device.arn, published_qubits=device.qubits)
@@ -419,6 +424,18 @@ class BraketEmulator(DensityEmulation, _BraketLocal):
         # LocalEmulator runs bound circuits one by one: no program sets.
         limits = super()._profile_limits(properties)
         return BackendLimits(max_shots=limits.max_shots, min_shots=limits.min_shots, max_circuits_per_job=EMULATOR_CIRCUITS_PER_JOB)
+
+    def shared(self) -> "BraketEmulator":
+        """The same emulator, named by its document's object in the artifact
+        store (``braket_emulator:sha256:...``): what a run records, so that its
+        jobs run, and it is collected or retried, on any machine or Dask worker
+        of the team, with no file at the same path."""
+        from qhw.store import artifacts
+
+        if artifacts.is_reference(self.name[len(EMULATOR_PREFIX) :]):
+            return self
+        reference = artifacts.current().put_file(self._path, f"the device document {self._path}")
+        return BraketEmulator(EMULATOR_PREFIX + reference, self._path)
 
     def profile(self, *, offline: bool = False, document: str | None = None) -> DeviceProfile:
         self._load_device().emulator()  # Braket's own verdict on the document, before anything is written

@@ -48,7 +48,7 @@ def main() -> None:
     store = Store(args.db or f"sqlite:///{home / 'qhw.db'}")
     feature_set = store.catalogue.add_feature_set(
         dataset="bench", dataset_fingerprint="0" * 64, seed=0, components=5, latent_dim=64, epochs=1,
-        n_train=args.jobs * args.executions, n_test=0, reconstruction_mse=0.0, artifact_dir=home,
+        n_train=args.jobs * args.executions, n_test=0, reconstruction_mse=0.0, artifacts=str(home),
     )
     holder = holder_id()
     counts = np.full((args.executions, 32), 32, dtype=np.uint32)

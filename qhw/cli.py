@@ -202,14 +202,23 @@ def _cell(value: Any) -> str:
 
 @click.group(cls=_Group)
 @click.option("--db", "db_url", envvar="QHW_DB_URL", help="SQLAlchemy URL of the tracking database (default: SQLite in QHW_HOME).")
+@click.option(
+    "--artifacts", "artifacts_url", metavar="URL",
+    help=(
+        "Where feature sets, models and device documents live, by content: any fsspec URL (s3://bucket/prefix, "
+        "file:///shared/qhw); default QHW_ARTIFACTS, else the home's artifacts folder."
+    ),
+)
 @click.version_option(package_name="qhw")
 @click.pass_context
-def main(ctx: click.Context, db_url: str | None) -> None:
+def main(ctx: click.Context, db_url: str | None, artifacts_url: str | None) -> None:
     """Run a hybrid quantum-classical classifier's quantum stage on simulators and hardware."""
     from qhw.boundary import configure_output
+    from qhw.store import artifacts
 
     # The ledger and workers say what they skipped or retried on stderr; other libraries stay quiet.
     configure_output(debug=bool(os.environ.get("QHW_DEBUG")))
+    artifacts.use(artifacts_url)
     ctx.obj = _App(db_url)
 
 
@@ -892,6 +901,57 @@ def account(backend_name, as_json) -> None:
         as_json,
         title=f"{backend.provider} plan usage",
     )
+
+
+# --- artifacts ---------------------------------------------------------------------
+
+
+@main.group(cls=_Group)
+def artifacts() -> None:
+    """The artifact store (--artifacts / QHW_ARTIFACTS): feature sets' files and models, by content."""
+
+
+@artifacts.command("push")
+@json_option
+@pass_app
+def artifacts_push(app: _App, as_json) -> None:
+    """Copy this home's feature sets and models into the artifact store and point their rows at it (idempotent)."""
+    from qhw.store import artifacts as store_of_artifacts
+    from qhw.store.catalogue import push_artifacts
+
+    target = store_of_artifacts.current()
+    target.check_reachable()
+    report = push_artifacts(app.store().catalogue, target)
+    data = {"store": target.url, "feature_sets": report.feature_sets, "models": report.models, "objects_copied": report.objects,
+            "skipped": list(report.skipped)}
+    if as_json:
+        _emit(data, True)
+    else:
+        click.echo(
+            f"{target.url}: {report.feature_sets} feature set(s) and {report.models} model(s) moved in, {report.objects} object(s) copied"
+        )
+    for reason in report.skipped:
+        click.echo(f"skipped: {reason}", err=True)
+
+
+@artifacts.command("check")
+@json_option
+@pass_app
+def artifacts_check(app: _App, as_json) -> None:
+    """List objects no row names (left by a command killed between an object and its row) and rows whose objects are missing."""
+    from qhw.store import artifacts as store_of_artifacts
+    from qhw.store.catalogue import check_artifacts
+
+    target = store_of_artifacts.current()
+    report = check_artifacts(app.store().catalogue, target)
+    if as_json:
+        _emit({"store": target.url, "unreferenced": list(report.unreferenced), "missing": list(report.missing)}, True)
+        return
+    click.echo(f"{target.url}: {len(report.unreferenced)} object(s) no row names, {len(report.missing)} row(s) missing their object")
+    for digest in report.unreferenced:
+        click.echo(f"unreferenced: sha256:{digest}")
+    for line in report.missing:
+        click.echo(f"missing: {line}")
 
 
 # --- database ----------------------------------------------------------------------

@@ -31,6 +31,10 @@ class ArtifactError(QhwError):
     """A file qhw wrote earlier (feature arrays, a model) is missing or corrupted."""
 
 
+class TransientArtifactError(ArtifactError):
+    """The artifact store failed in a way that may pass (a timeout, a 5xx, throttling): retried."""
+
+
 class NotFoundError(QhwError, LookupError):
     """A feature set, run, model or backend with that name or id does not exist."""
 

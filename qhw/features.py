@@ -22,6 +22,7 @@ from qhw.progress import Progress, SilentProgress, import_keras, keras_callback
 from qhw.feature_maps import FeatureMap
 from qhw.store import Store
 from qhw.records import FeatureSetRecord
+from qhw.store import artifacts
 from qhw.store.arrays import ARRAYS_FILE
 
 ENCODER_FILE = "encoder.keras"
@@ -70,6 +71,8 @@ def build_features(
     if len(data.y_train) < components:
         raise ConfigError(f"PCA to {components} components needs at least {components} train images")
     features_dir = config.writable_dir(config.home() / "features", "the feature-set folder")
+    store_of_artifacts = artifacts.current()
+    store_of_artifacts.check_reachable()  # before the minutes of training, and before any row
 
     autoencoder, encoder, mse = _train_autoencoder(data, latent_dim, epochs, seed, progress)
     latent_train = encoder.predict(data.x_train, verbose=0, batch_size=512)
@@ -84,7 +87,7 @@ def build_features(
     angles_train = np.clip(scaler.transform(pca.transform(latent_train)), low, high)
     angles_test = np.clip(scaler.transform(pca.transform(latent_test)), low, high)
 
-    # Files first under a fresh folder; the row only once they are complete.
+    # Files first under a fresh folder, then into the artifact store; the row only once they are there.
     artifact_dir = features_dir / uuid.uuid4().hex
     artifact_dir.mkdir(parents=True)
     try:
@@ -104,6 +107,8 @@ def build_features(
         )
         autoencoder.save(artifact_dir / AUTOENCODER_FILE)
         encoder.save(artifact_dir / ENCODER_FILE)
+        files = {name: artifact_dir / name for name in (ARRAYS_FILE, AUTOENCODER_FILE, ENCODER_FILE)}
+        reference = store_of_artifacts.put_tree(files, "the feature set's files")
         return store.catalogue.add_feature_set(
             dataset=dataset,
             dataset_fingerprint=data.fingerprint,
@@ -114,12 +119,11 @@ def build_features(
             n_train=len(data.y_train),
             n_test=len(data.y_test),
             reconstruction_mse=mse,
-            artifact_dir=artifact_dir,
+            artifacts=reference,
             feature_map=feature_map,
         )
-    except BaseException:
-        shutil.rmtree(artifact_dir, ignore_errors=True)
-        raise
+    finally:
+        shutil.rmtree(artifact_dir, ignore_errors=True)  # the store holds them now
 
 
 def _train_autoencoder(data, latent_dim: int, epochs: int, seed: int, progress: Progress):

@@ -172,7 +172,7 @@ def end_with(pid: int) -> None:
 
 def run_job(
     backend: str, backend_seed: int | None, qpy: bytes, layout: tuple[int, ...], copies: int, reuse: int, values: np.ndarray, shots: int,
-    seed: int | None, engine: str | None = None,
+    seed: int | None, engine: str | None = None, artifacts_url: str | None = None,
 ):
     """Run one local job in whatever process this is (a worker), on one thread:
     (where it ran, its JobResult). Where: the Dask worker's address, or this
@@ -182,7 +182,10 @@ def run_job(
     The backend and the circuit are built once per process and kept.
     """
     from qhw.backend import Executable
+    from qhw.store import artifacts
 
+    if artifacts_url is not None:  # the submitting process's store: where a Dask worker reads a device document
+        artifacts.use(artifacts_url)
     simulator = _backend(backend, backend_seed)
     simulator.use_threads(1)
     executable = Executable(circuit=_circuit(hashlib.sha1(qpy).hexdigest(), qpy), layout=tuple(layout), copies=copies, reuse=reuse, engine=engine)

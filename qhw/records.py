@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qhw.jobstates import JobState
@@ -53,7 +52,9 @@ class FeatureSetRecord:
     n_train: int
     n_test: int
     reconstruction_mse: float
-    artifact_dir: Path
+    # Its files: an artifact store reference (sha256:..., a manifest), or for
+    # a set from before the store, the folder in the home that holds them.
+    artifacts: str
     # The feature map (qhw.feature_maps) and its template, as every run of
     # this set binds it (qhw.feature_maps.template_of reads it back).
     feature_map: str
@@ -343,7 +344,7 @@ class ModelSpec:
     train_samples: int
     epochs: int  # the most it could run
     seed: int
-    weights_path: Path
+    weights: str  # the .keras file: an artifact store reference, or (a model from before the store) its path
     epochs_run: int | None = None  # what it ran before early stopping (None: not recorded)
 
 

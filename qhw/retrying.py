@@ -22,8 +22,9 @@ log = logging.getLogger("qhw.retry")
 T = TypeVar("T")
 
 
-def with_retries(call: Callable[[], T], what: str) -> T:
-    """Run ``call``, retrying transient provider errors with backoff and jitter.
+def with_retries(call: Callable[[], T], what: str, retry_on: type[Exception] = TransientBackendError) -> T:
+    """Run ``call``, retrying transient provider errors (``retry_on``: an
+    artifact store's too) with backoff and jitter.
 
     Raises:
         TransientBackendError: still failing after the last attempt.
@@ -34,7 +35,7 @@ def with_retries(call: Callable[[], T], what: str) -> T:
     attempts = settings.retry_attempts()
     initial_wait, max_wait = settings.retry_waits()
     retrying = Retrying(
-        retry=retry_if_exception_type(TransientBackendError),
+        retry=retry_if_exception_type(retry_on),
         stop=stop_after_attempt(attempts),
         wait=wait_exponential_jitter(
             initial=initial_wait, max=max_wait, jitter=1.0

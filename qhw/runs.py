@@ -205,6 +205,11 @@ def submit(
         if choice.engine is not None:  # its jobs sized for the engine (the same copies: the same device, planned alike)
             plan = plan_run(backend, engine_profile(backend, live, choice.engine), request, prices)
         calibration = None if calibration is None else replace(calibration, engine=choice.engine)
+        # An emulator of a device document is recorded by the document's object
+        # in the artifact store (stored now, after every check, before the run's
+        # row): any member's machine, and any Dask worker, runs, collects and retries it.
+        shared = getattr(backend, "shared", None)
+        backend = shared() if shared is not None else backend
         spec = RunSpec(
             feature_set_id=feature_set.id,
             backend=backend.name,

@@ -12,6 +12,7 @@ from qhw import config
 from qhw.checks import check_seed
 from qhw.datasets import NUM_CLASSES
 from qhw.errors import ArtifactError, ConfigError, TrainingError
+from qhw.store import artifacts
 from qhw.store.arrays import load_arrays
 from qhw.progress import Progress, SilentProgress, import_keras, keras_callback
 from qhw.records import OBSERVABLES, PROBABILITIES, READOUTS, EvaluationRecord, ModelRecord, ModelSpec, RunRecord
@@ -218,12 +219,12 @@ def load_model(model_record: ModelRecord):
         ArtifactError: its weights are missing or unreadable.
     """
     keras = import_keras()
+    path = artifacts.local_file(model_record.weights, f"model {model_record.id}'s weights", suffix=".keras")
     try:
-        return keras.models.load_model(model_record.weights_path)
+        return keras.models.load_model(path)
     except Exception as err:  # missing, truncated or overwritten
         raise ArtifactError(
-            f"model {model_record.id}: its weights at {model_record.weights_path} are missing or unreadable "
-            f"({type(err).__name__}); train it again"
+            f"model {model_record.id}: its weights at {path} are missing or unreadable ({type(err).__name__}); train it again"
         ) from err
 
 
@@ -361,6 +362,8 @@ def _fit_and_register(
 ) -> TrainResult:
     # Before the minutes of training, not after: the model has somewhere to go.
     models_dir = config.writable_dir(config.home() / "models", "the models folder")
+    store_of_artifacts = artifacts.current()
+    store_of_artifacts.check_reachable()
     classifier = fit_classifier(
         kind,
         x_train,
@@ -376,6 +379,8 @@ def _fit_and_register(
     path = models_dir / f"{uuid.uuid4().hex}.keras"
     try:
         classifier.model.save(path)
+        # Into the artifact store before the row that names it.
+        weights = store_of_artifacts.put_file(path, "the model's weights")
         spec = ModelSpec(
             kind=kind,
             feature_set_id=feature_set_id,
@@ -383,13 +388,12 @@ def _fit_and_register(
             train_samples=len(y_train),
             epochs=epochs,
             seed=seed,
-            weights_path=path,
+            weights=weights,
             epochs_run=classifier.epochs_run,
         )
         model_record, evaluation = store.catalogue.add_model(spec, accuracy=accuracy, test_samples=len(y_test))
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    finally:
+        path.unlink(missing_ok=True)  # the store holds it now
     return TrainResult(model=model_record, evaluation=evaluation, train_samples=len(y_train), test_samples=len(y_test))
 
 

@@ -38,6 +38,7 @@ from qhw.errors import (
     ResultMappingError,
     TransientBackendError,
 )
+from qhw.store import artifacts
 from qhw.store.arrays import load_arrays
 from qhw.progress import Progress
 from qhw.planning import pending_estimate
@@ -219,7 +220,7 @@ class RunWorker:
             executable, values, seed = self._inputs(job)
             future = pool.submit(
                 parallel.run_job, self.backend.name, self.run.seed, qpy[job.purpose], executable.layout, executable.copies, executable.reuse,
-                values, job.shots(self.run.shots), seed, executable.engine,
+                values, job.shots(self.run.shots), seed, executable.engine, artifacts.artifacts_url(),
             )
             futures[future] = job
         left = dict(futures)

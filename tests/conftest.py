@@ -40,6 +40,17 @@ def pytest_itemcollected(item):
 SPREAD = {"test_benchmarks", "test_crashes", "test_conditions", "test_concurrency"}
 
 
+@pytest.fixture(autouse=True)
+def _artifact_store_of_the_environment():
+    """Each test starts on the artifact store its environment names: a CLI
+    call's --artifacts holds for the process (as in a real `qhw` process)."""
+    from qhw.store import artifacts
+
+    artifacts.use(None)
+    yield
+    artifacts.use(None)
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     """A fresh QHW_HOME and no database URL from the caller's environment."""
@@ -79,8 +90,8 @@ def featured_store(built_home, home):
     for name in ("qhw.db", "qhw.db-wal"):
         if (built_home / name).exists():
             shutil.copy(built_home / name, home / name)
-    # The database names the feature set's arrays relative to the home.
-    shutil.copytree(built_home / "features", home / "features")
+    # The feature set's files are in the home's artifact store (the default store).
+    shutil.copytree(built_home / "artifacts", home / "artifacts")
     store = Store(f"sqlite:///{home}/qhw.db")
     yield store
     store.close()
@@ -277,7 +288,9 @@ def recomputed_accuracy(store, model_id: int, run_id: int) -> float:
 
     from qhw.store.arrays import load_arrays
 
-    model = keras.models.load_model(store.catalogue.model(model_id).weights_path)
+    from qhw.store.artifacts import local_file
+
+    model = keras.models.load_model(local_file(store.catalogue.model(model_id).weights, f"model {model_id}", suffix=".keras"))
     stored = store.results.run_counts(run_id)
     test = stored.splits == "test"
     counts = stored.counts[test].astype(np.float64)
@@ -323,3 +336,40 @@ def signed_features(featured_store, monkeypatch):
     monkeypatch.setattr(runs, "load_arrays", signed)
     monkeypatch.setattr(worker, "load_arrays", signed)
     return featured_store, signed(featured_store.catalogue.feature_set(None))
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """An S3 API to test the artifact store against: the server .ci/run
+    starts (moto's server mode, QHW_TEST_S3_ENDPOINT), or else moto's server
+    in a thread of this process (the same HTTP API, for a run outside CI)."""
+    url = os.environ.get("QHW_TEST_S3_ENDPOINT")
+    if url:
+        yield url
+        return
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint, monkeypatch):
+    """A fresh bucket on that server; the standard AWS variables point s3fs
+    at it (moto takes any credentials). Yields its s3:// URL."""
+    import uuid
+
+    import boto3
+
+    for name, value in {
+        "AWS_ENDPOINT_URL_S3": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1", "QHW_RETRY_INITIAL_WAIT": "0", "QHW_RETRY_MAX_WAIT": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    bucket = f"qhw-team-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    yield f"s3://{bucket}/qhw"

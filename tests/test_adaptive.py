@@ -17,7 +17,7 @@ from qhw import rounds, runs
 from qhw.adaptive import AdaptiveSettings, unsettled_by_change, unsettled_by_model
 from qhw.errors import ConfigError
 from qhw.jobstates import JobState
-from qhw.store import RunCounts
+from qhw.store import RunCounts, artifacts
 from qhw.export import export_results
 
 from conftest import assert_rounds_sound
@@ -60,23 +60,21 @@ def hybrid_weights(built_home, tmp_path_factory):
         sim = runs.submit(store, backend_name="statevector", split="all", shots=1024).run
         trained = training.train_hybrid(store, run_id=sim.id, epochs=4)
         store.close()
-    return trained.model
+        # The weights' object in that home's artifact store, a file of its own.
+        path = artifacts.local_file(trained.model.weights, "the module's model")
+    return trained.model, path
 
 
 def trained_model(store, weights) -> int:
-    """The module's hybrid model, registered in this test's store (its weights copied into its home)."""
-    import shutil
+    """The module's hybrid model, registered in this test's store (its weights put in this home's artifact store)."""
     from dataclasses import replace
 
-    from qhw import config
     from qhw.records import ModelSpec
 
-    models = config.home() / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    path = models / weights.weights_path.name
-    shutil.copy(weights.weights_path, path)
-    spec = ModelSpec(**{name: getattr(weights, name) for name in ModelSpec.__dataclass_fields__})
-    model, _ = store.catalogue.add_model(replace(spec, run_id=None, weights_path=path), accuracy=0.5, test_samples=1)
+    record, path = weights
+    reference = artifacts.current().put_file(path, "the module's model")
+    spec = ModelSpec(**{name: getattr(record, name) for name in ModelSpec.__dataclass_fields__})
+    model, _ = store.catalogue.add_model(replace(spec, run_id=None, weights=reference), accuracy=0.5, test_samples=1)
     return model.id
 
 
@@ -323,7 +321,7 @@ def test_a_model_of_another_feature_set_or_a_classical_one_is_refused_and_nothin
     other = featured_store.catalogue.add_feature_set(
         dataset=source.dataset, dataset_fingerprint=source.dataset_fingerprint, seed=1, components=source.components,
         latent_dim=source.latent_dim, epochs=source.epochs, n_train=source.n_train, n_test=source.n_test,
-        reconstruction_mse=source.reconstruction_mse, artifact_dir=source.artifact_dir,
+        reconstruction_mse=source.reconstruction_mse, artifacts=source.artifacts,
     )
     spec = ModelSpec(**{name: getattr(model, name) for name in ModelSpec.__dataclass_fields__})
     foreign, _ = featured_store.catalogue.add_model(replace(spec, feature_set_id=other.id, run_id=None), accuracy=0.5, test_samples=1)

@@ -240,8 +240,11 @@ def test_a_bad_emulator_file_is_one_line(featured_store, tmp_path):
         assert result.exit_code == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_a_run_whose_device_file_is_gone_stops_no_other_run_and_can_be_cancelled(featured_store, tmp_path, monkeypatch):
-    from qhw.errors import ConfigError
+def test_a_run_whose_device_document_is_gone_stops_no_other_run_and_can_be_cancelled(featured_store, home, tmp_path, monkeypatch):
+    """A braket_emulator: run is named by its document's object in the
+    artifact store: the file it was read from may go; the object gone from
+    the store, the run waits, said when asked for, and can be cancelled."""
+    from qhw.errors import ArtifactError
     from qhw.worker import RunWorker
 
     document = write_garnet_like(tmp_path / "garnet.json")
@@ -255,7 +258,10 @@ def test_a_run_whose_device_file_is_gone_stops_no_other_run_and_can_be_cancelled
             with pytest.raises(KeyboardInterrupt):
                 runs.submit(featured_store, backend_name=backend, split="test", limit=10, shots=20)
     emulated, simulated = featured_store.ledger.runs()
-    document.unlink()  # the device file moved away
+    assert emulated.backend.startswith("braket_emulator:sha256:")
+    document.unlink()  # the device file moved away: the run does not need it
+    digest = emulated.backend.split("sha256:")[1]
+    (home / "artifacts" / "sha256" / digest[:2] / digest).unlink()  # and its object gone from the store
 
     sleeps = []
 
@@ -269,7 +275,7 @@ def test_a_run_whose_device_file_is_gone_stops_no_other_run_and_can_be_cancelled
     assert (result.samples, result.pending_jobs) == (10, 1) and sleeps == []  # nothing to wait for: no second poll
     assert [job.state for job in featured_store.ledger.jobs(simulated.id)] == [JobState.COLLECTED]
     assert [job.state for job in featured_store.ledger.jobs(emulated.id)] == [JobState.PENDING]
-    with pytest.raises(ConfigError, match="cannot read the device properties"):
+    with pytest.raises(ArtifactError, match=r"its object sha256:\w{12}\.\.\. is missing from the artifact store"):
         runs.collect(featured_store, run_id=emulated.id)  # asked for by name: said
     (outcome,) = runs.cancel_run(featured_store, emulated.id)
     assert outcome.outcome == "cancelled"

@@ -8,6 +8,7 @@ import pytest
 from qhw import config, runs
 from qhw.errors import ConfigError, DatasetError
 from qhw.features import AUTOENCODER_FILE, ENCODER_FILE, build_features
+from qhw.store.artifacts import local_folder
 from qhw.store.arrays import ARRAYS_FILE, load_arrays
 
 from conftest import SMALL_TEST, SMALL_TRAIN, circuit_distribution
@@ -18,9 +19,11 @@ def test_a_feature_set_is_registered_with_its_files(featured_store):
     assert (record.id, record.components, record.latent_dim) == (1, 5, 64)
     assert (record.n_train, record.n_test) == (SMALL_TRAIN, SMALL_TEST)
     assert len(record.dataset_fingerprint) == 64 and record.reconstruction_mse > 0
+    assert record.artifacts.startswith("sha256:")  # its files' manifest in the artifact store
+    folder = local_folder(record.artifacts, "the feature set's files")
     for name in (ARRAYS_FILE, ENCODER_FILE, AUTOENCODER_FILE):
-        assert (record.artifact_dir / name).is_file()
-    with np.load(record.artifact_dir / ARRAYS_FILE) as saved:
+        assert (folder / name).is_file()
+    with np.load(folder / ARRAYS_FILE) as saved:
         assert saved["pca_components"].shape == (5, 64) and saved["scaler_min"].shape == (5,)
     arrays = load_arrays(record)
     assert arrays.angles_train.shape == (SMALL_TRAIN, 5) and arrays.latent_test.shape == (SMALL_TEST, 64)

@@ -172,17 +172,39 @@ def wide_feature_set(home: Path) -> dict:
     try:
         first = store.catalogue.feature_set(1)
         fields = {name: getattr(first, name) for name in (
-            "dataset", "dataset_fingerprint", "seed", "components", "latent_dim", "epochs", "n_train", "n_test", "reconstruction_mse", "artifact_dir")}
+            "dataset", "dataset_fingerprint", "seed", "components", "latent_dim", "epochs", "n_train", "n_test", "reconstruction_mse", "artifacts")}
         store.catalogue.add_feature_set(**fields, feature_map=feature_maps.resolve(str(path)))
     finally:
         store.close()
     return {}
 
 
-def corrupt(relative: str, data: bytes = b"not an npz at all") -> Callable[[Path], dict]:
+def stored_object(home: Path, table: str, column: str, name: str | None = None) -> Path:
+    """The artifact store's object a row of id 1 names (``name``: that file of its manifest)."""
+    import json
+    import sqlite3
+
+    with sqlite3.connect(home / "qhw.db") as connection:
+        (reference,) = connection.execute(f"SELECT {column} FROM {table} WHERE id = 1").fetchone()
+    digest = reference[len("sha256:"):]
+    path = home / "artifacts" / "sha256" / digest[:2] / digest
+    if name is not None:
+        digest = json.loads(path.read_text())["files"][name]
+        path = home / "artifacts" / "sha256" / digest[:2] / digest
+    return path
+
+
+def corrupt_object(name: str, data: bytes | None = None) -> Callable[[Path], dict]:
+    """Feature set 1's file ``name`` in the store: one byte changed, or replaced by ``data``."""
+
     def setup(home: Path) -> dict:
-        (target,) = home.glob(relative)
-        target.write_bytes(data)
+        path = stored_object(home, "feature_sets", "artifact_dir", name)
+        if data is None:
+            content = bytearray(path.read_bytes())
+            content[len(content) // 2] ^= 0xFF
+            path.write_bytes(bytes(content))
+        else:
+            path.write_bytes(data)
         return {}
 
     return setup
@@ -528,9 +550,13 @@ CASES = {
     "dataset not an npz": Case("features build --dataset {data}", "not an .npz archive (it is not a zip file)", lambda home: (home.parent / "data.npz").write_text("nope") and {}),
     "dataset truncated idx": Case("features build --dataset {idx}", "truncated or oversized", lambda home: _idx_folder(home, truncate=True)),
     # --- files qhw wrote, and folders it writes to ------------------------------------------------------------
-    "feature arrays corrupted": Case("submit --backend aer_simulator --features 1", "its arrays at", corrupt("features/*/arrays.npz")),
-    "feature arrays truncated": Case("train --classical", "unreadable", corrupt("features/*/arrays.npz", b"PK\x03\x04")),
-    "feature arrays missing": Case("train --classical", "its arrays are missing at", lambda home: next(home.glob("features/*/arrays.npz")).unlink() or {}),
+    # (The store checks each object's digest as it reads it: a changed byte, a cut, another file are all corrupt.)
+    "feature arrays corrupted": Case("submit --backend aer_simulator --features 1", "feature set 1's files: arrays.npz: its object sha256:", corrupt_object("arrays.npz")),
+    "feature arrays truncated": Case("train --classical", "arrays.npz: its object sha256:", corrupt_object("arrays.npz", b"PK\x03\x04")),
+    "feature arrays missing": Case(
+        "train --classical", "arrays.npz: its object sha256:",
+        lambda home: stored_object(home, "feature_sets", "artifact_dir", "arrays.npz").unlink() or {},
+    ),
     "models folder unwritable": Case("train --classical --epochs 1", "the models folder", immutable("models")),
     "features folder unwritable": Case("features build --limit-train 60 --limit-test 20 --epochs 1", "the feature-set folder", immutable("features")),
     "report folder unwritable": Case("compare --sim 2 --hw 1 --epochs 1 --out {home}/../locked", "is not writable", lambda home: immutable("../locked")(home)),
@@ -619,7 +645,7 @@ CASES = {
     "prices.toml a folder": Case(PRICED, "prices.toml is a folder, not a price file", lambda home: (home / "prices.toml").mkdir() or {}),
     "price 400 digits": Case(PRICED, "braket_per_task_usd must be a finite number, zero or more, got 1" + "0" * 20, prices("braket_per_task_usd = 1" + "0" * 399 + "\n")),
     "dataset a text file as npz": Case("features build --dataset {data}", "not an .npz archive (it is not a zip file)", lambda home: (home.parent / "data.npz").write_text("x,y\n1,2\n") and {}),
-    "feature arrays a text file": Case("train --classical", "not an .npz archive", corrupt("features/*/arrays.npz", b"x,y\n1,2\n")),
+    "feature arrays a text file": Case("train --classical", "is corrupt", corrupt_object("arrays.npz", b"x,y\n1,2\n")),
     "db current foreign": Case("db current", "not a qhw database", database("foreign")),
     "db upgrade damaged": Case("db upgrade", "is damaged (SQLite's integrity check", truncated_database),
     "db current damaged": Case("db current", "is damaged", truncated_database),
@@ -639,8 +665,8 @@ CASES = {
     "adaptive model zero": Case("submit --backend statevector --split test --adaptive --model 0", "'--model': 0 is not in the range"),
     "adaptive model classical": Case("submit --backend statevector --split test --adaptive --model 2", "--model 2 is classical; an adaptive run needs a hybrid model"),
     "adaptive model weights gone": Case(
-        "submit --backend statevector --split test --adaptive --model 1", "model 1: its weights at",
-        lambda home: [path.unlink() for path in home.glob("models/*.keras")] and {},
+        "submit --backend statevector --split test --adaptive --model 1", "model 1's weights: its object sha256:",
+        lambda home: stored_object(home, "models", "weights_path").unlink() or {},
     ),
     "pack-spacing 2": Case("submit --backend fake_fez --split test --limit 10 --pack 2 --pack-spacing 2", "'--pack-spacing': 2 is not in the range 0<=x<=1"),
 }

@@ -21,6 +21,7 @@ from typing import Callable
 import pytest
 
 from conftest import qhw_env, run_qhw, snapshot, start_qhw
+from qhw.store.artifacts import local_file
 
 #: Long enough for a loaded CI machine to start Python and Qiskit; far shorter
 #: than the hangs (for ever) and aborts (90 s and more) these cases met.
@@ -155,7 +156,7 @@ def hostile_home(tmp_path_factory, built_home) -> Path:
             first = store.catalogue.feature_set(1)
             fields = {name: getattr(first, name) for name in (
                 "dataset", "dataset_fingerprint", "seed", "components", "latent_dim", "epochs", "n_train", "n_test", "reconstruction_mse",
-                "artifact_dir")}
+                "artifacts")}
             store.catalogue.add_feature_set(**fields, feature_map=feature_maps.resolve(str(narrow)))
             for _ in range(2):
                 runs.submit(store, backend_name="statevector", feature_set_id=2, split="all", limit=20, shots=64)
@@ -245,7 +246,7 @@ def test_collect_names_an_adaptive_run_whose_model_is_gone_once_and_finishes_the
             patch.setattr(RunWorker, "_run_here", lambda self, job: (_ for _ in ()).throw(KeyboardInterrupt()))
             with pytest.raises(KeyboardInterrupt):
                 runs.submit(store, backend_name="aer_simulator", feature_set_id=1, split="test", limit=20, shots=64)
-        weights = Path(store.catalogue.model(1).weights_path)
+        weights = local_file(store.catalogue.model(1).weights, "model 1's weights")
     finally:
         store.close()
     weights.unlink()

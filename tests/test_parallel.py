@@ -37,11 +37,8 @@ def _counts(store, run_id: int) -> np.ndarray:
 
 def _where_jobs_ran(store, run_id: int) -> list[str]:
     """Where each job of a run ran, as its local id records it (qhw.parallel.where_this_runs)."""
-    places = []
-    for job in store.ledger.jobs(run_id):
-        backend, _, where = job.provider_job_id.partition(":")
-        places.append(where)
-    return places
+    backend = store.ledger.run(run_id).backend  # (a backend's name may hold colons: braket_emulator:sha256:...)
+    return [job.provider_job_id[len(backend) + 1 :] for job in store.ledger.jobs(run_id)]
 
 
 def test_two_worker_processes_store_what_one_process_stores(featured_store, small_jobs):
@@ -135,6 +132,49 @@ def test_a_scheduler_and_a_worker_started_by_hand_run_a_run(featured_store, home
         assert np.array_equal(_counts(featured_store, alone.id), _counts(featured_store, clustered.id))
         places = _where_jobs_ran(featured_store, clustered.id)
         assert places and all(where.startswith("dask:tcp://") for where in places), places  # on the hand-started workers
+    finally:
+        for process in (worker, scheduler):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=60)
+
+
+def test_a_dask_worker_with_no_shared_disk_runs_a_braket_emulator_run_from_the_store(featured_store, home, tmp_path, monkeypatch):
+    """A `dask worker` with a home of its own and the device document gone
+    from the disk once the run is submitted: the run is named by the
+    document's object in the artifact store, which the worker reads."""
+    from qhw.backends import braket
+    from device_documents import write_garnet_like
+
+    document = write_garnet_like(tmp_path / "garnet.json")
+    real_shared = braket.BraketEmulator.shared
+
+    def shared_then_gone(self):
+        named = real_shared(self)
+        named._load_device()  # this process has read it; then it is gone from this disk
+        document.unlink()
+        return named
+
+    monkeypatch.setattr(braket.BraketEmulator, "shared", shared_then_gone)
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    worker = None
+    try:
+        address = next(found.group(1) for line in scheduler.stderr if (found := re.search(r"Scheduler at:\s+(tcp://\S+)", line)))
+        # A home of its own and no QHW_ARTIFACTS: the worker learns the store from each job.
+        worker_env = {**os.environ, "QHW_HOME": str(tmp_path / "worker-home")}
+        worker_env.pop("QHW_ARTIFACTS", None)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard"],
+            stderr=subprocess.DEVNULL, env=worker_env, cwd=tmp_path,
+        )
+        run = runs.submit(featured_store, backend_name=f"braket_emulator:{document}", split="test", limit=6, shots=256, scheduler=address).run
+        assert run.backend.startswith("braket_emulator:sha256:") and not document.exists()
+        places = _where_jobs_ran(featured_store, run.id)
+        assert places and all(where.startswith("dask:tcp://") for where in places), places
+        assert featured_store.results.count_samples(run.id) == 6
     finally:
         for process in (worker, scheduler):
             if process is not None:

@@ -55,3 +55,42 @@ def test_a_run_is_tracked_and_collected_on_postgres(empty_postgres, home):
     assert stored.counts.shape == (60, 1, 32) and (stored.counts.sum(axis=2) == 128).all()
     assert list(stored.splits[:40]) == ["train"] * 40 and list(stored.splits[40:]) == ["test"] * 20
     store.close()
+
+
+def test_a_team_shares_one_postgres_ledger_and_one_bucket(empty_postgres, s3_bucket, tmp_path, monkeypatch):
+    """Two members, each with a home of their own (two machines), one
+    PostgreSQL ledger and one S3 bucket: A builds a feature set; B, with
+    nothing copied by hand, submits, trains, compares and exports on it; A
+    sees B's runs and uses B's model."""
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from qhw.cli import main
+
+    team = ["--db", empty_postgres, "--artifacts", s3_bucket]
+
+    def as_member(home, *args):
+        monkeypatch.setenv("QHW_HOME", str(home))
+        result = CliRunner().invoke(main, [*team, *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout) if "--json" in args else result
+
+    home_a, home_b = tmp_path / "a", tmp_path / "b"
+    built = as_member(home_a, "features", "build", "--limit-train", "40", "--limit-test", "20", "--epochs", "1", "--json")
+    sim = as_member(home_b, "submit", "--backend", "statevector", "--features", str(built["feature_set"]), "--split", "all", "--shots", "256", "--json")
+    emulated = as_member(home_b, "submit", "--backend", "fake_manila", "--features", str(built["feature_set"]), "--split", "all", "--shots", "256", "--json")
+    trained = as_member(home_b, "train", "--run", str(sim["run"]), "--epochs", "2", "--json")
+    as_member(home_b, "compare", "--sim", str(sim["run"]), "--hw", str(emulated["run"]))
+    as_member(home_b, "results", "--run", str(emulated["run"]), "--out", str(tmp_path / "b.npz"))
+    assert not (home_b / "features").exists() or not any((home_b / "features").iterdir())
+    listed = as_member(home_a, "runs", "list", "--json")
+    assert {run["run"] for run in listed} == {sim["run"], emulated["run"]}
+    # A, with an empty cache, runs an adaptive run settled by B's model: the set and the model from the bucket.
+    shutil.rmtree(home_a / "cache", ignore_errors=True)
+    adaptive = as_member(
+        home_a, "submit", "--backend", "statevector", "--features", str(built["feature_set"]), "--split", "test", "--shots", "256",
+        "--adaptive", "--model", str(trained["model"]), "--json",
+    )
+    assert adaptive["run"] not in (sim["run"], emulated["run"])

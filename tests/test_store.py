@@ -234,14 +234,14 @@ def test_a_home_restored_elsewhere_keeps_its_feature_sets_and_models(featured_st
     featured_store.close()
     with sqlite3.connect(home / "qhw.db") as connection:
         stored = connection.execute("SELECT artifact_dir FROM feature_sets").fetchall() + connection.execute("SELECT weights_path FROM models").fetchall()
-    assert [Path(path).parts[0] for (path,) in stored] == ["features", "models"]
+    # Rows name objects of the artifact store (by default the home's own folder), not paths.
+    assert [path[:7] for (path,) in stored] == ["sha256:", "sha256:"]
 
     moved = tmp_path / "restored" / "home"
     shutil.move(home, moved)
     monkeypatch.setenv("QHW_HOME", str(moved))
     store = Store(f"sqlite:///{moved}/qhw.db")
     feature_set = store.catalogue.feature_set(1)
-    assert feature_set.artifact_dir == moved / "features" / feature_set.artifact_dir.name
     assert len(load_arrays(feature_set).y_test) > 0
     evaluation = training.evaluate_on_run(store, model_id=model.id, run_id=run.id)
     assert evaluation.test_samples == 20

@@ -7,6 +7,7 @@ import pytest
 from qhw import runs, training
 from qhw.errors import ConfigError, TrainingError
 from qhw.features import build_features
+from qhw.store.artifacts import local_file
 
 from conftest import SMALL_TEST, SMALL_TRAIN, recomputed_accuracy
 
@@ -18,7 +19,8 @@ def test_classical_baseline_learns_from_the_latent(featured_store):
     assert result.kind == "classical" and result.model.run_id is None
     assert (result.train_samples, result.test_samples) == (SMALL_TRAIN, SMALL_TEST)
     assert result.accuracy > 4 * CHANCE
-    assert result.model.weights_path.is_file()
+    assert result.model.weights.startswith("sha256:")
+    assert local_file(result.model.weights, "the model's weights").is_file()
     assert [e.accuracy for e in featured_store.catalogue.evaluations(result.model.id)] == [result.accuracy]
 
 

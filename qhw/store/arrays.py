@@ -32,8 +32,14 @@ class FeatureArrays:
 
 
 def load_arrays(feature_set: FeatureSetRecord) -> FeatureArrays:
-    """Load the saved arrays of a feature set."""
-    path = feature_set.artifact_dir / ARRAYS_FILE
+    """Load the saved arrays of a feature set (from the artifact store, checked).
+
+    Raises:
+        ArtifactError: one line: its arrays are missing, altered or unreadable.
+    """
+    from qhw.store.artifacts import local_folder
+
+    path = local_folder(feature_set.artifacts, f"feature set {feature_set.id}'s files") / ARRAYS_FILE
     try:
         with load_npz(path) as archive:
             arrays = FeatureArrays(**{field: archive[field] for field in FeatureArrays.__dataclass_fields__})

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import select
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
 
 from qhw import circuits, feature_maps
-from qhw.errors import NotFoundError
+from qhw.errors import ArtifactError, NotFoundError
 from qhw.feature_maps import FeatureMap
 from qhw.records import EvaluationRecord, FeatureSetRecord, ModelRecord, ModelSpec
 from qhw.store.database import Database
@@ -35,11 +38,11 @@ class Catalogue:
         n_train: int,
         n_test: int,
         reconstruction_mse: float,
-        artifact_dir: Path,
+        artifacts: str,
         feature_map: FeatureMap | None = None,
     ) -> FeatureSetRecord:
-        """Register a feature set whose arrays are complete under ``artifact_dir``
-        (``feature_map``: the paper's 5-qubit map when None)."""
+        """Register a feature set whose files are in the artifact store under
+        the reference ``artifacts`` (``feature_map``: the paper's 5-qubit map when None)."""
         feature_map = feature_map or feature_maps.resolve()
         with self._db.transaction() as session:
             row = FeatureSetRow(
@@ -52,7 +55,7 @@ class Catalogue:
                 n_train=n_train,
                 n_test=n_test,
                 reconstruction_mse=reconstruction_mse,
-                artifact_dir=stored_path(artifact_dir),
+                artifact_dir=artifacts,
                 feature_map=feature_map.name,
                 num_qubits=feature_map.num_qubits,
                 num_parameters=feature_map.num_parameters,
@@ -97,7 +100,7 @@ class Catalogue:
                 train_samples=spec.train_samples,
                 epochs=spec.epochs,
                 seed=spec.seed,
-                weights_path=stored_path(spec.weights_path),
+                weights_path=spec.weights,
                 epochs_run=spec.epochs_run,
             )
             session.add(model)
@@ -129,17 +132,103 @@ class Catalogue:
             return [_evaluation_record(row) for row in session.scalars(query).all()]
 
 
-def stored_path(path: Path) -> str:
-    """A file of the home as the database keeps it: relative to QHW_HOME, so that
-    a home restored from a backup, or moved, keeps working (anything outside
-    the home stays absolute)."""
-    from qhw import config
+@dataclass(frozen=True)
+class PushReport:
+    """What ``push_artifacts`` did: rows repointed, objects copied, rows it could not move."""
 
-    path = Path(path).absolute()
-    try:
-        return path.relative_to(config.home().absolute()).as_posix()
-    except ValueError:
-        return str(path)
+    feature_sets: int
+    models: int
+    objects: int
+    skipped: tuple[str, ...]
+
+
+def push_artifacts(catalogue: "Catalogue", target) -> PushReport:
+    """Move a home's feature sets' and models' files into the artifact store
+    ``target`` and point their rows at the objects, idempotently (run again,
+    it finds nothing to move and copies nothing): files of rows from before
+    the store are stored and their rows repointed (each row by compare-and-set:
+    a row another process moved meanwhile is left as it is); objects rows
+    name that ``target`` lacks are copied from the home's own store."""
+    from qhw.store import artifacts
+
+    source = artifacts.home_store()
+    moved_sets = moved_models = copied = 0
+    skipped: list[str] = []
+    for kind, row_type, column in (("feature set", FeatureSetRow, "artifact_dir"), ("model", ModelRow, "weights_path")):
+        with catalogue._db.transaction(write=False) as session:
+            stored = [(row.id, getattr(row, column)) for row in session.scalars(select(row_type).order_by(row_type.id))]
+        for row_id, value in stored:
+            what = f"{kind} {row_id}'s files" if kind == "feature set" else f"{kind} {row_id}'s weights"
+            if artifacts.is_reference(value):
+                if source.url != target.url:
+                    copy = artifacts.copy_tree if kind == "feature set" else artifacts.copy_object
+                    try:
+                        copied += int(copy(value, source, target, what))
+                    except ArtifactError as err:
+                        skipped.append(str(err))
+                continue
+            path = resolved_path(value)
+            try:
+                if kind == "feature set":
+                    files = {p.name: p for p in sorted(path.iterdir()) if p.is_file()} if path.is_dir() else {}
+                    if not files:
+                        raise ArtifactError(f"{what}: nothing to move at {path}")
+                    reference = target.put_tree(files, what)
+                else:
+                    if not path.is_file():
+                        raise ArtifactError(f"{what}: nothing to move at {path}")
+                    reference = target.put_file(path, what)
+            except ArtifactError as err:
+                skipped.append(str(err))
+                continue
+            with catalogue._db.transaction() as session:
+                changed = session.execute(
+                    update(row_type).where(row_type.id == row_id, getattr(row_type, column) == value).values({column: reference})
+                ).rowcount
+            if changed:
+                moved_sets += kind == "feature set"
+                moved_models += kind == "model"
+    return PushReport(moved_sets, moved_models, copied, tuple(skipped))
+
+
+@dataclass(frozen=True)
+class StoreCheck:
+    """Objects no row names (a command killed between an object and its row),
+    and rows whose objects the store lacks."""
+
+    unreferenced: tuple[str, ...]  # digests
+    missing: tuple[str, ...]  # "feature set 3: sha256:..." lines
+
+
+def check_artifacts(catalogue: "Catalogue", store) -> StoreCheck:
+    """What the artifact store holds against what the rows name (feature
+    sets' manifests and their files, models, the documents braket_emulator:
+    runs are named by)."""
+    from qhw.store import artifacts
+    from qhw.store.models import RunRow
+
+    with catalogue._db.transaction(write=False) as session:
+        named = [(f"feature set {i}", v, True) for i, v in session.execute(select(FeatureSetRow.id, FeatureSetRow.artifact_dir))]
+        named += [(f"model {i}", v, False) for i, v in session.execute(select(ModelRow.id, ModelRow.weights_path))]
+        named += [(f"run {i}", v.split(":", 1)[1], False) for i, v in session.execute(select(RunRow.id, RunRow.backend)) if v.startswith("braket_emulator:sha256:")]
+    present = artifacts.stored_digests(store)
+    referenced: set[str] = set()
+    missing: list[str] = []
+    for owner, value, is_tree in named:
+        if not artifacts.is_reference(value):
+            continue
+        digest = value[len(artifacts.PREFIX):]
+        referenced.add(digest)
+        if digest not in present:
+            missing.append(f"{owner}: {value}")
+            continue
+        if is_tree:
+            manifest = json.loads(store.read_bytes(value, f"{owner}'s manifest"))["files"]
+            for name, file_digest in manifest.items():
+                referenced.add(file_digest)
+                if file_digest not in present:
+                    missing.append(f"{owner}: {name} {artifacts.PREFIX}{file_digest}")
+    return StoreCheck(tuple(sorted(present - referenced)), tuple(missing))
 
 
 def resolved_path(stored: str) -> Path:
@@ -148,6 +237,14 @@ def resolved_path(stored: str) -> Path:
 
     path = Path(stored)
     return path if path.is_absolute() else config.home() / path
+
+
+def stored_reference(stored: str) -> str:
+    """What a row names: an object of the artifact store as it is, a file of
+    the home (rows from before the store) as its path now."""
+    from qhw.store.artifacts import is_reference
+
+    return stored if is_reference(stored) else str(resolved_path(stored))
 
 
 def _feature_set_record(row: FeatureSetRow) -> FeatureSetRecord:
@@ -163,7 +260,7 @@ def _feature_set_record(row: FeatureSetRow) -> FeatureSetRecord:
         n_train=row.n_train,
         n_test=row.n_test,
         reconstruction_mse=row.reconstruction_mse,
-        artifact_dir=resolved_path(row.artifact_dir),
+        artifacts=stored_reference(row.artifact_dir),
         feature_map=row.feature_map,
         num_qubits=row.num_qubits,
         num_parameters=row.num_parameters,
@@ -186,7 +283,7 @@ def _model_record(row: ModelRow) -> ModelRecord:
         train_samples=row.train_samples,
         epochs=row.epochs,
         seed=row.seed,
-        weights_path=resolved_path(row.weights_path),
+        weights=stored_reference(row.weights_path),
         epochs_run=row.epochs_run,
     )
 
