@@ -770,10 +770,13 @@ def demo(app: _App, shots, seed, hardware, limit_train, limit_test, autoencoder_
 @pass_app
 def compare_command(app: _App, simulator_run, hardware_runs, out, epochs, seed, readout, as_json) -> None:
     """Accuracy, agreement, cost and accuracy against shots of a simulator run and device runs."""
+    from qhw.store import artifacts as store_of_artifacts
+
     from qhw.compare import compare_devices
-    from qhw.report import check_report_dir, write_report
+    from qhw.report import check_report_dir, write_report, store_report
 
     check_report_dir(out)
+    store_of_artifacts.current().check_reachable()  # before the minutes of training
     result = compare_devices(
         app.store(),
         simulator_run_id=simulator_run,
@@ -785,9 +788,10 @@ def compare_command(app: _App, simulator_run, hardware_runs, out, epochs, seed, 
     )
     single = len(hardware_runs) == 1
     index = write_report(result.comparisons[0] if single else result, out)
+    stored = store_report(app.store(), index, simulator_run=result.comparisons[0].simulator.run, hardware_runs=list(hardware_runs))
     if as_json:
         data = result.comparisons[0].to_dict() if single else result.to_dict()
-        _emit({**data, "report": str(index)}, True)
+        _emit({**data, "report": str(index), "report_id": stored.id}, True)
         return
     if not single:
         _emit(
@@ -811,7 +815,7 @@ def compare_command(app: _App, simulator_run, hardware_runs, out, epochs, seed, 
         )
     for comparison in result.comparisons:
         _print_comparison(comparison)
-    click.echo(f"report: {index}")
+    click.echo(f"report: {index} (report {stored.id}: `qhw reports get {stored.id}` opens it on any machine of the team)")
 
 
 def _print_comparison(comparison) -> None:
@@ -952,6 +956,40 @@ def artifacts_check(app: _App, as_json) -> None:
         click.echo(f"unreferenced: sha256:{digest}")
     for line in report.missing:
         click.echo(f"missing: {line}")
+
+
+# --- reports -----------------------------------------------------------------------
+
+
+@main.group(cls=_Group)
+def reports() -> None:
+    """Comparison reports, kept in the artifact store for the whole team."""
+
+
+@reports.command("list")
+@json_option
+@pass_app
+def reports_list(app: _App, as_json) -> None:
+    """Every comparison report, with the runs it compares."""
+    _emit(
+        [
+            {"report": r.id, "created": r.created_at, "simulator_run": r.simulator_run, "hardware_runs": list(r.hardware_runs), "object": r.artifacts}
+            for r in app.store().catalogue.reports()
+        ],
+        as_json,
+        title="reports",
+    )
+
+
+@reports.command("get")
+@click.argument("report_id", type=ID)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder to write it to (default: under QHW_HOME/reports/).")
+@pass_app
+def reports_get(app: _App, report_id, out) -> None:
+    """Fetch a report from the artifact store (checked) into a folder, and print its index."""
+    from qhw.report import fetch_report
+
+    click.echo(fetch_report(app.store().catalogue.report(report_id), out))
 
 
 # --- database ----------------------------------------------------------------------

@@ -355,6 +355,15 @@ class ModelRecord(ModelSpec):
 
 
 @dataclass(frozen=True)
+class ReportRecord:
+    id: int
+    created_at: datetime
+    simulator_run: int
+    hardware_runs: tuple[int, ...]
+    artifacts: str  # the artifact store's reference of its files' manifest
+
+
+@dataclass(frozen=True)
 class EvaluationRecord:
     id: int
     model_id: int

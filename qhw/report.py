@@ -46,6 +46,38 @@ def check_report_dir(out: Path | None) -> None:
         config.check_writable(config.home() / "reports", "the reports folder")
 
 
+def store_report(store, index: Path, *, simulator_run: int, hardware_runs: list[int]):
+    """The written report's files into the artifact store, then its row: the
+    record (``qhw reports get`` fetches it on any machine of the team)."""
+    from qhw.store import artifacts
+
+    folder = index.parent
+    files = {path.name: path for path in sorted(folder.iterdir()) if path.is_file()}
+    reference = artifacts.current().put_tree(files, f"the report {folder}")
+    return store.catalogue.add_report(simulator_run=simulator_run, hardware_runs=hardware_runs, artifacts=reference)
+
+
+def fetch_report(record, out: Path | None = None) -> Path:
+    """A stored report's files, checked, copied into ``out`` (default: the
+    home's reports folder): the path of its index.html.
+
+    Raises:
+        ArtifactError: an object of it is missing or altered (nothing written).
+        ConfigError: ``out`` cannot be written.
+    """
+
+    from qhw.store import artifacts
+
+    out = Path(out) if out is not None else config.home() / "reports" / f"report-{record.id}"
+    config.check_writable(out, "--out")
+    source = artifacts.current().tree(record.artifacts, f"report {record.id}'s files")
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.iterdir()):
+        with config.writing(out / path.name):
+            shutil.copyfile(path, out / path.name)
+    return out / "index.html"
+
+
 def write_report(comparison: Comparison | DeviceComparison, out: Path | None = None) -> Path:
     """Write the report folder and return the path of its index.html.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,11 +168,15 @@ def test_two_homes_share_one_ledger_and_one_store(built_home, tmp_path, monkeypa
     as_user(home_b, "submit", "--backend", "statevector", "--split", "all", "--limit", "30", "--shots", "256")
     as_user(home_b, "submit", "--backend", "aer_simulator", "--split", "all", "--limit", "30", "--shots", "256")
     trained = json.loads(as_user(home_b, "train", "--run", "1", "--epochs", "2", "--json").stdout)
-    as_user(home_b, "compare", "--sim", "1", "--hw", "2")
+    compared = json.loads(as_user(home_b, "compare", "--sim", "1", "--hw", "2", "--epochs", "2", "--json").stdout)
     as_user(home_b, "results", "--run", "2", "--out", str(tmp_path / "b.npz"))
     assert not (home_b / "features").exists() or not any((home_b / "features").iterdir())
     shown = json.loads(as_user(home_a, "runs", "list", "--json").stdout)  # A sees B's runs
     assert len(shown) == 2
+    # ... and opens B's report, fetched from the store and checked.
+    index = Path(as_user(home_a, "reports", "get", str(compared["report_id"]), "--out", str(tmp_path / "a-report")).stdout.strip())
+    assert index == tmp_path / "a-report" / "index.html"
+    assert index.read_bytes() == Path(compared["report"]).read_bytes()
     from qhw import training
 
     monkeypatch.setenv("QHW_HOME", str(home_a))
@@ -338,3 +343,40 @@ def test_a_command_cut_off_between_object_and_row_leaves_only_an_object_no_row_n
     (home / "artifacts" / "sha256" / manifest["encoder.keras"][:2] / manifest["encoder.keras"]).unlink()
     checked = json.loads(CliRunner().invoke(main, ["artifacts", "check", "--json"]).stdout)
     assert checked["missing"] == [f"feature set 1: encoder.keras sha256:{manifest['encoder.keras']}"]
+
+
+def test_a_train_sigkilled_as_its_model_reaches_the_store_leaves_no_row_without_its_object(featured_store, home):
+    """The real `qhw train` killed (SIGKILL) the moment its model's object
+    appears in the store: whether its row made it or not, no row names a
+    missing object, and an object without its row is what `artifacts check` lists."""
+    import signal
+    import time
+
+    from conftest import qhw_env, start_qhw
+    from qhw.cli import main
+
+    objects = home / "artifacts" / "sha256"
+    before = {p.name for p in objects.rglob("*") if p.is_file()}
+    featured_store.close()
+    process = start_qhw(qhw_env(home), "train", "--classical", "--epochs", "1")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if {p.name for p in objects.rglob("*") if p.is_file() and ".partial-" not in p.name} - before:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    process.wait(timeout=60)
+    new = {p.name for p in objects.rglob("*") if p.is_file()} - before
+    assert len(new) == 1 and not any(".partial-" in name for name in new), new  # the whole object, nothing half-written
+    checked = json.loads(CliRunner().invoke(main, ["artifacts", "check", "--json"]).stdout)
+    print("row written before the kill" if checked["unreferenced"] == [] else "killed between the object and its row")
+    assert checked["missing"] == []
+    store = Store(f"sqlite:///{home}/qhw.db")
+    try:
+        models = [e.model_id for e in store.catalogue.evaluations()]
+        if models:  # the row made it before the kill: it names the object
+            assert store.catalogue.model(models[0]).weights == f"sha256:{new.pop()}" and checked["unreferenced"] == []
+        else:
+            assert checked["unreferenced"] == sorted(new)
+    finally:
+        store.close()

@@ -20,6 +20,7 @@ SCRIPTS = sorted(path.name for path in BENCHMARKS.glob("*.py") if path.name != "
 #: What each script's table starts with, to tell a printed table from an empty run.
 TABLE_SIGNS = {
     "accuracy.py": "qhw accuracy by feature map",
+    "artifacts.py": "loading a feature set of",
     "adaptive.py": "transfer accuracy [95 %]",
     "braket_results.py": "| reader | seconds | against qhw |",
     "emulated_hardware.py": "hybrid classifier on emulated IBM devices",

@@ -191,7 +191,7 @@ def test_one_simulator_against_two_emulated_devices(featured_store, tmp_path):
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"simulator", "leaderboard", "comparisons", "report"}
+    assert set(data) == {"simulator", "leaderboard", "comparisons", "report", "report_id"}
     board = {row["run"]: row for row in data["leaderboard"]}
     assert set(board) == {manila.id, lima.id}
     assert board[lima.id]["mitigated_accuracy"] is not None and board[manila.id]["mitigated_accuracy"] is None

@@ -37,9 +37,9 @@ def load_arrays(feature_set: FeatureSetRecord) -> FeatureArrays:
     Raises:
         ArtifactError: one line: its arrays are missing, altered or unreadable.
     """
-    from qhw.store.artifacts import local_folder
+    from qhw.store.artifacts import local_member
 
-    path = local_folder(feature_set.artifacts, f"feature set {feature_set.id}'s files") / ARRAYS_FILE
+    path = local_member(feature_set.artifacts, ARRAYS_FILE, f"feature set {feature_set.id}'s files")
     try:
         with load_npz(path) as archive:
             arrays = FeatureArrays(**{field: archive[field] for field in FeatureArrays.__dataclass_fields__})

@@ -325,6 +325,22 @@ def local_folder(stored: str, what: str) -> Path:
     return current().tree(stored, what) if is_reference(stored) else Path(stored)
 
 
+def local_member(stored: str, name: str, what: str) -> Path:
+    """File ``name`` of what a row names, on this machine: the object itself
+    (checked; from a folder store, read in place, so a read writes nothing in
+    the home), or for an older row, the file in its folder."""
+    if not is_reference(stored):
+        return Path(stored) / name
+    store = current()
+    try:
+        manifest = json.loads(store.read_bytes(stored, f"{what} (its manifest)"))["files"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ArtifactError(f"{what}: its manifest {stored[:19]}... is not a manifest") from err
+    if name not in manifest:
+        raise ArtifactError(f"{what}: its manifest names no {name}")
+    return store.path(PREFIX + manifest[name], f"{what}: {name}")
+
+
 def local_file(stored: str, what: str, suffix: str = "") -> Path:
     """A file of this machine holding what a row names (see local_folder),
     its name ending in ``suffix`` (Keras reads a model by its extension)."""

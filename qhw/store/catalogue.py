@@ -12,10 +12,10 @@ from sqlalchemy import select, update
 from qhw import circuits, feature_maps
 from qhw.errors import ArtifactError, NotFoundError
 from qhw.feature_maps import FeatureMap
-from qhw.records import EvaluationRecord, FeatureSetRecord, ModelRecord, ModelSpec
+from qhw.records import EvaluationRecord, FeatureSetRecord, ModelRecord, ModelSpec, ReportRecord
 from qhw.store.database import Database
 from qhw.store.ledger import aware
-from qhw.store.models import EvaluationRow, FeatureSetRow, ModelRow
+from qhw.store.models import EvaluationRow, FeatureSetRow, ModelRow, ReportRow
 
 
 class Catalogue:
@@ -124,6 +124,27 @@ class Catalogue:
                 raise NotFoundError(f"no model with id {model_id}")
             return _model_record(row)
 
+    # --- reports -----------------------------------------------------------------------------
+
+    def add_report(self, *, simulator_run: int, hardware_runs: list[int], artifacts: str) -> ReportRecord:
+        """Register a report whose files are in the artifact store under ``artifacts``."""
+        with self._db.transaction() as session:
+            row = ReportRow(simulator_run_id=simulator_run, hardware_run_ids=json.dumps(list(hardware_runs)), artifacts=artifacts)
+            session.add(row)
+            session.flush()
+            return _report_record(row)
+
+    def reports(self) -> list[ReportRecord]:
+        with self._db.transaction(write=False) as session:
+            return [_report_record(row) for row in session.scalars(select(ReportRow).order_by(ReportRow.id))]
+
+    def report(self, report_id: int) -> ReportRecord:
+        with self._db.transaction(write=False) as session:
+            row = session.get(ReportRow, report_id)
+            if row is None:
+                raise NotFoundError(f"no report with id {report_id} (see `qhw reports list`)")
+            return _report_record(row)
+
     def evaluations(self, model_id: int | None = None) -> list[EvaluationRecord]:
         with self._db.transaction(write=False) as session:
             query = select(EvaluationRow).order_by(EvaluationRow.id)
@@ -149,19 +170,21 @@ def push_artifacts(catalogue: "Catalogue", target) -> PushReport:
     the store are stored and their rows repointed (each row by compare-and-set:
     a row another process moved meanwhile is left as it is); objects rows
     name that ``target`` lacks are copied from the home's own store."""
-    from qhw.store import artifacts
+    import qhw.store.artifacts as artifacts
 
     source = artifacts.home_store()
     moved_sets = moved_models = copied = 0
     skipped: list[str] = []
-    for kind, row_type, column in (("feature set", FeatureSetRow, "artifact_dir"), ("model", ModelRow, "weights_path")):
+    for kind, row_type, column in (
+        ("feature set", FeatureSetRow, "artifact_dir"), ("model", ModelRow, "weights_path"), ("report", ReportRow, "artifacts"),
+    ):
         with catalogue._db.transaction(write=False) as session:
             stored = [(row.id, getattr(row, column)) for row in session.scalars(select(row_type).order_by(row_type.id))]
         for row_id, value in stored:
-            what = f"{kind} {row_id}'s files" if kind == "feature set" else f"{kind} {row_id}'s weights"
+            what = f"{kind} {row_id}'s weights" if kind == "model" else f"{kind} {row_id}'s files"
             if artifacts.is_reference(value):
                 if source.url != target.url:
-                    copy = artifacts.copy_tree if kind == "feature set" else artifacts.copy_object
+                    copy = artifacts.copy_object if kind == "model" else artifacts.copy_tree
                     try:
                         copied += int(copy(value, source, target, what))
                     except ArtifactError as err:
@@ -204,12 +227,13 @@ def check_artifacts(catalogue: "Catalogue", store) -> StoreCheck:
     """What the artifact store holds against what the rows name (feature
     sets' manifests and their files, models, the documents braket_emulator:
     runs are named by)."""
-    from qhw.store import artifacts
+    import qhw.store.artifacts as artifacts
     from qhw.store.models import RunRow
 
     with catalogue._db.transaction(write=False) as session:
         named = [(f"feature set {i}", v, True) for i, v in session.execute(select(FeatureSetRow.id, FeatureSetRow.artifact_dir))]
         named += [(f"model {i}", v, False) for i, v in session.execute(select(ModelRow.id, ModelRow.weights_path))]
+        named += [(f"report {i}", v, True) for i, v in session.execute(select(ReportRow.id, ReportRow.artifacts))]
         named += [(f"run {i}", v.split(":", 1)[1], False) for i, v in session.execute(select(RunRow.id, RunRow.backend)) if v.startswith("braket_emulator:sha256:")]
     present = artifacts.stored_digests(store)
     referenced: set[str] = set()
@@ -237,6 +261,13 @@ def resolved_path(stored: str) -> Path:
 
     path = Path(stored)
     return path if path.is_absolute() else config.home() / path
+
+
+def _report_record(row: ReportRow) -> ReportRecord:
+    return ReportRecord(
+        id=row.id, created_at=aware(row.created_at), simulator_run=row.simulator_run_id,
+        hardware_runs=tuple(json.loads(row.hardware_run_ids)), artifacts=row.artifacts,
+    )
 
 
 def stored_reference(stored: str) -> str:

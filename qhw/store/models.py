@@ -373,3 +373,16 @@ class EvaluationRow(Base):
     test_samples: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (CheckConstraint("accuracy >= 0 AND accuracy <= 1", name="accuracy_range"),)
+
+
+class ReportRow(Base):
+    """A comparison's HTML report, in the artifact store (a manifest of its
+    files), so that any member of a team can open it (`qhw reports get`)."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    simulator_run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    hardware_run_ids: Mapped[str] = mapped_column(Text)  # a JSON list of run ids
+    artifacts: Mapped[str] = mapped_column(String(1024))
