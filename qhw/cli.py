@@ -815,7 +815,8 @@ def compare_command(app: _App, simulator_run, hardware_runs, out, epochs, seed, 
         )
     for comparison in result.comparisons:
         _print_comparison(comparison)
-    click.echo(f"report: {index} (report {stored.id}: `qhw reports get {stored.id}` opens it on any machine of the team)")
+    click.echo(f"kept as report {stored.id} in the artifact store (`qhw reports get {stored.id}` on any machine of the team)")
+    click.echo(f"report: {index}")
 
 
 def _print_comparison(comparison) -> None:

@@ -209,6 +209,15 @@ def test_push_moves_a_homes_files_into_the_store_and_a_second_push_changes_nothi
     (home / "models" / "old.keras").write_bytes(b"weights of a model from before the store")
     spec = ModelSpec(kind="classical", feature_set_id=1, run_id=None, train_samples=1, epochs=1, seed=0, weights="models/old.keras")
     old_model, _ = featured_store.catalogue.add_model(spec, accuracy=0.5, test_samples=1)
+    # A report kept in the home's own store (as `qhw compare` keeps one).
+    from qhw import runs
+
+    run = runs.submit(featured_store, backend_name="statevector", split="test", limit=2, shots=16).run
+    page = tmp_path / "index.html"
+    page.write_text("<html>a report</html>")
+    report = featured_store.catalogue.add_report(
+        simulator_run=run.id, hardware_runs=[run.id], artifacts=artifacts.current().put_tree({"index.html": page}, "a report"),
+    )
     team = tmp_path / "team-store"
 
     def push():
@@ -218,18 +227,20 @@ def test_push_moves_a_homes_files_into_the_store_and_a_second_push_changes_nothi
 
     def state():
         objects = sorted(str(p.relative_to(team)) for p in team.rglob("*") if p.is_file())
-        rows = [s.artifacts for s in featured_store.catalogue.feature_sets()] + [featured_store.catalogue.model(old_model.id).weights]
+        rows = [s.artifacts for s in featured_store.catalogue.feature_sets()] + [featured_store.catalogue.report(report.id).artifacts]
+        rows += [featured_store.catalogue.model(old_model.id).weights]
         return objects, rows
 
     first = push()
-    assert (first["feature_sets"], first["models"], first["objects_copied"], first["skipped"]) == (1, 1, 4, [])
+    assert (first["feature_sets"], first["models"], first["objects_copied"], first["skipped"]) == (1, 1, 4 + 2, [])
     objects, rows = state()
     assert all(row.startswith("sha256:") for row in rows)
-    assert len(objects) == 4 + 1  # set 1's three files and manifest (set 2 has the same), the old model
+    assert len(objects) == 4 + 2 + 1  # set 1's three files and manifest (set 2 has the same), the report's page and manifest, the old model
     artifacts.use(team.as_uri())
     try:
         assert np.array_equal(load_arrays(featured_store.catalogue.feature_set(old_set.id)).angles_test, load_arrays(record).angles_test)
         assert artifacts.local_file(rows[-1], "the old model").read_bytes() == b"weights of a model from before the store"
+        assert (artifacts.current().tree(rows[-2], "the report") / "index.html").read_text() == "<html>a report</html>"
     finally:
         artifacts.use(None)
     second = push()

@@ -81,6 +81,7 @@ def test_a_team_shares_one_postgres_ledger_and_one_bucket(empty_postgres, s3_buc
     built = as_member(home_a, "features", "build", "--limit-train", "40", "--limit-test", "20", "--epochs", "1", "--json")
     sim = as_member(home_b, "submit", "--backend", "statevector", "--features", str(built["feature_set"]), "--split", "all", "--shots", "256", "--json")
     emulated = as_member(home_b, "submit", "--backend", "fake_manila", "--features", str(built["feature_set"]), "--split", "all", "--shots", "256", "--json")
+    assert as_member(home_b, "collect", "--json")["pending_jobs"] == 0
     trained = as_member(home_b, "train", "--run", str(sim["run"]), "--epochs", "2", "--json")
     as_member(home_b, "compare", "--sim", str(sim["run"]), "--hw", str(emulated["run"]))
     as_member(home_b, "results", "--run", str(emulated["run"]), "--out", str(tmp_path / "b.npz"))

@@ -162,16 +162,13 @@ class ArtifactStore:
         return PREFIX + digest
 
     def put_bytes(self, data: bytes, what: str) -> str:
-        digest = hashlib.sha256(data).hexdigest()
         scratch = config.home() / "cache" / f".put-{uuid.uuid4().hex}"
         scratch.parent.mkdir(parents=True, exist_ok=True)
         try:
             scratch.write_bytes(data)
-            reference = self.put_file(scratch, what)
+            return self.put_file(scratch, what)
         finally:
             scratch.unlink(missing_ok=True)
-        assert reference == PREFIX + digest
-        return reference
 
     def put_tree(self, files: dict[str, Path], what: str) -> str:
         """Several files as one reference: each stored, then their manifest."""
@@ -179,6 +176,17 @@ class ArtifactStore:
         return self.put_bytes(json.dumps({"files": manifest}, sort_keys=True).encode(), f"{what}: its manifest")
 
     # --- reading --------------------------------------------------------------------------------
+
+    def has(self, reference: str) -> bool:
+        key = self._key(_digest(reference, "an object"))
+        return bool(self._call(lambda: self.fs.exists(key), "looking up an object"))
+
+    def digests(self) -> set[str]:
+        """Every object's digest in the store (a write cut short leaves none: see put_file)."""
+        base = f"{self.root}/sha256"
+        found = self._call(lambda: self.fs.find(base) if self.fs.exists(base) else [], "listing the artifact store")
+        names = (str(path).rsplit("/", 1)[-1] for path in found)
+        return {name for name in names if len(name) == 64 and ".partial-" not in name}
 
     def path(self, reference: str, what: str) -> Path:
         """A local file holding the object, its digest checked.
@@ -360,14 +368,10 @@ def home_store() -> ArtifactStore:
     return ArtifactStore(str(config.home() / "artifacts"))
 
 
-def has(store: ArtifactStore, reference: str) -> bool:
-    return bool(store._call(lambda: store.fs.exists(store._key(_digest(reference, "an object"))), "looking up an object"))
-
-
 def copy_object(reference: str, source: ArtifactStore, target: ArtifactStore, what: str) -> bool:
     """The object into ``target`` from ``source`` (checked on the way) unless
     ``target`` has it; True when it was copied."""
-    if has(target, reference):
+    if target.has(reference):
         return False
     target.put_file(source.path(reference, what), what)
     return True
@@ -380,9 +384,3 @@ def copy_tree(reference: str, source: ArtifactStore, target: ArtifactStore, what
     return copied + copy_object(reference, source, target, f"{what} (its manifest)")
 
 
-def stored_digests(store: ArtifactStore) -> set[str]:
-    """Every object's digest in the store (a write cut short leaves none: see put_file)."""
-    base = f"{store.root}/sha256"
-    found = store._call(lambda: store.fs.find(base) if store.fs.exists(base) else [], "listing the artifact store")
-    names = (str(path).rsplit("/", 1)[-1] for path in found)
-    return {name for name in names if len(name) == 64 and ".partial-" not in name}

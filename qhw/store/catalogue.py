@@ -235,7 +235,7 @@ def check_artifacts(catalogue: "Catalogue", store) -> StoreCheck:
         named += [(f"model {i}", v, False) for i, v in session.execute(select(ModelRow.id, ModelRow.weights_path))]
         named += [(f"report {i}", v, True) for i, v in session.execute(select(ReportRow.id, ReportRow.artifacts))]
         named += [(f"run {i}", v.split(":", 1)[1], False) for i, v in session.execute(select(RunRow.id, RunRow.backend)) if v.startswith("braket_emulator:sha256:")]
-    present = artifacts.stored_digests(store)
+    present = store.digests()
     referenced: set[str] = set()
     missing: list[str] = []
     for owner, value, is_tree in named:
