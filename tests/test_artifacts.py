@@ -391,3 +391,33 @@ def test_a_train_sigkilled_as_its_model_reaches_the_store_leaves_no_row_without_
             assert checked["unreferenced"] == sorted(new)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    "content, said",
+    [(b"x,y\n1,2\n", "not an .npz archive"), (b"PK\x03\x04", "unreadable"), (None, "its arrays are missing at")],
+    ids=["a text file", "truncated", "missing"],
+)
+def test_a_feature_set_from_before_the_store_still_reads_its_file_and_says_what_is_wrong(featured_store, home, content, said):
+    """A row from before the store names a folder of the home: read as
+    before, and a damaged or missing file there is one line, as before."""
+    from qhw.cli import main
+
+    record = featured_store.catalogue.feature_set(1)
+    legacy = home / "features" / "from-before"
+    shutil.copytree(artifacts.local_folder(record.artifacts, "set 1"), legacy)
+    fields = {name: getattr(record, name) for name in (
+        "dataset", "dataset_fingerprint", "seed", "components", "latent_dim", "epochs", "n_train", "n_test", "reconstruction_mse")}
+    old = featured_store.catalogue.add_feature_set(**fields, artifacts="features/from-before")
+    ok = CliRunner().invoke(main, ["submit", "--backend", "statevector", "--features", str(old.id), "--limit", "3", "--json"])
+    assert ok.exit_code == 0, ok.output
+    if content is None:
+        (legacy / "arrays.npz").unlink()
+    else:
+        (legacy / "arrays.npz").write_bytes(content)
+    runs_before = featured_store.ledger.runs()
+    result = CliRunner().invoke(main, ["submit", "--backend", "statevector", "--features", str(old.id), "--limit", "3"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert f"feature set {old.id}" in line and said in line, line
+    assert featured_store.ledger.runs() == runs_before
