@@ -202,8 +202,9 @@ def submit(
         # How an emulation computes the run, chosen once: its jobs, rounds and retries all run so.
         choice = backend.engine_for(executable, engine) if backend.is_local else EngineChoice(None)
         executable = replace(executable, engine=choice.engine)
-        if choice.engine is not None:  # its jobs sized for the engine (the same copies: the same device, planned alike)
-            plan = plan_run(backend, engine_profile(backend, live, choice.engine), request, prices)
+        sized = engine_profile(backend, live, choice.engine)
+        if sized.limits != live.limits:  # its jobs sized for the engine (the same copies: the same device, planned alike)
+            plan = plan_run(backend, sized, request, prices)
         calibration = None if calibration is None else replace(calibration, engine=choice.engine)
         # An emulator of a device document is recorded by the document's object
         # in the artifact store (stored now, after every check, before the run's

@@ -216,11 +216,12 @@ class RunWorker:
         if self.calibration is not None:
             qpy["calibration"] = circuits.to_qpy(self.calibration.circuit)
         futures = {}
+        store_url = artifacts.artifacts_url()  # where a worker reads what the run's backend names (a device document)
         for job in jobs:
             executable, values, seed = self._inputs(job)
             future = pool.submit(
                 parallel.run_job, self.backend.name, self.run.seed, qpy[job.purpose], executable.layout, executable.copies, executable.reuse,
-                values, job.shots(self.run.shots), seed, executable.engine, artifacts.artifacts_url(),
+                values, job.shots(self.run.shots), seed, executable.engine, store_url,
             )
             futures[future] = job
         left = dict(futures)

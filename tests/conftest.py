@@ -373,3 +373,17 @@ def s3_bucket(s3_endpoint, monkeypatch):
     bucket = f"qhw-team-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
     yield f"s3://{bucket}/qhw"
+
+
+def engine_agreement(store, density_run: int, other_run: int, ideal_run: int) -> tuple[float, float]:
+    """Two engines' runs of one emulated device, and an ideal run: the total
+    variation between the engines' outcome distributions (pooled over every
+    sample's shots) and between the density engine's and the ideal one."""
+    def pooled(run_id: int) -> np.ndarray:
+        counts = store.results.run_counts(run_id).counts[:, 0].astype(float)
+        return counts.sum(axis=0) / counts.sum()
+
+    density, other, ideal = pooled(density_run), pooled(other_run), pooled(ideal_run)
+    between, noise = 0.5 * np.abs(density - other).sum(), 0.5 * np.abs(density - ideal).sum()
+    print(f"between engines {between:.4f}, against ideal {noise:.4f}")
+    return between, noise

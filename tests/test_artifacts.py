@@ -190,6 +190,17 @@ def test_two_homes_share_one_ledger_and_one_store(built_home, tmp_path, monkeypa
         artifacts.use(None)
 
 
+def _feature_set_from_before_the_store(store, home):
+    """Feature set 1 again, as a row from before the store names it: a folder
+    of the home (relative to it) holding its files. The record and the folder."""
+    record = store.catalogue.feature_set(1)
+    legacy = home / "features" / "from-before"
+    shutil.copytree(artifacts.local_folder(record.artifacts, "set 1"), legacy)
+    fields = {name: getattr(record, name) for name in (
+        "dataset", "dataset_fingerprint", "seed", "components", "latent_dim", "epochs", "n_train", "n_test", "reconstruction_mse")}
+    return store.catalogue.add_feature_set(**fields, artifacts="features/from-before"), legacy
+
+
 def test_push_moves_a_homes_files_into_the_store_and_a_second_push_changes_nothing(featured_store, home, tmp_path):
     """A home from before the store (rows naming its files) and one whose
     objects are in its own folder store: after a push, every row names an
@@ -200,11 +211,7 @@ def test_push_moves_a_homes_files_into_the_store_and_a_second_push_changes_nothi
     from qhw.store.arrays import load_arrays
 
     record = featured_store.catalogue.feature_set(1)
-    legacy = home / "features" / "from-before"
-    shutil.copytree(artifacts.local_folder(record.artifacts, "set 1"), legacy)
-    fields = {name: getattr(record, name) for name in (
-        "dataset", "dataset_fingerprint", "seed", "components", "latent_dim", "epochs", "n_train", "n_test", "reconstruction_mse")}
-    old_set = featured_store.catalogue.add_feature_set(**fields, artifacts="features/from-before")
+    old_set, legacy = _feature_set_from_before_the_store(featured_store, home)
     (home / "models").mkdir(exist_ok=True)
     (home / "models" / "old.keras").write_bytes(b"weights of a model from before the store")
     spec = ModelSpec(kind="classical", feature_set_id=1, run_id=None, train_samples=1, epochs=1, seed=0, weights="models/old.keras")
@@ -403,12 +410,7 @@ def test_a_feature_set_from_before_the_store_still_reads_its_file_and_says_what_
     before, and a damaged or missing file there is one line, as before."""
     from qhw.cli import main
 
-    record = featured_store.catalogue.feature_set(1)
-    legacy = home / "features" / "from-before"
-    shutil.copytree(artifacts.local_folder(record.artifacts, "set 1"), legacy)
-    fields = {name: getattr(record, name) for name in (
-        "dataset", "dataset_fingerprint", "seed", "components", "latent_dim", "epochs", "n_train", "n_test", "reconstruction_mse")}
-    old = featured_store.catalogue.add_feature_set(**fields, artifacts="features/from-before")
+    old, legacy = _feature_set_from_before_the_store(featured_store, home)
     ok = CliRunner().invoke(main, ["submit", "--backend", "statevector", "--features", str(old.id), "--limit", "3", "--json"])
     assert ok.exit_code == 0, ok.output
     if content is None:

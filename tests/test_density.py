@@ -18,6 +18,8 @@ from qhw import circuits
 from qhw.backends import _density
 from qhw.backends._density import NoiseChannels, Unsupported
 
+from conftest import engine_agreement
+
 TOLERANCE = 1e-8
 
 
@@ -254,10 +256,6 @@ def _submit(store, backend: str, **options):
     return runs.submit(store, backend_name=backend, split="test", seed=5, **options)
 
 
-def _total_distribution(store, run_id: int) -> np.ndarray:
-    counts = store.results.run_counts(run_id).counts[:, 0].astype(float)
-    return counts.sum(axis=0) / counts.sum()
-
 
 def test_fake_devices_run_the_density_engine_by_default_and_aer_on_request(featured_store, monkeypatch):
     """Each run records its engine and runs on it; the two engines' outcomes
@@ -281,11 +279,8 @@ def test_fake_devices_run_the_density_engine_by_default_and_aer_on_request(featu
     assert (density.run.engine, aer.run.engine, ideal.run.engine) == ("density", "aer", None)
     shown = json.loads(CliRunner().invoke(main, ["runs", "show", str(density.run.id), "--json"]).stdout)
     assert (shown["engine"], shown["engine_note"]) == ("density", None)
-    p_density, p_aer, p_ideal = (_total_distribution(featured_store, r.run.id) for r in (density, aer, ideal))
-    between_engines = 0.5 * np.abs(p_density - p_aer).sum()
-    noise = 0.5 * np.abs(p_density - p_ideal).sum()
+    between_engines, noise = engine_agreement(featured_store, density.run.id, aer.run.id, ideal.run.id)
     # Pooled over the samples' shots, two draws of one distribution differ by about 1e-2 at most.
-    print(f"between engines {between_engines:.4f}, against ideal {noise:.4f}")
     assert between_engines < 0.02, between_engines
     assert noise > 2 * between_engines, (noise, between_engines)
 

@@ -19,6 +19,8 @@ from qhw import circuits
 from qhw.backends import _density
 from qhw.backends._density import ROTATIONS, Unsupported
 
+from conftest import engine_agreement
+
 TOLERANCE = 1e-8
 
 
@@ -220,10 +222,6 @@ def _submit(store, backend: str, **options):
     return runs.submit(store, backend_name=backend, split="test", seed=5, **options)
 
 
-def _total_distribution(store, run_id: int) -> np.ndarray:
-    counts = store.results.run_counts(run_id).counts[:, 0].astype(float)
-    return counts.sum(axis=0) / counts.sum()
-
 
 def test_braket_emulator_runs_the_density_engine_by_default_and_braket_on_request(featured_store, tmp_path, monkeypatch):
     from click.testing import CliRunner
@@ -244,10 +242,7 @@ def test_braket_emulator_runs_the_density_engine_by_default_and_braket_on_reques
     assert (density.run.engine, braket.run.engine) == ("density", "braket")
     shown = json.loads(CliRunner().invoke(main, ["runs", "show", str(density.run.id), "--json"]).stdout)
     assert (shown["engine"], shown["engine_note"]) == ("density", None)
-    p_density, p_braket, p_ideal = (_total_distribution(featured_store, r.run.id) for r in (density, braket, ideal))
-    between_engines = 0.5 * np.abs(p_density - p_braket).sum()
-    noise = 0.5 * np.abs(p_density - p_ideal).sum()
-    print(f"between engines {between_engines:.4f}, against ideal {noise:.4f}")
+    between_engines, noise = engine_agreement(featured_store, density.run.id, braket.run.id, ideal.run.id)
     assert between_engines < 0.03, between_engines
     assert noise > 2 * between_engines, (noise, between_engines)
 
