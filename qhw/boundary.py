@@ -22,6 +22,33 @@ _ADVICE = {
 }
 
 
+#: The most of a stored value (a path, a reference, a name) a message quotes.
+QUOTED_MAX = 60
+#: The longest error line the command line prints; anything longer is cut, saying how much was.
+LINE_MAX = 1000
+
+
+def quoted(value: object, limit: int = QUOTED_MAX) -> str:
+    """A value from a row, a file or a store as a message quotes it: in
+    quotes, control characters escaped (a newline cannot start a second
+    line), cut after ``limit`` characters (a 10 kB value cannot fill the
+    terminal)."""
+    text = str(value)
+    cut = len(text) > limit
+    shown = repr(text[:limit])
+    return f"{shown[:-1]}...{shown[-1]}" if cut else shown
+
+
+def one_line(message: str, limit: int = LINE_MAX) -> str:
+    """An error message as the one line the command line promises: line
+    breaks and other control characters escaped, and at most ``limit``
+    characters. A safety net: messages name what they quote with quoted()."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message.strip())
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
 def os_reason(err: OSError) -> str:
     """What an OSError means, in words, with what to do where qhw knows."""
     return _ADVICE.get(err.errno, err.strerror or str(err))

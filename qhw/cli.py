@@ -33,13 +33,15 @@ class _Group(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except QhwError as err:
-            raise click.ClickException(str(err)) from err
+            from qhw.boundary import one_line
+
+            raise click.ClickException(one_line(str(err))) from err
         except Exception as err:  # file systems, corrupted files, and the unexpected
             if os.environ.get("QHW_DEBUG"):
                 raise
-            from qhw.boundary import explain
+            from qhw.boundary import explain, one_line
 
-            raise click.ClickException(explain(err)) from err
+            raise click.ClickException(one_line(explain(err))) from err
 
     def main(self, *args, **kwargs):
         kwargs["standalone_mode"] = False
@@ -773,7 +775,7 @@ def compare_command(app: _App, simulator_run, hardware_runs, out, epochs, seed, 
     from qhw.store import artifacts as store_of_artifacts
 
     from qhw.compare import compare_devices
-    from qhw.report import check_report_dir, write_report, store_report
+    from qhw.report import check_report_dir, keep_report
 
     check_report_dir(out)
     store_of_artifacts.current().check_reachable()  # before the minutes of training
@@ -787,8 +789,7 @@ def compare_command(app: _App, simulator_run, hardware_runs, out, epochs, seed, 
         progress=_progress(),
     )
     single = len(hardware_runs) == 1
-    index = write_report(result.comparisons[0] if single else result, out)
-    stored = store_report(app.store(), index, simulator_run=result.comparisons[0].simulator.run, hardware_runs=list(hardware_runs))
+    index, stored = keep_report(app.store(), result.comparisons[0] if single else result, out, hardware_runs=list(hardware_runs))
     if as_json:
         data = result.comparisons[0].to_dict() if single else result.to_dict()
         _emit({**data, "report": str(index), "report_id": stored.id}, True)
@@ -927,36 +928,54 @@ def artifacts_push(app: _App, as_json) -> None:
     target = store_of_artifacts.current()
     target.check_reachable()
     report = push_artifacts(app.store().catalogue, target)
-    data = {"store": target.url, "feature_sets": report.feature_sets, "models": report.models, "objects_copied": report.objects,
+    data = {"store": target.shown, "feature_sets": report.feature_sets, "models": report.models, "objects_copied": report.objects,
             "skipped": list(report.skipped)}
     if as_json:
         _emit(data, True)
     else:
         click.echo(
-            f"{target.url}: {report.feature_sets} feature set(s) and {report.models} model(s) moved in, {report.objects} object(s) copied"
+            f"{target.shown}: {report.feature_sets} feature set(s) and {report.models} model(s) moved in, {report.objects} object(s) copied"
         )
     for reason in report.skipped:
         click.echo(f"skipped: {reason}", err=True)
 
 
 @artifacts.command("check")
+@click.option("--clean", is_flag=True, help="Also remove temporary objects of writes that were cut off (untouched for an hour).")
 @json_option
 @pass_app
-def artifacts_check(app: _App, as_json) -> None:
-    """List objects no row names (left by a command killed between an object and its row) and rows whose objects are missing."""
+def artifacts_check(app: _App, clean, as_json) -> None:
+    """List objects no row names (left by a command killed between an object and its row), rows whose objects are
+    missing or damaged, and temporary objects of writes (a push killed while copying leaves one)."""
     from qhw.store import artifacts as store_of_artifacts
     from qhw.store.catalogue import check_artifacts
 
     target = store_of_artifacts.current()
-    report = check_artifacts(app.store().catalogue, target)
+    report = check_artifacts(app.store().catalogue, target, clean=clean)
     if as_json:
-        _emit({"store": target.url, "unreferenced": list(report.unreferenced), "missing": list(report.missing)}, True)
+        _emit(
+            {"store": target.shown, "unreferenced": list(report.unreferenced), "missing": list(report.missing),
+             "damaged": list(report.damaged), "partial": list(report.partial), "stale_partial": list(report.stale),
+             "removed": list(report.removed)},
+            True,
+        )
         return
-    click.echo(f"{target.url}: {len(report.unreferenced)} object(s) no row names, {len(report.missing)} row(s) missing their object")
+    click.echo(
+        f"{target.shown}: {len(report.unreferenced)} object(s) no row names, {len(report.missing)} row(s) missing their object, "
+        f"{len(report.damaged)} damaged, {len(report.partial)} temporary object(s) ({len(report.stale)} left by writes cut off)"
+    )
     for digest in report.unreferenced:
         click.echo(f"unreferenced: sha256:{digest}")
     for line in report.missing:
         click.echo(f"missing: {line}")
+    for line in report.damaged:
+        click.echo(f"damaged: {line}")
+    for path in report.partial:
+        click.echo(f"{'stale partial' if path in report.stale else 'partial'}: {path}")
+    for path in report.removed:
+        click.echo(f"removed: {path}")
+    if report.stale and not clean:
+        click.echo("`qhw artifacts check --clean` removes the stale temporary objects", err=True)
 
 
 # --- reports -----------------------------------------------------------------------

@@ -82,8 +82,7 @@ def run_demo(
     comparison = compare(
         store, simulator_run_id=simulator_run.id, hardware_run_id=hardware_run.id, epochs=classifier_epochs, seed=seed, progress=progress
     )
-    index = report.write_report(comparison)
-    report.store_report(store, index, simulator_run=simulator_run.id, hardware_runs=[hardware_run.id])
+    index, _ = report.keep_report(store, comparison, hardware_runs=[hardware_run.id])
     return DemoResult(
         feature_set=feature_set,
         simulator_run=simulator_run,

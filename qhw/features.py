@@ -70,9 +70,9 @@ def build_features(
     data = load_dataset(dataset, seed=seed, limit_train=limit_train, limit_test=limit_test)
     if len(data.y_train) < components:
         raise ConfigError(f"PCA to {components} components needs at least {components} train images")
-    features_dir = config.writable_dir(config.home() / "features", "the feature-set folder")
     store_of_artifacts = artifacts.current()
-    store_of_artifacts.check_reachable()  # before the minutes of training, and before any row
+    store_of_artifacts.check_reachable()  # before the minutes of training, before any row or folder
+    features_dir = config.writable_dir(config.home() / "features", "the feature-set folder")
 
     autoencoder, encoder, mse = _train_autoencoder(data, latent_dim, epochs, seed, progress)
     latent_train = encoder.predict(data.x_train, verbose=0, batch_size=512)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,7 +33,7 @@ TEMPLATE = "report.html.j2"
 def default_report_dir(simulator_run: int, device_runs: list[int]) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     devices = "-".join(f"run{run}" for run in device_runs)
-    return config.data_dir("reports") / f"compare-run{simulator_run}-{devices}-{stamp}"
+    return config.home() / "reports" / f"compare-run{simulator_run}-{devices}-{stamp}"  # made as it is written
 
 
 def check_report_dir(out: Path | None) -> None:
@@ -46,15 +48,25 @@ def check_report_dir(out: Path | None) -> None:
         config.check_writable(config.home() / "reports", "the reports folder")
 
 
-def store_report(store, index: Path, *, simulator_run: int, hardware_runs: list[int]):
-    """The written report's files into the artifact store, then its row: the
-    record (``qhw reports get`` fetches it on any machine of the team)."""
+def keep_report(store, comparison: Comparison | DeviceComparison, out: Path | None = None, *, hardware_runs: list[int]):
+    """Write the report folder, then keep its files in the artifact store and
+    its row in the ledger: (the path of its index.html, the record; ``qhw
+    reports get`` fetches it on any machine of the team). A report that cannot
+    be kept (a full store, an unreachable one) leaves none of its files in
+    ``out``, as one that cannot be written.
+    """
     from qhw.store import artifacts
 
-    folder = index.parent
-    files = {path.name: path for path in sorted(folder.iterdir()) if path.is_file()}
-    reference = artifacts.current().put_tree(files, f"the report {folder}")
-    return store.catalogue.add_report(simulator_run=simulator_run, hardware_runs=hardware_runs, artifacts=reference)
+    several = isinstance(comparison, DeviceComparison)
+    simulator = (comparison.comparisons[0] if several else comparison).simulator
+    out = Path(out) if out is not None else default_report_dir(simulator.run, hardware_runs)
+    with _new_files(out):
+        index, names = _write(comparison, out)
+        # Only the report's own files: a folder of the user's may hold others, which stay theirs.
+        files = {name: out / name for name in names}
+        reference = artifacts.current().put_tree(files, f"the report {out}")
+        record = store.catalogue.add_report(simulator_run=simulator.run, hardware_runs=hardware_runs, artifacts=reference)
+    return index, record
 
 
 def fetch_report(record, out: Path | None = None) -> Path:
@@ -62,7 +74,8 @@ def fetch_report(record, out: Path | None = None) -> Path:
     home's reports folder): the path of its index.html.
 
     Raises:
-        ArtifactError: an object of it is missing or altered (nothing written).
+        ArtifactError: an object of it is missing or altered, or its manifest
+            names anything but plain file names (nothing written).
         ConfigError: ``out`` cannot be written.
     """
 
@@ -71,10 +84,11 @@ def fetch_report(record, out: Path | None = None) -> Path:
     out = Path(out) if out is not None else config.home() / "reports" / f"report-{record.id}"
     config.check_writable(out, "--out")
     source = artifacts.current().tree(record.artifacts, f"report {record.id}'s files")
-    out.mkdir(parents=True, exist_ok=True)
-    for path in sorted(source.iterdir()):
-        with config.writing(out / path.name):
-            shutil.copyfile(path, out / path.name)
+    with _new_files(out):
+        out.mkdir(parents=True, exist_ok=True)
+        for path in sorted(source.iterdir()):
+            with config.writing(out / path.name):
+                shutil.copyfile(path, out / path.name)
     return out / "index.html"
 
 
@@ -83,36 +97,56 @@ def write_report(comparison: Comparison | DeviceComparison, out: Path | None = N
 
     A report that cannot be finished (a full disk) leaves none of its files.
     """
+    several = isinstance(comparison, DeviceComparison)
+    comparisons = comparison.comparisons if several else [comparison]
+    out = Path(out) if out is not None else default_report_dir(comparisons[0].simulator.run, [c.hardware.run for c in comparisons])
+    with _new_files(out):
+        return _write(comparison, out)[0]
+
+
+@contextmanager
+def _new_files(out: Path) -> Iterator[None]:
+    """What the block adds to the folder ``out`` is taken back if it fails:
+    the folder itself when the block made it, else only the files it added
+    (a folder of the user's keeps what it held)."""
+    created = not out.exists()
+    top = out  # the outermost folder the block may make (the home's reports/ too)
+    while created and not top.parent.exists():
+        top = top.parent
+    before = set() if created else set(out.iterdir())
+    try:
+        yield
+    except BaseException:
+        if created:
+            shutil.rmtree(top, ignore_errors=True)
+        elif out.is_dir():
+            for path in set(out.iterdir()) - before:
+                path.unlink(missing_ok=True)
+        raise
+
+
+def _write(comparison: Comparison | DeviceComparison, out: Path) -> tuple[Path, list[str]]:
+    """The report's files into ``out``: its index.html and the names of every file written."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no display on servers or in CI
     several = isinstance(comparison, DeviceComparison)
     comparisons = comparison.comparisons if several else [comparison]
     simulator = comparisons[0].simulator
-    out = Path(out) if out is not None else default_report_dir(simulator.run, [c.hardware.run for c in comparisons])
-    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    before = set(out.iterdir())
-    try:
-        sections = []  # the plots of each comparison
-        for item in comparisons:
-            prefix = f"run{item.hardware.run}_" if several else ""
-            images = [_confusion_plot(out, prefix, case, matrix) for case, matrix in item.confusion.items()]
-            images.append(_fidelity_plot(out, prefix, item))
-            if not several:
-                images.append(_shots_plot(out, comparisons))
-            sections.append(images)
-        shots = _shots_plot(out, comparisons) if several else None
-        (out / DATA).write_text(json.dumps(comparison.to_dict(), indent=2))
-        (out / INDEX).write_text(_page(comparison if several else None, simulator, comparisons, sections, shots))
-    except BaseException:
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        else:  # a folder of the user's: take back only what this report added
-            for path in set(out.iterdir()) - before:
-                path.unlink(missing_ok=True)
-        raise
-    return out / INDEX
+    sections = []  # the plots of each comparison
+    for item in comparisons:
+        prefix = f"run{item.hardware.run}_" if several else ""
+        images = [_confusion_plot(out, prefix, case, matrix) for case, matrix in item.confusion.items()]
+        images.append(_fidelity_plot(out, prefix, item))
+        if not several:
+            images.append(_shots_plot(out, comparisons))
+        sections.append(images)
+    shots = _shots_plot(out, comparisons) if several else None
+    (out / DATA).write_text(json.dumps(comparison.to_dict(), indent=2))
+    (out / INDEX).write_text(_page(comparison if several else None, simulator, comparisons, sections, shots))
+    names = {INDEX, DATA, *(name for images in sections for name in images), *([shots] if shots else [])}
+    return out / INDEX, sorted(names)
 
 
 # --- plots ---------------------------------------------------------------------------------------

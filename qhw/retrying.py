@@ -22,21 +22,27 @@ log = logging.getLogger("qhw.retry")
 T = TypeVar("T")
 
 
-def with_retries(call: Callable[[], T], what: str, retry_on: type[Exception] = TransientBackendError) -> T:
+def with_retries(
+    call: Callable[[], T], what: str, retry_on: type[Exception] = TransientBackendError, deadline: float | None = None
+) -> T:
     """Run ``call``, retrying transient provider errors (``retry_on``: an
-    artifact store's too) with backoff and jitter.
+    artifact store's too) with backoff and jitter; with ``deadline``, no
+    attempt starts that many seconds or more after the first began.
 
     Raises:
         TransientBackendError: still failing after the last attempt.
         Any other error of ``call`` at once.
     """
-    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay, wait_exponential_jitter
 
     attempts = settings.retry_attempts()
     initial_wait, max_wait = settings.retry_waits()
+    stop = stop_after_attempt(attempts)
+    if deadline is not None:
+        stop = stop | stop_before_delay(deadline)  # no wait that would end past it
     retrying = Retrying(
         retry=retry_if_exception_type(retry_on),
-        stop=stop_after_attempt(attempts),
+        stop=stop,
         wait=wait_exponential_jitter(
             initial=initial_wait, max=max_wait, jitter=1.0
         ),

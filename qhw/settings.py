@@ -20,6 +20,7 @@ RETRY_INITIAL_WAIT_ENV = "QHW_RETRY_INITIAL_WAIT"
 RETRY_MAX_WAIT_ENV = "QHW_RETRY_MAX_WAIT"
 DASK_SCHEDULER_ENV = "QHW_DASK_SCHEDULER"
 DASK_TIMEOUT_ENV = "QHW_DASK_TIMEOUT"
+ARTIFACTS_TIMEOUT_ENV = "QHW_ARTIFACTS_TIMEOUT"
 
 #: A claim's lease: long enough for one provider call, at most a week.
 LEASE_RANGE = (10.0, 7 * 86_400.0)
@@ -29,6 +30,9 @@ RETRY_ATTEMPTS_MAX = 100
 #: How long a Dask scheduler is given to answer, and then to have a worker.
 DASK_TIMEOUT_RANGE = (1.0, 3_600.0)
 DASK_TIMEOUT_DEFAULT = 10.0
+#: How long a call to a remote artifact store may go on failing (its retries included).
+ARTIFACTS_TIMEOUT_RANGE = (1.0, 3_600.0)
+ARTIFACTS_TIMEOUT_DEFAULT = 60.0
 
 # What distributed.Client takes for a plain TCP cluster; a host name, an IPv4
 # address or an IPv6 one in brackets, and a port.
@@ -96,6 +100,12 @@ def dask_timeout() -> float:
     return seconds(DASK_TIMEOUT_ENV, DASK_TIMEOUT_DEFAULT, *DASK_TIMEOUT_RANGE)
 
 
+def artifacts_timeout() -> float:
+    """How long a call to a remote artifact store is retried before it is given up (default 60 s);
+    one attempt's connection and reads are bounded by it too (see qhw.store.artifacts)."""
+    return seconds(ARTIFACTS_TIMEOUT_ENV, ARTIFACTS_TIMEOUT_DEFAULT, *ARTIFACTS_TIMEOUT_RANGE)
+
+
 def dask_scheduler(option: str | None) -> str | None:
     """The Dask scheduler to use: ``--scheduler``, else ``$QHW_DASK_SCHEDULER``, checked
     to be ``tcp://HOST:PORT`` (or ``HOST:PORT``); None for none.
@@ -122,4 +132,5 @@ def check_all(scheduler: str | None = None) -> None:
     retry_attempts()
     retry_waits()
     dask_timeout()
+    artifacts_timeout()
     dask_scheduler(scheduler)

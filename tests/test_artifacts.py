@@ -1,7 +1,7 @@
 """The artifact store (qhw/store/artifacts.py): objects by content, checked when read.
 
-A ``file://`` folder stands for a shared file system; fsspec's ``memory://``
-file system for a remote store (not local: reads go through the cache).
+A ``file://`` folder stands for a shared file system; a bucket on moto's S3
+server for a remote store (not local: reads go through the cache).
 """
 
 from __future__ import annotations
@@ -20,14 +20,9 @@ from qhw.store.artifacts import ArtifactStore
 
 
 @pytest.fixture
-def remote(home, monkeypatch):
-    """A store that is not a local folder (fsspec's in-memory file system), fresh for the test."""
-    import fsspec
-
-    fs = fsspec.filesystem("memory")
-    prefix = f"qhw-{id(fs)}-{np.random.default_rng().integers(1 << 30)}"
-    yield ArtifactStore(f"memory://{prefix}")
-    fs.rm(f"/{prefix}", recursive=True) if fs.exists(f"/{prefix}") else None
+def remote(home, s3_bucket):
+    """A store that is not a local folder: a fresh bucket on an S3 API (moto's server)."""
+    return ArtifactStore(s3_bucket)
 
 
 def test_a_file_is_stored_once_under_its_digest_and_read_back_checked(tmp_path, home):
@@ -65,11 +60,11 @@ def test_a_corrupted_or_missing_object_is_one_line_naming_it(remote, tmp_path):
     data = bytearray(remote.fs.cat_file(key))
     data[100] ^= 1
     remote.fs.pipe_file(key, bytes(data))
-    with pytest.raises(ArtifactError, match=r"^model 7: its object sha256:\w{12}\.\.\. in the artifact store memory://\S+ is corrupt") as caught:
+    with pytest.raises(ArtifactError, match=r"^model 7: its object sha256:\w{12}\.\.\. in the artifact store s3://\S+ is corrupt") as caught:
         remote.path(reference, "model 7")
     assert "\n" not in str(caught.value)
     remote.fs.rm(key)
-    with pytest.raises(ArtifactError, match=r"model 7: its object sha256:\w{12}\.\.\. is missing from the artifact store memory://"):
+    with pytest.raises(ArtifactError, match=r"model 7: its object sha256:\w{12}\.\.\. is missing from the artifact store s3://"):
         remote.path(reference, "model 7")
 
 
@@ -93,7 +88,7 @@ def test_transient_store_errors_are_retried_then_reported_in_one_line(remote, tm
     assert len(calls) == 3
     shutil.rmtree(tmp_path / "home" / "cache", ignore_errors=True)
     monkeypatch.setattr(remote.fs, "get_file", lambda *a, **kw: (_ for _ in ()).throw(OSError(16, "SlowDown")))
-    with pytest.raises(ArtifactError, match=r"reading a file: the artifact store memory://\S+ kept failing \(OSError"):
+    with pytest.raises(ArtifactError, match=r"reading a file: the artifact store s3://\S+ kept failing \(OSError"):
         remote.path(reference, "a file")
 
 

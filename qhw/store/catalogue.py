@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 
 from qhw import circuits, feature_maps
-from qhw.errors import ArtifactError, NotFoundError
+from qhw.boundary import quoted
+from qhw.errors import ArtifactError, NotFoundError, StoreError
 from qhw.feature_maps import FeatureMap
 from qhw.records import EvaluationRecord, FeatureSetRecord, ModelRecord, ModelSpec, ReportRecord
 from qhw.store.database import Database
@@ -169,7 +170,9 @@ def push_artifacts(catalogue: "Catalogue", target) -> PushReport:
     it finds nothing to move and copies nothing): files of rows from before
     the store are stored and their rows repointed (each row by compare-and-set:
     a row another process moved meanwhile is left as it is); objects rows
-    name that ``target`` lacks are copied from the home's own store."""
+    name that ``target`` lacks (or holds corrupt) are copied from the home's
+    own store. A row's path is read only inside the home (artifacts.home_path):
+    a row of a shared ledger cannot push another member's files."""
     import qhw.store.artifacts as artifacts
 
     source = artifacts.home_store()
@@ -182,25 +185,13 @@ def push_artifacts(catalogue: "Catalogue", target) -> PushReport:
             stored = [(row.id, getattr(row, column)) for row in session.scalars(select(row_type).order_by(row_type.id))]
         for row_id, value in stored:
             what = f"{kind} {row_id}'s weights" if kind == "model" else f"{kind} {row_id}'s files"
-            if artifacts.is_reference(value):
-                if source.url != target.url:
-                    copy = artifacts.copy_object if kind == "model" else artifacts.copy_tree
-                    try:
-                        copied += int(copy(value, source, target, what))
-                    except ArtifactError as err:
-                        skipped.append(str(err))
-                continue
-            path = resolved_path(value)
             try:
-                if kind == "feature set":
-                    files = {p.name: p for p in sorted(path.iterdir()) if p.is_file()} if path.is_dir() else {}
-                    if not files:
-                        raise ArtifactError(f"{what}: nothing to move at {path}")
-                    reference = target.put_tree(files, what)
-                else:
-                    if not path.is_file():
-                        raise ArtifactError(f"{what}: nothing to move at {path}")
-                    reference = target.put_file(path, what)
+                if artifacts.is_reference(value):
+                    if source.url != target.url:
+                        copy = artifacts.copy_object if kind == "model" else artifacts.copy_tree
+                        copied += int(copy(value, source, target, what))
+                    continue
+                reference = _store_home_files(target, value, folder=kind != "model", what=what)
             except ArtifactError as err:
                 skipped.append(str(err))
                 continue
@@ -214,19 +205,48 @@ def push_artifacts(catalogue: "Catalogue", target) -> PushReport:
     return PushReport(moved_sets, moved_models, copied, tuple(skipped))
 
 
+def _store_home_files(target, stored: str, *, folder: bool, what: str) -> str:
+    """A row's files from before the store (a folder, or one file, of the
+    home) into ``target``: the reference the row is to name.
+
+    Raises:
+        ArtifactError: the row names nothing to move, or a path outside the home.
+    """
+    from qhw.store.artifacts import home_path
+
+    path = home_path(stored, what)
+    if not folder:
+        if not path.is_file():
+            raise ArtifactError(f"{what}: nothing to move at {path}")
+        return target.put_file(path, what)
+    # Each file too: a link inside the folder may lead out of the home.
+    files = {p.name: home_path(str(p), f"{what}: {p.name}") for p in sorted(path.iterdir())} if path.is_dir() else {}
+    files = {name: p for name, p in files.items() if p.is_file()}
+    if not files:
+        raise ArtifactError(f"{what}: nothing to move at {path}")
+    return target.put_tree(files, what)
+
+
 @dataclass(frozen=True)
 class StoreCheck:
     """Objects no row names (a command killed between an object and its row),
-    and rows whose objects the store lacks."""
+    rows whose objects the store lacks, rows whose manifest cannot be read,
+    and temporary objects of writes (under way, or cut off: ``stale``)."""
 
     unreferenced: tuple[str, ...]  # digests
     missing: tuple[str, ...]  # "feature set 3: sha256:..." lines
+    damaged: tuple[str, ...] = ()  # "report 2: ..." lines: a manifest the store holds but that is not one
+    partial: tuple[str, ...] = ()  # paths of temporary objects
+    stale: tuple[str, ...] = ()  # those of them untouched for an hour: left by a write that was cut off
+    removed: tuple[str, ...] = ()  # stale ones removed (``clean``)
 
 
-def check_artifacts(catalogue: "Catalogue", store) -> StoreCheck:
+def check_artifacts(catalogue: "Catalogue", store, *, clean: bool = False) -> StoreCheck:
     """What the artifact store holds against what the rows name (feature
     sets' manifests and their files, models, the documents braket_emulator:
-    runs are named by)."""
+    runs are named by); every row is checked, whatever the ones before it
+    hold. ``clean``: remove the temporary objects of writes cut off (untouched
+    for an hour: a write under way touches its own)."""
     import qhw.store.artifacts as artifacts
     from qhw.store.models import RunRow
 
@@ -235,9 +255,12 @@ def check_artifacts(catalogue: "Catalogue", store) -> StoreCheck:
         named += [(f"model {i}", v, False) for i, v in session.execute(select(ModelRow.id, ModelRow.weights_path))]
         named += [(f"report {i}", v, True) for i, v in session.execute(select(ReportRow.id, ReportRow.artifacts))]
         named += [(f"run {i}", v.split(":", 1)[1], False) for i, v in session.execute(select(RunRow.id, RunRow.backend)) if v.startswith("braket_emulator:sha256:")]
+    removed = tuple(store.remove_stale_partial_writes()) if clean else ()
+    partial = store.partial_writes()
     present = store.digests()
     referenced: set[str] = set()
     missing: list[str] = []
+    damaged: list[str] = []
     for owner, value, is_tree in named:
         if not artifacts.is_reference(value):
             continue
@@ -247,12 +270,19 @@ def check_artifacts(catalogue: "Catalogue", store) -> StoreCheck:
             missing.append(f"{owner}: {value}")
             continue
         if is_tree:
-            manifest = json.loads(store.read_bytes(value, f"{owner}'s manifest"))["files"]
+            try:
+                manifest = store.manifest(value, owner)
+            except ArtifactError as err:
+                damaged.append(str(err))
+                continue
             for name, file_digest in manifest.items():
                 referenced.add(file_digest)
                 if file_digest not in present:
                     missing.append(f"{owner}: {name} {artifacts.PREFIX}{file_digest}")
-    return StoreCheck(tuple(sorted(present - referenced)), tuple(missing))
+    stale = [path for path, age in partial if age is not None and age >= artifacts.STALE_PARTIAL_SECONDS]
+    return StoreCheck(
+        tuple(sorted(present - referenced)), tuple(missing), tuple(damaged), tuple(path for path, _ in partial), tuple(stale), removed,
+    )
 
 
 def resolved_path(stored: str) -> Path:
@@ -266,8 +296,24 @@ def resolved_path(stored: str) -> Path:
 def _report_record(row: ReportRow) -> ReportRecord:
     return ReportRecord(
         id=row.id, created_at=aware(row.created_at), simulator_run=row.simulator_run_id,
-        hardware_runs=tuple(json.loads(row.hardware_run_ids)), artifacts=row.artifacts,
+        hardware_runs=_run_ids(row.hardware_run_ids, f"report {row.id}"), artifacts=row.artifacts,
     )
+
+
+def _run_ids(stored: str, owner: str) -> tuple[int, ...]:
+    """A row's JSON list of run ids.
+
+    Raises:
+        StoreError: one line naming the row: the column holds anything else
+            (a row changed outside qhw).
+    """
+    try:
+        ids = json.loads(stored)
+    except (TypeError, ValueError):
+        ids = None
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise StoreError(f"{owner}: its row's hardware runs {quoted(stored)} are not a list of run ids (changed outside qhw?)")
+    return tuple(ids)
 
 
 def stored_reference(stored: str) -> str:
