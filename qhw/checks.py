@@ -6,6 +6,8 @@ these keep library callers just as safe.
 
 from __future__ import annotations
 
+import re
+
 from qhw.errors import ConfigError
 
 #: NumPy, scikit-learn, TensorFlow and Qiskit all take seeds in this range.
@@ -16,6 +18,47 @@ ID_MAX = 2**31 - 1
 EPOCHS_MAX = 100_000
 #: Local worker processes: more than any machine has cores.
 WORKERS_MAX = 1024
+
+
+#: A number as qhw reads one, from an option or the environment: ASCII digits,
+#: an optional sign, point and exponent. Python's ``int`` and ``float`` also
+#: take ``1_0e-5`` (underscores) and other scripts' digits (``'٠.٠٠٠١'``), which
+#: a reader of the command line would not take for the number they are.
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+#: Words ``float`` reads that qhw's checks then refuse with their own reason (not finite).
+_NON_FINITE = re.compile(r"[+-]?(nan|inf|infinity)", re.ASCII | re.IGNORECASE)
+
+
+def parse_integer(text: object) -> int:
+    """A whole number in plain ASCII decimal digits (an optional sign).
+
+    Raises:
+        ValueError: anything else (underscores, other scripts' digits, spaces, a fraction).
+    """
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a whole number")
+    if isinstance(text, int):
+        return text
+    if not isinstance(text, str) or not _INTEGER.fullmatch(text):
+        raise ValueError(f"{text!r} is not a whole number")
+    return int(text)
+
+
+def parse_decimal(text: object) -> float:
+    """A number in plain ASCII decimal notation (``1e-4``, ``-0.5``, ``.25``), or
+    ``nan``/``inf`` (for the caller's finiteness check to refuse with its reason).
+
+    Raises:
+        ValueError: anything else (underscores, other scripts' digits, spaces).
+    """
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a number")
+    if isinstance(text, (int, float)):
+        return float(text)
+    if not isinstance(text, str) or not (_DECIMAL.fullmatch(text) or _NON_FINITE.fullmatch(text)):
+        raise ValueError(f"{text!r} is not a number")
+    return float(text)
 
 
 def check_seed(seed: int | None, option: str = "--seed") -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from qhw.cli_options import (
-    ANGLE_RANGE, EPOCHS, ID, INTERVAL, LATENT, MAP_QUBITS, MAP_REPS, PACK, POSITIVE, REP_DELAY, REUSE, SECONDS, SEED, USD, WORKERS, LazyHelp,
+    ANGLE_RANGE, EPOCHS, ID, INTERVAL, LATENT, MAP_QUBITS, MAP_REPS, PACK, PACK_SPACING, POSITIVE, REP_DELAY, REUSE, SECONDS, SEED, USD, WORKERS, LazyHelp,
 )
 from qhw import feature_maps  # light: Qiskit loads inside its functions; the help lists its maps
 from qhw.errors import QhwError
@@ -354,7 +354,7 @@ def backends(as_json) -> None:
     help="Copies of the feature map side by side on a device's qubits, each with its own sample (auto: as many as fit).",
 )
 @click.option(
-    "--pack-spacing", type=click.IntRange(0, 1), default=1, show_default=True,
+    "--pack-spacing", type=PACK_SPACING, default=1, show_default=True,
     help="1 keeps an idle qubit between packed copies (against crosstalk); 0 allows neighbours.",
 )
 @click.option(

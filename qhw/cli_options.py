@@ -12,16 +12,25 @@ import re
 
 import click
 
-from qhw.checks import EPOCHS_MAX, ID_MAX, SEED_MAX, WORKERS_MAX
+from qhw.checks import EPOCHS_MAX, ID_MAX, SEED_MAX, WORKERS_MAX, parse_decimal, parse_integer
 from qhw.errors import ConfigError
 from qhw.feature_maps import MAX_QUBITS, MAX_REPS, MIN_QUBITS
 from qhw.packing import parse_copies, parse_reuse
 
 
 class IntegerRange(click.IntRange):
-    """click.IntRange, whose messages say "integer" rather than "integer range"."""
+    """click.IntRange that reads plain ASCII digits only (qhw.checks.parse_integer:
+    not ``1_0`` nor ``١٠``), and whose messages say "integer" rather than "integer range"."""
 
     name = "integer"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            try:
+                value = parse_integer(value)
+            except ValueError:
+                self.fail(f"{value!r} is not a valid integer", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 SEED = IntegerRange(0, SEED_MAX)
@@ -36,6 +45,8 @@ LATENT = IntegerRange(1, 784)
 MAP_QUBITS = IntegerRange(MIN_QUBITS, MAX_QUBITS)
 #: Repetitions of the zz and reupload maps.
 MAP_REPS = IntegerRange(1, MAX_REPS)
+#: Idle qubits kept between packed copies.
+PACK_SPACING = IntegerRange(0, 1)
 
 
 class FiniteFloat(click.ParamType):
@@ -49,13 +60,10 @@ class FiniteFloat(click.ParamType):
         self.unit = unit
 
     def convert(self, value, param, ctx):
-        if isinstance(value, float):
-            number = value
-        else:
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                self.fail(f"{value!r} is not a number", param, ctx)
+        try:
+            number = parse_decimal(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number", param, ctx)
         if not math.isfinite(number) or number < self.minimum:
             self.fail(f"must be a finite number{self.unit}, {self.minimum:g} or more, got {value}", param, ctx)
         if self.maximum is not None and number > self.maximum:
@@ -73,7 +81,7 @@ class AngleRange(click.ParamType):
     """``LOW:HIGH`` in radians: numbers, or multiples of pi (``0:pi``, ``-pi/2:pi/2``, ``0:2*pi``)."""
 
     name = "LOW:HIGH"
-    _PI_FORM = re.compile(r"^(?P<sign>[-+]?)(?P<factor>\d+(\.\d*)?)?\*?pi(/(?P<divisor>\d+(\.\d*)?))?$")
+    _PI_FORM = re.compile(r"^(?P<sign>[-+]?)(?P<factor>[0-9]+(\.[0-9]*)?)?\*?pi(/(?P<divisor>[0-9]+(\.[0-9]*)?))?$", re.ASCII)
 
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
@@ -96,7 +104,7 @@ class AngleRange(click.ParamType):
             number = -number if match["sign"] == "-" else number
         else:
             try:
-                number = float(text)
+                number = parse_decimal(text)
             except ValueError:
                 self.fail(f"{text!r} in {value!r} is neither a number nor a multiple of pi", param, ctx)
         if not math.isfinite(number):

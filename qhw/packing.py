@@ -104,14 +104,18 @@ def _auto_or_count(value: int | str, option: str, what: str, maximum: int) -> in
     """``auto`` as None, else a whole number from 1 to ``maximum`` in plain
     decimal digits: Python's ``int`` would also take ``1_0`` (10) and other
     scripts' digits (the Arabic-Indic ``٣`` as 3)."""
-    import re
+    from qhw.checks import parse_integer
 
     text = str(value).strip() if not isinstance(value, bool) else ""
     if text.lower() == "auto":
         return None
-    if not re.fullmatch(r"[0-9]+", text, re.ASCII) or not 1 <= int(text) <= maximum:
+    try:
+        count = parse_integer(text)
+    except ValueError:
+        count = 0
+    if text.startswith(("+", "-")) or not 1 <= count <= maximum:
         raise ConfigError(f"{option} must be auto or a whole number of {what} from 1 to {maximum}, got {value}")
-    return int(text)
+    return count
 
 
 class NoChainError(ConfigError):

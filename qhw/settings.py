@@ -12,6 +12,7 @@ import math
 import os
 import re
 
+from qhw.checks import parse_decimal, parse_integer
 from qhw.errors import ConfigError
 
 LEASE_ENV = "QHW_LEASE_SECONDS"
@@ -49,7 +50,7 @@ def seconds(name: str, default: float, low: float, high: float) -> float:
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = float(raw)
+        value = parse_decimal(raw.strip())
     except ValueError:
         raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
     if not (math.isfinite(value) and low <= value <= high):
@@ -68,7 +69,7 @@ def retry_attempts() -> int:
     if raw is None or raw.strip() == "":
         return 4
     try:
-        value = int(raw)
+        value = parse_integer(raw.strip())
     except ValueError:
         value = 0
     if not 1 <= value <= RETRY_ATTEMPTS_MAX:
@@ -87,7 +88,7 @@ def _wait(name: str, default: float) -> float:
         return default
     low, high = RETRY_WAIT_RANGE
     try:
-        value = float(raw)
+        value = parse_decimal(raw.strip())
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and low <= value <= high):

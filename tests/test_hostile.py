@@ -668,6 +668,18 @@ CASES = {
         "submit --backend statevector --split test --adaptive --model 1", "model 1's weights: its object sha256:",
         lambda home: stored_object(home, "models", "weights_path").unlink() or {},
     ),
+    # --- numbers read one way: ASCII digits, no underscores (float() and int() take both) ----------------
+    "rep-delay in Arabic-Indic digits": Case("submit --backend fake_fez --split test --limit 10 --rep-delay ٠.٠٠٠١", "'--rep-delay': '٠.٠٠٠١' is not a number"),
+    "rep-delay with underscores": Case("submit --backend fake_fez --split test --limit 10 --rep-delay 1_0e-5", "'--rep-delay': '1_0e-5' is not a number"),
+    "shots in Arabic-Indic digits": Case("submit --backend aer_simulator --shots ١٠٠", "'--shots': '١٠٠' is not a valid integer"),
+    "seed with underscores": Case("submit --backend aer_simulator --seed 1_0", "'--seed': '1_0' is not a valid integer"),
+    "max-cost with underscores": Case("submit --backend ionq_forte --split test --limit 10 --max-cost 1_000 --yes", "'--max-cost': '1_000' is not a number"),
+    "pack-spacing in other digits": Case("submit --backend fake_fez --split test --limit 10 --pack 2 --pack-spacing ٠", "'--pack-spacing': '٠' is not a valid integer"),
+    "angle range in other digits": Case("features build --angle-range 0:٣", "'٣' in '0:٣' is neither a number nor a multiple of pi"),
+    "interval with underscores": Case("collect --wait --interval 1_0", "'--interval': '1_0' is not a number"),
+    "retry attempts in other digits": Case("collect", "QHW_RETRY_ATTEMPTS must be a whole number, 1 or more (at most 100), got '٣'", lambda home: {"env": {"QHW_RETRY_ATTEMPTS": "٣"}}),
+    "lease with underscores": Case("collect", "QHW_LEASE_SECONDS must be a number of seconds, got '3_00'", lambda home: {"env": {"QHW_LEASE_SECONDS": "3_00"}}),
+    "store timeout in other digits": Case("collect", "QHW_ARTIFACTS_TIMEOUT must be a number of seconds, got '٦٠'", lambda home: {"env": {"QHW_ARTIFACTS_TIMEOUT": "٦٠"}}),
     "pack-spacing 2": Case("submit --backend fake_fez --split test --limit 10 --pack 2 --pack-spacing 2", "'--pack-spacing': 2 is not in the range 0<=x<=1"),
 }
 
