@@ -70,10 +70,6 @@ EMULATOR_CIRCUITS_PER_JOB = 100
 #: Program-set size assumed before the device's own properties are read.
 DEFAULT_MAX_EXECUTABLES = 100
 DEFAULT_MAX_SHOTS = 100_000
-NAMES_SUMMARY = (
-    "braket_local, braket_dm, braket_sv1, braket_dm1, ionq_forte, ionq_aria, iqm_garnet, rigetti_ankaa, "
-    "braket:<device ARN>, braket_emulator:<device properties FILE.json>"
-)
 #: Amazon Braket's list prices (see qhw.pricing): every task (a program set
 #: counts as one) plus every shot on a QPU; managed simulators by the minute.
 PRICES = {

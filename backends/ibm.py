@@ -43,7 +43,9 @@ from qhw.backend import (
 )
 from qhw.backends._engines import DensityEmulation
 from qhw.backends._qiskit_jobs import job_status, local_job_counts, mapped_counts
-from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, JobNotFoundError, TransientBackendError
+from qhw.errors import (
+    BackendError, ConfigError, CredentialsError, JobFailedError, JobNotFoundError, ProviderAnswerError, TransientBackendError,
+)
 from qhw.packing import DeviceGraph
 from qhw.pricing import CostEstimate, PriceTable
 from qhw.feature_maps import MIN_QUBITS
@@ -88,10 +90,6 @@ PRICES = {
 LISTING_GRACE_ENV = "QHW_IBM_LISTING_GRACE_SECONDS"
 LISTING_GRACE_SECONDS = 300.0
 LISTED_DEVICES = ("ibm_fez", "ibm_torino", "ibm_kingston", "ibm_marrakesh", "ibm_aachen", "ibm_pittsburgh")
-NAMES_SUMMARY = (
-    "ibm_<device> for IBM Quantum devices (ibm_fez, ibm_torino, ibm_kingston, ...); "
-    "fake_<device> for any fake IBM device with 5+ qubits (fake_manila, fake_lima, fake_brisbane, ...)"
-)
 CREDENTIALS_HELP = (
     "save an IBM Quantum account once with QiskitRuntimeService.save_account(token=..., instance=...), "
     "or set QISKIT_IBM_TOKEN and QISKIT_IBM_INSTANCE"
@@ -561,17 +559,25 @@ class IBMQPU(_IBMDevice):
 
     def allowance(self) -> Allowance | None:
         """What the instance's plan has left this period (``QiskitRuntimeService.usage()``);
-        None where the service gives no limit (an older service, a plan without one)."""
+        None where the service gives no limit (an older service, a plan without one).
+
+        Raises:
+            ProviderAnswerError: IBM's answer cannot be read (Runtime's own
+                ``usage()`` fails on it, as its every job submission would).
+        """
         service = self._service_or_error()
-        usage = _runtime_call(service.usage, "reading the instance's usage") or {}
-        remaining = _seconds(usage.get("usage_remaining_seconds"))
-        if remaining is None:
-            return None
-        limit = _seconds(usage.get("usage_limit_seconds", usage.get("usage_allocation_seconds")))
-        return Allowance(
-            plan=str(usage.get("plan_id") or "unknown"), consumed=_seconds(usage.get("usage_consumed_seconds")), limit=limit,
-            remaining=remaining, unit="QPU s",
-        )
+        try:
+            usage = service.usage() or {}
+        except (TypeError, ValueError, KeyError, AttributeError) as err:  # Runtime's sums over IBM's fields
+            raise ProviderAnswerError(
+                f"IBM Quantum's usage of the instance cannot be read ({type(err).__name__}: {err}): Runtime cannot submit a job "
+                "while IBM answers so"
+            ) from err
+        except Exception as err:
+            raise _translate(err, "reading the instance's usage") from err
+        if not isinstance(usage, dict):
+            raise ProviderAnswerError(f"IBM Quantum's usage of the instance is not a document ({type(usage).__name__})")
+        return usage_allowance(usage)
 
     def _job(self, job_id: str) -> Any:
         """The job, looked up once per adapter: the RuntimeJobV2 asks IBM for
@@ -834,6 +840,35 @@ def _qubits(device: Any) -> int:
     full target (which reads every calibration: 60 ms a device)."""
     conf = getattr(device, "_conf_dict", None) or {}
     return int(conf["n_qubits"]) if "n_qubits" in conf else device.num_qubits
+
+
+def usage_allowance(usage: dict) -> Allowance | None:
+    """``QiskitRuntimeService.usage()``'s document as an Allowance, its figures
+    checked against each other: a remaining figure that does not follow from
+    the limit and the consumption (Runtime computes it as the limit less the
+    consumption, floored at 0: a negative consumption gives more left than the
+    limit) is unknown, not believed. None where IBM gives no limit."""
+    raw_remaining = usage.get("usage_remaining_seconds")
+    if raw_remaining is None:
+        return None
+    plan = str(usage.get("plan_id") or "unknown")
+    limit = _seconds(usage.get("usage_limit_seconds", usage.get("usage_allocation_seconds")))
+    consumed = _seconds(usage.get("usage_consumed_seconds"))
+    remaining = _seconds(raw_remaining)
+    doubt = None
+    if remaining is None:
+        doubt = f"it gives {raw_remaining!r} seconds left"
+    elif "usage_consumed_seconds" in usage and consumed is None:
+        doubt = f"it gives {usage.get('usage_consumed_seconds')!r} seconds consumed"
+    elif limit is not None and remaining > limit:
+        doubt = f"it gives {remaining:,.0f} s left of a {limit:,.0f} s limit"
+    elif limit is not None and consumed is not None and abs(remaining - max(limit - consumed, 0.0)) > 1e-6 * max(limit, 1.0):
+        doubt = f"{remaining:,.0f} s left is not the {limit:,.0f} s limit less the {consumed:,.0f} s consumed"
+    return Allowance(
+        plan=plan, consumed=consumed, limit=limit, remaining=None if doubt else remaining, unit="QPU s",
+        # As Runtime's own check before every job reads the flag.
+        limit_reached=bool(usage.get("usage_limit_reached")), doubt=None if doubt is None else f"IBM's usage answer does not add up: {doubt}",
+    )
 
 
 def _seconds(value: Any) -> float | None:

@@ -6,7 +6,6 @@ point group. A provider module exposes::
 
     def backend_names() -> list[str]            # every name it can create
     def create(name: str, *, seed: int | None) -> Backend | None   # None when the name is not its own
-    NAMES_SUMMARY: str                          # optional: a short form of the names for messages
     PRICES: dict[str, float | dict[str, float]] # optional: its prices, by key (see qhw.pricing)
 """
 
@@ -163,13 +162,20 @@ class PublishedPrice:
 
 @dataclass(frozen=True)
 class Allowance:
-    """What an account's plan allows this period and what is left of it (IBM's Open plan: 600 QPU s every 28 days)."""
+    """What an account's plan allows this period and what is left of it (IBM's Open plan: 600 QPU s every 28 days).
+
+    ``remaining`` is None where the provider's figures do not add up (a
+    negative consumption, more left than the limit): unknown, never believed;
+    ``doubt`` says why. ``limit_reached`` is the provider's own verdict (IBM's
+    ``usage_limit_reached``), whatever the figures say."""
 
     plan: str
     consumed: float | None
     limit: float | None
-    remaining: float
+    remaining: float | None
     unit: str  # of the three figures ("QPU s")
+    limit_reached: bool = False
+    doubt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -388,14 +394,6 @@ def backend_names() -> list[str]:
     return names
 
 
-def backend_summary() -> str:
-    """Known names for an error message: each provider's summary, or its names."""
-    parts = []
-    for module in provider_modules():
-        parts.append(getattr(module, "NAMES_SUMMARY", None) or ", ".join(module.backend_names()))
-    return "; ".join(parts)
-
-
 @dataclass(frozen=True)
 class BackendEntry:
     """A row of ``qhw backends``: a backend as its provider module knows it
@@ -435,10 +433,18 @@ def get_backend(name: str, *, seed: int | None = None) -> Backend:
     """Create the backend registered under ``name``.
 
     Raises:
-        UnknownBackendError: no provider knows the name; the message lists what exists.
+        UnknownBackendError: no provider knows the name; the message names the
+            closest known ones and points at ``qhw backends`` (the whole list
+            is hundreds of characters: no line for an error).
     """
+    import difflib
+
+    from qhw.boundary import quoted
+
     for module in provider_modules():
         backend = module.create(name, seed=seed)
         if backend is not None:
             return backend
-    raise UnknownBackendError(f"unknown backend {name!r}; known: {backend_summary()}")
+    close = difflib.get_close_matches(str(name), backend_names(), n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    raise UnknownBackendError(f"unknown backend {quoted(name)}{hint}; `qhw backends` lists them")

@@ -901,12 +901,18 @@ def account(backend_name, as_json) -> None:
     allowance = backend.allowance()
     if allowance is None:
         raise QhwError(f"{backend.provider} gives no plan allowance for this account (no limit, or a service that does not say)")
+    # Figures that do not add up are shown as unknown (null), never believed; the provider's own flag as it says.
     _emit(
         {"backend": backend_name, "plan": allowance.plan, "consumed": allowance.consumed, "limit": allowance.limit,
-         "remaining": allowance.remaining, "unit": allowance.unit},
+         "remaining": allowance.remaining if as_json or allowance.remaining is not None else "unknown", "unit": allowance.unit,
+         "limit_reached": allowance.limit_reached},
         as_json,
         title=f"{backend.provider} plan usage",
     )
+    if allowance.doubt:
+        click.echo(f"note: what is left is unknown: {allowance.doubt}", err=True)
+    if allowance.limit_reached:
+        click.echo(f"note: {backend.provider} says the instance has reached its usage limit: jobs will not run until time is made available", err=True)
 
 
 # --- artifacts ---------------------------------------------------------------------

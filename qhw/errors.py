@@ -79,6 +79,11 @@ class ListingLagError(TransientBackendError):
     show a job accepted this recently: "not found" is no answer yet."""
 
 
+class ProviderAnswerError(BackendError):
+    """A provider answered, with a document that cannot be read (a field of the
+    wrong type): what depends on it stops before anything is written or sent."""
+
+
 class JobNotFoundError(BackendError, LookupError):
     """The provider no longer knows a job id (e.g. a local job from a finished process)."""
 

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 from qhw import feature_maps, packing
 from qhw.backend import Backend, DeviceProfile, ShotTiming
-from qhw.errors import BackendError, ConfigError, QhwError
+from qhw.errors import BackendError, ConfigError, ProviderAnswerError, QhwError
 from qhw.pricing import CostEstimate, PriceTable, check_amount, sum_estimates
 from qhw.records import JOB_PURPOSES, ExecutionFailureRecord, JobPlan, JobRecord, RunRecord, ceil_div
 
@@ -514,20 +514,35 @@ _ALLOWANCE_UNKNOWN: set[str] = set()
 def check_allowance(backend: Backend, estimate: CostEstimate | None) -> None:
     """Refuse a paid submission whose estimate is more device time than the
     account's plan has left (IBM's Open plan: 600 QPU s every 28 days), naming
-    both figures. Where the allowance cannot be read (no network, an older
-    service), say so once and go on: the provider refuses what exceeds it.
+    both figures, or that the provider says has reached its limit (IBM's
+    ``usage_limit_reached``, whatever seconds it shows). Where the allowance
+    is unknown (no network, an older service, figures that do not add up),
+    say so once and go on, as the provider's own client does: the provider
+    refuses what exceeds it.
 
     Raises:
-        ConfigError: the estimate exceeds what is left.
+        ConfigError: the estimate exceeds what is left, or the limit is reached.
+        ProviderAnswerError: the provider's usage answer cannot be read at all
+            (its own client cannot submit while it answers so).
     """
     if not backend.is_paid or estimate is None or estimate.quantum_seconds is None:
-        return
+        return  # (a provider that bills no device time keeps no allowance of it)
     try:
         allowance = backend.allowance()
+    except ProviderAnswerError as err:
+        raise ProviderAnswerError(f"{err}; nothing was submitted") from err
     except QhwError as err:  # CredentialsError included: the guard asked for credentials already
         allowance, reason = None, f"it could not be read ({err})"
     else:
         reason = "the service gives no limit for the instance"
+    if allowance is not None and allowance.limit_reached:
+        left = "" if allowance.remaining is None else f", though it shows {allowance.remaining:,.0f} {allowance.unit} left"
+        raise ConfigError(
+            f"{backend.provider} says the {allowance.plan} plan's instance has reached its usage limit "
+            f"(usage_limit_reached{left}); nothing was submitted"
+        )
+    if allowance is not None and allowance.remaining is None:
+        allowance, reason = None, allowance.doubt or "what is left is unknown"
     if allowance is None:
         if backend.name not in _ALLOWANCE_UNKNOWN:
             _ALLOWANCE_UNKNOWN.add(backend.name)

@@ -523,7 +523,7 @@ CASES = {
     "demo shots above the device": Case("demo --shots 200000", "--shots must be between 1 and 100000 on fake_manila"),
     "demo limit beyond the subset": Case("demo --limit-train 5000", "--limit-train 5000 exceeds the 4,000 images"),
     # --- names that do not exist ------------------------------------------------------------------------
-    "unknown backend": Case("submit --backend quantinuum_h2", "unknown backend 'quantinuum_h2'; known: aer_simulator"),
+    "unknown backend": Case("submit --backend quantinuum_h2", "unknown backend 'quantinuum_h2'; `qhw backends` lists them"),
     "unknown feature set": Case("submit --backend aer_simulator --features 99", "no feature set with id 99"),
     "unknown run to train": Case("train --run 99", "no run with id 99"),
     "unknown run to export": Case("results --run 99 --out x.npz", "no run with id 99"),

@@ -320,6 +320,63 @@ def test_qhw_account_shows_the_plan_s_usage(featured_store, ibm_cloud):
     assert (shown["plan"], shown["consumed"], shown["limit"], shown["remaining"], shown["unit"]) == ("open", 120, 600, 480, "QPU s")
 
 
+def test_an_instance_ibm_says_is_at_its_limit_is_refused_whatever_seconds_it_shows(featured_store, ibm_cloud, home):
+    """IBM's usage_limit_reached with 500 s still shown: Runtime only warns
+    (qhw hides other libraries' warnings), and the job would not run."""
+    ibm_cloud.set(instance_usage={"plan_id": "open", "usage_consumed_seconds": 100, "usage_limit_seconds": 600, "usage_limit_reached": True})
+    before = snapshot(home)
+    result = CliRunner().invoke(main, ["submit", "--backend", "ibm_fez", "--split", "test", "--limit", "3", "--shots", "10", "--yes"])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and lines[-1] == (
+        "Error: ibm says the open plan's instance has reached its usage limit (usage_limit_reached, though it shows 500 QPU s left); "
+        "nothing was submitted"
+    ), result.stderr
+    assert snapshot(home) == before and not ibm_cloud.jobs
+    shown = json.loads(CliRunner().invoke(main, ["account", "--json"]).stdout)
+    assert (shown["remaining"], shown["limit_reached"]) == (500, True)
+
+
+def test_usage_figures_that_do_not_add_up_are_unknown_not_believed(featured_store, ibm_cloud, home):
+    """A negative consumption showed 1,000,000,600 s left of a 600 s limit.
+    Unknown, said once; a paid run goes on, as IBM's own client does (the
+    service refuses what exceeds the plan)."""
+    planning._ALLOWANCE_UNKNOWN.clear()
+    ibm_cloud.set(instance_usage={"plan_id": "open", "usage_consumed_seconds": -1_000_000_000, "usage_limit_seconds": 600, "usage_limit_reached": False})
+    shown = CliRunner().invoke(main, ["account", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["remaining"] is None
+    assert shown.stderr.strip() == "note: what is left is unknown: IBM's usage answer does not add up: it gives -1000000000 seconds consumed"
+    table = CliRunner().invoke(main, ["account"])
+    assert "unknown" in table.stdout and "1,000,000" not in table.stdout and "1000000600" not in table.stdout
+    submitted = CliRunner().invoke(main, ["submit", "--backend", "ibm_fez", "--split", "test", "--limit", "3", "--shots", "10", "--yes"])
+    assert submitted.exit_code == 0, submitted.output
+    assert "the plan's allowance was not checked: IBM's usage answer does not add up" in submitted.stderr
+    assert len(ibm_cloud.jobs) == 1
+    # The figures' own consistency: more left than the limit, or not the limit less the consumption.
+    from qhw.backends.ibm import usage_allowance
+
+    for usage in ({"usage_remaining_seconds": 700, "usage_limit_seconds": 600, "usage_consumed_seconds": 0},
+                  {"usage_remaining_seconds": 500, "usage_limit_seconds": 600, "usage_consumed_seconds": 300}):
+        assert usage_allowance(usage).remaining is None
+    assert usage_allowance({"usage_remaining_seconds": 300, "usage_limit_seconds": 600, "usage_consumed_seconds": 300}).remaining == 300
+
+
+def test_a_usage_answer_runtime_cannot_read_is_one_line_before_any_row(featured_store, ibm_cloud, home):
+    """A usage limit that is a string made Runtime's own usage() raise
+    TypeError inside the submission, after the run and job rows were
+    written; the job was then marked refused by the provider."""
+    ibm_cloud.set(instance_usage={"plan_id": "open", "usage_consumed_seconds": 10, "usage_limit_seconds": "600", "usage_limit_reached": False})
+    before = snapshot(home)
+    for command in (["submit", "--backend", "ibm_fez", "--split", "test", "--limit", "3", "--shots", "10", "--yes"], ["account"]):
+        result = CliRunner().invoke(main, command)
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 1 and "Traceback" not in result.stderr, result.output
+        assert lines[-1].startswith("Error: IBM Quantum's usage of the instance cannot be read (TypeError: "), lines
+        assert len(lines[-1]) < 400
+    assert lines[-1].endswith("Runtime cannot submit a job while IBM answers so")
+    assert snapshot(home) == before and not ibm_cloud.jobs and featured_store.ledger.runs() == []
+
+
 # --- bad input -----------------------------------------------------------------------------------------
 
 
@@ -361,7 +418,8 @@ def test_bad_reuse_and_rep_delay_are_one_line_and_write_nothing(featured_store, 
         (["--backend", "aer_simulator"], "aer_simulator is free: name a device of the account"),
         (["--backend", "braket_sv1"], "gives no plan allowance for this account"),
         (["--backend", "ibm_fez"], "credentials"),
-        (["--backend", "nosuch"], "nosuch"),
+        (["--backend", "nosuch"], "unknown backend 'nosuch'; `qhw backends` lists them"),
+        (["--backend", "fake_manilla"], "unknown backend 'fake_manilla' (did you mean fake_manila"),
     ],
 )
 def test_qhw_account_refuses_in_one_line(featured_store, home, monkeypatch, args, message):
@@ -373,4 +431,5 @@ def test_qhw_account_refuses_in_one_line(featured_store, home, monkeypatch, args
     result = CliRunner().invoke(main, ["account", *args])
     lines = result.stderr.strip().splitlines()
     assert result.exit_code != 0 and len(lines) == 1 and message in lines[0], result.stderr
+    assert len(lines[0]) < 200  # an unknown name listed every backend once: 409 characters
     assert snapshot(home) == before

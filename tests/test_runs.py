@@ -162,7 +162,7 @@ def test_the_job_row_exists_before_the_provider_is_called(featured_store, monkey
         (dict(backend_name="fake_manila", shots=200_000), ConfigError, "--shots must be between 1 and 100000"),
         (dict(backend_name="aer_simulator", split="test", limit=SMALL_TEST + 1), ConfigError, "exceeds the 100 test"),
         (dict(backend_name="aer_simulator", feature_set_id=9), NotFoundError, "no feature set with id 9"),
-        (dict(backend_name="quantinuum_h2"), UnknownBackendError, "aer_simulator"),
+        (dict(backend_name="quantinuum_h2"), UnknownBackendError, "`qhw backends` lists them"),
         (dict(backend_name="aer_simulator", split="validation"), ConfigError, "--split"),
     ],
 )
