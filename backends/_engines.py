@@ -41,10 +41,15 @@ class DensityEmulation:
     default_max_width: int | None = None
     #: Why past ``default_max_width`` the fallback is the better default.
     wide_reason: str = ""
+    #: Whether the fallback computes a job in native code holding the interpreter lock (Aer does).
+    fallback_holds_the_interpreter: bool = False
 
     @property
     def engines(self) -> tuple[str, ...]:
         return (DENSITY, self.fallback)
+
+    def needs_own_process(self, executable: Executable) -> bool:
+        return self.fallback_holds_the_interpreter and executable.engine != DENSITY
 
     def limits_for(self, limits: BackendLimits, engine: str | None) -> BackendLimits:
         if engine != DENSITY:

@@ -290,6 +290,12 @@ class LocalBackend(Backend, Protocol):
         """How many threads the simulator may use (None: its own choice, all
         cores); qhw gives each of its worker processes one."""
 
+    def needs_own_process(self, executable: Executable) -> bool:
+        """Whether a job of ``executable`` may compute for long in native code
+        that holds Python's interpreter lock (Aer's noisy simulation does, for
+        a whole job): such jobs run in a worker process even for one worker,
+        so that this process still answers Ctrl-C at once."""
+
     def run(self, executable: Executable, parameter_values: np.ndarray, shots: int, *, seed: int | None = None) -> JobResult:
         """Run ``len(parameter_values)`` executions and return their counts
         (see :meth:`RemoteBackend.result`); a packed executable only where
@@ -305,6 +311,9 @@ class OneEngine:
     """A LocalBackend that computes a job one way only (no ``--engine``)."""
 
     engines: tuple[str, ...] = ()
+
+    def needs_own_process(self, executable: Executable) -> bool:
+        return False
 
     def engine_for(self, executable: Executable, asked: str | None) -> EngineChoice:
         return EngineChoice(None)

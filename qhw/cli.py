@@ -23,6 +23,10 @@ from qhw.records import PROBABILITIES, READOUTS, RUN_SPLITS  # no heavy imports:
 from qhw.jobstates import JobState
 
 
+#: The exit status of a command ended by Ctrl-C (128 + SIGINT, as a shell reports it).
+INTERRUPTED = 130
+
+
 class _Group(click.Group):
     """The one exception boundary: every error becomes one line on stderr and
     a non-zero exit (1; 2 for a usage error; 130 for Ctrl-C), never a traceback."""
@@ -55,8 +59,24 @@ class _Group(click.Group):
             click.echo(
                 "Error: interrupted; what was stored stays stored, and `qhw collect` finishes unfinished jobs", err=True
             )
-            sys.exit(130)
+            sys.exit(INTERRUPTED)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def run() -> None:
+    """The ``qhw`` program (its console script): the command line, ending at
+    once after a Ctrl-C. What was stored is committed and the claims given
+    back by then; a simulation still going on in a thread of this process
+    (Aer's, in native code) would otherwise hold the interpreter's exit,
+    which waits for such threads, until it ended (minutes)."""
+    try:
+        main(prog_name="qhw")
+    except SystemExit as ended:
+        if ended.code == INTERRUPTED:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(INTERRUPTED)
+        raise
 
 
 class _App:

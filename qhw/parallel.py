@@ -39,11 +39,13 @@ def default_workers() -> int:
 
 @contextmanager
 def executor(
-    *, workers: int | None = None, scheduler: str | None = None, jobs: int = 2, preload: tuple[str, ...] = ()
+    *, workers: int | None = None, scheduler: str | None = None, jobs: int = 2, preload: tuple[str, ...] = (), isolate: bool = False,
 ) -> Iterator[Executor | None]:
     """Where local jobs run: a Dask cluster, a pool of ``workers`` processes,
-    or None (this process) for one worker or one job. ``preload`` names the
-    modules the pool's workers import once, before they fork.
+    or None (this process) for one worker or one job, unless ``isolate``
+    (jobs that hold the interpreter: a pool even of one, see
+    LocalBackend.needs_own_process). ``preload`` names the modules the pool's
+    workers import once, before they fork.
 
     Raises:
         ConfigError: a malformed scheduler address, a scheduler that cannot be
@@ -61,10 +63,10 @@ def executor(
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    if workers == 1 or jobs < 2:
+    if (workers == 1 or jobs < 2) and not isolate:
         yield None
         return
-    yield from _process_pool(min(workers, jobs), preload)
+    yield from _process_pool(max(1, min(workers, jobs)), preload)
 
 
 def connect(address: str, timeout: float):
@@ -126,8 +128,40 @@ def _process_pool(workers: int, preload: tuple[str, ...]) -> Iterator[Executor]:
         pool.submit(int)  # start the workers now, while this process prepares the run
     try:
         yield pool
+    except BaseException:
+        # Ctrl-C, or an error: what the workers are computing is not waited for.
+        # A simulator in native code sees no signal until its job ends (minutes
+        # for a reused circuit on Aer), and the pool would also run the calls
+        # it had queued; what they have not returned is the next collect's.
+        stop_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def stop_workers(pool) -> None:
+    """End a process pool's workers now (SIGKILL: a worker deep in a
+    simulator's native code would not run a Python handler for SIGTERM)."""
+    # ProcessPoolExecutor offers no way to end its workers before Python 3.14
+    # (terminate_workers); its _processes map is where they are until then.
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            process.kill()
+        except (OSError, ValueError):  # already gone, or closed
+            pass
+
+
+def finished(futures) -> Iterator:
+    """``futures`` as they finish, like concurrent.futures.as_completed, but
+    waiting in short slices: a Ctrl-C is seen within a quarter of a second
+    (a signal that lands on another thread leaves a main thread blocked in
+    one long wait unaware of it until the wait ends)."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+        yield from done
 
 
 def end_with(pid: int) -> None:
@@ -138,36 +172,63 @@ def end_with(pid: int) -> None:
     A pool's workers would otherwise live for ever: each holds the write end of
     its own call queue, so it never reads an end of file there, and holds the
     forkserver's "alive" pipe, so the forkserver waits for it in turn. A
-    daemon thread waits on a pidfd of ``pid`` (readable once it exits, and
-    immune to the pid being reused) and ends this process at once; where
-    pidfds are missing (not Linux), it polls the pid every second.
+    watcher *process* forked now waits on pidfds of ``pid`` and of this worker
+    (readable once each exits, immune to pids being reused) and SIGKILLs the
+    worker when ``pid`` goes first. Not a thread of the worker: a simulator
+    holding the GIL in native code (Aer, for minutes on a reused circuit)
+    would keep a thread from running until its job ended. Where pidfds are
+    missing (not Linux), a thread polls the pid every second instead.
     """
-    import threading
-
     try:
         watched = os.pidfd_open(pid)
     except ProcessLookupError:
         os._exit(1)  # gone already
     except (AttributeError, OSError):
         watched = None
+    if watched is not None:
+        _fork_watcher(watched)
+        return
+    import threading
 
-    def watch() -> None:
-        if watched is not None:
-            import select
+    def poll() -> None:
+        import time
 
-            select.select([watched], [], [])
-        else:
-            import time
-
-            while True:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(1.0)
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(1.0)
         os._exit(1)
 
-    threading.Thread(target=watch, name="qhw-end-with-parent", daemon=True).start()
+    threading.Thread(target=poll, name="qhw-end-with-parent", daemon=True).start()
+
+
+def _fork_watcher(parent: int) -> None:
+    """A child process that SIGKILLs this one once the pidfd ``parent`` is
+    readable, and ends by itself when this one does (see end_with)."""
+    import select
+    import signal
+
+    worker = os.getpid()
+    itself = os.pidfd_open(worker)
+    if os.fork() == 0:
+        try:
+            # Nothing of the worker's held open here (its queues, the forkserver's pipe): only the two pidfds.
+            keep = {parent, itself}
+            for fd in [int(name) for name in os.listdir("/proc/self/fd")]:
+                if fd > 2 and fd not in keep:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            readable, _, _ = select.select([parent, itself], [], [])
+            if parent in readable and itself not in readable:
+                os.kill(worker, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.close(itself)
+    os.close(parent)
 
 
 def run_job(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Callable
@@ -36,7 +37,7 @@ from qhw.records import RUN_SPLITS, SPLIT_CODES, ExecutionFailureRecord, JobReco
 from qhw.rounds import adaptive_settings, advance_rounds, drive_rounds
 from qhw.store import RunCircuit, Store
 from qhw.store.ledger import holder_id
-from qhw.worker import Approver, RunWorker, Tally, executor_for, parameter_rows, work_all
+from qhw.worker import Approver, RunWorker, Tally, backend_of_run, executor_for, parameter_rows, work_all
 
 log = logging.getLogger("qhw.runs")
 
@@ -195,13 +196,16 @@ def submit(
     check_allowance(backend, plan.estimate)
 
     # A local simulator's worker processes start now, while this one prepares the run.
-    with executor_for(backend, workers, scheduler, len(plan.jobs)) as pool:
+    with ExitStack() as stack:
+        pool = stack.enter_context(executor_for(backend, workers, scheduler, len(plan.jobs)))
         executable = packed_executable(backend, plan.packing, seed, template=template, reuse=plan.reuse)
         # The calibration reads the very physical qubits the feature map uses (each copy's).
         calibration = calibration_executable(backend, plan.packing, seed, executable) if mitigate else None
         # How an emulation computes the run, chosen once: its jobs, rounds and retries all run so.
         choice = backend.engine_for(executable, engine) if backend.is_local else EngineChoice(None)
         executable = replace(executable, engine=choice.engine)
+        if pool is None:  # jobs that would hold the interpreter (Ctrl-C unheard) run in a worker even alone
+            pool = stack.enter_context(executor_for(backend, workers, scheduler, len(plan.jobs), executable))
         sized = engine_profile(backend, live, choice.engine)
         if sized.limits != live.limits:  # its jobs sized for the engine (the same copies: the same device, planned alike)
             plan = plan_run(backend, sized, request, prices)
@@ -277,7 +281,7 @@ def retry_run(
     missing = missing_executions(store, run.id)
     if not failed and not missing:
         raise NotFoundError(f"run {run.id} has no failed jobs or executions to retry")
-    backend = get_backend(run.backend, seed=run.seed)
+    backend = backend_of_run(run)
     of_run = {job.id: job for job in store.ledger.jobs(run.id)}
     prices = load_prices() if backend.is_paid else None
     plan = plan_retry(backend, backend.profile(offline=True), run, failed, missing, of_run, prices)
@@ -290,7 +294,7 @@ def retry_run(
     holder = holder_id()
     worker = RunWorker.load(store, run.id, holder=holder, backend=backend, approved=True)
     # Where the jobs will run is settled (a cluster reached, with a worker) before any job is reset.
-    with executor_for(backend, workers, scheduler, plan.jobs) as pool:
+    with executor_for(backend, workers, scheduler, plan.jobs, worker.executable) as pool:
         fresh = [job for job in map(store.ledger.reset_for_retry, failed) if job is not None]
         claimed = [job for job in (store.ledger.claim(job, holder) for job in fresh) if job is not None]
         if plan.missing:
@@ -370,7 +374,7 @@ def collect(
                 try:
                     backend = run_workers[local_run].backend
                     backend.use_threads(1 if workers == 1 else None)
-                    with executor_for(backend, workers, scheduler, len(jobs)) as pool:
+                    with executor_for(backend, workers, scheduler, len(jobs), run_workers[local_run].executable) as pool:
                         run_workers[local_run].run_local(jobs, pool, tally, task.advance)
                 finally:
                     store.ledger.release([job.id for job in jobs], holder)

@@ -19,7 +19,7 @@ See docs/ledger.md.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Executor, as_completed
+from concurrent.futures import Executor
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -31,6 +31,7 @@ from qhw import circuits, parallel
 from qhw.backend import Backend, Executable, JobResult, get_backend
 from qhw.errors import (
     BackendError,
+    ConfigError,
     CredentialsError,
     JobFailedError,
     JobNotFoundError,
@@ -116,7 +117,7 @@ class RunWorker:
         """Rebuild a worker from the database alone (a later process)."""
         run = store.ledger.run(run_id)
         stored = store.ledger.run_circuit(run_id)
-        backend = backend or get_backend(run.backend, seed=run.seed)
+        backend = backend or backend_of_run(run)
         executable = Executable(circuit=circuits.from_qpy(stored.qpy), layout=run.layout, copies=run.copies, reuse=run.reuse, engine=run.engine)
         calibration = None
         if stored.calibration_qpy is not None:
@@ -225,22 +226,30 @@ class RunWorker:
             )
             futures[future] = job
         left = dict(futures)
-        for future in as_completed(futures):
-            job = left.pop(future)
-            try:
-                where, result = future.result()
-            except (JobFailedError, BackendError) as err:  # the simulator's own verdict
-                self._end(job, JobState.FAILED, error=str(err))
-            except Exception as err:  # the worker went away (a broken pool, a lost Dask worker)
-                log.warning("a worker was lost (%s: %s); the rest of the run goes on in this process", type(err).__name__, err)
-                for remaining in [job, *left.values()]:
-                    self.work(remaining, tally)
-                    advance()
-                return
-            else:  # the job's local id says which worker ran it
-                self._store_counts(job, f"{self.backend.name}:{where}", result, ProviderUsage())
-            advance()
-            self.store.ledger.renew([j.id for j in left.values()], self.holder)  # a long run keeps its claims
+        try:
+            for future in parallel.finished(futures):
+                job = left.pop(future)
+                try:
+                    where, result = future.result()
+                except (JobFailedError, BackendError) as err:  # the simulator's own verdict
+                    self._end(job, JobState.FAILED, error=str(err))
+                except Exception as err:  # the worker went away (a broken pool, a lost Dask worker)
+                    log.warning("a worker was lost (%s: %s); the rest of the run goes on in this process", type(err).__name__, err)
+                    for remaining in [job, *left.values()]:
+                        self.work(remaining, tally)
+                        advance()
+                    return
+                else:  # the job's local id says which worker ran it
+                    self._store_counts(job, f"{self.backend.name}:{where}", result, ProviderUsage())
+                advance()
+                self.store.ledger.renew([j.id for j in left.values()], self.holder)  # a long run keeps its claims
+        except KeyboardInterrupt:
+            # Ctrl-C: what the workers have already given back is kept; the rest is the next collect's.
+            for future, job in left.items():
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    where, result = future.result()
+                    self._store_counts(job, f"{self.backend.name}:{where}", result, ProviderUsage())
+            raise
 
     def _submit(self, job: JobRecord, tally: Tally) -> JobRecord:
         """A pending remote job: find it at the provider, or send it (once)."""
@@ -425,11 +434,33 @@ class RunWorker:
         return None
 
 
-def executor_for(backend: Backend, workers: int | None, scheduler: str | None, jobs: int):
-    """Where a local simulator's jobs run (see qhw.parallel); remote jobs run here."""
+def backend_of_run(run: RunRecord) -> Backend:
+    """The backend a stored run ran on, with the engine it chose (a row of a
+    shared ledger may say anything: an engine the backend does not have is
+    refused, never run some other way).
+
+    Raises:
+        UnknownBackendError: no backend of that name.
+        ConfigError: the run names an engine its backend does not have.
+    """
+    from qhw.boundary import quoted
+
+    backend = get_backend(run.backend, seed=run.seed)
+    engines = backend.engines if backend.is_local else ()
+    if run.engine is not None and run.engine not in engines:
+        offered = f"its engines are {', '.join(engines)}" if engines else "it has no engines"
+        raise ConfigError(f"run {run.id}: its row names the engine {quoted(run.engine)}, which {backend.name} does not have ({offered}); changed outside qhw?")
+    return backend
+
+
+def executor_for(backend: Backend, workers: int | None, scheduler: str | None, jobs: int, executable: Executable | None = None):
+    """Where a local simulator's jobs run (see qhw.parallel); remote jobs run
+    here. Given the ``executable``, jobs that would hold the interpreter run in
+    a worker process even alone (LocalBackend.needs_own_process)."""
     if not backend.is_local:
         return nullcontext(None)
-    return parallel.executor(workers=workers, scheduler=scheduler, jobs=jobs, preload=(type(backend).__module__,))
+    isolate = executable is not None and backend.needs_own_process(executable)
+    return parallel.executor(workers=workers, scheduler=scheduler, jobs=jobs, preload=(type(backend).__module__,), isolate=isolate)
 
 
 def work_all(

@@ -192,14 +192,17 @@ def qhw_env(home: Path, *, ibm: Path | None = None, braket: Path | None = None, 
     return env
 
 
-def start_qhw(env: dict[str, str], *args: str) -> subprocess.Popen:
+def start_qhw(env: dict[str, str], *args: str, group: bool = False) -> subprocess.Popen:
     """`qhw ARGS` as a process of its own (so that it can be SIGKILLed), with
     SIGINT as a terminal leaves it: a child inherits ignored and blocked
     signals across exec, and libraries this test process loads may have left
-    SIGINT so (a qhw started so would never see a Ctrl-C)."""
+    SIGINT so (a qhw started so would never see a Ctrl-C). ``group``: in a
+    process group of its own, which os.killpg signals whole, as a terminal's
+    Ctrl-C reaches a command and every process it started."""
     return subprocess.Popen(
         [sys.executable, str(QHW_WITH_FAKE_CLOUDS), *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_as_from_a_terminal,
+        start_new_session=group,
     )
 
 

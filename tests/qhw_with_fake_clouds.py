@@ -15,8 +15,9 @@ QHW_TEST_KILL_AT=<point>[:<n>] kills this process (SIGKILL) at the n-th
   create the run, the first jobs it writes are a round's);
 - ``rounded``: right after that commit, before the round's jobs are sent.
 
-QHW_TEST_IBM_MAX_EXECUTIONS caps IBM's executions per job, to make runs of
-several jobs from few samples.
+QHW_TEST_IBM_MAX_EXECUTIONS caps IBM's executions per job, and
+QHW_TEST_IBM_LOCAL_CIRCUITS_PER_JOB the circuits of a fake device's local
+job, to make runs of several jobs from few samples.
 """
 
 from __future__ import annotations
@@ -61,10 +62,14 @@ def main() -> None:
         import qhw.backends.ibm as ibm_adapter
 
         ibm_adapter.MAX_EXECUTIONS_PER_JOB = int(os.environ["QHW_TEST_IBM_MAX_EXECUTIONS"])
+    if os.environ.get("QHW_TEST_IBM_LOCAL_CIRCUITS_PER_JOB"):
+        import qhw.backends.ibm as ibm_adapter
 
-    from qhw.cli import main as qhw
+        ibm_adapter.LOCAL_CIRCUITS_PER_JOB = int(os.environ["QHW_TEST_IBM_LOCAL_CIRCUITS_PER_JOB"])
 
-    qhw(prog_name="qhw")
+    from qhw.cli import run
+
+    run()
 
 
 if __name__ == "__main__":

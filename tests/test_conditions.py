@@ -165,6 +165,57 @@ def test_ctrl_c_during_a_long_local_run_stops_it_and_collect_finishes_it(feature
     assert_ledger_sound(featured_store, None, 1)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_of_a_reused_aer_run_ends_at_once_keeps_what_was_stored_and_collect_finishes_it(featured_store, home, workers):
+    """A Ctrl-C, as a terminal sends it (to the whole process group), of a
+    reused `--engine aer` run: Aer holds the interpreter for a whole job, so
+    before, a run on two workers waited for the jobs they were computing and
+    then those the pool had queued (more than 400 s in two tries of three),
+    and with one worker the job in this process held the exit. Now: exit 130
+    long before a job could end, what was stored stays, the claims are given
+    back, and `collect` computes only the rest."""
+    env = qhw_env(home, QHW_TEST_IBM_LOCAL_CIRCUITS_PER_JOB="8")  # 6 jobs of 2 executions of 4 positions
+    featured_store.close()
+    process = start_qhw(env, "submit", "--backend", "fake_manila", "--engine", "aer", "--reuse", "4", "--split", "test", "--limit", "48",
+                        "--shots", "10000", "--workers", workers, group=True)
+    store = Store(f"sqlite:///{home}/qhw.db")
+    at = {}  # when the count of stored jobs first reached n
+    try:
+        # A job's time, in this very process and load: between the first jobs
+        # stored and as many more (a worker's next job). Then, at once, Ctrl-C:
+        # the next jobs have just started.
+        while len(at) < 2 * int(workers) or max(at) < 2 * int(workers):
+            assert process.poll() is None, process.stderr.read()
+            count = sum(job.state is JobState.COLLECTED for job in store.ledger.jobs())
+            if count:
+                at.setdefault(count, time.monotonic())
+            time.sleep(0.05)
+        per_job = at[max(at)] - at[min(at)]
+        stored = {job.id: job.provider_job_id for job in store.ledger.jobs() if job.state is JobState.COLLECTED}
+        interrupted = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=300)  # a guard against a hang; the comparison below is what is tested
+        took = time.monotonic() - interrupted
+        print(f"Ctrl-C answered in {took:.2f} s; a job takes about {per_job:.1f} s")
+        assert process.returncode == 130, stderr[-2000:]
+        assert took < per_job / 2, (took, per_job)  # it did not wait for the jobs it was computing
+        assert stderr.strip().splitlines()[-1].startswith("Error: interrupted; what was stored stays stored")
+        jobs = store.ledger.jobs()
+        assert all(job.claimed_by is None for job in jobs)
+        kept = {job.id: job.provider_job_id for job in jobs if job.state is JobState.COLLECTED}
+        assert stored.items() <= kept.items() and len(kept) < len(jobs)
+        finished = run_qhw(qhw_env(home), "collect", "--workers", "2")
+        assert finished.returncode == 0, finished.stderr
+        assert_ledger_sound(store, None, 1)
+        after = {job.id: job.provider_job_id for job in store.ledger.jobs()}
+        assert all(after[job] == ran_by for job, ran_by in kept.items())  # what was stored was not computed again
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        store.close()
+
+
 # --- a disk that fills late ----------------------------------------------------------------------------------
 
 

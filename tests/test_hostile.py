@@ -338,6 +338,18 @@ def failed_job(run: int) -> Callable[[Path], dict]:
     return setup
 
 
+def tampered_engine(run: int) -> Callable[[Path], dict]:
+    """A run whose stored engine is none its backend has (and a failed job to retry)."""
+
+    def setup(home: Path) -> dict:
+        failed_job(run)(home)
+        with sqlite3.connect(home / "qhw.db") as connection:
+            connection.execute("UPDATE runs SET engine = 'bogus' WHERE id = ?", (run,))
+        return {}
+
+    return setup
+
+
 def silent_port(home: Path) -> dict:
     """A TCP port that accepts connections (the kernel's backlog) and never answers."""
     listener = socket.socket()
@@ -680,6 +692,8 @@ CASES = {
     "retry attempts in other digits": Case("collect", "QHW_RETRY_ATTEMPTS must be a whole number, 1 or more (at most 100), got '٣'", lambda home: {"env": {"QHW_RETRY_ATTEMPTS": "٣"}}),
     "lease with underscores": Case("collect", "QHW_LEASE_SECONDS must be a number of seconds, got '3_00'", lambda home: {"env": {"QHW_LEASE_SECONDS": "3_00"}}),
     "store timeout in other digits": Case("collect", "QHW_ARTIFACTS_TIMEOUT must be a number of seconds, got '٦٠'", lambda home: {"env": {"QHW_ARTIFACTS_TIMEOUT": "٦٠"}}),
+    # --- a run whose row was changed outside qhw ----------------------------------------------------------
+    "retry a run whose engine is unknown": Case("retry --run 4", "run 4: its row names the engine 'bogus', which braket_emulator:sha256:", tampered_engine(4)),
     "pack-spacing 2": Case("submit --backend fake_fez --split test --limit 10 --pack 2 --pack-spacing 2", "'--pack-spacing': 2 is not in the range 0<=x<=1"),
 }
 

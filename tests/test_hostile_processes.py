@@ -298,11 +298,14 @@ def _alive(processes: dict[int, str]) -> list[int]:
 
 
 @pytest.mark.slow
-def test_a_killed_qhw_leaves_no_process_of_its_tree_running(home_copy):
+@pytest.mark.parametrize("engine", [(), ("--engine", "aer", "--reuse", "4")], ids=["density", "aer, reused"])
+def test_a_killed_qhw_leaves_no_process_of_its_tree_running(home_copy, engine):
     """SIGKILL of a `qhw submit` with local workers left its forkserver, its
-    resource tracker and its workers (about 370 MB each) alive for ever."""
+    resource tracker and its workers (about 370 MB each) alive for ever; then,
+    workers busy in Aer (which holds the interpreter for a whole job, so no
+    thread of theirs ran) lived until their jobs ended, minutes later."""
     process = start_qhw(qhw_env(home_copy), "submit", "--backend", "fake_manila", "--features", "1", "--split", "all",
-                        "--shots", "20000", "--workers", "2")
+                        "--shots", "20000", "--workers", "2", *engine)
     try:
         deadline = time.monotonic() + 180
         tree: dict[int, str] = {}
@@ -311,6 +314,9 @@ def test_a_killed_qhw_leaves_no_process_of_its_tree_running(home_copy):
             time.sleep(0.2)
             tree = _tree(process.pid)
         assert process.poll() is None and len(tree) >= 4, f"the workers never started: {tree}, {process.poll()}"
+        if engine:
+            time.sleep(3)  # the workers deep in their Aer jobs
+            tree = _tree(process.pid)
         process.send_signal(signal.SIGKILL)
     finally:
         process.kill()

@@ -29,7 +29,7 @@ def test_the_wheel_holds_migrations_and_adapters_under_qhw(tmp_path):
         assert required in names, required
     assert not any(name.startswith(("backends/", "migrations/", "tests/")) for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "qhw = qhw.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "qhw = qhw.cli:run" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def _qhw_imports(everywhere: bool) -> dict[str, set[str]]:
