@@ -118,8 +118,10 @@ def file_digest(path: Path) -> str:
 
 
 def shown_url(url: str) -> str:
-    """A store's URL as messages show it: any password in it hidden."""
-    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
+    """A store's URL as messages show it: any password in it hidden (as the database's URL is)."""
+    from qhw.store.database import masked_url
+
+    return masked_url(url)
 
 
 class ArtifactStore:
