@@ -17,10 +17,11 @@ set (a ``KeyError`` without it) and whose result path drops the executables'
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from qhw.errors import BackendError, ConfigError, CredentialsError, JobNotFoundError, TransientBackendError
 
@@ -154,7 +155,7 @@ def search_tasks(session: Any, device_arn: str, since: datetime) -> list[dict]:
 
 def iso8601(moment: datetime) -> str:
     """A moment as the service writes its timestamps: ISO 8601, UTC, to the second."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- errors ------------------------------------------------------------------------------------

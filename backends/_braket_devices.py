@@ -12,16 +12,16 @@ qubits a run used from it. The same document drives Braket's own
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from qhw.errors import ConfigError
 from qhw.packing import DeviceGraph
 from qhw.records import DEVICE_NAME_KEY, CalibrationSnapshot, PairCalibration, QubitCalibration
-
 
 
 def load_properties(path: Path) -> tuple[Any, str]:
@@ -197,7 +197,7 @@ def calibration_snapshot(properties: Any, device: str, labels: Sequence[int]) ->
     updated = getattr(properties.service, "updatedAt", None)
     if isinstance(updated, datetime):
         # AWS stamps in UTC, often without saying so.
-        updated = updated.astimezone(timezone.utc) if updated.tzinfo else updated.replace(tzinfo=timezone.utc)
+        updated = updated.astimezone(UTC) if updated.tzinfo else updated.replace(tzinfo=UTC)
     return CalibrationSnapshot(
         device=device,
         calibrated_at=updated if isinstance(updated, datetime) else None,
@@ -278,7 +278,7 @@ def engine_program(noisy, parameter_names: list[str], registers: list[tuple[str,
 
     def affine(angle):
         names = sorted(str(symbol) for symbol in angle.expression.free_symbols)
-        return _density.affine_form(names, lambda values: float(angle.subs(dict(zip(names, values)))), column, str(angle))
+        return _density.affine_form(names, lambda values: float(angle.subs(dict(zip(names, values, strict=True)))), column, str(angle))
 
     for instruction in noisy.instructions:
         operator = instruction.operator
@@ -299,7 +299,7 @@ def engine_program(noisy, parameter_names: list[str], registers: list[tuple[str,
             raise _density.Unsupported(f"{name} is not a gate the engine applies")
         angles = list(getattr(operator, "parameters", []) or [])
         if len(qubits) == 1:
-            builder.one(qubits[0], name, angles, lambda: operator.to_matrix(), affine)
+            builder.one(qubits[0], name, angles, operator.to_matrix, affine)
             continue
         if any(_density._is_symbolic(a) for a in angles):
             raise _density.Unsupported(f"parameterised {name} (the engine binds rotations of one qubit only)")

@@ -28,6 +28,7 @@ adapter falls back to Aer and says why.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -100,7 +101,7 @@ def error_superop(error) -> np.ndarray:
     """
     k = error.num_qubits
     total = np.zeros((4**k, 4**k), dtype=complex)
-    for circuit, probability in zip(error.circuits, error.probabilities):
+    for circuit, probability in zip(error.circuits, error.probabilities, strict=True):
         product = None
         for instruction in circuit.data:
             operation = instruction.operation
@@ -326,7 +327,7 @@ def compile_circuit(circuit, noise) -> Program:
             raise Unsupported("the circuit has delays (Aer's relaxation pass models them; the engine does not)")
         error = noise.error(name, qubits)
         if len(qubits) == 1:
-            builder.one(qubits[0], name, operation.params, lambda: _matrix(operation), lambda angle: _affine(angle, column))
+            builder.one(qubits[0], name, operation.params, partial(_matrix, operation), partial(_affine, column=column))
             if error is not None:
                 builder.channel(qubits, error)
             continue
@@ -368,7 +369,7 @@ class _Affine:
     columns: tuple[int, ...]
     slopes: tuple[float, ...]
 
-    def scaled(self, sign: int) -> "_Affine":
+    def scaled(self, sign: int) -> _Affine:
         return _Affine(sign * self.constant, self.columns, tuple(sign * s for s in self.slopes))
 
 
@@ -531,7 +532,7 @@ def _affine(expression, column: dict[str, int]) -> _Affine:
     """A Qiskit angle's constant, circuit columns and slopes, read from the
     expression's own parameters only (a packed circuit has thousands)."""
     own = list(expression.parameters)
-    return affine_form([p.name for p in own], lambda values: float(expression.bind(dict(zip(own, values)))), column, str(expression))
+    return affine_form([p.name for p in own], lambda values: float(expression.bind(dict(zip(own, values, strict=True)))), column, str(expression))
 
 
 def affine_form(names: list[str], value_at, column: dict[str, int], shown: str) -> _Affine:
@@ -635,7 +636,7 @@ class _Fourier:
     GRID_ENTRIES = 2**22
 
     @classmethod
-    def of(cls, component: _Component) -> "_Fourier | None":
+    def of(cls, component: _Component) -> _Fourier | None:
         """The component's polynomial, or None where its grid would cost more
         than simulating rows directly (chosen by the component alone, so that
         a job's counts do not depend on which jobs a process ran before)."""
@@ -643,7 +644,7 @@ class _Fourier:
         for step in component.steps:
             for factor in getattr(step, "factors", ()):
                 if isinstance(factor, _Angle):
-                    for column, slope in zip(factor.columns, factor.slopes):
+                    for column, slope in zip(factor.columns, factor.slopes, strict=True):
                         degrees[column] += abs(slope)
         if not all(float(d).is_integer() for d in degrees):
             return None  # non-integer frequencies: no finite grid
@@ -788,7 +789,7 @@ def _apply(rho: np.ndarray, superop: np.ndarray, qubits: tuple[int, ...], width:
     inner = [a - sum(1 for s in sliced if s < a) for a in axes]
     for index in np.ndindex(*(2,) * len(sliced)):
         selector = [slice(None)] * rho.ndim
-        for axis, i in zip(sliced, index):
+        for axis, i in zip(sliced, index, strict=True):
             selector[axis] = i
         rho[tuple(selector)] = _apply_whole(rho[tuple(selector)], superop, inner)
     return rho

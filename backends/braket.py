@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -52,15 +53,15 @@ from qhw.backend import (
 )
 from qhw.backends import _braket_aws as aws
 from qhw.backends._braket_aws import client_token, current_client_token  # noqa: F401 (part of this module's surface)
-from qhw.backends._engines import DensityEmulation
 from qhw.backends._braket_devices import EmulatedDevice, calibration_snapshot, device_graph, load_properties
-from qhw.packing import DeviceGraph
 from qhw.backends._braket_results import TaskOutcome, counts_of, read_task_result, reported_usage
+from qhw.backends._engines import DensityEmulation
 from qhw.circuits import copy_register
 from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, ResultMappingError
+from qhw.jobstates import JobState
+from qhw.packing import DeviceGraph
 from qhw.pricing import CostEstimate, PriceTable
 from qhw.records import CalibrationSnapshot, JobUsage, ProviderUsage
-from qhw.jobstates import JobState
 
 ARN_PREFIX = "braket:"
 EMULATOR_PREFIX = "braket_emulator:"
@@ -303,7 +304,7 @@ class _BraketDevice:
         circuit = self._braket_circuit(executable)
         names = [rename_parameter(p) for p in executable.circuit.parameters]
         if max_circuits_per_job == 1 and len(parameter_values) == 1:
-            return circuit, {"shots": shots, "inputs": dict(zip(names, map(float, parameter_values[0])))}
+            return circuit, {"shots": shots, "inputs": dict(zip(names, map(float, parameter_values[0]), strict=True))}
         inputs = ParameterSets({name: parameter_values[:, j].tolist() for j, name in enumerate(names)})
         return ProgramSet([CircuitBinding(circuit, input_sets=inputs)], shots_per_executable=shots), {"shots": None}
 
@@ -421,7 +422,7 @@ class BraketEmulator(DensityEmulation, _BraketLocal):
         limits = super()._profile_limits(properties)
         return BackendLimits(max_shots=limits.max_shots, min_shots=limits.min_shots, max_circuits_per_job=EMULATOR_CIRCUITS_PER_JOB)
 
-    def shared(self) -> "BraketEmulator":
+    def shared(self) -> BraketEmulator:
         """The same emulator, named by its document's object in the artifact
         store (``braket_emulator:sha256:...``): what a run records, so that its
         jobs run, and it is collected or retried, on any machine or Dask worker
@@ -460,7 +461,7 @@ class BraketEmulator(DensityEmulation, _BraketLocal):
         circuit = self._braket_circuit(executable)
         names = [rename_parameter(p) for p in executable.circuit.parameters]
         device = self._load_device()
-        results = [device.run(circuit.make_bound_circuit(dict(zip(names, map(float, row)))), shots=shots) for row in parameter_values]
+        results = [device.run(circuit.make_bound_circuit(dict(zip(names, map(float, row), strict=True))), shots=shots) for row in parameter_values]
         executions = len(parameter_values)
         if len(results) != executions:
             raise ResultMappingError(f"{self.name} gave {len(results)} results for {executions} executions")

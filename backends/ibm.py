@@ -21,10 +21,11 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,11 +45,17 @@ from qhw.backend import (
 from qhw.backends._engines import DensityEmulation
 from qhw.backends._qiskit_jobs import job_status, local_job_counts, mapped_counts
 from qhw.errors import (
-    BackendError, ConfigError, CredentialsError, JobFailedError, JobNotFoundError, ProviderAnswerError, TransientBackendError,
+    BackendError,
+    ConfigError,
+    CredentialsError,
+    JobFailedError,
+    JobNotFoundError,
+    ProviderAnswerError,
+    TransientBackendError,
 )
+from qhw.feature_maps import MIN_QUBITS
 from qhw.packing import DeviceGraph
 from qhw.pricing import CostEstimate, PriceTable
-from qhw.feature_maps import MIN_QUBITS
 from qhw.records import CalibrationSnapshot, JobUsage, PairCalibration, ProviderUsage, QubitCalibration
 
 FAKE_PREFIX = "fake_"
@@ -694,7 +701,7 @@ def _last_calibration(device: Any) -> datetime | None:
     if not isinstance(stamp, datetime):
         return None
     # IBM stamps in its local offset; qhw keeps UTC (SQLite would drop the offset).
-    return stamp.astimezone(timezone.utc) if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+    return stamp.astimezone(UTC) if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
 @functools.cache
@@ -731,7 +738,7 @@ def device_noise_model(device: Any, instructions: frozenset[tuple[str, tuple[int
 
 
 @functools.cache
-def _device_channels(device: Any) -> "DeviceChannels":
+def _device_channels(device: Any) -> DeviceChannels:
     """The noisy engine's channels of a fake device, shared by every emulator
     of it in this process (a device's properties are read once)."""
     return DeviceChannels(device)
@@ -780,7 +787,7 @@ class DeviceChannels:
         return np.array([[1 - value[0], value[0]], [value[1], 1 - value[1]]]).T
 
     def _channel(self, name: str, qubits: tuple[int, ...]) -> np.ndarray | None:
-        from qhw.backends._density import depolarizing_superop, thermal_relaxation_superop, tensor_superops
+        from qhw.backends._density import depolarizing_superop, tensor_superops, thermal_relaxation_superop
 
         if (name, qubits) not in self._gates:
             return None

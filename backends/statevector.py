@@ -15,8 +15,8 @@ are processed in chunks of at most 2**22 amplitudes).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -232,7 +232,7 @@ def _angle_function(expression, parameters: tuple[str, ...]):
     by_name = {parameter.name: parameter for parameter in expression.parameters}
 
     def value_at(point: np.ndarray) -> float:
-        bound = expression.bind({by_name[name]: float(x) for name, x in zip(parameters, point) if name in by_name})
+        bound = expression.bind({by_name[name]: float(x) for name, x in zip(parameters, point, strict=True) if name in by_name})
         return float(bound)
 
     width = len(parameters)

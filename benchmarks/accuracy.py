@@ -113,7 +113,8 @@ def main() -> None:
         verdict = "within" if baseline - accuracy <= BASELINE_GAP else "NOT within"
         seeds = "" if len(train_seeds) == 1 else f" (means over classifier seeds {', '.join(map(str, train_seeds))})"
         print(
-            f"best hybrid{seeds}: {name} read as {readout}, {circuits} circuits of {qubits} qubits a sample ({circuits * qubits} qubit-circuits; times the packing "
+            f"best hybrid{seeds}: {name} read as {readout}, {circuits} circuits of {qubits} qubits a sample "
+            f"({circuits * qubits} qubit-circuits; times the packing "
             f"factor's share on hardware), {accuracy:.3f} against the classical {baseline:.3f}: {verdict} {BASELINE_GAP:.2f} of it"
         )
 

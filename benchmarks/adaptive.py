@@ -27,7 +27,6 @@ import tempfile
 import time
 
 import numpy as np
-
 import quick
 
 SHOTS = 1024
@@ -80,7 +79,10 @@ def main() -> None:
             drawn = counts if shots == SHOTS else subsample_counts(counts, shots, rng)
             figure = _accuracy(classifier, drawn, labels, args.seed)
             full = figure if shots == SHOTS else full
-            _row(label, f"uniform {shots}" + (" (run)" if shots == SHOTS else " (subsampled)"), shots, shots * counts.shape[0] * counts.shape[1], counts, figure, seconds if shots == SHOTS else None)
+            _row(
+                label, f"uniform {shots}" + (" (run)" if shots == SHOTS else " (subsampled)"), shots, shots * counts.shape[0] * counts.shape[1],
+                counts, figure, seconds if shots == SHOTS else None,
+            )
         for rule, model_id in (("model", model.model.id), ("no model", None)):
             t = time.perf_counter()
             run = runs.submit(

@@ -17,9 +17,8 @@ import argparse
 import time
 
 import numpy as np
-
-
 import quick
+
 
 def _document(executables: int, shots: int) -> tuple[str, list[int]]:
     from braket.default_simulator import StateVectorSimulator

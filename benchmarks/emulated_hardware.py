@@ -53,11 +53,9 @@ def main() -> None:
         result = compare(store, simulator_run_id=simulator.id, hardware_run_id=run.id, seed=args.seed, **quick.training(args.quick))
         compared = time.perf_counter() - started
         accuracy = {a.case: a for a in result.accuracies}
-        shown = lambda case: f"{accuracy[case].accuracy:.3f} [{accuracy[case].low:.3f}, {accuracy[case].high:.3f}]"  # noqa: E731
-        table.add_row(
-            device, str(run.layout), f"{result.agreement.fidelity.mean:.4f}", shown("simulator"), shown("transfer"),
-            shown("transfer-mitigated"), f"{submitted:.1f}", f"{compared:.1f}",
-        )
+        cases = ("simulator", "transfer", "transfer-mitigated")
+        shown = [f"{accuracy[case].accuracy:.3f} [{accuracy[case].low:.3f}, {accuracy[case].high:.3f}]" for case in cases]
+        table.add_row(device, str(run.layout), f"{result.agreement.fidelity.mean:.4f}", *shown, f"{submitted:.1f}", f"{compared:.1f}")
     Console(width=160).print(table)
 
 

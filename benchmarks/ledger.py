@@ -40,8 +40,8 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from qhw.records import JobPlan, RunSpec
     from qhw.jobstates import JobState
+    from qhw.records import JobPlan, RunSpec
     from qhw.store import RunCircuit, Store
     from qhw.store.ledger import holder_id
 
@@ -63,9 +63,9 @@ def main() -> None:
         plans = [JobPlan(i * args.executions, (i + 1) * args.executions) for i in range(n_jobs)]
         return store.ledger.create_run(spec, RunCircuit(b"qpy", "OPENQASM 3.0;", order), plans, claimed_by=holder)
 
-    def timed(call):
+    def timed(call, *args, **kwargs):
         start = time.perf_counter()
-        value = call()
+        value = call(*args, **kwargs)
         return value, (time.perf_counter() - start) * 1000
 
     remote: dict[str, list[float]] = {name: [] for name in ("create", "start", "record id", "claim", "running", "store counts", "release")}
@@ -73,21 +73,30 @@ def main() -> None:
     jobs = store.ledger.jobs(store.ledger.run().id)
     remote["create"] = [create_ms / args.jobs] * args.jobs
     for i, job in enumerate(jobs):
-        job, ms = timed(lambda: store.ledger.start_submission(job, holder)); remote["start"].append(ms)
-        job, ms = timed(lambda: store.ledger.record_submission(job, f"provider-{i}", note="submitted")); remote["record id"].append(ms)
-        _, ms = timed(lambda: store.ledger.release([job.id], holder)); remote["release"].append(ms)
-        job, ms = timed(lambda: store.ledger.claim(job, holder)); remote["claim"].append(ms)
-        job, ms = timed(lambda: store.ledger.move(job, JobState.RUNNING)); remote["running"].append(ms)
-        _, ms = timed(lambda: store.results.store_counts(job, counts, 1024)); remote["store counts"].append(ms)
-        _, ms = timed(lambda: store.ledger.release([job.id], holder)); remote["release"][-1] += ms
+        job, ms = timed(store.ledger.start_submission, job, holder)
+        remote["start"].append(ms)
+        job, ms = timed(store.ledger.record_submission, job, f"provider-{i}", note="submitted")
+        remote["record id"].append(ms)
+        _, ms = timed(store.ledger.release, [job.id], holder)
+        remote["release"].append(ms)
+        job, ms = timed(store.ledger.claim, job, holder)
+        remote["claim"].append(ms)
+        job, ms = timed(store.ledger.move, job, JobState.RUNNING)
+        remote["running"].append(ms)
+        _, ms = timed(store.results.store_counts, job, counts, 1024)
+        remote["store counts"].append(ms)
+        _, ms = timed(store.ledger.release, [job.id], holder)
+        remote["release"][-1] += ms
 
     local: dict[str, list[float]] = {"create": [], "store counts": [], "release": []}
     _, create_ms = timed(lambda: new_run(args.jobs))
     local_jobs = store.ledger.jobs(store.ledger.run().id)
     local["create"] = [create_ms / args.jobs] * args.jobs
     for job in local_jobs:
-        _, ms = timed(lambda: store.results.store_counts(job, counts, 1024)); local["store counts"].append(ms)
-        _, ms = timed(lambda: store.ledger.release([job.id], holder)); local["release"].append(ms)
+        _, ms = timed(store.results.store_counts, job, counts, 1024)
+        local["store counts"].append(ms)
+        _, ms = timed(store.ledger.release, [job.id], holder)
+        local["release"].append(ms)
     assert store.results.count_rows(local_jobs[0].run_id) == args.jobs * args.executions
 
     table = Table(title=f"qhw ledger cost per job ({args.jobs} jobs of {args.executions} executions; {store.display_url.split(':')[0]}; "

@@ -57,7 +57,9 @@ if how == "qhw":
     model, epochs = classifier.model, classifier.epochs_run
 else:  # before: every one of 60 epochs, 64 samples a step, all train samples fitted
     keras = training.import_keras(0)
-    model = training.build_classifier(keras, x_train.shape[1], normalizer_data=x_train if options.get("normalize") else None, input_scale=options.get("input_scale"))
+    model = training.build_classifier(
+        keras, x_train.shape[1], normalizer_data=x_train if options.get("normalize") else None, input_scale=options.get("input_scale")
+    )
     model.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0)
 seconds = time.perf_counter() - start
 correct = training.predict(model, x_test) == y_test

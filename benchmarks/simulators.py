@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import tempfile
 import sys
-from pathlib import Path
+import tempfile
 import time
+from pathlib import Path
 
 import quick
 
@@ -45,8 +45,8 @@ def main() -> None:
     from qhw import circuits, config, parallel, runs
     from qhw.backend import get_backend
     from qhw.features import build_features
-    from qhw.store.arrays import load_arrays
     from qhw.store import Store
+    from qhw.store.arrays import load_arrays
 
     store = Store(config.database_url())
     limit_test = min(1000, args.samples // 5)
@@ -193,7 +193,8 @@ def noisy_table(args, store, feature_set, angles, floor_seconds: float) -> None:
     rows_packed = circuits.circuit_rows(logical, packed.circuit, packed.slots)
     for first in range(0, len(rows_packed), 256):  # the emulator's jobs (256 packed executions)
         fez.run(packed, rows_packed[first : first + 256], args.shots, seed=first)
-    rows += [(f"fake_fez --pack auto ({packed.copies} copies), the engine, {total:,} samples, compiled and run in one process", total, time.perf_counter() - start)]
+    label = f"fake_fez --pack auto ({packed.copies} copies), the engine, {total:,} samples, compiled and run in one process"
+    rows += [(label, total, time.perf_counter() - start)]
 
     # braket_emulator: an IQM-like document (the tests' own: Braket's schema
     # classes, Garnet-like figures), on the engine and on LocalEmulator (a part).

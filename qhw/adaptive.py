@@ -70,7 +70,7 @@ class AdaptiveSettings:
     prior: float = PRIOR
 
     @classmethod
-    def for_shots(cls, max_shots: int, model_id: int | None = None) -> "AdaptiveSettings":
+    def for_shots(cls, max_shots: int, model_id: int | None = None) -> AdaptiveSettings:
         """The settings of an adaptive run of at most ``max_shots`` a sample.
 
         Raises:
@@ -105,7 +105,7 @@ class AdaptiveSettings:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "AdaptiveSettings":
+    def from_json(cls, text: str) -> AdaptiveSettings:
         return cls(**json.loads(text))
 
     def rule(self) -> str:

@@ -11,21 +11,20 @@ point group. A provider module exposes::
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from qhw.errors import UnknownBackendError
+from qhw.jobstates import JobState
 from qhw.packing import DeviceGraph
 from qhw.pricing import CostEstimate, PriceTable
 from qhw.providers import provider_modules
-from qhw.jobstates import JobState
 from qhw.records import DEVICE_KINDS, CalibrationSnapshot, JobUsage, ProviderUsage  # noqa: F401 (part of the contract)
-
-
 
 #: A local simulator keeps every shot of a job in memory until the job ends
 #: (measured: 160 to 290 bytes a shot on Aer, IBM's fake devices and Braket's
@@ -44,7 +43,7 @@ class BackendLimits:
     max_executions_per_job: int | None = None  # circuits x shots
     max_circuits_per_job: int | None = None
 
-    def capped(self, total_shots: int) -> "BackendLimits":
+    def capped(self, total_shots: int) -> BackendLimits:
         """These limits with at most ``total_shots`` shots a job (and a circuit)."""
         executions = total_shots if self.max_executions_per_job is None else min(self.max_executions_per_job, total_shots)
         return BackendLimits(
@@ -97,7 +96,7 @@ class Executable:
         """The physical qubits of one copy, in the template's qubit order."""
         return self.layout[copy * self.width : (copy + 1) * self.width]
 
-    def copy(self, copy: int) -> "Executable":
+    def copy(self, copy: int) -> Executable:
         """One copy of a packed executable alone, at every position: its
         instructions as compiled, on its own physical qubits (so a device
         model gives it its own qubits' noise, its resets' included)."""
@@ -245,7 +244,7 @@ class Backend(Protocol):
         """Compile the template once per run for this device's target (on
         ``initial_layout``'s physical qubits when given)."""
 
-    def calibration(self, layout: Sequence[int]) -> "CalibrationSnapshot | None":
+    def calibration(self, layout: Sequence[int]) -> CalibrationSnapshot | None:
         """The device's calibration as it stands now, for the physical qubits
         ``layout`` uses; None for a device without one (an ideal simulator)."""
 

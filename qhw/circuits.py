@@ -94,7 +94,7 @@ def packed(template, copies: int, reuse: int = 1):
         for c in range(copies):
             slot = position * copies + c
             vector = ParameterVector(f"{PARAMETER_NAME}_c{slot}", len(ordered))
-            bound = template.assign_parameters(dict(zip(ordered, vector)), inplace=False)
+            bound = template.assign_parameters(dict(zip(ordered, vector, strict=True)), inplace=False)
             circuit.compose(bound, qubits=range(c * width, (c + 1) * width), clbits=registers[slot], inplace=True)
     return circuit
 

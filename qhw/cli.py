@@ -14,14 +14,29 @@ from typing import Any
 
 import click
 
-from qhw.cli_options import (
-    ANGLE_RANGE, EPOCHS, ID, INTERVAL, LATENT, MAP_QUBITS, MAP_REPS, PACK, PACK_SPACING, POSITIVE, REP_DELAY, REUSE, SECONDS, SEED, USD, WORKERS, LazyHelp,
-)
 from qhw import feature_maps  # light: Qiskit loads inside its functions; the help lists its maps
+from qhw.cli_options import (
+    ANGLE_RANGE,
+    EPOCHS,
+    ID,
+    INTERVAL,
+    LATENT,
+    MAP_QUBITS,
+    MAP_REPS,
+    PACK,
+    PACK_SPACING,
+    POSITIVE,
+    REP_DELAY,
+    REUSE,
+    SECONDS,
+    SEED,
+    USD,
+    WORKERS,
+    LazyHelp,
+)
 from qhw.errors import QhwError
-from qhw.records import PROBABILITIES, READOUTS, RUN_SPLITS  # no heavy imports: `qhw --help` stays instant
 from qhw.jobstates import JobState
-
+from qhw.records import PROBABILITIES, READOUTS, RUN_SPLITS  # no heavy imports: `qhw --help` stays instant
 
 #: The exit status of a command ended by Ctrl-C (128 + SIGINT, as a shell reports it).
 INTERRUPTED = 130
@@ -116,9 +131,8 @@ def _emit(data: dict[str, Any] | list[Any], as_json: bool, title: str | None = N
         click.echo(json.dumps(data, indent=2, default=str))
         return
     from rich.console import Console
-    from rich.table import Table
-
     from rich.markup import escape
+    from rich.table import Table
 
     rows = data if isinstance(data, list) else [data]
     table = Table(title=escape(title) if title else None)
@@ -505,7 +519,10 @@ def runs_list(app: _App, as_json) -> None:
 
 @runs_group.command("show")
 @click.argument("run_id", type=ID)
-@click.option("--properties-out", type=click.Path(dir_okay=False, path_type=Path), help="Write the device properties document stored with the run (Braket) to this .json file, for braket_emulator:FILE.")
+@click.option(
+    "--properties-out", type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the device properties document stored with the run (Braket) to this .json file, for braket_emulator:FILE.",
+)
 @json_option
 @pass_app
 def runs_show(app: _App, run_id, properties_out, as_json) -> None:
@@ -772,9 +789,12 @@ def demo(app: _App, shots, seed, hardware, limit_train, limit_test, autoencoder_
         return
     hardware_label = f"{result.hardware_run.backend} ({result.comparison.hardware.device}, run {result.hardware_run.id})"
     rows = [
-        {"classifier": "classical (64-d latent)", "trained on": f"feature set {result.feature_set.id}", "tested on": "latent", "test samples": result.classical.test_samples, "accuracy": result.classical.accuracy},
-        {"classifier": "hybrid (5 qubits)", "trained on": f"run {result.simulator_run.id} ({result.simulator_run.backend})", "tested on": result.simulator_run.backend, "test samples": result.hybrid.test_samples, "accuracy": result.hybrid.accuracy},
-        {"classifier": "hybrid (5 qubits)", "trained on": f"run {result.simulator_run.id} ({result.simulator_run.backend})", "tested on": hardware_label, "test samples": result.hybrid_on_hardware.test_samples, "accuracy": result.hybrid_on_hardware.accuracy},
+        {"classifier": "classical (64-d latent)", "trained on": f"feature set {result.feature_set.id}", "tested on": "latent",
+         "test samples": result.classical.test_samples, "accuracy": result.classical.accuracy},
+        {"classifier": "hybrid (5 qubits)", "trained on": f"run {result.simulator_run.id} ({result.simulator_run.backend})",
+         "tested on": result.simulator_run.backend, "test samples": result.hybrid.test_samples, "accuracy": result.hybrid.accuracy},
+        {"classifier": "hybrid (5 qubits)", "trained on": f"run {result.simulator_run.id} ({result.simulator_run.backend})",
+         "tested on": hardware_label, "test samples": result.hybrid_on_hardware.test_samples, "accuracy": result.hybrid_on_hardware.accuracy},
     ]
     _emit(rows, False, title="qhw demo: accuracy on MNIST test images")
     _print_comparison(result.comparison)
@@ -787,15 +807,17 @@ def demo(app: _App, shots, seed, hardware, limit_train, limit_test, autoencoder_
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder (default: under QHW_HOME/reports/).")
 @click.option("--epochs", default=60, show_default=True, type=EPOCHS, help="Classifier training epochs.")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of training, bootstrap and subsampling.")
-@click.option("--readout", default=PROBABILITIES, show_default=True, type=click.Choice(READOUTS), help="How the hybrid classifiers read each circuit (see `qhw train --help`).")
+@click.option(
+    "--readout", default=PROBABILITIES, show_default=True, type=click.Choice(READOUTS),
+    help="How the hybrid classifiers read each circuit (see `qhw train --help`).",
+)
 @json_option
 @pass_app
 def compare_command(app: _App, simulator_run, hardware_runs, out, epochs, seed, readout, as_json) -> None:
     """Accuracy, agreement, cost and accuracy against shots of a simulator run and device runs."""
-    from qhw.store import artifacts as store_of_artifacts
-
     from qhw.compare import compare_devices
     from qhw.report import check_report_dir, keep_report
+    from qhw.store import artifacts as store_of_artifacts
 
     check_report_dir(out)
     store_of_artifacts.current().check_reachable()  # before the minutes of training

@@ -14,7 +14,6 @@ from qhw import training
 from qhw.backend import get_backend
 from qhw.checks import check_positive, check_seed
 from qhw.errors import ConfigError, QhwError, TrainingError
-from qhw.store.arrays import load_arrays
 from qhw.mitigation import calibration_missing, mitigated_counts
 from qhw.overview import run_details
 from qhw.planning import plan_jobs, sent_sizes
@@ -22,6 +21,7 @@ from qhw.pricing import PriceTable, load_prices
 from qhw.progress import Progress, SilentProgress
 from qhw.records import PROBABILITIES, RunRecord
 from qhw.store import RunCounts, Store
+from qhw.store.arrays import load_arrays
 
 BOOTSTRAP_RESAMPLES = 2000
 SMALLEST_SHOTS = 16
@@ -60,7 +60,7 @@ class Summary:
     n: int
 
     @classmethod
-    def of(cls, values: np.ndarray) -> "Summary":
+    def of(cls, values: np.ndarray) -> Summary:
         values = np.asarray(values, dtype=float)
         p5, median, p95 = np.percentile(values, [5, 50, 95])
         return cls(float(values.mean()), float(median), float(p5), float(p95), int(values.size))
@@ -72,7 +72,7 @@ def subsample_counts(counts: np.ndarray, shots, rng: np.random.Generator) -> np.
     shape less its last axis): a row with no more than that is kept whole."""
     flat = counts.reshape(-1, counts.shape[-1]).astype(np.int64)
     wanted = np.broadcast_to(np.asarray(shots), counts.shape[:-1]).reshape(-1)
-    drawn = np.stack([row if row.sum() <= n else rng.multivariate_hypergeometric(row, int(n)) for row, n in zip(flat, wanted)])
+    drawn = np.stack([row if row.sum() <= n else rng.multivariate_hypergeometric(row, int(n)) for row, n in zip(flat, wanted, strict=True)])
     return drawn.reshape(counts.shape)
 
 
@@ -462,7 +462,7 @@ def _features(counts: RunCounts, keys) -> np.ndarray:
 
 
 def _keys(counts: RunCounts, mask: np.ndarray) -> list[tuple[str, int]]:
-    return [(str(s), int(i)) for s, i in zip(counts.splits[mask], counts.sample_index[mask])]
+    return [(str(s), int(i)) for s, i in zip(counts.splits[mask], counts.sample_index[mask], strict=True)]
 
 
 def _shared(a: RunCounts, b: RunCounts) -> list[tuple[str, int]]:
@@ -472,7 +472,7 @@ def _shared(a: RunCounts, b: RunCounts) -> list[tuple[str, int]]:
 
 
 def _rows(counts: RunCounts, keys) -> np.ndarray:
-    position = {(str(s), int(i)): row for row, (s, i) in enumerate(zip(counts.splits, counts.sample_index))}
+    position = {(str(s), int(i)): row for row, (s, i) in enumerate(zip(counts.splits, counts.sample_index, strict=True))}
     return np.array([position[key] for key in keys], dtype=np.int64)
 
 
@@ -515,7 +515,7 @@ def _adaptive_figures(hw: RunCounts, hw_run: RunRecord, test_keys, transfer: Acc
     used, uniform = int(shots.sum()), int(shots.size * hw_run.shots)
     return AdaptiveFigures(
         rule=AdaptiveSettings.from_json(hw_run.adaptive_json).rule(),
-        samples_by_shots={int(v): int(c) for v, c in zip(values, counts)},
+        samples_by_shots={int(v): int(c) for v, c in zip(values, counts, strict=True)},
         shots_used=used,
         uniform_shots=uniform,
         share=used / uniform,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from qhw import features, report, runs, training
 from qhw.backend import get_backend
-from qhw.compare import Comparison, compare
 from qhw.checks import check_positive, check_seed
+from qhw.compare import Comparison, compare
 from qhw.datasets import MNIST_5K, MNIST_5K_TEST_SIZE, MNIST_5K_TRAIN_SIZE
 from qhw.errors import ConfigError
 from qhw.planning import check_shots
@@ -105,7 +105,7 @@ def _check_inputs(
     """
     check_seed(seed)
     check_positive(shots, "--shots")
-    for value, option in zip(epochs, ("--autoencoder-epochs", "--epochs")):
+    for value, option in zip(epochs, ("--autoencoder-epochs", "--epochs"), strict=True):
         check_positive(value, option)
     for value, option, size in ((limit_train, "--limit-train", MNIST_5K_TRAIN_SIZE), (limit_test, "--limit-test", MNIST_5K_TEST_SIZE)):
         check_positive(value, option)

@@ -9,10 +9,10 @@ import numpy as np
 
 from qhw import config
 from qhw.errors import ConfigError
-from qhw.store.arrays import load_arrays
 from qhw.jobstates import UNFINISHED_STATES
 from qhw.records import SPLIT_CODES
 from qhw.store import Store
+from qhw.store.arrays import load_arrays
 from qhw.worker import parameter_rows
 
 
@@ -51,10 +51,10 @@ def export_results(store: Store, run_id: int | None, out: Path) -> Export:
     feature_set = store.catalogue.feature_set(run.feature_set_id)
     arrays = load_arrays(feature_set)
     labels = np.array(
-        [arrays.labels(split)[index] for split, index in zip(stored.splits, stored.sample_index)], dtype=np.int64
+        [arrays.labels(split)[index] for split, index in zip(stored.splits, stored.sample_index, strict=True)], dtype=np.int64
     )
     # The rows the worker bound (qhw.worker.parameter_rows), sample by sample.
-    order = np.array([[SPLIT_CODES[str(split)], int(index)] for split, index in zip(stored.splits, stored.sample_index)], dtype=np.int64)
+    order = np.array([[SPLIT_CODES[str(split)], int(index)] for split, index in zip(stored.splits, stored.sample_index, strict=True)], dtype=np.int64)
     bound = parameter_rows(arrays, order.reshape(-1, 2), run.circuits_per_sample)
     parameters = bound.reshape(len(order), run.circuits_per_sample, feature_set.num_parameters)
     try:

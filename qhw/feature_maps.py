@@ -41,9 +41,9 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from qhw.errors import ConfigError
 from qhw.files import read_regular_file
@@ -191,7 +191,7 @@ def _zz(template, theta, width: int, reps: int | None) -> None:
 
     zz = zz_feature_map(width, reps=reps, entanglement="linear")
     ordered = sorted(zz.parameters, key=lambda p: p.index)
-    template.compose(zz.assign_parameters(dict(zip(ordered, theta))), qubits=range(width), inplace=True)
+    template.compose(zz.assign_parameters(dict(zip(ordered, theta, strict=True))), qubits=range(width), inplace=True)
 
 
 register(BuiltIn("paper", _paper, (-math.pi / 2, math.pi / 2), chain=True, circuit_name="qhw_feature_map",
@@ -504,7 +504,7 @@ def canonical(circuit, ordered: list, *, label: str):
     if measured and len(measured) != width:
         missing = sorted(set(range(width)) - set(measured))
         raise ConfigError(f"{label}: qubit(s) {', '.join(map(str, missing))} never measured; measure every qubit, or none")
-    template.assign_parameters(dict(zip(ordered, theta)), inplace=True)
+    template.assign_parameters(dict(zip(ordered, theta, strict=True)), inplace=True)
     template.measure(range(width), range(width))
     return template
 

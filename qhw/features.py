@@ -15,14 +15,13 @@ import uuid
 import numpy as np
 
 from qhw import config, feature_maps
-from qhw.datasets import IMAGE_PIXELS, MNIST_5K, load_dataset
 from qhw.checks import check_positive, check_seed
+from qhw.datasets import IMAGE_PIXELS, MNIST_5K, load_dataset
 from qhw.errors import ConfigError
-from qhw.progress import Progress, SilentProgress, import_keras, keras_callback
 from qhw.feature_maps import FeatureMap
-from qhw.store import Store
+from qhw.progress import Progress, SilentProgress, import_keras, keras_callback
 from qhw.records import FeatureSetRecord
-from qhw.store import artifacts
+from qhw.store import Store, artifacts
 from qhw.store.arrays import ARRAYS_FILE
 
 ENCODER_FILE = "encoder.keras"

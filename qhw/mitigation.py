@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from qhw.errors import ConfigError
-from qhw.records import RunRecord
 from qhw.jobstates import FINAL_STATES, JobState
+from qhw.records import RunRecord
 from qhw.store import RunCounts, Store
 
 METHOD = "readout-m3"
@@ -84,7 +84,7 @@ def mitigated_counts(store: Store, run: RunRecord) -> RunCounts:
     # An adaptive run's counts grow round by round: mitigated once its rounds have ended.
     final = not run.adaptive or run.rounds_done
     saved = store.results.mitigated(run.id, METHOD) if final else {}
-    missing = [i for i, key in enumerate(zip(stored.splits, stored.sample_index)) if (str(key[0]), int(key[1])) not in saved]
+    missing = [i for i, key in enumerate(zip(stored.splits, stored.sample_index, strict=True)) if (str(key[0]), int(key[1])) not in saved]
     if missing:
         missing_calibration = calibration_missing(store, run)
         if missing_calibration is not None:
@@ -98,7 +98,7 @@ def mitigated_counts(store: Store, run: RunRecord) -> RunCounts:
         # (an adaptive run's rounds may run it on different ones) is the
         # shot-weighted mean of each slot's mitigated counts; one slot's counts
         # are mitigated whole.
-        by_slot = store.results.counts_by_slot(run.id, [(str(s), int(i)) for s, i in zip(subset.splits, subset.sample_index)])
+        by_slot = store.results.counts_by_slot(run.id, [(str(s), int(i)) for s, i in zip(subset.splits, subset.sample_index, strict=True)])
         shots = by_slot.sum(axis=-1)  # (samples, circuits, slots)
         quasi = np.zeros(subset.counts.shape, dtype=np.float64)
         for slot in range(run.slots):
@@ -111,5 +111,5 @@ def mitigated_counts(store: Store, run: RunRecord) -> RunCounts:
             return RunCounts(subset.splits, subset.sample_index, quasi, shots=1)
         store.results.store_mitigated(run.id, METHOD, subset, quasi)
         saved = store.results.mitigated(run.id, METHOD)
-    quasi = np.stack([saved[(str(s), int(i))] for s, i in zip(stored.splits, stored.sample_index)])
+    quasi = np.stack([saved[(str(s), int(i))] for s, i in zip(stored.splits, stored.sample_index, strict=True)])
     return RunCounts(stored.splits, stored.sample_index, quasi, shots=1)

@@ -18,9 +18,9 @@ import numpy as np
 
 from qhw import config
 from qhw.errors import ConfigError
+from qhw.jobstates import FINAL_STATES, JobState
 from qhw.pricing import usd
 from qhw.records import DEVICE_NAME_KEY, SPLIT_NAMES, CalibrationSnapshot, JobRecord, RunRecord, ceil_div
-from qhw.jobstates import FINAL_STATES, JobState
 from qhw.store import Store
 
 #: Device kinds that cost money, for runs from before qhw kept price tables.
@@ -146,7 +146,7 @@ class RunDetails:
     copies: list[tuple[tuple[int, ...], float | None]] = field(default_factory=list)
     # The provider's own estimate of the run's QPU time (IBM's usage_estimation), over the jobs it gave one.
     provider_estimate_seconds: float | None = None
-    adaptive: "AdaptiveProgress | None" = None  # an adaptive run's rounds and shots
+    adaptive: AdaptiveProgress | None = None  # an adaptive run's rounds and shots
     # The feature map: its name, qubits, parameters and circuits a sample, and that as one line.
     feature_map: dict = field(default_factory=dict)
     feature_map_text: str = ""
@@ -292,7 +292,7 @@ def _adaptive_progress(store: Store, run: RunRecord) -> AdaptiveProgress | None:
         rounds_done=run.rounds_done,
         shots_used=store.results.shots_used(run.id),
         worst_case_shots=run.n_samples * run.circuits_per_sample * run.shots,
-        samples_by_shots={int(v): int(c) for v, c in zip(values, counts)},
+        samples_by_shots={int(v): int(c) for v, c in zip(values, counts, strict=True)},
     )
 
 

@@ -49,6 +49,7 @@ qubits, by a rule that is deterministic for a given calibration:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -225,7 +226,7 @@ def chain_error(graph: DeviceGraph, chain: tuple[int, ...]) -> float:
             success *= math.exp(-COPY_DURATION_US / graph.t1_us[q])
         if q in graph.t2_us:
             success *= math.exp(-COPY_DURATION_US / graph.t2_us[q])
-    for a, b in zip(chain, chain[1:]):
+    for a, b in itertools.pairwise(chain):
         success *= 1.0 - graph.gate_error.get(frozenset((a, b)), 0.0)
     return 1.0 - success
 

@@ -20,8 +20,8 @@ import dataclasses
 import json
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from qhw import feature_maps, packing
 from qhw.backend import Backend, DeviceProfile, ShotTiming

@@ -64,7 +64,7 @@ class PriceTable:
         name = key if device is None else f"{key}.{device}"
         return any(where.startswith(USER_SOURCE) for where in (self.sources.get(name), self.sources.get(key)) if where)
 
-    def with_device_price(self, key: str, device: str, price: float, source: str) -> "PriceTable":
+    def with_device_price(self, key: str, device: str, price: float, source: str) -> PriceTable:
         """This table with one device's price in ``key`` set, and where it came from."""
         table = dict(self.values[key])
         table[device] = _check_price(price, f"{source}: {key}.{device}")
@@ -75,7 +75,7 @@ class PriceTable:
         return json.dumps({"taken": self.taken, "values": dict(self.values), "sources": dict(self.sources)}, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "PriceTable":
+    def from_json(cls, text: str) -> PriceTable:
         data = json.loads(text)
         return cls(values=data["values"], taken=data["taken"], sources=data.get("sources", {}))
 

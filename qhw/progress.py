@@ -12,8 +12,9 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Iterator, Protocol
+from typing import Protocol
 
 
 class Task(Protocol):

@@ -152,7 +152,7 @@ class JobPlan:
     round: int = 0  # the round of an adaptive run
 
     @classmethod
-    def of(cls, indices, purpose: str = "samples", *, shots: int | None = None, round: int = 0) -> "JobPlan":
+    def of(cls, indices, purpose: str = "samples", *, shots: int | None = None, round: int = 0) -> JobPlan:
         """A job of exactly these executions (a range when they are one)."""
         indices = tuple(sorted(int(i) for i in indices))
         start, stop = indices[0], indices[-1] + 1
@@ -202,8 +202,8 @@ class JobRecord:
         return self.own_shots if self.own_shots is not None else run_shots
 
     def usage(
-        self, shots: int, reported: "ProviderUsage | None" = None, state: "JobState | None" = None, *, copies: int = 1
-    ) -> "JobUsage":
+        self, shots: int, reported: ProviderUsage | None = None, state: JobState | None = None, *, copies: int = 1
+    ) -> JobUsage:
         """This job as its adapter prices it (``reported``: fresh from the provider;
         ``copies``: a packed run's, ``copies`` logical executions to one sent)."""
         reported = reported or ProviderUsage(self.quantum_seconds, self.duration_seconds, value=self.usage_value, unit=self.usage_unit)
@@ -214,7 +214,7 @@ class JobRecord:
         return len(self.indices) if self.indices is not None else self.execution_stop - self.execution_start
 
     @property
-    def execution_indices(self) -> "np.ndarray":
+    def execution_indices(self) -> np.ndarray:
         """The run's executions this job carries, in the order it sent them."""
         import numpy as np
 

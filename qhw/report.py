@@ -13,7 +13,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ TEMPLATE = "report.html.j2"
 
 
 def default_report_dir(simulator_run: int, device_runs: list[int]) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     devices = "-".join(f"run{run}" for run in device_runs)
     return config.home() / "reports" / f"compare-run{simulator_run}-{devices}-{stamp}"  # made as it is written
 
@@ -237,5 +237,5 @@ def _page(
         devices=[("device", c.hardware) for c in comparisons],
         leaderboard=None if several is None else several.leaderboard,
         shots_plot=shots,
-        sections=list(zip(comparisons, sections)),
+        sections=list(zip(comparisons, sections, strict=True)),
     )

@@ -13,7 +13,8 @@ in all, 1 to 100, default 4), ``QHW_RETRY_INITIAL_WAIT`` and
 from __future__ import annotations
 
 import logging
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from qhw import settings
 from qhw.errors import TransientBackendError

@@ -10,8 +10,8 @@ round to the end (:func:`drive_rounds`); a provider's rounds are started by
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import cache
-from typing import Callable
 
 import numpy as np
 
@@ -85,7 +85,7 @@ def advance_round(store: Store, run: RunRecord, backend: Backend) -> list[JobRec
     else:
         before = _restricted(store.results.run_counts(run.id, through_round=run.round - 1), keys)
         unsettled = unsettled_by_change(before, after, rounds)
-    executions = [sample * k + circuit for sample, more in zip(samples, unsettled) if more for circuit in range(k)]
+    executions = [sample * k + circuit for sample, more in zip(samples, unsettled, strict=True) if more for circuit in range(k)]
     shots = rounds.round_shots(run.round + 1) if executions else 0
     plans = []
     if executions:
@@ -159,5 +159,5 @@ def _positions(order: np.ndarray, keys) -> list[tuple[int, int]]:
 
 def _restricted(counts: RunCounts, keys: list[tuple[str, int]]) -> RunCounts:
     """These samples of a run's counts, in this order."""
-    row = {(str(s), int(i)): r for r, (s, i) in enumerate(zip(counts.splits, counts.sample_index))}
+    row = {(str(s), int(i)): r for r, (s, i) in enumerate(zip(counts.splits, counts.sample_index, strict=True))}
     return counts.subset(np.array([row[key] for key in keys], dtype=np.int64))

@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Callable
 
 import numpy as np
 
@@ -27,15 +27,15 @@ from qhw.checks import check_positive, check_seed
 from qhw.datasets import stratified_subset
 from qhw.errors import BackendError, ConfigError, NotFoundError, QhwError
 from qhw.executables import calibration_executable, packed_executable
-from qhw.store.arrays import load_arrays
 from qhw.jobstates import UNFINISHED_STATES, JobState
-from qhw.planning import RunRequest, check_allowance, check_width, engine_profile, guard_again, guard_cost, plan_retry, plan_run
 from qhw.packing import parse_copies, parse_reuse
+from qhw.planning import RunRequest, check_allowance, check_width, engine_profile, guard_again, guard_cost, plan_retry, plan_run
 from qhw.pricing import CostEstimate, check_amount, load_prices
 from qhw.progress import Progress, SilentProgress
 from qhw.records import RUN_SPLITS, SPLIT_CODES, ExecutionFailureRecord, JobRecord, RunRecord, RunSpec, ceil_div
 from qhw.rounds import adaptive_settings, advance_rounds, drive_rounds
 from qhw.store import RunCircuit, Store
+from qhw.store.arrays import load_arrays
 from qhw.store.ledger import holder_id
 from qhw.worker import Approver, RunWorker, Tally, backend_of_run, executor_for, parameter_rows, work_all
 
@@ -162,7 +162,8 @@ def submit(
     backend = get_backend(backend_name, seed=seed)
     engines = backend.engines if backend.is_local else ()
     if engine is not None and engine not in engines:
-        offered = f"its engines are {', '.join(engines)}" if engines else "it computes its jobs one way only (--engine is for emulated devices: fake_* and braket_emulator:)"
+        one_way = "it computes its jobs one way only (--engine is for emulated devices: fake_* and braket_emulator:)"
+        offered = f"its engines are {', '.join(engines)}" if engines else one_way
         raise ConfigError(f"{backend.name} has no engine {engine!r}: {offered}")
     feature_set = store.catalogue.feature_set(feature_set_id)
     if rounds is not None and model_id is not None:

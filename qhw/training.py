@@ -12,12 +12,11 @@ from qhw import config
 from qhw.checks import check_seed
 from qhw.datasets import NUM_CLASSES
 from qhw.errors import ArtifactError, ConfigError, TrainingError
-from qhw.store import artifacts
-from qhw.store.arrays import load_arrays
+from qhw.jobstates import UNFINISHED_STATES
 from qhw.progress import Progress, SilentProgress, import_keras, keras_callback
 from qhw.records import OBSERVABLES, PROBABILITIES, READOUTS, EvaluationRecord, ModelRecord, ModelSpec, RunRecord
-from qhw.jobstates import UNFINISHED_STATES
-from qhw.store import Store
+from qhw.store import Store, artifacts
+from qhw.store.arrays import load_arrays
 
 DEFAULT_EPOCHS = 60
 BATCH_SIZE = 64
@@ -102,7 +101,7 @@ def outcome_features(store: Store, run: RunRecord) -> OutcomeFeatures:
     stored = store.results.run_counts(run.id)
     arrays = load_arrays(store.catalogue.feature_set(run.feature_set_id))
     labels = np.array(
-        [arrays.labels(split)[index] for split, index in zip(stored.splits, stored.sample_index)], dtype=np.int64
+        [arrays.labels(split)[index] for split, index in zip(stored.splits, stored.sample_index, strict=True)], dtype=np.int64
     )
     # Each circuit by its own shots: an adaptive run's samples got different numbers of them.
     x = stored.frequencies().reshape(len(stored.counts), int(np.prod(stored.counts.shape[1:])))

@@ -19,11 +19,11 @@ See docs/ledger.md.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Callable
 
 import numpy as np
 
@@ -39,15 +39,14 @@ from qhw.errors import (
     ResultMappingError,
     TransientBackendError,
 )
-from qhw.store import artifacts
-from qhw.store.arrays import load_arrays
-from qhw.progress import Progress
+from qhw.jobstates import UNFINISHED_STATES, JobState
 from qhw.planning import pending_estimate
 from qhw.pricing import CostEstimate, PriceTable, load_prices
+from qhw.progress import Progress
 from qhw.records import SPLIT_NAMES, JobRecord, ProviderUsage, RunRecord, ceil_div
-from qhw.jobstates import JobState, UNFINISHED_STATES
 from qhw.retrying import with_retries
-from qhw.store import Store
+from qhw.store import Store, artifacts
+from qhw.store.arrays import load_arrays
 from qhw.store.ledger import utcnow
 
 log = logging.getLogger("qhw.worker")
@@ -113,7 +112,7 @@ class RunWorker:
         backend: Backend | None = None,
         approved: bool = False,
         approve: Approver | None = None,
-    ) -> "RunWorker":
+    ) -> RunWorker:
         """Rebuild a worker from the database alone (a later process)."""
         run = store.ledger.run(run_id)
         stored = store.ledger.run_circuit(run_id)

@@ -268,12 +268,12 @@ def assert_rounds_sound(store, run_id: int, fake=None) -> None:
     last_round = {e: max(r for r, executions in ran.items() if e in executions) for e in ran[0]}
     stored = store.results.run_counts(run_id)
     assert len(stored.counts) == run.n_samples
-    from qhw.records import SPLIT_NAMES
     from qhw.jobstates import can_move
+    from qhw.records import SPLIT_NAMES
 
     order = store.ledger.run_circuit(run_id).sample_order
     position = {(SPLIT_NAMES[int(code)], int(index)): p for p, (code, index) in enumerate(order)}
-    for row, (split, index) in enumerate(zip(stored.splits, stored.sample_index)):
+    for row, (split, index) in enumerate(zip(stored.splits, stored.sample_index, strict=True)):
         for circuit in range(run.circuits_per_sample):
             e = position[(str(split), int(index))] * run.circuits_per_sample + circuit
             assert stored.shots_each[row, circuit] == rounds.totals[last_round[e]]
@@ -290,7 +290,6 @@ def recomputed_accuracy(store, model_id: int, run_id: int) -> float:
     import keras
 
     from qhw.store.arrays import load_arrays
-
     from qhw.store.artifacts import local_file
 
     model = keras.models.load_model(local_file(store.catalogue.model(model_id).weights, f"model {model_id}", suffix=".keras"))
@@ -333,7 +332,9 @@ def signed_features(featured_store, monkeypatch):
 
     def signed(feature_set):
         arrays = real(feature_set)
-        flip = lambda a: np.where(np.arange(a.size).reshape(a.shape) % 3 == 0, -1, 1) * np.where(a < 0, -np.pi / 2, np.pi / 2)
+        def flip(a):
+            return np.where(np.arange(a.size).reshape(a.shape) % 3 == 0, -1, 1) * np.where(a < 0, -np.pi / 2, np.pi / 2)
+
         return replace(arrays, angles_train=flip(arrays.angles_train), angles_test=flip(arrays.angles_test))
 
     monkeypatch.setattr(runs, "load_arrays", signed)

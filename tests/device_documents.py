@@ -11,14 +11,15 @@ emulator's noise shows clearly on a few hundred shots.
 
 from __future__ import annotations
 
+import itertools
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 QUBITS = 6
 T1_US, T2_US = 40.0, 20.0
 RB_FIDELITY, READOUT_FIDELITY, CZ_FIDELITY = 0.998, 0.95, 0.98
-CALIBRATED_AT = datetime(2026, 11, 20, 8, 30, tzinfo=timezone.utc)
+CALIBRATED_AT = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
 
 
 def garnet_like(qubits: int = QUBITS, *, line: tuple[int, ...] | None = None, edges: list[tuple[int, int]] | None = None):
@@ -45,7 +46,7 @@ def garnet_like(qubits: int = QUBITS, *, line: tuple[int, ...] | None = None, ed
 
     labels = list(line) if line is not None else list(range(1, qubits + 1))
     assert sorted(labels) == list(range(1, qubits + 1))
-    edges = list(edges) if edges is not None else list(zip(labels, labels[1:]))
+    edges = list(edges) if edges is not None else list(itertools.pairwise(labels))
     one = {
         str(q): OneQubitProperties(
             T1=CoherenceTime(value=T1_US, standardError=None, unit="us"),

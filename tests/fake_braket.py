@@ -26,7 +26,7 @@ import json
 import random
 import urllib.parse
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -80,7 +80,7 @@ class FakeBraketCloud(FakeCloud):
             "requests": [],  # (operation, parameters) of every request, as botocore serialised them
         }
 
-    def install(self, patch) -> "FakeBraketCloud":
+    def install(self, patch) -> FakeBraketCloud:
         import qhw.backends._braket_aws as aws
 
         real = aws.boto_session
@@ -279,7 +279,7 @@ class FakeBraketCloud(FakeCloud):
                 "device": params["deviceArn"],
                 "executables": executables,
                 "shots": params["shots"],
-                "created": datetime.now(timezone.utc),
+                "created": datetime.now(UTC),
                 "failure": failure,
                 "polls": 0,
                 "cancelled": False,
@@ -314,7 +314,7 @@ class FakeBraketCloud(FakeCloud):
         if status == "FAILED":
             body["failureReason"] = record["failure"] or "the task failed"
         if status in ("COMPLETED", "FAILED", "CANCELLED"):
-            body["endedAt"] = _timestamp(datetime.now(timezone.utc))
+            body["endedAt"] = _timestamp(datetime.now(UTC))
         if record["action_metadata"]:
             action = "braket.ir.openqasm.program_set" if record["program_set"] else "braket.ir.openqasm.program"
             body["actionMetadata"] = {"actionType": action, "programCount": 1, "executableCount": record["executables"]}
@@ -348,7 +348,7 @@ class FakeBraketCloud(FakeCloud):
                     keep &= record["device"] == value
                 elif rule["name"] == "createdAt":
                     try:  # the form qhw sends: ISO 8601 in UTC
-                        since = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+                        since = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
                     except ValueError:
                         return _error(400, "ValidationException", f"invalid createdAt value {value!r}")
                     keep &= rule["operator"] == "GTE" and record["created"] >= since
@@ -479,7 +479,7 @@ def _present(entry, shape: dict) -> dict:
     measurements, qubits = measurements[:, order], [qubits[c] for c in order]
     if shape["probabilities"]:
         keys, counts = np.unique(measurements, axis=0, return_counts=True)
-        probabilities = {"".join(map(str, key)): float(count) / len(measurements) for key, count in zip(keys, counts)}
+        probabilities = {"".join(map(str, key)): float(count) / len(measurements) for key, count in zip(keys, counts, strict=True)}
         return {"measurements": None, "measurementProbabilities": probabilities, "measuredQubits": qubits}
     return {"measurements": measurements.tolist(), "measuredQubits": qubits}
 
@@ -511,7 +511,7 @@ def _bucket_and_key(url: str) -> tuple[str, str]:
 
 
 def _timestamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class _Raw(io.BytesIO):

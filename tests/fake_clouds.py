@@ -20,9 +20,10 @@ import fcntl
 import os
 import pickle
 import signal
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 STEPS = ["QUEUED", "RUNNING", "DONE"]
 

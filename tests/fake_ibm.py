@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest import mock
 
@@ -55,7 +55,7 @@ class FakeIBMCloud(FakeCloud):
             "sessions": {},
         }
 
-    def install(self, patch) -> "FakeIBMCloud":
+    def install(self, patch) -> FakeIBMCloud:
         import qhw.backends.ibm as ibm_adapter
 
         patch.setattr(ibm_adapter, "runtime_service", lambda: FakeRuntimeService(self))
@@ -192,7 +192,7 @@ class FakeRuntimeClient:
                 "shots": [pub[2] if len(pub) > 2 else inputs.get("shots") for pub in inputs["pubs"]],
                 # The execution options it was sent (rep_delay among them).
                 "execution": dict((inputs.get("options") or {}).get("execution") or {}),
-                "created": datetime.now(timezone.utc),
+                "created": datetime.now(UTC),
                 "error": error,
                 "polls": 0,
                 "metric_reads": 0,
@@ -212,7 +212,7 @@ class FakeRuntimeClient:
                  created_after=None, created_before=None, descending=True, include_mocks=False) -> dict:
         self._cloud._fault("lookup")
         settings = self._cloud.read()
-        listed_before = datetime.now(timezone.utc) - timedelta(seconds=settings["listing_delay"])
+        listed_before = datetime.now(UTC) - timedelta(seconds=settings["listing_delay"])
         found = [
             (record["created"], job_id, record)
             for job_id, record in settings["jobs"].items()
@@ -323,4 +323,4 @@ def _model(cloud: FakeIBMCloud, name: str):
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

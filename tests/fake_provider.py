@@ -9,11 +9,10 @@ real: Aer samples them at submission.
 from __future__ import annotations
 
 import itertools
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from contextlib import nullcontext
 
 from qhw.backend import BackendLimits, DeviceProfile, JobResult, JobStatus
 from qhw.backends.aer import AerBackend

@@ -16,9 +16,9 @@ import pytest
 from qhw import rounds, runs
 from qhw.adaptive import AdaptiveSettings, unsettled_by_change, unsettled_by_model
 from qhw.errors import ConfigError
+from qhw.export import export_results
 from qhw.jobstates import JobState
 from qhw.store import RunCounts, artifacts
-from qhw.export import export_results
 
 from conftest import assert_rounds_sound
 
@@ -121,9 +121,10 @@ def test_without_a_model_a_sample_is_settled_when_its_frequencies_stop_moving():
 
 
 def test_an_adaptive_run_gives_more_shots_exactly_to_the_samples_the_model_has_not_settled(featured_store, hybrid_weights):
+    from sqlalchemy import select
+
     from qhw.adaptive import load_classifier
     from qhw.store.models import ResultRow
-    from sqlalchemy import select
 
     model_id = trained_model(featured_store, hybrid_weights)
     run = runs.submit(
@@ -141,7 +142,7 @@ def test_an_adaptive_run_gives_more_shots_exactly_to_the_samples_the_model_has_n
         went_on = featured_store.results.round_keys(run.id, r + 1)
         expected = unsettled_by_model(classifier, subset, rounds, seed=(run.seed or 0) + r)
         assert {(str(s), int(i)) for s, i, _ in went_on} == {
-            (str(s), int(i)) for s, i, more in zip(subset.splits, subset.sample_index, expected) if more
+            (str(s), int(i)) for s, i, more in zip(subset.splits, subset.sample_index, expected, strict=True) if more
         }
     stored = featured_store.results.run_counts(run.id)
     shots = stored.shots_each[:, 0]
@@ -182,7 +183,7 @@ def test_without_a_model_frequencies_that_hold_end_a_sample_s_rounds(featured_st
         in_round = np.flatnonzero(after.shots_each[:, 0] == rounds.totals[r])
         expected = unsettled_by_change(before.subset(in_round), after.subset(in_round), rounds)
         went_on = {(str(s), int(i)) for s, i, _ in featured_store.results.round_keys(run.id, r + 1)}
-        assert went_on == {(str(after.splits[i]), int(after.sample_index[i])) for i, more in zip(in_round, expected) if more}
+        assert went_on == {(str(after.splits[i]), int(after.sample_index[i])) for i, more in zip(in_round, expected, strict=True) if more}
 
 
 def test_downstream_reads_each_sample_by_its_own_shots(featured_store, hybrid_weights, tmp_path):
@@ -223,7 +224,7 @@ def test_downstream_reads_each_sample_by_its_own_shots(featured_store, hybrid_we
     assert saved.shots_used == int(stored.shots_each[test].sum()) and saved.uniform_shots == 512 * int(test.sum())
     assert sum(saved.samples_by_shots.values()) == int(test.sum())
     assert saved.samples_by_shots == {
-        int(s): int(n) for s, n in zip(*np.unique(stored.shots_each[test, 0], return_counts=True))
+        int(s): int(n) for s, n in zip(*np.unique(stored.shots_each[test, 0], return_counts=True), strict=True)
     }
     assert saved.transfer_accuracy == comparison.accuracy("transfer").accuracy
     assert comparison.accuracy("transfer-mitigated") is not None

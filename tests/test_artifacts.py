@@ -112,7 +112,8 @@ def test_an_unusable_store_fails_the_command_before_anything_is_written(featured
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     before = featured_store.catalogue.feature_sets()
-    result = CliRunner().invoke(main, ["--artifacts", str(blocker / "store"), "features", "build", "--limit-train", "60", "--limit-test", "20", "--epochs", "1"])
+    build = ["features", "build", "--limit-train", "60", "--limit-test", "20", "--epochs", "1"]
+    result = CliRunner().invoke(main, ["--artifacts", str(blocker / "store"), *build])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "the artifact store" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert featured_store.catalogue.feature_sets() == before
@@ -365,8 +366,9 @@ def test_a_train_sigkilled_as_its_model_reaches_the_store_leaves_no_row_without_
     import signal
     import time
 
-    from conftest import qhw_env, start_qhw
     from qhw.cli import main
+
+    from conftest import qhw_env, start_qhw
 
     objects = home / "artifacts" / "sha256"
     before = {p.name for p in objects.rglob("*") if p.is_file()}

@@ -17,6 +17,7 @@ from qhw.store import Store
 
 from conftest import recomputed_accuracy
 
+
 def run(*args: str):
     return CliRunner().invoke(main, list(args))
 
@@ -79,7 +80,10 @@ def test_the_walk_through_from_the_issue(home):
     assert "fake_manila" in run("jobs").stdout
 
     collected = ok_json("collect", "--wait")
-    assert collected == {"samples": 300, "pending_jobs": 0, "failed_jobs": 0, "jobs_waiting_on_errors": 0, "jobs_awaiting_approval": 0, "jobs_usage_pending": 0, "failed_executions": 0, "rounds_started": 0}
+    assert collected == {
+        "samples": 300, "pending_jobs": 0, "failed_jobs": 0, "jobs_waiting_on_errors": 0, "jobs_awaiting_approval": 0,
+        "jobs_usage_pending": 0, "failed_executions": 0, "rounds_started": 0,
+    }
 
     hybrid = ok_json("train", "--run", "1", "--epochs", "2")
     assert hybrid["kind"] == "hybrid" and (hybrid["train_samples"], hybrid["test_samples"]) == (200, 50)
@@ -204,7 +208,8 @@ def test_backends_lists_the_readme_columns_with_each_backend_s_own_figures(tmp_p
         assert (row["provider"], row["kind"], row["qubits"], row["credentials"], row["costs_money"]) == (provider, kind, qubits, credentials, paid), name
     with_credentials = {**no_credentials, "QISKIT_IBM_TOKEN": "t", "QISKIT_IBM_INSTANCE": "i", "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"}
     rows = {row["name"]: row for row in json.loads(CliRunner().invoke(main, ["backends", "--json"], env=with_credentials).stdout)}
-    assert (rows["ibm_fez"]["credentials"], rows["braket_sv1"]["credentials"], rows["aer_simulator"]["credentials"]) == ("configured", "configured", "not needed")
+    shown = (rows["ibm_fez"]["credentials"], rows["braket_sv1"]["credentials"], rows["aer_simulator"]["credentials"])
+    assert shown == ("configured", "configured", "not needed")
     table = CliRunner().invoke(main, ["backends"], env=no_credentials).stdout
     assert all(column in table for column in ("name", "provider", "kind", "qubits", "credentials", "costs_money"))
 
@@ -226,7 +231,8 @@ def test_backends_lists_what_the_adapters_are_without_importing_a_provider_sdk()
     code = (
         "import sys\nfrom qhw.cli import main\n"
         "try:\n    main(['backends', '--json'])\nexcept SystemExit:\n    pass\n"
-        "print('IMPORTED', sorted({m.split('.')[0] for m in sys.modules} & {'qiskit_ibm_runtime', 'braket', 'qiskit_aer', 'qiskit_braket_provider', 'tensorflow'}))"
+        "print('IMPORTED', sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'qiskit_ibm_runtime', 'braket', 'qiskit_aer', 'qiskit_braket_provider', 'tensorflow'}))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "IMPORTED []", done.stdout[-500:]

@@ -157,7 +157,7 @@ def test_the_shots_curve_against_a_known_rule_recomputed_from_the_raw_counts(two
     assert [point.shots for point in curve] == [16, 32, 64, 128, 256]
     assert curve[-1].accuracy == pytest.approx(np.mean(np.argmax(raw[:, 0], axis=1) % 10 == labels))
     assert [shots for shots, _, _ in drawn] == [16, 32, 64, 128]  # the last point reads the raw counts
-    for point, (shots, source, cut) in zip(curve, drawn):
+    for point, (shots, source, cut) in zip(curve[:-1], drawn, strict=True):  # the last point reads the raw counts
         assert (cut.sum(axis=-1) == shots).all() and (cut <= source).all()  # without replacement, from its own shots
         assert point.accuracy == pytest.approx(np.mean(np.argmax(cut[:, 0], axis=1) % 10 == labels))
 

@@ -14,10 +14,11 @@ import signal
 
 import pytest
 
+from qhw.store import Store
+
 from conftest import assert_ledger_sound, assert_rounds_sound, qhw_env, run_qhw, start_qhw
 from fake_braket import FakeBraketCloud
 from fake_ibm import FakeIBMCloud
-from qhw.store import Store
 
 pytestmark = pytest.mark.slow
 COLLECTORS = 4
@@ -55,7 +56,7 @@ def _collectors_side_by_side(env: dict, db: list[str]) -> list:
 
 
 def _check(store, ibm, braket, outcomes) -> None:
-    for process, stdout, stderr in outcomes:
+    for process, _stdout, stderr in outcomes:
         assert process.returncode == 0, stderr
         for sign in ("locked", "UNIQUE", "duplicate key", "Traceback", "deadlock"):
             assert sign not in stderr, stderr

@@ -287,8 +287,9 @@ def test_fake_devices_run_the_density_engine_by_default_and_aer_on_request(featu
 
 def test_the_same_seed_gives_the_same_counts_on_any_number_of_workers(featured_store):
     """A reused run on fake_manila in several jobs: one worker (in this process) or two (a pool)."""
-    from qhw.store.models import ResultRow
     from sqlalchemy import select
+
+    from qhw.store.models import ResultRow
 
     runs_ = [_submit(featured_store, "fake_manila", shots=65_536, reuse=2, workers=workers) for workers in (1, 2)]
     assert all(len(r.jobs) > 1 for r in runs_)
@@ -371,7 +372,8 @@ def test_the_channels_read_from_the_properties_are_aers(device_name, sample):
         for key in keys:
             by_name.setdefault(key[0], []).append(key)
         rng = np.random.default_rng(0)
-        keys = [key for group in by_name.values() for key in (group[i] for i in rng.choice(len(group), min(len(group), sample // len(by_name) + 1), replace=False))]
+        picks = {name: rng.choice(len(group), min(len(group), sample // len(by_name) + 1), replace=False) for name, group in by_name.items()}
+        keys = [group[i] for name, group in by_name.items() for i in picks[name]]
     qubits = sorted({q for _, where in keys for q in where})
     model = NoiseChannels(device_noise_model(device, frozenset(keys) | {("measure", (q,)) for q in qubits}))
     compared = 0

@@ -60,7 +60,7 @@ def braket_dm_probabilities(backend, executable, row, slot: int = 0) -> np.ndarr
 
     names = [rename_parameter(p) for p in executable.circuit.parameters]
     noisy = backend._load_device().noisy(backend._braket_circuit(executable))
-    bound = noisy.make_bound_circuit(dict(zip(names, map(float, row))))
+    bound = noisy.make_bound_circuit(dict(zip(names, map(float, row), strict=True)))
     measured = backend._measured(executable)[slot]
     reference = Circuit()
     for instruction in bound.instructions:

@@ -12,12 +12,12 @@ from click.testing import CliRunner
 
 from qhw import runs
 from qhw.cli import main
-from qhw.store.arrays import load_arrays
-from qhw.overview import run_details, run_overviews
 from qhw.jobstates import JobState
+from qhw.overview import run_details, run_overviews
+from qhw.store.arrays import load_arrays
 
 from conftest import circuit_distribution, qhw_env, run_qhw
-from device_documents import CALIBRATED_AT, CZ_FIDELITY, READOUT_FIDELITY, RB_FIDELITY, T1_US, garnet_like, write_garnet_like
+from device_documents import CALIBRATED_AT, CZ_FIDELITY, RB_FIDELITY, READOUT_FIDELITY, T1_US, garnet_like, write_garnet_like
 
 
 def approve(*_args) -> bool:
@@ -235,7 +235,8 @@ def test_the_braket_emulator_is_measurably_noisier_than_the_ideal_local_simulato
 
 def test_a_bad_emulator_file_is_one_line(featured_store, tmp_path):
     (tmp_path / "notes.json").write_text('{"hello": 1}')
-    for target, message in ((tmp_path / "missing.json", "cannot read the device properties"), (tmp_path / "notes.json", "not a Braket device properties document")):
+    cases = ((tmp_path / "missing.json", "cannot read the device properties"), (tmp_path / "notes.json", "not a Braket device properties document"))
+    for target, message in cases:
         result = cli("submit", "--backend", f"braket_emulator:{target}", "--split", "test", "--limit", "5")
         assert result.exit_code == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 

@@ -313,8 +313,9 @@ def test_retry_and_job_filters_from_the_command_line(featured_store, ibm_cloud):
 def test_submit_exits_non_zero_and_names_the_failed_jobs(featured_store, braket_cloud, monkeypatch):
     from click.testing import CliRunner
 
-    import fake_braket
     from qhw.cli import main
+
+    import fake_braket
 
     def refuse(self, request):
         return fake_braket._error(400, "ValidationException", "device is retired")

@@ -22,8 +22,8 @@ from click.testing import CliRunner
 from qhw import feature_maps, runs
 from qhw.cli import main
 from qhw.errors import ConfigError
-from qhw.store import Store
 from qhw.export import export_results
+from qhw.store import Store
 
 #: A user's map: inputs declared b, a, c (so qhw binds components 0, 1, 2 to b, a, c),
 #: `a` used twice, qubit i measured into bit 5 - i.
@@ -113,7 +113,7 @@ def ideal_probabilities(template_qasm3: str, parameters: np.ndarray) -> np.ndarr
     out = np.empty((*parameters.shape[:2], 2**circuit.num_qubits))
     for s in range(parameters.shape[0]):
         for k in range(parameters.shape[1]):
-            bound = unitary.assign_parameters({by_name[n]: float(v) for n, v in zip(names, parameters[s, k])})
+            bound = unitary.assign_parameters({by_name[n]: float(v) for n, v in zip(names, parameters[s, k], strict=True)})
             out[s, k] = Statevector(bound).probabilities()
     return out
 
@@ -447,7 +447,10 @@ def test_a_qpy_file_is_read_with_qiskit_s_parameter_order(tmp_path):
     chosen = feature_maps.resolve(str(path))
     assert (chosen.name, chosen.num_qubits, chosen.num_parameters) == ("file:mine.qpy", 3, 3)
     # Qiskit orders alpha, x[0], x[1]: theta[0] is alpha, theta[1] x[0], theta[2] x[1].
-    gates = {inst.operation.name + str(chosen.template.find_bit(inst.qubits[0]).index): inst.operation.params for inst in chosen.template.data if inst.operation.params}
+    gates = {
+        inst.operation.name + str(chosen.template.find_bit(inst.qubits[0]).index): inst.operation.params
+        for inst in chosen.template.data if inst.operation.params
+    }
     assert str(gates["ry0"][0]) == "theta[2]" and str(gates["rx1"][0]) == "theta[0]" and str(gates["ry2"][0]) == "theta[1]"
     assert [inst.operation.name for inst in chosen.template.data][-3:] == ["measure"] * 3
 

@@ -8,8 +8,8 @@ import pytest
 from qhw import config, runs
 from qhw.errors import ConfigError, DatasetError
 from qhw.features import AUTOENCODER_FILE, ENCODER_FILE, build_features
-from qhw.store.artifacts import local_folder
 from qhw.store.arrays import ARRAYS_FILE, load_arrays
+from qhw.store.artifacts import local_folder
 
 from conftest import SMALL_TEST, SMALL_TRAIN, circuit_distribution
 

@@ -12,9 +12,9 @@ import qhw.backends.ibm as ibm_adapter
 from qhw import runs
 from qhw.backend import get_backend
 from qhw.errors import BackendError, ConfigError
-from qhw.store.arrays import load_arrays
 from qhw.jobstates import JobState
 from qhw.planning import check_shots, plan_jobs
+from qhw.store.arrays import load_arrays
 
 from conftest import SMALL_TEST, SMALL_TRAIN, circuit_distribution
 
@@ -30,7 +30,7 @@ def _nothing_written(store) -> bool:
 def _distances(store, run_id: int) -> np.ndarray:
     stored = store.results.run_counts(run_id)
     arrays = load_arrays(store.catalogue.feature_set(1))
-    angles = np.stack([arrays.angles(s)[i] for s, i in zip(stored.splits, stored.sample_index)])
+    angles = np.stack([arrays.angles(s)[i] for s, i in zip(stored.splits, stored.sample_index, strict=True)])
     measured = stored.counts[:, 0, :] / stored.counts[:, 0, :].sum(axis=1, keepdims=True)
     return 0.5 * np.abs(measured - circuit_distribution(angles)).sum(axis=1)
 

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import json
+import os
 import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -32,7 +32,6 @@ from qhw.cli import main
 
 from conftest import qhw_env, run_qhw, snapshot
 from device_documents import write_garnet_like
-
 
 # --- the home every case starts from -----------------------------------------------------------
 

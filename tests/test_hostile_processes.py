@@ -14,14 +14,15 @@ import itertools
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from conftest import qhw_env, run_qhw, snapshot, start_qhw
 from qhw.store.artifacts import local_file
+
+from conftest import qhw_env, run_qhw, snapshot, start_qhw
 
 #: Long enough for a loaded CI machine to start Python and Qiskit; far shorter
 #: than the hangs (for ever) and aborts (90 s and more) these cases met.

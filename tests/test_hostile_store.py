@@ -18,14 +18,14 @@ import sqlite3
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import qhw_env, run_qhw, snapshot
 from qhw.cli import main
 from qhw.store import artifacts
 from qhw.store.artifacts import ArtifactStore, file_digest
+
+from conftest import qhw_env, run_qhw, snapshot
 
 SECRET = b"[default]\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
 
@@ -164,9 +164,9 @@ def test_a_row_naming_a_file_outside_the_home_is_never_read(featured_store, home
 def test_a_corrupt_object_under_a_device_document_s_digest_is_replaced_by_submit(featured_store, home, tmp_path, monkeypatch):
     """Before, submit found an object under the document's digest, trusted it,
     and a later collect (or retry) failed reading it back."""
-    from device_documents import write_garnet_like
-
     from qhw.worker import RunWorker
+
+    from device_documents import write_garnet_like
 
     document = write_garnet_like(tmp_path / "garnet.json")
     digest = file_digest(document)

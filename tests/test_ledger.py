@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import text
 
 from qhw.errors import StoreError
+from qhw.jobstates import FINAL_STATES, TRANSITIONS, UNFINISHED_STATES, JobState, can_move
 from qhw.records import JobPlan, RunSpec
-from qhw.jobstates import FINAL_STATES, JobState, TRANSITIONS, UNFINISHED_STATES, can_move
 from qhw.store import RunCircuit
 from qhw.store.ledger import _process_start, holder_id, holder_is_gone, utcnow
 

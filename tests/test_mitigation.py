@@ -9,8 +9,8 @@ from sqlalchemy import text
 from qhw import runs
 from qhw.compare import compare
 from qhw.errors import ConfigError
-from qhw.mitigation import METHOD, assignment_matrices, mitigate_counts, mitigated_counts
 from qhw.jobstates import JobState
+from qhw.mitigation import METHOD, assignment_matrices, mitigate_counts, mitigated_counts
 
 
 def test_assignment_matrices_from_the_two_calibration_states():
@@ -107,11 +107,9 @@ def test_a_device_without_program_sets_gets_one_calibration_state_a_task(feature
 
 
 def test_the_estimate_prices_the_calibration_as_the_tasks_it_is(monkeypatch):
-    from qhw.backend import BackendLimits, get_backend
-    from qhw.pricing import load_prices
-
-    from qhw.backend import DeviceProfile
+    from qhw.backend import BackendLimits, DeviceProfile, get_backend
     from qhw.planning import plan_jobs
+    from qhw.pricing import load_prices
 
     backend = get_backend("iqm_garnet")
     profile = DeviceProfile("iqm_garnet", 20, BackendLimits(max_shots=10_000, max_circuits_per_job=1))  # a device without program sets

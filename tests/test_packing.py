@@ -54,7 +54,7 @@ def assert_sound(graph: DeviceGraph, packed, *, spacing: int, width: int = WIDTH
     assert set(used) <= set(usable.qubits), "a broken or unknown qubit is used"
     for copy in packed.copies:
         assert len(copy.qubits) == width
-        for a, b in zip(copy.qubits, copy.qubits[1:]):
+        for a, b in itertools.pairwise(copy.qubits):
             assert frozenset((a, b)) in usable.couplers, f"{a}-{b} of copy {copy.qubits} is no usable coupler"
         assert copy.estimated_error == pytest.approx(chain_error(usable, copy.qubits))
     if spacing and not usable.all_to_all:
@@ -119,7 +119,7 @@ def test_broken_qubits_and_couplers_are_never_used():
         packed = partition(damaged, width=WIDTH, spacing=spacing)
         assert_sound(damaged, packed, spacing=spacing)
         assert broken_qubit not in packed.qubits
-        assert not any(frozenset(pair) == broken_coupler for copy in packed.copies for pair in zip(copy.qubits, copy.qubits[1:]))
+        assert not any(frozenset(pair) == broken_coupler for copy in packed.copies for pair in itertools.pairwise(copy.qubits))
 
 
 def test_a_qubit_torino_publishes_as_broken_is_left_out():
@@ -172,9 +172,9 @@ def test_no_copy_is_much_worse_than_the_best():
 
 
 def test_a_braket_document_is_partitioned_by_the_device_s_own_labels():
-    from device_documents import garnet_like
-
     from qhw.backends._braket_devices import device_graph
+
+    from device_documents import garnet_like
 
     graph = device_graph(garnet_like(6, line=(3, 1, 6, 2, 5, 4)))
     assert graph.qubits == (1, 2, 3, 4, 5, 6)
@@ -210,7 +210,7 @@ def test_a_device_without_a_chain_long_enough_is_refused():
 def test_a_chain_through_a_broken_part_is_no_chain_even_when_it_is_the_only_one(broken):
     line = list(range(WIDTH))
     graph = DeviceGraph.of(
-        line, zip(line, line[1:]),
+        line, itertools.pairwise(line),
         readout_error={q: (1.0 if broken == "qubit" and q == 2 else 0.01) for q in line},
         gate_error={(1, 2): 1.0} if broken == "coupler" else {},
     )
@@ -369,12 +369,13 @@ def test_the_fill_of_the_last_packed_execution_is_never_read():
 
 @pytest.mark.parametrize("backend_name", ["statevector", "aer_simulator", "braket_local", "fake_fez", "braket_emulator"])
 def test_a_packed_run_stores_each_sample_s_own_counts(signed_features, backend_name, tmp_path):
-    from conftest import expected_index
-    from device_documents import garnet_like
     from sqlalchemy import select
 
     from qhw import runs
     from qhw.store.models import ResultRow
+
+    from conftest import expected_index
+    from device_documents import garnet_like
 
     store, arrays = signed_features
     if backend_name == "braket_emulator":  # a line of 17 qubits numbered from 1: three copies, spaced
@@ -387,7 +388,7 @@ def test_a_packed_run_stores_each_sample_s_own_counts(signed_features, backend_n
     assert all(job.state.value == "collected" for job in result.jobs)
     stored = store.results.run_counts(run.id)
     assert len(stored.counts) == 8 and (stored.counts.sum(axis=2) == 64).all()
-    for index, counts in zip(stored.sample_index, stored.counts[:, 0]):
+    for index, counts in zip(stored.sample_index, stored.counts[:, 0], strict=True):
         assert int(np.argmax(counts)) == expected_index(arrays.angles_test[index])
     with store.database.transaction(write=False) as session:
         copies = session.execute(select(ResultRow.copy).where(ResultRow.run_id == run.id).order_by(ResultRow.id)).scalars().all()
@@ -478,7 +479,7 @@ def test_compare_shows_agreement_by_copy_and_that_emulation_has_no_crosstalk(fea
     assert sorted(by_copy) == [0, 1, 2] and sum(summary.n for summary in by_copy.values()) == comparison.shared_samples
     # Copy 1's figure is the mean over exactly the circuits copy 1 measured.
     s, h = featured_store.results.run_counts(sim.id), featured_store.results.run_counts(packed.id)
-    rows = {(str(a), int(b)): i for i, (a, b) in enumerate(zip(s.splits, s.sample_index))}
+    rows = {(str(a), int(b)): i for i, (a, b) in enumerate(zip(s.splits, s.sample_index, strict=True))}
     mine = [i for i in range(len(h.counts)) if h.copies[i, 0] == 1]
     expected = [
         hellinger_fidelity(s.counts[rows[(str(h.splits[i]), int(h.sample_index[i]))], 0] / 256, h.counts[i, 0] / 256) for i in mine
@@ -499,9 +500,9 @@ def test_compare_shows_agreement_by_copy_and_that_emulation_has_no_crosstalk(fea
 
 
 def test_a_packed_ibm_job_reads_each_copy_from_its_own_register_of_one_pub(signed_features, ibm_cloud):
-    from conftest import expected_index
-
     from qhw import runs
+
+    from conftest import expected_index
 
     store, arrays = signed_features
     result = runs.submit(store, backend_name="ibm_fez", split="test", limit=8, shots=64, pack=3, approve=lambda estimate: True)
@@ -511,7 +512,7 @@ def test_a_packed_ibm_job_reads_each_copy_from_its_own_register_of_one_pub(signe
     assert len(ibm_cloud.jobs) == 1 and result.run.copies == 3 and result.executions == 3
     stored = store.results.run_counts(result.run.id)
     assert len(stored.counts) == 8
-    for index, counts in zip(stored.sample_index, stored.counts[:, 0]):
+    for index, counts in zip(stored.sample_index, stored.counts[:, 0], strict=True):
         assert int(np.argmax(counts)) == expected_index(arrays.angles_test[index])
         assert counts.max() == 64  # an ideal device: every shot the sample's one outcome
 
@@ -537,9 +538,9 @@ def test_a_packed_local_job_holds_no_more_shots_than_an_unpacked_one():
 def test_an_adaptive_packed_run_adds_each_round_to_its_own_sample(signed_features, monkeypatch):
     """Rounds of an adaptive run land on shifting copies (round 2 runs fewer
     samples): every shot of every round must still be its own sample's one outcome."""
-    from conftest import expected_index
-
     from qhw import rounds, runs
+
+    from conftest import expected_index
 
     store, arrays = signed_features
     # Round 0 all go on; afterwards the first sample of each round is settled.
@@ -548,5 +549,5 @@ def test_an_adaptive_packed_run_adds_each_round_to_its_own_sample(signed_feature
     assert run.copies == 3 and run.rounds_done and run.round == 2
     stored = store.results.run_counts(run.id)
     assert sorted(stored.shots_each[:, 0].tolist()) == [64] + [128] * 7
-    for index, counts, shots in zip(stored.sample_index, stored.counts[:, 0], stored.shots_each[:, 0]):
+    for index, counts, shots in zip(stored.sample_index, stored.counts[:, 0], stored.shots_each[:, 0], strict=True):
         assert counts[expected_index(arrays.angles_test[index])] == shots  # every shot of every round on its own outcome

@@ -15,9 +15,9 @@ import time
 import numpy as np
 import pytest
 
+import qhw.backends.aer as aer_adapter
 from qhw import runs
 from qhw.backend import BackendLimits
-import qhw.backends.aer as aer_adapter
 from qhw.backends.aer import AerBackend
 
 from conftest import assert_ledger_sound
@@ -144,6 +144,7 @@ def test_a_dask_worker_with_no_shared_disk_runs_a_braket_emulator_run_from_the_s
     from the disk once the run is submitted: the run is named by the
     document's object in the artifact store, which the worker reads."""
     from qhw.backends import braket
+
     from device_documents import write_garnet_like
 
     document = write_garnet_like(tmp_path / "garnet.json")

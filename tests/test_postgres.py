@@ -14,9 +14,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
 from qhw import runs, schema
-from qhw.store.models import Base
 from qhw.jobstates import JobState
 from qhw.store import Store
+from qhw.store.models import Base
 
 URL = os.environ.get("QHW_TEST_POSTGRES_URL")
 pytestmark = [

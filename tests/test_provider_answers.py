@@ -25,9 +25,9 @@ from click.testing import CliRunner
 
 from qhw import runs
 from qhw.cli import main
-from qhw.store.arrays import load_arrays
-from qhw.overview import run_details, run_overviews
 from qhw.jobstates import JobState
+from qhw.overview import run_details, run_overviews
+from qhw.store.arrays import load_arrays
 
 from conftest import circuit_distribution
 from device_documents import garnet_like
@@ -60,7 +60,7 @@ def _distances(store, run_id: int) -> tuple[np.ndarray, np.ndarray]:
     distribution, and to the nearest other sample's (what a mix-up would give)."""
     stored = store.results.run_counts(run_id)
     arrays = load_arrays(store.catalogue.feature_set(1))
-    angles = np.stack([arrays.angles(split)[index] for split, index in zip(stored.splits, stored.sample_index)])
+    angles = np.stack([arrays.angles(split)[index] for split, index in zip(stored.splits, stored.sample_index, strict=True)])
     measured = stored.counts[:, 0, :] / stored.counts[:, 0, :].sum(axis=1, keepdims=True)
     exact = circuit_distribution(angles)
     pairwise = 0.5 * np.abs(measured[:, None, :] - exact[None, :, :]).sum(axis=2)

@@ -33,7 +33,7 @@ def _positions(store, run_id: int) -> list[tuple[int, int]]:
 
 def _assert_each_sample_reads_its_own_outcome(store, arrays, run_id: int, shots: int, *, exact: bool) -> None:
     stored = store.results.run_counts(run_id)
-    for index, counts in zip(stored.sample_index, stored.counts[:, 0]):
+    for index, counts in zip(stored.sample_index, stored.counts[:, 0], strict=True):
         assert int(np.argmax(counts)) == expected_index(arrays.angles_test[index]), index
         if exact:
             assert counts.max() == shots

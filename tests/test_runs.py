@@ -7,15 +7,15 @@ import pytest
 from sqlalchemy import text
 
 import qhw.backend
+import qhw.backends.aer as aer_adapter
 import qhw.providers
 from qhw import runs
 from qhw.backend import BackendLimits
-import qhw.backends.aer as aer_adapter
 from qhw.backends.aer import AerBackend
 from qhw.errors import ConfigError, NotFoundError, UnknownBackendError
-from qhw.store.arrays import load_arrays
-from qhw.jobstates import JobState
 from qhw.export import export_results
+from qhw.jobstates import JobState
+from qhw.store.arrays import load_arrays
 
 from conftest import SMALL_TEST, SMALL_TRAIN, circuit_distribution
 
@@ -188,5 +188,5 @@ def test_export_writes_the_documented_keys(featured_store, tmp_path):
         assert str(data["backend"]) == "aer_simulator"
         assert sorted(set(data["split"])) == ["test", "train"]
         arrays = load_arrays(featured_store.catalogue.feature_set(1))
-        for split, index, label in zip(data["split"], data["sample_index"], data["labels"]):
+        for split, index, label in zip(data["split"], data["sample_index"], data["labels"], strict=True):
             assert arrays.labels(str(split))[index] == label

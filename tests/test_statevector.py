@@ -21,7 +21,7 @@ def statevector():
 
 
 def _exact(template, row) -> np.ndarray:
-    bound = template.assign_parameters(dict(zip(template.parameters, row)))
+    bound = template.assign_parameters(dict(zip(template.parameters, row, strict=True)))
     return Statevector(bound.remove_final_measurements(inplace=False)).probabilities()
 
 
@@ -30,7 +30,7 @@ def test_the_feature_map_agrees_with_qiskits_statevector_and_the_closed_form(sta
     executable = statevector.transpile(template, seed=0)
     rows = np.random.default_rng(1).uniform(-np.pi / 2, np.pi / 2, (40, 5))
     probabilities = outcome_probabilities(executable.circuit, rows)
-    assert max(np.abs(_exact(template, row) - p).max() for row, p in zip(rows, probabilities)) < 1e-10
+    assert max(np.abs(_exact(template, row) - p).max() for row, p in zip(rows, probabilities, strict=True)) < 1e-10
     assert np.abs(probabilities - circuit_distribution(rows)).max() < 1e-10
 
 
@@ -58,7 +58,7 @@ def test_a_random_twelve_qubit_circuit_agrees_with_qiskit(statevector, seed):
     rows = np.random.default_rng(seed).uniform(-1, 1, (3, 12))
     probabilities = outcome_probabilities(executable.circuit, rows)
     assert probabilities.shape == (3, 4096)
-    assert max(np.abs(_exact(template, row) - p).max() for row, p in zip(rows, probabilities)) < 1e-10
+    assert max(np.abs(_exact(template, row) - p).max() for row, p in zip(rows, probabilities, strict=True)) < 1e-10
 
 
 def test_measurements_into_other_classical_bits_land_on_their_bits(statevector):

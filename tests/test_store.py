@@ -16,10 +16,10 @@ from sqlalchemy import create_engine, text
 import qhw.migrations
 from qhw import feature_maps, schema
 from qhw.errors import ConfigError, NotFoundError, SchemaOutdatedError, StoreError
-from qhw.store.models import Base
-from qhw.records import JobPlan, RunSpec
 from qhw.jobstates import JobState
+from qhw.records import JobPlan, RunSpec
 from qhw.store import RunCircuit, Store
+from qhw.store.models import Base
 
 
 def test_migrations_and_models_agree(tmp_path):

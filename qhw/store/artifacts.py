@@ -93,10 +93,10 @@ def artifacts_url() -> str:
     return _explicit or os.environ.get(ARTIFACTS_ENV) or str(config.home() / "artifacts")
 
 
-_current: "ArtifactStore | None" = None
+_current: ArtifactStore | None = None
 
 
-def current() -> "ArtifactStore":
+def current() -> ArtifactStore:
     """The store of this process, made once (and again when its URL changes)."""
     global _current
     url = artifacts_url()

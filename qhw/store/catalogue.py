@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select, update
 
@@ -164,7 +163,7 @@ class PushReport:
     skipped: tuple[str, ...]
 
 
-def push_artifacts(catalogue: "Catalogue", target) -> PushReport:
+def push_artifacts(catalogue: Catalogue, target) -> PushReport:
     """Move a home's feature sets' and models' files into the artifact store
     ``target`` and point their rows at the objects, idempotently (run again,
     it finds nothing to move and copies nothing): files of rows from before
@@ -241,7 +240,7 @@ class StoreCheck:
     removed: tuple[str, ...] = ()  # stale ones removed (``clean``)
 
 
-def check_artifacts(catalogue: "Catalogue", store, *, clean: bool = False) -> StoreCheck:
+def check_artifacts(catalogue: Catalogue, store, *, clean: bool = False) -> StoreCheck:
     """What the artifact store holds against what the rows name (feature
     sets' manifests and their files, models, the documents braket_emulator:
     runs are named by); every row is checked, whatever the ones before it
@@ -254,7 +253,10 @@ def check_artifacts(catalogue: "Catalogue", store, *, clean: bool = False) -> St
         named = [(f"feature set {i}", v, True) for i, v in session.execute(select(FeatureSetRow.id, FeatureSetRow.artifact_dir))]
         named += [(f"model {i}", v, False) for i, v in session.execute(select(ModelRow.id, ModelRow.weights_path))]
         named += [(f"report {i}", v, True) for i, v in session.execute(select(ReportRow.id, ReportRow.artifacts))]
-        named += [(f"run {i}", v.split(":", 1)[1], False) for i, v in session.execute(select(RunRow.id, RunRow.backend)) if v.startswith("braket_emulator:sha256:")]
+        named += [
+            (f"run {i}", v.split(":", 1)[1], False)
+            for i, v in session.execute(select(RunRow.id, RunRow.backend)) if v.startswith("braket_emulator:sha256:")
+        ]
     removed = tuple(store.remove_stale_partial_writes()) if clean else ()
     partial = store.partial_writes()
     present = store.digests()

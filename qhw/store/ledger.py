@@ -16,7 +16,7 @@ import socket
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from sqlalchemy import func, insert, or_, select, update
@@ -24,8 +24,19 @@ from sqlalchemy.orm import Session
 
 from qhw import settings
 from qhw.errors import ConflictError, NotFoundError
-from qhw.records import CalibrationSnapshot, ExecutionFailureRecord, JobEventRecord, JobPlan, JobRecord, PairCalibration, ProviderUsage, QubitCalibration, RunRecord, RunSpec
-from qhw.jobstates import JobState, UNFINISHED_STATES, can_move
+from qhw.jobstates import UNFINISHED_STATES, JobState, can_move
+from qhw.records import (
+    CalibrationSnapshot,
+    ExecutionFailureRecord,
+    JobEventRecord,
+    JobPlan,
+    JobRecord,
+    PairCalibration,
+    ProviderUsage,
+    QubitCalibration,
+    RunRecord,
+    RunSpec,
+)
 from qhw.store.database import Database
 from qhw.store.models import DeviceSnapshotRow, ExecutionFailureRow, JobEventRow, JobRow, RunRow
 
@@ -49,7 +60,7 @@ class RunCircuit:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -57,14 +68,14 @@ def _utc(moment: datetime | None) -> datetime | None:
     datetime of another zone would come back shifted)."""
     if moment is None or moment.tzinfo is None:
         return moment
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def aware(moment: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; qhw writes them in UTC."""
     if moment is None or moment.tzinfo is not None:
         return moment
-    return moment.replace(tzinfo=timezone.utc)
+    return moment.replace(tzinfo=UTC)
 
 
 # --- who holds a claim -------------------------------------------------------------------
@@ -265,7 +276,7 @@ class Ledger:
         with self._db.transaction() as session:
             last = session.scalar(select(func.max(JobRow.position)).where(JobRow.run_id == run_id))
             jobs = _add_jobs(session, run_id, [plan for plan, _ in plans], first_position=(last or 0) + 1, claimed_by=claimed_by, now=now)
-            for job, (_, failure_ids) in zip(jobs, plans):
+            for job, (_, failure_ids) in zip(jobs, plans, strict=True):
                 taken = session.execute(
                     update(ExecutionFailureRow)
                     .where(ExecutionFailureRow.id.in_(failure_ids), ExecutionFailureRow.retry_job_id.is_(None))

@@ -9,7 +9,7 @@ database, SQLite's batch mode included.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     Boolean,
@@ -27,8 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from qhw.records import DEVICE_KINDS, JOB_PURPOSES, RUN_SPLITS, SPLITS
 from qhw.jobstates import JobState
+from qhw.records import DEVICE_KINDS, JOB_PURPOSES, RUN_SPLITS, SPLITS
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -50,7 +50,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):

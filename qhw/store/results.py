@@ -9,15 +9,15 @@ written once: a second writer finds the job collected and writes nothing.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 from sqlalchemy import func, insert, select
 
 from qhw.errors import StoreError
+from qhw.jobstates import UNFINISHED_STATES, JobState
 from qhw.records import SPLIT_NAMES, JobRecord, ProviderUsage
-from qhw.jobstates import JobState, UNFINISHED_STATES
 from qhw.store.database import Database
 from qhw.store.ledger import _fresh, run_row, transition, usage_values, utcnow
 from qhw.store.models import CalibrationRow, ExecutionFailureRow, MitigatedResultRow, ResultRow, RunRow
@@ -48,7 +48,7 @@ class RunCounts:
         """(n, circuits, 2**qubits) counts / shots of each sample's circuit."""
         return (self.counts / self.shots_each[..., None]).astype(dtype)
 
-    def subset(self, rows) -> "RunCounts":
+    def subset(self, rows) -> RunCounts:
         """These rows only."""
         return RunCounts(
             self.splits[rows], self.sample_index[rows], self.counts[rows], self.shots,
@@ -136,7 +136,7 @@ class Results:
                             "round": job.round,
                             "counts": blob.tobytes(),
                         }
-                        for (split, index), circuit, copy, position, blob in zip(samples, executions % k, copies, positions, blobs)
+                        for (split, index), circuit, copy, position, blob in zip(samples, executions % k, copies, positions, blobs, strict=True)
                     ],
                 )
             return len(ran)
@@ -255,7 +255,7 @@ class Results:
                         "method": method,
                         "quasi": np.ascontiguousarray(values, dtype="<f8").tobytes(),
                     }
-                    for split, index, per_circuit in zip(stored.splits, stored.sample_index, quasi)
+                    for split, index, per_circuit in zip(stored.splits, stored.sample_index, quasi, strict=True)
                     for circuit, values in enumerate(per_circuit)
                 ],
             )
