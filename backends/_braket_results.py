@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -67,7 +67,7 @@ def read_task_result(
     document: str | bytes | dict,
     *,
     executions: int,
-    measured: Sequence[int],
+    measured: Sequence[int] | Sequence[Sequence[int]],
     shots: int,
     fetch: Fetch | None = None,
 ) -> TaskOutcome:
@@ -143,7 +143,9 @@ def _one_program(data: dict) -> Any:
     return programs[0]
 
 
-def _program_set(data: dict, executions: int, measured: Sequence[int], shots: int, fetch: Fetch | None) -> TaskOutcome:
+def _program_set(
+    data: dict, executions: int, measured: Sequence[int] | Sequence[Sequence[int]], shots: int, fetch: Fetch | None
+) -> TaskOutcome:
     resolve, prefix = _resolver(data, fetch)
     program_item = _one_program(data)
     program = resolve(program_item, "the program result", prefix)
@@ -191,7 +193,9 @@ def _program_set(data: dict, executions: int, measured: Sequence[int], shots: in
 
 def _by_copy(measured: Sequence[int] | Sequence[Sequence[int]]) -> list[Sequence[int]]:
     """The measured qubits of each copy (a plain list is one copy's)."""
-    return [measured] if not measured or isinstance(measured[0], (int, np.integer)) else list(measured)
+    if not measured or isinstance(measured[0], (int, np.integer)):
+        return [cast(Sequence[int], measured)]
+    return list(cast(Sequence[Sequence[int]], measured))
 
 
 def counts_of(entry: dict, measured: Sequence[int] | Sequence[Sequence[int]], shots: int, what: str) -> np.ndarray:

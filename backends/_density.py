@@ -53,7 +53,7 @@ class Unsupported(Exception):
 def _superop(kraus: list[np.ndarray]) -> np.ndarray:
     """The superoperator of a channel on vec(rho) in row-major order (index
     i * d + j for rho[i, j]): vec(K rho K^dagger) = (K kron conj(K)) vec(rho)."""
-    return sum(np.kron(k, k.conj()) for k in kraus)
+    return np.sum([np.kron(k, k.conj()) for k in kraus], axis=0)
 
 
 def _unitary_superop(matrix: np.ndarray) -> np.ndarray:
@@ -150,7 +150,7 @@ def _on(stack: np.ndarray, qubits: tuple[int, ...], k: int) -> np.ndarray:
     n = len(stack)
     # The full operator's entry (row r, column c) is the small one's on the qubits' bits, where the other bits agree.
     rows = np.arange(2**k)
-    small = sum(((rows >> q) & 1) << i for i, q in enumerate(qubits))
+    small = np.sum([((rows >> q) & 1) << i for i, q in enumerate(qubits)], axis=0)
     rest = rows & ~sum(1 << q for q in qubits)
     agree = rest[:, None] == rest[None, :]
     full = np.where(agree[None], stack[:, small[:, None], small[None, :]], 0)

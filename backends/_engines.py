@@ -68,7 +68,7 @@ class DensityEmulation:
         if asked == self.fallback:
             return EngineChoice(self.fallback)
         try:
-            program = self._program(executable)
+            program = self._engine_program(executable)
         except _density.Unsupported as err:
             return EngineChoice(
                 self.fallback, f"the density engine cannot compute this circuit exactly ({err}): it runs on {self.fallback_label}"
@@ -82,7 +82,7 @@ class DensityEmulation:
             )
         return EngineChoice(DENSITY)
 
-    def _program(self, executable: Executable) -> Any:
+    def _engine_program(self, executable: Executable) -> Any:
         """The compiled program, once per process and circuit (a run's jobs share it)."""
         programs = self.__dict__.setdefault("_programs", {})
         key = id(executable.circuit)
@@ -95,7 +95,7 @@ class DensityEmulation:
 
     def _engine_counts(self, executable: Executable, values: np.ndarray, shots: int, seed: int | None) -> JobResult:
         try:
-            program = self._program(executable)
+            program = self._engine_program(executable)
         except _density.Unsupported as err:  # engine_for said it could: not the circuit the run chose it for
             raise JobFailedError(f"the density engine cannot compute this circuit: {err}") from err
         names = [circuits.copy_register(slot) for slot in range(executable.slots)]

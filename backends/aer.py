@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendEntry, BackendLimits, DeviceProfile, Executable, JobResult, OneEngine
+from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendEntry, BackendLimits, DeviceProfile, Executable, JobResult, LocalBackend, OneEngine
 from qhw.backends._qiskit_jobs import local_job_counts
 
 NAME = "aer_simulator"
@@ -35,7 +35,7 @@ def create(name: str, *, seed: int | None = None) -> Backend | None:
     return AerBackend(seed=seed) if name == NAME else None
 
 
-class AerBackend(OneEngine):
+class AerBackend(OneEngine, LocalBackend):
     """Noise-free shot sampling on Aer's SamplerV2 (a LocalBackend)."""
 
     name = NAME

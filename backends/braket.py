@@ -48,8 +48,10 @@ from qhw.backend import (
     Executable,
     JobResult,
     JobStatus,
+    LocalBackend,
     OneEngine,
     PublishedPrice,
+    RemoteBackend,
 )
 from qhw.backends import _braket_aws as aws
 from qhw.backends._braket_aws import client_token, current_client_token  # noqa: F401 (part of this module's surface)
@@ -309,7 +311,7 @@ class _BraketDevice:
         return ProgramSet([CircuitBinding(circuit, input_sets=inputs)], shots_per_executable=shots), {"shots": None}
 
 
-class _BraketLocal(OneEngine, _BraketDevice):
+class _BraketLocal(OneEngine, _BraketDevice, LocalBackend):
     """Braket's simulators and emulator, run in this process (LocalBackends)."""
 
     is_local = True
@@ -471,7 +473,7 @@ class BraketEmulator(DensityEmulation, _BraketLocal):
         return JobResult(rows.reshape(executions * executable.slots, -1))
 
 
-class BraketRemote(_BraketDevice):
+class BraketRemote(_BraketDevice, RemoteBackend):
     """A QPU or managed simulator of Amazon Braket (a RemoteBackend), contacted
     only when a run needs it."""
 
@@ -556,7 +558,7 @@ class BraketRemote(_BraketDevice):
     ) -> str:
         device = self._load_device()
         program, run_options = self._program(executable, parameter_values, shots, _limits_from(device.properties).max_circuits_per_job)
-        task_tags = dict(tag.split("=", 1) if "=" in tag else (tag, "") for tag in tags)
+        task_tags = {name: value for name, _, value in map(lambda tag: tag.partition("="), tags)}  # "name=value", or a bare name with ""
         with aws.client_token(idempotency_key):
             task = aws.provider_call(lambda: device.run(program, tags=task_tags, **run_options), f"submitting to {self.name}")
         return task.id
@@ -627,14 +629,14 @@ class BraketRemote(_BraketDevice):
         tasks, total_shots = len(job_sizes), sum(job_sizes) * shots
         key = self._price_key()
         if self.kind == "managed simulator":
-            per_minute = prices["braket_simulator_usd_per_minute"].get(key)
+            per_minute = prices.by_device("braket_simulator_usd_per_minute").get(key)
             if per_minute is None:
                 return None
             minimum = prices["braket_simulator_min_seconds"]
             seconds = tasks * max(minimum, total_shots / max(tasks, 1) * prices["braket_simulator_seconds_per_shot"])
             detail = f"{tasks} task(s), about {seconds:,.0f} s billed at ${per_minute}/min (min {minimum:g} s a task)"
             return CostEstimate(seconds / 60 * per_minute, detail, prices.taken)
-        per_shot = prices["braket_per_shot_usd"].get(key)
+        per_shot = prices.by_device("braket_per_shot_usd").get(key)
         if per_shot is None:
             return None
         per_task = prices["braket_per_task_usd"]
@@ -654,12 +656,12 @@ class BraketRemote(_BraketDevice):
             return 0.0  # refused, or failed before the provider ran anything
         key = self._price_key()
         if self.kind == "managed simulator":
-            per_minute = prices["braket_simulator_usd_per_minute"].get(key)
+            per_minute = prices.by_device("braket_simulator_usd_per_minute").get(key)
             seconds = job.reported.duration_seconds
             if per_minute is None or seconds is None:
                 return None
             return max(seconds, prices["braket_simulator_min_seconds"]) / 60 * per_minute
-        per_shot = prices["braket_per_shot_usd"].get(key)
+        per_shot = prices.by_device("braket_per_shot_usd").get(key)
         if per_shot is None:
             return None
         shots = job.reported.shots if job.reported.shots is not None else job.executions * job.shots

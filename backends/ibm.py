@@ -40,6 +40,8 @@ from qhw.backend import (
     Executable,
     JobResult,
     JobStatus,
+    LocalBackend,
+    RemoteBackend,
     ShotTiming,
 )
 from qhw.backends._engines import DensityEmulation
@@ -66,14 +68,12 @@ DEFAULT_MAX_SHOTS = 100_000
 #: Circuits in one job of a fake device (see IBMEmulator._limits).
 LOCAL_CIRCUITS_PER_JOB = 256
 #: The widest part of a circuit (qubits no gate separates) the density engine
-#: takes by default: a sample's density matrix grows as 4**width. Measured on
-#: fake_fez (the 2-core test machine, loaded), a sample of 1,024 shots: 6
-#: qubits 1 ms (Aer's path 260 ms), 8 qubits 43 ms (340 ms), 12 qubits 13 s.
+#: takes by default: a sample's density matrix grows as 4**width, so past about
+#: 8 qubits Aer's shots cost less (benchmarks/simulators.py measures both).
 DENSITY_MAX_DEFAULT_WIDTH = 8
-#: Devices listed by `qhw backends` (any ibm_<name> the account can reach works).
-#: IBM Quantum's pay-as-you-go price and qhw's estimate of QPU time (see qhw.pricing).
 #: The unit IBM now bills usage in (``usage.value`` of its job metrics).
 RESOURCE_UNIT = "RU"
+#: IBM Quantum's pay-as-you-go price and qhw's estimate of QPU time (see qhw.pricing).
 PRICES = {
     "ibm_usd_per_qpu_second": 1.60,
     # IBM bills in resource units (RUs) now; its price list is not reachable
@@ -96,6 +96,7 @@ PRICES = {
 #: paid resubmission is not even offered.
 LISTING_GRACE_ENV = "QHW_IBM_LISTING_GRACE_SECONDS"
 LISTING_GRACE_SECONDS = 300.0
+#: Devices listed by `qhw backends` (any ibm_<name> the account can reach works).
 LISTED_DEVICES = ("ibm_fez", "ibm_torino", "ibm_kingston", "ibm_marrakesh", "ibm_aachen", "ibm_pittsburgh")
 CREDENTIALS_HELP = (
     "save an IBM Quantum account once with QiskitRuntimeService.save_account(token=..., instance=...), "
@@ -243,6 +244,7 @@ class _IBMDevice:
     the feature map is compiled for, and whose calibration it reports."""
 
     provider = "ibm"
+    name: str
     _device: Any = None
 
     def _load_device(self) -> Any:
@@ -293,7 +295,7 @@ class _IBMDevice:
         raise NotImplementedError
 
 
-class IBMEmulator(DensityEmulation, _IBMDevice):
+class IBMEmulator(DensityEmulation, _IBMDevice, LocalBackend):
     """``fake_<device>``: IBM's calibrated noise model of a device, run in
     Runtime's local testing mode (a LocalBackend)."""
 
@@ -311,8 +313,8 @@ class IBMEmulator(DensityEmulation, _IBMDevice):
     fallback_label = "Aer"
     default_max_width = DENSITY_MAX_DEFAULT_WIDTH
     wide_reason = "Aer's shots cost less than exact density matrices"
-    # Aer's noisy simulation holds the interpreter for a whole job (measured: 82 s of 400
-    # circuits at 200,000 shots, 16 s of 5 reused ones at 20,000, with no other thread run).
+    # Aer's noisy simulation holds the interpreter for a whole job (no other thread of the
+    # process runs until it ends: tests/test_conditions.py's Ctrl-C test meets it).
     fallback_holds_the_interpreter = True
 
     def __init__(self, name: str, device: Any, *, seed: int | None = None) -> None:
@@ -382,7 +384,7 @@ class IBMEmulator(DensityEmulation, _IBMDevice):
         return local_job_counts(job, executable, len(parameter_values))
 
 
-class IBMQPU(_IBMDevice):
+class IBMQPU(_IBMDevice, RemoteBackend):
     """``ibm_<device>``: an IBM Quantum QPU through QiskitRuntimeService (a RemoteBackend)."""
 
     kind = "hardware"
@@ -930,7 +932,7 @@ def _translate(err: Exception, what: str) -> Exception:
     return BackendError(f"IBM Quantum failed while {what}: {kind}: {err}")
 
 
-def _chain(err: BaseException):
+def _chain(err: BaseException | None) -> Iterator[BaseException]:
     """The error and those it was raised from or during (Runtime re-raises
     RequestsApiError as IBMRuntimeError ``from None``; the original stays in
     ``__context__``)."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qhw.backend import Backend, BackendEntry, BackendLimits, DeviceProfile, Executable, JobResult, OneEngine
+from qhw.backend import Backend, BackendEntry, BackendLimits, DeviceProfile, Executable, JobResult, LocalBackend, OneEngine
 from qhw.errors import BackendError, JobFailedError, ResultMappingError
 
 NAME = "statevector"
@@ -48,7 +48,7 @@ def create(name: str, *, seed: int | None = None) -> Backend | None:
     return StatevectorBackend(seed=seed) if name == NAME else None
 
 
-class StatevectorBackend(OneEngine):
+class StatevectorBackend(OneEngine, LocalBackend):
     """Exact probabilities, then multinomial shots: an ideal simulator (a LocalBackend)."""
 
     name = NAME

@@ -159,7 +159,7 @@ def noisy_table(args, store, feature_set, angles, floor_seconds: float) -> None:
     executable = manila.transpile(circuits.feature_map(), seed=0)
     values = circuits.parameter_rows(angles, 1, executable.circuit)
     start = time.perf_counter()
-    program = manila._program(executable)  # the noise model of its qubits, compiled (once a run)
+    program = manila._engine_program(executable)  # the noise model of its qubits, compiled (once a run)
     _density.probabilities(program, values, ["meas"])
     rows += [("fake_manila, the engine's floor (probabilities only: no shots, no ledger)", n, time.perf_counter() - start)]
     # Aer's density-matrix method with the same noise model, a parameter row at a time (a subset).

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import numpy as np
 
@@ -223,12 +223,24 @@ class Backend(Protocol):
     kind: str  # one of DEVICE_KINDS
     num_qubits: int  # as published, without reading the device (0: not known until read)
     is_paid: bool
-    is_local: bool  # a LocalBackend: its jobs run in the calling process
-    credentials_configured: bool | None  # None: the backend needs none
+    #: A LocalBackend (its jobs run in the calling process), else a RemoteBackend:
+    #: the one kind value callers narrow by (is_local and is_remote below).
+    is_local: bool
+
+    @property
+    def credentials_configured(self) -> bool | None:
+        """Whether the credentials it needs are configured (no network); None: it needs none."""
 
     @property
     def description(self) -> str:
         """What runs the circuits, for reports: e.g. "emulation of ibm_lima (calibrated noise model)"."""
+
+    def shared(self) -> Backend:
+        """The backend as a run records it, so that any machine of a team
+        (and any Dask worker) works its jobs: itself, unless it is named by a
+        file of this machine (an emulator of a device document is named by the
+        document's object in the artifact store instead)."""
+        return self
 
     def check_credentials(self) -> None:
         """Raise CredentialsError, without the network, when the backend needs
@@ -272,8 +284,10 @@ class LocalBackend(Backend, Protocol):
     #: alone (IBM's fakes, which re-read the whole noise model each run);
     #: otherwise qhw.parallel runs the copies one after another.
     runs_copies_in_one_job: bool
-    #: The ways it can compute a job (``--engine``), its default first; () for one way only.
-    engines: tuple[str, ...]
+
+    @property
+    def engines(self) -> tuple[str, ...]:
+        """The ways it can compute a job (``--engine``), its default first; () for one way only."""
 
     def engine_for(self, executable: Executable, asked: str | None) -> EngineChoice:
         """The engine that will run ``executable``: ``asked`` (one of
@@ -309,7 +323,9 @@ class LocalBackend(Backend, Protocol):
 class OneEngine:
     """A LocalBackend that computes a job one way only (no ``--engine``)."""
 
-    engines: tuple[str, ...] = ()
+    @property
+    def engines(self) -> tuple[str, ...]:
+        return ()
 
     def needs_own_process(self, executable: Executable) -> bool:
         return False
@@ -394,6 +410,18 @@ class RemoteBackend(Backend, Protocol):
         says (None: no limit known); may call the provider."""
 
 
+def is_local(backend: Backend) -> TypeGuard[LocalBackend]:
+    """Whether a backend's jobs run in this process (a simulator, an
+    emulation): a type checker then sees what only a LocalBackend has."""
+    return backend.is_local
+
+
+def is_remote(backend: Backend) -> TypeGuard[RemoteBackend]:
+    """Whether a backend's jobs live at a provider: a type checker then sees
+    what only a RemoteBackend has (submit, status, allowance, ...)."""
+    return not backend.is_local
+
+
 def backend_names() -> list[str]:
     """Every backend name (or name pattern) the registry knows."""
     names: list[str] = []
@@ -431,10 +459,6 @@ def catalogue() -> list[BackendEntry]:
             )
     return rows
 
-
-def list_backends() -> list[Backend]:
-    """One instance of every concrete backend the registry can create."""
-    return [get_backend(name) for name in backend_names()]
 
 
 def get_backend(name: str, *, seed: int | None = None) -> Backend:

@@ -7,6 +7,7 @@ named as such, in one line (``QHW_DEBUG=1`` shows the traceback instead).
 from __future__ import annotations
 
 import errno
+import logging
 
 _ADVICE = {
     errno.ENOENT: "no such file or folder",
@@ -51,7 +52,7 @@ def one_line(message: str, limit: int = LINE_MAX) -> str:
 
 def os_reason(err: OSError) -> str:
     """What an OSError means, in words, with what to do where qhw knows."""
-    return _ADVICE.get(err.errno, err.strerror or str(err))
+    return _ADVICE.get(err.errno, err.strerror or str(err)) if err.errno is not None else err.strerror or str(err)
 
 
 def explain(err: BaseException) -> str:
@@ -99,7 +100,7 @@ def configure_output(*, debug: bool) -> None:
         warnings.filterwarnings("ignore")
 
 
-class _Terminal(__import__("logging").Handler):
+class _Terminal(logging.Handler):
     """Log records on whatever stderr is now (a test's captured stream
     included): qhw's as "qhw: ...", others' only with ``debug``."""
 

@@ -6,7 +6,9 @@ these keep library callers just as safe.
 
 from __future__ import annotations
 
+import os
 import re
+from typing import Any
 
 from qhw.errors import ConfigError
 
@@ -81,7 +83,7 @@ class NotAnArchive(ValueError):
     """A file that should be an .npz (a zip archive of .npy arrays) and is not."""
 
 
-def load_npz(path):
+def load_npz(path: str | os.PathLike[str]) -> Any:
     """``numpy.load`` of an .npz archive, never of anything else.
 
     NumPy reads a file that is not a zip archive as one pickled object, and on

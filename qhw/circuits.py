@@ -22,7 +22,7 @@ def feature_map(num_qubits: int = PAPER_QUBITS):
     """Ry(theta_i) on qubit i, H on each qubit, CNOT cascade 0->1->...->n-1, measure all.
 
     Qubit i is measured into classical bit i, so a result's integer has the
-    outcome of logical qubit i in bit i (the canonical order of DESIGN.md).
+    outcome of logical qubit i in bit i (the canonical order of docs/design.md).
     """
     circuit, theta = parameterised_circuit(num_qubits, "qhw_feature_map")
     paper_gates(circuit, theta, num_qubits)
@@ -151,9 +151,11 @@ def copy_circuit(circuit, copy: int, *, copies: int = 1, reuse: int = 1, compact
     from qiskit import ClassicalRegister, QuantumCircuit
 
     names = [copy_register(position * copies + copy) for position in range(reuse)]
-    registers = [next((r for r in circuit.cregs if r.name == name), None) for name in names]
-    if any(register is None for register in registers):
-        raise ValueError(f"the circuit has no register {names[registers.index(None)]!r} (copy {copy})")
+    by_name = {r.name: r for r in circuit.cregs}
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        raise ValueError(f"the circuit has no register {missing[0]!r} (copy {copy})")
+    registers = [by_name[name] for name in names]
     parent = list(range(circuit.num_qubits))
 
     def root(q: int) -> int:

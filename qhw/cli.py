@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -36,6 +36,9 @@ from qhw.cli_options import (
 )
 from qhw.errors import QhwError
 from qhw.jobstates import JobState
+
+if TYPE_CHECKING:
+    from qhw.store import Store
 from qhw.records import PROBABILITIES, READOUTS, RUN_SPLITS  # no heavy imports: `qhw --help` stays instant
 
 #: The exit status of a command ended by Ctrl-C (128 + SIGINT, as a shell reports it).
@@ -99,9 +102,9 @@ class _App:
 
     def __init__(self, db_url: str | None) -> None:
         self.db_url = db_url
-        self._store = None
+        self._store: Store | None = None
 
-    def store(self, *, check_schema: bool = True):
+    def store(self, *, check_schema: bool = True) -> Store:
         if self._store is None:
             from qhw import config
             from qhw.store import Store
@@ -934,10 +937,10 @@ def _print_comparison(comparison) -> None:
 @json_option
 def account(backend_name, as_json) -> None:
     """The plan's usage this period and what is left of it (IBM Quantum's instance)."""
-    from qhw.backend import get_backend
+    from qhw.backend import get_backend, is_remote
 
     backend = get_backend(backend_name)
-    if not backend.is_paid:
+    if not backend.is_paid or not is_remote(backend):
         raise click.UsageError(f"{backend_name} is free: name a device of the account (e.g. ibm_fez)")
     backend.check_credentials()
     allowance = backend.allowance()

@@ -156,7 +156,8 @@ class LazyHelp(click.Option):
     feature maps) may gain entries after the command line is imported."""
 
     def __init__(self, *args, help_from, **kwargs) -> None:
-        super().__init__(*args, help=help_from(), **kwargs)
+        kwargs["help"] = help_from()
+        super().__init__(*args, **kwargs)
         self._help_from = help_from
 
     def get_help_record(self, ctx):

@@ -11,7 +11,7 @@ from datetime import datetime
 import numpy as np
 
 from qhw import training
-from qhw.backend import get_backend
+from qhw.backend import RemoteBackend, get_backend, is_remote
 from qhw.checks import check_positive, check_seed
 from qhw.errors import ConfigError, QhwError, TrainingError
 from qhw.mitigation import calibration_missing, mitigated_counts
@@ -436,6 +436,8 @@ def _leaderboard_row(comparison: Comparison) -> LeaderboardRow:
     hw = comparison.hardware
     transfer = comparison.accuracy("transfer")
     mitigated = comparison.accuracy("transfer-mitigated")
+    if transfer is None:  # every comparison has its transfer case
+        raise ValueError(f"run {hw.run}: the comparison has no transfer accuracy")
 
     def per_1000(amount: float | None) -> float | None:
         return None if amount is None or not hw.samples else amount / hw.samples * 1000
@@ -514,7 +516,7 @@ def _adaptive_figures(hw: RunCounts, hw_run: RunRecord, test_keys, transfer: Acc
     values, counts = np.unique(per_sample, return_counts=True)
     used, uniform = int(shots.sum()), int(shots.size * hw_run.shots)
     return AdaptiveFigures(
-        rule=AdaptiveSettings.from_json(hw_run.adaptive_json).rule(),
+        rule=AdaptiveSettings.from_json(hw_run.adaptive_json or "").rule(),
         samples_by_shots={int(v): int(c) for v, c in zip(values, counts, strict=True)},
         shots_used=used,
         uniform_shots=uniform,
@@ -533,12 +535,13 @@ def _shots_curve(model, hw: RunCounts, hw_run: RunRecord, test_keys, y_test: np.
     counts = hw.counts[rows]
     each = hw.shots_each[rows]
     rng = np.random.default_rng(seed)
-    backend = None
+    backend: RemoteBackend | None = None
     try:
-        backend = get_backend(hw_run.backend)
+        found = get_backend(hw_run.backend)
+        backend = found if found.is_paid and is_remote(found) else None
     except QhwError:  # an adapter no longer installed: the curve, without costs
         pass
-    paid = backend is not None and backend.is_paid
+    paid = backend is not None
     # At the prices of the run itself, so that the curve reads beside its actual cost.
     prices = PriceTable.from_json(hw_run.prices_json) if hw_run.prices_json else (load_prices() if paid else None)
     points = []
@@ -548,7 +551,7 @@ def _shots_curve(model, hw: RunCounts, hw_run: RunRecord, test_keys, y_test: np.
         correct = training.predict(model, x) == y_test
         low, high = bootstrap_interval(correct, seed=seed)
         estimate = None
-        if paid and prices is not None:
+        if backend is not None and prices is not None:
             # Offline (no network in a comparison): the device as its SDK's snapshot knows it.
             profile = backend.profile(offline=True)
             plans = plan_jobs(backend, profile, counts.shape[0] * counts.shape[1], shots)

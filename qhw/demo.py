@@ -96,7 +96,7 @@ def run_demo(
 
 
 def _check_inputs(
-    seed: int, shots: int, hardware: str, limit_train: int | None, limit_test: int | None, *epochs: int
+    seed: int, shots: int, hardware: str, limit_train: int | None, limit_test: int | None, *epochs: int | None
 ) -> None:
     """Everything the demo could refuse, refused before it builds anything.
 

@@ -2,7 +2,7 @@
 
 A feature map is a *template*: a circuit of Q qubits (2 to 12) and P
 parameters, each qubit measured once at the end, qubit i into bit i of the
-register ``meas`` (the canonical order of DESIGN.md), its parameters the
+register ``meas`` (the canonical order of docs/design.md), its parameters the
 vector ``theta`` in the map's own order. Everything below the feature set
 (transpilation, packing, the ledger, the adapters, the classifier) sees only
 that template, so every map runs wherever the paper's does.
@@ -44,9 +44,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from qhw.errors import ConfigError
 from qhw.files import read_regular_file
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+
+    from qhw.records import FeatureSetRecord
 
 DEFAULT = "paper"
 MIN_QUBITS = 2
@@ -92,7 +98,7 @@ class FeatureMap:
     """A feature map ready to store with a feature set."""
 
     name: str  # a built-in's name, or "file:<file name>"
-    template: object  # qiskit QuantumCircuit in the canonical form of the module docstring
+    template: QuantumCircuit  # in the canonical form of the module docstring
     angle_range: tuple[float, float]
     reps: int | None = None
     source_sha256: str | None = None  # of a file's bytes
@@ -150,10 +156,6 @@ def register(entry: BuiltIn) -> BuiltIn:
     return entry
 
 
-def built_in_names() -> tuple[str, ...]:
-    return tuple(REGISTRY)
-
-
 def reps_help() -> str:
     """``--reps``' help: the maps that repeat."""
     repeated = " and ".join(name for name, entry in REGISTRY.items() if entry.repeated)
@@ -178,6 +180,8 @@ def _angle(template, theta, width: int, reps: int | None) -> None:
 
 
 def _reupload(template, theta, width: int, reps: int | None) -> None:
+    if reps is None:
+        raise TypeError("the reupload map is built with its repetitions")
     for _ in range(reps):
         for i in range(width):
             template.ry(theta[i], i)
@@ -245,7 +249,7 @@ def resolve(
     return FeatureMap(f"file:{path.name}", template, angle_range or FILE_ANGLE_RANGE, None, hashlib.sha256(data).hexdigest())
 
 
-def template_of(feature_set) -> object:
+def template_of(feature_set: FeatureSetRecord) -> QuantumCircuit:
     """A feature set's template (a Qiskit circuit), as every run of the set binds it."""
     from qhw import circuits
 
@@ -379,7 +383,7 @@ def _check_qasm3_size(label: str, program) -> None:
     from openqasm3 import ast
 
     qubits = clbits = 0
-    definitions: dict[str, object] = {}
+    definitions: dict[str, Any] = {}
     for statement in program.statements:
         if isinstance(statement, ast.QubitDeclaration):
             qubits += _declared_size(label, statement.size, f"qubit register {statement.qubit.name}")
@@ -647,7 +651,7 @@ def one_line(err: BaseException) -> str:
     appends ("binary parsing error: \\n ╺━ Backtrace ━╸ ... 0: Error: failed
     to fill whole buffer" reads "binary parsing error: failed to fill whole buffer")."""
     text = _ANSI_CODE.sub("", str(err)).replace("\\n", "\n")
-    lines = []
+    lines: list[str] = []
     for raw in text.splitlines():
         line = raw.strip().strip('"').strip()
         if not any(ch.isalnum() for ch in line) or "Backtrace" in line or (lines and line.startswith("at ")):

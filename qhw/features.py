@@ -4,7 +4,7 @@ Each map scales its components into the range where its encoding is
 one-to-one (qhw.feature_maps). The paper's: after Ry(theta) then H a qubit
 reads 1 with probability (1 - sin theta) / 2, which is one-to-one only on
 [-pi/2, pi/2]; on [0, pi] theta and pi - theta fold together and the hybrid
-loses most of its accuracy (DESIGN.md).
+loses most of its accuracy (docs/design.md).
 """
 
 from __future__ import annotations

@@ -276,7 +276,7 @@ def run_details(store: Store, run_id: int | None = None) -> RunDetails:
 
 
 def _adaptive_progress(store: Store, run: RunRecord) -> AdaptiveProgress | None:
-    if not run.adaptive:
+    if run.adaptive_json is None:
         return None
     from qhw.adaptive import AdaptiveSettings
 
@@ -382,15 +382,16 @@ def export_device_properties(store: Store, run_id: int, out) -> Path:
 
     run = store.ledger.run(run_id)
     snapshot = store.ledger.device_snapshot(run.id)
-    if snapshot is None or snapshot[0].properties is None:
+    calibration = None if snapshot is None else snapshot[0]
+    if calibration is None or calibration.properties is None:
         raise NotFoundError(f"run {run.id} ({run.backend}) kept no device properties document: only Braket QPU runs have one")
-    calibration = snapshot[0]
+    properties = calibration.properties
     out = Path(out)
     if out.suffix != ".json":
         raise ConfigError(f"--properties-out must name a .json file, got {out}")
     config.writable_dir(out.parent if str(out.parent) else Path("."), "--properties-out's folder")
     arn = run.backend[len("braket:") :] if run.backend.startswith("braket:") else None
-    document = json.loads(calibration.properties)
+    document = json.loads(properties)
     document[DEVICE_NAME_KEY] = {"name": calibration.device, "arn": arn}
     try:
         with config.writing(out):

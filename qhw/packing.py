@@ -53,6 +53,7 @@ import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 from qhw.errors import ConfigError
 
@@ -315,9 +316,10 @@ def _grown_chains(graph: DeviceGraph, width: int, unavailable: set[int]) -> Iter
     cost = {q: qubit_cost(q) for q in graph.qubits}
     # Each qubit's neighbours, cheapest step first; ``skip`` moves past those
     # taken for good (``unavailable`` only grows), so a scan never repeats them.
-    ranked = {
-        q: sorted(others, key=lambda n, q=q: (coupler_cost(q, n) + cost[n], n)) for q, others in graph.neighbours().items()
-    }
+    def by_step(q: int, n: int) -> tuple[float, int]:
+        return coupler_cost(q, n) + cost[n], n
+
+    ranked = {q: sorted(others, key=partial(by_step, q)) for q, others in graph.neighbours().items()}
     skip = dict.fromkeys(graph.qubits, 0)
 
     def grow(start: int) -> tuple[int, ...] | None:

@@ -259,7 +259,7 @@ def where_this_runs() -> str:
     import sys
 
     # A Dask worker has imported distributed; elsewhere, importing it only to
-    # ask would cost more than a local job (0.6 s on the test machine).
+    # ask would cost more than a local job.
     distributed = sys.modules.get("distributed")
     if distributed is not None:
         try:

@@ -22,12 +22,16 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from qhw import feature_maps, packing
-from qhw.backend import Backend, DeviceProfile, ShotTiming
+from qhw.backend import Backend, DeviceProfile, RemoteBackend, ShotTiming, is_local, is_remote
 from qhw.errors import BackendError, ConfigError, ProviderAnswerError, QhwError
 from qhw.pricing import CostEstimate, PriceTable, check_amount, sum_estimates
 from qhw.records import JOB_PURPOSES, ExecutionFailureRecord, JobPlan, JobRecord, RunRecord, ceil_div
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
 
 log = logging.getLogger("qhw.planning")
 
@@ -54,7 +58,7 @@ class RunRequest:
 
     executions: int  # the samples' executions: samples x circuits a sample
     shots: int  # shots an execution gets (an adaptive run's most)
-    template: object  # the feature map (a Qiskit circuit): its width, and whether it packs
+    template: QuantumCircuit  # the feature map: its width, and whether it packs
     pack: int | None = 1  # copies an execution; None: as many as fit (--pack auto)
     spacing: int = 1
     mitigate: bool = False
@@ -125,7 +129,7 @@ def check_shots(profile: DeviceProfile, shots: int) -> None:
         raise ConfigError(f"--shots must be between {limits.min_shots} and {limits.max_shots} on {profile.name}, got {shots}")
 
 
-def check_width(profile: DeviceProfile, template, what: str) -> None:
+def check_width(profile: DeviceProfile, template: QuantumCircuit, what: str) -> None:
     """A device narrower than the feature map is refused before anything is written
     (``what``: the feature map, for the message)."""
     if profile.qubits and profile.qubits < template.num_qubits:
@@ -142,7 +146,7 @@ def check_available(profile: DeviceProfile) -> None:
 
 
 def plan_packing(
-    backend: Backend, profile: DeviceProfile, wanted: int | None, spacing: int, *, template, circuits_to_run: int | None = None
+    backend: Backend, profile: DeviceProfile, wanted: int | None, spacing: int, *, template: QuantumCircuit, circuits_to_run: int | None = None
 ) -> PackingPlan:
     """The copies for ``--pack`` (``wanted``: None for auto) on the device ``profile`` describes.
 
@@ -212,7 +216,7 @@ def _not_a_chain(wanted: int | None, backend: Backend) -> PackingPlan:
 def engine_profile(backend: Backend, profile: DeviceProfile, engine: str | None) -> DeviceProfile:
     """The profile with the job limits of the engine a local run computes on
     (the noisy engine takes larger jobs than Aer's shots)."""
-    if not backend.is_local:
+    if not is_local(backend):
         return profile
     return dataclasses.replace(profile, limits=backend.limits_for(profile.limits, engine))
 
@@ -223,7 +227,7 @@ def logical_per_job(backend: Backend, profile: DeviceProfile, shots: int, copies
     in memory, which its copies all hold (they run apart). Always whole packed
     executions, so that position p of a job is copy p % copies."""
     per_job = profile.limits.circuits_per_job(shots)
-    if not backend.is_local:
+    if not is_local(backend):
         return per_job * copies
     return max(copies, per_job // copies * copies)
 
@@ -277,7 +281,7 @@ def estimate_jobs(
 ) -> CostEstimate | None:
     """The estimate of jobs given as (executions sent, shots each), priced
     group by group of equal shots; None when free or when no price is known."""
-    if not backend.is_paid:
+    if not backend.is_paid or not is_remote(backend):
         return None
     by_shots: dict[int, list[int]] = {}
     for executions, shots in jobs:
@@ -285,9 +289,8 @@ def estimate_jobs(
     if not by_shots:
         return backend.estimate_cost(profile, [], 0, prices, timing)
     parts = [backend.estimate_cost(profile, sizes, shots, prices, timing) for shots, sizes in sorted(by_shots.items())]
-    if any(part is None for part in parts):
-        return None
-    return sum_estimates(parts)
+    known = [part for part in parts if part is not None]
+    return sum_estimates(known) if len(known) == len(parts) else None
 
 
 def _run_estimate(
@@ -297,7 +300,7 @@ def _run_estimate(
     """What a new run costs at most: every execution at ``shots``; an adaptive
     run's worst case, every sample through every round (each round's jobs
     priced with its own shots, the calibration with the run's)."""
-    if not backend.is_paid:
+    if not backend.is_paid or not is_remote(backend):
         return None
     if request.round_shots is None:
         plans = plan_jobs(backend, profile, request.executions, request.shots, calibrations=calibrations, copies=slots)
@@ -309,9 +312,10 @@ def _run_estimate(
     if calibrations:
         calibration_plans = plan_jobs(backend, profile, 0, request.shots, calibrations=calibrations, copies=slots)
         parts.append(backend.estimate_cost(profile, sent_sizes(calibration_plans, slots), request.shots, prices, timing))
-    if any(part is None for part in parts):
+    known = [part for part in parts if part is not None]
+    if len(known) != len(parts):
         return None
-    total = sum_estimates(parts)
+    total = sum_estimates(known)
     rounds = len(request.round_shots)
     return dataclasses.replace(total, detail=f"worst case, every sample through {rounds} rounds to {request.shots} shots: {total.detail}")
 
@@ -455,13 +459,13 @@ def plan_run(backend: Backend, profile: DeviceProfile, request: RunRequest, pric
     table = None if prices is None else device_prices(profile, prices)
     timing = backend.shot_timing(profile, request.template, reuse, request.rep_delay) if backend.is_paid else None
     estimate = None if table is None else _run_estimate(backend, profile, request, slots, calibrations, table, timing)
-    if estimate is not None and request.pack == 1 and request.round_shots is None:
+    if estimate is not None and table is not None and request.pack == 1 and request.round_shots is None and is_remote(backend):
         estimate = _with_packed_alternative(backend, profile, request, table, estimate, reuse)
     return RunPlan(packed, calibrations, tuple(jobs), table, estimate, reuse, reuse_notes)
 
 
 def _with_packed_alternative(
-    backend: Backend, profile: DeviceProfile, request: RunRequest, prices: PriceTable, estimate: CostEstimate, reuse: int
+    backend: RemoteBackend, profile: DeviceProfile, request: RunRequest, prices: PriceTable, estimate: CostEstimate, reuse: int
 ) -> CostEstimate:
     """The estimate of an unpacked paid run, saying what ``--pack auto`` would cost."""
     try:
@@ -525,7 +529,7 @@ def check_allowance(backend: Backend, estimate: CostEstimate | None) -> None:
         ProviderAnswerError: the provider's usage answer cannot be read at all
             (its own client cannot submit while it answers so).
     """
-    if not backend.is_paid or estimate is None or estimate.quantum_seconds is None:
+    if not backend.is_paid or not is_remote(backend) or estimate is None or estimate.quantum_seconds is None:
         return  # (a provider that bills no device time keeps no allowance of it)
     try:
         allowance = backend.allowance()
@@ -541,21 +545,25 @@ def check_allowance(backend: Backend, estimate: CostEstimate | None) -> None:
             f"{backend.provider} says the {allowance.plan} plan's instance has reached its usage limit "
             f"(usage_limit_reached{left}); nothing was submitted"
         )
-    if allowance is not None and allowance.remaining is None:
-        allowance, reason = None, allowance.doubt or "what is left is unknown"
-    if allowance is None:
+    remaining = None if allowance is None else allowance.remaining
+    if allowance is not None and remaining is None:
+        reason = allowance.doubt or "what is left is unknown"
+    if allowance is None or remaining is None:
         if backend.name not in _ALLOWANCE_UNKNOWN:
             _ALLOWANCE_UNKNOWN.add(backend.name)
             log.warning("%s: the plan's allowance was not checked: %s", backend.name, reason)
         return
-    if estimate.quantum_seconds > allowance.remaining:
+    if estimate.quantum_seconds > remaining:
         raise ConfigError(
             f"the estimate, about {math.ceil(estimate.quantum_seconds):,} {allowance.unit}, is more than the "
-            f"{allowance.remaining:,.0f} {allowance.unit} the {allowance.plan} plan's instance has left this period; nothing was submitted"
+            f"{remaining:,.0f} {allowance.unit} the {allowance.plan} plan's instance has left this period; nothing was submitted"
         )
 
 
-def guard_again(backend: Backend, guarded: CostEstimate | None, revised: CostEstimate | None, max_cost, approve) -> None:
+def guard_again(
+    backend: Backend, guarded: CostEstimate | None, revised: CostEstimate | None, max_cost: float | None,
+    approve: Callable[[CostEstimate | None], bool] | None,
+) -> None:
     """The guard once more when the live plan costs more than the offline one
     it passed (the device's own limits or prices): --max-cost is checked, and
     approval asked, anew."""
@@ -616,7 +624,7 @@ def pending_estimate(backend: Backend, profile: DeviceProfile, run: RunRecord, j
     return estimate_jobs(backend, profile, sent, prices, run_timing(backend, profile, run))
 
 
-def run_timing(backend: Backend, profile: DeviceProfile, run: RunRecord, template=None) -> ShotTiming | None:
+def run_timing(backend: Backend, profile: DeviceProfile, run: RunRecord, template: QuantumCircuit | None = None) -> ShotTiming | None:
     """A shot of a stored run as it runs (its reuse, its rep_delay), for
     estimates of what it sends again; the template is the run's feature map
     (``template``), or the paper's of its width when none is given."""

@@ -51,8 +51,19 @@ class PriceTable:
     #: file, or a device's own published document. Absent: qhw's table.
     sources: Mapping[str, str] = field(default_factory=dict)
 
-    def __getitem__(self, key: str) -> Price:
-        return self.values[key]
+    def __getitem__(self, key: str) -> float:
+        """A price that is one number (a table of device prices is by_device's)."""
+        value = self.values[key]
+        if isinstance(value, dict):
+            raise TypeError(f"{key} is a table of device prices")
+        return value
+
+    def by_device(self, key: str) -> Mapping[str, float]:
+        """A table of device -> price."""
+        value = self.values[key]
+        if not isinstance(value, dict):
+            raise TypeError(f"{key} is one price, not a table of device prices")
+        return value
 
     def source(self, key: str, device: str | None = None) -> str:
         """Where a price came from, in words."""
@@ -66,7 +77,7 @@ class PriceTable:
 
     def with_device_price(self, key: str, device: str, price: float, source: str) -> PriceTable:
         """This table with one device's price in ``key`` set, and where it came from."""
-        table = dict(self.values[key])
+        table = dict(self.by_device(key))
         table[device] = _check_price(price, f"{source}: {key}.{device}")
         return PriceTable({**self.values, key: table}, self.taken, {**self.sources, f"{key}.{device}": source})
 
@@ -110,9 +121,10 @@ def sum_estimates(estimates: list[CostEstimate]) -> CostEstimate:
     if len(estimates) == 1:
         return estimates[0]
     seconds = [e.quantum_seconds for e in estimates]
+    known = [s for s in seconds if s is not None]
     return CostEstimate(
         usd=sum(e.usd for e in estimates), detail=" + ".join(f"({e.detail})" for e in estimates), prices_taken=estimates[0].prices_taken,
-        quantum_seconds=None if any(s is None for s in seconds) else sum(seconds),
+        quantum_seconds=sum(known) if len(known) == len(seconds) else None,
     )
 
 

@@ -7,9 +7,10 @@ CHECK constraints are built from them (the job states' from qhw.jobstates).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qhw.jobstates import JobState
 
@@ -152,7 +153,7 @@ class JobPlan:
     round: int = 0  # the round of an adaptive run
 
     @classmethod
-    def of(cls, indices, purpose: str = "samples", *, shots: int | None = None, round: int = 0) -> JobPlan:
+    def of(cls, indices: Iterable[int], purpose: str = "samples", *, shots: int | None = None, round: int = 0) -> JobPlan:
         """A job of exactly these executions (a range when they are one)."""
         indices = tuple(sorted(int(i) for i in indices))
         start, stop = indices[0], indices[-1] + 1
@@ -315,7 +316,7 @@ class CalibrationSnapshot:
     pairs: tuple[PairCalibration, ...]
     properties: str | None = None  # the provider's whole device document (Braket), as returned
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "device": self.device,
             "calibrated_at": None if self.calibrated_at is None else self.calibrated_at.isoformat(),

@@ -57,8 +57,7 @@ def keep_report(store, comparison: Comparison | DeviceComparison, out: Path | No
     """
     from qhw.store import artifacts
 
-    several = isinstance(comparison, DeviceComparison)
-    simulator = (comparison.comparisons[0] if several else comparison).simulator
+    simulator = _each(comparison)[0].simulator
     out = Path(out) if out is not None else default_report_dir(simulator.run, hardware_runs)
     with _new_files(out):
         index, names = _write(comparison, out)
@@ -97,11 +96,15 @@ def write_report(comparison: Comparison | DeviceComparison, out: Path | None = N
 
     A report that cannot be finished (a full disk) leaves none of its files.
     """
-    several = isinstance(comparison, DeviceComparison)
-    comparisons = comparison.comparisons if several else [comparison]
+    comparisons = _each(comparison)
     out = Path(out) if out is not None else default_report_dir(comparisons[0].simulator.run, [c.hardware.run for c in comparisons])
     with _new_files(out):
         return _write(comparison, out)[0]
+
+
+def _each(comparison: Comparison | DeviceComparison) -> list[Comparison]:
+    """The comparisons of a report: one, or each device's of a leaderboard."""
+    return comparison.comparisons if isinstance(comparison, DeviceComparison) else [comparison]
 
 
 @contextmanager
@@ -130,11 +133,12 @@ def _write(comparison: Comparison | DeviceComparison, out: Path) -> tuple[Path, 
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no display on servers or in CI
-    several = isinstance(comparison, DeviceComparison)
-    comparisons = comparison.comparisons if several else [comparison]
+    leaderboard = comparison if isinstance(comparison, DeviceComparison) else None
+    several = leaderboard is not None
+    comparisons = _each(comparison)
     simulator = comparisons[0].simulator
     out.mkdir(parents=True, exist_ok=True)
-    sections = []  # the plots of each comparison
+    sections: list[list[str]] = []  # the plots of each comparison
     for item in comparisons:
         prefix = f"run{item.hardware.run}_" if several else ""
         images = [_confusion_plot(out, prefix, case, matrix) for case, matrix in item.confusion.items()]
@@ -144,7 +148,7 @@ def _write(comparison: Comparison | DeviceComparison, out: Path) -> tuple[Path, 
         sections.append(images)
     shots = _shots_plot(out, comparisons) if several else None
     (out / DATA).write_text(json.dumps(comparison.to_dict(), indent=2))
-    (out / INDEX).write_text(_page(comparison if several else None, simulator, comparisons, sections, shots))
+    (out / INDEX).write_text(_page(leaderboard, simulator, comparisons, sections, shots))
     names = {INDEX, DATA, *(name for images in sections for name in images), *([shots] if shots else [])}
     return out / INDEX, sorted(names)
 

@@ -35,10 +35,11 @@ def with_retries(
         Any other error of ``call`` at once.
     """
     from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay, wait_exponential_jitter
+    from tenacity.stop import stop_base
 
     attempts = settings.retry_attempts()
     initial_wait, max_wait = settings.retry_waits()
-    stop = stop_after_attempt(attempts)
+    stop: stop_base = stop_after_attempt(attempts)
     if deadline is not None:
         stop = stop | stop_before_delay(deadline)  # no wait that would end past it
     retrying = Retrying(
@@ -48,7 +49,7 @@ def with_retries(
             initial=initial_wait, max=max_wait, jitter=1.0
         ),
         before_sleep=lambda state: log.info(
-            "%s failed (%s); attempt %d of %d", what, state.outcome.exception(), state.attempt_number, attempts
+            "%s failed (%s); attempt %d of %d", what, state.outcome and state.outcome.exception(), state.attempt_number, attempts
         ),
         reraise=True,
     )

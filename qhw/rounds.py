@@ -16,7 +16,7 @@ from functools import cache
 import numpy as np
 
 from qhw.adaptive import AdaptiveSettings, load_classifier, unsettled_by_change, unsettled_by_model
-from qhw.backend import Backend
+from qhw.backend import Backend, is_remote
 from qhw.errors import ConfigError, QhwError
 from qhw.jobstates import UNFINISHED_STATES
 from qhw.planning import check_allowance, engine_profile, estimate_jobs, round_jobs, run_timing
@@ -56,7 +56,7 @@ def advance_round(store: Store, run: RunRecord, backend: Backend) -> list[JobRec
         is nothing to do yet (jobs still out, a round's failures not retried,
         or another process moved the run on first).
     """
-    if not run.adaptive or run.rounds_done:
+    if run.adaptive_json is None or run.rounds_done:
         return None
     jobs = store.ledger.jobs(run.id)
     if any(job.state in UNFINISHED_STATES for job in jobs):
@@ -91,7 +91,7 @@ def advance_round(store: Store, run: RunRecord, backend: Backend) -> list[JobRec
     if executions:
         profile = engine_profile(backend, backend.profile(), run.engine)
         plans = round_jobs(backend, profile, executions, shots, run.slots, run.round + 1)
-        if backend.is_paid:  # a round is a paid submission: it must fit what the plan has left
+        if backend.is_paid and is_remote(backend):  # a round is a paid submission: it must fit what the plan has left
             sent = [(ceil_div(plan.executions, run.slots), shots) for plan in plans]
             check_allowance(backend, estimate_jobs(backend, profile, sent, load_prices(), run_timing(backend, profile, run)))
     started = store.ledger.next_round(run, plans)

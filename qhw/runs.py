@@ -22,7 +22,7 @@ import numpy as np
 
 from qhw import circuits, feature_maps, parallel, settings
 from qhw.adaptive import check_model, load_classifier
-from qhw.backend import EngineChoice, Executable, get_backend
+from qhw.backend import EngineChoice, Executable, get_backend, is_local
 from qhw.checks import check_positive, check_seed
 from qhw.datasets import stratified_subset
 from qhw.errors import BackendError, ConfigError, NotFoundError, QhwError
@@ -160,7 +160,7 @@ def submit(
         raise ConfigError(f"--rep-delay must be a finite number of seconds, 0 or more, got {rep_delay}")
     rounds = adaptive_settings(adaptive, shots, model_id)
     backend = get_backend(backend_name, seed=seed)
-    engines = backend.engines if backend.is_local else ()
+    engines = backend.engines if is_local(backend) else ()
     if engine is not None and engine not in engines:
         one_way = "it computes its jobs one way only (--engine is for emulated devices: fake_* and braket_emulator:)"
         offered = f"its engines are {', '.join(engines)}" if engines else one_way
@@ -203,7 +203,7 @@ def submit(
         # The calibration reads the very physical qubits the feature map uses (each copy's).
         calibration = calibration_executable(backend, plan.packing, seed, executable) if mitigate else None
         # How an emulation computes the run, chosen once: its jobs, rounds and retries all run so.
-        choice = backend.engine_for(executable, engine) if backend.is_local else EngineChoice(None)
+        choice = backend.engine_for(executable, engine) if is_local(backend) else EngineChoice(None)
         executable = replace(executable, engine=choice.engine)
         if pool is None:  # jobs that would hold the interpreter (Ctrl-C unheard) run in a worker even alone
             pool = stack.enter_context(executor_for(backend, workers, scheduler, len(plan.jobs), executable))
@@ -214,8 +214,7 @@ def submit(
         # An emulator of a device document is recorded by the document's object
         # in the artifact store (stored now, after every check, before the run's
         # row): any member's machine, and any Dask worker, runs, collects and retries it.
-        shared = getattr(backend, "shared", None)
-        backend = shared() if shared is not None else backend
+        backend = backend.shared()
         spec = RunSpec(
             feature_set_id=feature_set.id,
             backend=backend.name,
@@ -336,13 +335,14 @@ def collect(
     holder = holder_id()
     run_workers: dict[int, RunWorker] = {}
     unworkable: dict[int, str] = {}  # runs whose worker cannot be built here (a device file gone): skipped
-    if settings.dask_scheduler(scheduler):
+    cluster = settings.dask_scheduler(scheduler)
+    if cluster:
         # A cluster that cannot run the local jobs is refused before any job is claimed.
         for job in store.ledger.jobs(run_id, states=UNFINISHED_STATES):
             if job.run_id not in run_workers and job.run_id not in unworkable:
                 _load_worker(store, job.run_id, holder=holder, approve=approve, workers=run_workers, unworkable=unworkable, only=run_id)
-        if any(worker.backend.is_local for worker in run_workers.values()):
-            parallel.connect(settings.dask_scheduler(scheduler), settings.dask_timeout()).close()
+        if any(is_local(worker.backend) for worker in run_workers.values()):
+            parallel.connect(cluster, settings.dask_timeout()).close()
     deadline = None if timeout is None else time.monotonic() + timeout
     rounds_started = 0
     while True:
@@ -362,7 +362,7 @@ def collect(
                     task.advance()
                     continue
                 try:
-                    if run_workers[job.run_id].backend.is_local:
+                    if is_local(run_workers[job.run_id].backend):
                         local.setdefault(job.run_id, []).append(claimed)  # run below, on every core
                         continue
                     run_workers[job.run_id].work(claimed, tally)
@@ -373,7 +373,7 @@ def collect(
                 task.advance()
             for local_run, jobs in local.items():
                 try:
-                    backend = run_workers[local_run].backend
+                    backend = run_workers[local_run].local
                     backend.use_threads(1 if workers == 1 else None)
                     with executor_for(backend, workers, scheduler, len(jobs), run_workers[local_run].executable) as pool:
                         run_workers[local_run].run_local(jobs, pool, tally, task.advance)

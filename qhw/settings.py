@@ -59,7 +59,10 @@ def seconds(name: str, default: float, low: float, high: float) -> float:
 
 
 def lease_seconds() -> float:
-    """How long a claim on a job lasts before another process may take it over."""
+    """How long a claim on a job lasts before another process may take it over
+    (default 300 s): longer than any one provider call (a result download, a
+    submission), so a live holder never loses it; a holder that dies on this
+    machine is noticed at once (qhw.store.ledger.holder_is_gone)."""
     return seconds(LEASE_ENV, 300.0, *LEASE_RANGE)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -273,7 +274,7 @@ def build_classifier(
 class Classifier:
     """A trained Keras classifier and the epochs it actually ran."""
 
-    model: object
+    model: Any  # a keras.Model (Keras loads lazily)
     epochs_run: int
     epochs: int  # the most it could have run
 

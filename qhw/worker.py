@@ -21,14 +21,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 
 from qhw import circuits, parallel
-from qhw.backend import Backend, Executable, JobResult, get_backend
+from qhw.backend import Backend, Executable, JobResult, LocalBackend, RemoteBackend, get_backend, is_local, is_remote
 from qhw.errors import (
     BackendError,
     ConfigError,
@@ -46,7 +46,7 @@ from qhw.progress import Progress
 from qhw.records import SPLIT_NAMES, JobRecord, ProviderUsage, RunRecord, ceil_div
 from qhw.retrying import with_retries
 from qhw.store import Store, artifacts
-from qhw.store.arrays import load_arrays
+from qhw.store.arrays import FeatureArrays, load_arrays
 from qhw.store.ledger import utcnow
 
 log = logging.getLogger("qhw.worker")
@@ -130,6 +130,20 @@ class RunWorker:
             calibration=calibration, holder=holder, approved=approved, approve=approve,
         )
 
+    @property
+    def remote(self) -> RemoteBackend:
+        """The backend, on the steps that only a provider's has (submit, follow, cancel)."""
+        if not is_remote(self.backend):
+            raise TypeError(f"{self.backend.name} runs its jobs here; it has no provider to ask")
+        return self.backend
+
+    @property
+    def local(self) -> LocalBackend:
+        """The backend, on the steps that only a simulator's has (a job run here)."""
+        if not is_local(self.backend):
+            raise TypeError(f"{self.backend.name} runs its jobs at a provider")
+        return self.backend
+
     # --- one step on a claimed job ---------------------------------------------------------
 
     def work(self, job: JobRecord, tally: Tally) -> JobRecord:
@@ -140,7 +154,7 @@ class RunWorker:
             CredentialsError: the provider refused the credentials: the command stops.
         """
         try:
-            if self.backend.is_local:
+            if is_local(self.backend):
                 return self._run_here(job)
             if job.state is JobState.PENDING:
                 return self._submit(job, tally)
@@ -164,19 +178,27 @@ class RunWorker:
             seed = None if seed is None else seed + len(self.parameters)
             # Calibration execution j prepares state j // slots on slot j % slots (every copy at every position).
             states = np.repeat(circuits.calibration_rows(self.run.num_qubits), self.run.slots, axis=0)
-            executable, rows = self.calibration, states[job.execution_indices]
+            executable, rows = self._executable_for(job), states[job.execution_indices]
         else:
             executable, rows = self.executable, self.parameters[job.execution_indices]
         return executable, circuits.circuit_rows(rows, executable.circuit, executable.slots), seed
 
+    def _executable_for(self, job: JobRecord) -> Executable:
+        """What a job of this purpose runs: the feature map, or the readout calibration's circuit."""
+        if job.purpose != "calibration":
+            return self.executable
+        if self.calibration is None:
+            raise JobFailedError(f"job {job.id} is a readout calibration's, and run {self.run.id} has no calibration circuit")
+        return self.calibration
+
     def _result(self, job: JobRecord, provider_job_id: str) -> JobResult:
-        executable = self.calibration if job.purpose == "calibration" else self.executable
+        executable = self._executable_for(job)
         executions = ceil_div(job.executions, executable.slots)
-        return self.backend.result(provider_job_id, executable=executable, executions=executions, shots=job.shots(self.run.shots))
+        return self.remote.result(provider_job_id, executable=executable, executions=executions, shots=job.shots(self.run.shots))
 
     def _send(self, job: JobRecord) -> str:
         executable, values, seed = self._inputs(job)
-        return self.backend.submit(
+        return self.remote.submit(
             executable, values, job.shots(self.run.shots), job.tags, seed=seed, idempotency_key=job.idempotency_key,
             rep_delay=self.run.rep_delay,
         )
@@ -189,7 +211,7 @@ class RunWorker:
         """
         executable, values, seed = self._inputs(job)
         try:
-            result = parallel.run_local_job(self.backend, executable, values, job.shots(self.run.shots), seed)
+            result = parallel.run_local_job(self.local, executable, values, job.shots(self.run.shots), seed)
         except TransientBackendError:
             raise
         except ResultMappingError as err:
@@ -199,7 +221,7 @@ class RunWorker:
         # The job's local id says where it ran.
         return self._store_counts(job, f"{self.backend.name}:{parallel.where_this_runs()}", result, ProviderUsage())
 
-    def run_local(self, jobs: list[JobRecord], pool: Executor | None, tally: Tally, advance=lambda: None) -> None:
+    def run_local(self, jobs: list[JobRecord], pool: Executor | None, tally: Tally, advance: Callable[[], object] = lambda: None) -> None:
         """Claimed jobs of a local simulator: on ``pool``'s workers (or in this
         process when None); this process stores each job's counts as it comes.
 
@@ -281,16 +303,16 @@ class RunWorker:
 
     def _follow(self, job: JobRecord) -> JobRecord:
         """A job at the provider: move it on to what the provider says now."""
-        provider_job_id = job.provider_job_id
+        provider_job_id = _provider_id(job)
         try:
-            status = with_retries(lambda: self.backend.status(provider_job_id), f"polling job {job.id}")
+            status = with_retries(lambda: self.remote.status(provider_job_id), f"polling job {job.id}")
         except JobNotFoundError as err:
-            found = with_retries(lambda: self.backend.find_job(job.idempotency_key, self._since(job)), f"looking up job {job.id}")
+            found = with_retries(lambda: self.remote.find_job(job.idempotency_key, self._since(job)), f"looking up job {job.id}")
             if found is None:
                 reason = f"{err}, and no job tagged qhw-key={job.idempotency_key}: the provider no longer has it"
                 return self._end(job, JobState.FAILED, error=reason)
             provider_job_id = found
-            status = with_retries(lambda: self.backend.status(found), f"polling job {job.id}")
+            status = with_retries(lambda: self.remote.status(found), f"polling job {job.id}")
         if status.state is JobState.DONE or (status.state is JobState.FAILED and status.results_available):
             # A failed program set may still hold the results of the executables that ran.
             return self._collect(job, provider_job_id, failure=status.error)
@@ -337,7 +359,7 @@ class RunWorker:
 
     def _usage(self, job: JobRecord, provider_job_id: str) -> ProviderUsage:
         try:
-            return with_retries(lambda: self.backend.usage(provider_job_id), f"reading the usage of job {job.id}")
+            return with_retries(lambda: self.remote.usage(provider_job_id), f"reading the usage of job {job.id}")
         except BackendError as err:  # the counts (and the verdict) matter more than the bill's detail
             log.warning("job %s: usage not recorded (%s)", job.id, err)
             return ProviderUsage()
@@ -345,7 +367,7 @@ class RunWorker:
     def _cost(self, job: JobRecord, state: JobState, usage: ProviderUsage) -> float | None:
         """What the job cost, priced with the run's own price table; None when
         unknown: the provider's figures are not final yet, or there is no price."""
-        if not self.backend.is_paid:
+        if not self.backend.is_paid or not is_remote(self.backend):
             return 0.0
         if self.prices is None or not usage.final:  # (no table: a run from before qhw kept them)
             return None
@@ -364,7 +386,7 @@ class RunWorker:
     def cancel(self, job: JobRecord) -> str:
         """Ask the provider to cancel a claimed job; returns what became of it."""
         ledger = self.store.ledger
-        if self.backend.is_local:
+        if is_local(self.backend):
             # Local jobs finish inside the process that runs them; an unfinished
             # one belongs to a process that has ended: nothing runs anywhere.
             moved = self._end(job, JobState.CANCELLED, note="cancelled: its process had ended").state is JobState.CANCELLED
@@ -380,9 +402,9 @@ class RunWorker:
             if job.state not in UNFINISHED_STATES:
                 return job.state.value
         ledger.request_cancel(job)
-        provider_job_id = job.provider_job_id
-        with_retries(lambda: self.backend.cancel(provider_job_id), f"cancelling job {job.id}")
-        status = with_retries(lambda: self.backend.status(provider_job_id), f"polling job {job.id}")
+        provider_job_id = _provider_id(job)
+        with_retries(lambda: self.remote.cancel(provider_job_id), f"cancelling job {job.id}")
+        status = with_retries(lambda: self.remote.status(provider_job_id), f"polling job {job.id}")
         if status.state is JobState.CANCELLED:
             self._end(job, JobState.CANCELLED, note="the provider confirmed the cancel", provider_job_id=provider_job_id)
         elif status.state is JobState.DONE:
@@ -402,11 +424,11 @@ class RunWorker:
         """Whether this command may send the job to a paid backend (asked once per run)."""
         if self._approved is None:
             pending = self.store.ledger.jobs(self.run.id, states=[JobState.PENDING])
-            estimate = pending_estimate(self.backend, self.backend.profile(), self.run, pending, load_prices())
+            estimate = pending_estimate(self.remote, self.remote.profile(), self.run, pending, load_prices())
             self._approved = bool(self._approve and self._approve(self.run, pending, estimate))
         return self._approved
 
-    def _since(self, job: JobRecord):
+    def _since(self, job: JobRecord) -> datetime:
         """Where to start looking for the job at the provider: from when its
         submission began (or the run was made), less the clocks' disagreement."""
         return (job.submit_started_at or self.run.created_at) - CLOCK_SKEW
@@ -419,15 +441,15 @@ class RunWorker:
             ListingLagError: nothing found yet, but the submission is younger
                 than the provider's listing delay: "not found" is no answer yet.
         """
-        found = self.backend.find_job(job.idempotency_key, self._since(job))
+        found = self.remote.find_job(job.idempotency_key, self._since(job))
         if found is not None:
             return found
         started = job.submit_started_at or self.run.created_at
-        trusted_from = started + timedelta(seconds=self.backend.listing_grace_seconds)
+        trusted_from = started + timedelta(seconds=self.remote.listing_grace_seconds)
         if utcnow() < trusted_from:
             raise ListingLagError(
                 f"{self.backend.name} lists no job tagged qhw-key={job.idempotency_key} yet, but its job listing may lag "
-                f"a submission by up to {self.backend.listing_grace_seconds:g} s: it is looked for again until "
+                f"a submission by up to {self.remote.listing_grace_seconds:g} s: it is looked for again until "
                 f"{trusted_from:%Y-%m-%d %H:%M:%S} UTC before anything is sent again"
             )
         return None
@@ -445,37 +467,39 @@ def backend_of_run(run: RunRecord) -> Backend:
     from qhw.boundary import quoted
 
     backend = get_backend(run.backend, seed=run.seed)
-    engines = backend.engines if backend.is_local else ()
+    engines = backend.engines if is_local(backend) else ()
     if run.engine is not None and run.engine not in engines:
         offered = f"its engines are {', '.join(engines)}" if engines else "it has no engines"
         raise ConfigError(f"run {run.id}: its row names the engine {quoted(run.engine)}, which {backend.name} does not have ({offered}); changed outside qhw?")
     return backend
 
 
-def executor_for(backend: Backend, workers: int | None, scheduler: str | None, jobs: int, executable: Executable | None = None):
+def executor_for(
+    backend: Backend, workers: int | None, scheduler: str | None, jobs: int, executable: Executable | None = None
+) -> AbstractContextManager[Executor | None]:
     """Where a local simulator's jobs run (see qhw.parallel); remote jobs run
     here. Given the ``executable``, jobs that would hold the interpreter run in
     a worker process even alone (LocalBackend.needs_own_process)."""
-    if not backend.is_local:
+    if not is_local(backend):
         return nullcontext(None)
     isolate = executable is not None and backend.needs_own_process(executable)
     return parallel.executor(workers=workers, scheduler=scheduler, jobs=jobs, preload=(type(backend).__module__,), isolate=isolate)
 
 
 def work_all(
-    store: Store, worker: RunWorker, jobs: list[JobRecord], progress: Progress, title: str, *, pool, workers: int | None
+    store: Store, worker: RunWorker, jobs: list[JobRecord], progress: Progress, title: str, *, pool: Executor | None, workers: int | None
 ) -> Tally:
     """Work jobs this process has claimed (a local simulator's on ``pool``, a
     provider's in its batch); release the claims."""
     tally = Tally()
     try:
         with progress.task(title, total=len(jobs)) as task:
-            if worker.backend.is_local:
+            if is_local(worker.backend):
                 # One worker asked for: one thread; otherwise the simulator's own choice.
                 worker.backend.use_threads(1 if workers == 1 else None)
                 worker.run_local(jobs, pool, tally, task.advance)
             else:
-                with worker.backend.batch(len(jobs)):
+                with worker.remote.batch(len(jobs)):
                     for job in jobs:
                         worker.work(job, tally)
                         task.advance()
@@ -484,7 +508,7 @@ def work_all(
     return tally
 
 
-def parameter_rows(arrays, order: np.ndarray, circuits_per_sample: int) -> np.ndarray:
+def parameter_rows(arrays: FeatureArrays, order: np.ndarray, circuits_per_sample: int) -> np.ndarray:
     """Every execution's parameter values, in the run's sample order (index i
     of the template's vector in column i; see circuits.circuit_rows)."""
     angles = np.empty((len(order), arrays.angles_train.shape[1]))
@@ -506,6 +530,13 @@ def demultiplexed(result: JobResult, executions: int, slots: int) -> JobResult:
     }
     by_slot = result.counts.reshape(-1, slots, result.counts.shape[-1])
     return JobResult(circuits.demultiplexed(by_slot, executions), failed)
+
+
+def _provider_id(job: JobRecord) -> str:
+    """The provider's id of a job that reached it (queued or later)."""
+    if job.provider_job_id is None:
+        raise JobNotFoundError(f"job {job.id} ({job.state.value}) has no provider job id")
+    return job.provider_job_id
 
 
 def _with_provider_id(job: JobRecord, provider_job_id: str) -> JobRecord:

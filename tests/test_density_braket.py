@@ -85,7 +85,7 @@ def test_the_engine_equals_braket_dm_on_an_emulated_device(tmp_path, template):
     executable = backend.transpile(template, seed=1)
     assert backend.engine_for(executable, None).engine == "density"
     rows = _rows(executable, 3)
-    engine = _density.probabilities(backend._program(executable), rows, ["meas"])
+    engine = _density.probabilities(backend._engine_program(executable), rows, ["meas"])
     for r in range(3):
         assert np.abs(engine[r, 0] - braket_dm_probabilities(backend, executable, rows[r])).max() < TOLERANCE
     # The document's noise is there: the ideal distribution is not the engine's.
@@ -117,7 +117,7 @@ def test_each_packed_copy_has_its_own_qubits_noise(tmp_path):
     for copy in range(3):
         part = part_executable(backend, packed, copy)
         rows = np.ascontiguousarray(row[:, circuits.copy_columns(packed.circuit, part.circuit)])
-        engine = _density.probabilities(backend._program(part), rows, [circuits.copy_register(0)])[0, 0]
+        engine = _density.probabilities(backend._engine_program(part), rows, [circuits.copy_register(0)])[0, 0]
         assert np.abs(engine - braket_dm_probabilities(backend, part, rows[0])).max() < TOLERANCE
         found.append(engine)
     assert np.abs(found[0] - found[2]).max() > 1e-3

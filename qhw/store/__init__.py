@@ -11,6 +11,11 @@ ORM rows stay inside this package; callers get the frozen records of
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
 from qhw.store.catalogue import Catalogue
 from qhw.store.database import Database, masked_url
 from qhw.store.ledger import Ledger, RunCircuit
@@ -37,10 +42,10 @@ class Store:
         return self.database.display_url
 
     @property
-    def engine(self):
+    def engine(self) -> Engine:
         return self.database.engine
 
-    def transaction(self, *, write: bool = True):
+    def transaction(self, *, write: bool = True) -> AbstractContextManager[Session]:
         return self.database.transaction(write=write)
 
     def upgrade(self) -> tuple[str | None, str]:

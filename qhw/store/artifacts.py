@@ -45,9 +45,10 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from qhw import config, settings
 from qhw.boundary import quoted
@@ -55,6 +56,7 @@ from qhw.errors import ArtifactError, ConfigError, TransientArtifactError
 from qhw.retrying import with_retries
 
 log = logging.getLogger("qhw.artifacts")
+T = TypeVar("T")
 
 ARTIFACTS_ENV = "QHW_ARTIFACTS"
 #: How a row names an object of the store (anything else is a path of the home).
@@ -154,15 +156,16 @@ class ArtifactStore:
         self._asynchronous = isinstance(self.fs, AsyncFileSystem)
         self._created = threading.local()
 
-    def _write_bound(self, nbytes: int) -> dict:
+    def _write_bound(self, nbytes: int) -> dict[str, float]:
         """The wall-clock bound of one write to a remote store, as fsspec's
         ``timeout`` keyword: a read's timeout, and a second for every
         WRITE_RATE bytes. A write's read timeout alone does not bound it: an S3
-        PUT waits for the server's "100 Continue" (measured: 64 s on a server
-        that accepts connections and never answers, whatever the read timeout)."""
+        PUT waits for the server's "100 Continue" for a minute or more on a
+        server that accepts connections and never answers, whatever the read
+        timeout (tests/test_hostile_store.py meets one)."""
         return {"timeout": min(READ_TIMEOUT, self.timeout) + nbytes / WRITE_RATE} if self._asynchronous else {}
 
-    def _transport(self, protocol: str) -> dict:
+    def _transport(self, protocol: str) -> dict[str, Any]:
         """A remote store's bounds on one attempt (qhw retries, within QHW_ARTIFACTS_TIMEOUT)."""
         if protocol not in ("s3", "s3a"):
             return {}
@@ -425,7 +428,7 @@ class ArtifactStore:
     def _missing(self, digest: str, what: str) -> str:
         return f"{what}: its object {PREFIX}{digest[:12]}... is missing from the artifact store {self.shown}"
 
-    def _call(self, call, what: str, missing: str | None = None):
+    def _call(self, call: Callable[[], T], what: str, missing: str | None = None) -> T:
         """``call`` with the store's transient errors retried (for at most
         QHW_ARTIFACTS_TIMEOUT seconds); the others, and the last transient
         one, as one ArtifactError (``missing``: what a missing object is said as)."""
@@ -433,7 +436,7 @@ class ArtifactStore:
         tries = []
         started = time.monotonic()
 
-        def attempt():
+        def attempt() -> T:
             tries.append(1)
             try:
                 return call()
@@ -476,7 +479,7 @@ def _check_member_name(name: object, what: str) -> None:
         raise ArtifactError(f"{what} names {quoted(name)}, which is not a plain file name; nothing was written")
 
 
-def _protocols(fs) -> tuple[str, ...]:
+def _protocols(fs: Any) -> tuple[str, ...]:
     protocol = fs.protocol
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
@@ -13,9 +14,12 @@ from qhw.boundary import quoted
 from qhw.errors import ArtifactError, NotFoundError, StoreError
 from qhw.feature_maps import FeatureMap
 from qhw.records import EvaluationRecord, FeatureSetRecord, ModelRecord, ModelSpec, ReportRecord
-from qhw.store.database import Database
+from qhw.store.database import Database, changed_rows
 from qhw.store.ledger import aware
 from qhw.store.models import EvaluationRow, FeatureSetRow, ModelRow, ReportRow
+
+if TYPE_CHECKING:
+    from qhw.store.artifacts import ArtifactStore
 
 
 class Catalogue:
@@ -163,7 +167,7 @@ class PushReport:
     skipped: tuple[str, ...]
 
 
-def push_artifacts(catalogue: Catalogue, target) -> PushReport:
+def push_artifacts(catalogue: Catalogue, target: ArtifactStore) -> PushReport:
     """Move a home's feature sets' and models' files into the artifact store
     ``target`` and point their rows at the objects, idempotently (run again,
     it finds nothing to move and copies nothing): files of rows from before
@@ -177,9 +181,10 @@ def push_artifacts(catalogue: Catalogue, target) -> PushReport:
     source = artifacts.home_store()
     moved_sets = moved_models = copied = 0
     skipped: list[str] = []
-    for kind, row_type, column in (
+    kinds: tuple[tuple[str, Any, str], ...] = (  # (what, its row class, the column naming its files)
         ("feature set", FeatureSetRow, "artifact_dir"), ("model", ModelRow, "weights_path"), ("report", ReportRow, "artifacts"),
-    ):
+    )
+    for kind, row_type, column in kinds:
         with catalogue._db.transaction(write=False) as session:
             stored = [(row.id, getattr(row, column)) for row in session.scalars(select(row_type).order_by(row_type.id))]
         for row_id, value in stored:
@@ -195,16 +200,16 @@ def push_artifacts(catalogue: Catalogue, target) -> PushReport:
                 skipped.append(str(err))
                 continue
             with catalogue._db.transaction() as session:
-                changed = session.execute(
+                changed = changed_rows(session.execute(
                     update(row_type).where(row_type.id == row_id, getattr(row_type, column) == value).values({column: reference})
-                ).rowcount
+                ))
             if changed:
                 moved_sets += kind == "feature set"
                 moved_models += kind == "model"
     return PushReport(moved_sets, moved_models, copied, tuple(skipped))
 
 
-def _store_home_files(target, stored: str, *, folder: bool, what: str) -> str:
+def _store_home_files(target: ArtifactStore, stored: str, *, folder: bool, what: str) -> str:
     """A row's files from before the store (a folder, or one file, of the
     home) into ``target``: the reference the row is to name.
 
@@ -240,7 +245,7 @@ class StoreCheck:
     removed: tuple[str, ...] = ()  # stale ones removed (``clean``)
 
 
-def check_artifacts(catalogue: Catalogue, store, *, clean: bool = False) -> StoreCheck:
+def check_artifacts(catalogue: Catalogue, store: ArtifactStore, *, clean: bool = False) -> StoreCheck:
     """What the artifact store holds against what the rows name (feature
     sets' manifests and their files, models, the documents braket_emulator:
     runs are named by); every row is checked, whatever the ones before it

@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, cast
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,7 +31,7 @@ _BEGIN_OPTION = "qhw_sqlite_begin"
 
 def _enable_sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # pragma: no cover - driver callback
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:  # pragma: no cover - driver callback
         # pysqlite commits DDL on its own, so a failed migration would leave half
         # a schema; SQLAlchemy's recipe: no driver transactions, BEGIN ourselves.
         dbapi_connection.isolation_level = None
@@ -45,11 +46,11 @@ def _enable_sqlite_pragmas(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(connection) -> None:  # pragma: no cover - driver callback
+    def _on_begin(connection: Connection) -> None:  # pragma: no cover - driver callback
         connection.exec_driver_sql(connection.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
 
 
-def _switch_to_wal(cursor) -> None:
+def _switch_to_wal(cursor: Any) -> None:
     """``PRAGMA journal_mode=WAL``, waiting for another process's lock.
 
     Switching a new database to WAL takes an exclusive lock without consulting
@@ -108,7 +109,7 @@ class Database:
                 raise StoreError(f"cannot open database {self.display_url}: {reason(err)}") from err
 
     @contextmanager
-    def _schema_lock(self, connection) -> Iterator[None]:
+    def _schema_lock(self, connection: Connection) -> Iterator[None]:
         """One transaction that holds the write lock, so two first-time processes
         do not both create the schema (the second finds it at head)."""
         if self.is_sqlite:
@@ -153,7 +154,7 @@ class Database:
         self.check_integrity()
         try:
             with self.engine.connect() as connection:
-                raw = connection.connection.driver_connection if self.is_sqlite else None
+                raw: Any = connection.connection.driver_connection
                 if self.is_sqlite:
                     raw.execute("PRAGMA foreign_keys=OFF")
                 try:
@@ -219,6 +220,11 @@ def masked_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
         return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+
+
+def changed_rows(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed (its compare-and-set: 0 when another process got there first)."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def reason(err: Exception) -> str:

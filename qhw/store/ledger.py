@@ -2,7 +2,7 @@
 
 Every state change goes through :func:`transition`, a compare-and-set
 (``UPDATE jobs SET state = :new ... WHERE id = :id AND state = :old``) checked
-against :data:`qhw.records.TRANSITIONS`: a stale process can never move a job
+against :data:`qhw.jobstates.TRANSITIONS`: a stale process can never move a job
 backwards, and a lost race changes nothing. Each change is written to the
 job's history (job_events) in the same transaction. See docs/ledger.md.
 """
@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, overload
 
 import numpy as np
 from sqlalchemy import func, insert, or_, select, update
@@ -37,15 +38,12 @@ from qhw.records import (
     RunRecord,
     RunSpec,
 )
-from qhw.store.database import Database
+from qhw.store.database import Database, changed_rows
 from qhw.store.models import DeviceSnapshotRow, ExecutionFailureRow, JobEventRow, JobRow, RunRow
 
 log = logging.getLogger("qhw.ledger")
 
-# How long a claim on a job lasts unless renewed (settings.lease_seconds, default
-# 300 s): longer than any one provider call (a result download, a submission),
-# so a live holder never loses it; a holder that dies on this machine is
-# noticed at once (see holder_is_gone).
+#: The unfinished states as their column values (what a claim may take).
 _UNFINISHED_VALUES = [state.value for state in UNFINISHED_STATES]
 
 
@@ -71,6 +69,10 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.astimezone(UTC)
 
 
+@overload
+def aware(moment: datetime) -> datetime: ...
+@overload
+def aware(moment: datetime | None) -> datetime | None: ...
 def aware(moment: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; qhw writes them in UTC."""
     if moment is None or moment.tzinfo is not None:
@@ -128,7 +130,7 @@ def holder_is_gone(holder: str) -> bool:
 # --- the one place state changes ------------------------------------------------------------
 
 
-def usage_values(usage: ProviderUsage) -> dict:
+def usage_values(usage: ProviderUsage) -> dict[str, Any]:
     """The job columns of what a provider reported; figures not yet final stay unknown."""
     estimate = {} if usage.estimated_quantum_seconds is None else {"provider_estimate_seconds": usage.estimated_quantum_seconds}
     if not usage.final:
@@ -155,8 +157,8 @@ def transition(
     new: JobState,
     *,
     note: str | None = None,
-    values: dict | None = None,
-    only_if: Iterable = (),
+    values: dict[str, Any] | None = None,
+    only_if: Iterable[Any] = (),
 ) -> bool:
     """Move a job from ``old`` to ``new`` if, and only if, it is still ``old``.
 
@@ -183,7 +185,7 @@ def transition(
         .values(state=new.value, updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if changed_rows(result) != 1:
         log.debug("job %s: no longer %s (another process moved it); %s not applied", job_id, old.value, new.value)
         return False
     session.add(
@@ -283,7 +285,7 @@ class Ledger:
                     .values(retry_job_id=job.id)
                     .execution_options(synchronize_session=False)
                 )
-                if taken.rowcount != len(failure_ids):
+                if changed_rows(taken) != len(failure_ids):
                     raise ConflictError(f"run {run_id}: another qhw process is already retrying these executions; nothing was written")
             return [job_record(job) for job in jobs]
 
@@ -301,7 +303,7 @@ class Ledger:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-            if moved.rowcount != 1:
+            if changed_rows(moved) != 1:
                 return None
             if not plans:
                 return []
@@ -409,14 +411,14 @@ class Ledger:
             The job as it is now, or None when it was no longer in that state
             (or the move is not allowed): nothing was changed.
         """
-        values: dict = {"error": error}
+        values: dict[str, Any] = {"error": error}
         if usage is not None:
             values.update(usage_values(usage))
         if cost_usd is not None:
             values["cost_usd"] = cost_usd
         return self._move(job, new, note=note, values=values)
 
-    def _move(self, job: JobRecord, new: JobState, *, note: str | None, values: dict) -> JobRecord | None:
+    def _move(self, job: JobRecord, new: JobState, *, note: str | None, values: dict[str, Any]) -> JobRecord | None:
         if new is not JobState.FAILED:
             values = {**values, "error_count": 0}
         with self._db.transaction() as session:
@@ -437,7 +439,7 @@ class Ledger:
                 .values(submit_started_at=now, lease_until=now + timedelta(seconds=settings.lease_seconds()), updated_at=now)
                 .execution_options(synchronize_session=False)
             )
-            return job_record(_fresh(session, job.id)) if result.rowcount == 1 else None
+            return job_record(_fresh(session, job.id)) if changed_rows(result) == 1 else None
 
     def record_submission(self, job: JobRecord, provider_job_id: str, *, note: str) -> JobRecord | None:
         """The provider holds the job under ``provider_job_id``: pending -> queued."""
@@ -453,7 +455,7 @@ class Ledger:
                 .values(error=error[:2000], error_count=JobRow.error_count + 1, updated_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
-            return job_record(_fresh(session, job.id)) if result.rowcount == 1 else None
+            return job_record(_fresh(session, job.id)) if changed_rows(result) == 1 else None
 
     def clear_errors(self, job: JobRecord) -> None:
         """A call about the job worked again: forget the errors before it."""
@@ -513,7 +515,7 @@ class Ledger:
                 .values(**usage_values(usage), cost_usd=cost_usd, updated_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
-            return result.rowcount == 1
+            return changed_rows(result) == 1
 
     # --- executions a provider failed ---------------------------------------------------
 
@@ -563,7 +565,7 @@ class Ledger:
                 .values(claimed_by=holder, lease_until=lease)
                 .execution_options(synchronize_session=False)
             )
-            if result.rowcount != 1:
+            if changed_rows(result) != 1:
                 row = _fresh(session, job.id)
                 other = row.claimed_by
                 if row.state not in _UNFINISHED_VALUES or other is None or not holder_is_gone(other):
@@ -574,7 +576,7 @@ class Ledger:
                     .values(claimed_by=holder, lease_until=lease)
                     .execution_options(synchronize_session=False)
                 )
-                if result.rowcount != 1:
+                if changed_rows(result) != 1:
                     return None
                 log.info("job %s: taken over from %s, whose process has ended", job.id, other)
             return job_record(_fresh(session, job.id))
@@ -587,7 +589,7 @@ class Ledger:
         """Give up this holder's claims on these jobs (those it still has)."""
         self._update_claims(job_ids, holder, claimed_by=None, lease_until=None)
 
-    def _update_claims(self, job_ids: Iterable[int], holder: str, **values) -> None:
+    def _update_claims(self, job_ids: Iterable[int], holder: str, **values: Any) -> None:
         ids = list(job_ids)
         if not ids:
             return
@@ -598,10 +600,6 @@ class Ledger:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-
-
-def _plan_indices(plan: JobPlan) -> range | tuple[int, ...]:
-    return plan.indices if plan.indices is not None else range(plan.execution_start, plan.execution_stop)
 
 
 def _add_jobs(session: Session, run_id: int, plans: list[JobPlan], *, first_position: int, claimed_by: str | None, now: datetime) -> list[JobRow]:

@@ -11,16 +11,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
+from sqlalchemy.orm import Session
 
 from qhw.errors import StoreError
 from qhw.jobstates import UNFINISHED_STATES, JobState
 from qhw.records import SPLIT_NAMES, JobRecord, ProviderUsage
 from qhw.store.database import Database
 from qhw.store.ledger import _fresh, run_row, transition, usage_values, utcnow
-from qhw.store.models import CalibrationRow, ExecutionFailureRow, MitigatedResultRow, ResultRow, RunRow
+from qhw.store.models import CalibrationRow, ExecutionFailureRow, MitigatedResultRow, ResultRow
 
 COUNTS_DTYPE = np.dtype("<u4")
 
@@ -44,11 +46,12 @@ class RunCounts:
             return self.sample_shots
         return np.full(self.counts.shape[:2], self.shots, dtype=np.int64)
 
-    def frequencies(self, dtype=np.float32) -> np.ndarray:
+    def frequencies(self, dtype: type[np.floating[Any]] = np.float32) -> np.ndarray:
         """(n, circuits, 2**qubits) counts / shots of each sample's circuit."""
-        return (self.counts / self.shots_each[..., None]).astype(dtype)
+        frequencies: np.ndarray = (self.counts / self.shots_each[..., None]).astype(dtype)
+        return frequencies
 
-    def subset(self, rows) -> RunCounts:
+    def subset(self, rows: np.ndarray | list[int]) -> RunCounts:
         """These rows only."""
         return RunCounts(
             self.splits[rows], self.sample_index[rows], self.counts[rows], self.shots,
@@ -109,7 +112,7 @@ class Results:
             ran = [position for position in range(job.executions) if position not in failed]
             if not self._end(session, job, usage, cost_usd, failed, f"{len(ran)} result(s) stored"):
                 return 0
-            run = session.get(RunRow, job.run_id)
+            run = run_row(session, job.run_id)
             order = np.frombuffer(run.sample_order, dtype="<i4").reshape(-1, 2)
             k = run.circuits_per_sample
             executions = job.execution_indices[ran]
@@ -122,7 +125,7 @@ class Results:
             samples = order[executions // k]
             if len(ran):
                 session.execute(
-                    insert(ResultRow.__table__),  # Core executemany: the ORM bulk path costs more than the rows
+                    insert(cast(Table, ResultRow.__table__)),  # Core executemany: the ORM bulk path costs more than the rows
                     [
                         {
                             "run_id": run.id,
@@ -168,7 +171,7 @@ class Results:
             ran = [position for position in range(job.executions) if position not in failed]
             if not self._end(session, job, usage, cost_usd, failed, f"{len(ran)} calibration state(s) stored"):
                 return 0
-            run = session.get(RunRow, job.run_id)
+            run = run_row(session, job.run_id)
             copies, slots = run.copies, run.copies * run.reuse
             if ran:
                 session.execute(
@@ -190,7 +193,7 @@ class Results:
             return len(ran)
 
     @staticmethod
-    def _end(session, job: JobRecord, usage: ProviderUsage | None, cost_usd: float | None, failed: dict[int, str], note: str) -> bool:
+    def _end(session: Session, job: JobRecord, usage: ProviderUsage | None, cost_usd: float | None, failed: dict[int, str], note: str) -> bool:
         """The compare-and-set that ends the job with its results: collected
         when anything ran, failed when the provider failed every execution;
         the executions it failed are recorded with its reasons."""
@@ -287,7 +290,7 @@ class Results:
             inner = select(ResultRow.run_id, ResultRow.split, ResultRow.sample_index).distinct()
             if run_id is not None:
                 inner = inner.where(ResultRow.run_id == run_id)
-            return int(session.scalar(select(func.count()).select_from(inner.subquery())))
+            return int(session.scalar(select(func.count()).select_from(inner.subquery())) or 0)
 
     def samples_by_run(self) -> dict[int, int]:
         """Samples with at least one stored result, for every run at once."""
@@ -299,12 +302,12 @@ class Results:
     def shots_used(self, run_id: int) -> int:
         """Shots the stored results of a run's samples got (every round's; calibrations left out)."""
         with self._db.transaction(write=False) as session:
-            return int(session.scalar(select(func.coalesce(func.sum(ResultRow.shots), 0)).where(ResultRow.run_id == run_id)))
+            return int(session.scalar(select(func.coalesce(func.sum(ResultRow.shots), 0)).where(ResultRow.run_id == run_id)) or 0)
 
     def count_rows(self, run_id: int) -> int:
         """Result rows (samples x circuits) stored for a run."""
         with self._db.transaction(write=False) as session:
-            return int(session.scalar(select(func.count()).select_from(ResultRow).where(ResultRow.run_id == run_id)))
+            return int(session.scalar(select(func.count()).select_from(ResultRow).where(ResultRow.run_id == run_id)) or 0)
 
     def run_counts(self, run_id: int, *, through_round: int | None = None) -> RunCounts:
         """All complete samples of a run, ordered by split then sample index;
@@ -344,7 +347,7 @@ class Results:
         complete = [key for key, blobs in summed.items() if all(b is not None for b in blobs)]
         counts = np.zeros((len(complete), k, width), dtype=np.uint32)
         for i, key in enumerate(complete):
-            counts[i] = np.stack(summed[key])
+            counts[i] = np.stack([blob for blob in summed[key] if blob is not None])
         return RunCounts(
             splits=np.array([key[0] for key in complete], dtype="<U5"),
             sample_index=np.array([key[1] for key in complete], dtype=np.int64),
