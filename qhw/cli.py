@@ -874,6 +874,9 @@ def _print_comparison(comparison) -> None:
 
     estimate = "free" if hw.actual_cost == "free" else usd(hw.estimated_cost_usd)
     click.echo(f"run {hw.run}: {hw.device}; {calibrated}; cost: estimated {estimate}, actual {hw.actual_cost}")
+    if comparison.models:
+        used = ", ".join(f"{m.case} model {m.model} ({'trained before' if m.trained == 'before' else 'trained now, and stored'})" for m in comparison.models)
+        click.echo(f"classifiers: {used}")
     _emit(
         [
             {"case": a.case, "what": a.description, "accuracy": a.accuracy, "95% interval": f"[{a.low:.3f}, {a.high:.3f}]", "test samples": a.test_samples}

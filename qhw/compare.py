@@ -161,6 +161,15 @@ class AdaptiveFigures:
     high: float
 
 
+@dataclass(frozen=True)
+class ModelUse:
+    """A stored model a comparison's figures are the predictions of."""
+
+    case: str  # "simulator hybrid" (its simulator and transfer cases), "classical"
+    model: int  # the model's id (`qhw train`'s, or stored by this comparison)
+    trained: str  # "before": found with the same settings; "now": trained for this comparison, and stored
+
+
 @dataclass
 class Comparison:
     simulator: RunSummary
@@ -172,6 +181,7 @@ class Comparison:
     # What the comparison had to leave out, and why (e.g. a failed calibration).
     notes: list[str] = field(default_factory=list)
     adaptive: AdaptiveFigures | None = None  # the device run was adaptive: what it saved
+    models: list[ModelUse] = field(default_factory=list)  # the stored models the figures come from
     # Not in the JSON: arrays for the report's plots.
     confusion: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     fidelities: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
@@ -310,11 +320,14 @@ class _Simulator:
         if not train.any():
             raise TrainingError(f"run {run.id} has no collected train samples: submit it with --split all")
         self.hybrid_args = dict(**self.readout.classifier_args(), epochs=epochs, seed=seed, progress=progress)
-        keys = _keys(self.counts, train)
-        self.model = training.fit_classifier("hybrid", _features(self.counts, keys), self.labels(keys), **self.hybrid_args)
-        self.classical = training.fit_classifier(
-            "classical", self.arrays.latent_train, self.arrays.y_train, normalize=True, epochs=epochs, seed=seed, progress=progress
-        )
+        # The models `qhw train` stores with the same settings, or trained now and stored (once for many devices).
+        hybrid = training.hybrid_for(store, run, epochs=epochs, seed=seed, readout=readout, progress=progress)
+        classical = training.classical_for(store, run.feature_set_id, epochs=epochs, seed=seed, progress=progress)
+        self.model, self.classical = hybrid.model, classical.model
+        self.models = [
+            ModelUse(case, stored.record.id, "before" if stored.reused else "now")
+            for case, stored in (("simulator hybrid", hybrid), ("classical", classical))
+        ]
 
     def labels(self, keys) -> np.ndarray:
         return np.array([self.arrays.labels(split)[index] for split, index in keys])
@@ -402,6 +415,7 @@ class _Simulator:
             agreement=agreement,
             shots_curve=_shots_curve(self.model, hw, hw_run, test_keys, y_test, seed),
             notes=notes,
+            models=list(self.models),
             confusion=confusion,
             fidelities=fidelities,
         )

@@ -347,6 +347,7 @@ class ModelSpec:
     seed: int
     weights: str  # the .keras file: an artifact store reference, or (a model from before the store) its path
     epochs_run: int | None = None  # what it ran before early stopping (None: not recorded)
+    readout: str | None = None  # a hybrid's (READOUTS); None: classical, or not recorded
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,9 @@ MIN_VALIDATION = 50
 PATIENCE = 8
 
 
+log = logging.getLogger("qhw.training")
+
+
 @dataclass(frozen=True)
 class TrainResult:
     model: ModelRecord
@@ -35,6 +39,7 @@ class TrainResult:
     train_samples: int
     test_samples: int
     readout: str | None = None  # the hybrid's (Readout); None for the classical
+    classifier: Any = None  # the Keras model itself, as trained (not read back from the store)
 
     @property
     def accuracy(self) -> float:
@@ -151,6 +156,7 @@ def train_hybrid(
         x_test=data.x[test],
         y_test=data.y[test],
         **chosen.classifier_args(),
+        readout=chosen.name,
         epochs=epochs,
         seed=seed,
         progress=progress,
@@ -356,6 +362,7 @@ def _fit_and_register(
     normalize: bool = False,
     input_scale: float | None,
     readout_matrix: np.ndarray | None = None,
+    readout: str | None = None,
     epochs: int,
     seed: int,
     progress: Progress | None,
@@ -390,11 +397,70 @@ def _fit_and_register(
             seed=seed,
             weights=weights,
             epochs_run=classifier.epochs_run,
+            readout=readout,
         )
         model_record, evaluation = store.catalogue.add_model(spec, accuracy=accuracy, test_samples=len(y_test))
     finally:
         path.unlink(missing_ok=True)  # the store holds it now
-    return TrainResult(model=model_record, evaluation=evaluation, train_samples=len(y_train), test_samples=len(y_test))
+    return TrainResult(
+        model=model_record, evaluation=evaluation, train_samples=len(y_train), test_samples=len(y_test), classifier=classifier.model
+    )
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """A stored model and its Keras model: one ``train`` (or an earlier
+    ``compare``) made, found again, or one trained now and stored."""
+
+    record: ModelRecord
+    model: Any  # the Keras model
+    reused: bool
+
+
+def hybrid_for(store: Store, run: RunRecord, *, epochs: int, seed: int, readout: str = PROBABILITIES,
+               progress: Progress | None = None) -> StoredModel:
+    """The hybrid classifier of a run's train samples with these settings:
+    the stored one, when one was trained on the same samples (their number,
+    as the run holds them now) with the same epochs, seed and readout (what
+    ``qhw train --run`` stores); else trained now, and stored with its
+    evaluation, as ``qhw train`` would (so that the next comparison finds it).
+
+    Raises:
+        TrainingError: as ``train_hybrid``.
+    """
+    data = outcome_features(store, run)
+    chosen = hybrid_readout(store.catalogue.feature_set(run.feature_set_id), readout)
+    found = _stored(store, kind="hybrid", feature_set_id=run.feature_set_id, run_id=run.id,
+                    train_samples=int((data.splits == "train").sum()), epochs=epochs, seed=seed, readout=chosen.name)
+    if found is not None:
+        return found
+    result = train_hybrid(store, run_id=run.id, epochs=epochs, seed=seed, readout=readout, progress=progress)
+    return StoredModel(result.model, result.classifier, reused=False)
+
+
+def classical_for(store: Store, feature_set_id: int, *, epochs: int, seed: int, progress: Progress | None = None) -> StoredModel:
+    """The classical baseline of a feature set with these settings: the
+    stored one (``qhw train --classical``'s), else trained now and stored."""
+    feature_set = store.catalogue.feature_set(feature_set_id)
+    found = _stored(store, kind="classical", feature_set_id=feature_set.id, run_id=None, train_samples=feature_set.n_train,
+                    epochs=epochs, seed=seed, readout=None)
+    if found is not None:
+        return found
+    result = train_classical(store, feature_set_id=feature_set.id, epochs=epochs, seed=seed, progress=progress)
+    return StoredModel(result.model, result.classifier, reused=False)
+
+
+def _stored(store: Store, *, kind: str, feature_set_id: int, run_id: int | None, train_samples: int, epochs: int, seed: int,
+            readout: str | None) -> StoredModel | None:
+    """The newest stored model trained so whose weights can still be read."""
+    for record in store.catalogue.trained_like(
+        kind=kind, feature_set_id=feature_set_id, run_id=run_id, train_samples=train_samples, epochs=epochs, seed=seed, readout=readout
+    ):
+        try:
+            return StoredModel(record, load_model(record), reused=True)
+        except ArtifactError as err:  # its object gone or damaged: another, or a fresh one
+            log.warning("model %s cannot be used again (%s); training another", record.id, err)
+    return None
 
 
 def _refuse_uncollected(store: Store, run: RunRecord) -> None:

@@ -106,6 +106,7 @@ class Catalogue:
                 seed=spec.seed,
                 weights_path=spec.weights,
                 epochs_run=spec.epochs_run,
+                readout=spec.readout,
             )
             session.add(model)
             session.flush()
@@ -120,6 +121,21 @@ class Catalogue:
             session.add(row)
             session.flush()
             return _evaluation_record(row)
+
+    def trained_like(
+        self, *, kind: str, feature_set_id: int, run_id: int | None, train_samples: int, epochs: int, seed: int, readout: str | None,
+    ) -> list[ModelRecord]:
+        """Models trained with these settings on as many samples of this run
+        (or feature set), newest first: what a comparison uses instead of
+        training the same model again."""
+        query = select(ModelRow).where(
+            ModelRow.kind == kind, ModelRow.feature_set_id == feature_set_id, ModelRow.train_samples == train_samples,
+            ModelRow.epochs == epochs, ModelRow.seed == seed,
+            ModelRow.run_id.is_(None) if run_id is None else ModelRow.run_id == run_id,
+            ModelRow.readout.is_(None) if readout is None else ModelRow.readout == readout,
+        )
+        with self._db.transaction(write=False) as session:
+            return [_model_record(row) for row in session.scalars(query.order_by(ModelRow.id.desc()))]
 
     def model(self, model_id: int) -> ModelRecord:
         with self._db.transaction(write=False) as session:
@@ -369,6 +385,7 @@ def _model_record(row: ModelRow) -> ModelRecord:
         seed=row.seed,
         weights=stored_reference(row.weights_path),
         epochs_run=row.epochs_run,
+        readout=row.readout,
     )
 
 

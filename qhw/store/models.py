@@ -357,6 +357,9 @@ class ModelRow(Base):
     epochs_run: Mapped[int | None] = mapped_column(Integer, nullable=True)
     seed: Mapped[int] = mapped_column(Integer)
     weights_path: Mapped[str] = mapped_column(String(1024))
+    # How a hybrid model reads each circuit (qhw.records.READOUTS); None for a
+    # classical model, and for a hybrid one from before it was kept.
+    readout: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     __table_args__ = (CheckConstraint(_in("kind", MODEL_KINDS), name="kind_valid"),)
 
