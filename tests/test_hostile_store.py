@@ -302,24 +302,39 @@ def test_a_store_refusing_the_connection_as_it_is_made_is_named_without_its_pass
 # --- 8. what a failing command leaves behind -----------------------------------------------------------------------
 
 
-def test_a_compare_whose_report_cannot_be_stored_leaves_no_report_behind(featured_store, home, monkeypatch):
+def _full(self, *args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("trained_before", [True, False], ids=["models-stored-before", "models-trained-now"])
+def test_a_compare_whose_artifacts_cannot_be_stored_leaves_nothing_behind(featured_store, home, monkeypatch, trained_before):
     from fsspec.implementations.local import LocalFileSystem
 
-    from qhw import runs
+    from qhw import runs, training
 
     sim = runs.submit(featured_store, backend_name="statevector", split="all", limit=30, shots=64).run
     dev = runs.submit(featured_store, backend_name="aer_simulator", split="all", limit=30, shots=64).run
+    if trained_before:  # what `qhw train` stored: compare uses it, so only its report is left to store
+        training.hybrid_for(featured_store, sim, epochs=1, seed=0)
+        training.classical_for(featured_store, sim.feature_set_id, epochs=1, seed=0)
 
-    def full(self, *args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(LocalFileSystem, "put_file", full)
+    monkeypatch.setattr(LocalFileSystem, "put_file", _full)
     before = snapshot(home)
     result = CliRunner().invoke(main, ["compare", "--sim", str(sim.id), "--hw", str(dev.id), "--epochs", "1"])
     assert result.exit_code == 1 and "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]  # a late failure: after the training's progress, one line
-    assert line.startswith("Error: storing the report") and "No space left on device" in line, line
-    assert snapshot(home) == before and not (home / "reports").exists()
+    what = "the report" if trained_before else "the model's weights"
+    assert line.startswith(f"Error: storing {what}") and "No space left on device" in line, line
+    (rows_before, files_before), (rows_after, files_after) = before, snapshot(home)
+    assert rows_after == rows_before and not (home / "reports").exists()
+    # What may differ is no artifact: the models read back (the cache of the store's reads), or the
+    # empty scratch folder a model is saved in before it goes to the store.
+    left = files_after.keys() ^ files_before.keys()
+    if trained_before:
+        assert all(name.startswith("cache/named") or name == "cache" for name in left), left
+    else:
+        assert left <= {"models"} and not any((home / "models").iterdir())
+    assert all(files_after[name] == digest for name, digest in files_before.items())
 
 
 def test_a_failed_read_from_a_remote_store_leaves_nothing_in_the_cache(featured_store, home, s3_bucket, tmp_path):
