@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qhw.backend import LOCAL_SHOTS_PER_JOB, Backend, BackendEntry, BackendLimits, DeviceProfile, Executable, JobResult, LocalBackend, OneEngine
 from qhw.backends._qiskit_jobs import local_job_counts
+
+if TYPE_CHECKING:
+    from qhw.store.artifacts import ArtifactStore
 
 NAME = "aer_simulator"
 #: Aer has no per-job limit of its own: 1,000 circuits and 2**20 shots a job
@@ -31,7 +35,7 @@ def catalogue() -> list[BackendEntry]:
     return [BackendEntry(NAME, "aer", "simulator", int(math.log2(psutil.virtual_memory().total / 16)), False, None)]
 
 
-def create(name: str, *, seed: int | None = None) -> Backend | None:
+def create(name: str, *, seed: int | None = None, artifacts: ArtifactStore | None = None) -> Backend | None:
     return AerBackend(seed=seed) if name == NAME else None
 
 

@@ -35,7 +35,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -64,6 +64,9 @@ from qhw.jobstates import JobState
 from qhw.packing import DeviceGraph
 from qhw.pricing import CostEstimate, PriceTable
 from qhw.records import CalibrationSnapshot, JobUsage, ProviderUsage
+
+if TYPE_CHECKING:
+    from qhw.store.artifacts import ArtifactStore
 
 ARN_PREFIX = "braket:"
 EMULATOR_PREFIX = "braket_emulator:"
@@ -135,7 +138,7 @@ def catalogue() -> list[BackendEntry]:
     return rows
 
 
-def create(name: str, *, seed: int | None = None) -> Backend | None:
+def create(name: str, *, seed: int | None = None, artifacts: ArtifactStore | None = None) -> Backend | None:
     if name in LOCAL_SIMULATORS:
         # Braket's local simulators take no seed: their shots differ run to run.
         return BraketLocalSimulator(name)
@@ -143,9 +146,11 @@ def create(name: str, *, seed: int | None = None) -> Backend | None:
         document = name[len(EMULATOR_PREFIX) :]
         if not document:
             raise ConfigError(f"{EMULATOR_PREFIX}<FILE.json> needs a Braket device properties file")
-        from qhw.store import artifacts
+        from qhw.store.artifacts import is_reference
 
-        if artifacts.is_reference(document):  # a run's document, in the team's artifact store
+        if is_reference(document):  # a run's document, in the team's artifact store
+            if artifacts is None:
+                raise ConfigError(f"{EMULATOR_PREFIX}{document[:19]}... names a document of an artifact store, and none was given")
             return BraketEmulator(name, artifacts.local_file(document, f"the device document of {EMULATOR_PREFIX}{document[:19]}..."))
         return BraketEmulator(name, Path(document).expanduser())
     if name in REMOTE_DEVICES:
@@ -424,16 +429,16 @@ class BraketEmulator(DensityEmulation, _BraketLocal):
         limits = super()._profile_limits(properties)
         return BackendLimits(max_shots=limits.max_shots, min_shots=limits.min_shots, max_circuits_per_job=EMULATOR_CIRCUITS_PER_JOB)
 
-    def shared(self) -> BraketEmulator:
-        """The same emulator, named by its document's object in the artifact
-        store (``braket_emulator:sha256:...``): what a run records, so that its
+    def shared(self, artifacts: ArtifactStore) -> BraketEmulator:
+        """The same emulator, named by its document's object in ``artifacts``
+        (``braket_emulator:sha256:...``): what a run records, so that its
         jobs run, and it is collected or retried, on any machine or Dask worker
         of the team, with no file at the same path."""
-        from qhw.store import artifacts
+        from qhw.store.artifacts import is_reference
 
-        if artifacts.is_reference(self.name[len(EMULATOR_PREFIX) :]):
+        if is_reference(self.name[len(EMULATOR_PREFIX) :]):
             return self
-        reference = artifacts.current().put_file(self._path, f"the device document {self._path}")
+        reference = artifacts.put_file(self._path, f"the device document {self._path}")
         return BraketEmulator(EMULATOR_PREFIX + reference, self._path)
 
     def profile(self, *, offline: bool = False, document: str | None = None) -> DeviceProfile:

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -59,6 +59,9 @@ from qhw.feature_maps import MIN_QUBITS
 from qhw.packing import DeviceGraph
 from qhw.pricing import CostEstimate, PriceTable
 from qhw.records import CalibrationSnapshot, JobUsage, PairCalibration, ProviderUsage, QubitCalibration
+
+if TYPE_CHECKING:
+    from qhw.store.artifacts import ArtifactStore
 
 FAKE_PREFIX = "fake_"
 REAL_PREFIX = "ibm_"
@@ -160,7 +163,7 @@ def _fake_configurations() -> dict[str, int]:
     return found
 
 
-def create(name: str, *, seed: int | None = None) -> Backend | None:
+def create(name: str, *, seed: int | None = None, artifacts: ArtifactStore | None = None) -> Backend | None:
     if name.startswith(REAL_PREFIX):
         return IBMQPU(name, seed=seed)
     if not name.startswith(FAKE_PREFIX):

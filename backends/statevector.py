@@ -17,11 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qhw.backend import Backend, BackendEntry, BackendLimits, DeviceProfile, Executable, JobResult, LocalBackend, OneEngine
 from qhw.errors import BackendError, JobFailedError, ResultMappingError
+
+if TYPE_CHECKING:
+    from qhw.store.artifacts import ArtifactStore
 
 NAME = "statevector"
 #: The basis the circuit is transpiled to: its only parameterised gate is rz,
@@ -44,7 +48,7 @@ def catalogue() -> list[BackendEntry]:
     return [BackendEntry(NAME, "numpy", "simulator", MAX_QUBITS, False, None)]
 
 
-def create(name: str, *, seed: int | None = None) -> Backend | None:
+def create(name: str, *, seed: int | None = None, artifacts: ArtifactStore | None = None) -> Backend | None:
     return StatevectorBackend(seed=seed) if name == NAME else None
 
 

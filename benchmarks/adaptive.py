@@ -111,7 +111,7 @@ def _test_counts(store, run_id: int):
     stored = store.results.run_counts(run_id)
     test = stored.splits == "test"
     run = store.ledger.run(run_id)
-    arrays = load_arrays(store.catalogue.feature_set(run.feature_set_id))
+    arrays = load_arrays(store.artifacts, store.catalogue.feature_set(run.feature_set_id))
     return stored.counts[test], arrays.labels("test")[stored.sample_index[test]]
 
 

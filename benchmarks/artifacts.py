@@ -47,7 +47,7 @@ def main() -> None:
     from rich.table import Table
 
     from qhw.records import FeatureSetRecord
-    from qhw.store import artifacts
+    from qhw.store import ArtifactStore
     from qhw.store.arrays import ARRAYS_FILE, load_arrays
 
     rng = np.random.default_rng(0)
@@ -78,9 +78,9 @@ def main() -> None:
 
     rows: list[tuple[str, float]] = []
     rows.append(("NumPy reads the .npz (no store)", timed(lambda: dict(np.load(source)))))
-    local = artifacts.current()  # the home's folder store
+    local = ArtifactStore(str(home / "artifacts"))  # the home's folder store
     reference = local.put_tree({ARRAYS_FILE: source}, "the feature set")
-    rows.append(("load_arrays from the home's folder store (read in place, SHA-256 checked)", timed(lambda: load_arrays(record(reference)))))
+    rows.append(("load_arrays from the home's folder store (read in place, SHA-256 checked)", timed(lambda: load_arrays(local, record(reference)))))
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the server's request lines
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -90,12 +90,11 @@ def main() -> None:
         endpoint = f"http://{host}:{port}"
         os.environ.update({"AWS_ENDPOINT_URL_S3": endpoint, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
-        artifacts.use("s3://bench/qhw")
-        remote = artifacts.current()
+        remote = ArtifactStore("s3://bench/qhw")
         remote.put_tree({ARRAYS_FILE: source}, "the feature set")
         shutil.rmtree(home / "cache", ignore_errors=True)  # another machine: nothing cached
-        rows.append(("load_arrays from S3 (moto, loopback), empty cache: fetched, checked, loaded", timed(lambda: load_arrays(record(reference)))))
-        rows.append(("load_arrays from S3 again: the cache (nothing fetched)", timed(lambda: load_arrays(record(reference)))))
+        rows.append(("load_arrays from S3 (moto, loopback), empty cache: fetched, checked, loaded", timed(lambda: load_arrays(remote, record(reference)))))
+        rows.append(("load_arrays from S3 again: the cache (nothing fetched)", timed(lambda: load_arrays(remote, record(reference)))))
     finally:
         server.stop()
         shutil.rmtree(home, ignore_errors=True)

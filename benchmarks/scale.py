@@ -42,7 +42,7 @@ from qhw.store.arrays import load_arrays
 from qhw.store import Store
 kind, how, run_id, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 store = Store(config.database_url())
-arrays = load_arrays(store.catalogue.feature_set(1))
+arrays = load_arrays(store.artifacts, store.catalogue.feature_set(1))
 if kind == "classical":
     x_train, y_train, x_test, y_test = arrays.latent_train, arrays.y_train, arrays.latent_test, arrays.y_test
     options = dict(normalize=True)

@@ -51,7 +51,7 @@ def main() -> None:
     store = Store(config.database_url())
     limit_test = min(1000, args.samples // 5)
     feature_set = build_features(store, epochs=1, limit_train=args.samples - limit_test, limit_test=limit_test)
-    angles = np.concatenate([load_arrays(feature_set).angles_train, load_arrays(feature_set).angles_test])
+    angles = np.concatenate([load_arrays(store.artifacts, feature_set).angles_train, load_arrays(store.artifacts, feature_set).angles_test])
     n, cores = len(angles), parallel.default_workers()
     rows: list[tuple[str, float, str]] = []
 
@@ -174,7 +174,7 @@ def noisy_table(args, store, feature_set, angles, floor_seconds: float) -> None:
     rows += [("fake_manila, Aer density_matrix method, same noise model (a job of bound circuits)", few, time.perf_counter() - start)]
 
     # fake_fez --pack auto: the subset through qhw, Aer's path on a part of it.
-    part = min(len(load_arrays(feature_set).angles_test), 1000)  # the test split, at most 1,000
+    part = min(len(load_arrays(store.artifacts, feature_set).angles_test), 1000)  # the test split, at most 1,000
     density_fez = timed("fake_fez", pack="auto")
     if args.quick:  # Aer's path reads fake_fez's whole noise model (20 s or more): left to the full run
         aer_fez = None
@@ -203,7 +203,7 @@ def noisy_table(args, store, feature_set, angles, floor_seconds: float) -> None:
 
     document = write_garnet_like(Path(os.environ["QHW_HOME"]) / "garnet.json")
     emulator = f"braket_emulator:{document}"
-    few_braket = min(len(load_arrays(feature_set).angles_test), 100 if args.quick else 500)
+    few_braket = min(len(load_arrays(store.artifacts, feature_set).angles_test), 100 if args.quick else 500)
     start = time.perf_counter()
     runs.submit(store, backend_name=emulator, feature_set_id=feature_set.id, shots=args.shots, workers=1, engine="braket", limit=few_braket, split="test")
     braket_local = time.perf_counter() - start

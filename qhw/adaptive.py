@@ -33,9 +33,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from qhw.errors import ConfigError
+from qhw.errors import ParameterError
 from qhw.records import ModelRecord
-from qhw.store import RunCounts
+from qhw.store import ArtifactStore, RunCounts
 
 #: Round 0 gives S // FIRST_ROUND_DIVISOR shots, and never fewer than MIN_FIRST_SHOTS.
 FIRST_ROUND_DIVISOR = 8
@@ -78,9 +78,9 @@ class AdaptiveSettings:
         """
         first = max(max_shots // FIRST_ROUND_DIVISOR, MIN_FIRST_SHOTS)
         if max_shots < first:
-            raise ConfigError(
-                f"--adaptive: --shots {max_shots} is below the first round's {first} shots a sample; "
-                f"give --shots {MIN_FIRST_SHOTS} or more"
+            shots = ParameterError.ref("shots")
+            raise ParameterError(
+                "adaptive", f": {shots} {max_shots} is below the first round's {first} shots a sample; give {shots} {MIN_FIRST_SHOTS} or more"
             )
         return cls(max_shots=max_shots, first_shots=first, model_id=model_id)
 
@@ -122,14 +122,13 @@ def check_model(model: ModelRecord, feature_set_id: int) -> None:
         ConfigError: a classical model, or one of another feature set.
     """
     if model.kind != "hybrid":
-        raise ConfigError(f"--model {model.id} is {model.kind}; an adaptive run needs a hybrid model (trained on a run's outcomes)")
+        raise ParameterError("model_id", f"{model.id} is {model.kind}; an adaptive run needs a hybrid model (trained on a run's outcomes)")
     if model.feature_set_id != feature_set_id:
-        raise ConfigError(
-            f"--model {model.id} was trained on feature set {model.feature_set_id}, not feature set {feature_set_id} of this run"
+        raise ParameterError("model_id", f"{model.id} was trained on feature set {model.feature_set_id}, not feature set {feature_set_id} of this run"
         )
 
 
-def load_classifier(model: ModelRecord, input_dim: int):
+def load_classifier(artifacts: ArtifactStore, model: ModelRecord, input_dim: int):
     """The Keras model of a hybrid model record, checked against the run's inputs.
 
     Raises:
@@ -138,10 +137,10 @@ def load_classifier(model: ModelRecord, input_dim: int):
     """
     from qhw.training import load_model
 
-    classifier = load_model(model)
+    classifier = load_model(artifacts, model)
     expected = classifier.input_shape[-1]
     if expected != input_dim:
-        raise ConfigError(f"--model {model.id} reads {expected} outcome probabilities a sample, this run gives {input_dim}")
+        raise ParameterError("model_id", f"{model.id} reads {expected} outcome probabilities a sample, this run gives {input_dim}")
     return classifier
 
 

@@ -5,7 +5,9 @@ package that registers a *provider module* under the ``qhw.backends`` entry
 point group. A provider module exposes::
 
     def backend_names() -> list[str]            # every name it can create
-    def create(name: str, *, seed: int | None) -> Backend | None   # None when the name is not its own
+    def create(name: str, *, seed: int | None, artifacts: ArtifactStore | None) -> Backend | None
+        # None when the name is not its own; ``artifacts``: where a name that is a
+        # stored object's reference (a run's device document) is read
     PRICES: dict[str, float | dict[str, float]] # optional: its prices, by key (see qhw.pricing)
 """
 
@@ -15,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, TypeGuard, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, runtime_checkable
 
 import numpy as np
 
@@ -25,6 +27,9 @@ from qhw.packing import DeviceGraph
 from qhw.pricing import CostEstimate, PriceTable
 from qhw.providers import provider_modules
 from qhw.records import DEVICE_KINDS, CalibrationSnapshot, JobUsage, ProviderUsage  # noqa: F401 (part of the contract)
+
+if TYPE_CHECKING:
+    from qhw.store.artifacts import ArtifactStore
 
 #: A local simulator keeps every shot of a job in memory until the job ends
 #: (measured: 160 to 290 bytes a shot on Aer, IBM's fake devices and Braket's
@@ -235,11 +240,11 @@ class Backend(Protocol):
     def description(self) -> str:
         """What runs the circuits, for reports: e.g. "emulation of ibm_lima (calibrated noise model)"."""
 
-    def shared(self) -> Backend:
+    def shared(self, artifacts: ArtifactStore) -> Backend:
         """The backend as a run records it, so that any machine of a team
         (and any Dask worker) works its jobs: itself, unless it is named by a
         file of this machine (an emulator of a device document is named by the
-        document's object in the artifact store instead)."""
+        document's object in ``artifacts`` instead)."""
         return self
 
     def check_credentials(self) -> None:
@@ -461,8 +466,9 @@ def catalogue() -> list[BackendEntry]:
 
 
 
-def get_backend(name: str, *, seed: int | None = None) -> Backend:
-    """Create the backend registered under ``name``.
+def get_backend(name: str, *, seed: int | None = None, artifacts: ArtifactStore | None = None) -> Backend:
+    """Create the backend registered under ``name`` (``artifacts``: where a
+    name that is an object's reference, a run's device document, is read).
 
     Raises:
         UnknownBackendError: no provider knows the name; the message names the
@@ -474,7 +480,7 @@ def get_backend(name: str, *, seed: int | None = None) -> Backend:
     from qhw.boundary import quoted
 
     for module in provider_modules():
-        backend = module.create(name, seed=seed)
+        backend = module.create(name, seed=seed, artifacts=artifacts)
         if backend is not None:
             return backend
     close = difflib.get_close_matches(str(name), backend_names(), n=3, cutoff=0.6)

@@ -10,7 +10,7 @@ import os
 import re
 from typing import Any
 
-from qhw.errors import ConfigError
+from qhw.errors import ParameterError
 
 #: NumPy, scikit-learn, TensorFlow and Qiskit all take seeds in this range.
 SEED_MAX = 2**32 - 1
@@ -63,20 +63,20 @@ def parse_decimal(text: object) -> float:
     return float(text)
 
 
-def check_seed(seed: int | None, option: str = "--seed") -> None:
-    """Raises ConfigError unless ``seed`` is None or an integer in 0..2**32-1."""
+def check_seed(seed: int | None, parameter: str = "seed") -> None:
+    """Raises ParameterError unless ``seed`` is None or an integer in 0..2**32-1."""
     if seed is None:
         return
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-        raise ConfigError(f"{option} must be an integer from 0 to {SEED_MAX}, got {seed!r}")
+        raise ParameterError(parameter, f"must be an integer from 0 to {SEED_MAX}, got {seed!r}")
 
 
-def check_positive(value: int | None, option: str) -> None:
-    """Raises ConfigError unless ``value`` is None or a positive integer."""
+def check_positive(value: int | None, parameter: str) -> None:
+    """Raises ParameterError unless ``value`` is None or a positive integer."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{option} must be a positive integer, got {value!r}")
+        raise ParameterError(parameter, f"must be a positive integer, got {value!r}")
 
 
 class NotAnArchive(ValueError):

@@ -34,7 +34,7 @@ from qhw.cli_options import (
     WORKERS,
     LazyHelp,
 )
-from qhw.errors import QhwError
+from qhw.errors import ParameterError, QhwError
 from qhw.jobstates import JobState
 
 if TYPE_CHECKING:
@@ -54,6 +54,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except ParameterError as err:  # a library's parameter, shown as the option that sets it
+            from qhw.boundary import one_line
+            from qhw.cli_options import option_for
+
+            raise click.ClickException(one_line(err.worded(option_for))) from err
         except QhwError as err:
             from qhw.boundary import one_line
 
@@ -100,8 +105,9 @@ def run() -> None:
 class _App:
     """Per-invocation state: the database URL and the lazily opened store."""
 
-    def __init__(self, db_url: str | None) -> None:
+    def __init__(self, db_url: str | None, artifacts_url: str | None) -> None:
         self.db_url = db_url
+        self.artifacts_url = artifacts_url
         self._store: Store | None = None
 
     def store(self, *, check_schema: bool = True) -> Store:
@@ -109,7 +115,7 @@ class _App:
             from qhw import config
             from qhw.store import Store
 
-            self._store = Store(config.database_url(self.db_url), check_schema=check_schema)
+            self._store = Store(config.database_url(self.db_url), artifacts=self.artifacts_url, check_schema=check_schema)
         return self._store
 
 
@@ -253,12 +259,10 @@ def _cell(value: Any) -> str:
 def main(ctx: click.Context, db_url: str | None, artifacts_url: str | None) -> None:
     """Run a hybrid quantum-classical classifier's quantum stage on simulators and hardware."""
     from qhw.boundary import configure_output
-    from qhw.store import artifacts
 
     # The ledger and workers say what they skipped or retried on stderr; other libraries stay quiet.
     configure_output(debug=bool(os.environ.get("QHW_DEBUG")))
-    artifacts.use(artifacts_url)
-    ctx.obj = _App(db_url)
+    ctx.obj = _App(db_url, artifacts_url)
 
 
 # --- features ---------------------------------------------------------------------
@@ -820,10 +824,9 @@ def compare_command(app: _App, simulator_run, hardware_runs, out, epochs, seed, 
     """Accuracy, agreement, cost and accuracy against shots of a simulator run and device runs."""
     from qhw.compare import compare_devices
     from qhw.report import check_report_dir, keep_report
-    from qhw.store import artifacts as store_of_artifacts
 
     check_report_dir(out)
-    store_of_artifacts.current().check_reachable()  # before the minutes of training
+    app.store().artifacts.check_reachable()  # before the minutes of training
     result = compare_devices(
         app.store(),
         simulator_run_id=simulator_run,
@@ -976,12 +979,12 @@ def artifacts() -> None:
 @pass_app
 def artifacts_push(app: _App, as_json) -> None:
     """Copy this home's feature sets and models into the artifact store and point their rows at it (idempotent)."""
-    from qhw.store import artifacts as store_of_artifacts
     from qhw.store.catalogue import push_artifacts
 
-    target = store_of_artifacts.current()
+    store = app.store()
+    target = store.artifacts
     target.check_reachable()
-    report = push_artifacts(app.store().catalogue, target)
+    report = push_artifacts(store.catalogue, target)
     data = {"store": target.shown, "feature_sets": report.feature_sets, "models": report.models, "objects_copied": report.objects,
             "skipped": list(report.skipped)}
     if as_json:
@@ -1001,11 +1004,11 @@ def artifacts_push(app: _App, as_json) -> None:
 def artifacts_check(app: _App, clean, as_json) -> None:
     """List objects no row names (left by a command killed between an object and its row), rows whose objects are
     missing or damaged, and temporary objects of writes (a push killed while copying leaves one)."""
-    from qhw.store import artifacts as store_of_artifacts
     from qhw.store.catalogue import check_artifacts
 
-    target = store_of_artifacts.current()
-    report = check_artifacts(app.store().catalogue, target, clean=clean)
+    store = app.store()
+    report = check_artifacts(store.catalogue, store.artifacts, clean=clean)
+    target = store.artifacts
     if as_json:
         _emit(
             {"store": target.shown, "unreferenced": list(report.unreferenced), "missing": list(report.missing),
@@ -1063,7 +1066,8 @@ def reports_get(app: _App, report_id, out) -> None:
     """Fetch a report from the artifact store (checked) into a folder, and print its index."""
     from qhw.report import fetch_report
 
-    click.echo(fetch_report(app.store().catalogue.report(report_id), out))
+    store = app.store()
+    click.echo(fetch_report(store, store.catalogue.report(report_id), out))
 
 
 # --- database ----------------------------------------------------------------------

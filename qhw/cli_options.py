@@ -13,9 +13,17 @@ import re
 import click
 
 from qhw.checks import EPOCHS_MAX, ID_MAX, SEED_MAX, WORKERS_MAX, parse_decimal, parse_integer
-from qhw.errors import ConfigError
+from qhw.errors import ParameterError
 from qhw.feature_maps import MAX_QUBITS, MAX_REPS, MIN_QUBITS
 from qhw.packing import parse_copies, parse_reuse
+
+#: Library parameters whose option is not their name with dashes.
+_OPTIONS = {"model_id": "--model", "simulator_run_id": "--sim", "hardware_run_ids": "--hw"}
+
+
+def option_for(parameter: str) -> str:
+    """The option of the command line that sets a library parameter (``pack_spacing``: ``--pack-spacing``)."""
+    return _OPTIONS.get(parameter, "--" + parameter.replace("_", "-"))
 
 
 class IntegerRange(click.IntRange):
@@ -124,8 +132,8 @@ class Pack(click.ParamType):
     def convert(self, value, param, ctx):
         try:
             copies = parse_copies(value)
-        except ConfigError as err:
-            self.fail(str(err).removeprefix("--pack "), param, ctx)
+        except ParameterError as err:
+            self.fail(err.problem_worded(option_for), param, ctx)
         return "auto" if copies is None else copies
 
 
@@ -141,8 +149,8 @@ class Reuse(click.ParamType):
     def convert(self, value, param, ctx):
         try:
             reuse = parse_reuse(value)
-        except ConfigError as err:
-            self.fail(str(err).removeprefix("--reuse "), param, ctx)
+        except ParameterError as err:
+            self.fail(err.problem_worded(option_for), param, ctx)
         return "auto" if reuse is None else reuse
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from qhw import training
 from qhw.backend import RemoteBackend, get_backend, is_remote
 from qhw.checks import check_positive, check_seed
-from qhw.errors import ConfigError, QhwError, TrainingError
+from qhw.errors import ConfigError, ParameterError, QhwError, TrainingError
 from qhw.mitigation import calibration_missing, mitigated_counts
 from qhw.overview import run_details
 from qhw.planning import plan_jobs, sent_sizes
@@ -280,12 +280,13 @@ def compare_devices(
     """
     progress = progress or SilentProgress()
     if not hardware_run_ids:
-        raise ConfigError("--hw names no run to compare with the simulator")
+        raise ParameterError("hardware_run_ids", "names no run to compare with the simulator")
     if simulator_run_id in hardware_run_ids:
-        raise ConfigError(f"--sim and --hw both name run {simulator_run_id}: compare a simulator run with another run")
+        hw = ParameterError.ref("hardware_run_ids")
+        raise ParameterError("simulator_run_id", f"and {hw} both name run {simulator_run_id}: compare a simulator run with another run")
     if len(set(hardware_run_ids)) != len(hardware_run_ids):
-        raise ConfigError(f"--hw names a run twice: {', '.join(map(str, hardware_run_ids))}")
-    check_positive(epochs, "--epochs")
+        raise ParameterError("hardware_run_ids", f"names a run twice: {', '.join(map(str, hardware_run_ids))}")
+    check_positive(epochs, "epochs")
     check_seed(seed)
     sim_run = store.ledger.run(simulator_run_id)
     hw_runs = [store.ledger.run(run_id) for run_id in hardware_run_ids]
@@ -314,7 +315,7 @@ class _Simulator:
         self.seed = seed
         feature_set = store.catalogue.feature_set(run.feature_set_id)
         self.readout = training.hybrid_readout(feature_set, readout)
-        self.arrays = load_arrays(feature_set)
+        self.arrays = load_arrays(store.artifacts, feature_set)
         self.counts = store.results.run_counts(run.id)
         train = self.counts.splits == "train"
         if not train.any():
@@ -553,7 +554,7 @@ def _shots_curve(model, hw: RunCounts, hw_run: RunRecord, test_keys, y_test: np.
     try:
         found = get_backend(hw_run.backend)
         backend = found if found.is_paid and is_remote(found) else None
-    except QhwError:  # an adapter no longer installed: the curve, without costs
+    except QhwError:  # an adapter no longer installed, or an emulator of a stored document (free): the curve, without costs
         pass
     paid = backend is not None
     # At the prices of the run itself, so that the curve reads beside its actual cost.

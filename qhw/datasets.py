@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from qhw.checks import NotAnArchive, load_npz
-from qhw.errors import ConfigError, DatasetError
+from qhw.errors import DatasetError, ParameterError
 
 MNIST_5K = "mnist-5k"
 MNIST_KERAS = "mnist"
@@ -89,23 +89,23 @@ def load_dataset(
             raise DatasetError(f"unknown dataset {spec!r}: use {MNIST_5K}, {MNIST_KERAS}, an IDX directory or an .npz file")
     x_train, y_train = _prepare(x_train, y_train, f"{spec} train")
     x_test, y_test = _prepare(x_test, y_test, f"{spec} test")
-    train_keep = stratified_subset(y_train, limit_train, seed, "--limit-train", "train")
-    test_keep = stratified_subset(y_test, limit_test, seed, "--limit-test", "test")
+    train_keep = stratified_subset(y_train, limit_train, seed, "limit_train", "train")
+    test_keep = stratified_subset(y_test, limit_test, seed, "limit_test", "test")
     classes = np.unique(y_train[train_keep])
     if len(classes) < 2:
         raise DatasetError(f"{spec}: its train images hold {len(classes)} class(es) ({', '.join(map(str, classes))}); a classifier needs at least two")
     return Dataset(spec, x_train[train_keep], y_train[train_keep], x_test[test_keep], y_test[test_keep])
 
 
-def stratified_subset(labels: np.ndarray, limit: int | None, seed: int, option: str, split: str) -> np.ndarray:
+def stratified_subset(labels: np.ndarray, limit: int | None, seed: int, parameter: str, split: str) -> np.ndarray:
     """Sorted indices of a seeded, class-stratified subset of ``limit`` items."""
     n = len(labels)
     if limit is None or limit == n:
         return np.arange(n)
     if limit <= 0:
-        raise ConfigError(f"{option} must be positive, got {limit}")
+        raise ParameterError(parameter, f"must be positive, got {limit}")
     if limit > n:
-        raise ConfigError(f"{option} {limit} exceeds the {n} {split} images")
+        raise ParameterError(parameter, f"{limit} exceeds the {n} {split} images")
     from sklearn.model_selection import train_test_split
 
     try:

@@ -10,7 +10,7 @@ from qhw.backend import get_backend
 from qhw.checks import check_positive, check_seed
 from qhw.compare import Comparison, compare
 from qhw.datasets import MNIST_5K, MNIST_5K_TEST_SIZE, MNIST_5K_TRAIN_SIZE
-from qhw.errors import ConfigError
+from qhw.errors import ConfigError, ParameterError
 from qhw.planning import check_shots
 from qhw.progress import Progress, SilentProgress
 from qhw.records import EvaluationRecord, FeatureSetRecord, RunRecord
@@ -104,13 +104,13 @@ def _check_inputs(
         ConfigError, UnknownBackendError: with the option at fault.
     """
     check_seed(seed)
-    check_positive(shots, "--shots")
-    for value, option in zip(epochs, ("--autoencoder-epochs", "--epochs"), strict=True):
-        check_positive(value, option)
-    for value, option, size in ((limit_train, "--limit-train", MNIST_5K_TRAIN_SIZE), (limit_test, "--limit-test", MNIST_5K_TEST_SIZE)):
-        check_positive(value, option)
+    check_positive(shots, "shots")
+    for value, parameter in zip(epochs, ("autoencoder_epochs", "epochs"), strict=True):
+        check_positive(value, parameter)
+    for value, parameter, size in ((limit_train, "limit_train", MNIST_5K_TRAIN_SIZE), (limit_test, "limit_test", MNIST_5K_TEST_SIZE)):
+        check_positive(value, parameter)
         if value is not None and value > size:
-            raise ConfigError(f"{option} {value} exceeds the {size:,} images of {MNIST_5K}'s {option.rsplit('-', 1)[1]} split")
+            raise ParameterError(parameter, f"{value} exceeds the {size:,} images of {MNIST_5K}'s {parameter.rsplit('_', 1)[1]} split")
     device = get_backend(hardware)
     if device.is_paid:
         raise ConfigError(

@@ -7,6 +7,9 @@ library callers can catch ``ValueError`` or ``LookupError`` as usual.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
+
 
 class QhwError(Exception):
     """Root of every error qhw raises on purpose."""
@@ -17,6 +20,40 @@ class QhwError(Exception):
 
 class ConfigError(QhwError, ValueError):
     """A setting, option or argument is invalid."""
+
+
+class ParameterError(ConfigError):
+    """An argument of a library call is invalid. It names the parameter as the
+    call does (``pack_spacing``), and so does its message, with any other
+    parameter it mentions (written with :meth:`ref`): each caller words them
+    its own way, the library by their names, the command line as its options
+    (``--pack-spacing``, see ``qhw.cli_options.option_for``).
+    """
+
+    _MARK = "\x00"  # around a parameter's name in the message: no value qhw shows holds one (qhw.boundary.quoted)
+
+    def __init__(self, parameter: str, problem: str) -> None:
+        self.parameter = parameter
+        self.problem = problem
+        super().__init__(self.worded(str))
+
+    @classmethod
+    def ref(cls, parameter: str) -> str:
+        """Another parameter, named in a message."""
+        return f"{cls._MARK}{parameter}{cls._MARK}"
+
+    def worded(self, name: Callable[[str], str]) -> str:
+        """The message, each parameter shown as ``name(parameter)``."""
+        separator = "" if self.problem.startswith(":") else " "
+        parts = f"{self.ref(self.parameter)}{separator}{self.problem}".split(self._MARK)
+        return "".join(name(part) if odd else part for odd, part in zip(itertools.cycle((False, True)), parts))
+
+    def problem_worded(self, name: Callable[[str], str]) -> str:
+        """What is wrong, without the parameter's own name in front (a click type's message)."""
+        return self.worded(name).removeprefix(name(self.parameter)).removeprefix(":").lstrip()
+
+    def __reduce__(self):  # pickled as it was made (it crosses from a worker process)
+        return type(self), (self.parameter, self.problem)
 
 
 class DatasetError(QhwError, ValueError):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from qhw import config
-from qhw.errors import ConfigError
+from qhw.errors import ParameterError
 from qhw.jobstates import UNFINISHED_STATES
 from qhw.records import SPLIT_CODES
 from qhw.store import Store
@@ -42,14 +42,14 @@ def export_results(store: Store, run_id: int | None, out: Path) -> Export:
     """
     out = Path(out)
     if out.suffix != ".npz":
-        raise ConfigError(f"--out must name an .npz file, got {out}")
+        raise ParameterError("out", f"must name an .npz file, got {out}")
     if not out.parent.is_dir():
-        raise ConfigError(f"--out: folder {out.parent} does not exist")
+        raise ParameterError("out", f": folder {out.parent} does not exist")
     config.writable_dir(out.parent, "--out's folder")
     run = store.ledger.run(run_id)
     stored = store.results.run_counts(run.id)
     feature_set = store.catalogue.feature_set(run.feature_set_id)
-    arrays = load_arrays(feature_set)
+    arrays = load_arrays(store.artifacts, feature_set)
     labels = np.array(
         [arrays.labels(split)[index] for split, index in zip(stored.splits, stored.sample_index, strict=True)], dtype=np.int64
     )

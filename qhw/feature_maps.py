@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qhw.errors import ConfigError
+from qhw.errors import ConfigError, ParameterError
 from qhw.files import read_regular_file
 
 if TYPE_CHECKING:
@@ -121,8 +121,7 @@ class FeatureMap:
             return 1
         p = self.num_parameters
         if components <= 0 or components % p:
-            raise ConfigError(
-                f"--components must be a positive multiple of the {p} parameters of the {self.name} feature map "
+            raise ParameterError("components", f"must be a positive multiple of the {p} parameters of the {self.name} feature map "
                 f"(one circuit for every {p} components), got {components}"
             )
         return components // p
@@ -221,31 +220,31 @@ def resolve(
             qhw cannot run as a feature map, or options that do not fit the map.
     """
     if qubits is not None and not MIN_QUBITS <= qubits <= MAX_QUBITS:
-        raise ConfigError(f"--qubits must be between {MIN_QUBITS} and {MAX_QUBITS}, got {qubits}")
+        raise ParameterError("qubits", f"must be between {MIN_QUBITS} and {MAX_QUBITS}, got {qubits}")
     if reps is not None and not 1 <= reps <= MAX_REPS:
-        raise ConfigError(f"--reps must be between 1 and {MAX_REPS}, got {reps}")
+        raise ParameterError("reps", f"must be between 1 and {MAX_REPS}, got {reps}")
     if angle_range is not None:
         low, high = angle_range
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
-            raise ConfigError(f"--angle-range must be two finite numbers LOW:HIGH with LOW < HIGH, got {low}:{high}")
+            raise ParameterError("angle_range", f"must be two finite numbers LOW:HIGH with LOW < HIGH, got {low}:{high}")
     repeated = " and ".join(entry.name for entry in REGISTRY.values() if entry.repeated)
     entry = REGISTRY.get(name_or_file)
     if entry is not None:
         if reps is not None and not entry.repeated:
-            raise ConfigError(f"--reps applies to the {repeated} feature maps, not {entry.name}")
+            raise ParameterError("reps", f"applies to the {repeated} feature maps, not {entry.name}")
         width = qubits or DEFAULT_QUBITS
         repeats = (reps or DEFAULT_REPS) if entry.repeated else None
         return FeatureMap(entry.name, built_in_template(entry, width, repeats), angle_range or entry.angle_range, repeats)
     path = Path(name_or_file)
     if not path.suffix and "/" not in name_or_file:
-        raise ConfigError(f"--feature-map must be one of {', '.join(REGISTRY)} or a .qasm or .qpy file, got {name_or_file!r}")
+        raise ParameterError("feature_map", f"must be one of {', '.join(REGISTRY)} or a .qasm or .qpy file, got {name_or_file!r}")
     if reps is not None:
-        raise ConfigError(f"--reps applies to the {repeated} feature maps, not to a file")
+        raise ParameterError("reps", f"applies to the {repeated} feature maps, not to a file")
     data = read_regular_file(path, limit=MAX_QPY_BYTES, what="--feature-map")
     circuit, ordered = _load_file(path, data)
     template = canonical(circuit, ordered, label=path.name)
     if qubits is not None and qubits != template.num_qubits:
-        raise ConfigError(f"--qubits {qubits}: {path.name} has {template.num_qubits} qubits")
+        raise ParameterError("qubits", f"{qubits}: {path.name} has {template.num_qubits} qubits")
     return FeatureMap(f"file:{path.name}", template, angle_range or FILE_ANGLE_RANGE, None, hashlib.sha256(data).hexdigest())
 
 
@@ -583,8 +582,7 @@ def sensitive_observables(template, angle_range: tuple[float, float], *, seed: i
 
     strings = 2**template.num_qubits - 1
     if template.num_parameters > strings:
-        raise ConfigError(
-            f"--readout observables reads one Pauli-Z string a parameter, but this feature map has {template.num_parameters} "
+        raise ParameterError("readout", f"observables reads one Pauli-Z string a parameter, but this feature map has {template.num_parameters} "
             f"parameters and its {template.num_qubits} qubits only {strings} Z strings; use --readout probabilities"
         )
     bare = template.remove_final_measurements(inplace=False)

@@ -17,11 +17,11 @@ import numpy as np
 from qhw import config, feature_maps
 from qhw.checks import check_positive, check_seed
 from qhw.datasets import IMAGE_PIXELS, MNIST_5K, load_dataset
-from qhw.errors import ConfigError
+from qhw.errors import ConfigError, ParameterError
 from qhw.feature_maps import FeatureMap
 from qhw.progress import Progress, SilentProgress, import_keras, keras_callback
 from qhw.records import FeatureSetRecord
-from qhw.store import Store, artifacts
+from qhw.store import Store
 from qhw.store.arrays import ARRAYS_FILE
 
 ENCODER_FILE = "encoder.keras"
@@ -58,18 +58,18 @@ def build_features(
     feature_map = feature_map or feature_maps.resolve()
     components = feature_map.num_parameters * feature_map.circuits_for(components)
     check_seed(seed)
-    check_positive(latent_dim, "--latent-dim")
-    check_positive(limit_train, "--limit-train")
-    check_positive(limit_test, "--limit-test")
+    check_positive(latent_dim, "latent_dim")
+    check_positive(limit_train, "limit_train")
+    check_positive(limit_test, "limit_test")
     if latent_dim < components:
-        raise ConfigError(f"--latent-dim ({latent_dim}) must be at least --components ({components})")
+        raise ParameterError("latent_dim", f"({latent_dim}) must be at least {ParameterError.ref('components')} ({components})")
     if epochs <= 0:
-        raise ConfigError(f"--epochs must be positive, got {epochs}")
+        raise ParameterError("epochs", f"must be positive, got {epochs}")
     progress = progress or SilentProgress()
     data = load_dataset(dataset, seed=seed, limit_train=limit_train, limit_test=limit_test)
     if len(data.y_train) < components:
         raise ConfigError(f"PCA to {components} components needs at least {components} train images")
-    store_of_artifacts = artifacts.current()
+    store_of_artifacts = store.artifacts
     store_of_artifacts.check_reachable()  # before the minutes of training, before any row or folder
     features_dir = config.writable_dir(config.home() / "features", "the feature-set folder")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from qhw import config
-from qhw.errors import ConfigError
+from qhw.errors import ParameterError
 from qhw.jobstates import FINAL_STATES, JobState
 from qhw.pricing import usd
 from qhw.records import DEVICE_NAME_KEY, SPLIT_NAMES, CalibrationSnapshot, JobRecord, RunRecord, ceil_div
@@ -388,7 +388,7 @@ def export_device_properties(store: Store, run_id: int, out) -> Path:
     properties = calibration.properties
     out = Path(out)
     if out.suffix != ".json":
-        raise ConfigError(f"--properties-out must name a .json file, got {out}")
+        raise ParameterError("properties_out", f"must name a .json file, got {out}")
     config.writable_dir(out.parent if str(out.parent) else Path("."), "--properties-out's folder")
     arn = run.backend[len("braket:") :] if run.backend.startswith("braket:") else None
     document = json.loads(properties)

@@ -55,7 +55,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
-from qhw.errors import ConfigError
+from qhw.errors import ConfigError, ParameterError
 
 #: An error figure at or above this marks a qubit or coupler as broken.
 BROKEN_ERROR = 0.5
@@ -85,7 +85,7 @@ def parse_copies(pack: int | str) -> int | None:
     Raises:
         ConfigError: neither auto nor a whole number from 1 to MAX_COPIES.
     """
-    return _auto_or_count(pack, "--pack", "copies", MAX_COPIES)
+    return _auto_or_count(pack, "pack", "copies", MAX_COPIES)
 
 
 #: The most samples a copy's qubits may run one after another in a shot (``--reuse``).
@@ -99,10 +99,10 @@ def parse_reuse(reuse: int | str) -> int | None:
     Raises:
         ConfigError: neither auto nor a whole number from 1 to MAX_REUSE.
     """
-    return _auto_or_count(reuse, "--reuse", "samples a shot", MAX_REUSE)
+    return _auto_or_count(reuse, "reuse", "samples a shot", MAX_REUSE)
 
 
-def _auto_or_count(value: int | str, option: str, what: str, maximum: int) -> int | None:
+def _auto_or_count(value: int | str, parameter: str, what: str, maximum: int) -> int | None:
     """``auto`` as None, else a whole number from 1 to ``maximum`` in plain
     decimal digits: Python's ``int`` would also take ``1_0`` (10) and other
     scripts' digits (the Arabic-Indic ``٣`` as 3)."""
@@ -116,7 +116,7 @@ def _auto_or_count(value: int | str, option: str, what: str, maximum: int) -> in
     except ValueError:
         count = 0
     if text.startswith(("+", "-")) or not 1 <= count <= maximum:
-        raise ConfigError(f"{option} must be auto or a whole number of {what} from 1 to {maximum}, got {value}")
+        raise ParameterError(parameter, f"must be auto or a whole number of {what} from 1 to {maximum}, got {value}")
     return count
 
 
@@ -247,9 +247,9 @@ def partition(graph: DeviceGraph, *, width: int, copies: int | None = None, spac
     if not 1 <= width <= MAX_WIDTH:
         raise ConfigError(f"a template of {width} qubits cannot be packed (1 to {MAX_WIDTH})")
     if spacing not in (0, 1):
-        raise ConfigError(f"--pack-spacing must be 0 or 1, got {spacing}")
+        raise ParameterError("pack_spacing", f"must be 0 or 1, got {spacing}")
     if copies is not None and copies < 1:
-        raise ConfigError(f"--pack must be auto or a whole number of copies, 1 or more, got {copies}")
+        raise ParameterError("pack", f"must be auto or a whole number of copies, 1 or more, got {copies}")
     usable = graph.usable()
     neighbours = usable.neighbours()
     apart = spacing > 0 and not usable.all_to_all
@@ -277,8 +277,8 @@ def partition(graph: DeviceGraph, *, width: int, copies: int | None = None, spac
     if not chosen:
         raise NoChainError(f"the device has no {width} usable qubits coupled in a chain")
     if copies is not None and len(chosen) < copies:
-        raise ConfigError(
-            f"--pack {copies}: only {len(chosen)} copies of {width} qubits fit on the device "
+        raise ParameterError(
+            "pack", f"{copies}: only {len(chosen)} copies of {width} qubits fit on the device "
             f"(spacing {spacing}, none worse than {WORST_TO_BEST:g}x the best copy's estimated error)"
         )
     return Partition(copies=tuple(chosen), spacing=spacing)

@@ -8,8 +8,9 @@ a process pool of this machine by default, or an existing Dask cluster
 A cluster that cannot run a job is refused before the run is written: its
 scheduler must answer, and show at least one worker, within
 ``QHW_DASK_TIMEOUT`` seconds (default 10). What
-crosses to a worker is the run's circuit as QPY, one job's parameter rows,
-its shots and its seed; what comes back is a counts array. The submitting
+crosses to a worker is one frozen :class:`LocalJob` (the run's circuit as QPY,
+one job's parameter rows, its shots and its seed, the artifact store's URL);
+what comes back is a counts array. The submitting
 process alone writes the ledger, so a worker that dies loses nothing: its job
 is run again (Dask reschedules it; a broken pool is rebuilt).
 
@@ -25,11 +26,12 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
 from qhw import settings
-from qhw.errors import ConfigError
+from qhw.errors import ConfigError, ParameterError
 
 
 def default_workers() -> int:
@@ -62,7 +64,7 @@ def executor(
         return
     workers = default_workers() if workers is None else workers
     if workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {workers}")
+        raise ParameterError("workers", f"must be at least 1, got {workers}")
     if (workers == 1 or jobs < 2) and not isolate:
         yield None
         return
@@ -81,7 +83,7 @@ def connect(address: str, timeout: float):
     try:
         from distributed import Client
     except ImportError as err:
-        raise ConfigError("--scheduler needs Dask: pip install 'qhw[dask]'") from err
+        raise ParameterError("scheduler", "needs Dask: pip install 'qhw[dask]'") from err
     outcome: dict[str, object] = {}
 
     def start() -> None:
@@ -231,10 +233,28 @@ def _fork_watcher(parent: int) -> None:
     os.close(parent)
 
 
-def run_job(
-    backend: str, backend_seed: int | None, qpy: bytes, layout: tuple[int, ...], copies: int, reuse: int, values: np.ndarray, shots: int,
-    seed: int | None, engine: str | None = None, artifacts_url: str | None = None,
-):
+@dataclass(frozen=True)
+class LocalJob:
+    """All a worker process or a Dask worker needs for one local job, and all
+    that crosses to it (picklable, as small as the job): the run's backend by
+    name, its circuit as QPY, the job's parameter rows, shots and seed, and
+    the artifact store where a backend named by a stored document (an
+    emulator of a Braket device document) is read."""
+
+    backend: str
+    backend_seed: int | None
+    qpy: bytes
+    layout: tuple[int, ...]
+    copies: int
+    reuse: int
+    engine: str | None
+    values: np.ndarray
+    shots: int
+    seed: int | None
+    artifacts_url: str
+
+
+def run_job(task: LocalJob):
     """Run one local job in whatever process this is (a worker), on one thread:
     (where it ran, its JobResult). Where: the Dask worker's address, or this
     process's pid and host; stored as the job's local id, so that a run shows
@@ -243,14 +263,12 @@ def run_job(
     The backend and the circuit are built once per process and kept.
     """
     from qhw.backend import Executable
-    from qhw.store import artifacts
 
-    if artifacts_url is not None:  # the submitting process's store: where a Dask worker reads a device document
-        artifacts.use(artifacts_url)
-    simulator = _backend(backend, backend_seed)
+    simulator = _backend(task.backend, task.backend_seed, task.artifacts_url)
     simulator.use_threads(1)
-    executable = Executable(circuit=_circuit(hashlib.sha1(qpy).hexdigest(), qpy), layout=tuple(layout), copies=copies, reuse=reuse, engine=engine)
-    return where_this_runs(), run_local_job(simulator, executable, values, shots, seed)
+    circuit = _circuit(hashlib.sha1(task.qpy).hexdigest(), task.qpy)
+    executable = Executable(circuit=circuit, layout=tuple(task.layout), copies=task.copies, reuse=task.reuse, engine=task.engine)
+    return where_this_runs(), run_local_job(simulator, executable, task.values, task.shots, task.seed)
 
 
 def where_this_runs() -> str:
@@ -338,10 +356,11 @@ def part_executable(simulator, executable, copy: int, position: int | None = Non
 
 
 @functools.lru_cache(maxsize=8)
-def _backend(name: str, seed: int | None):
+def _backend(name: str, seed: int | None, artifacts_url: str):
     from qhw.backend import get_backend
+    from qhw.store.artifacts import ArtifactStore
 
-    return get_backend(name, seed=seed)
+    return get_backend(name, seed=seed, artifacts=ArtifactStore(artifacts_url))
 
 
 _circuits: dict[str, object] = {}

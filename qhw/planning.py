@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from qhw import feature_maps, packing
 from qhw.backend import Backend, DeviceProfile, RemoteBackend, ShotTiming, is_local, is_remote
-from qhw.errors import BackendError, ConfigError, ProviderAnswerError, QhwError
+from qhw.errors import BackendError, ConfigError, ParameterError, ProviderAnswerError, QhwError
 from qhw.pricing import CostEstimate, PriceTable, check_amount, sum_estimates
 from qhw.records import JOB_PURPOSES, ExecutionFailureRecord, JobPlan, JobRecord, RunRecord, ceil_div
 
@@ -126,7 +126,7 @@ def check_shots(profile: DeviceProfile, shots: int) -> None:
     """Raises ConfigError unless ``shots`` is within the device's range."""
     limits = profile.limits
     if not limits.min_shots <= shots <= limits.max_shots:
-        raise ConfigError(f"--shots must be between {limits.min_shots} and {limits.max_shots} on {profile.name}, got {shots}")
+        raise ParameterError("shots", f"must be between {limits.min_shots} and {limits.max_shots} on {profile.name}, got {shots}")
 
 
 def check_width(profile: DeviceProfile, template: QuantumCircuit, what: str) -> None:
@@ -173,7 +173,7 @@ def plan_packing(
         if backend.kind == "managed simulator":
             # Billed by the time it runs, which grows with the qubits simulated at once.
             if wanted is not None:
-                raise ConfigError(f"--pack {wanted}: {backend.name} is a managed simulator, billed by its run time; packing saves nothing there")
+                raise ParameterError("pack", f"{wanted}: {backend.name} is a managed simulator, billed by its run time; packing saves nothing there")
             return PackingPlan(1, None, (f"--pack auto: {backend.name} is a managed simulator; one copy an execution",))
         if not feature_maps.is_chain(template):
             return _not_a_chain(wanted, backend)
@@ -209,7 +209,7 @@ def _not_a_chain(wanted: int | None, backend: Backend) -> PackingPlan:
     another copy's qubits: such a map runs one copy an execution."""
     reason = "the feature map has a gate between qubits that are not neighbours in its order, so its copies cannot be placed on chains"
     if wanted is not None:
-        raise ConfigError(f"--pack {wanted}: {reason}; use --pack 1")
+        raise ParameterError("pack", f"{wanted}: {reason}; use {ParameterError.ref('pack')} 1")
     return PackingPlan(1, None, (f"--pack auto: {reason}; one copy an execution on {backend.name}",))
 
 
@@ -329,11 +329,10 @@ def check_rep_delay(backend: Backend, profile: DeviceProfile, rep_delay: float |
     if rep_delay is None:
         return
     if profile.rep_delay_range is None:
-        raise ConfigError(f"--rep-delay: {backend.name} takes no rep_delay (IBM Quantum's devices do)")
+        raise ParameterError("rep_delay", f": {backend.name} takes no rep_delay (IBM Quantum's devices do)")
     low, high = profile.rep_delay_range
     if not low <= rep_delay <= high:
-        raise ConfigError(
-            f"--rep-delay {rep_delay:g}: {backend.name} takes a rep_delay from {low * 1e6:g} to {high * 1e6:g} us, "
+        raise ParameterError("rep_delay", f"{rep_delay:g}: {backend.name} takes a rep_delay from {low * 1e6:g} to {high * 1e6:g} us, "
             f"that is {low:g} to {high:g} seconds"
         )
 
@@ -374,7 +373,7 @@ def plan_reuse(backend: Backend, profile: DeviceProfile, request: RunRequest, pa
         through = " (qhw sends Braket circuits through qiskit-braket-provider, which translates no reset)" if backend.provider == "braket" else ""
         reason = f"{backend.name} cannot measure and reset qubits mid-circuit{through}"
         if wanted is not None:
-            raise ConfigError(f"--reuse {wanted}: {reason}; use --reuse 1")
+            raise ParameterError("reuse", f"{wanted}: {reason}; use {ParameterError.ref('reuse')} 1")
         return 1, (f"--reuse auto: {reason}; one sample a copy a shot",)
     if wanted is not None:
         if wanted > slots_cap:
@@ -491,12 +490,12 @@ def guard_cost(
     """Refuse a paid submission above ``max_cost``, without credentials, or
     without approval: in that order, so that a price is refused before
     anything else is asked, and nobody is asked to pay for what cannot run."""
-    check_amount(max_cost, "--max-cost")
+    check_amount(max_cost, parameter="max_cost")
     if not backend.is_paid:
         backend.check_credentials()
         return
     if estimate is not None:
-        check_amount(estimate.usd, f"the estimate for {backend.name} ({estimate.detail}; prices of {estimate.prices_taken})")
+        check_amount(estimate.usd, where=f"the estimate for {backend.name} ({estimate.detail}; prices of {estimate.prices_taken})")
     if max_cost is not None:
         if estimate is None:
             raise ConfigError(

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qhw.errors import ConfigError
+from qhw.errors import ConfigError, ParameterError
 
 PRICES_TAKEN = "2026-11-01"
 PRICES_ENV = "QHW_PRICES"
@@ -221,11 +221,15 @@ def _did_you_mean(name: str, known) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def check_amount(value: float | None, where: str) -> None:
+def check_amount(value: float | None, *, parameter: str | None = None, where: str | None = None) -> None:
     """Refuse an amount of money that is not finite or is negative.
 
     Raises:
-        ConfigError: naming ``where`` the amount came from.
+        ParameterError: naming the ``parameter`` that holds it;
+        ConfigError: else naming ``where`` the amount came from.
     """
     if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-        raise ConfigError(f"{where} must be a finite amount of USD, zero or more, got {value!r}")
+        problem = f"must be a finite amount of USD, zero or more, got {value!r}"
+        if parameter is not None:
+            raise ParameterError(parameter, problem)
+        raise ConfigError(f"{where} {problem}")

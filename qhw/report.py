@@ -55,20 +55,18 @@ def keep_report(store, comparison: Comparison | DeviceComparison, out: Path | No
     be kept (a full store, an unreachable one) leaves none of its files in
     ``out``, as one that cannot be written.
     """
-    from qhw.store import artifacts
-
     simulator = _each(comparison)[0].simulator
     out = Path(out) if out is not None else default_report_dir(simulator.run, hardware_runs)
     with _new_files(out):
         index, names = _write(comparison, out)
         # Only the report's own files: a folder of the user's may hold others, which stay theirs.
         files = {name: out / name for name in names}
-        reference = artifacts.current().put_tree(files, f"the report {out}")
+        reference = store.artifacts.put_tree(files, f"the report {out}")
         record = store.catalogue.add_report(simulator_run=simulator.run, hardware_runs=hardware_runs, artifacts=reference)
     return index, record
 
 
-def fetch_report(record, out: Path | None = None) -> Path:
+def fetch_report(store, record, out: Path | None = None) -> Path:
     """A stored report's files, checked, copied into ``out`` (default: the
     home's reports folder): the path of its index.html.
 
@@ -77,12 +75,9 @@ def fetch_report(record, out: Path | None = None) -> Path:
             names anything but plain file names (nothing written).
         ConfigError: ``out`` cannot be written.
     """
-
-    from qhw.store import artifacts
-
     out = Path(out) if out is not None else config.home() / "reports" / f"report-{record.id}"
     config.check_writable(out, "--out")
-    source = artifacts.current().tree(record.artifacts, f"report {record.id}'s files")
+    source = store.artifacts.tree(record.artifacts, f"report {record.id}'s files")
     with _new_files(out):
         out.mkdir(parents=True, exist_ok=True)
         for path in sorted(source.iterdir()):

@@ -17,13 +17,13 @@ import numpy as np
 
 from qhw.adaptive import AdaptiveSettings, load_classifier, unsettled_by_change, unsettled_by_model
 from qhw.backend import Backend, is_remote
-from qhw.errors import ConfigError, QhwError
+from qhw.errors import ParameterError, QhwError
 from qhw.jobstates import UNFINISHED_STATES
 from qhw.planning import check_allowance, engine_profile, estimate_jobs, round_jobs, run_timing
 from qhw.pricing import load_prices
 from qhw.progress import Progress
 from qhw.records import SPLIT_NAMES, JobRecord, ModelRecord, RunRecord, ceil_div
-from qhw.store import RunCounts, Store
+from qhw.store import ArtifactStore, RunCounts, Store
 from qhw.worker import RunWorker, Tally, work_all
 
 log = logging.getLogger("qhw.rounds")
@@ -37,7 +37,7 @@ def adaptive_settings(adaptive: bool, shots: int, model_id: int | None) -> Adapt
     """
     if not adaptive:
         if model_id is not None:
-            raise ConfigError("--model decides an adaptive run's rounds: give --adaptive too")
+            raise ParameterError("model_id", f"decides an adaptive run's rounds: give {ParameterError.ref('adaptive')} too")
         return None
     return AdaptiveSettings.for_shots(shots, model_id)
 
@@ -142,13 +142,13 @@ def advance_rounds(
 
 
 @cache
-def _loaded_classifier(model: ModelRecord, input_dim: int):
+def _loaded_classifier(artifacts: ArtifactStore, model: ModelRecord, input_dim: int):
     """A model's Keras classifier, loaded once a process (a round needs it again)."""
-    return load_classifier(model, input_dim)
+    return load_classifier(artifacts, model, input_dim)
 
 
 def _classifier(store: Store, model_id: int, input_dim: int):
-    return _loaded_classifier(store.catalogue.model(model_id), input_dim)
+    return _loaded_classifier(store.artifacts, store.catalogue.model(model_id), input_dim)
 
 
 def _positions(order: np.ndarray, keys) -> list[tuple[int, int]]:

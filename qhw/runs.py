@@ -25,7 +25,7 @@ from qhw.adaptive import check_model, load_classifier
 from qhw.backend import EngineChoice, Executable, get_backend, is_local
 from qhw.checks import check_positive, check_seed
 from qhw.datasets import stratified_subset
-from qhw.errors import BackendError, ConfigError, NotFoundError, QhwError
+from qhw.errors import BackendError, ConfigError, NotFoundError, ParameterError, QhwError
 from qhw.executables import calibration_executable, packed_executable
 from qhw.jobstates import UNFINISHED_STATES, JobState
 from qhw.packing import parse_copies, parse_reuse
@@ -145,19 +145,19 @@ def submit(
     progress = progress or SilentProgress()
     settings.check_all(scheduler)
     if split not in RUN_SPLITS:
-        raise ConfigError(f"--split must be one of {', '.join(RUN_SPLITS)}, got {split!r}")
+        raise ParameterError("split", f"must be one of {', '.join(RUN_SPLITS)}, got {split!r}")
     if mitigate not in (None, "readout"):
-        raise ConfigError(f"--mitigate must be 'readout', got {mitigate!r}")
+        raise ParameterError("mitigate", f"must be 'readout', got {mitigate!r}")
     if pack_spacing not in (0, 1) or isinstance(pack_spacing, bool):
-        raise ConfigError(f"--pack-spacing must be 0 (neighbouring copies) or 1 (an idle qubit between copies), got {pack_spacing}")
+        raise ParameterError("pack_spacing", f"must be 0 (neighbouring copies) or 1 (an idle qubit between copies), got {pack_spacing}")
     check_seed(seed)
-    check_positive(shots, "--shots")
-    check_positive(limit, "--limit")
-    check_amount(max_cost, "--max-cost")
+    check_positive(shots, "shots")
+    check_positive(limit, "limit")
+    check_amount(max_cost, parameter="max_cost")
     wanted = parse_copies(pack)
     reused = parse_reuse(reuse)
     if rep_delay is not None and (isinstance(rep_delay, bool) or not math.isfinite(rep_delay) or rep_delay < 0):
-        raise ConfigError(f"--rep-delay must be a finite number of seconds, 0 or more, got {rep_delay}")
+        raise ParameterError("rep_delay", f"must be a finite number of seconds, 0 or more, got {rep_delay}")
     rounds = adaptive_settings(adaptive, shots, model_id)
     backend = get_backend(backend_name, seed=seed)
     engines = backend.engines if is_local(backend) else ()
@@ -169,8 +169,8 @@ def submit(
     if rounds is not None and model_id is not None:
         model = store.catalogue.model(model_id)
         check_model(model, feature_set.id)
-        load_classifier(model, feature_set.circuits_per_sample * 2**feature_set.num_qubits)
-    arrays = load_arrays(feature_set)
+        load_classifier(store.artifacts, model, feature_set.circuits_per_sample * 2**feature_set.num_qubits)
+    arrays = load_arrays(store.artifacts, feature_set)
     order = _sample_order(arrays, split, limit, seed or 0)
     if len(order) == 0:
         raise ConfigError(f"feature set {feature_set.id} has no {split} samples")
@@ -214,7 +214,7 @@ def submit(
         # An emulator of a device document is recorded by the document's object
         # in the artifact store (stored now, after every check, before the run's
         # row): any member's machine, and any Dask worker, runs, collects and retries it.
-        backend = backend.shared()
+        backend = backend.shared(store.artifacts)
         spec = RunSpec(
             feature_set_id=feature_set.id,
             backend=backend.name,
@@ -281,7 +281,7 @@ def retry_run(
     missing = missing_executions(store, run.id)
     if not failed and not missing:
         raise NotFoundError(f"run {run.id} has no failed jobs or executions to retry")
-    backend = backend_of_run(run)
+    backend = backend_of_run(run, store.artifacts)
     of_run = {job.id: job for job in store.ledger.jobs(run.id)}
     prices = load_prices() if backend.is_paid else None
     plan = plan_retry(backend, backend.profile(offline=True), run, failed, missing, of_run, prices)
@@ -514,7 +514,7 @@ def _sample_order(arrays, split: str, limit: int | None, seed: int) -> np.ndarra
     parts = []
     for name in ("train", "test") if split == "all" else (split,):
         labels = arrays.labels(name)
-        keep = stratified_subset(labels, limit, seed, "--limit", name)
+        keep = stratified_subset(labels, limit, seed, "limit", name)
         parts.append(np.column_stack([np.full(len(keep), SPLIT_CODES[name]), keep]))
     return np.concatenate(parts).astype(np.int32)
 

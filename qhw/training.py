@@ -13,11 +13,11 @@ import numpy as np
 from qhw import config
 from qhw.checks import check_seed
 from qhw.datasets import NUM_CLASSES
-from qhw.errors import ArtifactError, ConfigError, TrainingError
+from qhw.errors import ArtifactError, ConfigError, ParameterError, TrainingError
 from qhw.jobstates import UNFINISHED_STATES
 from qhw.progress import Progress, SilentProgress, import_keras, keras_callback
 from qhw.records import OBSERVABLES, PROBABILITIES, READOUTS, EvaluationRecord, ModelRecord, ModelSpec, RunRecord
-from qhw.store import Store, artifacts
+from qhw.store import ArtifactStore, Store
 from qhw.store.arrays import load_arrays
 
 DEFAULT_EPOCHS = 60
@@ -105,7 +105,7 @@ def hybrid_readout(feature_set, readout: str = PROBABILITIES) -> Readout:
 def outcome_features(store: Store, run: RunRecord) -> OutcomeFeatures:
     """Counts / shots of every complete sample of a run, K distributions side by side."""
     stored = store.results.run_counts(run.id)
-    arrays = load_arrays(store.catalogue.feature_set(run.feature_set_id))
+    arrays = load_arrays(store.artifacts, store.catalogue.feature_set(run.feature_set_id))
     labels = np.array(
         [arrays.labels(split)[index] for split, index in zip(stored.splits, stored.sample_index, strict=True)], dtype=np.int64
     )
@@ -176,7 +176,7 @@ def train_classical(
     _check_epochs(epochs)
     check_seed(seed)
     feature_set = store.catalogue.feature_set(feature_set_id)
-    arrays = load_arrays(feature_set)
+    arrays = load_arrays(store.artifacts, feature_set)
     return _fit_and_register(
         store,
         kind="classical",
@@ -214,11 +214,11 @@ def evaluate_on_run(store: Store, *, model_id: int, run_id: int) -> EvaluationRe
     test = data.splits == "test"
     if not test.any():
         raise TrainingError(f"run {run.id} has no collected test samples to evaluate on")
-    accuracy = _accuracy(load_model(model_record), data.x[test], data.y[test])
+    accuracy = _accuracy(load_model(store.artifacts, model_record), data.x[test], data.y[test])
     return store.catalogue.add_evaluation(model_id=model_id, run_id=run.id, accuracy=accuracy, test_samples=int(test.sum()))
 
 
-def load_model(model_record: ModelRecord):
+def load_model(artifacts: ArtifactStore, model_record: ModelRecord):
     """A stored model's Keras model.
 
     Raises:
@@ -369,7 +369,7 @@ def _fit_and_register(
 ) -> TrainResult:
     # Before the minutes of training, not after: the model has somewhere to go.
     models_dir = config.writable_dir(config.home() / "models", "the models folder")
-    store_of_artifacts = artifacts.current()
+    store_of_artifacts = store.artifacts
     store_of_artifacts.check_reachable()
     classifier = fit_classifier(
         kind,
@@ -457,7 +457,7 @@ def _stored(store: Store, *, kind: str, feature_set_id: int, run_id: int | None,
         kind=kind, feature_set_id=feature_set_id, run_id=run_id, train_samples=train_samples, epochs=epochs, seed=seed, readout=readout
     ):
         try:
-            return StoredModel(record, load_model(record), reused=True)
+            return StoredModel(record, load_model(store.artifacts, record), reused=True)
         except ArtifactError as err:  # its object gone or damaged: another, or a fresh one
             log.warning("model %s cannot be used again (%s); training another", record.id, err)
     return None
@@ -480,4 +480,4 @@ def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
 
 def _check_epochs(epochs: int) -> None:
     if epochs <= 0:
-        raise ConfigError(f"--epochs must be positive, got {epochs}")
+        raise ParameterError("epochs", f"must be positive, got {epochs}")

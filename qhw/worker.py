@@ -45,7 +45,7 @@ from qhw.pricing import CostEstimate, PriceTable, load_prices
 from qhw.progress import Progress
 from qhw.records import SPLIT_NAMES, JobRecord, ProviderUsage, RunRecord, ceil_div
 from qhw.retrying import with_retries
-from qhw.store import Store, artifacts
+from qhw.store import ArtifactStore, Store
 from qhw.store.arrays import FeatureArrays, load_arrays
 from qhw.store.ledger import utcnow
 
@@ -116,14 +116,14 @@ class RunWorker:
         """Rebuild a worker from the database alone (a later process)."""
         run = store.ledger.run(run_id)
         stored = store.ledger.run_circuit(run_id)
-        backend = backend or backend_of_run(run)
+        backend = backend or backend_of_run(run, store.artifacts)
         executable = Executable(circuit=circuits.from_qpy(stored.qpy), layout=run.layout, copies=run.copies, reuse=run.reuse, engine=run.engine)
         calibration = None
         if stored.calibration_qpy is not None:
             calibration = Executable(
                 circuit=circuits.from_qpy(stored.calibration_qpy), layout=run.layout, copies=run.copies, reuse=run.reuse, engine=run.engine
             )
-        arrays = load_arrays(store.catalogue.feature_set(run.feature_set_id))
+        arrays = load_arrays(store.artifacts, store.catalogue.feature_set(run.feature_set_id))
         parameters = parameter_rows(arrays, stored.sample_order, run.circuits_per_sample)
         return cls(
             store, run, backend, executable, parameters,
@@ -238,14 +238,14 @@ class RunWorker:
         if self.calibration is not None:
             qpy["calibration"] = circuits.to_qpy(self.calibration.circuit)
         futures = {}
-        store_url = artifacts.artifacts_url()  # where a worker reads what the run's backend names (a device document)
         for job in jobs:
             executable, values, seed = self._inputs(job)
-            future = pool.submit(
-                parallel.run_job, self.backend.name, self.run.seed, qpy[job.purpose], executable.layout, executable.copies, executable.reuse,
-                values, job.shots(self.run.shots), seed, executable.engine, store_url,
+            task = parallel.LocalJob(
+                backend=self.backend.name, backend_seed=self.run.seed, qpy=qpy[job.purpose], layout=executable.layout,
+                copies=executable.copies, reuse=executable.reuse, engine=executable.engine, values=values,
+                shots=job.shots(self.run.shots), seed=seed, artifacts_url=self.store.artifacts_url,
             )
-            futures[future] = job
+            futures[pool.submit(parallel.run_job, task)] = job
         left = dict(futures)
         try:
             for future in parallel.finished(futures):
@@ -455,7 +455,7 @@ class RunWorker:
         return None
 
 
-def backend_of_run(run: RunRecord) -> Backend:
+def backend_of_run(run: RunRecord, artifacts: ArtifactStore) -> Backend:
     """The backend a stored run ran on, with the engine it chose (a row of a
     shared ledger may say anything: an engine the backend does not have is
     refused, never run some other way).
@@ -466,7 +466,7 @@ def backend_of_run(run: RunRecord) -> Backend:
     """
     from qhw.boundary import quoted
 
-    backend = get_backend(run.backend, seed=run.seed)
+    backend = get_backend(run.backend, seed=run.seed, artifacts=artifacts)
     engines = backend.engines if is_local(backend) else ()
     if run.engine is not None and run.engine not in engines:
         offered = f"its engines are {', '.join(engines)}" if engines else "it has no engines"

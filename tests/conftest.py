@@ -40,17 +40,6 @@ def pytest_itemcollected(item):
 SPREAD = {"test_benchmarks", "test_crashes", "test_conditions", "test_concurrency"}
 
 
-@pytest.fixture(autouse=True)
-def _artifact_store_of_the_environment():
-    """Each test starts on the artifact store its environment names: a CLI
-    call's --artifacts holds for the process (as in a real `qhw` process)."""
-    from qhw.store import artifacts
-
-    artifacts.use(None)
-    yield
-    artifacts.use(None)
-
-
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     """A fresh QHW_HOME and no database URL from the caller's environment."""
@@ -290,14 +279,13 @@ def recomputed_accuracy(store, model_id: int, run_id: int) -> float:
     import keras
 
     from qhw.store.arrays import load_arrays
-    from qhw.store.artifacts import local_file
 
-    model = keras.models.load_model(local_file(store.catalogue.model(model_id).weights, f"model {model_id}", suffix=".keras"))
+    model = keras.models.load_model(store.artifacts.local_file(store.catalogue.model(model_id).weights, f"model {model_id}", suffix=".keras"))
     stored = store.results.run_counts(run_id)
     test = stored.splits == "test"
     counts = stored.counts[test].astype(np.float64)
     x = (counts / counts.sum(axis=-1, keepdims=True)).reshape(int(test.sum()), -1).astype(np.float32)
-    labels = load_arrays(store.catalogue.feature_set(store.ledger.run(run_id).feature_set_id)).labels("test")[stored.sample_index[test]]
+    labels = load_arrays(store.artifacts, store.catalogue.feature_set(store.ledger.run(run_id).feature_set_id)).labels("test")[stored.sample_index[test]]
     return float(np.mean(np.argmax(model.predict(x, verbose=0), axis=1) == labels))
 
 
@@ -330,8 +318,8 @@ def signed_features(featured_store, monkeypatch):
 
     real = arrays_module.load_arrays
 
-    def signed(feature_set):
-        arrays = real(feature_set)
+    def signed(artifacts, feature_set):
+        arrays = real(artifacts, feature_set)
         def flip(a):
             return np.where(np.arange(a.size).reshape(a.shape) % 3 == 0, -1, 1) * np.where(a < 0, -np.pi / 2, np.pi / 2)
 
@@ -339,7 +327,7 @@ def signed_features(featured_store, monkeypatch):
 
     monkeypatch.setattr(runs, "load_arrays", signed)
     monkeypatch.setattr(worker, "load_arrays", signed)
-    return featured_store, signed(featured_store.catalogue.feature_set(None))
+    return featured_store, signed(featured_store.artifacts, featured_store.catalogue.feature_set(None))
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,7 @@ def backend_names() -> list[str]:
     return list(NAMES)
 
 
-def create(name: str, *, seed: int | None = None):
+def create(name: str, *, seed: int | None = None, artifacts=None):
     return RemoteLikeBackend(name, seed=seed) if name in NAMES else None
 
 

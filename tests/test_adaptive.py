@@ -18,7 +18,7 @@ from qhw.adaptive import AdaptiveSettings, unsettled_by_change, unsettled_by_mod
 from qhw.errors import ConfigError
 from qhw.export import export_results
 from qhw.jobstates import JobState
-from qhw.store import RunCounts, artifacts
+from qhw.store import RunCounts
 
 from conftest import assert_rounds_sound
 
@@ -61,7 +61,7 @@ def hybrid_weights(built_home, tmp_path_factory):
         trained = training.train_hybrid(store, run_id=sim.id, epochs=4)
         store.close()
         # The weights' object in that home's artifact store, a file of its own.
-        path = artifacts.local_file(trained.model.weights, "the module's model")
+        path = store.artifacts.local_file(trained.model.weights, "the module's model")
     return trained.model, path
 
 
@@ -72,7 +72,7 @@ def trained_model(store, weights) -> int:
     from qhw.records import ModelSpec
 
     record, path = weights
-    reference = artifacts.current().put_file(path, "the module's model")
+    reference = store.artifacts.put_file(path, "the module's model")
     spec = ModelSpec(**{name: getattr(record, name) for name in ModelSpec.__dataclass_fields__})
     model, _ = store.catalogue.add_model(replace(spec, run_id=None, weights=reference), accuracy=0.5, test_samples=1)
     return model.id
@@ -88,7 +88,7 @@ def test_rounds_double_a_sample_s_shots_from_an_eighth_up_to_the_most_it_may_get
     # Never fewer than 32 first; a last round that only reaches --shots.
     assert AdaptiveSettings.for_shots(100).totals == [32, 64, 100]
     assert AdaptiveSettings.for_shots(32).totals == [32]
-    with pytest.raises(ConfigError, match="--shots 31 is below the first round's 32 shots"):
+    with pytest.raises(ConfigError, match="^adaptive: shots 31 is below the first round's 32 shots a sample; give shots 32 or more"):
         AdaptiveSettings.for_shots(31)
 
 
@@ -133,7 +133,7 @@ def test_an_adaptive_run_gives_more_shots_exactly_to_the_samples_the_model_has_n
     assert run.rounds_done and run.adaptive
     assert_rounds_sound(featured_store, run.id)
     rounds = AdaptiveSettings.from_json(run.adaptive_json)
-    classifier = load_classifier(featured_store.catalogue.model(model_id), 32)
+    classifier = load_classifier(featured_store.artifacts, featured_store.catalogue.model(model_id), 32)
     # Each round's decision, recomputed from the stored counts through that round.
     for r in range(run.round):
         through = featured_store.results.run_counts(run.id, through_round=r)

@@ -95,3 +95,22 @@ def test_there_is_no_import_cycle():
     # The package __init__ and a module's own submodules are not a cycle of ideas.
     cycles = [cycle for cycle in cycles if "qhw" not in cycle]
     assert not cycles, "\n".join(" -> ".join(cycle) for cycle in cycles)
+
+
+def test_the_store_keeps_no_module_state():
+    """What a command uses is passed in (Store(url, artifacts=...)), never set
+    in a module: no ``global`` statement in qhw/store, and no module-level
+    name bound to a mutable container."""
+    mutable_calls = {"dict", "list", "set", "defaultdict", "OrderedDict", "deque"}
+    found = []
+    for path in sorted((ROOT / "qhw" / "store").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        found += [f"{path.name}:{node.lineno}: global" for node in ast.walk(tree) if isinstance(node, ast.Global)]
+        for node in tree.body:
+            value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+            mutable = isinstance(value, (ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp, ast.SetComp)) or (
+                isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in mutable_calls
+            )
+            if mutable:
+                found.append(f"{path.name}:{node.lineno}: a mutable module-level value")
+    assert not found, "\n".join(found)

@@ -127,7 +127,7 @@ def test_a_corrupted_feature_set_is_one_line_and_nothing_is_written(featured_sto
     from qhw.cli import main
 
     record = featured_store.catalogue.feature_set(1)
-    manifest = json.loads(artifacts.current().read_bytes(record.artifacts, "its manifest"))["files"]
+    manifest = json.loads(featured_store.artifacts.read_bytes(record.artifacts, "its manifest"))["files"]
     stored = home / "artifacts" / "sha256" / manifest["arrays.npz"][:2] / manifest["arrays.npz"]
     shutil.rmtree(home / "cache", ignore_errors=True)
     data = bytearray(stored.read_bytes())
@@ -176,14 +176,10 @@ def test_two_homes_share_one_ledger_and_one_store(built_home, tmp_path, monkeypa
     from qhw import training
 
     monkeypatch.setenv("QHW_HOME", str(home_a))
-    artifacts.use(shared.as_uri())
-    try:
-        store = Store(f"sqlite:///{home_a}/qhw.db")
-        model = store.catalogue.model(trained["model"])
-        assert training.load_model(model) is not None  # A reads B's model from the store
-        store.close()
-    finally:
-        artifacts.use(None)
+    store = Store(f"sqlite:///{home_a}/qhw.db", artifacts=shared.as_uri())
+    model = store.catalogue.model(trained["model"])
+    assert training.load_model(store.artifacts, model) is not None  # A reads B's model from the store
+    store.close()
 
 
 def _feature_set_from_before_the_store(store, home):
@@ -191,7 +187,7 @@ def _feature_set_from_before_the_store(store, home):
     of the home (relative to it) holding its files. The record and the folder."""
     record = store.catalogue.feature_set(1)
     legacy = home / "features" / "from-before"
-    shutil.copytree(artifacts.local_folder(record.artifacts, "set 1"), legacy)
+    shutil.copytree(store.artifacts.local_folder(record.artifacts, "set 1"), legacy)
     fields = {name: getattr(record, name) for name in (
         "dataset", "dataset_fingerprint", "seed", "components", "latent_dim", "epochs", "n_train", "n_test", "reconstruction_mse")}
     return store.catalogue.add_feature_set(**fields, artifacts="features/from-before"), legacy
@@ -219,7 +215,7 @@ def test_push_moves_a_homes_files_into_the_store_and_a_second_push_changes_nothi
     page = tmp_path / "index.html"
     page.write_text("<html>a report</html>")
     report = featured_store.catalogue.add_report(
-        simulator_run=run.id, hardware_runs=[run.id], artifacts=artifacts.current().put_tree({"index.html": page}, "a report"),
+        simulator_run=run.id, hardware_runs=[run.id], artifacts=featured_store.artifacts.put_tree({"index.html": page}, "a report"),
     )
     team = tmp_path / "team-store"
 
@@ -239,13 +235,10 @@ def test_push_moves_a_homes_files_into_the_store_and_a_second_push_changes_nothi
     objects, rows = state()
     assert all(row.startswith("sha256:") for row in rows)
     assert len(objects) == 4 + 2 + 1  # set 1's three files and manifest (set 2 has the same), the report's page and manifest, the old model
-    artifacts.use(team.as_uri())
-    try:
-        assert np.array_equal(load_arrays(featured_store.catalogue.feature_set(old_set.id)).angles_test, load_arrays(record).angles_test)
-        assert artifacts.local_file(rows[-1], "the old model").read_bytes() == b"weights of a model from before the store"
-        assert (artifacts.current().tree(rows[-2], "the report") / "index.html").read_text() == "<html>a report</html>"
-    finally:
-        artifacts.use(None)
+    on_team = ArtifactStore(team.as_uri())
+    assert np.array_equal(load_arrays(on_team, featured_store.catalogue.feature_set(old_set.id)).angles_test, load_arrays(on_team, record).angles_test)
+    assert on_team.local_file(rows[-1], "the old model").read_bytes() == b"weights of a model from before the store"
+    assert (on_team.tree(rows[-2], "the report") / "index.html").read_text() == "<html>a report</html>"
     second = push()
     assert (second["feature_sets"], second["models"], second["objects_copied"]) == (0, 0, 0)
     assert state() == (objects, rows)
@@ -353,7 +346,7 @@ def test_a_command_cut_off_between_object_and_row_leaves_only_an_object_no_row_n
     stored = home / "artifacts" / "sha256" / checked["unreferenced"][0][:2] / checked["unreferenced"][0]
     assert stored.is_file() and featured_store.ledger.runs() == []
     record = featured_store.catalogue.feature_set(1)
-    manifest = json.loads(artifacts.current().read_bytes(record.artifacts, "its manifest"))["files"]
+    manifest = json.loads(featured_store.artifacts.read_bytes(record.artifacts, "its manifest"))["files"]
     (home / "artifacts" / "sha256" / manifest["encoder.keras"][:2] / manifest["encoder.keras"]).unlink()
     checked = json.loads(CliRunner().invoke(main, ["artifacts", "check", "--json"]).stdout)
     assert checked["missing"] == [f"feature set 1: encoder.keras sha256:{manifest['encoder.keras']}"]

@@ -45,6 +45,49 @@ def test_every_command_and_option_has_help(path, command):
     assert result.exit_code == 0 and "Usage:" in result.output
 
 
+def _parameters_named_by_errors() -> set[str]:
+    """Every parameter a library error names (ParameterError's first argument
+    and ParameterError.ref's, and what the checks that raise it are given)."""
+    import ast
+
+    from qhw.checks import check_seed
+
+    where = {"ParameterError": 0, "ref": 0, "check_positive": 1, "check_seed": 1, "_auto_or_count": 1, "stratified_subset": 3}
+    found = {check_seed.__defaults__[0]}
+    for folder in ("qhw", "backends"):
+        for path in (Path(__file__).resolve().parent.parent / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.Call):
+                    continue
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                at = where.get(name)
+                if at is not None and len(node.args) > at and isinstance(node.args[at], ast.Constant):
+                    found.add(node.args[at].value)
+                found |= {kw.value.value for kw in node.keywords if kw.arg == "parameter" and isinstance(kw.value, ast.Constant)}
+    return found
+
+
+def test_every_parameter_a_library_error_names_is_an_option_of_the_command_line():
+    from qhw.cli_options import option_for
+
+    options = {opt for _, command in _commands(main) for param in command.params for opt in getattr(param, "opts", ())}
+    options |= {opt for param in main.params for opt in getattr(param, "opts", ())}
+    named = _parameters_named_by_errors()
+    assert {"pack_spacing", "latent_dim", "components", "hardware_run_ids", "model_id", "limit_train"} <= named
+    assert {parameter: option_for(parameter) for parameter in named if option_for(parameter) not in options} == {}
+
+
+def test_a_library_error_names_the_parameter_and_the_command_line_its_option(store):
+    from qhw.errors import ParameterError
+    from qhw.features import build_features
+
+    with pytest.raises(ParameterError, match=r"^latent_dim \(3\) must be at least components \(5\)$") as raised:
+        build_features(store, latent_dim=3, components=5)
+    assert raised.value.parameter == "latent_dim"
+    result = run("features", "build", "--latent-dim", "3", "--components", "5")
+    assert (result.exit_code, result.stderr) == (1, "Error: --latent-dim (3) must be at least --components (5)\n")
+
+
 def test_help_does_not_load_heavy_libraries():
     code = (
         "import sys\nfrom click.testing import CliRunner\nfrom qhw.cli import main\n"

@@ -168,7 +168,7 @@ def test_the_shots_curve_against_a_known_rule_recomputed_from_the_raw_counts(two
     hw = store.results.run_counts(device.id)
     test = hw.splits == "test"
     keys = compare_module._keys(hw, test)
-    labels = load_arrays(store.catalogue.feature_set(device.feature_set_id)).labels("test")[hw.sample_index[test]]
+    labels = load_arrays(store.artifacts, store.catalogue.feature_set(device.feature_set_id)).labels("test")[hw.sample_index[test]]
     run = store.ledger.run(device.id)
     drawn = []
     real = compare_module.subsample_counts
@@ -202,7 +202,7 @@ def test_two_runs_with_the_same_seed_agree_exactly(two_runs):
 
 def test_a_run_is_not_compared_with_itself(two_runs):
     store, simulator, _ = two_runs
-    with pytest.raises(ConfigError, match="--sim and --hw both name run"):
+    with pytest.raises(ConfigError, match="^simulator_run_id and hardware_run_ids both name run"):
         compare(store, simulator_run_id=simulator.id, hardware_run_id=simulator.id, epochs=2)
 
 

@@ -130,7 +130,7 @@ def test_keras_mnist_comes_only_from_the_cache(tmp_path, monkeypatch):
 def test_unknown_names_and_bad_limits_are_refused():
     with pytest.raises(DatasetError, match="unknown dataset 'fashion'"):
         load_dataset("fashion")
-    with pytest.raises(ConfigError, match="--limit-train 5000 exceeds the 4000 train images"):
+    with pytest.raises(ConfigError, match="^limit_train 5000 exceeds the 4000 train images"):
         load_dataset("mnist-5k", limit_train=5000)
-    with pytest.raises(ConfigError, match="--limit-test must be positive"):
+    with pytest.raises(ConfigError, match="^limit_test must be positive"):
         load_dataset("mnist-5k", limit_test=0)

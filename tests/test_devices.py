@@ -218,7 +218,7 @@ def test_the_braket_emulator_is_measurably_noisier_than_the_ideal_local_simulato
     ideal = runs.submit(featured_store, backend_name="braket_local", split="test", limit=20, shots=2000).run
     emulated = runs.submit(featured_store, backend_name=f"braket_emulator:{path}", split="test", limit=20, shots=2000).run
     assert emulated.device_kind == "emulation" and emulated.device_label.startswith("emulation of iqm_garnet")
-    arrays = load_arrays(featured_store.catalogue.feature_set(1))
+    arrays = load_arrays(featured_store.artifacts, featured_store.catalogue.feature_set(1))
 
     def distance(run) -> np.ndarray:
         stored = featured_store.results.run_counts(run.id)

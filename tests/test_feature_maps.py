@@ -175,7 +175,7 @@ def test_statevector_gives_each_map_s_exact_distribution(maps_store, tmp_path, n
     # The exported parameters are the feature set's own components, sample by sample.
     from qhw.store.arrays import load_arrays
 
-    angles = load_arrays(record).angles_test[data["sample_index"]]
+    angles = load_arrays(maps_store.artifacts, record).angles_test[data["sample_index"]]
     assert np.array_equal(data["parameters"].reshape(4, k * p), angles)
     low, high = record.angle_range
     assert angles.min() >= low and angles.max() <= high
@@ -277,7 +277,7 @@ def test_a_map_that_is_not_a_chain_is_not_packed(maps_store, tmp_path):
 
     backend = get_backend("fake_fez")
     profile = backend.profile()
-    with pytest.raises(ConfigError, match="--pack 2: the feature map has a gate between qubits that are not neighbours"):
+    with pytest.raises(ConfigError, match="^pack 2: the feature map has a gate between qubits that are not neighbours"):
         plan_packing(backend, profile, 2, 1, template=chosen.template)
     auto = plan_packing(backend, profile, None, 1, template=chosen.template)
     assert auto.copies == 1 and "not neighbours" in auto.notes[0]
@@ -306,7 +306,7 @@ def test_readout_mitigation_adaptive_rounds_and_the_classifier_take_the_map_s_wi
 
     run = runs.submit(maps_store, feature_set_id=fs, backend_name="statevector", split="all", shots=128, seed=0).run
     trained = training.train_hybrid(maps_store, run_id=run.id, epochs=1)
-    model = training.load_model(trained.model)
+    model = training.load_model(maps_store.artifacts, trained.model)
     assert model.input_shape[-1] == 2 * 2**4
 
 
@@ -325,7 +325,7 @@ def test_the_observables_readout_feeds_each_parameter_s_pauli_expectation_and_tr
     run = runs.submit(maps_store, feature_set_id=fs, backend_name="statevector", split="all", shots=256, seed=0).run
     trained = training.train_hybrid(maps_store, run_id=run.id, epochs=2, readout="observables")
     assert trained.readout == "observables"
-    model = training.load_model(trained.model)  # from disk
+    model = training.load_model(maps_store.artifacts, trained.model)  # from disk
     assert model.input_shape[-1] == 2 * 2**4
     layer = model.get_layer("readout")
     assert not layer.trainable and not layer.use_bias
@@ -424,7 +424,7 @@ def test_features_build_takes_a_map_qubits_reps_and_range(home, tmp_path):
         assert names.count("ry") == names.count("rz") == 9 and names.count("cz") == 6 and names.count("measure") == 3
         from qhw.store.arrays import load_arrays
 
-        angles = load_arrays(record).angles_train
+        angles = load_arrays(store.artifacts, record).angles_train
         assert np.isclose(angles.min(), -math.pi / 4) and np.isclose(angles.max(), math.pi / 4)
     finally:
         store.close()
@@ -486,7 +486,7 @@ def test_a_new_built_in_map_is_one_registry_entry(ring_map, home):
     finally:
         store.close()
     assert names == ["rx"] * 3 + ["cz"] * 3 + ["measure"] * 3
-    with pytest.raises(ConfigError, match="--reps applies to the zz and reupload feature maps, not ring"):
+    with pytest.raises(ConfigError, match="^reps applies to the zz and reupload feature maps, not ring"):
         feature_maps.resolve("ring", reps=2)
     with pytest.raises(ConfigError, match="already registered"):
         feature_maps.register(ring_map)

@@ -29,7 +29,7 @@ def _nothing_written(store) -> bool:
 
 def _distances(store, run_id: int) -> np.ndarray:
     stored = store.results.run_counts(run_id)
-    arrays = load_arrays(store.catalogue.feature_set(1))
+    arrays = load_arrays(store.artifacts, store.catalogue.feature_set(1))
     angles = np.stack([arrays.angles(s)[i] for s, i in zip(stored.splits, stored.sample_index, strict=True)])
     measured = stored.counts[:, 0, :] / stored.counts[:, 0, :].sum(axis=1, keepdims=True)
     return 0.5 * np.abs(measured - circuit_distribution(angles)).sum(axis=1)
@@ -405,7 +405,7 @@ def test_braket_local_simulators_cap_shots_and_jobs_at_half_of_aer_s(name):
     profile = backend.profile()  # the device read, whose limits then apply
     assert profile.limits.max_shots == LOCAL_SHOTS_PER_JOB // 2 == 524_288
     check_shots(profile, 524_288)
-    with pytest.raises(ConfigError, match=f"--shots must be between 1 and 524288 on {name}, got 524289"):
+    with pytest.raises(ConfigError, match=f"^shots must be between 1 and 524288 on {name}, got 524289"):
         check_shots(profile, 524_289)
     for shots in (1024, 2**16, 2**18, 524_288):
         plans = plan_jobs(backend, profile, 40, shots)

@@ -20,8 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from qhw.store.artifacts import local_file
-
 from conftest import qhw_env, run_qhw, snapshot, start_qhw
 
 #: Long enough for a loaded CI machine to start Python and Qiskit; far shorter
@@ -247,7 +245,7 @@ def test_collect_names_an_adaptive_run_whose_model_is_gone_once_and_finishes_the
             patch.setattr(RunWorker, "_run_here", lambda self, job: (_ for _ in ()).throw(KeyboardInterrupt()))
             with pytest.raises(KeyboardInterrupt):
                 runs.submit(store, backend_name="aer_simulator", feature_set_id=1, split="test", limit=20, shots=64)
-        weights = local_file(store.catalogue.model(1).weights, "model 1's weights")
+        weights = store.artifacts.local_file(store.catalogue.model(1).weights, "model 1's weights")
     finally:
         store.close()
     weights.unlink()

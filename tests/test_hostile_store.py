@@ -60,7 +60,7 @@ def a_run(featured_store):
 def hostile_manifest(names: dict[str, bytes]) -> str:
     """A manifest in the home's store naming these files (whatever the names),
     each an object of its content: what put_tree would never write."""
-    store = artifacts.current()
+    store = ArtifactStore(artifacts.default_url())
     files = {name: store.put_bytes(data, "a member")[len("sha256:"):] for name, data in names.items()}
     return store.put_bytes(json.dumps({"files": files}).encode(), "a manifest")
 
@@ -127,7 +127,7 @@ def test_push_never_copies_a_file_from_outside_the_home(featured_store, home, tm
     else:
         folder = home / "features" / "old"
         folder.mkdir(parents=True)
-        shutil.copy(artifacts.local_member(featured_store.catalogue.feature_set(1).artifacts, "arrays.npz", "set 1"), folder / "arrays.npz")
+        shutil.copy(featured_store.artifacts.local_member(featured_store.catalogue.feature_set(1).artifacts, "arrays.npz", "set 1"), folder / "arrays.npz")
         (folder / "encoder.keras").symlink_to(secret)
         row = _legacy_feature_set(featured_store, home, "features/old")
         said = f"feature set {row.id}'s files: encoder.keras: its row names"
@@ -204,10 +204,9 @@ def test_push_replaces_a_corrupt_object_in_the_team_store(featured_store, home, 
     assert json.loads(result.stdout)["skipped"] == []
     assert team.fs.cat_file(team._key(digest)) == b"weights of a model from before the store"
     shutil.rmtree(home / "cache", ignore_errors=True)
-    artifacts.use(url)
     weights = featured_store.catalogue.model(model.id).weights
     assert weights == f"sha256:{digest}"
-    assert artifacts.local_file(weights, "the model").read_bytes() == b"weights of a model from before the store"
+    assert ArtifactStore(url).local_file(weights, "the model").read_bytes() == b"weights of a model from before the store"
 
 
 # --- 4. whatever a row holds, an error is one short line naming the row -----------------------------------------
@@ -379,7 +378,7 @@ def test_a_second_push_of_rows_already_in_the_team_store_skips_nothing(featured_
 
 
 def test_check_goes_on_past_a_damaged_manifest(featured_store, home, a_run):
-    store = artifacts.current()
+    store = featured_store.artifacts
     damaged = store.put_bytes(b"\xff\xfe not a manifest", "a damaged manifest")
     incomplete = hostile_manifest({"index.html": b"<html/>"})
     member = json.loads(store.read_bytes(incomplete, "its manifest"))["files"]["index.html"]

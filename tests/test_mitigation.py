@@ -71,7 +71,7 @@ def test_mitigation_needs_a_calibrated_run(featured_store):
     run = runs.submit(featured_store, backend_name="aer_simulator", split="test", limit=5, shots=64).run
     with pytest.raises(ConfigError, match="--mitigate readout"):
         mitigated_counts(featured_store, run)
-    with pytest.raises(ConfigError, match="--mitigate must be 'readout'"):
+    with pytest.raises(ConfigError, match="^mitigate must be 'readout'"):
         runs.submit(featured_store, backend_name="aer_simulator", split="test", limit=5, mitigate="zne")
 
 

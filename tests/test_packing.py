@@ -187,10 +187,10 @@ def test_a_braket_document_is_partitioned_by_the_device_s_own_labels():
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        ({"copies": 0}, "--pack must be auto or a whole number of copies, 1 or more, got 0"),
+        ({"copies": 0}, "pack must be auto or a whole number of copies, 1 or more, got 0"),
         ({"copies": -1}, "got -1"),
-        ({"copies": 40}, "--pack 40: only"),
-        ({"spacing": 2}, "--pack-spacing must be 0 or 1, got 2"),
+        ({"copies": 40}, "pack 40: only"),
+        ({"spacing": 2}, "pack_spacing must be 0 or 1, got 2"),
         ({"width": 13}, "a template of 13 qubits cannot be packed"),
     ],
 )
@@ -417,11 +417,11 @@ def test_pack_auto_fills_a_wide_device_and_says_one_copy_on_a_simulator(signed_f
 @pytest.mark.parametrize(
     "pack, spacing, backend_name, message",
     [
-        (0, 1, "statevector", "--pack must be auto or a whole number of copies from 1 to 1024, got 0"),
+        (0, 1, "statevector", "pack must be auto or a whole number of copies from 1 to 1024, got 0"),
         (-1, 1, "statevector", "got -1"),
         ("many", 1, "statevector", "got many"),
-        (1, 2, "statevector", "--pack-spacing must be 0"),
-        (2, 1, "fake_manila", "--pack 2: only 1 copies of 5 qubits fit"),
+        (1, 2, "statevector", "pack_spacing must be 0"),
+        (2, 1, "fake_manila", "pack 2: only 1 copies of 5 qubits fit"),
         (2, 1, "fake_lima", "no 5 usable qubits coupled in a chain"),
     ],
 )

@@ -150,8 +150,8 @@ def test_a_dask_worker_with_no_shared_disk_runs_a_braket_emulator_run_from_the_s
     document = write_garnet_like(tmp_path / "garnet.json")
     real_shared = braket.BraketEmulator.shared
 
-    def shared_then_gone(self):
-        named = real_shared(self)
+    def shared_then_gone(self, artifacts):
+        named = real_shared(self, artifacts)
         named._load_device()  # this process has read it; then it is gone from this disk
         document.unlink()
         return named

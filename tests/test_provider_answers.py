@@ -59,7 +59,7 @@ def _distances(store, run_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Each stored sample's total-variation distance to its own exact
     distribution, and to the nearest other sample's (what a mix-up would give)."""
     stored = store.results.run_counts(run_id)
-    arrays = load_arrays(store.catalogue.feature_set(1))
+    arrays = load_arrays(store.artifacts, store.catalogue.feature_set(1))
     angles = np.stack([arrays.angles(split)[index] for split, index in zip(stored.splits, stored.sample_index, strict=True)])
     measured = stored.counts[:, 0, :] / stored.counts[:, 0, :].sum(axis=1, keepdims=True)
     exact = circuit_distribution(angles)
@@ -167,7 +167,7 @@ def test_failed_executables_are_stored_as_failures_and_retry_runs_exactly_them(f
     created = garnet.requests("CreateQuantumTask")[-1]
     (program,) = json.loads(created["action"])["programs"]
     sent = np.array(list(program["inputs"].values())).T  # the parameter rows of the retry task
-    arrays = load_arrays(featured_store.catalogue.feature_set(1))
+    arrays = load_arrays(featured_store.artifacts, featured_store.catalogue.feature_set(1))
     from qhw.circuits import from_qpy, parameter_rows
 
     circuit = from_qpy(featured_store.ledger.run_circuit(run.id).qpy)

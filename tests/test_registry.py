@@ -50,7 +50,7 @@ def test_third_party_backend_is_found_through_entry_points(tmp_path, monkeypatch
             def backend_names():
                 return ["mine"]
 
-            def create(name, *, seed=None):
+            def create(name, *, seed=None, artifacts=None):
                 return Mine(seed=seed) if name == "mine" else None
             """
         )

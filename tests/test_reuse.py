@@ -132,8 +132,8 @@ def test_a_sample_after_one_that_ends_in_all_ones_reads_as_if_alone(featured_sto
     ones = np.array([-np.pi / 2, np.pi / 2, np.pi / 2, np.pi / 2, np.pi / 2])  # outputs 11111 after the cascade
     zeros = np.full(5, np.pi / 2)  # outputs 00000
 
-    def alternating(feature_set):
-        arrays = real(feature_set)
+    def alternating(artifacts, feature_set):
+        arrays = real(artifacts, feature_set)
         test = np.stack([ones if i % 2 == 0 else zeros for i in range(len(arrays.angles_test))])
         return replace(arrays, angles_test=test)
 

@@ -12,7 +12,7 @@ import qhw.providers
 from qhw import runs
 from qhw.backend import BackendLimits
 from qhw.backends.aer import AerBackend
-from qhw.errors import ConfigError, NotFoundError, UnknownBackendError
+from qhw.errors import ConfigError, NotFoundError, ParameterError, UnknownBackendError
 from qhw.export import export_results
 from qhw.jobstates import JobState
 from qhw.store.arrays import load_arrays
@@ -38,7 +38,7 @@ def test_local_submit_stores_every_sample_in_canonical_order(featured_store):
     result = runs.submit(featured_store, backend_name="aer_simulator", split="test", limit=20, shots=4000)
     assert result.samples == 20 and all(j.state is JobState.COLLECTED for j in result.jobs)
     stored = featured_store.results.run_counts(result.run.id)
-    angles = load_arrays(featured_store.catalogue.feature_set(1)).angles_test[stored.sample_index]
+    angles = load_arrays(featured_store.artifacts, featured_store.catalogue.feature_set(1)).angles_test[stored.sample_index]
     measured = stored.counts[:, 0, :] / 4000
     distance = 0.5 * np.abs(measured - circuit_distribution(angles)).sum(axis=1)
     assert (distance < 0.06).all(), distance
@@ -49,7 +49,7 @@ def test_a_noisy_device_run_maps_results_back_through_its_layout(featured_store)
     result = runs.submit(featured_store, backend_name="fake_lima", split="test", limit=10, shots=4000)
     assert result.run.layout == (4, 3, 2, 1, 0)  # logical qubit 0 ran on physical qubit 4
     stored = featured_store.results.run_counts(result.run.id)
-    angles = load_arrays(featured_store.catalogue.feature_set(1)).angles_test[stored.sample_index]
+    angles = load_arrays(featured_store.artifacts, featured_store.catalogue.feature_set(1)).angles_test[stored.sample_index]
     distance = 0.5 * np.abs(stored.counts[:, 0, :] / 4000 - circuit_distribution(angles)).sum(axis=1)
     assert np.median(distance) < 0.15, distance
 
@@ -155,15 +155,15 @@ def test_the_job_row_exists_before_the_provider_is_called(featured_store, monkey
 @pytest.mark.parametrize(
     "options, error, message",
     [
-        (dict(backend_name="aer_simulator", shots=0), ConfigError, "--shots must be a positive integer, got 0"),
-        (dict(backend_name="aer_simulator", shots=2_000_000), ConfigError, "--shots must be between 1 and 1000000"),
-        (dict(backend_name="aer_simulator", seed=-1), ConfigError, "--seed must be an integer from 0 to 4294967295"),
-        (dict(backend_name="ionq_forte", max_cost=float("nan")), ConfigError, "--max-cost must be a finite amount"),
-        (dict(backend_name="fake_manila", shots=200_000), ConfigError, "--shots must be between 1 and 100000"),
+        (dict(backend_name="aer_simulator", shots=0), ParameterError, "shots must be a positive integer, got 0"),
+        (dict(backend_name="aer_simulator", shots=2_000_000), ParameterError, "shots must be between 1 and 1000000"),
+        (dict(backend_name="aer_simulator", seed=-1), ParameterError, "seed must be an integer from 0 to 4294967295"),
+        (dict(backend_name="ionq_forte", max_cost=float("nan")), ParameterError, "max_cost must be a finite amount"),
+        (dict(backend_name="fake_manila", shots=200_000), ParameterError, "shots must be between 1 and 100000"),
         (dict(backend_name="aer_simulator", split="test", limit=SMALL_TEST + 1), ConfigError, "exceeds the 100 test"),
         (dict(backend_name="aer_simulator", feature_set_id=9), NotFoundError, "no feature set with id 9"),
         (dict(backend_name="quantinuum_h2"), UnknownBackendError, "`qhw backends` lists them"),
-        (dict(backend_name="aer_simulator", split="validation"), ConfigError, "--split"),
+        (dict(backend_name="aer_simulator", split="validation"), ParameterError, "split must be one of"),
     ],
 )
 def test_bad_submissions_are_refused_before_anything_is_written(featured_store, options, error, message):
@@ -187,6 +187,6 @@ def test_export_writes_the_documented_keys(featured_store, tmp_path):
         assert data["shots"].tolist() == [64] * 40 and data["circuit_shots"].shape == (40, 1)
         assert str(data["backend"]) == "aer_simulator"
         assert sorted(set(data["split"])) == ["test", "train"]
-        arrays = load_arrays(featured_store.catalogue.feature_set(1))
+        arrays = load_arrays(featured_store.artifacts, featured_store.catalogue.feature_set(1))
         for split, index, label in zip(data["split"], data["sample_index"], data["labels"], strict=True):
             assert arrays.labels(str(split))[index] == label

@@ -86,7 +86,7 @@ def test_a_run_of_two_circuits_a_sample_agrees_with_the_closed_form_and_with_aer
     feature_set = build_features(store, components=10, limit_train=60, limit_test=40, epochs=1)
     exact_run = runs.submit(store, backend_name="statevector", feature_set_id=feature_set.id, split="test", shots=4000).run
     aer_run = runs.submit(store, backend_name="aer_simulator", feature_set_id=feature_set.id, split="test", shots=4000).run
-    angles = load_arrays(feature_set).angles_test
+    angles = load_arrays(store.artifacts, feature_set).angles_test
     exact, aer = store.results.run_counts(exact_run.id), store.results.run_counts(aer_run.id)
     assert exact.counts.shape == (40, 2, 32)
     for circuit in (0, 1):

@@ -242,7 +242,7 @@ def test_a_home_restored_elsewhere_keeps_its_feature_sets_and_models(featured_st
     monkeypatch.setenv("QHW_HOME", str(moved))
     store = Store(f"sqlite:///{moved}/qhw.db")
     feature_set = store.catalogue.feature_set(1)
-    assert len(load_arrays(feature_set).y_test) > 0
+    assert len(load_arrays(store.artifacts, feature_set).y_test) > 0
     evaluation = training.evaluate_on_run(store, model_id=model.id, run_id=run.id)
     assert evaluation.test_samples == 20
     store.close()

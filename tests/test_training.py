@@ -7,7 +7,6 @@ import pytest
 from qhw import runs, training
 from qhw.errors import ConfigError, TrainingError
 from qhw.features import build_features
-from qhw.store.artifacts import local_file
 
 from conftest import SMALL_TEST, SMALL_TRAIN, recomputed_accuracy
 
@@ -20,7 +19,7 @@ def test_classical_baseline_learns_from_the_latent(featured_store):
     assert (result.train_samples, result.test_samples) == (SMALL_TRAIN, SMALL_TEST)
     assert result.accuracy > 4 * CHANCE
     assert result.model.weights.startswith("sha256:")
-    assert local_file(result.model.weights, "the model's weights").is_file()
+    assert featured_store.artifacts.local_file(result.model.weights, "the model's weights").is_file()
     assert [e.accuracy for e in featured_store.catalogue.evaluations(result.model.id)] == [result.accuracy]
 
 
@@ -56,7 +55,7 @@ def test_transfer_needs_a_hybrid_model_and_the_same_feature_set(featured_store):
 
 
 def test_non_positive_epochs_are_refused(featured_store):
-    with pytest.raises(ConfigError, match="--epochs"):
+    with pytest.raises(ConfigError, match="^epochs must be positive"):
         training.train_classical(featured_store, epochs=0)
 
 

@@ -1,8 +1,9 @@
-"""A feature set's arrays, as ``qhw features build`` saved them under QHW_HOME/features/."""
+"""A feature set's arrays, as ``qhw features build`` saved them in the artifact store."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,12 +11,15 @@ from qhw.checks import NotAnArchive, load_npz
 from qhw.errors import ArtifactError
 from qhw.records import FeatureSetRecord
 
+if TYPE_CHECKING:
+    from qhw.store.artifacts import ArtifactStore
+
 ARRAYS_FILE = "arrays.npz"
 
 
 @dataclass(frozen=True)
 class FeatureArrays:
-    """The arrays of a feature set, as saved under QHW_HOME/features/."""
+    """The arrays of a feature set, as ``qhw features build`` saved them."""
 
     angles_train: np.ndarray  # (n_train, components) in the feature map's range
     angles_test: np.ndarray
@@ -31,15 +35,13 @@ class FeatureArrays:
         return self.y_train if split == "train" else self.y_test
 
 
-def load_arrays(feature_set: FeatureSetRecord) -> FeatureArrays:
-    """Load the saved arrays of a feature set (from the artifact store, checked).
+def load_arrays(artifacts: ArtifactStore, feature_set: FeatureSetRecord) -> FeatureArrays:
+    """Load the saved arrays of a feature set (from ``artifacts``, checked).
 
     Raises:
         ArtifactError: one line: its arrays are missing, altered or unreadable.
     """
-    from qhw.store.artifacts import local_member
-
-    path = local_member(feature_set.artifacts, ARRAYS_FILE, f"feature set {feature_set.id}'s files")
+    path = artifacts.local_member(feature_set.artifacts, ARRAYS_FILE, f"feature set {feature_set.id}'s files")
     try:
         with load_npz(path) as archive:
             arrays = FeatureArrays(**{field: archive[field] for field in FeatureArrays.__dataclass_fields__})

@@ -47,12 +47,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from qhw import config, settings
 from qhw.boundary import quoted
-from qhw.errors import ArtifactError, ConfigError, TransientArtifactError
+from qhw.errors import ArtifactError, ConfigError, ParameterError, TransientArtifactError
 from qhw.retrying import with_retries
 
 log = logging.getLogger("qhw.artifacts")
@@ -72,39 +73,19 @@ STALE_PARTIAL_SECONDS = 3600.0
 #: The longest path a row from before the store can name (Linux's PATH_MAX).
 PATH_MAX = 4096
 #: fsspec file systems that keep nothing past the process that wrote them.
-_VOLATILE = {"memory"}
+_VOLATILE = frozenset({"memory"})
 #: Errors of a store that may pass: retried as provider calls are (qhw.retrying).
-_TRANSIENT_ERRNOS = {errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNABORTED, errno.ECONNREFUSED, errno.EAGAIN, errno.EBUSY, errno.EPIPE}
-_TRANSIENT_NAMES = {
+_TRANSIENT_ERRNOS = frozenset({errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNABORTED, errno.ECONNREFUSED, errno.EAGAIN, errno.EBUSY, errno.EPIPE})
+_TRANSIENT_NAMES = frozenset({
     "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
     "ServerDisconnectedError", "ClientConnectorError", "ClientOSError", "ClientPayloadError", "FSTimeoutError",
-}
+})
 _HEX = re.compile(r"[0-9a-f]{64}", re.ASCII)
 
-_explicit: str | None = None  # --artifacts, for this process
-
-
-def use(url: str | None) -> None:
-    """The store this process uses (the CLI's ``--artifacts``), ahead of ``QHW_ARTIFACTS``."""
-    global _explicit
-    _explicit = url
-
-
-def artifacts_url() -> str:
-    """``--artifacts``, then ``QHW_ARTIFACTS``, then the home's ``artifacts`` folder."""
-    return _explicit or os.environ.get(ARTIFACTS_ENV) or str(config.home() / "artifacts")
-
-
-_current: ArtifactStore | None = None
-
-
-def current() -> ArtifactStore:
-    """The store of this process, made once (and again when its URL changes)."""
-    global _current
-    url = artifacts_url()
-    if _current is None or _current.url != url:
-        _current = ArtifactStore(url)
-    return _current
+def default_url() -> str:
+    """The store when none is named (the CLI's ``--artifacts`` comes first):
+    ``QHW_ARTIFACTS``, else the home's ``artifacts`` folder."""
+    return os.environ.get(ARTIFACTS_ENV) or str(config.home() / "artifacts")
 
 
 def is_reference(stored: str) -> bool:
@@ -126,35 +107,64 @@ def shown_url(url: str) -> str:
     return masked_url(url)
 
 
+class _Opened(NamedTuple):
+    fs: Any  # an fsspec file system
+    root: str
+    local: bool
+    asynchronous: bool
+
+
 class ArtifactStore:
-    """Objects named by their SHA-256 under one fsspec URL."""
+    """Objects named by their SHA-256 under one fsspec URL.
+
+    Made without touching the store: its file system is opened on first use
+    (a remote one may connect as it is made, and a command that reads no
+    object, such as collecting an IBM run, never needs it).
+    """
 
     def __init__(self, url: str) -> None:
+        self.url = url
+        self.shown = shown_url(url)
+        self.protocol = url.split("://", 1)[0].lower() if "://" in url else "file"
+        if self.protocol in _VOLATILE:
+            raise ParameterError("artifacts", f"{self.shown}: a {self.protocol}:// store keeps nothing past the process; name a folder or an object store")
+        self._created = threading.local()
+
+    @cached_property
+    def timeout(self) -> float:
+        return settings.artifacts_timeout()
+
+    @cached_property
+    def _opened(self) -> _Opened:
         import fsspec
         from fsspec.asyn import AsyncFileSystem
 
-        self.url = url
-        self.shown = shown_url(url)
-        self.timeout = settings.artifacts_timeout()
-        protocol = url.split("://", 1)[0].lower() if "://" in url else "file"
-        if protocol in _VOLATILE:
-            raise ConfigError(f"--artifacts {self.shown}: a {protocol}:// store keeps nothing past the process; name a folder or an object store")
         try:
             # A file system of its own, not fsspec's shared instance: it reads the
             # environment (credentials, AWS_ENDPOINT_URL_S3) as it is now.
-            self.fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True, **self._transport(protocol))
+            fs, root = fsspec.core.url_to_fs(self.url, skip_instance_cache=True, **self._transport(self.protocol))
         except (ImportError, ValueError) as err:  # an unknown protocol, its package missing (s3fs for s3://)
-            raise ConfigError(f"--artifacts {self.shown}: {_reason(err)}") from err
+            raise ParameterError("artifacts", f"{self.shown}: {_reason(err)}") from err
         except Exception as err:  # a file system that connects as it is made (ftp://, sftp://)
             raise ConfigError(f"the artifact store {self.shown} cannot be reached: {_reason(_root_cause(err))}") from err
-        if set(_protocols(self.fs)) & _VOLATILE:
-            raise ConfigError(f"--artifacts {self.shown}: it keeps nothing past the process; name a folder or an object store")
-        self.root = root.rstrip("/")
-        self.local = "file" in _protocols(self.fs)
-        if protocol == "s3":
-            self.fs.retries = 1  # s3fs's own retries (5, each with botocore's) would multiply qhw's: one layer, bounded
-        self._asynchronous = isinstance(self.fs, AsyncFileSystem)
-        self._created = threading.local()
+        if set(_protocols(fs)) & _VOLATILE:
+            raise ParameterError("artifacts", f"{self.shown}: it keeps nothing past the process; name a folder or an object store")
+        if self.protocol == "s3":
+            fs.retries = 1  # s3fs's own retries (5, each with botocore's) would multiply qhw's: one layer, bounded
+        return _Opened(fs, root.rstrip("/"), "file" in _protocols(fs), isinstance(fs, AsyncFileSystem))
+
+    @property
+    def fs(self) -> Any:
+        return self._opened.fs
+
+    @property
+    def root(self) -> str:
+        return self._opened.root
+
+    @property
+    def local(self) -> bool:
+        """A folder of a file system this machine mounts (read in place, written by rename)."""
+        return self._opened.local
 
     def _write_bound(self, nbytes: int) -> dict[str, float]:
         """The wall-clock bound of one write to a remote store, as fsspec's
@@ -163,7 +173,7 @@ class ArtifactStore:
         PUT waits for the server's "100 Continue" for a minute or more on a
         server that accepts connections and never answers, whatever the read
         timeout (tests/test_hostile_store.py meets one)."""
-        return {"timeout": min(READ_TIMEOUT, self.timeout) + nbytes / WRITE_RATE} if self._asynchronous else {}
+        return {"timeout": min(READ_TIMEOUT, self.timeout) + nbytes / WRITE_RATE} if self._opened.asynchronous else {}
 
     def _transport(self, protocol: str) -> dict[str, Any]:
         """A remote store's bounds on one attempt (qhw retries, within QHW_ARTIFACTS_TIMEOUT)."""
@@ -368,6 +378,34 @@ class ArtifactStore:
                 raise ArtifactError(f"{what}: its manifest names no {name}")
             return self.path(PREFIX + manifest[name], f"{what}: {name}")
 
+    # --- what a row names, on this machine --------------------------------------------------------
+
+    def local_folder(self, stored: str, what: str) -> Path:
+        """A folder of this machine holding what a row names: a manifest's files
+        fetched (and checked) from the store, or an older row's folder in the home."""
+        return self.tree(stored, what) if is_reference(stored) else home_path(stored, what)
+
+    def local_member(self, stored: str, name: str, what: str) -> Path:
+        """File ``name`` of what a row names, on this machine: the object itself
+        (checked; from a folder store, read in place, so a read writes nothing in
+        the home), or for an older row, the file in its folder (in the home)."""
+        if not is_reference(stored):
+            return home_path(str(home_path(stored, what) / name), f"{what}: {name}")
+        return self.member(stored, name, what)
+
+    def local_file(self, stored: str, what: str, suffix: str = "") -> Path:
+        """A file of this machine holding what a row names (see local_folder),
+        its name ending in ``suffix`` (Keras reads a model by its extension)."""
+        if not is_reference(stored):
+            return home_path(stored, what)
+        path = self.path(stored, what)
+        if not suffix or path.name.endswith(suffix):
+            return path
+        named = config.home() / "cache" / "named" / f"{path.name}{suffix}"
+        named.parent.mkdir(parents=True, exist_ok=True)
+        _link(path, named)
+        return named
+
     def _verify(self, path: Path, digest: str, what: str) -> None:
         found = file_digest(path)
         if found != digest:
@@ -508,7 +546,7 @@ def _root_cause(err: BaseException) -> BaseException:
 
 
 #: What a call cut off by its time bound raises (fsspec's FSTimeoutError wraps asyncio's cancellation).
-_TIMEOUTS = {"FSTimeoutError", "TimeoutError", "CancelledError"}
+_TIMEOUTS = frozenset({"FSTimeoutError", "TimeoutError", "CancelledError"})
 
 
 def _reason(err: BaseException | None) -> str:
@@ -560,35 +598,6 @@ def home_path(stored: str, what: str) -> Path:
     if not path.is_relative_to(home):
         raise ArtifactError(f"{what}: its row names {quoted(stored)}, which is outside the home {home}; qhw reads only the home's files")
     return path
-
-
-def local_folder(stored: str, what: str) -> Path:
-    """A folder of this machine holding what a row names: a manifest's files
-    fetched (and checked) from the store, or an older row's folder in the home."""
-    return current().tree(stored, what) if is_reference(stored) else home_path(stored, what)
-
-
-def local_member(stored: str, name: str, what: str) -> Path:
-    """File ``name`` of what a row names, on this machine: the object itself
-    (checked; from a folder store, read in place, so a read writes nothing in
-    the home), or for an older row, the file in its folder (in the home)."""
-    if not is_reference(stored):
-        return home_path(str(home_path(stored, what) / name), f"{what}: {name}")
-    return current().member(stored, name, what)
-
-
-def local_file(stored: str, what: str, suffix: str = "") -> Path:
-    """A file of this machine holding what a row names (see local_folder),
-    its name ending in ``suffix`` (Keras reads a model by its extension)."""
-    if not is_reference(stored):
-        return home_path(stored, what)
-    path = current().path(stored, what)
-    if not suffix or path.name.endswith(suffix):
-        return path
-    named = config.home() / "cache" / "named" / f"{path.name}{suffix}"
-    named.parent.mkdir(parents=True, exist_ok=True)
-    _link(path, named)
-    return named
 
 
 def home_store() -> ArtifactStore:

@@ -9,6 +9,7 @@ job's history (job_events) in the same transaction. See docs/ledger.md.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -44,7 +45,7 @@ from qhw.store.models import DeviceSnapshotRow, ExecutionFailureRow, JobEventRow
 log = logging.getLogger("qhw.ledger")
 
 #: The unfinished states as their column values (what a claim may take).
-_UNFINISHED_VALUES = [state.value for state in UNFINISHED_STATES]
+_UNFINISHED_VALUES = tuple(state.value for state in UNFINISHED_STATES)
 
 
 @dataclass(frozen=True)
@@ -94,15 +95,14 @@ def _process_start(pid: int) -> str:
         return ""
 
 
-_HOLDER: str | None = None
-
-
 def holder_id() -> str:
     """This process's name in claims: host, pid and the pid's start time."""
-    global _HOLDER
-    if _HOLDER is None or int(_HOLDER.rsplit(":", 2)[1]) != os.getpid():  # a fork is another holder
-        _HOLDER = f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid())}"
-    return _HOLDER
+    return _holder_of(os.getpid())  # a fork is another holder
+
+
+@functools.cache
+def _holder_of(pid: int) -> str:
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
 
 
 def holder_is_gone(holder: str) -> bool:

@@ -10,6 +10,7 @@ database, SQLite's batch mode included.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 from sqlalchemy import (
     Boolean,
@@ -30,13 +31,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from qhw.jobstates import JobState
 from qhw.records import DEVICE_KINDS, JOB_PURPOSES, RUN_SPLITS, SPLITS
 
-NAMING_CONVENTION = {
+NAMING_CONVENTION = MappingProxyType({
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
-}
+})
 
 JOB_STATES = tuple(state.value for state in JobState)
 MODEL_KINDS = ("hybrid", "classical")
