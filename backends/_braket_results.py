@@ -24,9 +24,9 @@ malformed measurement) makes the whole task a :class:`ResultMappingError`:
 nothing of it is stored.
 
 Why not ``BraketSchemaBase.parse_raw_schema``: it validates every shot of
-every executable as a pydantic field, 3.6 s for one task of 100 executables at
-2,000 shots on the 2-core test machine, against 0.6 s for ``json.loads`` and
-NumPy (``python benchmarks/braket_results.py``); and the SDK's result class
+every executable as a pydantic field, several times slower than ``json.loads``
+and NumPy on a task of 100 executables at 2,000 shots (``python
+benchmarks/braket_results.py`` measures both); and the SDK's result class
 built on it drops ``inputsIndex``. qhw checks what it uses, with the schemas'
 own names and rules.
 """

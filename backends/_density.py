@@ -96,8 +96,8 @@ def error_superop(error) -> np.ndarray:
     instructions and resets; each instruction is a small superoperator on the
     error's qubits, and a circuit their product. Qiskit's own conversion
     (``Kraus(error)``) gives the same matrix (a test holds them equal) but
-    takes about 13 ms an error through its generic channel algebra: 10 s for
-    a packed fake_fez run's 350 errors.
+    takes milliseconds an error through its generic channel algebra: seconds
+    for a packed fake_fez run's 350 errors.
     """
     k = error.num_qubits
     total = np.zeros((4**k, 4**k), dtype=complex)
@@ -675,8 +675,8 @@ class _Fourier:
 def sample(program: Program, values: np.ndarray, names: list[str], shots: int, seed: int | None) -> np.ndarray:
     """Counts (rows x registers, 2**size), register r of row e in row
     e * len(names) + r: ``shots`` shots drawn from the exact probabilities by
-    one generator seeded by ``seed`` (the ``statevector`` simulator's draw)."""
-    from qhw.backends.statevector import multinomial_counts
+    one generator seeded by ``seed`` (the ``statevector`` simulator's draw, qhw.backends._sampling)."""
+    from qhw.backends._sampling import multinomial_counts
 
     table = probabilities(program, values, names)
     return multinomial_counts(table.reshape(len(table) * len(names), -1), shots, seed)

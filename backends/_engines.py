@@ -24,7 +24,7 @@ DENSITY = "density"
 #: Circuits in one of the engine's jobs: its rows cost no per-shot memory (a
 #: job holds probabilities and counts, and density matrices a chunk at a
 #: time, CHUNK_ENTRIES), so its jobs are larger than Aer's or LocalEmulator's
-#: and the ledger's cost a job (a claim, a commit of its results: about 10 ms)
+#: and the ledger's cost a job (a claim, a commit of its results: milliseconds)
 #: is spread over more samples. At 1,024 shots, LOCAL_SHOTS_PER_JOB allows as many.
 DENSITY_CIRCUITS_PER_JOB = 1024
 
@@ -84,14 +84,8 @@ class DensityEmulation:
 
     def _engine_program(self, executable: Executable) -> Any:
         """The compiled program, once per process and circuit (a run's jobs share it)."""
-        programs = self.__dict__.setdefault("_programs", {})
-        key = id(executable.circuit)
-        if key not in programs:
-            if len(programs) > 8:
-                programs.clear()
-            # The circuit is kept with its program, so that its id is not reused.
-            programs[key] = (executable.circuit, self._compile(executable))
-        return programs[key][1]
+        programs = self.__dict__.setdefault("_programs", circuits.PerCircuit())
+        return programs.get(executable.circuit, lambda: self._compile(executable))
 
     def _engine_counts(self, executable: Executable, values: np.ndarray, shots: int, seed: int | None) -> JobResult:
         try:

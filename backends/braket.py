@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from qhw import circuits
 from qhw.backend import (
     LOCAL_SHOTS_PER_JOB,
     Backend,
@@ -195,7 +196,7 @@ class _BraketDevice:
         self._device: Any = None
         self._target = None
         self._labels: tuple[int, ...] | None = None
-        self._converted: dict[int, Any] = {}
+        self._converted: circuits.PerCircuit[Any] = circuits.PerCircuit()
 
     def _load_device(self) -> Any:
         raise NotImplementedError
@@ -289,18 +290,16 @@ class _BraketDevice:
         return by_copy
 
     def _braket_circuit(self, executable: Executable):
-        key = id(executable.circuit)
-        if key not in self._converted:
+        def translated():
             from qiskit_braket_provider.providers.adapter import to_braket
 
             # Already transpiled for this target: translate only, keep the layout.
             with warnings.catch_warnings():
                 # A global phase changes no measured probability; devices drop it.
                 warnings.filterwarnings("ignore", message="Device does not support global phase")
-                self._converted[key] = to_braket(
-                    executable.circuit, target=self._qiskit_target(), qubit_labels=self._labels, optimization_level=0
-                )
-        return self._converted[key]
+                return to_braket(executable.circuit, target=self._qiskit_target(), qubit_labels=self._labels, optimization_level=0)
+
+        return self._converted.get(executable.circuit, translated)
 
     def _program(self, executable: Executable, parameter_values: np.ndarray, shots: int, max_circuits_per_job: int | None):
         """The job as Braket takes it: a program set of the circuit bound to

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qhw.backend import Backend, BackendEntry, BackendLimits, DeviceProfile, Executable, JobResult, LocalBackend, OneEngine
+from qhw.backends._sampling import multinomial_counts
+from qhw.circuits import PerCircuit
 from qhw.errors import BackendError, JobFailedError, ResultMappingError
 
 if TYPE_CHECKING:
@@ -112,14 +114,6 @@ def sample_counts(circuit, values: np.ndarray, shots: int, seed: int | None) -> 
     return multinomial_counts(outcome_probabilities(circuit, values), shots, seed)
 
 
-def multinomial_counts(probabilities: np.ndarray, shots: int, seed: int | None) -> np.ndarray:
-    """``shots`` shots of every row of exact probabilities (rows, outcomes),
-    from one generator seeded by ``seed``: the same seed, the same counts."""
-    probabilities = np.clip(probabilities, 0.0, None)
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
-    return np.random.default_rng(seed).multinomial(shots, probabilities).astype(np.int64)
-
-
 def outcome_probabilities(circuit, values: np.ndarray) -> np.ndarray:
     """Exact probabilities (rows, 2**clbits): index bit j is classical bit j."""
     values = np.atleast_2d(values)
@@ -157,10 +151,10 @@ class _Program:
 
 
 def _compile(circuit) -> _Program:
-    key = id(circuit)
-    cached = _programs.get(key)
-    if cached is not None and cached[0] is circuit:
-        return cached[1]
+    return _programs.get(circuit, lambda: _compiled(circuit))
+
+
+def _compiled(circuit) -> _Program:
     q = circuit.num_qubits
     parameters = tuple(parameter.name for parameter in circuit.parameters)
     steps: list = []
@@ -215,11 +209,10 @@ def _compile(circuit) -> _Program:
         measured=tuple(sorted(measured.items(), key=lambda item: item[1])),
         clbits=circuit.num_clbits,
     )
-    _programs[key] = (circuit, program)
     return program
 
 
-_programs: dict = {}
+_programs: PerCircuit[_Program] = PerCircuit()
 
 
 def _is_symbolic(value) -> bool:

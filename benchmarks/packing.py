@@ -40,7 +40,7 @@ import quick
 def _ibm(name: str):
     from qiskit_ibm_runtime import fake_provider
 
-    from qhw.backends.ibm import device_graph
+    from qhw.backends._ibm_calibration import device_graph
 
     return device_graph(getattr(fake_provider, name)().target)
 

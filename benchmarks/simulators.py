@@ -224,7 +224,7 @@ def noisy_table(args, store, feature_set, angles, floor_seconds: float) -> None:
 
 def program_model(backend, executable):
     """The noise model the engine reads for an executable's instructions (the device's own, restricted)."""
-    from qhw.backends.ibm import device_noise_model
+    from qhw.backends._ibm_calibration import device_noise_model
 
     circuit = executable.circuit
     return device_noise_model(backend._device, frozenset((i.operation.name, tuple(circuit.find_bit(q).index for q in i.qubits)) for i in circuit.data))

@@ -7,10 +7,45 @@ in the same form: parameters ``theta[i]``, qubit i measured into bit i of ``meas
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from qhw.records import ceil_div
+
+V = TypeVar("V")
+
+
+class PerCircuit(Generic[V]):
+    """What is made from a circuit once a process (a compiled program, its
+    copies' circuits, its Braket translation): a run's jobs share one circuit
+    object, so the circuit's identity is the key.
+
+    Keyed by ``id`` because a QuantumCircuit defines equality without a hash
+    (no WeakKeyDictionary, no lru_cache); each entry keeps its circuit alive,
+    so the id cannot be reused by another circuit while the entry lives. At
+    most ``size`` circuits are kept (a worker runs one run at a time), the
+    extra keys (a copy, a position) each a value of their own.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self._size = size
+        self._entries: dict[tuple, tuple[Any, V]] = {}
+
+    def get(self, circuit: Any, make: Callable[[], V], *extra: object) -> V:
+        key = (id(circuit), *extra)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is circuit:
+            return entry[1]
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        value = make()
+        self._entries[key] = (circuit, value)
+        return value
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 #: Qubits of the paper's feature map (one per PCA component).
 PAPER_QUBITS = 5

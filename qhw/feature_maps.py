@@ -64,11 +64,11 @@ DEFAULT_REPS = 2
 MAX_REPS = 16
 #: The most gates a template may have once its gate definitions are expanded.
 #: Deep feature maps gain nothing on today's devices, and Qiskit's OpenQASM 3
-#: importer builds each parameterised gate symbolically (about 0.5 ms a gate):
-#: a bound keeps reading a file to seconds whatever it holds.
+#: importer builds each parameterised gate symbolically (a fraction of a
+#: millisecond a gate): a bound keeps reading a file to seconds whatever it holds.
 MAX_GATES = 4096
-#: The largest feature-map file qhw reads. openqasm3's parser takes about
-#: 1.5 s for 64 KiB of gates (and 30 s for 1 MiB), so OpenQASM 3 files are
+#: The largest feature-map file qhw reads. openqasm3's parser takes seconds
+#: for 64 KiB of gates (and tens of seconds for 1 MiB), so OpenQASM 3 files are
 #: refused above 64 KiB before parsing; QPY is read by Qiskit's Rust reader.
 MAX_QASM_BYTES = 64 * 2**10
 MAX_QPY_BYTES = 2**20

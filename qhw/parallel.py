@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qhw import settings
+from qhw.circuits import PerCircuit
 from qhw.errors import ConfigError, ParameterError
 
 
@@ -330,7 +331,6 @@ def run_local_job(simulator, executable, values: np.ndarray, shots: int, seed: i
     return JobResult(counts.reshape(len(values) * executable.slots, -1), failed)
 
 
-_parts: dict[tuple[int, int, int, int | None], tuple] = {}
 
 
 def part_executable(simulator, executable, copy: int, position: int | None = None):
@@ -341,18 +341,17 @@ def part_executable(simulator, executable, copy: int, position: int | None = Non
     copy ``copy`` at ``position`` alone, compiled for the simulator."""
     from qhw.circuits import copy_circuit, position_circuit
 
-    key = (id(simulator), id(executable.circuit), copy, position)
-    if key not in _parts:
-        if len(_parts) > 256:
-            _parts.clear()
-        if position is not None:
-            alone = copy_circuit(executable.circuit, copy, copies=executable.copies, reuse=executable.reuse, compact=True)
-            part = simulator.transpile(position_circuit(alone, position) if executable.reuse > 1 else alone, seed=0)
-        else:
-            part = executable.copy(copy)
-        # The keys' objects are kept alive with the entry, so their ids are not reused.
-        _parts[key] = (simulator, executable.circuit, part)
-    return _parts[key][2]
+    def made():
+        if position is None:
+            return executable.copy(copy)
+        alone = copy_circuit(executable.circuit, copy, copies=executable.copies, reuse=executable.reuse, compact=True)
+        return simulator.transpile(position_circuit(alone, position) if executable.reuse > 1 else alone, seed=0)
+
+    # The simulator itself in the key (not its id): kept alive with the entry, as the circuit is.
+    return _parts.get(executable.circuit, made, simulator, copy, position)
+
+
+_parts: PerCircuit = PerCircuit(size=256)  # a part for every copy and position of a run's circuit
 
 
 @functools.lru_cache(maxsize=8)

@@ -153,7 +153,7 @@ def test_a_two_qubit_map_packed_and_reused_on_fake_fez_equals_aer(fez):
     template = circuits.feature_map(2)
     packed = circuits.packed(template, 2, 2)
     circuit = _transpiled(fez, packed, layout=[0, 1, 3, 4])
-    from qhw.backends.ibm import device_noise_model
+    from qhw.backends._ibm_calibration import device_noise_model
 
     model = device_noise_model(fez, _instructions(circuit))
     assert "reset" in {i.operation.name for i in circuit.data}
@@ -171,7 +171,7 @@ def test_fake_fez_paper_map_packed_equals_aer_per_copy(fez):
     """Three copies of the paper's map on fake_fez's qubits: each copy's
     register against Aer on the whole packed circuit, with the noise model
     fake_fez builds for itself restricted to those qubits."""
-    from qhw.backends.ibm import device_noise_model
+    from qhw.backends._ibm_calibration import device_noise_model
 
     layout = [0, 1, 2, 3, 4, 6, 7, 8, 9, 10]
     circuit = _transpiled(fez, circuits.packed(circuits.feature_map(), 2), layout=layout)
@@ -186,7 +186,7 @@ def test_fake_fez_paper_map_packed_equals_aer_per_copy(fez):
 def test_the_restricted_model_is_the_devices_own(manila):
     """A fake device's channels, built for the qubits a circuit uses only,
     are those of the noise model it builds for itself (all its qubits)."""
-    from qhw.backends.ibm import device_noise_model
+    from qhw.backends._ibm_calibration import device_noise_model
 
     keys = [("sx", (1,)), ("x", (2,)), ("cx", (1, 2)), ("cx", (2, 1)), ("reset", (1,)), ("id", (2,))]
     full = NoiseChannels(_full_model(manila))
@@ -210,7 +210,7 @@ def test_an_errors_superoperator_is_qiskits(manila):
 
 
 def test_a_twelve_qubit_map_equals_aer(fez):
-    from qhw.backends.ibm import device_noise_model
+    from qhw.backends._ibm_calibration import device_noise_model
 
     circuit = _transpiled(fez, circuits.feature_map(12))
     model = device_noise_model(fez, _instructions(circuit))
@@ -315,19 +315,19 @@ def test_a_noise_model_the_engine_cannot_represent_runs_on_aer_and_says_why(feat
 
     from click.testing import CliRunner
 
-    from qhw.backends import ibm
+    from qhw.backends import _ibm_calibration, ibm
     from qhw.cli import main
 
-    real_error = ibm.DeviceChannels.error
+    real_error = _ibm_calibration.DeviceChannels.error
 
     def error(self, name, qubits):
         if name == "cx":
             raise Unsupported("the noise model has a correlated error on cx")
         return real_error(self, name, qubits)
 
-    monkeypatch.setattr(ibm.DeviceChannels, "error", error)
+    monkeypatch.setattr(_ibm_calibration.DeviceChannels, "error", error)
     # A fresh cache of channels for this test (a process keeps a device's channels once read).
-    monkeypatch.setattr(ibm, "_device_channels", functools.cache(ibm._device_channels.__wrapped__))
+    monkeypatch.setattr(ibm, "device_channels", functools.cache(_ibm_calibration.device_channels.__wrapped__))
     result = CliRunner().invoke(main, ["submit", "--backend", "fake_manila", "--split", "test", "--limit", "5", "--workers", "1", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["engine"] == "aer"
@@ -362,7 +362,7 @@ def test_the_channels_read_from_the_properties_are_aers(device_name, sample):
     computes them from the device's properties, equal those of the noise
     model the device builds for itself (all of fake_manila's; a sample of
     fake_fez's 1,640 instructions, each kind of gate among them)."""
-    from qhw.backends.ibm import DeviceChannels, device_noise_model
+    from qhw.backends._ibm_calibration import DeviceChannels, device_noise_model
 
     device = _fake(device_name)
     channels = DeviceChannels(device)

@@ -28,7 +28,7 @@ WIDTH = 5
 def ibm_graph(name: str) -> DeviceGraph:
     from qiskit_ibm_runtime import fake_provider
 
-    from qhw.backends.ibm import device_graph
+    from qhw.backends._ibm_calibration import device_graph
 
     return device_graph(getattr(fake_provider, name)().target)
 

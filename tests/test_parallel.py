@@ -254,3 +254,32 @@ def test_collect_and_retry_run_local_jobs_on_their_workers(featured_store, home,
     assert len(retried) == 4
     pids = _pids([job.provider_job_id.partition(":")[2] for job in retried])
     assert os.getpid() not in pids and len(set(pids)) == 2, pids
+
+
+def test_what_is_made_from_a_circuit_is_made_once_and_never_given_for_another():
+    import gc
+    import weakref
+
+    from qiskit import QuantumCircuit
+
+    from qhw.circuits import PerCircuit
+
+    cache: PerCircuit[str] = PerCircuit(size=2)
+    made: list[str] = []
+
+    def make(name: str):
+        return lambda: made.append(name) or name
+
+    first = QuantumCircuit(1)
+    assert cache.get(first, make("first")) == cache.get(first, make("again")) == "first"
+    assert cache.get(first, make("copy 1"), 1) == "copy 1"  # another key of the same circuit
+    assert made == ["first", "copy 1"]
+    # The entry keeps its circuit alive, so no other circuit can take its id meanwhile.
+    kept = weakref.ref(first)
+    del first
+    gc.collect()
+    assert kept() is not None
+    # Past its size the cache starts again: nothing older than the run at hand is kept.
+    second = QuantumCircuit(1)
+    assert cache.get(second, make("second")) == "second"
+    assert cache.get(kept(), make("remade")) == "remade"

@@ -353,7 +353,7 @@ def test_usage_figures_that_do_not_add_up_are_unknown_not_believed(featured_stor
     assert "the plan's allowance was not checked: IBM's usage answer does not add up" in submitted.stderr
     assert len(ibm_cloud.jobs) == 1
     # The figures' own consistency: more left than the limit, or not the limit less the consumption.
-    from qhw.backends.ibm import usage_allowance
+    from qhw.backends._ibm_runtime import usage_allowance
 
     for usage in ({"usage_remaining_seconds": 700, "usage_limit_seconds": 600, "usage_consumed_seconds": 0},
                   {"usage_remaining_seconds": 500, "usage_limit_seconds": 600, "usage_consumed_seconds": 300}):
