@@ -57,7 +57,7 @@ def main() -> None:
           f"(accuracy {model.accuracy:.3f} on its own test split); set-up {time.perf_counter() - started:.0f} s")
     from qhw.adaptive import load_classifier
 
-    classifier = load_classifier(store.catalogue.model(model.model.id), 32 * feature_set.circuits_per_sample)
+    classifier = load_classifier(store.artifacts, store.catalogue.model(model.model.id), 32 * feature_set.circuits_per_sample)
 
     header = f"{'device':24} {'run':38} {'shots/sample':>12} {'total shots':>12} {'share':>6} {'transfer accuracy [95 %]':>26} {'s':>6}"
     print()

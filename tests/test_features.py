@@ -63,8 +63,8 @@ def test_ten_components_run_two_circuits_per_sample(store):
     [
         (dict(components=7), ConfigError, "multiple of the 5 parameters"),
         (dict(components=0), ConfigError, "multiple of the 5 parameters"),
-        (dict(components=10, latent_dim=8), ConfigError, "--latent-dim"),
-        (dict(epochs=0), ConfigError, "--epochs"),
+        (dict(components=10, latent_dim=8), ConfigError, "^latent_dim \\(8\\) must be at least components"),
+        (dict(epochs=0), ConfigError, "^epochs must be"),
         (dict(dataset="/nowhere/mnist.npz"), DatasetError, "unknown dataset"),
         (dict(limit_train=4001), ConfigError, "exceeds the 4000 train images"),
     ],
