@@ -28,91 +28,23 @@ before is collected, in one compare-and-set with its jobs.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
 from qhw.errors import ParameterError
-from qhw.records import ModelRecord
+from qhw.records import (  # noqa: F401 (the settings and their constants are this module's to explain)
+    CONFIDENCE,
+    DRAWS,
+    FIRST_ROUND_DIVISOR,
+    MIN_FIRST_SHOTS,
+    PRIOR,
+    TOLERANCE,
+    AdaptiveSettings,
+    ModelRecord,
+)
 from qhw.store import ArtifactStore, RunCounts
 
-#: Round 0 gives S // FIRST_ROUND_DIVISOR shots, and never fewer than MIN_FIRST_SHOTS.
-FIRST_ROUND_DIVISOR = 8
-MIN_FIRST_SHOTS = 32
-#: The model's rule: the share of posterior draws that must agree, how many are
-#: drawn, and the prior pseudo-count of each outcome. CONFIDENCE was chosen on
-#: mnist-5k's fake_manila and packed fake_fez runs (benchmarks/adaptive.py):
-#: 0.95 kept the accuracy with half the shots; 0.85 keeps it within a point with
-#: about a third; 0.8 begins to cost accuracy on fake_fez.
-CONFIDENCE = 0.85
-DRAWS = 64
-PRIOR = 1 / 32
 #: Rows of posterior draws classified in one model call (a few MB of float32).
 DRAW_ROWS = 65_536
-#: The rule without a model: Hellinger distance between a sample's frequencies
-#: before and after a round. Shot noise alone moves a 5-qubit sample's
-#: frequencies by about 0.09 from 256 to 512 shots and 0.06 from 512 to 1,024:
-#: 0.1 stops a sample whose distribution moves no more than that noise at 512.
-TOLERANCE = 0.1
-
-
-@dataclass(frozen=True)
-class AdaptiveSettings:
-    """How an adaptive run measures: stored with the run (JSON)."""
-
-    max_shots: int
-    first_shots: int
-    model_id: int | None = None
-    confidence: float = CONFIDENCE
-    draws: int = DRAWS
-    tolerance: float = TOLERANCE
-    prior: float = PRIOR
-
-    @classmethod
-    def for_shots(cls, max_shots: int, model_id: int | None = None) -> AdaptiveSettings:
-        """The settings of an adaptive run of at most ``max_shots`` a sample.
-
-        Raises:
-            ConfigError: ``max_shots`` is below the first round.
-        """
-        first = max(max_shots // FIRST_ROUND_DIVISOR, MIN_FIRST_SHOTS)
-        if max_shots < first:
-            shots = ParameterError.ref("shots")
-            raise ParameterError(
-                "adaptive", f": {shots} {max_shots} is below the first round's {first} shots a sample; give {shots} {MIN_FIRST_SHOTS} or more"
-            )
-        return cls(max_shots=max_shots, first_shots=first, model_id=model_id)
-
-    @property
-    def totals(self) -> list[int]:
-        """A sample's shots after each round: first, doubled each round, capped at max_shots."""
-        totals = [self.first_shots]
-        while totals[-1] < self.max_shots:
-            totals.append(min(2 * totals[-1], self.max_shots))
-        return totals
-
-    def round_shots(self, round: int) -> int:
-        """The shots each execution of a round gets."""
-        totals = self.totals
-        return totals[round] - (totals[round - 1] if round else 0)
-
-    @property
-    def rounds(self) -> int:
-        return len(self.totals)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> AdaptiveSettings:
-        return cls(**json.loads(text))
-
-    def rule(self) -> str:
-        """The settling rule, in words."""
-        if self.model_id is None:
-            return f"frequencies moved by a Hellinger distance below {self.tolerance:g} in a round"
-        return f"model {self.model_id} gives the same class on {self.confidence:.0%} of {self.draws} posterior draws"
 
 
 def check_model(model: ModelRecord, feature_set_id: int) -> None:

@@ -17,7 +17,7 @@ from qhw.errors import ConfigError, ParameterError, QhwError, TrainingError
 from qhw.mitigation import calibration_missing, mitigated_counts
 from qhw.overview import run_details
 from qhw.planning import plan_jobs, sent_sizes
-from qhw.pricing import PriceTable, load_prices
+from qhw.pricing import load_prices
 from qhw.progress import Progress, SilentProgress
 from qhw.records import PROBABILITIES, RunRecord
 from qhw.store import RunCounts, Store
@@ -524,14 +524,13 @@ def _agreement(sim: RunCounts, hw: RunCounts, shared, labels: np.ndarray) -> tup
 
 
 def _adaptive_figures(hw: RunCounts, hw_run: RunRecord, test_keys, transfer: AccuracyFigure) -> AdaptiveFigures:
-    from qhw.adaptive import AdaptiveSettings
 
     shots = hw.shots_each[_rows(hw, test_keys)]
     per_sample = shots.max(axis=1)
     values, counts = np.unique(per_sample, return_counts=True)
     used, uniform = int(shots.sum()), int(shots.size * hw_run.shots)
     return AdaptiveFigures(
-        rule=AdaptiveSettings.from_json(hw_run.adaptive_json or "").rule(),
+        rule=hw_run.adaptive.rule() if hw_run.adaptive else "",
         samples_by_shots={int(v): int(c) for v, c in zip(values, counts, strict=True)},
         shots_used=used,
         uniform_shots=uniform,
@@ -558,7 +557,7 @@ def _shots_curve(model, hw: RunCounts, hw_run: RunRecord, test_keys, y_test: np.
         pass
     paid = backend is not None
     # At the prices of the run itself, so that the curve reads beside its actual cost.
-    prices = PriceTable.from_json(hw_run.prices_json) if hw_run.prices_json else (load_prices() if paid else None)
+    prices = hw_run.prices or (load_prices() if paid else None)
     points = []
     for shots in shot_ladder(hw.shots):
         drawn = counts if (each <= shots).all() else subsample_counts(counts, shots, rng)

@@ -207,7 +207,7 @@ class AdaptiveProgress:
 
 def run_cost(run: RunRecord, jobs: list[JobRecord]) -> Cost:
     """The run's estimate, and what its finished jobs cost (see Cost)."""
-    free = run.prices_json is None and run.device_kind not in PAID_KINDS
+    free = run.prices is None and run.device_kind not in PAID_KINDS
     finished = [job for job in jobs if job.state in FINAL_STATES]
     unpriced = [job for job in finished if job.cost_usd is None]
     priced = sum(job.cost_usd for job in finished if job.cost_usd is not None)
@@ -276,11 +276,9 @@ def run_details(store: Store, run_id: int | None = None) -> RunDetails:
 
 
 def _adaptive_progress(store: Store, run: RunRecord) -> AdaptiveProgress | None:
-    if run.adaptive_json is None:
+    rounds = run.adaptive
+    if rounds is None:
         return None
-    from qhw.adaptive import AdaptiveSettings
-
-    rounds = AdaptiveSettings.from_json(run.adaptive_json)
     shots = store.results.run_counts(run.id).shots_each.max(axis=1, initial=0)
     values, counts = np.unique(shots, return_counts=True)
     return AdaptiveProgress(
@@ -328,11 +326,9 @@ def _failed_executions(store: Store, run: RunRecord) -> list[FailedExecution]:
 
 def _price_sources(run: RunRecord) -> list[tuple[str, str]]:
     """Each price of a paid run that did not come from qhw's own table, and where it came from."""
-    if run.prices_json is None:
+    table = run.prices
+    if table is None:
         return []
-    from qhw.pricing import PriceTable
-
-    table = PriceTable.from_json(run.prices_json)
     return [(name, table.sources[name]) for name in sorted(table.sources)]
 
 
@@ -404,7 +400,7 @@ def export_device_properties(store: Store, run_id: int, out) -> Path:
 
 def _copies(run) -> list[tuple[tuple[int, ...], float | None]]:
     """Each copy's qubits, and its estimated error as the partition gave it."""
-    errors = (json.loads(run.packing_json).get("estimated_errors") if run.packing_json else None) or [None] * run.copies
+    errors = (run.packing.estimated_errors if run.packing else None) or (None,) * run.copies
     return [(run.copy_layout(copy), errors[copy]) for copy in range(run.copies)]
 
 

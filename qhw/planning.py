@@ -17,7 +17,6 @@ Nothing here writes, submits or changes a backend.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -28,7 +27,7 @@ from qhw import feature_maps, packing
 from qhw.backend import Backend, DeviceProfile, RemoteBackend, ShotTiming, is_local, is_remote
 from qhw.errors import BackendError, ConfigError, ParameterError, ProviderAnswerError, QhwError
 from qhw.pricing import CostEstimate, PriceTable, check_amount, sum_estimates
-from qhw.records import JOB_PURPOSES, ExecutionFailureRecord, JobPlan, JobRecord, RunRecord, ceil_div
+from qhw.records import JOB_PURPOSES, ExecutionFailureRecord, JobPlan, JobRecord, Packing, RunRecord, ceil_div
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -79,13 +78,11 @@ class PackingPlan:
     partition: packing.Partition | None  # None: one copy where the compiler puts it, or a simulator's copies
     notes: tuple[str, ...] = ()
 
-    def to_json(self) -> str | None:
+    def record(self) -> Packing | None:
         """What is stored with the run (None for a run of one copy placed by the compiler)."""
         if self.partition is None:
-            return None if self.copies == 1 else json.dumps({"spacing": None, "estimated_errors": None})
-        return json.dumps(
-            {"spacing": self.partition.spacing, "estimated_errors": [copy.estimated_error for copy in self.partition.copies]}
-        )
+            return None if self.copies == 1 else Packing()
+        return Packing(spacing=self.partition.spacing, estimated_errors=tuple(copy.estimated_error for copy in self.partition.copies))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ Override any price in a TOML file at $QHW_PRICES or $QHW_HOME/prices.toml::
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tomllib
@@ -80,15 +79,6 @@ class PriceTable:
         table = dict(self.by_device(key))
         table[device] = _check_price(price, f"{source}: {key}.{device}")
         return PriceTable({**self.values, key: table}, self.taken, {**self.sources, f"{key}.{device}": source})
-
-    def to_json(self) -> str:
-        """The table as stored with a run."""
-        return json.dumps({"taken": self.taken, "values": dict(self.values), "sources": dict(self.sources)}, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> PriceTable:
-        data = json.loads(text)
-        return cls(values=data["values"], taken=data["taken"], sources=data.get("sources", {}))
 
 
 #: How a price set in the user's price file names its source.

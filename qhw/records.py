@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from qhw.errors import ParameterError
 from qhw.jobstates import JobState
+from qhw.pricing import PriceTable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,6 +83,87 @@ class FeatureSetRecord:
 
 
 @dataclass(frozen=True)
+class Packing:
+    """How qhw.packing placed a run's copies: the spacing it kept between them
+    and each copy's estimated error (both None where no partition placed them:
+    the compiler's one copy, or a simulator's copies)."""
+
+    spacing: int | None = None
+    estimated_errors: tuple[float | None, ...] | None = None
+
+
+# --- an adaptive run's settings (qhw.adaptive) ---------------------------------------------------
+
+#: Round 0 gives S // FIRST_ROUND_DIVISOR shots, and never fewer than MIN_FIRST_SHOTS.
+FIRST_ROUND_DIVISOR = 8
+MIN_FIRST_SHOTS = 32
+#: The model's rule: the share of posterior draws that must agree, how many are
+#: drawn, and the prior pseudo-count of each outcome. CONFIDENCE was chosen on
+#: mnist-5k's fake_manila and packed fake_fez runs (benchmarks/adaptive.py):
+#: 0.95 kept the accuracy with half the shots; 0.85 keeps it within a point with
+#: about a third; 0.8 begins to cost accuracy on fake_fez.
+CONFIDENCE = 0.85
+DRAWS = 64
+PRIOR = 1 / 32
+#: The rule without a model: Hellinger distance between a sample's frequencies
+#: before and after a round. Shot noise alone moves a 5-qubit sample's
+#: frequencies by about 0.09 from 256 to 512 shots and 0.06 from 512 to 1,024:
+#: 0.1 stops a sample whose distribution moves no more than that noise at 512.
+TOLERANCE = 0.1
+
+
+@dataclass(frozen=True)
+class AdaptiveSettings:
+    """How an adaptive run measures (qhw.adaptive explains its rules), kept with the run."""
+
+    max_shots: int
+    first_shots: int
+    model_id: int | None = None
+    confidence: float = CONFIDENCE
+    draws: int = DRAWS
+    tolerance: float = TOLERANCE
+    prior: float = PRIOR
+
+    @classmethod
+    def for_shots(cls, max_shots: int, model_id: int | None = None) -> AdaptiveSettings:
+        """The settings of an adaptive run of at most ``max_shots`` a sample.
+
+        Raises:
+            ConfigError: ``max_shots`` is below the first round.
+        """
+        first = max(max_shots // FIRST_ROUND_DIVISOR, MIN_FIRST_SHOTS)
+        if max_shots < first:
+            shots = ParameterError.ref("shots")
+            raise ParameterError(
+                "adaptive", f": {shots} {max_shots} is below the first round's {first} shots a sample; give {shots} {MIN_FIRST_SHOTS} or more"
+            )
+        return cls(max_shots=max_shots, first_shots=first, model_id=model_id)
+
+    @property
+    def totals(self) -> list[int]:
+        """A sample's shots after each round: first, doubled each round, capped at max_shots."""
+        totals = [self.first_shots]
+        while totals[-1] < self.max_shots:
+            totals.append(min(2 * totals[-1], self.max_shots))
+        return totals
+
+    def round_shots(self, round: int) -> int:
+        """The shots each execution of a round gets."""
+        totals = self.totals
+        return totals[round] - (totals[round - 1] if round else 0)
+
+    @property
+    def rounds(self) -> int:
+        return len(self.totals)
+
+    def rule(self) -> str:
+        """The settling rule, in words."""
+        if self.model_id is None:
+            return f"frequencies moved by a Hellinger distance below {self.tolerance:g} in a round"
+        return f"model {self.model_id} gives the same class on {self.confidence:.0%} of {self.draws} posterior draws"
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """What a new run is: everything but the ids and timestamps the store assigns."""
 
@@ -99,14 +182,14 @@ class RunSpec:
     # What ran it, as its adapter described it at submit time (qhw.backend.DEVICE_KINDS).
     device_kind: str = "simulator"
     device_label: str = ""
-    # The price table in force at submit time (JSON; None for a free backend).
-    prices_json: str | None = None
+    # The price table in force at submit time (None for a free backend).
+    prices: PriceTable | None = None
     # Copies of the template side by side in each execution (``layout`` lists
-    # each copy's qubits in turn), and how qhw.packing placed them (JSON).
+    # each copy's qubits in turn), and how qhw.packing placed them.
     copies: int = 1
-    packing_json: str | None = None
-    # An adaptive run's settings (qhw.adaptive.AdaptiveSettings as JSON); None: every sample gets ``shots``.
-    adaptive_json: str | None = None
+    packing: Packing | None = None
+    # An adaptive run's settings; None: every sample gets ``shots``.
+    adaptive: AdaptiveSettings | None = None
     # Samples each copy's qubits run one after another in a shot (measured, then reset).
     reuse: int = 1
     # The pause between shots asked of the device, in seconds (None: its default).
@@ -134,10 +217,6 @@ class RunRecord(RunSpec):
     created_at: datetime
     round: int = 0  # an adaptive run's newest round
     rounds_done: bool = False  # an adaptive run's rounds have ended
-
-    @property
-    def adaptive(self) -> bool:
-        return self.adaptive_json is not None
 
 
 @dataclass(frozen=True)

@@ -56,12 +56,12 @@ def advance_round(store: Store, run: RunRecord, backend: Backend) -> list[JobRec
         is nothing to do yet (jobs still out, a round's failures not retried,
         or another process moved the run on first).
     """
-    if run.adaptive_json is None or run.rounds_done:
+    if run.adaptive is None or run.rounds_done:
         return None
     jobs = store.ledger.jobs(run.id)
     if any(job.state in UNFINISHED_STATES for job in jobs):
         return None
-    rounds = AdaptiveSettings.from_json(run.adaptive_json)
+    rounds = run.adaptive
     k = run.circuits_per_sample
     order = store.ledger.run_circuit(run.id).sample_order
     planned = {int(e) for job in jobs if job.round == run.round and job.purpose == "samples" for e in job.execution_indices}

@@ -41,7 +41,7 @@ from qhw.errors import (
 )
 from qhw.jobstates import UNFINISHED_STATES, JobState
 from qhw.planning import pending_estimate
-from qhw.pricing import CostEstimate, PriceTable, load_prices
+from qhw.pricing import CostEstimate, load_prices
 from qhw.progress import Progress
 from qhw.records import SPLIT_NAMES, JobRecord, ProviderUsage, RunRecord, ceil_div
 from qhw.retrying import with_retries
@@ -100,7 +100,7 @@ class RunWorker:
         self._approved: bool | None = True if approved or not backend.is_paid else None
         self._approve = approve
         # Actual costs are priced with the table in force when the run was submitted.
-        self.prices = None if run.prices_json is None else PriceTable.from_json(run.prices_json)
+        self.prices = run.prices
 
     @classmethod
     def load(

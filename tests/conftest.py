@@ -234,11 +234,10 @@ def assert_rounds_sound(store, run_id: int, fake=None) -> None:
     executions once, on samples of the round before; each sample's counts are
     the sum of its rounds, and its shots the schedule's total after its last
     round; every job collected (and, at a provider, sent once)."""
-    from qhw.adaptive import AdaptiveSettings
     from qhw.jobstates import JobState
 
     run = store.ledger.run(run_id)
-    rounds = AdaptiveSettings.from_json(run.adaptive_json)
+    rounds = run.adaptive
     jobs = store.ledger.jobs(run_id)
     assert run.rounds_done and all(job.state is JobState.COLLECTED for job in jobs), [(j.id, j.state, j.error) for j in jobs]
     by_round: dict[int, list[int]] = {}

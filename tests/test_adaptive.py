@@ -132,7 +132,7 @@ def test_an_adaptive_run_gives_more_shots_exactly_to_the_samples_the_model_has_n
     ).run
     assert run.rounds_done and run.adaptive
     assert_rounds_sound(featured_store, run.id)
-    rounds = AdaptiveSettings.from_json(run.adaptive_json)
+    rounds = run.adaptive
     classifier = load_classifier(featured_store.artifacts, featured_store.catalogue.model(model_id), 32)
     # Each round's decision, recomputed from the stored counts through that round.
     for r in range(run.round):
@@ -169,7 +169,7 @@ def test_a_sample_whose_class_never_settles_stops_at_the_most_shots(featured_sto
 def test_without_a_model_frequencies_that_hold_end_a_sample_s_rounds(featured_store):
     run = runs.submit(featured_store, backend_name="statevector", split="test", limit=20, shots=1024, adaptive=True).run
     assert_rounds_sound(featured_store, run.id)
-    rounds = AdaptiveSettings.from_json(run.adaptive_json)
+    rounds = run.adaptive
     # Round 0 has nothing to compare with: every sample had a second round,
     # in jobs like round 0's, and drew fresh shots in it (the same seed again
     # would measure exactly round 0's counts a second time).
@@ -329,8 +329,8 @@ def test_a_model_of_another_feature_set_or_a_classical_one_is_refused_and_nothin
     classical = training.train_classical(featured_store, feature_set_id=1, epochs=1).model
     before = [run.id for run in featured_store.ledger.runs()]
     for model_id, message in [
-        (foreign.id, f"--model {foreign.id} was trained on feature set {other.id}, not feature set 1"),
-        (classical.id, f"--model {classical.id} is classical; an adaptive run needs a hybrid model"),
+        (foreign.id, f"model_id {foreign.id} was trained on feature set {other.id}, not feature set 1"),
+        (classical.id, f"model_id {classical.id} is classical; an adaptive run needs a hybrid model"),
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             runs.submit(featured_store, backend_name="statevector", feature_set_id=1, split="test", adaptive=True, model_id=model_id)

@@ -319,7 +319,7 @@ def test_the_migration_describes_the_runs_of_a_populated_database(tmp_path):
     before, after = Store(url, check_schema=False).upgrade()
     assert (before, after) == ("0004", schema.head_revision())
     store = Store(url)
-    kinds = {run.backend: (run.device_kind, run.device_label, run.prices_json) for run in store.ledger.runs()}
+    kinds = {run.backend: (run.device_kind, run.device_label, run.prices) for run in store.ledger.runs()}
     assert kinds["fake_manila"][:2] == ("emulation", "emulation of ibm_manila (calibrated noise model)")
     assert kinds["ibm_fez"][0] == "hardware" and kinds["braket_dm"][0] == "simulator"
     assert all(prices is None for _, _, prices in kinds.values())

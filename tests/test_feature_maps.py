@@ -286,7 +286,6 @@ def test_a_map_that_is_not_a_chain_is_not_packed(maps_store, tmp_path):
 
 def test_readout_mitigation_adaptive_rounds_and_the_classifier_take_the_map_s_width(maps_store):
     from qhw import mitigation, training
-    from qhw.adaptive import AdaptiveSettings
 
     fs = feature_set_id("zz")  # 4 qubits, two circuits a sample: 2 x 16 outcomes
     mitigated = runs.submit(maps_store, feature_set_id=fs, backend_name="fake_manila", split="test", limit=4, shots=512, mitigate="readout", seed=2).run
@@ -301,7 +300,7 @@ def test_readout_mitigation_adaptive_rounds_and_the_classifier_take_the_map_s_wi
     adaptive = maps_store.ledger.run(adaptive.id)
     assert adaptive.rounds_done
     shots = maps_store.results.run_counts(adaptive.id).shots_each
-    settings = AdaptiveSettings.from_json(adaptive.adaptive_json)
+    settings = adaptive.adaptive
     assert shots.min() >= settings.first_shots and shots.max() <= 256
 
     run = runs.submit(maps_store, feature_set_id=fs, backend_name="statevector", split="all", shots=128, seed=0).run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
@@ -16,6 +17,7 @@ from qhw.feature_maps import FeatureMap
 from qhw.records import EvaluationRecord, FeatureSetRecord, ModelRecord, ModelSpec, ReportRecord
 from qhw.store.database import Database, changed_rows
 from qhw.store.ledger import aware
+from qhw.store.mapping import Column, columns_of, record_of
 from qhw.store.models import EvaluationRow, FeatureSetRow, ModelRow, ReportRow
 
 if TYPE_CHECKING:
@@ -97,17 +99,7 @@ class Catalogue:
     def add_model(self, spec: ModelSpec, *, accuracy: float, test_samples: int) -> tuple[ModelRecord, EvaluationRecord]:
         """Register a trained model with its own evaluation, in one transaction."""
         with self._db.transaction() as session:
-            model = ModelRow(
-                kind=spec.kind,
-                feature_set_id=spec.feature_set_id,
-                run_id=spec.run_id,
-                train_samples=spec.train_samples,
-                epochs=spec.epochs,
-                seed=spec.seed,
-                weights_path=spec.weights,
-                epochs_run=spec.epochs_run,
-                readout=spec.readout,
-            )
+            model = ModelRow(**columns_of(spec, _MODEL_COLUMNS))
             session.add(model)
             session.flush()
             evaluation = EvaluationRow(model_id=model.id, run_id=model.run_id, accuracy=accuracy, test_samples=test_samples)
@@ -373,20 +365,15 @@ def _feature_set_record(row: FeatureSetRow) -> FeatureSetRecord:
     )
 
 
+#: ModelRecord fields kept other than as themselves in a column of their name (see qhw.store.mapping).
+_MODEL_COLUMNS = MappingProxyType({
+    "weights": Column("weights_path", read=stored_reference),
+    "created_at": Column("created_at", read=aware),
+})
+
+
 def _model_record(row: ModelRow) -> ModelRecord:
-    return ModelRecord(
-        id=row.id,
-        created_at=aware(row.created_at),
-        kind=row.kind,
-        feature_set_id=row.feature_set_id,
-        run_id=row.run_id,
-        train_samples=row.train_samples,
-        epochs=row.epochs,
-        seed=row.seed,
-        weights=stored_reference(row.weights_path),
-        epochs_run=row.epochs_run,
-        readout=row.readout,
-    )
+    return record_of(row, ModelRecord, _MODEL_COLUMNS)
 
 
 def _evaluation_record(row: EvaluationRow) -> EvaluationRecord:

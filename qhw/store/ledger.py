@@ -9,15 +9,17 @@ job's history (job_events) in the same transaction. See docs/ledger.md.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, overload
 
 import numpy as np
@@ -27,12 +29,15 @@ from sqlalchemy.orm import Session
 from qhw import settings
 from qhw.errors import ConflictError, NotFoundError
 from qhw.jobstates import UNFINISHED_STATES, JobState, can_move
+from qhw.pricing import PriceTable
 from qhw.records import (
+    AdaptiveSettings,
     CalibrationSnapshot,
     ExecutionFailureRecord,
     JobEventRecord,
     JobPlan,
     JobRecord,
+    Packing,
     PairCalibration,
     ProviderUsage,
     QubitCalibration,
@@ -40,6 +45,7 @@ from qhw.records import (
     RunSpec,
 )
 from qhw.store.database import Database, changed_rows
+from qhw.store.mapping import Column, columns_of, record_of
 from qhw.store.models import DeviceSnapshotRow, ExecutionFailureRow, JobEventRow, JobRow, RunRow
 
 log = logging.getLogger("qhw.ledger")
@@ -221,32 +227,11 @@ class Ledger:
         with self._db.transaction() as session:
             run = RunRow(
                 created_at=now,
-                feature_set_id=spec.feature_set_id,
-                backend=spec.backend,
-                provider=spec.provider,
-                split=spec.split,
-                shots=spec.shots,
-                num_qubits=spec.num_qubits,
-                circuits_per_sample=spec.circuits_per_sample,
-                n_samples=spec.n_samples,
-                seed=spec.seed,
-                cost_estimate_usd=spec.cost_estimate_usd,
-                mitigation=spec.mitigation,
-                device_kind=spec.device_kind,
-                device_label=spec.device_label,
-                prices_json=spec.prices_json,
+                **columns_of(spec, _RUN_COLUMNS),
                 sample_order=np.ascontiguousarray(circuit.sample_order, dtype="<i4").tobytes(),
                 transpiled_qasm3=circuit.qasm3,
                 transpiled_qpy=circuit.qpy,
                 calibration_qpy=circuit.calibration_qpy,
-                layout=json.dumps([int(q) for q in spec.layout]),
-                copies=spec.copies,
-                packing=spec.packing_json,
-                adaptive=spec.adaptive_json,
-                reuse=spec.reuse,
-                rep_delay=spec.rep_delay,
-                engine=spec.engine,
-                engine_note=spec.engine_note,
             )
             session.add(run)
             session.flush()
@@ -648,35 +633,36 @@ def run_row(session: Session, run_id: int | None) -> RunRow:
     return row
 
 
+def _json_or_none(to_dict: Callable[[Any], Any]) -> Callable[[Any], str | None]:
+    return lambda value: None if value is None else json.dumps(to_dict(value), sort_keys=True)
+
+
+def _from_json_or_none(from_dict: Callable[[Any], Any]) -> Callable[[str | None], Any]:
+    return lambda text: None if text is None else from_dict(json.loads(text))
+
+
+def _packing(data: dict[str, Any]) -> Packing:
+    errors = data.get("estimated_errors")
+    return Packing(spacing=data.get("spacing"), estimated_errors=None if errors is None else tuple(errors))
+
+
+#: RunRecord fields kept other than as themselves in a column of their name.
+#: Every other field of RunSpec and RunRecord is a column of the same name
+#: (a new run field is a column in qhw/store/models.py, a migration and a
+#: field of RunSpec: nothing here).
+_RUN_COLUMNS = MappingProxyType({
+    "layout": Column("layout", lambda layout: json.dumps([int(q) for q in layout]), lambda text: tuple(json.loads(text))),
+    "prices": Column("prices_json", _json_or_none(lambda t: {"taken": t.taken, "values": dict(t.values), "sources": dict(t.sources)}),
+                      _from_json_or_none(lambda d: PriceTable(values=d["values"], taken=d["taken"], sources=d.get("sources", {})))),
+    "packing": Column("packing", _json_or_none(dataclasses.asdict), _from_json_or_none(_packing)),
+    "adaptive": Column("adaptive", _json_or_none(dataclasses.asdict), _from_json_or_none(lambda d: AdaptiveSettings(**d))),
+    "created_at": Column("created_at", read=aware),
+    "rounds_done": Column("rounds_done", read=bool),
+})
+
+
 def run_record(row: RunRow) -> RunRecord:
-    return RunRecord(
-        id=row.id,
-        created_at=aware(row.created_at),
-        feature_set_id=row.feature_set_id,
-        backend=row.backend,
-        provider=row.provider,
-        split=row.split,
-        shots=row.shots,
-        num_qubits=row.num_qubits,
-        circuits_per_sample=row.circuits_per_sample,
-        n_samples=row.n_samples,
-        seed=row.seed,
-        layout=tuple(json.loads(row.layout)),
-        cost_estimate_usd=row.cost_estimate_usd,
-        mitigation=row.mitigation,
-        device_kind=row.device_kind,
-        device_label=row.device_label,
-        prices_json=row.prices_json,
-        copies=row.copies,
-        packing_json=row.packing,
-        adaptive_json=row.adaptive,
-        reuse=row.reuse,
-        rep_delay=row.rep_delay,
-        engine=row.engine,
-        engine_note=row.engine_note,
-        round=row.round,
-        rounds_done=bool(row.rounds_done),
-    )
+    return record_of(row, RunRecord, _RUN_COLUMNS)
 
 
 def job_record(row: JobRow) -> JobRecord:
