@@ -22,20 +22,30 @@ import numpy as np
 
 from qhw import circuits, feature_maps, parallel, settings
 from qhw.adaptive import check_model, load_classifier
-from qhw.backend import EngineChoice, Executable, get_backend, is_local
+from qhw.backend import Backend, DeviceProfile, EngineChoice, Executable, get_backend, is_local
 from qhw.checks import check_positive, check_seed
 from qhw.datasets import stratified_subset
 from qhw.errors import BackendError, ConfigError, NotFoundError, ParameterError, QhwError
 from qhw.executables import calibration_executable, packed_executable
 from qhw.jobstates import UNFINISHED_STATES, JobState
 from qhw.packing import parse_copies, parse_reuse
-from qhw.planning import RunRequest, check_allowance, check_width, engine_profile, guard_again, guard_cost, plan_retry, plan_run
+from qhw.planning import RunPlan, RunRequest, check_allowance, check_width, engine_profile, guard_again, guard_cost, plan_retry, plan_run
 from qhw.pricing import CostEstimate, check_amount, load_prices
 from qhw.progress import Progress, SilentProgress
-from qhw.records import RUN_SPLITS, SPLIT_CODES, ExecutionFailureRecord, JobRecord, RunRecord, RunSpec, ceil_div
+from qhw.records import (
+    RUN_SPLITS,
+    SPLIT_CODES,
+    AdaptiveSettings,
+    ExecutionFailureRecord,
+    FeatureSetRecord,
+    JobRecord,
+    RunRecord,
+    RunSpec,
+    ceil_div,
+)
 from qhw.rounds import adaptive_settings, advance_rounds, drive_rounds
 from qhw.store import RunCircuit, Store
-from qhw.store.arrays import load_arrays
+from qhw.store.arrays import FeatureArrays, load_arrays
 from qhw.store.ledger import holder_id
 from qhw.worker import Approver, RunWorker, Tally, backend_of_run, executor_for, parameter_rows, work_all
 
@@ -143,6 +153,64 @@ def submit(
         UnknownBackendError, NotFoundError, ConfigError, BackendError.
     """
     progress = progress or SilentProgress()
+    inputs = _checked_inputs(
+        store, backend_name=backend_name, feature_set_id=feature_set_id, split=split, shots=shots, limit=limit, seed=seed,
+        max_cost=max_cost, mitigate=mitigate, pack=pack, pack_spacing=pack_spacing, scheduler=scheduler, adaptive=adaptive,
+        model_id=model_id, reuse=reuse, rep_delay=rep_delay, engine=engine,
+    )
+    plan, live = _guarded_plan(store, inputs, max_cost, approve)
+    # A local simulator's worker processes start now, while this one prepares the run.
+    with ExitStack() as stack:
+        backend = inputs.backend
+        pool = stack.enter_context(executor_for(backend, workers, scheduler, len(plan.jobs)))
+        compiled = _compiled(inputs, plan, live, engine)
+        if pool is None:  # jobs that would hold the interpreter (Ctrl-C unheard) run in a worker even alone
+            pool = stack.enter_context(executor_for(backend, workers, scheduler, len(plan.jobs), compiled.executable))
+        plan = compiled.plan
+        # An emulator of a device document is recorded by the document's object
+        # in the artifact store (stored now, after every check, before the run's
+        # row): any member's machine, and any Dask worker, runs, collects and retries it.
+        backend = backend.shared(store.artifacts)
+        holder = holder_id()
+        run, jobs = _recorded(store, inputs, plan, compiled, backend, holder)
+        worker = RunWorker(
+            store, run, backend, compiled.executable, parameter_rows(inputs.arrays, inputs.order, inputs.feature_set.circuits_per_sample),
+            calibration=compiled.calibration, holder=holder, approved=True,
+        )
+        tally = work_all(store, worker, jobs, progress, f"{backend.name}: jobs", pool=pool, workers=workers)
+        if inputs.rounds is not None:
+            tally = drive_rounds(store, worker, tally, progress, pool=pool, workers=workers)
+    notes = plan.notes + ((f"{backend.name}: {compiled.choice.note}",) if compiled.choice.note else ())
+    return SubmitResult(run=store.ledger.run(run.id), jobs=store.ledger.jobs(run.id), tally=tally, notes=notes)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """A submission's inputs, each checked: what the later steps read."""
+
+    backend: Backend
+    feature_set: FeatureSetRecord
+    arrays: FeatureArrays
+    order: np.ndarray
+    request: RunRequest
+    rounds: AdaptiveSettings | None
+    split: str
+    shots: int
+    seed: int | None
+    mitigate: str | None
+    rep_delay: float | None
+
+
+def _checked_inputs(
+    store: Store, *, backend_name: str, feature_set_id: int | None, split: str, shots: int, limit: int | None, seed: int | None,
+    max_cost: float | None, mitigate: str | None, pack: int | str, pack_spacing: int, scheduler: str | None, adaptive: bool,
+    model_id: int | None, reuse: int | str, rep_delay: float | None, engine: str | None,
+) -> _Inputs:
+    """Every input checked, before anything is planned, written or sent.
+
+    Raises:
+        ParameterError, ConfigError, UnknownBackendError, NotFoundError.
+    """
     settings.check_all(scheduler)
     if split not in RUN_SPLITS:
         raise ParameterError("split", f"must be one of {', '.join(RUN_SPLITS)}, got {split!r}")
@@ -174,84 +242,96 @@ def submit(
     order = _sample_order(arrays, split, limit, seed or 0)
     if len(order) == 0:
         raise ConfigError(f"feature set {feature_set.id} has no {split} samples")
-    k = feature_set.circuits_per_sample
-    template = feature_maps.template_of(feature_set)
     request = RunRequest(
-        executions=len(order) * k, shots=shots, template=template, pack=wanted, spacing=pack_spacing, mitigate=bool(mitigate),
+        executions=len(order) * feature_set.circuits_per_sample, shots=shots, template=feature_maps.template_of(feature_set),
+        pack=wanted, spacing=pack_spacing, mitigate=bool(mitigate),
         round_shots=None if rounds is None else tuple(rounds.round_shots(r) for r in range(rounds.rounds)),
         reuse=reused, rep_delay=rep_delay,
     )
+    return _Inputs(backend, feature_set, arrays, order, request, rounds, split, shots, seed, mitigate, rep_delay)
+
+
+def _guarded_plan(
+    store: Store, inputs: _Inputs, max_cost: float | None, approve: Callable[[CostEstimate | None], bool] | None,
+) -> tuple[RunPlan, DeviceProfile]:
+    """The run planned under the cost guard: offline first (a snapshot, or the
+    document an earlier run kept), so that the cost is guarded before any
+    network; then on the device as it is now (its own limits, prices, couplers
+    and availability), guarded again. The plan, and the live profile."""
+    backend, request, feature_set = inputs.backend, inputs.request, inputs.feature_set
     what = f"feature set {feature_set.id} ({feature_set.feature_map})"
     prices = load_prices() if backend.is_paid else None
-    # What is known offline (a snapshot, or the document an earlier run kept): the cost is guarded before any network.
-    document = store.ledger.latest_device_document(backend.name) if wanted != 1 else None
+    document = store.ledger.latest_device_document(backend.name) if request.pack != 1 else None
     offline = backend.profile(offline=True, document=document)
-    check_width(offline, template, what)
+    check_width(offline, request.template, what)
     plan = plan_run(backend, offline, request, prices)
     guard_cost(backend, plan.estimate, max_cost, approve)
-    # The device as it is now: its own limits, prices, couplers and availability.
     live = backend.profile()
-    check_width(live, template, what)
+    check_width(live, request.template, what)
     guarded, plan = plan.estimate, plan_run(backend, live, request, prices)
     guard_again(backend, guarded, plan.estimate, max_cost, approve)
     check_allowance(backend, plan.estimate)
+    return plan, live
 
-    # A local simulator's worker processes start now, while this one prepares the run.
-    with ExitStack() as stack:
-        pool = stack.enter_context(executor_for(backend, workers, scheduler, len(plan.jobs)))
-        executable = packed_executable(backend, plan.packing, seed, template=template, reuse=plan.reuse)
-        # The calibration reads the very physical qubits the feature map uses (each copy's).
-        calibration = calibration_executable(backend, plan.packing, seed, executable) if mitigate else None
-        # How an emulation computes the run, chosen once: its jobs, rounds and retries all run so.
-        choice = backend.engine_for(executable, engine) if is_local(backend) else EngineChoice(None)
-        executable = replace(executable, engine=choice.engine)
-        if pool is None:  # jobs that would hold the interpreter (Ctrl-C unheard) run in a worker even alone
-            pool = stack.enter_context(executor_for(backend, workers, scheduler, len(plan.jobs), executable))
-        sized = engine_profile(backend, live, choice.engine)
-        if sized.limits != live.limits:  # its jobs sized for the engine (the same copies: the same device, planned alike)
-            plan = plan_run(backend, sized, request, prices)
-        calibration = None if calibration is None else replace(calibration, engine=choice.engine)
-        # An emulator of a device document is recorded by the document's object
-        # in the artifact store (stored now, after every check, before the run's
-        # row): any member's machine, and any Dask worker, runs, collects and retries it.
-        backend = backend.shared(store.artifacts)
-        spec = RunSpec(
-            feature_set_id=feature_set.id,
-            backend=backend.name,
-            provider=backend.provider,
-            split=split,
-            shots=shots,
-            num_qubits=template.num_qubits,
-            circuits_per_sample=k,
-            n_samples=len(order),
-            seed=seed,
-            layout=tuple(executable.layout),
-            cost_estimate_usd=None if plan.estimate is None else plan.estimate.usd,
-            mitigation=mitigate,
-            device_kind=backend.kind,
-            device_label=backend.description,
-            prices=plan.prices,
-            copies=executable.copies,
-            packing=plan.packing.record(),
-            adaptive=rounds,
-            reuse=executable.reuse,
-            rep_delay=rep_delay,
-            engine=choice.engine,
-            engine_note=choice.note,
-        )
-        # The device's calibration now, for the qubits this run uses: kept with the run.
-        snapshot = backend.calibration(executable.layout)
-        parameters = parameter_rows(arrays, order, k)
-        holder = holder_id()
-        run, jobs = store.ledger.create_run(
-            spec, _run_circuit(executable, order, calibration), list(plan.jobs), claimed_by=holder, calibration=snapshot
-        )
-        worker = RunWorker(store, run, backend, executable, parameters, calibration=calibration, holder=holder, approved=True)
-        tally = work_all(store, worker, jobs, progress, f"{backend.name}: jobs", pool=pool, workers=workers)
-        if rounds is not None:
-            tally = drive_rounds(store, worker, tally, progress, pool=pool, workers=workers)
-    notes = plan.notes + ((f"{backend.name}: {choice.note}",) if choice.note else ())
-    return SubmitResult(run=store.ledger.run(run.id), jobs=store.ledger.jobs(run.id), tally=tally, notes=notes)
+
+@dataclass(frozen=True)
+class _Compiled:
+    executable: Executable
+    calibration: Executable | None
+    choice: EngineChoice
+    plan: RunPlan  # sized for the engine chosen
+
+
+def _compiled(inputs: _Inputs, plan: RunPlan, live: DeviceProfile, engine: str | None) -> _Compiled:
+    """The run's circuit compiled for the device (and its readout calibration,
+    on the very physical qubits each copy uses), with the engine an emulation
+    computes it with, chosen once: its jobs, rounds and retries all run so."""
+    backend, seed = inputs.backend, inputs.seed
+    executable = packed_executable(backend, plan.packing, seed, template=inputs.request.template, reuse=plan.reuse)
+    calibration = calibration_executable(backend, plan.packing, seed, executable) if inputs.mitigate else None
+    choice = backend.engine_for(executable, engine) if is_local(backend) else EngineChoice(None)
+    sized = engine_profile(backend, live, choice.engine)
+    if sized.limits != live.limits:  # its jobs sized for the engine (the same copies: the same device, planned alike)
+        plan = plan_run(backend, sized, inputs.request, plan.prices)
+    return _Compiled(
+        executable=replace(executable, engine=choice.engine),
+        calibration=None if calibration is None else replace(calibration, engine=choice.engine),
+        choice=choice,
+        plan=plan,
+    )
+
+
+def _recorded(store: Store, inputs: _Inputs, plan: RunPlan, compiled: _Compiled, backend: Backend, holder: str) -> tuple[RunRecord, list[JobRecord]]:
+    """The run, its jobs (pending, claimed by ``holder``) and the device's
+    calibration now for the qubits it uses, written in one transaction."""
+    executable, template = compiled.executable, inputs.request.template
+    spec = RunSpec(
+        feature_set_id=inputs.feature_set.id,
+        backend=backend.name,
+        provider=backend.provider,
+        split=inputs.split,
+        shots=inputs.shots,
+        num_qubits=template.num_qubits,
+        circuits_per_sample=inputs.feature_set.circuits_per_sample,
+        n_samples=len(inputs.order),
+        seed=inputs.seed,
+        layout=tuple(executable.layout),
+        cost_estimate_usd=None if plan.estimate is None else plan.estimate.usd,
+        mitigation=inputs.mitigate,
+        device_kind=backend.kind,
+        device_label=backend.description,
+        prices=plan.prices,
+        copies=executable.copies,
+        packing=plan.packing.record(),
+        adaptive=inputs.rounds,
+        reuse=executable.reuse,
+        rep_delay=inputs.rep_delay,
+        engine=compiled.choice.engine,
+        engine_note=compiled.choice.note,
+    )
+    snapshot = backend.calibration(executable.layout)
+    circuit = _run_circuit(executable, inputs.order, compiled.calibration)
+    return store.ledger.create_run(spec, circuit, list(plan.jobs), claimed_by=holder, calibration=snapshot)
 
 
 def retry_run(
@@ -332,64 +412,22 @@ def collect(
     settings.check_all(scheduler)
     if run_id is not None:
         store.ledger.run(run_id)  # raises NotFoundError for an unknown id
-    holder = holder_id()
-    run_workers: dict[int, RunWorker] = {}
-    unworkable: dict[int, str] = {}  # runs whose worker cannot be built here (a device file gone): skipped
-    cluster = settings.dask_scheduler(scheduler)
-    if cluster:
-        # A cluster that cannot run the local jobs is refused before any job is claimed.
-        for job in store.ledger.jobs(run_id, states=UNFINISHED_STATES):
-            if job.run_id not in run_workers and job.run_id not in unworkable:
-                _load_worker(store, job.run_id, holder=holder, approve=approve, workers=run_workers, unworkable=unworkable, only=run_id)
-        if any(is_local(worker.backend) for worker in run_workers.values()):
-            parallel.connect(cluster, settings.dask_timeout()).close()
+    collector = _Collector(store, run_id=run_id, approve=approve, workers=workers, scheduler=scheduler)
+    collector.check_cluster()
     deadline = None if timeout is None else time.monotonic() + timeout
     rounds_started = 0
     while True:
-        tally = Tally()
-        unfinished = store.ledger.jobs(run_id, states=UNFINISHED_STATES)
-        local: dict[int, list[JobRecord]] = {}
-        with progress.task("collecting jobs", total=len(unfinished)) as task:
-            for job in unfinished:
-                if job.run_id not in run_workers and job.run_id not in unworkable:
-                    _load_worker(store, job.run_id, holder=holder, approve=approve, workers=run_workers, unworkable=unworkable, only=run_id)
-                if job.run_id in unworkable:
-                    task.advance()
-                    continue
-                claimed = store.ledger.claim(job, holder)
-                if claimed is None:
-                    tally.held_elsewhere.add(job.id)
-                    task.advance()
-                    continue
-                try:
-                    if is_local(run_workers[job.run_id].backend):
-                        local.setdefault(job.run_id, []).append(claimed)  # run below, on every core
-                        continue
-                    run_workers[job.run_id].work(claimed, tally)
-                except BaseException:
-                    store.ledger.release([job.id, *(j.id for jobs in local.values() for j in jobs)], holder)
-                    raise
-                store.ledger.release([job.id], holder)
-                task.advance()
-            for local_run, jobs in local.items():
-                try:
-                    backend = run_workers[local_run].local
-                    backend.use_threads(1 if workers == 1 else None)
-                    with executor_for(backend, workers, scheduler, len(jobs), run_workers[local_run].executable) as pool:
-                        run_workers[local_run].run_local(jobs, pool, tally, task.advance)
-                finally:
-                    store.ledger.release([job.id for job in jobs], holder)
+        tally = collector.work_once(progress)
         # An adaptive run whose round is collected (here, or by a process that
         # ended before it could go on) starts its next one; its jobs are worked at once.
-        load = partial(_load_worker, store, holder=holder, approve=approve, workers=run_workers, unworkable=unworkable, only=run_id)
-        started = advance_rounds(store, run_id, run_workers, unworkable, load)
+        started = advance_rounds(store, run_id, collector.workers, collector.unworkable, collector.load)
         if started:
             rounds_started += started
             continue
         remaining = store.ledger.jobs(run_id, states=UNFINISHED_STATES)
-        usage_pending = settle_usage(store, run_id, workers=run_workers, holder=holder)
+        usage_pending = settle_usage(store, run_id, workers=collector.workers, holder=collector.holder)
         # Waiting cannot help jobs that need an approval, or whose run cannot be worked here.
-        blocked = {job.id for job in remaining if job.run_id not in unworkable} <= tally.awaiting_approval
+        blocked = {job.id for job in remaining if job.run_id not in collector.unworkable} <= tally.awaiting_approval
         if not wait or not remaining or blocked or (deadline is not None and time.monotonic() >= deadline):
             break
         time.sleep(interval)
@@ -407,24 +445,88 @@ def collect(
     )
 
 
-def _load_worker(
-    store: Store, run_id: int, *, holder: str, approve: Approver | None,
-    workers: dict[int, RunWorker], unworkable: dict[int, str], only: int | None,
-) -> None:
-    """The run's worker into ``workers``; or, when it cannot be built here (its
-    device properties file is gone, say), the reason into ``unworkable``, so
-    that one run does not stop the collection of every other. A run asked for
-    by id (``only``) raises instead."""
-    try:
-        workers[run_id] = RunWorker.load(store, run_id, holder=holder, approve=approve)
-    except QhwError as err:
-        if only is not None:
-            raise
-        unworkable[run_id] = str(err)
-        log.warning(
-            "run %s cannot be worked here (%s); its jobs were left as they are: `qhw cancel --run %s` ends them",
-            run_id, err, run_id,
-        )
+class _Collector:
+    """What one ``collect`` holds across its passes: the worker of every run
+    it meets (built once), and the runs that cannot be worked here (a device
+    file gone, say), skipped so that one run does not stop the others."""
+
+    def __init__(self, store: Store, *, run_id: int | None, approve: Approver | None, workers: int | None, scheduler: str | None) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.approve = approve
+        self.local_workers = workers
+        self.scheduler = scheduler
+        self.holder = holder_id()
+        self.workers: dict[int, RunWorker] = {}
+        self.unworkable: dict[int, str] = {}
+
+    def load(self, run_id: int) -> None:
+        """The run's worker into ``workers``; or, when it cannot be built here,
+        the reason into ``unworkable``. A run asked for by id raises instead."""
+        try:
+            self.workers[run_id] = RunWorker.load(self.store, run_id, holder=self.holder, approve=self.approve)
+        except QhwError as err:
+            if self.run_id is not None:
+                raise
+            self.unworkable[run_id] = str(err)
+            log.warning(
+                "run %s cannot be worked here (%s); its jobs were left as they are: `qhw cancel --run %s` ends them",
+                run_id, err, run_id,
+            )
+
+    def worker(self, run_id: int) -> RunWorker | None:
+        """The run's worker (built on first use), or None when it cannot be worked here."""
+        if run_id not in self.workers and run_id not in self.unworkable:
+            self.load(run_id)
+        return self.workers.get(run_id)
+
+    def check_cluster(self) -> None:
+        """A Dask cluster that cannot run the local jobs is refused before any job is claimed."""
+        cluster = settings.dask_scheduler(self.scheduler)
+        if not cluster:
+            return
+        for job in self.store.ledger.jobs(self.run_id, states=UNFINISHED_STATES):
+            self.worker(job.run_id)
+        if any(is_local(worker.backend) for worker in self.workers.values()):
+            parallel.connect(cluster, settings.dask_timeout()).close()
+
+    def work_once(self, progress: Progress) -> Tally:
+        """Every unfinished job claimed and worked once: a remote job here, one
+        at a time; a local simulator's jobs together, on every core."""
+        store, holder, tally = self.store, self.holder, Tally()
+        unfinished = store.ledger.jobs(self.run_id, states=UNFINISHED_STATES)
+        local: dict[int, list[JobRecord]] = {}
+        with progress.task("collecting jobs", total=len(unfinished)) as task:
+            for job in unfinished:
+                worker = self.worker(job.run_id)
+                claimed = None if worker is None else store.ledger.claim(job, holder)
+                if worker is None or claimed is None:
+                    if worker is not None:
+                        tally.held_elsewhere.add(job.id)
+                    task.advance()
+                    continue
+                try:
+                    if is_local(worker.backend):
+                        local.setdefault(job.run_id, []).append(claimed)  # run below, on every core
+                        continue
+                    worker.work(claimed, tally)
+                except BaseException:
+                    store.ledger.release([job.id, *(j.id for jobs in local.values() for j in jobs)], holder)
+                    raise
+                store.ledger.release([job.id], holder)
+                task.advance()
+            for local_run, jobs in local.items():
+                try:
+                    self._run_local(self.workers[local_run], jobs, tally, task.advance)
+                finally:
+                    store.ledger.release([job.id for job in jobs], holder)
+        return tally
+
+    def _run_local(self, worker: RunWorker, jobs: list[JobRecord], tally: Tally, advance: Callable[[], None]) -> None:
+        backend = worker.local
+        backend.use_threads(1 if self.local_workers == 1 else None)
+        with executor_for(backend, self.local_workers, self.scheduler, len(jobs), worker.executable) as pool:
+            worker.run_local(jobs, pool, tally, advance)
 
 
 def settle_usage(store: Store, run_id: int | None = None, *, workers: dict[int, RunWorker] | None = None, holder: str | None = None) -> int:
