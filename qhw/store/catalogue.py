@@ -339,30 +339,21 @@ def stored_reference(stored: str) -> str:
     return stored if is_reference(stored) else str(resolved_path(stored))
 
 
+#: FeatureSetRecord fields kept other than as themselves in a column of their name (see qhw.store.mapping).
+_FEATURE_SET_COLUMNS = MappingProxyType({
+    "created_at": Column("created_at", read=aware),
+    "artifacts": Column("artifact_dir", read=stored_reference),
+    "angle_range": Column(("angle_low", "angle_high"), read=lambda low, high: (low, high)),
+    # A set from before feature maps (schema 0011) ran the paper's map of its width.
+    "template_qpy": Column(("template_qpy", "num_qubits"), read=lambda qpy, qubits: qpy or circuits.to_qpy(circuits.feature_map(qubits))),
+    "template_qasm3": Column(
+        ("template_qasm3", "num_qubits"), read=lambda qasm3, qubits: qasm3 or circuits.to_qasm3(circuits.feature_map(qubits))
+    ),
+})
+
+
 def _feature_set_record(row: FeatureSetRow) -> FeatureSetRecord:
-    return FeatureSetRecord(
-        id=row.id,
-        created_at=aware(row.created_at),
-        dataset=row.dataset,
-        dataset_fingerprint=row.dataset_fingerprint,
-        seed=row.seed,
-        components=row.components,
-        latent_dim=row.latent_dim,
-        epochs=row.epochs,
-        n_train=row.n_train,
-        n_test=row.n_test,
-        reconstruction_mse=row.reconstruction_mse,
-        artifacts=stored_reference(row.artifact_dir),
-        feature_map=row.feature_map,
-        num_qubits=row.num_qubits,
-        num_parameters=row.num_parameters,
-        reps=row.reps,
-        angle_range=(row.angle_low, row.angle_high),
-        # A set from before feature maps (schema 0011) ran the paper's map of its width.
-        template_qpy=row.template_qpy or circuits.to_qpy(circuits.feature_map(row.num_qubits)),
-        template_qasm3=row.template_qasm3 or circuits.to_qasm3(circuits.feature_map(row.num_qubits)),
-        source_sha256=row.source_sha256,
-    )
+    return record_of(row, FeatureSetRecord, _FEATURE_SET_COLUMNS)
 
 
 #: ModelRecord fields kept other than as themselves in a column of their name (see qhw.store.mapping).
