@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 
 import click
 
@@ -123,38 +124,25 @@ class AngleRange(click.ParamType):
 ANGLE_RANGE = AngleRange()
 
 
-class Pack(click.ParamType):
-    """``--pack``: ``auto`` or a number of copies (qhw.packing.parse_copies),
+class AutoOrCount(click.ParamType):
+    """``auto`` or a count, read by the library's own parser (None for auto),
     refused as a malformed option (exit 2)."""
 
-    name = "auto|N"
+    def __init__(self, name: str, parse: Callable[[int | str], int | None]) -> None:
+        self.name = name
+        self._parse = parse
 
     def convert(self, value, param, ctx):
         try:
-            copies = parse_copies(value)
+            count = self._parse(value)
         except ParameterError as err:
             self.fail(err.problem_worded(option_for), param, ctx)
-        return "auto" if copies is None else copies
+        return "auto" if count is None else count
 
 
-PACK = Pack()
-
-
-class Reuse(click.ParamType):
-    """``--reuse``: ``auto`` or samples a copy runs in a shot (qhw.packing.parse_reuse),
-    refused as a malformed option (exit 2)."""
-
-    name = "auto|K"
-
-    def convert(self, value, param, ctx):
-        try:
-            reuse = parse_reuse(value)
-        except ParameterError as err:
-            self.fail(err.problem_worded(option_for), param, ctx)
-        return "auto" if reuse is None else reuse
-
-
-REUSE = Reuse()
+#: ``--pack``: copies side by side (qhw.packing.parse_copies); ``--reuse``: samples a copy runs in a shot (parse_reuse).
+PACK = AutoOrCount("auto|N", parse_copies)
+REUSE = AutoOrCount("auto|K", parse_reuse)
 #: A pause between shots: IBM's devices take up to half a millisecond.
 REP_DELAY = FiniteFloat(0.0, " of seconds", maximum=1.0)
 

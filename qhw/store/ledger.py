@@ -665,33 +665,18 @@ def run_record(row: RunRow) -> RunRecord:
     return record_of(row, RunRecord, _RUN_COLUMNS)
 
 
+#: JobRecord fields kept other than as themselves in a column of their name (see qhw.store.mapping).
+_JOB_COLUMNS = MappingProxyType({
+    "state": Column("state", read=JobState),
+    "updated_at": Column("updated_at", read=aware),
+    "submit_started_at": Column("submit_started_at", read=aware),
+    "lease_until": Column("lease_until", read=aware),
+    "cancel_requested_at": Column("cancel_requested_at", read=aware),
+    "indices": Column("execution_list", read=lambda data: None if data is None else tuple(int(i) for i in np.frombuffer(data, dtype="<i4"))),
+    "usage_pending": Column("usage_pending", read=bool),
+    "own_shots": Column("shots"),
+})
+
+
 def job_record(row: JobRow) -> JobRecord:
-    return JobRecord(
-        id=row.id,
-        run_id=row.run_id,
-        position=row.position,
-        provider_job_id=row.provider_job_id,
-        state=JobState(row.state),
-        execution_start=row.execution_start,
-        execution_stop=row.execution_stop,
-        error=row.error,
-        updated_at=aware(row.updated_at),
-        quantum_seconds=row.quantum_seconds,
-        purpose=row.purpose,
-        usage_value=row.usage_value,
-        usage_unit=row.usage_unit,
-        idempotency_key=row.idempotency_key,
-        attempt=row.attempt,
-        submit_started_at=aware(row.submit_started_at),
-        error_count=row.error_count,
-        claimed_by=row.claimed_by,
-        lease_until=aware(row.lease_until),
-        cancel_requested_at=aware(row.cancel_requested_at),
-        duration_seconds=row.duration_seconds,
-        cost_usd=row.cost_usd,
-        indices=None if row.execution_list is None else tuple(int(i) for i in np.frombuffer(row.execution_list, dtype="<i4")),
-        usage_pending=bool(row.usage_pending),
-        provider_estimate_seconds=row.provider_estimate_seconds,
-        round=row.round,
-        own_shots=row.shots,
-    )
+    return record_of(row, JobRecord, _JOB_COLUMNS)
