@@ -102,12 +102,16 @@ def wait_interruptibly(job: Any) -> None:
     a Ctrl-C reaches a process through whichever thread the kernel picks, and
     Python handles it only in the main thread, once it runs again; blocked on
     a lock, it would not until the simulation ended (measured: minutes of a
-    reused circuit on Aer, which it runs shot by shot)."""
-    done = getattr(job, "done", None)
-    if done is None:
+    reused circuit on Aer, which it runs shot by shot).
+
+    A job is waited for until it is in a final state, not until it is
+    ``done()``: a primitive job's ``done()`` is true only for a success, so a
+    job that failed would be waited for for ever (a collect hung so in CI)."""
+    finished = getattr(job, "in_final_state", None) or getattr(job, "done", None)
+    if finished is None:
         return
     pause = 0.001
-    while not done():
+    while not finished():
         time.sleep(pause)
         pause = min(pause * 2, 0.05)  # a short job waits a millisecond or two; a long one is looked at 20 times a second
 

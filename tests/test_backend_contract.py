@@ -135,3 +135,36 @@ def test_the_device_graph_is_the_device_the_calibration_describes(compiled):
         "braket_emulator": [(1, 2), (2, 3), (3, 4), (4, 5), (5, 6)],  # the document's line, numbered from 1
     }[_short(backend)]
     assert graph.couplers == {frozenset(pair) for pair in expected}
+
+
+def test_a_local_job_that_fails_is_its_own_error_not_a_wait_for_ever():
+    """A primitive job's done() is true only for a success: waiting for it
+    until done() waited for ever on a job that failed (a collect hung so in
+    CI). A failed job in this process is a JobFailedError naming its error."""
+    import threading
+
+    from qiskit.primitives.primitive_job import PrimitiveJob
+
+    from qhw.backends._qiskit_jobs import local_job_counts
+    from qhw.errors import JobFailedError
+
+    def fails():
+        raise RuntimeError("the simulator ran out of memory")
+
+    job = PrimitiveJob(fails)
+    job._submit()
+    outcome: list[BaseException] = []
+    waiter = threading.Thread(target=lambda: outcome.extend(_raised(lambda: local_job_counts(job, None, 1))), daemon=True)
+    waiter.start()
+    waiter.join(30)
+    assert not waiter.is_alive(), "still waiting for a job that failed"
+    assert len(outcome) == 1 and isinstance(outcome[0], JobFailedError), outcome
+    assert "the simulator ran out of memory" in str(outcome[0])
+
+
+def _raised(call) -> list[BaseException]:
+    try:
+        call()
+    except BaseException as err:  # noqa: BLE001 - handed back to the test's thread
+        return [err]
+    return []
