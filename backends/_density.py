@@ -121,6 +121,25 @@ def error_superop(error) -> np.ndarray:
     return total
 
 
+def _written_channel(operation) -> np.ndarray:
+    """The superoperator of an Aer error written into a circuit (a
+    QuantumChannelInstruction), read from the error it holds, once an error:
+    its public definition is a Kraus conversion, milliseconds an instruction
+    for the thousands --noise writes into a packed circuit. Aer keeps the
+    error as ``_quantum_error`` (no public accessor)."""
+    error = getattr(operation, "_quantum_error", None)
+    if error is None:
+        kraus = operation.definition.data[0].operation.params
+        return _stack_superop(np.asarray(kraus, dtype=complex))
+    key = id(error)
+    if key not in _written or _written[key][0] is not error:
+        if len(_written) > 4096:  # (a run's errors are few; each job's drift makes a few more)
+            _written.clear()
+        _written[key] = (error, error_superop(error))
+    return _written[key][1]
+
+
+_written: dict[int, tuple[Any, np.ndarray]] = {}
 _RESET_KRAUS = np.array([[[1, 0], [0, 0]], [[0, 1], [0, 0]]], dtype=complex)
 _matrices: dict = {}
 
@@ -325,6 +344,9 @@ def compile_circuit(circuit, noise) -> Program:
             continue
         if name == "delay":
             raise Unsupported("the circuit has delays (Aer's relaxation pass models them; the engine does not)")
+        if name == "quantum_channel":  # an Aer error written into the circuit (--noise's channels)
+            builder.channel(qubits, _written_channel(operation))
+            continue
         error = noise.error(name, qubits)
         if len(qubits) == 1:
             builder.one(qubits[0], name, operation.params, partial(_matrix, operation), partial(_affine, column=column))

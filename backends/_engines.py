@@ -43,6 +43,8 @@ class DensityEmulation:
     wide_reason: str = ""
     #: Whether the fallback computes a job in native code holding the interpreter lock (Aer does).
     fallback_holds_the_interpreter: bool = False
+    #: Whether --noise is taken (the subclass writes its channels in ``_compile``).
+    takes_noise: bool = False
 
     @property
     def engines(self) -> tuple[str, ...]:
@@ -85,7 +87,7 @@ class DensityEmulation:
     def _engine_program(self, executable: Executable) -> Any:
         """The compiled program, once per process and circuit (a run's jobs share it)."""
         programs = self.__dict__.setdefault("_programs", circuits.PerCircuit())
-        return programs.get(executable.circuit, lambda: self._compile(executable))
+        return programs.get(executable.circuit, lambda: self._compile(executable), executable.noise)
 
     def _engine_counts(self, executable: Executable, values: np.ndarray, shots: int, seed: int | None) -> JobResult:
         try:

@@ -179,11 +179,55 @@ def device_noise_model(device: Any, instructions: frozenset[tuple[str, tuple[int
     return model
 
 
-@functools.cache
-def device_channels(device: Any) -> DeviceChannels:
-    """The noisy engine's channels of a fake device, shared by every emulator
-    of it in this process (a device's properties are read once)."""
-    return DeviceChannels(device)
+@functools.lru_cache(maxsize=16)
+def device_channels(device: Any, scale: float = 1.0, readout: float = 1.0) -> DeviceChannels:
+    """The noisy engine's channels of a fake device (its gate errors times
+    ``scale``, its readout errors times ``readout``: --noise), shared by every
+    emulator of it in this process (a device's properties are read once)."""
+    return DeviceChannels(device, scale, readout)
+
+
+def scaled_noise_model(device: Any, instructions: frozenset[tuple[str, tuple[int, ...]]], scale: float = 1.0, readout: float = 1.0) -> Any:
+    """The noise model of device_noise_model with every gate error's
+    depolarizing parameter and relaxation time times ``scale`` and every
+    readout error times ``readout`` (capped as probabilities are), built with
+    Aer's own errors: what ``--engine aer`` runs a ``--noise`` run with, and
+    what the tests hold the engine's scaled channels against."""
+    if scale == 1.0 and readout == 1.0:
+        return device_noise_model(device, instructions)
+    from qiskit.quantum_info import average_gate_fidelity
+    from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error
+    from qiskit_aer.noise.device.models import _device_thermal_relaxation_error
+    from qiskit_aer.noise.device.parameters import gate_param_values, readout_error_values, thermal_relaxation_values
+
+    properties = device.properties()
+    relaxation = [(t1, t2, 0.0) for t1, t2, _ in thermal_relaxation_values(properties)]  # (frequency unused at temperature 0)
+    model = NoiseModel(basis_gates=device.configuration().basis_gates)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, qubits, length, error in gate_param_values(properties):
+            qubits = tuple(qubits)
+            if (name, qubits) not in instructions:
+                continue
+            # Aer's own relaxation of a device gate (temperature 0), for the gate's length and for scale times it.
+            relax = _device_thermal_relaxation_error(qubits, length, relaxation, 0)
+            scaled_relax = _device_thermal_relaxation_error(qubits, length * scale, relaxation, 0)
+            fidelity = 1.0 if relax is None else average_gate_fidelity(relax)
+            depolarizing = None
+            dim = 2 ** len(qubits)
+            if error is not None and error > 1 - fidelity:
+                error = min(error, dim / (dim + 1))
+                parameter = min(dim * (error - (1 - fidelity)) / (dim * fidelity - 1), 4 ** len(qubits) / (4 ** len(qubits) - 1))
+                depolarizing = depolarizing_error(min(parameter * scale, 4 ** len(qubits) / (4 ** len(qubits) - 1)), len(qubits))
+            combined = scaled_relax if depolarizing is None else (depolarizing if scaled_relax is None else depolarizing.compose(scaled_relax))
+            if combined is not None:
+                model.add_quantum_error(combined, name, qubits, warnings=False)
+    for qubit, value in enumerate(readout_error_values(properties)):
+        if value is None or ("measure", (qubit,)) not in instructions:
+            continue
+        p10, p01 = (min(1.0, float(v) * readout) for v in value)
+        model.add_readout_error(ReadoutError([[1 - p10, p10], [p01, 1 - p01]]), [qubit], warnings=False)
+    return model
 
 
 class DeviceChannels:
@@ -206,9 +250,10 @@ class DeviceChannels:
     of fake_fez's, equal to Aer's to 1e-12.
     """
 
-    def __init__(self, device: Any) -> None:
+    def __init__(self, device: Any, scale: float = 1.0, readout: float = 1.0) -> None:
         from qiskit_aer.noise.device.parameters import gate_param_values, readout_error_values, thermal_relaxation_values
 
+        self.scale, self.readout_scale = scale, readout
         properties = device.properties()
         self._gates = {(name, tuple(qubits)): (length, error) for name, qubits, length, error in gate_param_values(properties)}
         self._relaxation = thermal_relaxation_values(properties)  # (T1 ns, T2 ns, frequency) a qubit
@@ -223,8 +268,9 @@ class DeviceChannels:
 
     def readout(self, qubit: int) -> np.ndarray | None:
         value = self._readout[qubit] if qubit < len(self._readout) else None
-        if value is None or np.allclose(value, [0, 0]):
+        if value is None or np.allclose(value, [0, 0]) or self.readout_scale == 0:
             return None
+        value = [min(1.0, v * self.readout_scale) for v in value]
         # Aer's ReadoutError [[P(0|0), P(1|0)], [P(0|1), P(1|1)]], transposed: P[recorded, true].
         return np.array([[1 - value[0], value[0]], [value[1], 1 - value[1]]]).T
 
@@ -236,21 +282,25 @@ class DeviceChannels:
         length, error = self._gates[(name, qubits)]
         relaxation = None
         if length:
-            ones = []
+            ones, scaled = [], []
             for qubit in qubits:
                 t1, t2, _ = self._relaxation[qubit]
                 t1 = math.inf if t1 is None else t1
                 t2 = 2 * t1 if t2 is None else min(t2, 2 * t1)
                 ones.append(thermal_relaxation_superop(t1, t2, length))
+                scaled.append(thermal_relaxation_superop(t1, t2, length * self.scale))
             relaxation = tensor_superops(ones)
         depolarizing = None
         dim = 2 ** len(qubits)
         fidelity = 1.0 if relaxation is None else (np.trace(relaxation).real / dim**2 * dim + 1) / (dim + 1)
+        most = 4 ** len(qubits) / (4 ** len(qubits) - 1)
         if error is not None and error > 1 - fidelity:
             error = min(error, dim / (dim + 1))
-            parameter = dim * (error - (1 - fidelity)) / (dim * fidelity - 1)
-            parameter = min(parameter, 4 ** len(qubits) / (4 ** len(qubits) - 1))
-            depolarizing = depolarizing_superop(parameter, len(qubits))
+            # The depolarizing part that makes the calibrated gate error, then (--noise scale) scaled.
+            parameter = min(dim * (error - (1 - fidelity)) / (dim * fidelity - 1), most)
+            depolarizing = depolarizing_superop(min(parameter * self.scale, most), len(qubits))
+        if relaxation is not None and self.scale != 1.0:
+            relaxation = tensor_superops(scaled)
         if depolarizing is not None and relaxation is not None:
             return relaxation @ depolarizing  # the depolarizing error first (Aer's depol.compose(relax))
         return depolarizing if depolarizing is not None else relaxation

@@ -17,6 +17,7 @@ answers and errors (``_ibm_runtime``); this module is the provider module
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Iterator, Sequence
@@ -40,6 +41,7 @@ from qhw.backend import (
     RemoteBackend,
     ShotTiming,
 )
+from qhw.backends._added_noise import device_facts, with_added_noise
 from qhw.backends._engines import DensityEmulation
 from qhw.backends._ibm_calibration import (
     calibration_snapshot,
@@ -238,11 +240,24 @@ class IBMEmulator(DensityEmulation, _IBMDevice, LocalBackend):
         self.num_qubits = device_qubits(device)
         self._parts: circuits.PerCircuit[list] = circuits.PerCircuit(size=1)  # one run at a time
 
+    takes_noise = True
+
     def _compile(self, executable: Executable) -> Any:
-        """The circuit with the channels of the qubits it uses, read from the device's properties."""
+        """The circuit with the channels of the qubits it uses, read from the
+        device's properties, and what --noise adds written into it."""
         from qhw.backends import _density
 
-        return _density.compile_circuit(executable.circuit, device_channels(self._device))
+        noise = executable.noise
+        if noise is None:
+            return _density.compile_circuit(executable.circuit, device_channels(self._device))
+        return _density.compile_circuit(self._noisy_circuit(executable), device_channels(self._device, noise.scale, noise.readout))
+
+    def _noisy_circuit(self, executable: Executable) -> Any:
+        """The executable's circuit with --noise's channels written in (backends/_added_noise.py)."""
+        assert executable.noise is not None
+        facts = device_facts(self._device, executable.noise.rep_delay)
+        copies = [executable.copy_layout(c) for c in range(executable.copies)]
+        return with_added_noise(executable.circuit, executable.noise, facts, copies)
 
     @property
     def description(self) -> str:
@@ -274,6 +289,8 @@ class IBMEmulator(DensityEmulation, _IBMDevice, LocalBackend):
         seed = seed if seed is not None else self._seed
         if executable.engine != "aer":
             return self._engine_counts(executable, parameter_values, shots, seed)
+        if executable.noise is not None:
+            return self._run_noisy_on_aer(executable, parameter_values, shots, seed)
         primitive = sampler(self._device)
         if seed is not None:
             # Runtime's local service reads the seed with `if seed := options.pop(...)`,
@@ -289,6 +306,32 @@ class IBMEmulator(DensityEmulation, _IBMDevice, LocalBackend):
 
             parts = self._copies(executable)
             pubs = [(part, np.ascontiguousarray(parameter_values[:, copy_columns(executable.circuit, part)])) for part in parts]
+        job = primitive.run(pubs, shots=shots)
+        return local_job_counts(job, executable, len(parameter_values))
+
+    def _run_noisy_on_aer(self, executable: Executable, parameter_values: np.ndarray, shots: int, seed: int | None) -> JobResult:
+        """--engine aer with --noise: the circuit with the added channels
+        written in, each copy alone, on Aer's own sampler with the device's
+        noise model scaled as the spec says (Runtime's local mode runs a fake
+        device with its own model only)."""
+        from qiskit_aer.primitives import SamplerV2 as AerSampler
+
+        from qhw.backends._ibm_calibration import scaled_noise_model
+        from qhw.circuits import copy_columns
+
+        noise = executable.noise
+        assert noise is not None
+        noisy = dataclasses.replace(executable, circuit=self._noisy_circuit(executable))
+        parts = [noisy.copy(c).circuit for c in range(noisy.copies)] if noisy.copies > 1 else [noisy.circuit]
+        instructions = frozenset(
+            (i.operation.name, tuple(noisy.circuit.find_bit(q).index for q in i.qubits)) for i in noisy.circuit.data
+        )
+        model = scaled_noise_model(self._device, instructions, noise.scale, noise.readout)
+        options: dict = {"backend_options": {"noise_model": model}}
+        if seed is not None:
+            options["run_options"] = {"seed_simulator": seed + 1}
+        primitive = AerSampler(options=options)
+        pubs = [(part, np.ascontiguousarray(parameter_values[:, copy_columns(noisy.circuit, part)])) for part in parts]
         job = primitive.run(pubs, shots=shots)
         return local_job_counts(job, executable, len(parameter_values))
 

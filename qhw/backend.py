@@ -23,6 +23,7 @@ import numpy as np
 
 from qhw.errors import UnknownBackendError
 from qhw.jobstates import JobState
+from qhw.noise import NoiseSpec
 from qhw.packing import DeviceGraph
 from qhw.pricing import CostEstimate, PriceTable
 from qhw.providers import provider_modules
@@ -86,6 +87,8 @@ class Executable:
     reuse: int = 1
     #: How an emulation computes it (one of its backend's ``engines``); None: the backend has one way.
     engine: str | None = None
+    #: What ``--noise`` adds to an emulated device's own noise (a job's, its drift drawn); None: nothing.
+    noise: NoiseSpec | None = None
 
     @property
     def slots(self) -> int:
@@ -108,7 +111,7 @@ class Executable:
         from qhw.circuits import copy_circuit
 
         circuit = copy_circuit(self.circuit, copy, copies=self.copies, reuse=self.reuse)
-        return Executable(circuit=circuit, layout=self.copy_layout(copy), reuse=self.reuse, engine=self.engine)
+        return Executable(circuit=circuit, layout=self.copy_layout(copy), reuse=self.reuse, engine=self.engine, noise=self.noise)
 
 
 @dataclass(frozen=True)
@@ -289,6 +292,9 @@ class LocalBackend(Backend, Protocol):
     #: alone (IBM's fakes, which re-read the whole noise model each run);
     #: otherwise qhw.parallel runs the copies one after another.
     runs_copies_in_one_job: bool
+    #: Whether ``--noise`` can make it harsher (an executable's ``noise``): an
+    #: emulated device whose noise qhw computes (IBM's fakes).
+    takes_noise: bool
 
     @property
     def engines(self) -> tuple[str, ...]:
@@ -327,6 +333,8 @@ class LocalBackend(Backend, Protocol):
 
 class OneEngine:
     """A LocalBackend that computes a job one way only (no ``--engine``)."""
+
+    takes_noise = False
 
     @property
     def engines(self) -> tuple[str, ...]:

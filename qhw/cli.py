@@ -415,13 +415,21 @@ def backends(as_json) -> None:
         "aer (fake_*: Runtime's local mode, shot by shot) or braket (braket_emulator:: Braket's LocalEmulator)."
     ),
 )
+@click.option(
+    "--noise", metavar="SPEC",
+    help=(
+        "Make an emulated device (fake_*) harsher than its calibration: comma-separated key=value items "
+        "(scale, readout, reset, measure-crosstalk, crosstalk, prep, bad-qubit=Q:P, drift, seed) or the preset "
+        "realistic, e.g. realistic,reset=0.02."
+    ),
+)
 @parallel_options
 @json_option
 @pass_app
 @click.pass_context
 def submit(
     ctx, app: _App, backend_name, feature_set_id, split, shots, limit, seed, max_cost, yes, mitigate, pack, pack_spacing,
-    reuse, rep_delay, adaptive, model_id, engine, workers, scheduler, as_json,
+    reuse, rep_delay, adaptive, model_id, engine, noise, workers, scheduler, as_json,
 ) -> None:
     """Submit the feature map's circuits: one a sample, or one for each of its parameters' worth of components."""
     from qhw.runs import submit as submit_run
@@ -444,6 +452,7 @@ def submit(
         adaptive=adaptive,
         model_id=model_id,
         engine=engine,
+        noise=noise,
         workers=workers,
         scheduler=scheduler,
         progress=_progress(),
@@ -460,6 +469,7 @@ def submit(
             "reuse": result.run.reuse,
             "executions": result.executions,
             "engine": result.run.engine,
+            "noise": None if result.run.noise is None else result.run.noise.text(),
             **({"round": result.run.round, "rounds_done": result.run.rounds_done} if result.run.adaptive else {}),
         },
         as_json,
@@ -524,6 +534,13 @@ def runs_list(app: _App, as_json) -> None:
     _emit(rows, False, title="runs")
 
 
+def _drift_text(factors: dict[int, float]) -> str:
+    """A run's drift factors in one line: their range, and each job's when few."""
+    values = list(factors.values())
+    span = f"{min(values):.3f} to {max(values):.3f} over {len(values)} job(s)"
+    return span if len(values) > 8 else span + ": " + ", ".join(f"job {job} x{factor:.3f}" for job, factor in sorted(factors.items()))
+
+
 @runs_group.command("show")
 @click.argument("run_id", type=ID)
 @click.option(
@@ -556,6 +573,8 @@ def runs_show(app: _App, run_id, properties_out, as_json) -> None:
         ("copies, samples a copy a shot", f"{o.copies}, {o.reuse} ({o.executions:,} executions)"),
         ("rep_delay", "the device's default" if details.rep_delay is None else f"{details.rep_delay * 1e6:g} us"),
         *([("engine", details.engine + (f" ({details.engine_note})" if details.engine_note else ""))] if details.engine else []),
+        *([("noise added", details.noise)] if details.noise else []),
+        *([("drift factors", _drift_text(details.noise_factors))] if details.noise_factors else []),
         ("estimated cost" + (" (worst case)" if details.adaptive else ""), o.cost.estimate_text), ("actual cost", o.cost.actual_text),
         ("usage reported", o.usage_text or ("none (not billed)" if o.cost.free else "none yet")),
     ]
@@ -849,6 +868,7 @@ def compare_command(app: _App, simulator_run, hardware_runs, out, epochs, seed, 
                     "run": r.run,
                     "backend": r.backend,
                     "kind": r.device_kind,
+                    **({"noise added": r.noise} if any(row.noise for row in result.leaderboard) else {}),
                     "transfer accuracy": r.transfer_accuracy,
                     "95% interval": f"[{r.low:.3f}, {r.high:.3f}]",
                     "mitigated": r.mitigated_accuracy,
@@ -876,7 +896,8 @@ def _print_comparison(comparison) -> None:
     from qhw.pricing import usd
 
     estimate = "free" if hw.actual_cost == "free" else usd(hw.estimated_cost_usd)
-    click.echo(f"run {hw.run}: {hw.device}; {calibrated}; cost: estimated {estimate}, actual {hw.actual_cost}")
+    noise = f", with --noise {hw.noise}" if hw.noise else ""
+    click.echo(f"run {hw.run}: {hw.device}{noise}; {calibrated}; cost: estimated {estimate}, actual {hw.actual_cost}")
     if comparison.models:
         used = ", ".join(f"{m.case} model {m.model} ({'trained before' if m.trained == 'before' else 'trained now, and stored'})" for m in comparison.models)
         click.echo(f"classifiers: {used}")

@@ -144,6 +144,7 @@ class RunSummary:
     calibrated_at: str | None  # the device calibration's own timestamp
     calibration_age_hours: float | None  # its age when the run was submitted
     calibration: dict | None  # the per-qubit figures kept with the run
+    noise: str | None = None  # what --noise added to an emulated device's noise (its SPEC)
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,7 @@ class LeaderboardRow:
     estimated_cost_per_1000_usd: float | None
     actual_cost_per_1000_usd: float | None
     calibration_age_hours: float | None
+    noise: str | None = None  # what --noise added to an emulated device's noise (its SPEC)
 
 
 @dataclass
@@ -444,6 +446,7 @@ def summarize(store: Store, run: RunRecord) -> RunSummary:
         calibrated_at=None if calibration is None or calibration.calibrated_at is None else calibration.calibrated_at.isoformat(),
         calibration_age_hours=None if details.calibration_age is None else details.calibration_age.total_seconds() / 3600,
         calibration=None if calibration is None else calibration.to_dict(),
+        noise=details.noise,
     )
 
 
@@ -470,6 +473,7 @@ def _leaderboard_row(comparison: Comparison) -> LeaderboardRow:
         estimated_cost_per_1000_usd=per_1000(hw.estimated_cost_usd),
         actual_cost_per_1000_usd=per_1000(hw.actual_cost_usd),
         calibration_age_hours=hw.calibration_age_hours,
+        noise=hw.noise,
     )
 
 

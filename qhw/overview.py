@@ -153,6 +153,8 @@ class RunDetails:
     rep_delay: float | None = None  # the rep_delay the run asked for (None: the device's default)
     engine: str | None = None  # how an emulation computed the run (None: its backend has one way)
     engine_note: str | None = None  # why not the engine asked for, if so
+    noise: str | None = None  # what --noise added to the emulated device's noise (its SPEC)
+    noise_factors: dict[int, float] = field(default_factory=dict)  # job -> its drift factor, where drawn
 
     def to_dict(self) -> dict:
         calibration = None
@@ -171,6 +173,8 @@ class RunDetails:
             "rep_delay": self.rep_delay,
             "engine": self.engine,
             "engine_note": self.engine_note,
+            "noise": self.noise,
+            "noise_factors": [{"job": job, "factor": factor} for job, factor in sorted(self.noise_factors.items())],
             "copies": [
                 {"copy": index, "qubits": list(qubits), "estimated_error": error} for index, (qubits, error) in enumerate(self.copies)
             ],
@@ -259,6 +263,8 @@ def run_details(store: Store, run_id: int | None = None) -> RunDetails:
         rep_delay=run.rep_delay,
         engine=run.engine,
         engine_note=run.engine_note,
+        noise=None if run.noise is None else run.noise.text(),
+        noise_factors={job.id: job.noise_factor for job in jobs if job.noise_factor is not None},
         seed=run.seed,
         layout=run.layout,
         copies=_copies(run),

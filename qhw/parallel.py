@@ -33,6 +33,7 @@ import numpy as np
 from qhw import settings
 from qhw.circuits import PerCircuit
 from qhw.errors import ConfigError, ParameterError
+from qhw.noise import NoiseSpec
 
 
 def default_workers() -> int:
@@ -249,6 +250,7 @@ class LocalJob:
     copies: int
     reuse: int
     engine: str | None
+    noise: NoiseSpec | None  # a job's, its drift drawn
     values: np.ndarray
     shots: int
     seed: int | None
@@ -268,7 +270,9 @@ def run_job(task: LocalJob):
     simulator = _backend(task.backend, task.backend_seed, task.artifacts_url)
     simulator.use_threads(1)
     circuit = _circuit(hashlib.sha1(task.qpy).hexdigest(), task.qpy)
-    executable = Executable(circuit=circuit, layout=tuple(task.layout), copies=task.copies, reuse=task.reuse, engine=task.engine)
+    executable = Executable(
+        circuit=circuit, layout=tuple(task.layout), copies=task.copies, reuse=task.reuse, engine=task.engine, noise=task.noise
+    )
     return where_this_runs(), run_local_job(simulator, executable, task.values, task.shots, task.seed)
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from qhw.errors import ParameterError
 from qhw.jobstates import JobState
+from qhw.noise import NoiseSpec
 from qhw.pricing import PriceTable
 
 if TYPE_CHECKING:
@@ -198,6 +199,8 @@ class RunSpec:
     # the backend has one way), and why it is not the one asked for, if so.
     engine: str | None = None
     engine_note: str | None = None
+    # What --noise added to an emulated device's own noise; None: nothing.
+    noise: NoiseSpec | None = None
 
     @property
     def slots(self) -> int:
@@ -276,6 +279,7 @@ class JobRecord:
     provider_estimate_seconds: float | None = None  # the provider's own estimate of its QPU time (IBM)
     round: int = 0  # the round of an adaptive run
     own_shots: int | None = None  # shots each execution gets, when not the run's (an adaptive round)
+    noise_factor: float | None = None  # a --noise run's drift: this job's error rates times it
 
     def shots(self, run_shots: int) -> int:
         """Shots each of the job's executions gets (``run_shots``: its run's)."""

@@ -28,6 +28,7 @@ from qhw.datasets import stratified_subset
 from qhw.errors import BackendError, ConfigError, NotFoundError, ParameterError, QhwError
 from qhw.executables import calibration_executable, packed_executable
 from qhw.jobstates import UNFINISHED_STATES, JobState
+from qhw.noise import NoiseSpec, parse_noise
 from qhw.packing import parse_copies, parse_reuse
 from qhw.planning import RunPlan, RunRequest, check_allowance, check_width, engine_profile, guard_again, guard_cost, plan_retry, plan_run
 from qhw.pricing import CostEstimate, check_amount, load_prices
@@ -113,6 +114,7 @@ def submit(
     reuse: int | str = 1,
     rep_delay: float | None = None,
     engine: str | None = None,
+    noise: str | None = None,
 ) -> SubmitResult:
     """Run the feature map for every selected sample of a feature set.
 
@@ -143,6 +145,8 @@ def submit(
             sample gets; later rounds are driven by ``collect`` (here too, on
             a local simulator, whose rounds finish in this call).
         model_id: the hybrid model whose predictions settle an adaptive run's samples.
+        noise: what to add to an emulated device's own noise, as ``--noise``
+            SPEC (qhw.noise): kept with the run, its jobs, rounds and retries.
 
     Returns:
         The run, its jobs and what was left undone (jobs waiting on errors).
@@ -156,7 +160,7 @@ def submit(
     inputs = _checked_inputs(
         store, backend_name=backend_name, feature_set_id=feature_set_id, split=split, shots=shots, limit=limit, seed=seed,
         max_cost=max_cost, mitigate=mitigate, pack=pack, pack_spacing=pack_spacing, scheduler=scheduler, adaptive=adaptive,
-        model_id=model_id, reuse=reuse, rep_delay=rep_delay, engine=engine,
+        model_id=model_id, reuse=reuse, rep_delay=rep_delay, engine=engine, noise=noise,
     )
     plan, live = _guarded_plan(store, inputs, max_cost, approve)
     # A local simulator's worker processes start now, while this one prepares the run.
@@ -199,12 +203,13 @@ class _Inputs:
     seed: int | None
     mitigate: str | None
     rep_delay: float | None
+    noise: NoiseSpec | None
 
 
 def _checked_inputs(
     store: Store, *, backend_name: str, feature_set_id: int | None, split: str, shots: int, limit: int | None, seed: int | None,
     max_cost: float | None, mitigate: str | None, pack: int | str, pack_spacing: int, scheduler: str | None, adaptive: bool,
-    model_id: int | None, reuse: int | str, rep_delay: float | None, engine: str | None,
+    model_id: int | None, reuse: int | str, rep_delay: float | None, engine: str | None, noise: str | None = None,
 ) -> _Inputs:
     """Every input checked, before anything is planned, written or sent.
 
@@ -227,7 +232,11 @@ def _checked_inputs(
     if rep_delay is not None and (isinstance(rep_delay, bool) or not math.isfinite(rep_delay) or rep_delay < 0):
         raise ParameterError("rep_delay", f"must be a finite number of seconds, 0 or more, got {rep_delay}")
     rounds = adaptive_settings(adaptive, shots, model_id)
+    added = None if noise is None else parse_noise(noise)
     backend = get_backend(backend_name, seed=seed)
+    if added is not None:
+        check_noise(backend, added)
+        added = None if added.is_default else added
     engines = backend.engines if is_local(backend) else ()
     if engine is not None and engine not in engines:
         one_way = "it computes its jobs one way only (--engine is for emulated devices: fake_* and braket_emulator:)"
@@ -248,7 +257,20 @@ def _checked_inputs(
         round_shots=None if rounds is None else tuple(rounds.round_shots(r) for r in range(rounds.rounds)),
         reuse=reused, rep_delay=rep_delay,
     )
-    return _Inputs(backend, feature_set, arrays, order, request, rounds, split, shots, seed, mitigate, rep_delay)
+    return _Inputs(backend, feature_set, arrays, order, request, rounds, split, shots, seed, mitigate, rep_delay, added)
+
+
+def check_noise(backend: Backend, noise: NoiseSpec) -> None:
+    """``--noise`` is for an emulated device whose noise qhw computes, and names its qubits.
+
+    Raises:
+        ParameterError: another kind of backend, or a bad qubit it lacks.
+    """
+    if not (is_local(backend) and backend.takes_noise):
+        what = "an emulated Braket device (--noise is not written for its noise yet)" if backend.kind == "emulation" else (
+            "a real device" if backend.kind == "hardware" else "a simulator with no device noise to add to")
+        raise ParameterError("noise", f"makes an emulated IBM device (fake_*) harsher: {backend.name} is {what}")
+    noise.check_qubits(backend.num_qubits, backend.name)
 
 
 def _guarded_plan(
@@ -289,6 +311,10 @@ def _compiled(inputs: _Inputs, plan: RunPlan, live: DeviceProfile, engine: str |
     backend, seed = inputs.backend, inputs.seed
     executable = packed_executable(backend, plan.packing, seed, template=inputs.request.template, reuse=plan.reuse)
     calibration = calibration_executable(backend, plan.packing, seed, executable) if inputs.mitigate else None
+    if inputs.noise is not None:  # (its channels are part of the circuit the engine is chosen for)
+        noise = replace(inputs.noise, rep_delay=inputs.rep_delay)
+        executable = replace(executable, noise=noise)
+        calibration = None if calibration is None else replace(calibration, noise=noise)
     choice = backend.engine_for(executable, engine) if is_local(backend) else EngineChoice(None)
     sized = engine_profile(backend, live, choice.engine)
     if sized.limits != live.limits:  # its jobs sized for the engine (the same copies: the same device, planned alike)
@@ -328,6 +354,7 @@ def _recorded(store: Store, inputs: _Inputs, plan: RunPlan, compiled: _Compiled,
         rep_delay=inputs.rep_delay,
         engine=compiled.choice.engine,
         engine_note=compiled.choice.note,
+        noise=inputs.noise,
     )
     snapshot = backend.calibration(executable.layout)
     circuit = _run_circuit(executable, inputs.order, compiled.calibration)

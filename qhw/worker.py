@@ -40,10 +40,11 @@ from qhw.errors import (
     TransientBackendError,
 )
 from qhw.jobstates import UNFINISHED_STATES, JobState
+from qhw.noise import NoiseSpec
 from qhw.planning import pending_estimate
 from qhw.pricing import CostEstimate, load_prices
 from qhw.progress import Progress
-from qhw.records import SPLIT_NAMES, JobRecord, ProviderUsage, RunRecord, ceil_div
+from qhw.records import JOB_PURPOSES, SPLIT_NAMES, JobRecord, ProviderUsage, RunRecord, ceil_div
 from qhw.retrying import with_retries
 from qhw.store import ArtifactStore, Store
 from qhw.store.arrays import FeatureArrays, load_arrays
@@ -117,11 +118,15 @@ class RunWorker:
         run = store.ledger.run(run_id)
         stored = store.ledger.run_circuit(run_id)
         backend = backend or backend_of_run(run, store.artifacts)
-        executable = Executable(circuit=circuits.from_qpy(stored.qpy), layout=run.layout, copies=run.copies, reuse=run.reuse, engine=run.engine)
+        noise = run_noise(run)
+        executable = Executable(
+            circuit=circuits.from_qpy(stored.qpy), layout=run.layout, copies=run.copies, reuse=run.reuse, engine=run.engine, noise=noise
+        )
         calibration = None
         if stored.calibration_qpy is not None:
             calibration = Executable(
-                circuit=circuits.from_qpy(stored.calibration_qpy), layout=run.layout, copies=run.copies, reuse=run.reuse, engine=run.engine
+                circuit=circuits.from_qpy(stored.calibration_qpy), layout=run.layout, copies=run.copies, reuse=run.reuse,
+                engine=run.engine, noise=noise,
             )
         arrays = load_arrays(store.artifacts, store.catalogue.feature_set(run.feature_set_id))
         parameters = parameter_rows(arrays, stored.sample_order, run.circuits_per_sample)
@@ -181,7 +186,19 @@ class RunWorker:
             executable, rows = self._executable_for(job), states[job.execution_indices]
         else:
             executable, rows = self.executable, self.parameters[job.execution_indices]
+        factor = self._noise_factor(job)
+        if factor is not None and executable.noise is not None:
+            executable = replace(executable, noise=executable.noise.drifted(factor))
         return executable, circuits.circuit_rows(rows, executable.circuit, executable.slots), seed
+
+    def _noise_factor(self, job: JobRecord) -> float | None:
+        """A --noise run's drift factor for this job (None: no drift), drawn
+        from the spec's seed and the job's own place in the run (its purpose,
+        round and first execution), so that any process draws the same one."""
+        noise = self.run.noise
+        if noise is None or noise.drift == 0:
+            return None
+        return noise.drift_factor(JOB_PURPOSES.index(job.purpose), job.round, job.execution_start)
 
     def _executable_for(self, job: JobRecord) -> Executable:
         """What a job of this purpose runs: the feature map, or the readout calibration's circuit."""
@@ -242,7 +259,7 @@ class RunWorker:
             executable, values, seed = self._inputs(job)
             task = parallel.LocalJob(
                 backend=self.backend.name, backend_seed=self.run.seed, qpy=qpy[job.purpose], layout=executable.layout,
-                copies=executable.copies, reuse=executable.reuse, engine=executable.engine, values=values,
+                copies=executable.copies, reuse=executable.reuse, engine=executable.engine, noise=executable.noise, values=values,
                 shots=job.shots(self.run.shots), seed=seed, artifacts_url=self.store.artifacts_url,
             )
             futures[pool.submit(parallel.run_job, task)] = job
@@ -347,7 +364,10 @@ class RunWorker:
         result = demultiplexed(result, job.executions, self.executable.slots)
         end = JobState.COLLECTED if len(result.failed) < job.executions else JobState.FAILED
         store = self.store.results.store_calibration if job.purpose == "calibration" else self.store.results.store_counts
-        store(stored, result.counts, job.shots(self.run.shots), usage=usage, cost_usd=self._cost(job, end, usage), failed=result.failed)
+        store(
+            stored, result.counts, job.shots(self.run.shots), usage=usage, cost_usd=self._cost(job, end, usage), failed=result.failed,
+            noise_factor=self._noise_factor(job),
+        )
         return self.store.ledger.job(job.id)
 
     def _end(self, job: JobRecord, state: JobState, *, error: str | None = None, note: str | None = None,
@@ -453,6 +473,11 @@ class RunWorker:
                 f"{trusted_from:%Y-%m-%d %H:%M:%S} UTC before anything is sent again"
             )
         return None
+
+
+def run_noise(run: RunRecord) -> NoiseSpec | None:
+    """What --noise adds to a stored run's device, with the run's rep_delay (prep=auto reads it)."""
+    return None if run.noise is None else replace(run.noise, rep_delay=run.rep_delay)
 
 
 def backend_of_run(run: RunRecord, artifacts: ArtifactStore) -> Backend:

@@ -378,3 +378,24 @@ def engine_agreement(store, density_run: int, other_run: int, ideal_run: int) ->
     between, noise = 0.5 * np.abs(density - other).sum(), 0.5 * np.abs(density - ideal).sum()
     print(f"between engines {between:.4f}, against ideal {noise:.4f}")
     return between, noise
+
+
+def fake_ibm_device(name: str):
+    """A fake IBM device of qiskit-ibm-runtime (its calibrated snapshot), by class name."""
+    import warnings
+
+    from qiskit_ibm_runtime import fake_provider
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return getattr(fake_provider, name)()
+
+
+@pytest.fixture(scope="module")
+def manila():
+    return fake_ibm_device("FakeManilaV2")
+
+
+@pytest.fixture(scope="module")
+def fez():
+    return fake_ibm_device("FakeFez")

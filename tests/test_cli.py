@@ -113,9 +113,9 @@ def test_the_walk_through_from_the_issue(home):
     assert classical["kind"] == "classical" and {"accuracy", "train_samples", "test_samples"} <= set(classical)
 
     sim = ok_json("submit", "--backend", "aer_simulator", "--features", "1", "--split", "all", "--shots", "1024")
-    assert sim == {"run": 1, "backend": "aer_simulator", "jobs": 1, "samples": 250, "copies": 1, "reuse": 1, "executions": 250, "engine": None}
+    assert sim == {"run": 1, "backend": "aer_simulator", "jobs": 1, "samples": 250, "copies": 1, "reuse": 1, "executions": 250, "engine": None, "noise": None}
     hw = ok_json("submit", "--backend", "fake_manila", "--features", "1", "--split", "test")
-    assert hw == {"run": 2, "backend": "fake_manila", "jobs": 1, "samples": 50, "copies": 1, "reuse": 1, "executions": 50, "engine": "density"}
+    assert hw == {"run": 2, "backend": "fake_manila", "jobs": 1, "samples": 50, "copies": 1, "reuse": 1, "executions": 50, "engine": "density", "noise": None}
 
     jobs = ok_json("jobs")
     assert [(j["run"], j["backend"], j["state"]) for j in jobs] == [(1, "aer_simulator", "collected"), (2, "fake_manila", "collected")]

@@ -18,27 +18,9 @@ from qhw import circuits
 from qhw.backends import _density
 from qhw.backends._density import NoiseChannels, Unsupported
 
-from conftest import engine_agreement
+from conftest import engine_agreement, fake_ibm_device
 
 TOLERANCE = 1e-8
-
-
-def _fake(name: str):
-    from qiskit_ibm_runtime import fake_provider
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return getattr(fake_provider, name)()
-
-
-@pytest.fixture(scope="module")
-def manila():
-    return _fake("FakeManilaV2")
-
-
-@pytest.fixture(scope="module")
-def fez():
-    return _fake("FakeFez")
 
 
 def _full_model(device):
@@ -364,7 +346,7 @@ def test_the_channels_read_from_the_properties_are_aers(device_name, sample):
     fake_fez's 1,640 instructions, each kind of gate among them)."""
     from qhw.backends._ibm_calibration import DeviceChannels, device_noise_model
 
-    device = _fake(device_name)
+    device = fake_ibm_device(device_name)
     channels = DeviceChannels(device)
     keys = sorted(channels._gates)
     if sample is not None:

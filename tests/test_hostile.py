@@ -349,6 +349,17 @@ def tampered_engine(run: int) -> Callable[[Path], dict]:
     return setup
 
 
+def tampered_noise(run: int, text: str) -> Callable[[Path], dict]:
+    """A run whose stored --noise SPEC is not one."""
+
+    def setup(home: Path) -> dict:
+        with sqlite3.connect(home / "qhw.db") as connection:
+            connection.execute("UPDATE runs SET noise = ? WHERE id = ?", (text, run))
+        return {}
+
+    return setup
+
+
 def silent_port(home: Path) -> dict:
     """A TCP port that accepts connections (the kernel's backlog) and never answers."""
     listener = socket.socket()
@@ -694,6 +705,19 @@ CASES = {
     # --- a run whose row was changed outside qhw ----------------------------------------------------------
     "retry a run whose engine is unknown": Case("retry --run 4", "run 4: its row names the engine 'bogus', which braket_emulator:sha256:", tampered_engine(4)),
     "pack-spacing 2": Case("submit --backend fake_fez --split test --limit 10 --pack 2 --pack-spacing 2", "'--pack-spacing': 2 is not in the range 0<=x<=1"),
+    "runs show of a run whose noise is unreadable": Case("runs show 1", "a run's noise 'scale=lots' cannot be read (scale=lots is not a number)", tampered_noise(1, "scale=lots")),
+    # --- --noise SPEC: one line before anything is written ------------------------------------------------
+    "noise unknown key": Case("submit --backend fake_manila --split test --limit 10 --noise temperature=3", "--noise has no key 'temperature'"),
+    "noise not a number": Case("submit --backend fake_manila --split test --limit 10 --noise scale=two", "--noise scale=two is not a number"),
+    "noise out of range": Case("submit --backend fake_manila --split test --limit 10 --noise reset=1.5", "--noise reset=1.5 must be a probability from 0 to 1"),
+    "noise not key=value": Case("submit --backend fake_manila --split test --limit 10 --noise harsh", "--noise item 'harsh' is not key=value"),
+    "noise on a qubit the device lacks": Case("submit --backend fake_manila --split test --limit 10 --noise realistic,bad-qubit=5:0.1", "--noise bad-qubit=5: fake_manila has qubits 0 to 4"),
+    "noise on a real device": Case("submit --backend ibm_fez --split test --limit 10 --noise scale=2 --yes", "--noise makes an emulated IBM device (fake_*) harsher: ibm_fez is a real device"),
+    "noise on a noiseless simulator": Case("submit --backend aer_simulator --split test --limit 10 --noise scale=2", "aer_simulator is a simulator with no device noise to add to"),
+    "noise on an emulated Braket device": Case(
+        "submit --backend braket_emulator:{device} --split test --limit 10 --noise scale=2",
+        "is an emulated Braket device (--noise is not written for its noise yet)", device_document(),
+    ),
 }
 
 

@@ -27,8 +27,10 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from qhw import settings
-from qhw.errors import ConflictError, NotFoundError
+from qhw.boundary import quoted
+from qhw.errors import ConflictError, NotFoundError, ParameterError, StoreError
 from qhw.jobstates import UNFINISHED_STATES, JobState, can_move
+from qhw.noise import NoiseSpec, parse_noise
 from qhw.pricing import PriceTable
 from qhw.records import (
     AdaptiveSettings,
@@ -646,6 +648,20 @@ def _packing(data: dict[str, Any]) -> Packing:
     return Packing(spacing=data.get("spacing"), estimated_errors=None if errors is None else tuple(errors))
 
 
+def _noise_of_row(text: str | None) -> NoiseSpec | None:
+    """A run's stored --noise SPEC read back (a row of a shared ledger may say anything).
+
+    Raises:
+        StoreError: the row's SPEC cannot be read.
+    """
+    if text is None:
+        return None
+    try:
+        return parse_noise(text)
+    except ParameterError as err:
+        raise StoreError(f"a run's noise {quoted(text)} cannot be read ({err.problem}); changed outside qhw?") from None
+
+
 #: RunRecord fields kept other than as themselves in a column of their name.
 #: Every other field of RunSpec and RunRecord is a column of the same name
 #: (a new run field is a column in qhw/store/models.py, a migration and a
@@ -658,6 +674,7 @@ _RUN_COLUMNS = MappingProxyType({
     "adaptive": Column("adaptive", _json_or_none(dataclasses.asdict), _from_json_or_none(lambda d: AdaptiveSettings(**d))),
     "created_at": Column("created_at", read=aware),
     "rounds_done": Column("rounds_done", read=bool),
+    "noise": Column("noise", lambda spec: None if spec is None or spec.is_default else spec.text(), _noise_of_row),
 })
 
 

@@ -139,6 +139,9 @@ class RunRow(Base):
     # Runtime's local mode), chosen once at submit; None where there is one way.
     engine: Mapped[str | None] = mapped_column(String(16), nullable=True)
     engine_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # What --noise added to an emulated device's own noise (its SPEC, every
+    # key written out); None: nothing (and every run from before it existed).
+    noise: Mapped[str | None] = mapped_column(Text, nullable=True)
     # An adaptive run (qhw.adaptive): its settings (JSON), its newest round,
     # and whether its rounds have ended (every sample settled or at --shots).
     adaptive: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -208,6 +211,9 @@ class JobRow(Base):
     # executions gets (None: the run's shots).
     round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     shots: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # A --noise run's drift: the factor this job's error rates were scaled by
+    # (None: no drift, or not run yet).
+    noise_factor: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("run_id", "position", name="uq_jobs_run_position"),

@@ -86,6 +86,7 @@ class Results:
         usage: ProviderUsage | None = None,
         cost_usd: float | None = None,
         failed: Mapping[int, str] | None = None,
+        noise_factor: float | None = None,
     ) -> int:
         """Store a job's counts and end it, atomically and at most once.
 
@@ -98,6 +99,7 @@ class Results:
             failed: executions (positions in the job) the provider failed, with
                 its reasons: recorded, never stored as counts. The job is
                 collected when anything ran, failed when nothing did.
+            noise_factor: a --noise run's drift factor for this job, kept with it.
 
         Returns:
             The number of result rows written: 0 when another process ended the job first.
@@ -110,7 +112,7 @@ class Results:
         failed = dict(failed or {})
         with self._db.transaction() as session:
             ran = [position for position in range(job.executions) if position not in failed]
-            if not self._end(session, job, usage, cost_usd, failed, f"{len(ran)} result(s) stored"):
+            if not self._end(session, job, usage, cost_usd, failed, noise_factor, f"{len(ran)} result(s) stored"):
                 return 0
             run = run_row(session, job.run_id)
             order = np.frombuffer(run.sample_order, dtype="<i4").reshape(-1, 2)
@@ -153,6 +155,7 @@ class Results:
         usage: ProviderUsage | None = None,
         cost_usd: float | None = None,
         failed: Mapping[int, str] | None = None,
+        noise_factor: float | None = None,
     ) -> int:
         """Store a calibration job's counts and end it, at most once (as ``store_counts``).
 
@@ -169,7 +172,7 @@ class Results:
         prepared_states = (0, width - 1)
         with self._db.transaction() as session:
             ran = [position for position in range(job.executions) if position not in failed]
-            if not self._end(session, job, usage, cost_usd, failed, f"{len(ran)} calibration state(s) stored"):
+            if not self._end(session, job, usage, cost_usd, failed, noise_factor, f"{len(ran)} calibration state(s) stored"):
                 return 0
             run = run_row(session, job.run_id)
             copies, slots = run.copies, run.copies * run.reuse
@@ -193,14 +196,17 @@ class Results:
             return len(ran)
 
     @staticmethod
-    def _end(session: Session, job: JobRecord, usage: ProviderUsage | None, cost_usd: float | None, failed: dict[int, str], note: str) -> bool:
+    def _end(
+        session: Session, job: JobRecord, usage: ProviderUsage | None, cost_usd: float | None, failed: dict[int, str],
+        noise_factor: float | None, note: str,
+    ) -> bool:
         """The compare-and-set that ends the job with its results: collected
         when anything ran, failed when the provider failed every execution;
         the executions it failed are recorded with its reasons."""
         current = JobState(_fresh(session, job.id).state)
         if current not in UNFINISHED_STATES:
             return False  # collected (or ended) by another process: nothing to write
-        values = {**usage_values(usage or ProviderUsage()), "cost_usd": cost_usd, "error_count": 0, "error": None}
+        values = {**usage_values(usage or ProviderUsage()), "cost_usd": cost_usd, "error_count": 0, "error": None, "noise_factor": noise_factor}
         if job.provider_job_id is not None:
             values["provider_job_id"] = job.provider_job_id
         end = JobState.COLLECTED
