@@ -1,11 +1,14 @@
-"""What ``--noise SPEC`` adds to a fake IBM device: each effect an explicit channel.
+"""What ``--noise SPEC`` adds to an emulated device: each effect an explicit channel.
 
-The device's calibrated noise (its gate and readout errors) stays in the
-channels the engine reads, scaled by ``scale`` and ``readout``
+On a fake IBM device the calibrated noise (its gate and readout errors)
+stays in the channels the engine reads, scaled by ``scale`` and ``readout``
 (:class:`qhw.backends._ibm_calibration.DeviceChannels`, and the Aer model
-:func:`scaled_noise_model` builds for ``--engine aer`` and the tests). Every
-other effect is an instruction written into the compiled circuit here, so that
-qhw's noisy engine and Aer read the very same channels:
+:func:`scaled_noise_model` builds for ``--engine aer`` and the tests); on
+``braket_emulator:`` the channels Braket's noise model writes into the
+circuit are scaled (:func:`braket_with_added_noise`). Every other effect is
+planned once here on the circuit's clock (:func:`plan_added_noise`) and
+written into the circuit, so that qhw's noisy engine and the provider's own
+simulator (Aer, braket_dm) read the very same channels:
 
 - ``prep``: each qubit the circuit uses starts in |1> with probability P (an X
   error at the start);
@@ -72,6 +75,12 @@ def device_facts(device: Any, rep_delay: float | None = None) -> DeviceFacts:
     return DeviceFacts(frozenset(couplers), t1, float(default) if rep_delay is None else rep_delay)
 
 
+def graph_facts(graph: Any, rep_delay: float | None) -> DeviceFacts:
+    """DeviceFacts from a device graph as the partition reads it (a Braket device's document)."""
+    couplers = frozenset((min(pair), max(pair)) for pair in graph.couplers)
+    return DeviceFacts(couplers, {q: t1 * 1e-6 for q, t1 in graph.t1_us.items()}, rep_delay or 0.0)
+
+
 @functools.lru_cache(maxsize=1024)
 def _pauli(label: str, probability: float):
     """One error object a probability (the engine reads each once)."""
@@ -105,9 +114,26 @@ def rz_matrix(theta: float) -> np.ndarray:
     return np.diag([phase, phase.conjugate()])
 
 
-def with_added_noise(circuit, spec: NoiseSpec, facts: DeviceFacts, copy_qubits: Iterable[Iterable[int]]):
-    """The compiled circuit with the spec's effects written in as channels
-    (module docstring); ``copy_qubits``: each copy's physical qubits.
+@dataclass(frozen=True)
+class Step:
+    """An instruction of a circuit as the clock reads it: ``kind`` "gate",
+    "measure", "reset", or "other" (a barrier, a noise channel, a directive:
+    no time of its own); its qubits by the device's labels."""
+
+    kind: str
+    qubits: tuple[int, ...]
+
+
+#: What the plan writes, in order: ("step", i) is the circuit's instruction i;
+#: ("x" | "z", p, q) a Pauli error of probability p on q; ("depolarizing", p, q);
+#: ("zz", theta, a, b) a coherent ZZ rotation; ("rz", theta, q).
+Event = tuple
+
+
+def plan_added_noise(steps: list[Step], spec: NoiseSpec, facts: DeviceFacts, copy_qubits: Iterable[Iterable[int]]) -> list[Event]:
+    """The circuit's instructions (by index) in the clock's order, with the
+    spec's channels between them (module docstring); ``copy_qubits``: each
+    copy's physical qubits.
 
     Crosstalk is a global clock: a two-qubit gate's layer is one more than the
     latest layer of its qubits', and every other instruction takes its
@@ -118,10 +144,11 @@ def with_added_noise(circuit, spec: NoiseSpec, facts: DeviceFacts, copy_qubits: 
 
     - both in use, in one copy and at the same position: the coherent ZZ
       rotation itself (they are simulated together anyway);
-    - one in use, the other never used by the circuit (it stays in |0>, so
+    - one in use, the other never used by the run (it stays in |0>, so
       ZZ is exactly an rz of THETA on the first): that rz;
-    - otherwise (two copies side by side, a copy and a routing qubit, a qubit
-      measured and not yet reset): the ZZ rotation Pauli-twirled, a ZZ error
+    - otherwise (two copies side by side, in one circuit or computed apart, a
+      copy and a routing qubit, a qubit measured and not yet reset): the ZZ
+      rotation Pauli-twirled, a ZZ error
       of probability sin^2(THETA/2), written as what it does to each qubit's
       own copy: a Z error of that probability on each qubit in use. A
       coherent ZZ between two copies would entangle them, and no engine that
@@ -129,54 +156,47 @@ def with_added_noise(circuit, spec: NoiseSpec, facts: DeviceFacts, copy_qubits: 
       the very outcome distribution the joint ZZ error gives it (a test holds
       them equal on Aer), and a copy's register is all a run reads.
     """
-    from qiskit import QuantumCircuit
-
-    out = QuantumCircuit(*circuit.qregs, *circuit.cregs, name=circuit.name, global_phase=circuit.global_phase)
     if not spec.writes_channels:
-        out.compose(circuit, inplace=True)
-        return out
-    index = {bit: circuit.find_bit(bit).index for bit in circuit.qubits}
+        return [("step", i) for i in range(len(steps))]
     members = [tuple(qubits) for qubits in copy_qubits]
     copy_of = {q: c for c, qubits in enumerate(members) for q in qubits}
     neighbours = facts.neighbours()
     bad = dict(spec.bad_qubits)
-    used = sorted({index[q] for i in circuit.data if i.operation.name != "barrier" for q in i.qubits})
+    busy = set(spec.busy_qubits)  # in use by the run's other copies, computed apart
+    used = sorted({q for step in steps if step.kind != "other" for q in step.qubits})
 
     # Each instruction's place on the global clock, (layer, phase): phase 0 is
     # the layer's gates, phase 1 what follows its crosstalk (a measurement and
     # what comes after it until the qubit's next two-qubit gate). A qubit's
     # places only grow, so the circuit in their order is the same circuit.
-    place = [(0, 0)] * circuit.num_qubits
-    at = [0] * circuit.num_qubits  # each qubit's position (its resets so far)
+    place: dict[int, tuple[int, int]] = {}
+    at: dict[int, int] = {}  # each qubit's position (its resets so far)
     keyed = []
-    for position, instruction in enumerate(circuit.data):
-        qubits = [index[q] for q in instruction.qubits]
+    for i, step in enumerate(steps):
+        qubits = step.qubits
         if not qubits:
             continue
-        name = instruction.operation.name
-        now = max(place[q] for q in qubits)
-        if len(qubits) == 2 and name != "barrier":
+        now = max(place.get(q, (0, 0)) for q in qubits)
+        if step.kind == "gate" and len(qubits) == 2:
             now = (now[0] + 1, 0)
-        elif name == "measure":
+        elif step.kind == "measure":
             q = qubits[0]
             # A copy's qubits are measured together once its position's gates
             # are done (as a device reads them out), not each as soon as it can.
-            together = [x for x in members[copy_of[q]] if at[x] == at[q]] if copy_of.get(q) is not None else [q]
-            now = (max(place[x][0] for x in together + [q]), 1)
-        elif name == "reset":
+            together = [x for x in members[copy_of[q]] if at.get(x, 0) == at.get(q, 0)] if q in copy_of else [q]
+            now = (max(place.get(x, (0, 0))[0] for x in [*together, q]), 1)
+        elif step.kind == "reset":
             for q in qubits:
-                at[q] += 1
+                at[q] = at.get(q, 0) + 1
         for q in qubits:
             place[q] = now
-        keyed.append((now, position, instruction, qubits))
-    keyed.sort(key=lambda item: item[:2])
+        keyed.append((now, i))
+    keyed.sort()
 
+    events: list[Event] = []
     state = dict.fromkeys(used, "live")  # live | measured (since its last reset); a qubit not here is idle
     resets = dict.fromkeys(used, 0)
     flip = math.sin(spec.crosstalk / 2) ** 2
-
-    def append(operation, qubits: list[int]) -> None:
-        out.append(operation, [circuit.qubits[q] for q in qubits])
 
     def crosstalk() -> None:
         if spec.crosstalk == 0:
@@ -185,55 +205,70 @@ def with_added_noise(circuit, spec: NoiseSpec, facts: DeviceFacts, copy_qubits: 
             live = [q for q in (a, b) if state.get(q) == "live"]
             if not live:
                 continue
-            idle = [q for q in (a, b) if q not in state]
+            idle = [q for q in (a, b) if q not in state and q not in busy]
             if len(live) == 2 and copy_of.get(a) is not None and copy_of.get(a) == copy_of.get(b) and resets[a] == resets[b]:
-                append(_unitary(zz_matrix(spec.crosstalk)), [a, b])
+                events.append(("zz", spec.crosstalk, a, b))
             elif len(live) == 1 and idle:
-                append(_unitary(rz_matrix(spec.crosstalk)), live)
+                events.append(("rz", spec.crosstalk, live[0]))
             else:
-                for q in live:
-                    append(_instruction(_pauli("Z", flip)), [q])
+                events.extend(("z", flip, q) for q in live)
 
     if isinstance(spec.prep, str) or spec.prep > 0:
         for q in used:
             p = spec.prep_probability(facts.t1.get(q), facts.rep_delay)
             if p > 0:
-                append(_instruction(_pauli("X", p)), [q])
+                events.append(("x", p, q))
     current = (0, 0)
-    for key, _, instruction, qubits in keyed:
+    for key, i in keyed:
         if key > current:
             if current[0] > 0 and current[1] == 0:  # layer current[0]'s gates are done (layer 0 has no two-qubit gate)
                 crosstalk()
             current = key
-        operation = instruction.operation
-        name = operation.name
-        if name == "measure":
-            for q in qubits:
-                if q in bad and bad[q] > 0:
-                    append(_instruction(_depolarizing(bad[q])), [q])
-        out.append(operation, instruction.qubits, instruction.clbits)
-        if name == "barrier":
-            continue
-        if name == "measure":
-            for q in qubits:
+        step = steps[i]
+        if step.kind == "measure":
+            events.extend(("depolarizing", bad[q], q) for q in step.qubits if bad.get(q))
+        events.append(("step", i))
+        if step.kind == "measure":
+            for q in step.qubits:
                 state[q] = "measured"
                 if spec.measure_crosstalk > 0:
-                    for n in neighbours.get(q, []):
-                        if state.get(n) == "live":
-                            append(_instruction(_pauli("Z", spec.measure_crosstalk)), [n])
-            continue
-        if name == "reset":
-            for q in qubits:
+                    events.extend(("z", spec.measure_crosstalk, n) for n in neighbours.get(q, []) if state.get(n) == "live")
+        elif step.kind == "reset":
+            for q in step.qubits:
                 state[q] = "live"
                 resets[q] += 1
                 if spec.reset > 0:
-                    append(_instruction(_pauli("X", spec.reset)), [q])
-            continue
-        for q in qubits:
-            if q in bad and bad[q] > 0:
-                append(_instruction(_depolarizing(bad[q])), [q])
+                    events.append(("x", spec.reset, q))
+        elif step.kind == "gate":
+            events.extend(("depolarizing", bad[q], q) for q in step.qubits if bad.get(q))
     if current[0] > 0 and current[1] == 0:
         crosstalk()
+    return events
+
+
+def with_added_noise(circuit, spec: NoiseSpec, facts: DeviceFacts, copy_qubits: Iterable[Iterable[int]]):
+    """A compiled Qiskit circuit with the spec's channels written in
+    (plan_added_noise): Aer errors as instructions, ZZ and rz rotations as
+    unitaries of their own name, each labelled LABEL."""
+    from qiskit import QuantumCircuit
+
+    index = {bit: circuit.find_bit(bit).index for bit in circuit.qubits}
+    kinds = {"measure": "measure", "reset": "reset", "barrier": "other"}
+    steps = [Step(kinds.get(i.operation.name, "gate"), tuple(index[q] for q in i.qubits)) for i in circuit.data]
+    out = QuantumCircuit(*circuit.qregs, *circuit.cregs, name=circuit.name, global_phase=circuit.global_phase)
+    for event in plan_added_noise(steps, spec, facts, copy_qubits):
+        kind = event[0]
+        if kind == "step":
+            instruction = circuit.data[event[1]]
+            out.append(instruction.operation, instruction.qubits, instruction.clbits)
+        elif kind in ("x", "z"):
+            out.append(_instruction(_pauli(kind.upper(), event[1])), [circuit.qubits[event[2]]])
+        elif kind == "depolarizing":
+            out.append(_instruction(_depolarizing(event[1])), [circuit.qubits[event[2]]])
+        elif kind == "zz":
+            out.append(_unitary(zz_matrix(event[1])), [circuit.qubits[event[2]], circuit.qubits[event[3]]])
+        else:  # rz
+            out.append(_unitary(rz_matrix(event[1])), [circuit.qubits[event[2]]])
     return out
 
 
@@ -242,3 +277,58 @@ def _depolarizing(probability: float):
     from qiskit_aer.noise import depolarizing_error
 
     return depolarizing_error(probability, 1)
+
+
+#: The largest probability Braket's named noise channels take (a larger one is written as Kraus operators).
+_BRAKET_MOST = {"BitFlip": 0.5, "PhaseFlip": 0.5, "Depolarizing": 0.75, "TwoQubitDepolarizing": 15 / 16}
+
+
+def braket_with_added_noise(noisy, spec: NoiseSpec, facts: DeviceFacts, copy_qubits: Iterable[Iterable[int]]):
+    """A Braket circuit with its noise model's instructions written in (as
+    Braket's emulator writes them: a depolarizing channel after each gate, a
+    bit flip before each measurement for its readout error), with the spec
+    applied: those channels' probabilities times ``scale`` (depolarizing) and
+    ``readout`` (bit flips), and the other effects written in as Braket noise
+    instructions and gates (plan_added_noise). Braket measures each qubit once,
+    at the end, and resets none: ``reset`` and ``measure-crosstalk`` find
+    nothing to act on. An Aer depolarizing error of parameter p is Braket's
+    Depolarizing of probability 3p/4."""
+    from braket.circuits import Circuit, Gate, Instruction, gates, noises
+    from braket.circuits.measure import Measure
+
+    def kind(operator) -> str:
+        return "measure" if isinstance(operator, Measure) else "gate" if isinstance(operator, Gate) else "other"
+
+    instructions = list(noisy.instructions)
+    steps = [Step(kind(i.operator), tuple(int(q) for q in i.target)) for i in instructions]
+    out = Circuit()
+
+    def add(operator, *qubits: int) -> None:
+        out.add_instruction(Instruction(operator, list(qubits)))
+
+    def pauli(name: str, probability: float, qubit: int) -> None:
+        named = {"x": noises.BitFlip, "z": noises.PhaseFlip}[name]
+        if probability <= 0.5:
+            add(named(probability), qubit)
+            return
+        other = np.array([[0, 1], [1, 0]] if name == "x" else [[1, 0], [0, -1]], dtype=complex)
+        add(noises.Kraus([np.sqrt(1 - probability) * np.eye(2), np.sqrt(probability) * other]), qubit)
+
+    for event in plan_added_noise(steps, spec, facts, copy_qubits):
+        if event[0] == "step":
+            instruction = instructions[event[1]]
+            operator = instruction.operator
+            factor = {"Depolarizing": spec.scale, "TwoQubitDepolarizing": spec.scale, "BitFlip": spec.readout}.get(type(operator).__name__)
+            if factor is not None and factor != 1.0:
+                operator = type(operator)(min(operator.probability * factor, _BRAKET_MOST[type(operator).__name__]))
+                instruction = Instruction(operator, instruction.target)
+            out.add_instruction(instruction)
+        elif event[0] in ("x", "z"):
+            pauli(event[0], event[1], event[2])
+        elif event[0] == "depolarizing":
+            add(noises.Depolarizing(0.75 * event[1]), event[2])
+        elif event[0] == "zz":
+            add(gates.ZZ(event[1]), event[2], event[3])
+        else:  # rz
+            add(gates.Rz(event[1]), event[2])
+    return out

@@ -19,6 +19,7 @@ from qhw import circuits
 from qhw.backend import BackendLimits, EngineChoice, Executable, JobResult
 from qhw.backends import _density
 from qhw.errors import JobFailedError
+from qhw.noise import NoiseSpec
 
 DENSITY = "density"
 #: Circuits in one of the engine's jobs: its rows cost no per-shot memory (a
@@ -34,6 +35,8 @@ class DensityEmulation:
     subclass gives ``_compile`` and runs ``_engine_counts`` for the density
     engine's jobs."""
 
+    name: str
+    num_qubits: int
     #: The provider's own path, its name for --engine and the words a note says it in.
     fallback: str
     fallback_label: str
@@ -49,6 +52,9 @@ class DensityEmulation:
     @property
     def engines(self) -> tuple[str, ...]:
         return (DENSITY, self.fallback)
+
+    def check_noise(self, noise: NoiseSpec) -> None:
+        noise.check_qubits(range(self.num_qubits), self.name)
 
     def needs_own_process(self, executable: Executable) -> bool:
         return self.fallback_holds_the_interpreter and executable.engine != DENSITY

@@ -55,13 +55,15 @@ from qhw.backend import (
     RemoteBackend,
 )
 from qhw.backends import _braket_aws as aws
+from qhw.backends._added_noise import braket_with_added_noise, graph_facts
 from qhw.backends._braket_aws import client_token, current_client_token  # noqa: F401 (part of this module's surface)
 from qhw.backends._braket_devices import EmulatedDevice, calibration_snapshot, device_graph, load_properties
 from qhw.backends._braket_results import TaskOutcome, counts_of, read_task_result, reported_usage
 from qhw.backends._engines import DensityEmulation
 from qhw.circuits import copy_register
-from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, ResultMappingError
+from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, ParameterError, ResultMappingError
 from qhw.jobstates import JobState
+from qhw.noise import AUTO, NoiseSpec
 from qhw.packing import DeviceGraph
 from qhw.pricing import CostEstimate, PriceTable
 from qhw.records import CalibrationSnapshot, JobUsage, ProviderUsage
@@ -450,7 +452,7 @@ class BraketEmulator(DensityEmulation, _BraketLocal):
         from qhw.backends._braket_devices import engine_program
 
         try:
-            noisy = self._load_device().noisy(self._braket_circuit(executable))
+            noisy = self._noisy(executable)
         except ValueError as err:  # Braket's passes refuse the circuit: its own path will say so in the job
             from qhw.backends._density import Unsupported
 
@@ -459,14 +461,39 @@ class BraketEmulator(DensityEmulation, _BraketLocal):
         registers = [(copy_register(slot), qubits) for slot, qubits in enumerate(self._measured(executable))]
         return engine_program(noisy, names, registers)
 
+    takes_noise = True
+
+    def check_noise(self, noise: NoiseSpec) -> None:
+        if noise.prep == AUTO:
+            raise ParameterError("noise", "prep=auto reads an IBM device's rep_delay, and a Braket device has none: give prep=P")
+        noise.check_qubits(self._device_graph().qubits, self.name)
+
+    def _device_graph(self) -> DeviceGraph:
+        """Its qubits and couplers by the document (none given: its qubits, no couplers)."""
+        graph = self._profile(live=True, graph=True).graph
+        return graph if graph is not None else DeviceGraph.of(range(self.num_qubits), [])
+
+    def _noisy(self, executable: Executable) -> Any:
+        """The circuit as Braket's emulator runs it (its passes, its noise
+        model written in), with what --noise adds (backends/_added_noise.py)."""
+        noisy = self._load_device().noisy(self._braket_circuit(executable))
+        if executable.noise is None:
+            return noisy
+        facts = graph_facts(self._device_graph(), None)
+        copies = [executable.copy_layout(c) for c in range(executable.copies)]  # (by the device's labels)
+        return braket_with_added_noise(noisy, executable.noise, facts, copies)
+
     def run(self, executable: Executable, parameter_values: np.ndarray, shots: int, *, seed: int | None = None) -> JobResult:
         from qiskit_braket_provider.providers.adapter import rename_parameter
 
         if executable.engine != self.fallback:
             return self._engine_counts(executable, parameter_values, shots, seed)
-        circuit = self._braket_circuit(executable)
         names = [rename_parameter(p) for p in executable.circuit.parameters]
-        device = self._load_device()
+        if executable.noise is None:
+            circuit, device = self._braket_circuit(executable), self._load_device()
+        else:
+            # The emulator's own noisy circuit with --noise's channels, run as LocalEmulator runs it: on Braket's density-matrix simulator.
+            circuit, device = self._noisy(executable), _DensityMatrixDevice()
         results = [device.run(circuit.make_bound_circuit(dict(zip(names, map(float, row), strict=True))), shots=shots) for row in parameter_values]
         executions = len(parameter_values)
         if len(results) != executions:
@@ -475,6 +502,15 @@ class BraketEmulator(DensityEmulation, _BraketLocal):
         entries = [{"measurements": r.measurements, "measuredQubits": list(r.measured_qubits)} for r in results]
         rows = np.array([counts_of(entry, measured, shots, f"execution {i}") for i, entry in enumerate(entries)])
         return JobResult(rows.reshape(executions * executable.slots, -1))
+
+
+class _DensityMatrixDevice:
+    """Braket's local density-matrix simulator, run as EmulatedDevice.run runs a circuit (one bound circuit, its result)."""
+
+    def run(self, circuit: Any, *, shots: int) -> Any:
+        from braket.devices import LocalSimulator
+
+        return LocalSimulator("braket_dm").run(circuit, shots=shots).result()
 
 
 class BraketRemote(_BraketDevice, RemoteBackend):

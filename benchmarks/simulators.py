@@ -182,6 +182,20 @@ def noisy_table(args, store, feature_set, angles, floor_seconds: float) -> None:
         aer_fez = timed_limit(store, feature_set, args.shots, part)
         rows += [(f"fake_fez --pack auto, qhw submit --engine aer, {part} samples", part, aer_fez)]
     rows += [("fake_fez --pack auto, qhw submit (density engine)", n, density_fez)]
+    # fake_fez --pack auto --reuse auto with every --noise effect on: the engine against Aer on the same noise.
+    harsh = "realistic,prep=auto,scale=1.5,readout=1.5,bad-qubit=10:0.1"
+    reused = dict(pack="auto", reuse="auto", noise=harsh)
+    noisy_part = min(part, 200)
+    if args.quick:
+        aer_noisy = None
+    else:
+        start = time.perf_counter()
+        runs.submit(store, backend_name="fake_fez", feature_set_id=feature_set.id, shots=args.shots, workers=1, engine="aer",
+                    limit=noisy_part, split="test", **reused)
+        aer_noisy = time.perf_counter() - start
+        rows += [(f"fake_fez --noise (every effect) --pack auto --reuse auto, qhw submit --engine aer, {noisy_part} samples", noisy_part, aer_noisy)]
+    rows += [("fake_fez --noise (every effect) --pack auto --reuse auto, qhw submit (density engine)", n, timed("fake_fez", **reused))]
+
     # All of MNIST: 70,000 samples' worth of random angles, packed as qhw plans them, one process, the ledger left out.
     fez = get_backend("fake_fez", seed=0)
     total = 2_000 if args.quick else 70_000
@@ -213,7 +227,10 @@ def noisy_table(args, store, feature_set, angles, floor_seconds: float) -> None:
     table = Table(title=f"emulated devices, {args.shots} shots, one worker; {platform.machine()}")
     for column in ("what", "samples", "seconds", "per sample (us)", "vs its provider's path"):
         table.add_column(column)
-    reference = {"fake_manila": aer_manila / n, "fake_fez": None if aer_fez is None else aer_fez / part, "braket_emulator": braket_local / few_braket}
+    reference = {  # (the noisy rows first: their label starts as fake_fez's)
+        "fake_fez --noise": None if aer_noisy is None else aer_noisy / noisy_part,
+        "fake_manila": aer_manila / n, "fake_fez": None if aer_fez is None else aer_fez / part, "braket_emulator": braket_local / few_braket,
+    }
     for what, samples, seconds in rows:
         per = seconds / samples
         device = next((d for d in reference if what.startswith(d)), None)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, runtime_checkable
 
@@ -111,7 +111,10 @@ class Executable:
         from qhw.circuits import copy_circuit
 
         circuit = copy_circuit(self.circuit, copy, copies=self.copies, reuse=self.reuse)
-        return Executable(circuit=circuit, layout=self.copy_layout(copy), reuse=self.reuse, engine=self.engine, noise=self.noise)
+        mine = self.copy_layout(copy)
+        # The other copies' qubits are in use beside it: --noise's crosstalk finds them busy, not idle.
+        noise = None if self.noise is None else replace(self.noise, busy_qubits=tuple(q for q in self.layout if q not in mine))
+        return Executable(circuit=circuit, layout=mine, reuse=self.reuse, engine=self.engine, noise=noise)
 
 
 @dataclass(frozen=True)
@@ -300,6 +303,13 @@ class LocalBackend(Backend, Protocol):
     def engines(self) -> tuple[str, ...]:
         """The ways it can compute a job (``--engine``), its default first; () for one way only."""
 
+    def check_noise(self, noise: NoiseSpec) -> None:
+        """What ``--noise`` asks is something this device can take (its qubits, its settings).
+
+        Raises:
+            ParameterError: naming the item it cannot take.
+        """
+
     def engine_for(self, executable: Executable, asked: str | None) -> EngineChoice:
         """The engine that will run ``executable``: ``asked`` (one of
         ``engines``) or the default, unless it cannot compute this circuit
@@ -339,6 +349,9 @@ class OneEngine:
     @property
     def engines(self) -> tuple[str, ...]:
         return ()
+
+    def check_noise(self, noise: NoiseSpec) -> None:
+        raise TypeError("a backend of one engine takes no --noise (takes_noise)")
 
     def needs_own_process(self, executable: Executable) -> bool:
         return False

@@ -418,7 +418,7 @@ def backends(as_json) -> None:
 @click.option(
     "--noise", metavar="SPEC",
     help=(
-        "Make an emulated device (fake_*) harsher than its calibration: comma-separated key=value items "
+        "Make an emulated device (fake_*, braket_emulator:) harsher than its calibration: comma-separated key=value items "
         "(scale, readout, reset, measure-crosstalk, crosstalk, prep, bad-qubit=Q:P, drift, seed) or the preset "
         "realistic, e.g. realistic,reset=0.02."
     ),

@@ -33,6 +33,7 @@ device's to check (:meth:`NoiseSpec.check_qubits`).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -70,6 +71,10 @@ class NoiseSpec:
     #: see drifted), and the run's rep_delay it reads (None: the device's default).
     prep_factor: float = 1.0
     rep_delay: float | None = None
+    #: Not part of SPEC: qubits the run uses outside the circuit at hand (the
+    #: other copies of a packed run whose copies are computed apart): a
+    #: neighbour in use, never an idle one.
+    busy_qubits: tuple[int, ...] = ()
 
     @property
     def is_default(self) -> bool:
@@ -125,15 +130,17 @@ class NoiseSpec:
             return 0.0
         return min(1.0, self.prep_factor * EXCITED_AT_SHOT_END * math.exp(-rep_delay / t1_seconds))
 
-    def check_qubits(self, num_qubits: int, device: str) -> None:
-        """Every ``bad-qubit`` names a qubit of the device.
+    def check_qubits(self, labels: Sequence[int], device: str) -> None:
+        """Every ``bad-qubit`` names a qubit of the device (``labels``: its qubits, by its own labels).
 
         Raises:
             ParameterError: naming the qubit and the device's qubits.
         """
+        known = sorted(labels)
         for qubit, _ in self.bad_qubits:
-            if qubit >= num_qubits:
-                raise ParameterError("noise", f"bad-qubit={qubit}: {device} has qubits 0 to {num_qubits - 1}")
+            if qubit not in known:
+                span = f"{known[0]} to {known[-1]}" if known == list(range(known[0], known[-1] + 1)) else ", ".join(map(str, known))
+                raise ParameterError("noise", f"bad-qubit={qubit}: {device} has qubits {span}")
 
 
 #: Presets by name. ``realistic``: an IBM Heron device beyond its calibration

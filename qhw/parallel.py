@@ -351,8 +351,9 @@ def part_executable(simulator, executable, copy: int, position: int | None = Non
         alone = copy_circuit(executable.circuit, copy, copies=executable.copies, reuse=executable.reuse, compact=True)
         return simulator.transpile(position_circuit(alone, position) if executable.reuse > 1 else alone, seed=0)
 
-    # The simulator itself in the key (not its id): kept alive with the entry, as the circuit is.
-    return _parts.get(executable.circuit, made, simulator, copy, position)
+    # The simulator itself in the key (not its id): kept alive with the entry, as the circuit is;
+    # the noise too (a job's drift makes its own).
+    return _parts.get(executable.circuit, made, simulator, copy, position, executable.noise)
 
 
 _parts: PerCircuit = PerCircuit(size=256)  # a part for every copy and position of a run's circuit

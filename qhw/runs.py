@@ -267,10 +267,9 @@ def check_noise(backend: Backend, noise: NoiseSpec) -> None:
         ParameterError: another kind of backend, or a bad qubit it lacks.
     """
     if not (is_local(backend) and backend.takes_noise):
-        what = "an emulated Braket device (--noise is not written for its noise yet)" if backend.kind == "emulation" else (
-            "a real device" if backend.kind == "hardware" else "a simulator with no device noise to add to")
-        raise ParameterError("noise", f"makes an emulated IBM device (fake_*) harsher: {backend.name} is {what}")
-    noise.check_qubits(backend.num_qubits, backend.name)
+        what = "a real device" if backend.kind == "hardware" else "a simulator with no device noise to add to"
+        raise ParameterError("noise", f"makes an emulated device (fake_*, braket_emulator:) harsher: {backend.name} is {what}")
+    backend.check_noise(noise)
 
 
 def _guarded_plan(

@@ -377,3 +377,74 @@ def test_compare_and_its_report_name_the_noise(featured_store, tmp_path):
     rows = {row["run"]: row for row in json.loads(board.stdout)["leaderboard"]}
     assert (rows[noisy.id]["noise"], rows[plain.id]["noise"]) == (spec, None)
     assert f"(--noise {spec})" in (tmp_path / "two" / "index.html").read_text()
+
+
+# --- braket_emulator: the same effects on Braket's noisy circuit, against braket_dm ---------------------
+
+BRAKET_EFFECTS = ["scale=3", "readout=3", "crosstalk=0.6", "prep=0.1", "bad-qubit={bad}:0.3",
+                  "scale=2,readout=2,reset=0.1,measure-crosstalk=0.2,crosstalk=0.4,prep=0.05,bad-qubit={bad}:0.2"]
+
+
+@pytest.fixture(scope="module")
+def braket_packed(tmp_path_factory):
+    """Two copies of the paper's map side by side (spacing 0) on a 12-qubit IQM-like line."""
+    from dataclasses import replace
+
+    from test_density_braket import _backend, _document
+
+    from qhw.executables import packed_executable
+    from qhw.planning import plan_packing
+
+    backend = _backend(_document(tmp_path_factory.mktemp("braket"), 12))
+    template = circuits.feature_map()
+    plan = plan_packing(backend, backend.profile(), 2, 0, template=template)
+    packed = replace(packed_executable(backend, plan, 1, template=template), engine="density")
+    assert packed.copies == 2
+    return backend, packed
+
+
+@pytest.mark.parametrize("text", BRAKET_EFFECTS)
+def test_braket_emulator_each_effect_equals_braket_dm(braket_packed, text):
+    """Each copy computed apart (as the run computes it), its noisy circuit
+    with the effect written in, on the engine and on braket_dm."""
+    from dataclasses import replace
+
+    from test_density_braket import braket_dm_probabilities
+
+    from qhw.parallel import part_executable
+
+    backend, packed = braket_packed
+    spec = parse_noise(text.format(bad=packed.copy_layout(0)[2]))
+    row = np.random.default_rng(4).uniform(-np.pi, np.pi, (1, len(packed.circuit.parameters)))
+    for copy in range(2):
+        plain = part_executable(backend, packed, copy)
+        part = part_executable(backend, replace(packed, noise=spec), copy)
+        assert part.noise.busy_qubits == packed.copy_layout(1 - copy)  # the other copy, in use beside it
+        rows = np.ascontiguousarray(row[:, circuits.copy_columns(packed.circuit, part.circuit)])
+        engine = _density.probabilities(backend._engine_program(part), rows, [circuits.copy_register(0)])[0, 0]
+        assert np.abs(engine - braket_dm_probabilities(backend, part, rows[0])).max() < TOLERANCE
+        before = _density.probabilities(backend._engine_program(plain), rows, [circuits.copy_register(0)])[0, 0]
+        if copy == 0 or "bad-qubit" not in text or "," in text:
+            assert np.abs(engine - before).max() > 1e-3, (text, copy)
+    # A job's drift makes a part of its own (a part made for another job's noise is not reused).
+    drifted = part_executable(backend, replace(packed, noise=spec.drifted(2.0)), 0)
+    assert drifted.noise == replace(spec.drifted(2.0), busy_qubits=packed.copy_layout(1))
+
+
+def test_braket_emulator_runs_with_noise_on_both_engines(tmp_path, featured_store):
+    from test_density_braket import _document
+
+    from qhw import runs
+
+    from conftest import engine_agreement
+
+    emulator = f"braket_emulator:{_document(tmp_path)}"
+    options = dict(backend_name=emulator, split="test", limit=8, shots=8192, seed=5, workers=1)
+    noise = "readout=3,prep=0.2,bad-qubit=2:0.4,scale=3"
+    density = runs.submit(featured_store, noise=noise, **options)
+    braket = runs.submit(featured_store, noise=noise, engine="braket", **options)
+    plain = runs.submit(featured_store, engine="braket", **options)
+    assert featured_store.ledger.run(density.run.id).noise == parse_noise(noise)
+    between, against_plain = engine_agreement(featured_store, density.run.id, braket.run.id, plain.run.id)
+    assert between < 0.015, between
+    assert against_plain > 5 * between, (against_plain, between)

@@ -25,6 +25,7 @@ TABLE_SIGNS = {
     "braket_results.py": "| reader | seconds | against qhw |",
     "emulated_hardware.py": "hybrid classifier on emulated IBM devices",
     "ledger.py": "commits",
+    "noise.py": "transfer accuracy against --noise scale=F",
     "packing.py": "best error",
     "reuse.py": "mean fidelity by position",
     "scale.py": "qhw at scale",

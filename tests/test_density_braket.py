@@ -50,16 +50,16 @@ def _backend(path: Path):
 
 
 def braket_dm_probabilities(backend, executable, row, slot: int = 0) -> np.ndarray:
-    """Braket's density-matrix simulator: the register of ``slot``'s outcome
-    probabilities, index bit j its bit j, exactly (a Probability result type,
-    no shots)."""
+    """Braket's density-matrix simulator on the emulator's noisy circuit: the
+    register of ``slot``'s outcome probabilities, index bit j its bit j,
+    exactly (a Probability result type, no shots)."""
     from braket.circuits import Circuit
     from braket.circuits.measure import Measure
     from braket.devices import LocalSimulator
     from qiskit_braket_provider.providers.adapter import rename_parameter
 
     names = [rename_parameter(p) for p in executable.circuit.parameters]
-    noisy = backend._load_device().noisy(backend._braket_circuit(executable))
+    noisy = backend._noisy(executable)  # (with what --noise adds, if the executable has any)
     bound = noisy.make_bound_circuit(dict(zip(names, map(float, row), strict=True)))
     measured = backend._measured(executable)[slot]
     reference = Circuit()

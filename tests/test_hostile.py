@@ -712,11 +712,15 @@ CASES = {
     "noise out of range": Case("submit --backend fake_manila --split test --limit 10 --noise reset=1.5", "--noise reset=1.5 must be a probability from 0 to 1"),
     "noise not key=value": Case("submit --backend fake_manila --split test --limit 10 --noise harsh", "--noise item 'harsh' is not key=value"),
     "noise on a qubit the device lacks": Case("submit --backend fake_manila --split test --limit 10 --noise realistic,bad-qubit=5:0.1", "--noise bad-qubit=5: fake_manila has qubits 0 to 4"),
-    "noise on a real device": Case("submit --backend ibm_fez --split test --limit 10 --noise scale=2 --yes", "--noise makes an emulated IBM device (fake_*) harsher: ibm_fez is a real device"),
+    "noise on a real device": Case("submit --backend ibm_fez --split test --limit 10 --noise scale=2 --yes", "--noise makes an emulated device (fake_*, braket_emulator:) harsher: ibm_fez is a real device"),
     "noise on a noiseless simulator": Case("submit --backend aer_simulator --split test --limit 10 --noise scale=2", "aer_simulator is a simulator with no device noise to add to"),
-    "noise on an emulated Braket device": Case(
-        "submit --backend braket_emulator:{device} --split test --limit 10 --noise scale=2",
-        "is an emulated Braket device (--noise is not written for its noise yet)", device_document(),
+    "noise prep=auto on an emulated Braket device": Case(
+        "submit --backend braket_emulator:{device} --split test --limit 10 --noise prep=auto",
+        "--noise prep=auto reads an IBM device's rep_delay, and a Braket device has none: give prep=P", device_document(),
+    ),
+    "noise on a qubit an emulated Braket device lacks": Case(
+        "submit --backend braket_emulator:{device} --split test --limit 10 --noise bad-qubit=0:0.1",
+        "--noise bad-qubit=0: braket_emulator:", device_document(),
     ),
 }
 

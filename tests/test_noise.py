@@ -64,9 +64,11 @@ def test_a_bad_item_is_one_line_naming_it(spec, said):
 
 def test_a_bad_qubit_must_be_a_qubit_of_the_device():
     spec = parse_noise("bad-qubit=4:0.1")
-    spec.check_qubits(5, "fake_manila")
+    spec.check_qubits(range(5), "fake_manila")
     with pytest.raises(ParameterError, match="bad-qubit=4: fake_lagos has qubits 0 to 3"):
-        spec.check_qubits(4, "fake_lagos")
+        spec.check_qubits(range(4), "fake_lagos")
+    with pytest.raises(ParameterError, match="bad-qubit=4: iqm has qubits 1, 2, 3, 5"):  # a device's own labels
+        spec.check_qubits([1, 2, 3, 5], "iqm")
 
 
 def test_the_realistic_preset_is_its_values_and_any_key_overrides_it():
