@@ -185,7 +185,7 @@ def noisy_table(args, store, feature_set, angles, floor_seconds: float) -> None:
     # fake_fez --pack auto --reuse auto with every --noise effect on: the engine against Aer on the same noise.
     harsh = "realistic,prep=auto,scale=1.5,readout=1.5,bad-qubit=10:0.1"
     reused = dict(pack="auto", reuse="auto", noise=harsh)
-    noisy_part = min(part, 200)
+    noisy_part = part
     if args.quick:
         aer_noisy = None
     else:
