@@ -162,6 +162,26 @@ def _cached_matrix(operation) -> np.ndarray:
     return _matrices[key]
 
 
+def _gate_superop(operation) -> np.ndarray:
+    """A fixed gate's superoperator, kept by name and parameters: a packed,
+    reused circuit repeats a few gates (sx, cz, rz of a constant, --noise's
+    ZZ) tens of thousands of times, and a Kronecker product each is most of
+    its compilation. Shared, never changed in place."""
+    params = operation.params
+    if not all(isinstance(p, (int, float, complex, np.ndarray)) for p in params):
+        return _unitary_superop(_matrix(operation))  # (a bound expression, say: its text may round its value)
+    key = (operation.name, tuple(p.tobytes() if isinstance(p, np.ndarray) else p for p in params))
+    found = _superops.get(key)
+    if found is None:
+        if len(_superops) > 65_536:
+            _superops.clear()
+        found = _superops[key] = _unitary_superop(_matrix(operation))
+    return found
+
+
+_superops: dict[tuple, np.ndarray] = {}
+
+
 def _on(stack: np.ndarray, qubits: tuple[int, ...], k: int) -> np.ndarray:
     """A stack of matrices (n, 2^m, 2^m) on ``qubits`` (Qiskit's order) as operators on qubits 0..k-1."""
     if qubits == tuple(range(k)):
@@ -314,6 +334,10 @@ class Program:
     registers: tuple[tuple[str, tuple[int, ...]], ...]  # (name, its clbits by index)
     sources: dict  # clbit -> (component index, position among its measured)
     _fourier: dict = field(default_factory=dict)  # group index -> _Fourier or None
+    #: Whether a component's trigonometric form is worth building: it pays
+    #: over a run's jobs, not for a program that serves one job (a --noise
+    #: drift compiles each job's channels afresh).
+    one_job: bool = False
 
 
 def compile_circuit(circuit, noise) -> Program:
@@ -349,13 +373,16 @@ def compile_circuit(circuit, noise) -> Program:
             continue
         error = noise.error(name, qubits)
         if len(qubits) == 1:
-            builder.one(qubits[0], name, operation.params, partial(_matrix, operation), partial(_affine, column=column))
+            builder.one(
+                qubits[0], name, operation.params, partial(_matrix, operation), partial(_affine, column=column),
+                superop=partial(_gate_superop, operation),
+            )
             if error is not None:
                 builder.channel(qubits, error)
             continue
         if operation.is_parameterized():
             raise Unsupported(f"parameterised {name} (the engine binds rotations of one qubit only)")
-        superop = _unitary_superop(_matrix(operation))
+        superop = _gate_superop(operation)
         builder.channel(qubits, superop if error is None else error @ superop, name)
     registers = tuple((register.name, tuple(circuit.find_bit(bit).index for bit in register)) for register in circuit.cregs)
     return builder.program(registers)
@@ -436,12 +463,13 @@ class ProgramBuilder:
         if error is not None:
             self._ops.append(("one", self._virtual_of[qubit], error))
 
-    def one(self, qubit: int, name: str, angles: list, matrix, affine) -> None:
-        """A one-qubit gate: ``matrix()`` where its angles are numbers, else
-        its ROTATIONS entry with ``affine(angle)`` reading each symbolic angle."""
+    def one(self, qubit: int, name: str, angles: list, matrix, affine, superop=None) -> None:
+        """A one-qubit gate: ``matrix()`` where its angles are numbers (or
+        ``superop()``, its superoperator, where the front end keeps them),
+        else its ROTATIONS entry with ``affine(angle)`` reading each symbolic angle."""
         (virtual,) = self._virtuals(name, (qubit,))
         if not any(_is_symbolic(a) for a in angles):
-            self._ops.append(("one", virtual, _unitary_superop(matrix())))
+            self._ops.append(("one", virtual, superop() if superop is not None else _unitary_superop(matrix())))
             return
         if name not in ROTATIONS:
             raise Unsupported(f"parameterised {name} (the engine binds rotations it can write as rz)")
@@ -597,7 +625,7 @@ def probabilities(program: Program, values: np.ndarray, names: list[str]) -> np.
         # Every member's rows in one simulation: member m's rows are block m.
         stacked = np.concatenate([values[:, program.components[c].columns] for c in members]) if component.columns else np.zeros((rows * len(members), 0))
         fourier = program._fourier.get(g)
-        if fourier is None:
+        if fourier is None and not program.one_job:
             fourier = _Fourier.of(component)
             if fourier is not None:  # kept for the run's next jobs
                 program._fourier[g] = fourier

@@ -459,7 +459,9 @@ class BraketEmulator(DensityEmulation, _BraketLocal):
             raise Unsupported(f"Braket's emulator refuses it: {err}") from err
         names = [rename_parameter(p) for p in executable.circuit.parameters]
         registers = [(copy_register(slot), qubits) for slot, qubits in enumerate(self._measured(executable))]
-        return engine_program(noisy, names, registers)
+        program = engine_program(noisy, names, registers)
+        program.one_job = executable.noise is not None and executable.noise.drift > 0  # each job its own channels (its drift)
+        return program
 
     takes_noise = True
 

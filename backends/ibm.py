@@ -250,7 +250,9 @@ class IBMEmulator(DensityEmulation, _IBMDevice, LocalBackend):
         noise = executable.noise
         if noise is None:
             return _density.compile_circuit(executable.circuit, device_channels(self._device))
-        return _density.compile_circuit(self._noisy_circuit(executable), device_channels(self._device, noise.scale, noise.readout))
+        program = _density.compile_circuit(self._noisy_circuit(executable), device_channels(self._device, noise.scale, noise.readout))
+        program.one_job = noise.drift > 0  # each job its own channels (its drift): built for that job alone
+        return program
 
     def _noisy_circuit(self, executable: Executable) -> Any:
         """The executable's circuit with --noise's channels written in (backends/_added_noise.py)."""

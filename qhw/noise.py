@@ -100,14 +100,15 @@ class NoiseSpec:
     def drifted(self, factor: float) -> NoiseSpec:
         """The spec a job with drift factor ``factor`` runs: every error rate
         (gate and readout factors, the probabilities, the crosstalk angle and
-        each bad qubit's error) times ``factor``, probabilities capped at 1."""
+        each bad qubit's error) times ``factor``, probabilities capped at 1
+        (its ``drift`` kept: it says the spec is one job's)."""
         if factor == 1.0:
             return self
         prep = self.prep if isinstance(self.prep, str) else min(1.0, self.prep * factor)
         return replace(
             self, scale=self.scale * factor, readout=self.readout * factor, reset=min(1.0, self.reset * factor),
             measure_crosstalk=min(1.0, self.measure_crosstalk * factor), crosstalk=self.crosstalk * factor, prep=prep,
-            bad_qubits=tuple((q, min(1.0, p * factor)) for q, p in self.bad_qubits), drift=0.0,
+            bad_qubits=tuple((q, min(1.0, p * factor)) for q, p in self.bad_qubits),
             prep_factor=self.prep_factor * factor if isinstance(self.prep, str) else 1.0,
         )
 
