@@ -38,7 +38,16 @@ def _compare(device, circuit, copies, spec: NoiseSpec, names, rows) -> tuple[flo
 EFFECTS = [
     "scale=3", "readout=4", "reset=0.1", "crosstalk=0.6", "prep=0.1", "prep=auto", "bad-qubit={bad}:0.3",
     "scale=2,readout=2,reset=0.05,measure-crosstalk=0.2,crosstalk=0.4,prep=auto,bad-qubit={bad}:0.2",
+    # A job of a drifting run: every rate of realistic times its factor.
+    "drifted:realistic,readout=2,prep=auto,bad-qubit={bad}:0.2",
 ]
+
+
+def _spec(text: str) -> NoiseSpec:
+    """An EFFECTS entry as a job runs it ("drifted:": at a drift factor of 1.7)."""
+    drifted = text.startswith("drifted:")
+    spec = parse_noise(text.removeprefix("drifted:"))
+    return spec.drifted(1.7) if drifted else spec
 
 
 #: Effects the paper's map on fake_manila cannot feel, and why: it has no
@@ -53,7 +62,7 @@ UNFELT_ON_MANILA = ("reset=0.1", "crosstalk=0.6")
 def test_fake_manila_each_effect_equals_aer(manila, text):
     circuit = _transpiled(manila, circuits.feature_map())
     layout = circuit.layout.final_index_layout()[:5]
-    spec = parse_noise(text.format(bad=layout[2]))
+    spec = _spec(text.format(bad=layout[2]))
     worst, effect = _compare(manila, circuit, [layout], spec, ["meas"], _rows(circuit, 2, seed=3))
     assert worst < TOLERANCE
     if text in UNFELT_ON_MANILA:
@@ -69,7 +78,7 @@ def test_fake_fez_packed_side_by_side_and_reused_each_effect_equals_aer(fez, tex
     each run twice a shot: every slot's register."""
     layout = [0, 1, 2, 3, 4, 5]
     circuit = _transpiled(fez, circuits.packed(circuits.feature_map(3), 2, 2), layout=layout)
-    spec = parse_noise(text.format(bad=4))
+    spec = _spec(text.format(bad=4))
     names = [circuits.copy_register(s) for s in range(4)]
     worst, effect = _compare(fez, circuit, [layout[:3], layout[3:]], spec, names, _rows(circuit, 2, seed=1))
     assert worst < TOLERANCE
