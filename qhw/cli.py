@@ -534,6 +534,19 @@ def runs_list(app: _App, as_json) -> None:
     _emit(rows, False, title="runs")
 
 
+def _print_quality(quality) -> None:
+    """A run's circuits against their exact answers: the run, then by copy and position (where it has several), flagged first."""
+    if quality is None or not quality.circuits:
+        return
+    flagged = quality.flagged
+    said = ", ".join(f"{kind} {g.key} ({g.mean_fidelity:.4f})" for kind, g in flagged) or "none"
+    click.echo(f"quality: mean fidelity to the exact answers {quality.mean_fidelity:.4f} over {quality.circuits:,} circuits; flagged: {said}")
+    for name, groups in (("copy", quality.copies), ("position", quality.positions)):
+        if len(groups) > 1:
+            rows = [{name: g.key, "mean fidelity": f"{g.mean_fidelity:.4f}", "circuits": g.circuits, "flagged": "yes" if g.flagged else ""} for g in groups]
+            _emit(rows, False, title=f"quality by {name}")
+
+
 def _drift_text(factors: dict[int, float]) -> str:
     """A run's drift factors in one line: their range, and each job's when few."""
     values = list(factors.values())
@@ -588,6 +601,7 @@ def runs_show(app: _App, run_id, properties_out, as_json) -> None:
             ("samples by shots", ", ".join(f"{n} at {shots}" for shots, n in sorted(a.samples_by_shots.items()))),
         ]
     _emit([{"run": run_id, "what": name, "value": value} for name, value in facts], False, title=f"run {run_id}")
+    _print_quality(details.quality)
     calibration = details.calibration
     if calibration is None:
         click.echo("calibration: none (an ideal simulator)")

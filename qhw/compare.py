@@ -19,6 +19,7 @@ from qhw.overview import run_details
 from qhw.planning import plan_jobs, sent_sizes
 from qhw.pricing import load_prices
 from qhw.progress import Progress, SilentProgress
+from qhw.quality import hellinger_fidelity  # noqa: F401 (compare's statistics, as before)
 from qhw.records import PROBABILITIES, RunRecord
 from qhw.store import RunCounts, Store
 from qhw.store.arrays import load_arrays
@@ -28,11 +29,6 @@ SMALLEST_SHOTS = 16
 
 
 # --- statistics (pure functions) -------------------------------------------------------------
-
-
-def hellinger_fidelity(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """(sum_i sqrt(p_i q_i))**2 over the last axis, as Qiskit defines it; 1 for equal distributions."""
-    return np.sum(np.sqrt(np.clip(p, 0, None) * np.clip(q, 0, None)), axis=-1) ** 2
 
 
 def total_variation(p: np.ndarray, q: np.ndarray) -> np.ndarray:

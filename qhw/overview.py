@@ -20,6 +20,7 @@ from qhw import config
 from qhw.errors import ParameterError
 from qhw.jobstates import FINAL_STATES, JobState
 from qhw.pricing import usd
+from qhw.quality import RunQuality, run_quality
 from qhw.records import DEVICE_NAME_KEY, SPLIT_NAMES, CalibrationSnapshot, JobRecord, RunRecord, ceil_div
 from qhw.store import Store
 
@@ -155,6 +156,7 @@ class RunDetails:
     engine_note: str | None = None  # why not the engine asked for, if so
     noise: str | None = None  # what --noise added to the emulated device's noise (its SPEC)
     noise_factors: dict[int, float] = field(default_factory=dict)  # job -> its drift factor, where drawn
+    quality: RunQuality | None = None  # its circuits against their exact answers, by copy, position and job
 
     def to_dict(self) -> dict:
         calibration = None
@@ -175,6 +177,7 @@ class RunDetails:
             "engine_note": self.engine_note,
             "noise": self.noise,
             "noise_factors": [{"job": job, "factor": factor} for job, factor in sorted(self.noise_factors.items())],
+            "quality": None if self.quality is None else self.quality.to_dict(),
             "copies": [
                 {"copy": index, "qubits": list(qubits), "estimated_error": error} for index, (qubits, error) in enumerate(self.copies)
             ],
@@ -265,6 +268,7 @@ def run_details(store: Store, run_id: int | None = None) -> RunDetails:
         engine_note=run.engine_note,
         noise=None if run.noise is None else run.noise.text(),
         noise_factors={job.id: job.noise_factor for job in jobs if job.noise_factor is not None},
+        quality=run_quality(*store.results.fidelities(run.id)),
         seed=run.seed,
         layout=run.layout,
         copies=_copies(run),

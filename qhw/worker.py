@@ -39,11 +39,13 @@ from qhw.errors import (
     ResultMappingError,
     TransientBackendError,
 )
+from qhw.feature_maps import template_of
 from qhw.jobstates import UNFINISHED_STATES, JobState
 from qhw.noise import NoiseSpec
 from qhw.planning import pending_estimate
 from qhw.pricing import CostEstimate, load_prices
 from qhw.progress import Progress
+from qhw.quality import ExactAnswers
 from qhw.records import JOB_PURPOSES, SPLIT_NAMES, JobRecord, ProviderUsage, RunRecord, ceil_div
 from qhw.retrying import with_retries
 from qhw.store import ArtifactStore, Store
@@ -102,6 +104,7 @@ class RunWorker:
         self._approve = approve
         # Actual costs are priced with the table in force when the run was submitted.
         self.prices = run.prices
+        self._exact: ExactAnswers | bool | None = None  # (False: cannot be computed; None: not made yet)
 
     @classmethod
     def load(
@@ -363,12 +366,29 @@ class RunWorker:
         stored = job if job.provider_job_id == provider_job_id else _with_provider_id(job, provider_job_id)
         result = demultiplexed(result, job.executions, self.executable.slots)
         end = JobState.COLLECTED if len(result.failed) < job.executions else JobState.FAILED
-        store = self.store.results.store_calibration if job.purpose == "calibration" else self.store.results.store_counts
-        store(
-            stored, result.counts, job.shots(self.run.shots), usage=usage, cost_usd=self._cost(job, end, usage), failed=result.failed,
-            noise_factor=self._noise_factor(job),
-        )
+        shots, cost, factor = job.shots(self.run.shots), self._cost(job, end, usage), self._noise_factor(job)
+        if job.purpose == "calibration":
+            self.store.results.store_calibration(stored, result.counts, shots, usage=usage, cost_usd=cost, failed=result.failed, noise_factor=factor)
+        else:
+            exact = self._exact_answers()
+            fidelities = None if exact is None else exact.fidelities(self.parameters[job.execution_indices], result.counts)
+            self.store.results.store_counts(
+                stored, result.counts, shots, usage=usage, cost_usd=cost, failed=result.failed, noise_factor=factor, fidelities=fidelities
+            )
         return self.store.ledger.job(job.id)
+
+    def _exact_answers(self) -> ExactAnswers | None:
+        """The feature map's exact distributions (qhw.quality), made once a
+        worker; None for a map too wide to simulate exactly (its counts are
+        stored all the same, without their fidelities)."""
+        if self._exact is None:
+            feature_set = self.store.catalogue.feature_set(self.run.feature_set_id)
+            try:
+                self._exact = ExactAnswers(template_of(feature_set))
+            except BackendError as err:
+                log.warning("run %s: its circuits' exact answers cannot be computed (%s); results are stored without their fidelities", self.run.id, err)
+                self._exact = False
+        return self._exact if isinstance(self._exact, ExactAnswers) else None
 
     def _end(self, job: JobRecord, state: JobState, *, error: str | None = None, note: str | None = None,
              provider_job_id: str | None = None) -> JobRecord:

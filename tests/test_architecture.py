@@ -14,7 +14,7 @@ LAYERS = {
     2: ["feature_maps", "circuits", "packing"],
     3: ["store"],
     4: ["backend", "backends"],
-    5: ["planning", "executables"],
+    5: ["planning", "executables", "quality"],
     6: ["worker", "parallel"],
     7: ["rounds", "training", "adaptive", "features", "mitigation", "datasets"],
     8: ["runs", "compare", "overview", "export", "report"],

@@ -264,6 +264,9 @@ class ResultRow(Base):
     round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Little-endian uint32 counts, length 2**num_qubits, canonical bit order.
     counts: Mapped[bytes] = mapped_column(LargeBinary)
+    # The counts' Hellinger fidelity to the circuit's exact distribution
+    # (qhw.quality), stored with them; None: a result from before it was kept.
+    fidelity: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("run_id", "split", "sample_index", "circuit", "round", name="uq_results_sample"),

@@ -87,6 +87,7 @@ class Results:
         cost_usd: float | None = None,
         failed: Mapping[int, str] | None = None,
         noise_factor: float | None = None,
+        fidelities: np.ndarray | None = None,
     ) -> int:
         """Store a job's counts and end it, atomically and at most once.
 
@@ -100,6 +101,8 @@ class Results:
                 its reasons: recorded, never stored as counts. The job is
                 collected when anything ran, failed when nothing did.
             noise_factor: a --noise run's drift factor for this job, kept with it.
+            fidelities: each execution's fidelity to its exact distribution
+                (qhw.quality), in the job's execution order; None: not known.
 
         Returns:
             The number of result rows written: 0 when another process ended the job first.
@@ -124,6 +127,7 @@ class Results:
             copies = [(place % slots) % run.copies for place in ran]
             positions = [(place % slots) // run.copies for place in ran]
             blobs = np.ascontiguousarray(counts[ran], dtype=COUNTS_DTYPE)
+            known = [None] * len(ran) if fidelities is None else [float(f) for f in np.asarray(fidelities)[ran]]
             samples = order[executions // k]
             if len(ran):
                 session.execute(
@@ -140,8 +144,11 @@ class Results:
                             "position": position,
                             "round": job.round,
                             "counts": blob.tobytes(),
+                            "fidelity": fidelity,
                         }
-                        for (split, index), circuit, copy, position, blob in zip(samples, executions % k, copies, positions, blobs, strict=True)
+                        for (split, index), circuit, copy, position, blob, fidelity in zip(
+                            samples, executions % k, copies, positions, blobs, known, strict=True
+                        )
                     ],
                 )
             return len(ran)
@@ -309,6 +316,20 @@ class Results:
         """Shots the stored results of a run's samples got (every round's; calibrations left out)."""
         with self._db.transaction(write=False) as session:
             return int(session.scalar(select(func.coalesce(func.sum(ResultRow.shots), 0)).where(ResultRow.run_id == run_id)) or 0)
+
+    def fidelities(self, run_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every stored result's fidelity to its exact distribution, with its
+        copy, position and job: four arrays, the results that have one only."""
+        with self._db.transaction(write=False) as session:
+            rows = session.execute(
+                select(ResultRow.fidelity, ResultRow.copy, ResultRow.position, ResultRow.job_id)
+                .where(ResultRow.run_id == run_id, ResultRow.fidelity.is_not(None))
+                .order_by(ResultRow.id)
+            ).all()
+        if not rows:
+            return np.zeros(0), np.zeros(0, dtype=int), np.zeros(0, dtype=int), np.zeros(0, dtype=int)
+        fidelity, copy, position, job = zip(*rows, strict=True)
+        return np.array(fidelity, dtype=float), np.array(copy, dtype=int), np.array(position, dtype=int), np.array(job, dtype=int)
 
     def count_rows(self, run_id: int) -> int:
         """Result rows (samples x circuits) stored for a run."""
