@@ -283,3 +283,31 @@ def test_the_migration_makes_the_home_s_paths_relative_wherever_the_home_was(tmp
         assert circuits.to_qasm3(feature_maps.template_of(old)) == circuits.to_qasm3(circuits.feature_map(5)) == old.template_qasm3
     finally:
         store.close()
+
+
+def test_a_damaged_sqlite_file_is_named_damaged_whichever_way_sqlite_finds_it(tmp_path):
+    """Cut short inside its last table page, SQLite's integrity check lists
+    what is wrong; cut to half, SQLite cannot even run the check. Both are
+    one error saying the file is damaged, nothing changed."""
+    from qhw.errors import StoreError
+    from qhw.store import Store
+    from qhw.store.database import Database
+
+    path = tmp_path / "full.db"
+    Store(f"sqlite:///{path}").close()  # a qhw database, then rows to its end (another program's table: filler)
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        connection.executemany("INSERT INTO t (v) VALUES (?)", [(f"row {i:06d}" * 4,) for i in range(20_000)])
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the file itself (a qhw database is in WAL mode)
+    connection.close()
+    data = path.read_bytes()
+    for name, damaged, said in (("cut.db", data[:-1000], "SQLite's integrity check: "), ("half.db", data[: len(data) // 2], "SQLite: ")):
+        (tmp_path / name).write_bytes(damaged)
+        database = Database(f"sqlite:///{tmp_path / name}", check_schema=False)  # (the check alone)
+        try:
+            with pytest.raises(StoreError, match="is damaged") as raised:
+                database.check_integrity()
+            assert said in str(raised.value) and "restore it from a backup" in str(raised.value)
+        finally:
+            database.close()

@@ -200,7 +200,11 @@ class Database:
         try:
             with self.engine.connect() as connection:
                 verdict = [row[0] for row in connection.exec_driver_sql("PRAGMA integrity_check").fetchall()]
-        except SQLAlchemyError as err:  # not a database at all, unreadable
+        except SQLAlchemyError as err:  # not a database at all, unreadable, or too damaged to check
+            if "malformed" in str(err):
+                raise StoreError(
+                    f"{self.display_url} is damaged (SQLite: {reason(err)}); nothing was changed: restore it from a backup"
+                ) from err
             raise StoreError(f"cannot read database {self.display_url}: {reason(err)}") from err
         if verdict != ["ok"]:
             # Its answer comes in rows of lines, headed "*** in database main ***".
