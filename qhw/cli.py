@@ -912,6 +912,12 @@ def _print_comparison(comparison) -> None:
     estimate = "free" if hw.actual_cost == "free" else usd(hw.estimated_cost_usd)
     noise = f", with --noise {hw.noise}" if hw.noise else ""
     click.echo(f"run {hw.run}: {hw.device}{noise}; {calibrated}; cost: estimated {estimate}, actual {hw.actual_cost}")
+    if hw.quality and hw.quality["circuits"]:
+        q = hw.quality
+        marks = [f"{kind} {g[kind]} ({g['mean_fidelity']:.4f})" for kinds, kind in (("copies", "copy"), ("positions", "position"), ("jobs", "job"))
+                 for g in q[kinds] if g["flagged"]]
+        flagged = ", ".join(marks) or "none"
+        click.echo(f"run {hw.run}: mean fidelity to the exact answers {q['mean_fidelity']:.4f} over {q['circuits']:,} circuits; flagged: {flagged}")
     if comparison.models:
         used = ", ".join(f"{m.case} model {m.model} ({'trained before' if m.trained == 'before' else 'trained now, and stored'})" for m in comparison.models)
         click.echo(f"classifiers: {used}")

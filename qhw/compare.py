@@ -141,6 +141,7 @@ class RunSummary:
     calibration_age_hours: float | None  # its age when the run was submitted
     calibration: dict | None  # the per-qubit figures kept with the run
     noise: str | None = None  # what --noise added to an emulated device's noise (its SPEC)
+    quality: dict | None = None  # its circuits against their exact answers (qhw.quality's RunQuality.to_dict)
 
 
 @dataclass(frozen=True)
@@ -443,6 +444,7 @@ def summarize(store: Store, run: RunRecord) -> RunSummary:
         calibration_age_hours=None if details.calibration_age is None else details.calibration_age.total_seconds() / 3600,
         calibration=None if calibration is None else calibration.to_dict(),
         noise=details.noise,
+        quality=None if details.quality is None else details.quality.to_dict(),
     )
 
 

@@ -27,6 +27,7 @@ TABLE_SIGNS = {
     "ledger.py": "commits",
     "noise.py": "transfer accuracy against --noise scale=F",
     "packing.py": "best error",
+    "quality.py": "the exact-answer check in a run's collect",
     "reuse.py": "mean fidelity by position",
     "scale.py": "qhw at scale",
     "simulators.py": "emulated devices, ",  # its second table: printed after the first

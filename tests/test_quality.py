@@ -108,3 +108,18 @@ def test_a_map_whose_exact_answers_cannot_be_computed_still_stores_its_counts(fe
     assert featured_store.results.fidelities(run.id)[0].size == 0
     shown = json.loads(CliRunner().invoke(main, ["runs", "show", str(run.id), "--json"]).stdout)["quality"]
     assert shown["circuits"] == 0 and shown["mean_fidelity"] is None
+
+
+def test_compare_and_its_report_show_the_device_run_s_quality(featured_store, tmp_path):
+    options = dict(backend_name="fake_fez", split="test", shots=512, seed=2, pack=4, workers=1)
+    clean = runs.submit(featured_store, **options).run
+    bad = runs.submit(featured_store, noise=f"bad-qubit={clean.copy_layout(1)[2]}:0.6", **options).run
+    simulator = runs.submit(featured_store, backend_name="statevector", split="all", shots=512).run
+    args = ["compare", "--sim", str(simulator.id), "--hw", str(bad.id), "--epochs", "2", "--out", str(tmp_path / "r")]
+    shown = CliRunner().invoke(main, [*args, "--json"])
+    assert shown.exit_code == 0, shown.output
+    quality = json.loads(shown.stdout)["hardware"]["quality"]
+    assert [c["copy"] for c in quality["copies"] if c["flagged"]] == [1]
+    assert "flagged: copy 1 (" in CliRunner().invoke(main, args).stdout
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "Quality: each circuit against its exact answer" in page and "copy 1 (" in page
