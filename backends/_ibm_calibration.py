@@ -187,12 +187,15 @@ def device_channels(device: Any, scale: float = 1.0, readout: float = 1.0) -> De
     return DeviceChannels(device, scale, readout)
 
 
+@functools.lru_cache(maxsize=8)
 def scaled_noise_model(device: Any, instructions: frozenset[tuple[str, tuple[int, ...]]], scale: float = 1.0, readout: float = 1.0) -> Any:
     """The noise model of device_noise_model with every gate error's
     depolarizing parameter and relaxation time times ``scale`` and every
     readout error times ``readout`` (capped as probabilities are), built with
     Aer's own errors: what ``--engine aer`` runs a ``--noise`` run with, and
-    what the tests hold the engine's scaled channels against."""
+    what the tests hold the engine's scaled channels against. Kept for a
+    run's jobs (building Aer's errors takes a second or more a packed run);
+    a drifting run's jobs each have their own."""
     if scale == 1.0 and readout == 1.0:
         return device_noise_model(device, instructions)
     from qiskit.quantum_info import average_gate_fidelity

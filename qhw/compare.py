@@ -19,7 +19,7 @@ from qhw.overview import run_details
 from qhw.planning import plan_jobs, sent_sizes
 from qhw.pricing import load_prices
 from qhw.progress import Progress, SilentProgress
-from qhw.quality import hellinger_fidelity  # noqa: F401 (compare's statistics, as before)
+from qhw.quality import hellinger_fidelity
 from qhw.records import PROBABILITIES, RunRecord
 from qhw.store import RunCounts, Store
 from qhw.store.arrays import load_arrays
