@@ -18,6 +18,7 @@ from qhw import feature_maps  # light: Qiskit loads inside its functions; the he
 from qhw.cli_options import (
     ANGLE_RANGE,
     EPOCHS,
+    FIDELITY,
     ID,
     INTERVAL,
     LATENT,
@@ -30,6 +31,7 @@ from qhw.cli_options import (
     REUSE,
     SECONDS,
     SEED,
+    SHARE,
     USD,
     WORKERS,
     LazyHelp,
@@ -39,7 +41,7 @@ from qhw.jobstates import JobState
 
 if TYPE_CHECKING:
     from qhw.store import Store
-from qhw.records import PROBABILITIES, READOUTS, RUN_SPLITS  # no heavy imports: `qhw --help` stays instant
+from qhw.records import PROBABILITIES, QUALITY_MODES, READOUTS, RUN_SPLITS  # no heavy imports: `qhw --help` stays instant
 
 #: The exit status of a command ended by Ctrl-C (128 + SIGINT, as a shell reports it).
 INTERRUPTED = 130
@@ -423,13 +425,25 @@ def backends(as_json) -> None:
         "realistic, e.g. realistic,reset=0.02."
     ),
 )
+@click.option(
+    "--quality", type=click.Choice(QUALITY_MODES), default="off", show_default=True,
+    help=(
+        "auto: a copy or position whose circuits fall behind their exact answers is left out of the jobs not yet sent, "
+        "and what it ran is measured again on the others, within --quality-reserve; off: only measure (runs show)."
+    ),
+)
+@click.option("--quality-floor", type=FIDELITY, metavar="F", help="Flag a copy, position or job whose mean fidelity is below F, in place of the rule.")
+@click.option(
+    "--quality-reserve", type=SHARE, default=0.1, show_default=True, metavar="R",
+    help="With --quality auto: the share of the run's device time repairs may add (in the estimate and the cost guard).",
+)
 @parallel_options
 @json_option
 @pass_app
 @click.pass_context
 def submit(
     ctx, app: _App, backend_name, feature_set_id, split, shots, limit, seed, max_cost, yes, mitigate, pack, pack_spacing,
-    reuse, rep_delay, adaptive, model_id, engine, noise, workers, scheduler, as_json,
+    reuse, rep_delay, adaptive, model_id, engine, noise, quality, quality_floor, quality_reserve, workers, scheduler, as_json,
 ) -> None:
     """Submit the feature map's circuits: one a sample, or one for each of its parameters' worth of components."""
     from qhw.runs import submit as submit_run
@@ -453,6 +467,9 @@ def submit(
         model_id=model_id,
         engine=engine,
         noise=noise,
+        quality=quality,
+        quality_floor=quality_floor,
+        quality_reserve=quality_reserve,
         workers=workers,
         scheduler=scheduler,
         progress=_progress(),
@@ -471,6 +488,7 @@ def submit(
             "engine": result.run.engine,
             "noise": None if result.run.noise is None else result.run.noise.text(),
             **({"round": result.run.round, "rounds_done": result.run.rounds_done} if result.run.adaptive else {}),
+            **({"quality": result.run.quality, "repairs": result.run.repairs} if result.run.quality == "auto" else {}),
         },
         as_json,
     )
@@ -540,7 +558,14 @@ def _print_quality(quality) -> None:
         return
     flagged = quality.flagged
     said = ", ".join(f"{kind} {g.key} ({g.mean_fidelity:.4f})" for kind, g in flagged) or "none"
-    click.echo(f"quality: mean fidelity to the exact answers {quality.mean_fidelity:.4f} over {quality.circuits:,} circuits; flagged: {said}")
+    rule = f"below the floor {quality.floor:g}" if quality.floor is not None else "flagged"
+    click.echo(f"quality: mean fidelity to the exact answers {quality.mean_fidelity:.4f} over {quality.circuits:,} circuits; {rule}: {said}")
+    if quality.mode == "auto" or quality.log:
+        repaired = f"{quality.repaired:,} circuit(s) measured again" if quality.repaired else "nothing measured again"
+        left = f"slot(s) {', '.join(map(str, quality.excluded_slots))} left out" if quality.excluded_slots else "no slot left out"
+        click.echo(f"--quality {quality.mode}: {left}; {repaired}")
+        for line in quality.log:
+            click.echo(f"  {line}")
     for name, groups in (("copy", quality.copies), ("position", quality.positions)):
         if len(groups) > 1:
             rows = [{name: g.key, "mean fidelity": f"{g.mean_fidelity:.4f}", "circuits": g.circuits, "flagged": "yes" if g.flagged else ""} for g in groups]
@@ -733,8 +758,10 @@ def results(app: _App, run_id, out) -> None:
     """Export a run's counts, labels and splits to an .npz file."""
     from qhw.export import export_results
 
-    export = export_results(app.store(), run_id, out)
+    store = app.store()
+    export = export_results(store, run_id, out)
     click.echo(str(export.path))
+    _repair_note(store, export.run_id)
     if export.samples < export.run_samples:
         pending = f"; {export.unfinished_jobs} job(s) unfinished: `qhw collect` brings in the rest" if export.unfinished_jobs else ""
         click.echo(f"note: {export.samples} of the run's {export.run_samples} samples are complete and were written{pending}", err=True)
@@ -782,9 +809,21 @@ def train(app: _App, run_id, feature_set_id, classical, epochs, seed, readout, a
             "train_samples": result.train_samples,
             "test_samples": result.test_samples,
             "epochs_run": result.model.epochs_run,
+            **({"repaired": app.store().results.repaired(result.model.run_id)} if result.model.run_id is not None else {}),
         },
         as_json,
     )
+    if result.model.run_id is not None and not as_json:
+        _repair_note(app.store(), result.model.run_id)
+
+
+def _repair_note(store, run_id: int) -> None:
+    """What a run's counts owe to --quality auto's repairs, on stderr (nothing when none)."""
+    from qhw.repair import repaired_summary
+
+    summary = repaired_summary(store, store.ledger.run(run_id))
+    if summary:
+        click.echo(f"note: {summary}; the repairs' counts are the ones read", err=True)
 
 
 @main.command()
@@ -918,6 +957,8 @@ def _print_comparison(comparison) -> None:
                  for g in q[kinds] if g["flagged"]]
         flagged = ", ".join(marks) or "none"
         click.echo(f"run {hw.run}: mean fidelity to the exact answers {q['mean_fidelity']:.4f} over {q['circuits']:,} circuits; flagged: {flagged}")
+        if q.get("repaired"):
+            click.echo(f"run {hw.run}: {q['repaired']:,} circuit(s) measured again by --quality auto; read from their repairs ({'; '.join(q['log'])})")
     if comparison.models:
         used = ", ".join(f"{m.case} model {m.model} ({'trained before' if m.trained == 'before' else 'trained now, and stored'})" for m in comparison.models)
         click.echo(f"classifiers: {used}")

@@ -145,6 +145,9 @@ PACK = AutoOrCount("auto|N", parse_copies)
 REUSE = AutoOrCount("auto|K", parse_reuse)
 #: A pause between shots: IBM's devices take up to half a millisecond.
 REP_DELAY = FiniteFloat(0.0, " of seconds", maximum=1.0)
+#: A fidelity (--quality-floor) and a share of a run's device time (--quality-reserve).
+FIDELITY = FiniteFloat(0.0, "", maximum=1.0)
+SHARE = FiniteFloat(0.0, "", maximum=1.0)
 
 
 class LazyHelp(click.Option):

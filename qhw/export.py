@@ -19,6 +19,7 @@ from qhw.worker import parameter_rows
 @dataclass(frozen=True)
 class Export:
     path: Path
+    run_id: int
     samples: int  # complete samples written
     run_samples: int  # samples the run has in all
     unfinished_jobs: int
@@ -78,4 +79,4 @@ def export_results(store: Store, run_id: int | None, out: Path) -> Export:
         out.unlink(missing_ok=True)  # no half-written file
         raise
     unfinished = len(store.ledger.jobs(run.id, states=UNFINISHED_STATES))
-    return Export(path=out, samples=len(stored.counts), run_samples=run.n_samples, unfinished_jobs=unfinished)
+    return Export(path=out, run_id=run.id, samples=len(stored.counts), run_samples=run.n_samples, unfinished_jobs=unfinished)

@@ -8,6 +8,7 @@ without credentials, years later.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from qhw.errors import ParameterError
 from qhw.jobstates import FINAL_STATES, JobState
 from qhw.pricing import usd
 from qhw.quality import RunQuality, run_quality
-from qhw.records import DEVICE_NAME_KEY, SPLIT_NAMES, CalibrationSnapshot, JobRecord, RunRecord, ceil_div
+from qhw.records import DEVICE_NAME_KEY, SPLIT_NAMES, CalibrationSnapshot, JobRecord, RunRecord
 from qhw.store import Store
 
 #: Device kinds that cost money, for runs from before qhw kept price tables.
@@ -268,7 +269,7 @@ def run_details(store: Store, run_id: int | None = None) -> RunDetails:
         engine_note=run.engine_note,
         noise=None if run.noise is None else run.noise.text(),
         noise_factors={job.id: job.noise_factor for job in jobs if job.noise_factor is not None},
-        quality=run_quality(*store.results.fidelities(run.id)),
+        quality=run_quality_of(store, run),
         seed=run.seed,
         layout=run.layout,
         copies=_copies(run),
@@ -361,7 +362,7 @@ def _overview(run: RunRecord, jobs: list[JobRecord], samples: int) -> RunOvervie
         usage_unit=unit,
         copies=run.copies,
         reuse=run.reuse,
-        executions=sum(ceil_div(job.executions, run.slots) for job in jobs),
+        executions=sum(job.sent(run.slots) for job in jobs),
     )
 
 
@@ -418,3 +419,13 @@ def _provider_estimate(jobs: list[JobRecord]) -> float | None:
     """The provider's estimates of the jobs' QPU time, summed; None when it gave none."""
     known = [job.provider_estimate_seconds for job in jobs if job.provider_estimate_seconds is not None]
     return sum(known) if known else None
+
+
+def run_quality_of(store: Store, run: RunRecord) -> RunQuality:
+    """A run's quality (every result it stored, superseded ones too: what the
+    device did), by its own rule or floor, with what --quality auto did."""
+    quality = run_quality(*store.results.fidelities(run.id), floor=run.quality_floor)
+    return dataclasses.replace(
+        quality, mode=run.quality, excluded_slots=run.excluded_slots, repaired=store.results.repaired(run.id),
+        log=tuple((run.quality_log or "").splitlines()),
+    )

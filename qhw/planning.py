@@ -64,6 +64,7 @@ class RunRequest:
     round_shots: tuple[int, ...] | None = None
     reuse: int | None = 1  # samples each copy's qubits run in a shot; None: as plan_reuse decides (--reuse auto)
     rep_delay: float | None = None  # the pause between shots to ask of the device (None: its default)
+    quality_reserve: float | None = None  # --quality auto's reserve, a share of the run (None: off)
 
     @property
     def first_shots(self) -> int:
@@ -250,10 +251,17 @@ def plan_jobs(
     return plans
 
 
-def round_jobs(backend: Backend, profile: DeviceProfile, executions: Sequence[int], shots: int, copies: int, round: int) -> list[JobPlan]:
-    """An adaptive run's later round: jobs of exactly these executions, each at the round's ``shots``."""
-    per_job = logical_per_job(backend, profile, shots, copies)
-    return [JobPlan.of(executions[start : start + per_job], shots=shots, round=round) for start in range(0, len(executions), per_job)]
+def round_jobs(
+    backend: Backend, profile: DeviceProfile, executions: Sequence[int], shots: int, copies: int, round: int,
+    slots_used: tuple[int, ...] | None = None,
+) -> list[JobPlan]:
+    """An adaptive run's later round: jobs of exactly these executions, each
+    at the round's ``shots``, on the slots it uses (None: all ``copies``)."""
+    per_job = logical_per_job(backend, profile, shots, copies if slots_used is None else len(slots_used))
+    return [
+        JobPlan.of(executions[start : start + per_job], shots=shots, round=round, slots_used=slots_used)
+        for start in range(0, len(executions), per_job)
+    ]
 
 
 def sent_sizes(plans: Sequence[JobPlan], copies: int) -> list[int]:
@@ -457,7 +465,19 @@ def plan_run(backend: Backend, profile: DeviceProfile, request: RunRequest, pric
     estimate = None if table is None else _run_estimate(backend, profile, request, slots, calibrations, table, timing)
     if estimate is not None and table is not None and request.pack == 1 and request.round_shots is None and is_remote(backend):
         estimate = _with_packed_alternative(backend, profile, request, table, estimate, reuse)
+    if estimate is not None and request.quality_reserve:
+        estimate = with_reserve(estimate, request.quality_reserve)
     return RunPlan(packed, calibrations, tuple(jobs), table, estimate, reuse, reuse_notes)
+
+
+def with_reserve(estimate: CostEstimate, reserve: float) -> CostEstimate:
+    """An estimate with --quality auto's reserve on top: the most its repairs
+    may add, as a share of the run's device time (and of what that costs)."""
+    seconds = None if estimate.quantum_seconds is None else estimate.quantum_seconds * (1 + reserve)
+    return dataclasses.replace(
+        estimate, usd=estimate.usd * (1 + reserve), quantum_seconds=seconds,
+        detail=f"{estimate.detail}, with a {reserve:.0%} reserve for --quality auto's repairs",
+    )
 
 
 def _with_packed_alternative(
@@ -594,21 +614,25 @@ def plan_retry(
     retried packed as it ran, and each job keeps the shots of its round."""
     check_available(profile)
     planned = []
-    groups: dict[tuple[str, int, int | None], list[ExecutionFailureRecord]] = {}
+    # (A repair's failures are retried as its own: on the slots it used, stored as its counts.)
+    groups: dict[tuple[str, int, int | None, int, tuple[int, ...] | None], list[ExecutionFailureRecord]] = {}
     for failure in missing:
         job = jobs[failure.job_id]
-        groups.setdefault((failure.purpose, job.round, job.own_shots), []).append(failure)
-    for (purpose, round, shots), failures in sorted(groups.items(), key=lambda item: (JOB_PURPOSES.index(item[0][0]), item[0][1])):
-        per_job = logical_per_job(backend, profile, shots or run.shots, run.slots)
+        groups.setdefault((failure.purpose, job.round, job.own_shots, job.repair, job.slots_used), []).append(failure)
+    for (purpose, round, shots, repair, used), failures in sorted(
+        groups.items(), key=lambda item: (JOB_PURPOSES.index(item[0][0]), item[0][1], item[0][3])
+    ):
+        per_job = logical_per_job(backend, profile, shots or run.shots, len(used or range(run.slots)))
         failures.sort(key=lambda f: f.execution)
         for start in range(0, len(failures), per_job):
             chunk = failures[start : start + per_job]
-            planned.append((JobPlan.of([f.execution for f in chunk], purpose, shots=shots, round=round), tuple(f.id for f in chunk)))
+            plan = JobPlan.of([f.execution for f in chunk], purpose, shots=shots, round=round, repair=repair, slots_used=used)
+            planned.append((plan, tuple(f.id for f in chunk)))
     table = None if prices is None else device_prices(profile, prices)
     estimate = None
     if table is not None:
-        sent = [(ceil_div(job.executions, run.slots), job.shots(run.shots)) for job in failed]
-        sent += [(ceil_div(plan.executions, run.slots), plan.shots or run.shots) for plan, _ in planned]
+        sent = [(job.sent(run.slots), job.shots(run.shots)) for job in failed]
+        sent += [(ceil_div(plan.executions, len(plan.slots_used or range(run.slots))), plan.shots or run.shots) for plan, _ in planned]
         estimate = estimate_jobs(backend, profile, sent, table, run_timing(backend, profile, run))
     return RetryPlan(tuple(failed), tuple(planned), estimate, table)
 
@@ -616,7 +640,7 @@ def plan_retry(
 def pending_estimate(backend: Backend, profile: DeviceProfile, run: RunRecord, jobs: Sequence[JobRecord], prices: PriceTable) -> CostEstimate | None:
     """What sending these pending jobs would cost: a packed execution carries
     ``copies`` logical ones, and an adaptive round's jobs have their own shots."""
-    sent = [(ceil_div(job.executions, run.slots), job.shots(run.shots)) for job in jobs]
+    sent = [(job.sent(run.slots), job.shots(run.shots)) for job in jobs]
     return estimate_jobs(backend, profile, sent, prices, run_timing(backend, profile, run))
 
 

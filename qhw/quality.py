@@ -81,6 +81,12 @@ class RunQuality:
     positions: list[GroupQuality] = field(default_factory=list)
     jobs: list[GroupQuality] = field(default_factory=list)
     floor: float | None = None  # a fixed floor in place of the rule
+    # What --quality auto did (qhw.repair): its mode, the slots it left out,
+    # the results it measured again (superseded, counted above) and its log.
+    mode: str = "off"
+    excluded_slots: tuple[int, ...] = ()
+    repaired: int = 0
+    log: tuple[str, ...] = ()
 
     @property
     def flagged(self) -> list[tuple[str, GroupQuality]]:
@@ -95,6 +101,10 @@ class RunQuality:
             "copies": [g.to_dict("copy") for g in self.copies],
             "positions": [g.to_dict("position") for g in self.positions],
             "jobs": [g.to_dict("job") for g in self.jobs],
+            "mode": self.mode,
+            "excluded_slots": list(self.excluded_slots),
+            "repaired": self.repaired,
+            "log": list(self.log),
         }
 
 

@@ -31,6 +31,8 @@ PROBABILITIES = "probabilities"
 OBSERVABLES = "observables"
 READOUTS = (PROBABILITIES, OBSERVABLES)
 JOB_PURPOSES = ("samples", "calibration")
+#: --quality: "auto" repairs what the quality check flags (qhw.repair), "off" only measures.
+QUALITY_MODES = ("auto", "off")
 #: What ran a run, in the words every report uses. An emulation (a noise model
 #: of a named device) is never called hardware; a simulator without noise is a
 #: simulator, however it is implemented.
@@ -201,6 +203,13 @@ class RunSpec:
     engine_note: str | None = None
     # What --noise added to an emulated device's own noise; None: nothing.
     noise: NoiseSpec | None = None
+    # --quality: "auto" leaves flagged copies and positions out and repairs
+    # what they ran, within ``quality_reserve`` (a share of the run's planned
+    # device time); "off" only measures. ``quality_floor``: a fixed floor in
+    # place of the rule (qhw.quality.flagged).
+    quality: str = "off"
+    quality_floor: float | None = None
+    quality_reserve: float = 0.1
 
     @property
     def slots(self) -> int:
@@ -220,6 +229,12 @@ class RunRecord(RunSpec):
     created_at: datetime
     round: int = 0  # an adaptive run's newest round
     rounds_done: bool = False  # an adaptive run's rounds have ended
+    # --quality auto's doing (qhw.repair): the slots it left out of the jobs
+    # not yet sent, the repairs it started, and what it did or did not, line by line.
+    excluded_slots: tuple[int, ...] = ()
+    repairs: int = 0
+    repairs_done: bool = False  # a repair not sent (beyond the reserve) ends them
+    quality_log: str | None = None
 
 
 @dataclass(frozen=True)
@@ -233,14 +248,19 @@ class JobPlan:
     indices: tuple[int, ...] | None = None
     shots: int | None = None  # shots each execution gets; None: the run's
     round: int = 0  # the round of an adaptive run
+    repair: int = 0  # the quality repair that made it (qhw.repair; 0: none)
+    slots_used: tuple[int, ...] | None = None  # the slots its executions ride on (None: every slot)
 
     @classmethod
-    def of(cls, indices: Iterable[int], purpose: str = "samples", *, shots: int | None = None, round: int = 0) -> JobPlan:
+    def of(
+        cls, indices: Iterable[int], purpose: str = "samples", *, shots: int | None = None, round: int = 0, repair: int = 0,
+        slots_used: tuple[int, ...] | None = None,
+    ) -> JobPlan:
         """A job of exactly these executions (a range when they are one)."""
         indices = tuple(sorted(int(i) for i in indices))
         start, stop = indices[0], indices[-1] + 1
         contiguous = stop - start == len(indices)
-        return cls(start, stop, purpose, None if contiguous else indices, shots, round)
+        return cls(start, stop, purpose, None if contiguous else indices, shots, round, repair, slots_used)
 
     @property
     def executions(self) -> int:
@@ -280,6 +300,10 @@ class JobRecord:
     round: int = 0  # the round of an adaptive run
     own_shots: int | None = None  # shots each execution gets, when not the run's (an adaptive round)
     noise_factor: float | None = None  # a --noise run's drift: this job's error rates times it
+    repair: int = 0  # the quality repair that made it (qhw.repair; 0: none)
+    # The slots (position * copies + copy) its executions ride on, in order;
+    # None: every slot. A slot --quality auto flagged is left out (qhw.repair).
+    slots_used: tuple[int, ...] | None = None
 
     def shots(self, run_shots: int) -> int:
         """Shots each of the job's executions gets (``run_shots``: its run's)."""
@@ -291,7 +315,23 @@ class JobRecord:
         """This job as its adapter prices it (``reported``: fresh from the provider;
         ``copies``: a packed run's, ``copies`` logical executions to one sent)."""
         reported = reported or ProviderUsage(self.quantum_seconds, self.duration_seconds, value=self.usage_value, unit=self.usage_unit)
-        return JobUsage(state or self.state, ceil_div(self.executions, copies), shots, reported)
+        return JobUsage(state or self.state, self.sent(copies), shots, reported)
+
+    def sent(self, slots: int) -> int:
+        """The executions it sends: its logical ones, one to each slot it uses (``slots``: its run's)."""
+        return ceil_div(self.executions, slots if self.slots_used is None else len(self.slots_used))
+
+    def places(self, slots: int) -> np.ndarray:
+        """Where each of its logical executions rides in what it sends: place
+        q is slot q % slots of sent execution q // slots. Every slot in turn,
+        or only the slots it uses (the others carry filler, never read)."""
+        import numpy as np
+
+        i = np.arange(self.executions, dtype=np.int64)
+        if self.slots_used is None:
+            return i
+        used = np.asarray(self.slots_used, dtype=np.int64)
+        return (i // len(used)) * slots + used[i % len(used)]
 
     @property
     def executions(self) -> int:

@@ -1,4 +1,4 @@
-"""The rounds of adaptive runs (qhw.adaptive decides; this drives them).
+"""The rounds of adaptive runs (qhw.adaptive decides; this drives them), and quality repairs (qhw.repair) with them.
 
 A round starts only when the round before is collected, in one
 compare-and-set on the run's round with its jobs (Ledger.next_round), so any
@@ -23,6 +23,7 @@ from qhw.planning import check_allowance, engine_profile, estimate_jobs, round_j
 from qhw.pricing import load_prices
 from qhw.progress import Progress
 from qhw.records import SPLIT_NAMES, JobRecord, ModelRecord, RunRecord, ceil_div
+from qhw.repair import advance_repair
 from qhw.store import ArtifactStore, RunCounts, Store
 from qhw.worker import RunWorker, Tally, work_all
 
@@ -90,9 +91,11 @@ def advance_round(store: Store, run: RunRecord, backend: Backend) -> list[JobRec
     plans = []
     if executions:
         profile = engine_profile(backend, backend.profile(), run.engine)
-        plans = round_jobs(backend, profile, executions, shots, run.slots, run.round + 1)
+        # (slots --quality auto left out stay out)
+        used = tuple(slot for slot in range(run.slots) if slot not in run.excluded_slots) if run.excluded_slots else None
+        plans = round_jobs(backend, profile, executions, shots, run.slots, run.round + 1, used)
         if backend.is_paid and is_remote(backend):  # a round is a paid submission: it must fit what the plan has left
-            sent = [(ceil_div(plan.executions, run.slots), shots) for plan in plans]
+            sent = [(ceil_div(plan.executions, len(used or range(run.slots))), shots) for plan in plans]
             check_allowance(backend, estimate_jobs(backend, profile, sent, load_prices(), run_timing(backend, profile, run)))
     started = store.ledger.next_round(run, plans)
     if started is not None:
@@ -100,33 +103,46 @@ def advance_round(store: Store, run: RunRecord, backend: Backend) -> list[JobRec
     return started
 
 
+def next_jobs(store: Store, run: RunRecord, backend: Backend) -> tuple[str, list[JobRecord] | None]:
+    """What a run whose jobs have ended starts next: a quality repair
+    (qhw.repair) first, so that a round is decided on repaired counts, then an
+    adaptive run's next round; with what it is called."""
+    repair = advance_repair(store, run, backend)
+    if repair:
+        return f"repair {run.repairs + 1}", repair
+    run = store.ledger.run(run.id)
+    return f"round {run.round + 1}", advance_round(store, run, backend)
+
+
 def drive_rounds(store: Store, worker: RunWorker, tally: Tally, progress: Progress, *, pool, workers) -> Tally:
-    """An adaptive run's later rounds, in this process, while each finishes
-    here (a local simulator's); a provider's rounds are left to ``collect``."""
+    """A run's later rounds and repairs, in this process, while each finishes
+    here (a local simulator's); a provider's are left to ``collect``."""
     while True:
         run = store.ledger.run(worker.run.id)
-        started = advance_round(store, run, worker.backend)
+        title, started = next_jobs(store, run, worker.backend)
         if not started:
             return tally
         claimed = [job for job in (store.ledger.claim(job, worker.holder) for job in started) if job is not None]
-        tally = work_all(store, worker, claimed, progress, f"{worker.backend.name}: round {run.round + 1}", pool=pool, workers=workers)
+        tally = work_all(store, worker, claimed, progress, f"{worker.backend.name}: {title}", pool=pool, workers=workers)
 
 
 def advance_rounds(
     store: Store, run_id: int | None, workers: dict[int, RunWorker], unworkable: dict[int, str], load: Callable[[int], None],
 ) -> int:
-    """Start the next round of every adaptive run (of one, or all) whose round
-    is collected; returns how many rounds were started."""
+    """Start the next repair or round of every run (of one, or all) whose jobs
+    have ended; returns how many were started."""
     started = 0
     for run in [store.ledger.run(run_id)] if run_id is not None else store.ledger.runs():
-        if not run.adaptive or run.rounds_done or run.id in unworkable:
+        rounds_left = run.adaptive is not None and not run.rounds_done
+        repairs_left = run.quality == "auto" and not run.repairs_done
+        if not (rounds_left or repairs_left) or run.id in unworkable:
             continue
         if run.id not in workers:
             load(run.id)  # into ``workers``, or its reason into ``unworkable``
             if run.id in unworkable:
                 continue
         try:
-            jobs = advance_round(store, run, workers[run.id].backend)
+            _, jobs = next_jobs(store, run, workers[run.id].backend)
         except QhwError as err:
             # Its model's file is gone, say: this run waits, named once; the others go on.
             if run_id is not None:

@@ -34,6 +34,7 @@ from qhw.planning import RunPlan, RunRequest, check_allowance, check_width, engi
 from qhw.pricing import CostEstimate, check_amount, load_prices
 from qhw.progress import Progress, SilentProgress
 from qhw.records import (
+    QUALITY_MODES,
     RUN_SPLITS,
     SPLIT_CODES,
     AdaptiveSettings,
@@ -42,7 +43,6 @@ from qhw.records import (
     JobRecord,
     RunRecord,
     RunSpec,
-    ceil_div,
 )
 from qhw.rounds import adaptive_settings, advance_rounds, drive_rounds
 from qhw.store import RunCircuit, Store
@@ -67,7 +67,7 @@ class SubmitResult:
     @property
     def executions(self) -> int:
         """Executions the jobs send (a packed execution carries ``copies`` samples' circuits)."""
-        return sum(ceil_div(job.executions, self.run.slots) for job in self.jobs)
+        return sum(job.sent(self.run.slots) for job in self.jobs)
 
     @property
     def failed_jobs(self) -> list[JobRecord]:
@@ -115,6 +115,9 @@ def submit(
     rep_delay: float | None = None,
     engine: str | None = None,
     noise: str | None = None,
+    quality: str = "off",
+    quality_floor: float | None = None,
+    quality_reserve: float = 0.1,
 ) -> SubmitResult:
     """Run the feature map for every selected sample of a feature set.
 
@@ -147,6 +150,13 @@ def submit(
         model_id: the hybrid model whose predictions settle an adaptive run's samples.
         noise: what to add to an emulated device's own noise, as ``--noise``
             SPEC (qhw.noise): kept with the run, its jobs, rounds and retries.
+        quality: "auto" leaves flagged copies and positions out of the jobs
+            not yet sent and measures again what they ran (qhw.repair);
+            "off" only measures every result's fidelity.
+        quality_floor: flag a copy, position or job whose mean fidelity is
+            below this, in place of the rule (qhw.quality.flagged).
+        quality_reserve: the share of the run's device time --quality auto
+            may add (in the estimate and the cost guard).
 
     Returns:
         The run, its jobs and what was left undone (jobs waiting on errors).
@@ -160,7 +170,8 @@ def submit(
     inputs = _checked_inputs(
         store, backend_name=backend_name, feature_set_id=feature_set_id, split=split, shots=shots, limit=limit, seed=seed,
         max_cost=max_cost, mitigate=mitigate, pack=pack, pack_spacing=pack_spacing, scheduler=scheduler, adaptive=adaptive,
-        model_id=model_id, reuse=reuse, rep_delay=rep_delay, engine=engine, noise=noise,
+        model_id=model_id, reuse=reuse, rep_delay=rep_delay, engine=engine, noise=noise, quality=quality,
+        quality_floor=quality_floor, quality_reserve=quality_reserve,
     )
     plan, live = _guarded_plan(store, inputs, max_cost, approve)
     # A local simulator's worker processes start now, while this one prepares the run.
@@ -182,7 +193,7 @@ def submit(
             calibration=compiled.calibration, holder=holder, approved=True,
         )
         tally = work_all(store, worker, jobs, progress, f"{backend.name}: jobs", pool=pool, workers=workers)
-        if inputs.rounds is not None:
+        if inputs.rounds is not None or run.quality == "auto":
             tally = drive_rounds(store, worker, tally, progress, pool=pool, workers=workers)
     notes = plan.notes + ((f"{backend.name}: {compiled.choice.note}",) if compiled.choice.note else ())
     return SubmitResult(run=store.ledger.run(run.id), jobs=store.ledger.jobs(run.id), tally=tally, notes=notes)
@@ -204,12 +215,16 @@ class _Inputs:
     mitigate: str | None
     rep_delay: float | None
     noise: NoiseSpec | None
+    quality: str = "off"
+    quality_floor: float | None = None
+    quality_reserve: float = 0.1
 
 
 def _checked_inputs(
     store: Store, *, backend_name: str, feature_set_id: int | None, split: str, shots: int, limit: int | None, seed: int | None,
     max_cost: float | None, mitigate: str | None, pack: int | str, pack_spacing: int, scheduler: str | None, adaptive: bool,
     model_id: int | None, reuse: int | str, rep_delay: float | None, engine: str | None, noise: str | None = None,
+    quality: str = "off", quality_floor: float | None = None, quality_reserve: float = 0.1,
 ) -> _Inputs:
     """Every input checked, before anything is planned, written or sent.
 
@@ -231,6 +246,7 @@ def _checked_inputs(
     reused = parse_reuse(reuse)
     if rep_delay is not None and (isinstance(rep_delay, bool) or not math.isfinite(rep_delay) or rep_delay < 0):
         raise ParameterError("rep_delay", f"must be a finite number of seconds, 0 or more, got {rep_delay}")
+    check_quality(quality, quality_floor, quality_reserve)
     rounds = adaptive_settings(adaptive, shots, model_id)
     added = None if noise is None else parse_noise(noise)
     backend = get_backend(backend_name, seed=seed)
@@ -255,9 +271,24 @@ def _checked_inputs(
         executions=len(order) * feature_set.circuits_per_sample, shots=shots, template=feature_maps.template_of(feature_set),
         pack=wanted, spacing=pack_spacing, mitigate=bool(mitigate),
         round_shots=None if rounds is None else tuple(rounds.round_shots(r) for r in range(rounds.rounds)),
-        reuse=reused, rep_delay=rep_delay,
+        reuse=reused, rep_delay=rep_delay, quality_reserve=quality_reserve if quality == "auto" else None,
     )
-    return _Inputs(backend, feature_set, arrays, order, request, rounds, split, shots, seed, mitigate, rep_delay, added)
+    return _Inputs(
+        backend, feature_set, arrays, order, request, rounds, split, shots, seed, mitigate, rep_delay, added, quality, quality_floor, quality_reserve
+    )
+
+
+def check_quality(quality: str, floor: float | None, reserve: float) -> None:
+    """--quality auto|off, a floor that is a fidelity, a reserve that is a share.
+
+    Raises:
+        ParameterError: any of them out of range.
+    """
+    if quality not in QUALITY_MODES:
+        raise ParameterError("quality", f"must be one of {', '.join(QUALITY_MODES)}, got {quality!r}")
+    for value, parameter in ((floor, "quality_floor"), (reserve, "quality_reserve")):
+        if value is not None and (isinstance(value, bool) or not math.isfinite(value) or not 0 <= value <= 1):
+            raise ParameterError(parameter, f"must be between 0 and 1, got {value}")
 
 
 def check_noise(backend: Backend, noise: NoiseSpec) -> None:
@@ -354,6 +385,9 @@ def _recorded(store: Store, inputs: _Inputs, plan: RunPlan, compiled: _Compiled,
         engine=compiled.choice.engine,
         engine_note=compiled.choice.note,
         noise=inputs.noise,
+        quality=inputs.quality,
+        quality_floor=inputs.quality_floor,
+        quality_reserve=inputs.quality_reserve,
     )
     snapshot = backend.calibration(executable.layout)
     circuit = _run_circuit(executable, inputs.order, compiled.calibration)
@@ -406,7 +440,7 @@ def retry_run(
         if plan.missing:
             claimed += store.ledger.add_retry_jobs(run.id, [(job, list(ids)) for job, ids in plan.missing], claimed_by=holder)
         tally = work_all(store, worker, claimed, progress, f"{backend.name}: retried jobs", pool=pool, workers=workers)
-        if run.adaptive:  # the round the retry completed goes on (here, on a local simulator)
+        if run.adaptive or run.quality == "auto":  # the round (or repair) the retry completed goes on (here, on a local simulator)
             tally = drive_rounds(store, worker, tally, progress, pool=pool, workers=workers)
     return SubmitResult(run=store.ledger.run(run.id), jobs=store.ledger.jobs(run.id), tally=tally)
 

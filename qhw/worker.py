@@ -46,7 +46,8 @@ from qhw.planning import pending_estimate
 from qhw.pricing import CostEstimate, load_prices
 from qhw.progress import Progress
 from qhw.quality import ExactAnswers
-from qhw.records import JOB_PURPOSES, SPLIT_NAMES, JobRecord, ProviderUsage, RunRecord, ceil_div
+from qhw.records import JOB_PURPOSES, SPLIT_NAMES, JobRecord, ProviderUsage, RunRecord
+from qhw.repair import exclude_flagged
 from qhw.retrying import with_retries
 from qhw.store import ArtifactStore, Store
 from qhw.store.arrays import FeatureArrays, load_arrays
@@ -59,6 +60,8 @@ log = logging.getLogger("qhw.worker")
 CLOCK_SKEW = timedelta(minutes=10)
 #: Seeds of an adaptive run's later rounds: past every copy's seed (parallel.COPY_SEED_STRIDE * packing.MAX_COPIES).
 ROUND_SEED_STRIDE = 2**40
+#: Seeds of a quality repair's jobs: past every round's.
+REPAIR_SEED_STRIDE = 2**48
 _PROGRESS = {JobState.PENDING: 0, JobState.QUEUED: 1, JobState.RUNNING: 2, JobState.DONE: 3}
 
 #: Asked before a paid job is submitted by a command the user did not approve
@@ -182,6 +185,8 @@ class RunWorker:
         parameter order, ``copies`` logical executions to a row) and its seed."""
         # A later round of an adaptive run draws fresh shots, never the first round's again.
         seed = None if self.run.seed is None else self.run.seed + job.execution_start + job.round * ROUND_SEED_STRIDE
+        if seed is not None and job.repair:  # (a repair measures again: fresh shots)
+            seed += job.repair * REPAIR_SEED_STRIDE
         if job.purpose == "calibration":
             seed = None if seed is None else seed + len(self.parameters)
             # Calibration execution j prepares state j // slots on slot j % slots (every copy at every position).
@@ -192,6 +197,12 @@ class RunWorker:
         factor = self._noise_factor(job)
         if factor is not None and executable.noise is not None:
             executable = replace(executable, noise=executable.noise.drifted(factor))
+        if job.slots_used is not None:
+            # Its executions ride on the slots it uses; the others carry the
+            # job's first row (filler: their outcomes are never read).
+            placed = np.repeat(rows[:1], job.sent(executable.slots) * executable.slots, axis=0)
+            placed[job.places(executable.slots)] = rows
+            rows = placed
         return executable, circuits.circuit_rows(rows, executable.circuit, executable.slots), seed
 
     def _noise_factor(self, job: JobRecord) -> float | None:
@@ -201,7 +212,8 @@ class RunWorker:
         noise = self.run.noise
         if noise is None or noise.drift == 0:
             return None
-        return noise.drift_factor(JOB_PURPOSES.index(job.purpose), job.round, job.execution_start)
+        repair = (job.repair,) if job.repair else ()  # (a repair is run at another time than what it repairs)
+        return noise.drift_factor(JOB_PURPOSES.index(job.purpose), job.round, job.execution_start, *repair)
 
     def _executable_for(self, job: JobRecord) -> Executable:
         """What a job of this purpose runs: the feature map, or the readout calibration's circuit."""
@@ -213,7 +225,7 @@ class RunWorker:
 
     def _result(self, job: JobRecord, provider_job_id: str) -> JobResult:
         executable = self._executable_for(job)
-        executions = ceil_div(job.executions, executable.slots)
+        executions = job.sent(executable.slots)
         return self.remote.result(provider_job_id, executable=executable, executions=executions, shots=job.shots(self.run.shots))
 
     def _send(self, job: JobRecord) -> str:
@@ -250,7 +262,8 @@ class RunWorker:
         """
         if pool is None:
             for index, job in enumerate(jobs):
-                self.work(job, tally)
+                # As it is now: --quality auto may have left slots out since it was claimed.
+                self.work(self.store.ledger.job(job.id), tally)
                 advance()
                 self.store.ledger.renew([j.id for j in jobs[index + 1 :]], self.holder)
             return
@@ -364,7 +377,7 @@ class RunWorker:
 
     def _store_counts(self, job: JobRecord, provider_job_id: str, result: JobResult, usage: ProviderUsage) -> JobRecord:
         stored = job if job.provider_job_id == provider_job_id else _with_provider_id(job, provider_job_id)
-        result = demultiplexed(result, job.executions, self.executable.slots)
+        result = demultiplexed(result, job, self.executable.slots)
         end = JobState.COLLECTED if len(result.failed) < job.executions else JobState.FAILED
         shots, cost, factor = job.shots(self.run.shots), self._cost(job, end, usage), self._noise_factor(job)
         if job.purpose == "calibration":
@@ -372,9 +385,11 @@ class RunWorker:
         else:
             exact = self._exact_answers()
             fidelities = None if exact is None else exact.fidelities(self.parameters[job.execution_indices], result.counts)
-            self.store.results.store_counts(
+            written = self.store.results.store_counts(
                 stored, result.counts, shots, usage=usage, cost_usd=cost, failed=result.failed, noise_factor=factor, fidelities=fidelities
             )
+            if written and self.run.quality == "auto":  # flagged slots are left out of the jobs not yet sent, from the first job on
+                exclude_flagged(self.store, self.run)
         return self.store.ledger.job(job.id)
 
     def _exact_answers(self) -> ExactAnswers | None:
@@ -563,18 +578,19 @@ def parameter_rows(arrays: FeatureArrays, order: np.ndarray, circuits_per_sample
     return circuits.logical_rows(angles, circuits_per_sample)
 
 
-def demultiplexed(result: JobResult, executions: int, slots: int) -> JobResult:
-    """A packed job's result as its ``executions`` logical executions: slot s
-    of packed execution e is logical execution e * slots + s (the fill of the
-    last packed execution is dropped); a failed packed execution fails each
-    of its slots."""
+def demultiplexed(result: JobResult, job: JobRecord, slots: int) -> JobResult:
+    """A packed job's result as its logical executions: logical execution i
+    rode on place q = job.places(slots)[i], slot q % slots of packed execution
+    q // slots (every slot in turn, or the slots it uses; the filler is
+    dropped); a failed packed execution fails each of its executions."""
     if slots == 1:
         return result
-    failed = {
-        e * slots + s: reason for e, reason in result.failed.items() for s in range(slots) if e * slots + s < executions
-    }
-    by_slot = result.counts.reshape(-1, slots, result.counts.shape[-1])
-    return JobResult(circuits.demultiplexed(by_slot, executions), failed)
+    places = job.places(slots)
+    failed = {int(i): result.failed[int(q) // slots] for i, q in enumerate(places) if int(q) // slots in result.failed}
+    counts = result.counts.reshape(-1, result.counts.shape[-1])
+    if job.slots_used is None:
+        return JobResult(circuits.demultiplexed(counts.reshape(-1, slots, counts.shape[-1]), job.executions), failed)
+    return JobResult(counts[places], failed)
 
 
 def _provider_id(job: JobRecord) -> str:

@@ -218,9 +218,11 @@ def assert_ledger_sound(store, fake, run_id: int, *, attempts: int = 1) -> None:
     run = store.ledger.run(run_id)
     jobs = store.ledger.jobs(run_id)
     assert all(job.state is JobState.COLLECTED for job in jobs), [(j.id, j.state, j.error) for j in jobs]
-    samples = [job for job in jobs if job.purpose == "samples"]
+    samples = [job for job in jobs if job.purpose == "samples" and not job.repair]
     assert sum(job.executions for job in samples) == run.n_samples * run.circuits_per_sample
     assert store.results.count_rows(run_id) == run.n_samples * run.circuits_per_sample
+    # A --quality auto repair measured each of its circuits once more, superseding the first.
+    assert store.results.repaired(run_id) == sum(job.executions for job in jobs if job.repair)
     assert store.results.count_samples(run_id) == run.n_samples
     for job in jobs:
         if fake is not None:

@@ -13,11 +13,14 @@ QHW_TEST_KILL_AT=<point>[:<n>] kills this process (SIGKILL) at the n-th
 - ``rounding``: inside the transaction that starts an adaptive run's next
   round, its jobs written and not committed (in a process that did not
   create the run, the first jobs it writes are a round's);
-- ``rounded``: right after that commit, before the round's jobs are sent.
+- ``rounded``: right after that commit, before the round's jobs are sent;
+- ``repaired``: right after the commit that starts a --quality auto repair,
+  before its jobs are sent (inside that transaction: ``rounding``, whose
+  passes count a repair's jobs as a round's).
 
 QHW_TEST_IBM_MAX_EXECUTIONS caps IBM's executions per job, and
 QHW_TEST_IBM_LOCAL_CIRCUITS_PER_JOB the circuits of a fake device's local
-job, to make runs of several jobs from few samples.
+job (on either engine), to make runs of several jobs from few samples.
 """
 
 from __future__ import annotations
@@ -58,14 +61,16 @@ def main() -> None:
     RunWorker._store_counts = _kill_at("stored", RunWorker._store_counts)
     ledger._add_jobs = _kill_at("rounding", ledger._add_jobs)
     ledger.Ledger.next_round = _kill_at("rounded", ledger.Ledger.next_round)
+    ledger.Ledger.start_repair = _kill_at("repaired", ledger.Ledger.start_repair)
     if os.environ.get("QHW_TEST_IBM_MAX_EXECUTIONS"):
         import qhw.backends.ibm as ibm_adapter
 
         ibm_adapter.MAX_EXECUTIONS_PER_JOB = int(os.environ["QHW_TEST_IBM_MAX_EXECUTIONS"])
     if os.environ.get("QHW_TEST_IBM_LOCAL_CIRCUITS_PER_JOB"):
+        import qhw.backends._engines as engines
         import qhw.backends.ibm as ibm_adapter
 
-        ibm_adapter.LOCAL_CIRCUITS_PER_JOB = int(os.environ["QHW_TEST_IBM_LOCAL_CIRCUITS_PER_JOB"])
+        ibm_adapter.LOCAL_CIRCUITS_PER_JOB = engines.DENSITY_CIRCUITS_PER_JOB = int(os.environ["QHW_TEST_IBM_LOCAL_CIRCUITS_PER_JOB"])
 
     from qhw.cli import run
 

@@ -15,7 +15,7 @@ LAYERS = {
     3: ["store"],
     4: ["backend", "backends"],
     5: ["planning", "executables", "quality"],
-    6: ["worker", "parallel"],
+    6: ["worker", "parallel", "repair"],
     7: ["rounds", "training", "adaptive", "features", "mitigation", "datasets"],
     8: ["runs", "compare", "overview", "export", "report"],
     9: ["cli", "cli_options", "demo"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 
+import numpy as np
 import pytest
 
 from conftest import assert_ledger_sound, assert_rounds_sound, qhw_env, run_qhw
@@ -114,3 +115,46 @@ def test_a_local_run_killed_while_storing_counts_is_finished_by_collect(featured
     recovered = run_qhw({**env, "QHW_TEST_KILL_AT": ""}, "collect")
     assert recovered.returncode == 0, recovered.stderr
     assert_ledger_sound(featured_store, None, job.run_id)
+
+
+#: fake_fez, four copies each run twice a shot, jobs of 64 circuits; copy 0's
+#: third qubit gone bad (--noise): flagged on the first job, left out of the
+#: other six, and its 16 circuits of that job measured again in one repair job.
+REPAIRED = [
+    "submit", "--backend", "fake_fez", "--split", "all", "--shots", "1024", "--seed", "2", "--pack", "4", "--reuse", "2",
+    "--quality", "auto", "--quality-reserve", "0.5", "--workers", "1",
+]
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        "rounding:2",  # inside the transaction starting the repair (the run's jobs were the first pass)
+        "repaired",  # after its commit, before its job runs
+        "storing:8",  # inside the transaction storing the repair's counts (the run's own 7 jobs first)
+    ],
+)
+def test_a_run_killed_during_its_repair_is_finished_by_collect_with_nothing_lost_or_run_twice(featured_store, home, point):
+    from qhw import runs
+
+    layout = runs.submit(featured_store, backend_name="fake_fez", split="test", limit=4, shots=16, pack=4, reuse=2, workers=1).run
+    noise = ["--noise", f"bad-qubit={layout.copy_layout(0)[2]}:0.5"]
+    env = qhw_env(home, QHW_TEST_IBM_LOCAL_CIRCUITS_PER_JOB="64")
+    whole = run_qhw(env, *REPAIRED, *noise)
+    assert whole.returncode == 0, whole.stderr
+    reference = featured_store.ledger.run()
+    killed = run_qhw({**env, "QHW_TEST_KILL_AT": point}, *REPAIRED, *noise)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    run = featured_store.ledger.run()
+    assert run.id == reference.id + 1 and run.repairs == (0 if point == "rounding:2" else 1)  # started once, or not: never half
+    recovered = run_qhw(env, "collect")
+    assert recovered.returncode == 0 and "Traceback" not in recovered.stderr, recovered.stderr
+    run = featured_store.ledger.run(run.id)
+    assert_ledger_sound(featured_store, None, run.id)
+    assert (run.repairs, run.excluded_slots) == (reference.repairs, reference.excluded_slots) == (1, (0, 4))
+    jobs, expected = featured_store.ledger.jobs(run.id), featured_store.ledger.jobs(reference.id)
+    assert [(j.repair, j.executions, j.slots_used) for j in jobs] == [(j.repair, j.executions, j.slots_used) for j in expected]
+    assert featured_store.results.repaired(run.id) == featured_store.results.repaired(reference.id) == 16
+    # The same seeds: exactly the uninterrupted run's counts, the repair's among them.
+    got, want = featured_store.results.run_counts(run.id), featured_store.results.run_counts(reference.id)
+    assert np.array_equal(got.counts, want.counts) and np.array_equal(got.copies, want.copies)

@@ -298,6 +298,61 @@ class Ledger:
             jobs = _add_jobs(session, run.id, plans, first_position=(last or 0) + 1, claimed_by=None, now=now)
             return [job_record(job) for job in jobs]
 
+    def exclude_slots(self, run: RunRecord, excluded: tuple[int, ...], line: str) -> RunRecord | None:
+        """--quality auto leaves ``excluded`` slots out: written on the run and
+        on every job of it not yet sent (pending, no submission begun: what may
+        be at a provider keeps its slots), whose executions ride on the
+        remaining slots from now on; ``line`` goes to the run's quality log.
+        One compare-and-set on the run's excluded slots, so that two
+        collectors that flag the same slot exclude it once; None when another
+        process changed them first."""
+        used = tuple(slot for slot in range(run.slots) if slot not in excluded)
+        if not used:
+            raise ValueError("every slot excluded")
+        with self._db.transaction() as session:
+            moved = session.execute(
+                update(RunRow)
+                .where(RunRow.id == run.id, _same_text(RunRow.excluded_slots, _slots_text(run.excluded_slots or None)))
+                .values(excluded_slots=_slots_text(excluded), quality_log=_appended(run.quality_log, line))
+                .execution_options(synchronize_session=False)
+            )
+            if changed_rows(moved) != 1:
+                return None
+            session.execute(
+                update(JobRow)
+                .where(
+                    JobRow.run_id == run.id, JobRow.purpose == "samples", JobRow.state == JobState.PENDING.value,
+                    JobRow.submit_started_at.is_(None), JobRow.provider_job_id.is_(None),
+                )
+                .values(slots_used=_slots_text(used), updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return run_record(run_row(session, run.id))
+
+    def start_repair(self, run: RunRecord, plans: list[JobPlan], line: str) -> list[JobRecord] | None:
+        """A quality repair's jobs (pending, unclaimed), with ``line`` in the
+        run's quality log; with no plans, only the line (a repair not sent),
+        after which the run repairs nothing more. One compare-and-set on the
+        run's repairs, as Ledger.next_round on its round; None when another
+        process moved the run on first."""
+        values: dict[str, Any] = {"quality_log": _appended(run.quality_log, line), "repairs": run.repairs + 1}
+        if not plans:
+            values["repairs_done"] = True
+        with self._db.transaction() as session:
+            moved = session.execute(
+                update(RunRow)
+                .where(RunRow.id == run.id, RunRow.repairs == run.repairs, RunRow.repairs_done.is_(False))
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if changed_rows(moved) != 1:
+                return None
+            if not plans:
+                return []
+            last = session.scalar(select(func.max(JobRow.position)).where(JobRow.run_id == run.id))
+            jobs = _add_jobs(session, run.id, plans, first_position=(last or 0) + 1, claimed_by=None, now=utcnow())
+            return [job_record(job) for job in jobs]
+
     def run(self, run_id: int | None = None) -> RunRecord:
         """The run with that id, or the newest one when None."""
         with self._db.transaction(write=False) as session:
@@ -602,6 +657,8 @@ def _add_jobs(session: Session, run_id: int, plans: list[JobPlan], *, first_posi
             purpose=plan.purpose,
             round=plan.round,
             shots=plan.shots,
+            repair=plan.repair,
+            slots_used=_slots_text(plan.slots_used),
             state=JobState.PENDING.value,
             idempotency_key=uuid.uuid4().hex,
             attempt=1,
@@ -620,6 +677,35 @@ def _add_jobs(session: Session, run_id: int, plans: list[JobPlan], *, first_posi
         [{"job_id": job.id, "at": now, "old_state": None, "new_state": JobState.PENDING.value} for job in jobs],
     )
     return jobs
+
+
+def _appended(log: str | None, line: str) -> str:
+    return line if not log else f"{log}\n{line}"
+
+
+def _same_text(column: Any, value: str | None) -> Any:
+    return column.is_(None) if value is None else column == value
+
+
+def _slots_text(slots: tuple[int, ...] | None) -> str | None:
+    return None if slots is None else json.dumps([int(s) for s in slots])
+
+
+def _slots_of_text(text: str | None) -> tuple[int, ...] | None:
+    """Slots kept as a JSON list (a row of a shared ledger may say anything).
+
+    Raises:
+        StoreError: the list cannot be read.
+    """
+    if text is None:
+        return None
+    try:
+        slots = json.loads(text)
+        if not isinstance(slots, list) or not all(isinstance(s, int) and s >= 0 for s in slots):
+            raise ValueError
+    except ValueError:
+        raise StoreError(f"a row's slots {quoted(text)} cannot be read (a JSON list of slot numbers); changed outside qhw?") from None
+    return tuple(slots)
 
 
 def run_row(session: Session, run_id: int | None) -> RunRow:
@@ -674,7 +760,9 @@ _RUN_COLUMNS = MappingProxyType({
     "adaptive": Column("adaptive", _json_or_none(dataclasses.asdict), _from_json_or_none(lambda d: AdaptiveSettings(**d))),
     "created_at": Column("created_at", read=aware),
     "rounds_done": Column("rounds_done", read=bool),
+    "repairs_done": Column("repairs_done", read=bool),
     "noise": Column("noise", lambda spec: None if spec is None or spec.is_default else spec.text(), _noise_of_row),
+    "excluded_slots": Column("excluded_slots", lambda slots: _slots_text(slots or None), lambda text: _slots_of_text(text) or ()),
 })
 
 
@@ -692,6 +780,7 @@ _JOB_COLUMNS = MappingProxyType({
     "indices": Column("execution_list", read=lambda data: None if data is None else tuple(int(i) for i in np.frombuffer(data, dtype="<i4"))),
     "usage_pending": Column("usage_pending", read=bool),
     "own_shots": Column("shots"),
+    "slots_used": Column("slots_used", _slots_text, _slots_of_text),
 })
 
 

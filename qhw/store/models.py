@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from qhw.jobstates import JobState
-from qhw.records import DEVICE_KINDS, JOB_PURPOSES, RUN_SPLITS, SPLITS
+from qhw.records import DEVICE_KINDS, JOB_PURPOSES, QUALITY_MODES, RUN_SPLITS, SPLITS
 
 NAMING_CONVENTION = MappingProxyType({
     "ix": "ix_%(column_0_label)s",
@@ -147,6 +147,18 @@ class RunRow(Base):
     adaptive: Mapped[str | None] = mapped_column(Text, nullable=True)
     round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     rounds_done: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # --quality (qhw.repair): "auto" or "off", a fixed floor in place of the
+    # rule, and the reserve of device time repairs may take (a share of the
+    # run's); then what it did: the slots left out of jobs not yet sent
+    # (JSON list), the repairs started, whether they have ended (one not
+    # sent ends them), and its log, line by line.
+    quality: Mapped[str] = mapped_column(String(8), default="off", server_default="off")
+    quality_floor: Mapped[float | None] = mapped_column(Float, nullable=True)
+    quality_reserve: Mapped[float] = mapped_column(Float, default=0.1, server_default="0.1")
+    excluded_slots: Mapped[str | None] = mapped_column(Text, nullable=True)
+    repairs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    repairs_done: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    quality_log: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         CheckConstraint(_in("split", RUN_SPLITS), name="split_valid"),
@@ -155,6 +167,7 @@ class RunRow(Base):
         CheckConstraint(_in("device_kind", DEVICE_KINDS), name="device_kind_valid"),
         CheckConstraint(f"mitigation IS NULL OR {_in('mitigation', MITIGATIONS)}", name="mitigation_valid"),
         CheckConstraint("shots > 0", name="shots_positive"),
+        CheckConstraint(_in("quality", QUALITY_MODES), name="quality_valid"),
     )
 
 
@@ -214,6 +227,10 @@ class JobRow(Base):
     # A --noise run's drift: the factor this job's error rates were scaled by
     # (None: no drift, or not run yet).
     noise_factor: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The quality repair that made it (0: none), and the slots its executions
+    # ride on (JSON list; None: every slot): --quality auto leaves flagged ones out.
+    repair: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    slots_used: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("run_id", "position", name="uq_jobs_run_position"),
@@ -267,9 +284,14 @@ class ResultRow(Base):
     # The counts' Hellinger fidelity to the circuit's exact distribution
     # (qhw.quality), stored with them; None: a result from before it was kept.
     fidelity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The quality repair that measured it (0: the run's own jobs), and whether
+    # a later repair measured the same circuit again: superseded counts are
+    # kept, and read by nothing but the run's quality.
+    repair: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    superseded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
-        UniqueConstraint("run_id", "split", "sample_index", "circuit", "round", name="uq_results_sample"),
+        UniqueConstraint("run_id", "split", "sample_index", "circuit", "round", "repair", name="uq_results_sample"),
         CheckConstraint(_in("split", SPLITS), name="split_valid"),
     )
 

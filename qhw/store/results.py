@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from qhw.errors import StoreError
 from qhw.jobstates import UNFINISHED_STATES, JobState
 from qhw.records import SPLIT_NAMES, JobRecord, ProviderUsage
 from qhw.store.database import Database
-from qhw.store.ledger import _fresh, run_row, transition, usage_values, utcnow
+from qhw.store.ledger import _fresh, _slots_text, run_row, transition, usage_values, utcnow
 from qhw.store.models import CalibrationRow, ExecutionFailureRow, MitigatedResultRow, ResultRow
 
 COUNTS_DTYPE = np.dtype("<u4")
@@ -121,11 +121,13 @@ class Results:
             order = np.frombuffer(run.sample_order, dtype="<i4").reshape(-1, 2)
             k = run.circuits_per_sample
             executions = job.execution_indices[ran]
-            # Place p of a packed job ran as slot p % slots: copy (p % slots) % copies,
-            # at position (p % slots) // copies (qhw.circuits.packed).
+            # Place q of a packed job ran as slot q % slots: copy (q % slots) % copies,
+            # at position (q % slots) // copies (qhw.circuits.packed); its
+            # executions ride on every slot in turn, or on the slots it uses.
             slots = run.copies * run.reuse
-            copies = [(place % slots) % run.copies for place in ran]
-            positions = [(place % slots) // run.copies for place in ran]
+            places = job.places(slots)[ran]
+            copies = [int(place % slots) % run.copies for place in places]
+            positions = [int(place % slots) // run.copies for place in places]
             blobs = np.ascontiguousarray(counts[ran], dtype=COUNTS_DTYPE)
             known = [None] * len(ran) if fidelities is None else [float(f) for f in np.asarray(fidelities)[ran]]
             samples = order[executions // k]
@@ -145,12 +147,29 @@ class Results:
                             "round": job.round,
                             "counts": blob.tobytes(),
                             "fidelity": fidelity,
+                            "repair": job.repair,
                         }
                         for (split, index), circuit, copy, position, blob, fidelity in zip(
                             samples, executions % k, copies, positions, blobs, known, strict=True
                         )
                     ],
                 )
+                if job.repair:
+                    # The counts it measured again are kept, superseded: read by the run's quality alone.
+                    table = cast(Table, ResultRow.__table__)  # (Core executemany, as the insert)
+                    session.execute(
+                        update(table)
+                        .where(
+                            table.c.run_id == run.id, table.c.split == bindparam("b_split"),
+                            table.c.sample_index == bindparam("b_index"), table.c.circuit == bindparam("b_circuit"),
+                            table.c.round == job.round, table.c.repair < job.repair,
+                        )
+                        .values(superseded=True),
+                        [
+                            {"b_split": SPLIT_NAMES[int(split)], "b_index": int(index), "b_circuit": int(circuit)}
+                            for (split, index), circuit in zip(samples, executions % k, strict=True)
+                        ],
+                    )
             return len(ran)
 
     def store_calibration(
@@ -213,7 +232,11 @@ class Results:
         current = JobState(_fresh(session, job.id).state)
         if current not in UNFINISHED_STATES:
             return False  # collected (or ended) by another process: nothing to write
-        values = {**usage_values(usage or ProviderUsage()), "cost_usd": cost_usd, "error_count": 0, "error": None, "noise_factor": noise_factor}
+        values = {
+            **usage_values(usage or ProviderUsage()), "cost_usd": cost_usd, "error_count": 0, "error": None, "noise_factor": noise_factor,
+            # The slots it ran on (a local job computed before --quality auto left some out keeps the ones it used).
+            "slots_used": _slots_text(job.slots_used),
+        }
         if job.provider_job_id is not None:
             values["provider_job_id"] = job.provider_job_id
         end = JobState.COLLECTED
@@ -315,26 +338,53 @@ class Results:
     def shots_used(self, run_id: int) -> int:
         """Shots the stored results of a run's samples got (every round's; calibrations left out)."""
         with self._db.transaction(write=False) as session:
-            return int(session.scalar(select(func.coalesce(func.sum(ResultRow.shots), 0)).where(ResultRow.run_id == run_id)) or 0)
+            return int(
+                session.scalar(
+                    select(func.coalesce(func.sum(ResultRow.shots), 0)).where(ResultRow.run_id == run_id, ResultRow.superseded.is_(False))
+                )
+                or 0
+            )
 
-    def fidelities(self, run_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def fidelities(self, run_id: int, *, current: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every stored result's fidelity to its exact distribution, with its
-        copy, position and job: four arrays, the results that have one only."""
+        copy, position and job: four arrays, the results that have one only;
+        superseded ones too (what the device did), unless ``current``."""
         with self._db.transaction(write=False) as session:
-            rows = session.execute(
-                select(ResultRow.fidelity, ResultRow.copy, ResultRow.position, ResultRow.job_id)
-                .where(ResultRow.run_id == run_id, ResultRow.fidelity.is_not(None))
-                .order_by(ResultRow.id)
-            ).all()
+            query = select(ResultRow.fidelity, ResultRow.copy, ResultRow.position, ResultRow.job_id).where(
+                ResultRow.run_id == run_id, ResultRow.fidelity.is_not(None)
+            )
+            if current:
+                query = query.where(ResultRow.superseded.is_(False))
+            rows = session.execute(query.order_by(ResultRow.id)).all()
         if not rows:
             return np.zeros(0), np.zeros(0, dtype=int), np.zeros(0, dtype=int), np.zeros(0, dtype=int)
         fidelity, copy, position, job = zip(*rows, strict=True)
         return np.array(fidelity, dtype=float), np.array(copy, dtype=int), np.array(position, dtype=int), np.array(job, dtype=int)
 
+    def repaired(self, run_id: int) -> int:
+        """Results of a run a quality repair measured again (kept, superseded)."""
+        with self._db.transaction(write=False) as session:
+            return int(
+                session.scalar(select(func.count()).select_from(ResultRow).where(ResultRow.run_id == run_id, ResultRow.superseded.is_(True))) or 0
+            )
+
+    def current_slots(self, run_id: int) -> list[tuple[str, int, int, int, int, int, int]]:
+        """(split, sample index, circuit, round, copy, position, job) of every result a run reads (none superseded)."""
+        with self._db.transaction(write=False) as session:
+            rows = session.execute(
+                select(
+                    ResultRow.split, ResultRow.sample_index, ResultRow.circuit, ResultRow.round, ResultRow.copy, ResultRow.position,
+                    ResultRow.job_id,
+                ).where(ResultRow.run_id == run_id, ResultRow.superseded.is_(False))
+            ).all()
+        return [(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6])) for r in rows]
+
     def count_rows(self, run_id: int) -> int:
         """Result rows (samples x circuits) stored for a run."""
         with self._db.transaction(write=False) as session:
-            return int(session.scalar(select(func.count()).select_from(ResultRow).where(ResultRow.run_id == run_id)) or 0)
+            return int(
+                session.scalar(select(func.count()).select_from(ResultRow).where(ResultRow.run_id == run_id, ResultRow.superseded.is_(False))) or 0
+            )
 
     def run_counts(self, run_id: int, *, through_round: int | None = None) -> RunCounts:
         """All complete samples of a run, ordered by split then sample index;
@@ -345,7 +395,7 @@ class Results:
             query = select(
                 ResultRow.split, ResultRow.sample_index, ResultRow.circuit, ResultRow.counts, ResultRow.copy, ResultRow.shots,
                 ResultRow.position,
-            ).where(ResultRow.run_id == run.id)
+            ).where(ResultRow.run_id == run.id, ResultRow.superseded.is_(False))
             if through_round is not None:
                 query = query.where(ResultRow.round <= through_round)
             rows = session.execute(query.order_by(ResultRow.split.desc(), ResultRow.sample_index, ResultRow.circuit, ResultRow.round)).all()
@@ -394,7 +444,7 @@ class Results:
             run = run_row(session, run_id)
             rows = session.execute(
                 select(ResultRow.split, ResultRow.sample_index, ResultRow.circuit, ResultRow.copy, ResultRow.position, ResultRow.counts).where(
-                    ResultRow.run_id == run.id
+                    ResultRow.run_id == run.id, ResultRow.superseded.is_(False)
                 )
             ).all()
             shape = (len(keys), run.circuits_per_sample, run.copies * run.reuse, 2**run.num_qubits)
