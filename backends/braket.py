@@ -61,6 +61,7 @@ from qhw.backends._braket_devices import EmulatedDevice, calibration_snapshot, d
 from qhw.backends._braket_results import TaskOutcome, counts_of, read_task_result, reported_usage
 from qhw.backends._engines import DensityEmulation
 from qhw.circuits import copy_register
+from qhw.device_mitigation import DeviceMitigation
 from qhw.errors import BackendError, ConfigError, CredentialsError, JobFailedError, ParameterError, ResultMappingError
 from qhw.jobstates import JobState
 from qhw.noise import AUTO, NoiseSpec
@@ -524,6 +525,7 @@ class BraketRemote(_BraketDevice, RemoteBackend):
     #: CreateQuantumTask is idempotent under the job's clientToken, so a lookup
     #: by tag is a second line of defence: no grace period is needed.
     listing_grace_seconds = 0.0
+    takes_device_mitigation = False
 
     def __init__(self, name: str, *, kind: str, arn: str, published_qubits: int) -> None:
         super().__init__(name, kind)
@@ -597,7 +599,10 @@ class BraketRemote(_BraketDevice, RemoteBackend):
         seed: int | None = None,
         idempotency_key: str | None = None,
         rep_delay: float | None = None,
+        device_mitigation: DeviceMitigation | None = None,
     ) -> str:
+        if device_mitigation is not None:  # (refused at submit: Braket's devices take no such options)
+            raise ConfigError(f"{self.name} applies no provider mitigation ({device_mitigation.text()})")
         device = self._load_device()
         program, run_options = self._program(executable, parameter_values, shots, _limits_from(device.properties).max_circuits_per_job)
         task_tags = {name: value for name, _, value in map(lambda tag: tag.partition("="), tags)}  # "name=value", or a bare name with ""

@@ -66,6 +66,7 @@ from qhw.backends._ibm_devices import (
 )
 from qhw.backends._ibm_runtime import CREDENTIALS_HELP, reported_seconds, runtime_call, translate, usage_allowance
 from qhw.backends._qiskit_jobs import job_status, local_job_counts, mapped_counts
+from qhw.device_mitigation import DeviceMitigation
 from qhw.errors import (
     BackendError,
     ConfigError,
@@ -355,6 +356,7 @@ class IBMQPU(_IBMDevice, RemoteBackend):
         twin = fake_twin(name)
         self.num_qubits = device_qubits(twin) if twin is not None else 0  # as published, before the device is read
         self.listing_grace_seconds = listing_grace()
+        self.takes_device_mitigation = True  # (SamplerV2's twirling and dynamical_decoupling options)
 
     @property
     def credentials_configured(self) -> bool:
@@ -426,6 +428,7 @@ class IBMQPU(_IBMDevice, RemoteBackend):
         seed: int | None = None,
         idempotency_key: str | None = None,
         rep_delay: float | None = None,
+        device_mitigation: DeviceMitigation | None = None,
     ) -> str:
         # Runtime has no idempotency token: the key travels as a tag
         # (qhw-key=...), by which find_job finds the job after a crash.
@@ -433,6 +436,10 @@ class IBMQPU(_IBMDevice, RemoteBackend):
         primitive.options.environment.job_tags = list(tags)
         if rep_delay is not None:
             primitive.options.execution.rep_delay = rep_delay
+        if device_mitigation is not None:
+            for group, values in device_mitigation.sampler_options().items():
+                for name, value in values.items():
+                    setattr(getattr(primitive.options, group), name, value)
         job = runtime_call(lambda: primitive.run([(executable.circuit, parameter_values)], shots=shots), f"submitting to {self.name}")
         return job.job_id()
 

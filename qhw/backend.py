@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, runtime_checkable
 
 import numpy as np
 
+from qhw.device_mitigation import DeviceMitigation
 from qhw.errors import UnknownBackendError
 from qhw.jobstates import JobState
 from qhw.noise import NoiseSpec
@@ -371,6 +372,9 @@ class RemoteBackend(Backend, Protocol):
     #: How long after a submission the provider's job listing may still not
     #: show the job (find_job): within it, "not found" is not yet an answer.
     listing_grace_seconds: float
+    #: Whether its sampler applies the provider's own mitigation (IBM's
+    #: twirling and dynamical decoupling: --mitigate twirling, dd).
+    takes_device_mitigation: bool
 
     def batch(self, n_jobs: int) -> AbstractContextManager[None]:
         """A context around a run's submissions (e.g. a provider batch session)."""
@@ -385,6 +389,7 @@ class RemoteBackend(Backend, Protocol):
         seed: int | None = None,
         idempotency_key: str | None = None,
         rep_delay: float | None = None,
+        device_mitigation: DeviceMitigation | None = None,
     ) -> str:
         """Start one job of ``len(parameter_values)`` executions; return the provider's job id.
 
@@ -392,7 +397,9 @@ class RemoteBackend(Backend, Protocol):
         that makes creation idempotent gets ``idempotency_key`` for it (a second
         call with the same key returns the first job). ``rep_delay``: the pause
         between shots the run asked for (a device whose profile gives a
-        rep_delay range; None: its default).
+        rep_delay range; None: its default). ``device_mitigation``: the
+        provider's own mitigation the run asked for (a backend whose
+        ``takes_device_mitigation``; None: none).
         """
 
     def find_job(self, idempotency_key: str, since: datetime) -> str | None:

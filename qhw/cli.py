@@ -391,7 +391,14 @@ def backends(as_json) -> None:
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the subset, transpiler and simulators.")
 @click.option("--max-cost", type=USD, help="Refuse a paid submission whose estimate exceeds this many USD.")
 @click.option("--yes", is_flag=True, help="Submit to a paid backend without asking for confirmation.")
-@click.option("--mitigate", type=click.Choice(["readout"]), help="Also run the readout-calibration circuits (for `qhw compare`).")
+@click.option(
+    "--mitigate", metavar="ITEMS", multiple=True,
+    help=(
+        "Comma-separated (or the option again): readout (also run the readout-calibration circuits, for `qhw compare`); "
+        "on IBM devices, the sampler's own twirling (measurements), twirling-gates (gates too), dd or dd=XX|XpXm|XY4 "
+        "(dynamical decoupling)."
+    ),
+)
 @click.option(
     "--pack", default="1", show_default=True, type=PACK, metavar="auto|N",
     help="Copies of the feature map side by side on a device's qubits, each with its own sample (auto: as many as fit).",
@@ -458,7 +465,7 @@ def submit(
         seed=seed,
         max_cost=max_cost,
         approve=_paid_approver(backend_name, yes),
-        mitigate=mitigate,
+        mitigate=list(mitigate) or None,
         pack=pack,
         pack_spacing=pack_spacing,
         reuse=reuse,
@@ -607,7 +614,7 @@ def runs_show(app: _App, run_id, properties_out, as_json) -> None:
         ("feature set", details.feature_set), ("feature map", details.feature_map_text), ("seed", details.seed), ("split", o.split), ("shots", o.shots),
         ("samples", f"{o.samples} of {o.n_samples} collected"), ("jobs", ", ".join(f"{n} {state}" for state, n in o.jobs_by_state.items())),
         ("layout (physical qubits)", ", ".join(map(str, details.layout))), ("transpiled depth", details.depth),
-        ("two-qubit gates", details.two_qubit_gates), ("mitigation", details.mitigation or "none"),
+        ("two-qubit gates", details.two_qubit_gates), ("mitigation", ", ".join(filter(None, [details.mitigation, details.device_mitigation])) or "none"),
         ("copies, samples a copy a shot", f"{o.copies}, {o.reuse} ({o.executions:,} executions)"),
         ("rep_delay", "the device's default" if details.rep_delay is None else f"{details.rep_delay * 1e6:g} us"),
         *([("engine", details.engine + (f" ({details.engine_note})" if details.engine_note else ""))] if details.engine else []),

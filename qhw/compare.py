@@ -142,6 +142,7 @@ class RunSummary:
     calibration: dict | None  # the per-qubit figures kept with the run
     noise: str | None = None  # what --noise added to an emulated device's noise (its SPEC)
     quality: dict | None = None  # its circuits against their exact answers (qhw.quality's RunQuality.to_dict)
+    device_mitigation: str | None = None  # IBM's own, asked of its sampler (--mitigate twirling, dd...)
 
 
 @dataclass(frozen=True)
@@ -445,6 +446,7 @@ def summarize(store: Store, run: RunRecord) -> RunSummary:
         calibration=None if calibration is None else calibration.to_dict(),
         noise=details.noise,
         quality=None if details.quality is None else details.quality.to_dict(),
+        device_mitigation=details.device_mitigation,
     )
 
 

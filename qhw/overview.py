@@ -144,6 +144,7 @@ class RunDetails:
     job_errors: list[tuple[int, str, str]]  # (job, state, error)
     failed_executions: list[FailedExecution] = field(default_factory=list)
     prices: list[tuple[str, str]] = field(default_factory=list)  # (price, where it came from), for a paid run
+    device_mitigation: str | None = None  # IBM's own, asked of its sampler (--mitigate twirling, dd...), as --mitigate writes it
     # Each copy of a packed run: (its physical qubits, its estimated error when the partition gave one).
     copies: list[tuple[tuple[int, ...], float | None]] = field(default_factory=list)
     # The provider's own estimate of the run's QPU time (IBM's usage_estimation), over the jobs it gave one.
@@ -186,6 +187,7 @@ class RunDetails:
             "transpiled_depth": self.depth,
             "two_qubit_gates": self.two_qubit_gates,
             "mitigation": self.mitigation,
+            "device_mitigation": self.device_mitigation,
             "calibration": calibration,
             "job_errors": [{"job": job, "state": state, "error": error} for job, state, error in self.job_errors],
             "failed_executions": [failure.to_dict() for failure in self.failed_executions],
@@ -277,6 +279,7 @@ def run_details(store: Store, run_id: int | None = None) -> RunDetails:
         depth=circuit.depth(),
         two_qubit_gates=sum(1 for instruction in circuit.data if len(instruction.qubits) == 2 and instruction.operation.name != "barrier"),
         mitigation=run.mitigation,
+        device_mitigation=None if run.device_mitigation is None else run.device_mitigation.text(),
         calibration=calibration,
         calibration_age=age,
         job_errors=[(job.id, job.state.value, job.error) for job in jobs if job.error],

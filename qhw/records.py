@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from qhw.device_mitigation import DeviceMitigation
 from qhw.errors import ParameterError
 from qhw.jobstates import JobState
 from qhw.noise import NoiseSpec
@@ -210,6 +211,8 @@ class RunSpec:
     quality: str = "off"
     quality_floor: float | None = None
     quality_reserve: float = 0.1
+    # IBM's own mitigation asked of its sampler (--mitigate twirling, dd...); None: none.
+    device_mitigation: DeviceMitigation | None = None
 
     @property
     def slots(self) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from functools import partial
@@ -22,9 +22,10 @@ import numpy as np
 
 from qhw import circuits, feature_maps, parallel, settings
 from qhw.adaptive import check_model, load_classifier
-from qhw.backend import Backend, DeviceProfile, EngineChoice, Executable, get_backend, is_local
+from qhw.backend import Backend, DeviceProfile, EngineChoice, Executable, get_backend, is_local, is_remote
 from qhw.checks import check_positive, check_seed
 from qhw.datasets import stratified_subset
+from qhw.device_mitigation import DeviceMitigation, parse_mitigate
 from qhw.errors import BackendError, ConfigError, NotFoundError, ParameterError, QhwError
 from qhw.executables import calibration_executable, packed_executable
 from qhw.jobstates import UNFINISHED_STATES, JobState
@@ -103,7 +104,7 @@ def submit(
     seed: int | None = 0,
     max_cost: float | None = None,
     approve: Callable[[CostEstimate | None], bool] | None = None,
-    mitigate: str | None = None,
+    mitigate: str | Sequence[str] | None = None,
     pack: int | str = 1,
     pack_spacing: int = 1,
     workers: int | None = None,
@@ -131,8 +132,11 @@ def submit(
         max_cost: refuse a paid submission whose estimate exceeds this (USD).
         approve: asked with the estimate before a paid submission; without it
             a paid backend is refused.
-        mitigate: "readout" also runs the readout-calibration circuits (2
-            executions on the same physical qubits, in jobs of their own).
+        mitigate: --mitigate's items (qhw.device_mitigation): "readout" also
+            runs the readout-calibration circuits (2 executions on the same
+            physical qubits, in jobs of their own); "twirling",
+            "twirling-gates", "dd[=SEQUENCE]" ask an IBM device's sampler
+            for its own mitigation.
         pack: copies of the feature map side by side in each execution, each
             on its own physical qubits and bound to its own sample ("auto": as
             many as qhw.packing places on the device); 1 runs one copy.
@@ -218,11 +222,12 @@ class _Inputs:
     quality: str = "off"
     quality_floor: float | None = None
     quality_reserve: float = 0.1
+    device_mitigation: DeviceMitigation | None = None
 
 
 def _checked_inputs(
     store: Store, *, backend_name: str, feature_set_id: int | None, split: str, shots: int, limit: int | None, seed: int | None,
-    max_cost: float | None, mitigate: str | None, pack: int | str, pack_spacing: int, scheduler: str | None, adaptive: bool,
+    max_cost: float | None, mitigate: str | Sequence[str] | None, pack: int | str, pack_spacing: int, scheduler: str | None, adaptive: bool,
     model_id: int | None, reuse: int | str, rep_delay: float | None, engine: str | None, noise: str | None = None,
     quality: str = "off", quality_floor: float | None = None, quality_reserve: float = 0.1,
 ) -> _Inputs:
@@ -234,8 +239,7 @@ def _checked_inputs(
     settings.check_all(scheduler)
     if split not in RUN_SPLITS:
         raise ParameterError("split", f"must be one of {', '.join(RUN_SPLITS)}, got {split!r}")
-    if mitigate not in (None, "readout"):
-        raise ParameterError("mitigate", f"must be 'readout', got {mitigate!r}")
+    readout, device_mitigation = parse_mitigate(mitigate)
     if pack_spacing not in (0, 1) or isinstance(pack_spacing, bool):
         raise ParameterError("pack_spacing", f"must be 0 (neighbouring copies) or 1 (an idle qubit between copies), got {pack_spacing}")
     check_seed(seed)
@@ -250,6 +254,8 @@ def _checked_inputs(
     rounds = adaptive_settings(adaptive, shots, model_id)
     added = None if noise is None else parse_noise(noise)
     backend = get_backend(backend_name, seed=seed)
+    if device_mitigation is not None:
+        check_device_mitigation(backend, device_mitigation)
     if added is not None:
         check_noise(backend, added)
         added = None if added.is_default else added
@@ -269,13 +275,29 @@ def _checked_inputs(
         raise ConfigError(f"feature set {feature_set.id} has no {split} samples")
     request = RunRequest(
         executions=len(order) * feature_set.circuits_per_sample, shots=shots, template=feature_maps.template_of(feature_set),
-        pack=wanted, spacing=pack_spacing, mitigate=bool(mitigate),
+        pack=wanted, spacing=pack_spacing, mitigate=readout,
         round_shots=None if rounds is None else tuple(rounds.round_shots(r) for r in range(rounds.rounds)),
         reuse=reused, rep_delay=rep_delay, quality_reserve=quality_reserve if quality == "auto" else None,
     )
     return _Inputs(
-        backend, feature_set, arrays, order, request, rounds, split, shots, seed, mitigate, rep_delay, added, quality, quality_floor, quality_reserve
+        backend, feature_set, arrays, order, request, rounds, split, shots, seed, "readout" if readout else None, rep_delay, added, quality,
+        quality_floor, quality_reserve, device_mitigation,
     )
+
+
+def check_device_mitigation(backend: Backend, mitigation: DeviceMitigation) -> None:
+    """IBM's own mitigation (--mitigate twirling, twirling-gates, dd) is its devices' sampler's: refused where it would do nothing.
+
+    Raises:
+        ParameterError: a local simulator or emulation (Runtime's local mode
+            ignores these options), or a provider whose devices have none (Braket).
+    """
+    items = mitigation.text()
+    if is_local(backend):
+        why = "Runtime's local mode ignores these options" if backend.provider == "ibm" else "a local simulator has no such options"
+        raise ParameterError("mitigate", f"{items} is applied by an IBM device's sampler: {backend.name} runs here ({why})")
+    if not (is_remote(backend) and backend.takes_device_mitigation):
+        raise ParameterError("mitigate", f"{items} is IBM's sampler's; {backend.name} ({backend.provider}) has no such options")
 
 
 def check_quality(quality: str, floor: float | None, reserve: float) -> None:
@@ -388,6 +410,7 @@ def _recorded(store: Store, inputs: _Inputs, plan: RunPlan, compiled: _Compiled,
         quality=inputs.quality,
         quality_floor=inputs.quality_floor,
         quality_reserve=inputs.quality_reserve,
+        device_mitigation=inputs.device_mitigation,
     )
     snapshot = backend.calibration(executable.layout)
     circuit = _run_circuit(executable, inputs.order, compiled.calibration)

@@ -232,7 +232,7 @@ class RunWorker:
         executable, values, seed = self._inputs(job)
         return self.remote.submit(
             executable, values, job.shots(self.run.shots), job.tags, seed=seed, idempotency_key=job.idempotency_key,
-            rep_delay=self.run.rep_delay,
+            rep_delay=self.run.rep_delay, device_mitigation=self.run.device_mitigation,
         )
 
     def _run_here(self, job: JobRecord) -> JobRecord:

@@ -190,8 +190,9 @@ class FakeRuntimeClient:
                 "program": program_id,
                 # The shots of each pub (SamplerV2 writes them into every pub it sends), as IBM would run them.
                 "shots": [pub[2] if len(pub) > 2 else inputs.get("shots") for pub in inputs["pubs"]],
-                # The execution options it was sent (rep_delay among them).
+                # The execution options it was sent (rep_delay among them), and every option group.
                 "execution": dict((inputs.get("options") or {}).get("execution") or {}),
+                "options": dict(inputs.get("options") or {}),
                 "created": datetime.now(UTC),
                 "error": error,
                 "polls": 0,

@@ -52,6 +52,7 @@ class RemoteLikeBackend(AerBackend):
     description = "a provider's free test device (faked)"
     is_local = False
     listing_grace_seconds = 0.0
+    takes_device_mitigation = False
 
     def __init__(self, name: str, seed: int | None = None) -> None:
         super().__init__(seed=seed)
@@ -80,7 +81,9 @@ class RemoteLikeBackend(AerBackend):
     def allowance(self):
         return None
 
-    def submit(self, executable, parameter_values, shots, tags, *, seed=None, idempotency_key=None, rep_delay=None) -> str:
+    def submit(
+        self, executable, parameter_values, shots, tags, *, seed=None, idempotency_key=None, rep_delay=None, device_mitigation=None
+    ) -> str:
         if self.name == "remote_rejecting":
             raise BackendError("device is in maintenance until 14:00 UTC")
         counts = self.run(executable, parameter_values, shots, seed=seed).counts

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Every module's layer (docs/architecture.md); qhw.backends.* and qhw.store.* by their package.
 LAYERS = {
     0: ["errors", "checks", "settings", "files", "boundary", "progress", "providers", "schema", "config", "retrying"],
-    1: ["records", "jobstates", "pricing", "noise"],
+    1: ["records", "jobstates", "pricing", "noise", "device_mitigation"],
     2: ["feature_maps", "circuits", "packing"],
     3: ["store"],
     4: ["backend", "backends"],

@@ -451,7 +451,7 @@ CASES = {
     "limit zero": Case("submit --backend aer_simulator --limit 0", "'--limit': 0 is not in the range x>=1"),
     "limit beyond the split": Case("submit --backend aer_simulator --limit 61", "--limit 61 exceeds the 60 train images"),
     "split unknown": Case("submit --backend aer_simulator --split validation", "'--split': 'validation' is not one of"),
-    "mitigation unknown": Case("submit --backend aer_simulator --mitigate zne", "'--mitigate': 'zne' is not"),
+    "mitigation unknown": Case("submit --backend aer_simulator --mitigate zne", "--mitigate has no item 'zne'"),
     "features epochs zero": Case("features build --epochs 0", "'--epochs': 0 is not in the range 1<=x<=100000"),
     "features latent zero": Case("features build --latent-dim 0", "'--latent-dim': 0 is not in the range"),
     "features latent below components": Case("features build --latent-dim 3", "--latent-dim (3) must be at least --components (5)"),

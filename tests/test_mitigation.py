@@ -71,7 +71,7 @@ def test_mitigation_needs_a_calibrated_run(featured_store):
     run = runs.submit(featured_store, backend_name="aer_simulator", split="test", limit=5, shots=64).run
     with pytest.raises(ConfigError, match="--mitigate readout"):
         mitigated_counts(featured_store, run)
-    with pytest.raises(ConfigError, match="^mitigate must be 'readout'"):
+    with pytest.raises(ConfigError, match="^mitigate has no item 'zne': it takes readout, twirling, twirling-gates, dd"):
         runs.submit(featured_store, backend_name="aer_simulator", split="test", limit=5, mitigate="zne")
 
 
@@ -152,3 +152,69 @@ def test_a_failed_calibration_leaves_compare_without_mitigated_rows(featured_sto
     (note,) = result.notes
     assert "readout calibration job" in note and "ended failed" in note and "1517" in note
     assert result.to_dict()["notes"] == [note]
+
+
+# --- IBM's own mitigation for sampler runs ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mitigate", "readout", "twirling", "decoupling"),
+    [
+        (["twirling"], False, {"enable_measure": True, "enable_gates": False}, None),
+        (["readout,twirling-gates"], True, {"enable_measure": True, "enable_gates": True}, None),
+        (["dd"], False, None, {"enable": True, "sequence_type": "XX"}),
+        (["readout", "twirling", "dd=XY4"], True, {"enable_measure": True, "enable_gates": False}, {"enable": True, "sequence_type": "XY4"}),
+        (["dd=XpXm"], False, None, {"enable": True, "sequence_type": "XpXm"}),
+    ],
+)
+def test_ibm_s_twirling_and_decoupling_are_sent_as_sampler_options_and_kept(featured_store, ibm_cloud, mitigate, readout, twirling, decoupling):
+    """At the REST boundary: the options as the real Runtime client sent them, in every job of the run."""
+    import json
+
+    from click.testing import CliRunner
+
+    from qhw.cli import main
+
+    run = runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=3, shots=100, mitigate=mitigate, approve=lambda e: True).run
+    assert run.mitigation == ("readout" if readout else None)
+    expected = ",".join(item for item in ",".join(mitigate).split(",") if item != "readout").replace("dd,", "dd=XX,")
+    expected = "dd=XX" if expected == "dd" else expected
+    assert run.device_mitigation.text() == expected
+    jobs = featured_store.ledger.jobs(run.id)
+    for job in jobs:
+        (provider_id,) = ibm_cloud.submitted(f"qhw-job={job.id}")
+        sent = ibm_cloud.jobs[provider_id]["options"]
+        assert sent.get("twirling") == twirling and sent.get("dynamical_decoupling") == decoupling
+    assert {job.purpose for job in jobs} == ({"samples", "calibration"} if readout else {"samples"})
+    shown = json.loads(CliRunner().invoke(main, ["runs", "show", str(run.id), "--json"]).stdout)
+    assert shown["device_mitigation"] == expected and shown["mitigation"] == run.mitigation
+    assert expected in CliRunner().invoke(main, ["runs", "show", str(run.id)]).stdout
+
+
+def test_a_run_without_device_mitigation_sends_none(featured_store, ibm_cloud):
+    run = runs.submit(featured_store, backend_name="ibm_fez", split="test", limit=3, shots=100, approve=lambda e: True).run
+    (provider_id,) = ibm_cloud.submitted(f"qhw-job={featured_store.ledger.jobs(run.id)[0].id}")
+    assert "twirling" not in ibm_cloud.jobs[provider_id]["options"] and run.device_mitigation is None
+
+
+@pytest.mark.parametrize(
+    ("backend", "mitigate", "message"),
+    [
+        ("fake_manila", "twirling", "--mitigate twirling is applied by an IBM device's sampler: fake_manila runs here (Runtime's local mode ignores"),
+        ("aer_simulator", "dd", "--mitigate dd=XX is applied by an IBM device's sampler: aer_simulator runs here"),
+        ("braket_sv1", "twirling-gates", "--mitigate twirling-gates is IBM's sampler's; braket_sv1 (braket) has no such options"),
+        ("ibm_fez", "twirling,twirling-gates", "--mitigate names twirling twice"),
+        ("ibm_fez", "dd=XZ", "--mitigate has no item 'dd=XZ'"),
+        ("ibm_fez", "zne", "--mitigate has no item 'zne'"),
+    ],
+)
+def test_device_mitigation_where_it_would_do_nothing_is_one_line_and_nothing_written(featured_store, backend, mitigate, message):
+    from click.testing import CliRunner
+
+    from qhw.cli import main
+
+    before = [run.id for run in featured_store.ledger.runs()]
+    result = CliRunner().invoke(main, ["submit", "--backend", backend, "--split", "test", "--limit", "2", "--mitigate", mitigate, "--yes"])
+    assert result.exit_code != 0 and message in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert [run.id for run in featured_store.ledger.runs()] == before

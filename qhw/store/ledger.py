@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from qhw import settings
 from qhw.boundary import quoted
+from qhw.device_mitigation import DeviceMitigation, device_mitigation_of_text
 from qhw.errors import ConflictError, NotFoundError, ParameterError, StoreError
 from qhw.jobstates import UNFINISHED_STATES, JobState, can_move
 from qhw.noise import NoiseSpec, parse_noise
@@ -679,6 +680,18 @@ def _add_jobs(session: Session, run_id: int, plans: list[JobPlan], *, first_posi
     return jobs
 
 
+def _device_mitigation_of_row(text: str | None) -> DeviceMitigation | None:
+    """A run's stored device mitigation read back (a row of a shared ledger may say anything).
+
+    Raises:
+        StoreError: it cannot be read.
+    """
+    try:
+        return device_mitigation_of_text(text)
+    except ParameterError as err:
+        raise StoreError(f"a run's device mitigation {quoted(text)} cannot be read ({err.problem}); changed outside qhw?") from None
+
+
 def _appended(log: str | None, line: str) -> str:
     return line if not log else f"{log}\n{line}"
 
@@ -762,6 +775,7 @@ _RUN_COLUMNS = MappingProxyType({
     "rounds_done": Column("rounds_done", read=bool),
     "repairs_done": Column("repairs_done", read=bool),
     "noise": Column("noise", lambda spec: None if spec is None or spec.is_default else spec.text(), _noise_of_row),
+    "device_mitigation": Column("device_mitigation", lambda m: None if m is None else m.text(), lambda text: _device_mitigation_of_row(text)),
     "excluded_slots": Column("excluded_slots", lambda slots: _slots_text(slots or None), lambda text: _slots_of_text(text) or ()),
 })
 

@@ -159,6 +159,9 @@ class RunRow(Base):
     repairs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     repairs_done: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     quality_log: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # IBM's own mitigation asked of its sampler, as --mitigate writes it
+    # ("twirling-gates,dd=XY4"); None: none (readout calibration is ``mitigation``).
+    device_mitigation: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         CheckConstraint(_in("split", RUN_SPLITS), name="split_valid"),
