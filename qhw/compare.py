@@ -143,6 +143,9 @@ class RunSummary:
     noise: str | None = None  # what --noise added to an emulated device's noise (its SPEC)
     quality: dict | None = None  # its circuits against their exact answers (qhw.quality's RunQuality.to_dict)
     device_mitigation: str | None = None  # IBM's own, asked of its sampler (--mitigate twirling, dd...)
+    # What the provider reported its finished jobs used (IBM: QPU seconds or resource units); None: nothing reported.
+    usage: float | None = None
+    usage_unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -447,6 +450,8 @@ def summarize(store: Store, run: RunRecord) -> RunSummary:
         noise=details.noise,
         quality=None if details.quality is None else details.quality.to_dict(),
         device_mitigation=details.device_mitigation,
+        usage=details.overview.usage,
+        usage_unit=details.overview.usage_unit,
     )
 
 

@@ -138,6 +138,7 @@ def _write(comparison: Comparison | DeviceComparison, out: Path) -> tuple[Path, 
         prefix = f"run{item.hardware.run}_" if several else ""
         images = [_confusion_plot(out, prefix, case, matrix) for case, matrix in item.confusion.items()]
         images.append(_fidelity_plot(out, prefix, item))
+        images += [_quality_plot(out, prefix, item, kind) for kind in ("copies", "positions") if len(_groups(item, kind)) > 1]
         if not several:
             images.append(_shots_plot(out, comparisons))
         sections.append(images)
@@ -187,6 +188,31 @@ def _fidelity_plot(out: Path, prefix: str, comparison: Comparison) -> str:
     return name
 
 
+def _groups(comparison: Comparison, kind: str) -> list[dict]:
+    quality = comparison.hardware.quality
+    return [] if not quality else list(quality[kind])
+
+
+def _quality_plot(out: Path, prefix: str, comparison: Comparison, kind: str) -> str:
+    """The device run's mean fidelity to the exact answers by copy (or by position), flagged ones in red."""
+    import matplotlib.pyplot as plt
+
+    key = {"copies": "copy", "positions": "position"}[kind]
+    groups = _groups(comparison, kind)
+    name = f"{prefix}quality_by_{key}.png"
+    figure, axes = plt.subplots(figsize=(max(4.0, 0.35 * len(groups) + 2), 3.2))
+    colours = ["#c44e52" if g["flagged"] else "#4c72b0" for g in groups]
+    axes.bar([str(g[key]) for g in groups], [g["mean_fidelity"] for g in groups], color=colours)
+    values = [g["mean_fidelity"] for g in groups]
+    axes.set_ylim(max(0.0, min(values) - 0.02), min(1.0, max(values) + 0.01))
+    axes.set(xlabel=key + (" in a shot" if key == "position" else ""), ylabel="mean fidelity to the exact answer",
+             title=f"run {comparison.hardware.run}: quality by {key} (red: flagged)")
+    figure.tight_layout()
+    figure.savefig(out / name, dpi=110)
+    plt.close(figure)
+    return name
+
+
 def _shots_plot(out: Path, comparisons: list[Comparison]) -> str:
     """Transfer accuracy against shots: one line (and band) per device."""
     import matplotlib.pyplot as plt
@@ -221,6 +247,45 @@ def _age(hours: float | None) -> str:
     return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"
 
 
+def headline(comparison: Comparison) -> list[str]:
+    """What a report says first about one device run, line by line: its
+    transfer accuracy against the simulator's and the classical one, its
+    fidelity to the exact answers, what it took and cost, what was repaired."""
+    hw = comparison.hardware
+    figures = {a.case: a for a in comparison.accuracies}
+    transfer = figures["transfer"]
+    against = []
+    if "simulator" in figures:
+        against.append(f"{figures['simulator'].accuracy:.3f} on the simulator (run {comparison.simulator.run})")
+    if "classical" in figures:
+        against.append(f"{figures['classical'].accuracy:.3f} for the classical baseline")
+    mitigated = figures.get("transfer-mitigated")
+    lines = [
+        f"Transfer accuracy on run {hw.run} ({hw.backend}): {transfer.accuracy:.3f} [{transfer.low:.3f}, {transfer.high:.3f}], "
+        f"against {' and '.join(against) or 'nothing else'}"
+        + ("" if mitigated is None else f"; {mitigated.accuracy:.3f} with readout mitigation")
+        + f" ({transfer.test_samples} test samples)."
+    ]
+    quality = hw.quality
+    if quality and quality["circuits"]:
+        flagged = [
+            f"{name} {g[name]}" for kind, name in (("copies", "copy"), ("positions", "position"), ("jobs", "job")) for g in quality[kind] if g["flagged"]
+        ]
+        lines.append(
+            f"Mean fidelity to the exact answers {quality['mean_fidelity']:.4f} over {quality['circuits']:,} circuits; "
+            f"flagged: {', '.join(flagged) or 'none'}."
+        )
+    used = "none reported" if hw.usage is None else f"{hw.usage:,.4g} {hw.usage_unit}"
+    estimate = usd(hw.estimated_cost_usd, "free" if hw.actual_cost == "free" else "unknown")
+    lines.append(f"Device time: {used}; cost: estimated {estimate}, actual {hw.actual_cost}.")
+    if quality and quality.get("repaired"):
+        repairs = "; ".join(line for line in quality["log"] if line.startswith("repair"))
+        lines.append(f"Repaired: {quality['repaired']:,} circuit(s) measured again by --quality auto ({repairs}).")
+    elif quality and quality.get("mode") == "auto":
+        lines.append("Repaired: nothing (--quality auto found nothing to repair" + (f"; {quality['log'][-1]}" if quality["log"] else "") + ").")
+    return lines
+
+
 def _page(
     several: DeviceComparison | None, simulator: RunSummary, comparisons: list[Comparison], sections: list[list[str]], shots: str | None
 ) -> str:
@@ -229,6 +294,7 @@ def _page(
 
     environment = Environment(loader=PackageLoader("qhw", "templates"), autoescape=True, undefined=StrictUndefined)
     environment.filters.update(money=usd, age=_age, figure=_figure)
+    environment.globals.update(headline=headline)
     devices = ", ".join(f"run {c.hardware.run} ({c.hardware.backend})" for c in comparisons)
     return environment.get_template(TEMPLATE).render(
         title=f"Run {simulator.run} ({simulator.backend}) against {devices}",

@@ -123,3 +123,12 @@ def test_compare_and_its_report_show_the_device_run_s_quality(featured_store, tm
     assert "flagged: copy 1 (" in CliRunner().invoke(main, args).stdout
     page = (tmp_path / "r" / "index.html").read_text()
     assert "Quality: each circuit against its exact answer" in page and "copy 1 (" in page
+    # The answer first: the headline (accuracy, fidelity, what it took), then the plots (quality by copy among them),
+    # then the tables; the device's calibration (every qubit and pair of fake_fez it used) folded at the end.
+    order = [
+        page.index("<ul class=headline>"), page.index("Transfer accuracy on run"), page.index("Mean fidelity to the exact answers"),
+        page.index("Device time:"), page.index("<h2>Plots"), page.index('src="quality_by_copy.png"'), page.index("<h2>Runs"),
+        page.index("<h2>Accuracy</h2>"), page.index("<details class=calibration>"), page.index("<th>physical qubit</th>"),
+    ]
+    assert order == sorted(order) and page.count("<th>physical qubit</th>") == 1
+    assert "flagged: copy 1." in page and (tmp_path / "r" / "quality_by_copy.png").stat().st_size > 0
