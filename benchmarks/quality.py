@@ -1,6 +1,6 @@
-"""What checking every circuit against its exact answer costs a run's collect.
+"""What checking every circuit against its exact answer costs a run's collect, and what --quality auto repairs.
 
-    python benchmarks/quality.py [--repeats 3] [--quick]
+    python benchmarks/quality.py [--part cost|repairs|both] [--repeats 3] [--bad-error 0.2] [--quick]
 
 mnist-5k with 20 components (the paper's map, 4 circuits a sample): all
 5,000 samples, 20,000 circuits, on fake_fez ``--pack auto --reuse auto`` at
@@ -12,7 +12,21 @@ computed or stored) gives the cost; runs alternate, ``--repeats`` each, and
 the medians are compared. The check alone (the statevector's exact
 distributions and the fidelities of the run's 20,000 circuits) is timed too.
 
-``--quick``: a 60/20-image feature set of 5 components, one repeat.
+Then what ``--quality auto`` does for accuracy: the same feature set (its
+autoencoder trained fully, seed 0), the statevector simulator on every
+sample, and fake_fez packed and reused on the test split (1,000 samples x 4
+circuits, one worker, so jobs run in order as at a provider), with and
+without ``--quality auto`` (its default 10 % reserve), under the calibration
+snapshot, ``--noise realistic``, and ``realistic`` with copy 0's middle qubit
+gone bad (``bad-qubit=Q:P``, P = ``--bad-error``). For each: ``compare``'s
+transfer accuracy (95 % bootstrap interval), the mean fidelity of the counts
+the run reads, the copies and positions flagged, the share of circuits
+measured again, and the QPU seconds on ibm_fez: qhw's offline estimate of the
+same run times the device work (executions sent x shots) the run actually
+took against its plan.
+
+``--quick``: a 60/20-image feature set of 5 components, one repeat, 64
+shots, and the snapshot and bad-qubit rows only (its figures mean nothing).
 """
 
 from __future__ import annotations
@@ -26,18 +40,29 @@ import time
 from pathlib import Path
 
 import quick
+from reuse import qpu_seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--shots", type=int, default=1024)
+    parser.add_argument("--bad-error", type=float, default=0.2, help="the bad qubit's extra depolarizing error")
+    parser.add_argument("--part", choices=("cost", "repairs", "both"), default="both", help="the check's cost, --quality auto's repairs, or both")
     quick.add_option(parser)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ["QHW_HOME"] = tempfile.mkdtemp(prefix="qhw-bench-quality-")
     if args.quick:
         args.repeats, args.shots = 1, 64
+    if args.part != "repairs":
+        cost(args)
+    if args.part != "cost":
+        repairs(args)
+
+
+def cost(args) -> None:
+    """The check's cost in a run's collect: with it, switched off, alone."""
 
     import numpy as np
 
@@ -96,6 +121,56 @@ def main() -> None:
     print(f"{'submit and collect, with the check':44} {a:>8.2f} {a / b:>10.3f}")
     print(f"{'submit and collect, the check switched off':44} {b:>8.2f} {1:>10.3f}")
     print(f"{'the check alone (exact answers + fidelities)':44} {alone:>8.2f} {alone / b:>10.3f}")
+
+
+def repairs(args) -> None:
+    """Transfer accuracy, circuits repaired and QPU time, with and without --quality auto."""
+    from qhw import config, features, runs
+    from qhw.compare import compare
+    from qhw.repair import extra_work, planned_work
+    from qhw.store import Store
+
+    store = Store(config.database_url())
+    components = {} if args.quick else {"components": 20}
+    feature_set = features.build_features(store, seed=0, **components, **quick.features(args.quick))
+    simulator = runs.submit(store, backend_name="statevector", feature_set_id=feature_set.id, shots=args.shots, seed=0).run
+    options = dict(backend_name="fake_fez", feature_set_id=feature_set.id, split="test", shots=args.shots, seed=0, pack="auto", reuse="auto", workers=1)
+    layout = runs.submit(store, **options).run  # (also the snapshot's row without --quality auto)
+    bad = f"bad-qubit={layout.copy_layout(0)[len(layout.copy_layout(0)) // 2]}:{args.bad_error:g}"
+    cases = [("snapshot", None), ("realistic", "realistic"), (f"realistic, {bad}", f"realistic,{bad}")]
+    if args.quick:
+        cases = [cases[0], cases[2]]
+    baseline: dict = {}
+    rows = []
+    for label, noise in cases:
+        for mode in ("off", "auto"):
+            run = layout if (noise, mode) == (None, "off") else runs.submit(store, **options, noise=noise, quality=mode).run
+            result = compare(store, simulator_run_id=simulator.id, hardware_run_id=run.id, seed=0, **quick.training(args.quick))
+            accuracy = {a.case: a for a in result.accuracies}
+            baseline.setdefault("simulator", accuracy["simulator"])
+            baseline.setdefault("classical", accuracy["classical"])
+            run = store.ledger.run(run.id)
+            jobs = store.ledger.jobs(run.id)
+            fidelity = store.results.fidelities(run.id, current=True)[0]
+            quality = result.hardware.quality or {}
+            flagged = [f"{k[0]}{g[k]}" for kinds, k in (("copies", "copy"), ("positions", "position")) for g in quality.get(kinds, []) if g["flagged"]]
+            planned, added = planned_work(run, jobs), extra_work(run, jobs)
+            estimate, _ = qpu_seconds("ibm_fez", run.n_samples, args.shots, pack=None, reuse=None, circuits_per_sample=run.circuits_per_sample)
+            rows.append((label, mode, accuracy["transfer"], float(fidelity.mean()), ",".join(flagged) or "-",
+                         store.results.repaired(run.id) / store.results.count_rows(run.id), estimate * (planned + added) / planned))
+    print()
+    first = rows[0]
+    print(
+        f"--quality auto on fake_fez --pack auto --reuse auto, test split ({first[2].test_samples} samples x "
+        f"{feature_set.circuits_per_sample} circuits, {args.shots} shots, one worker): simulator "
+        f"{baseline['simulator'].accuracy:.3f}, classical {baseline['classical'].accuracy:.3f}"
+    )
+    header = f"{'noise':44} {'--quality':>9} {'transfer accuracy [95 %]':>26} {'fidelity':>8} {'flagged':>12} {'repaired':>9} {'ibm_fez QPU s':>13}"
+    print(header)
+    print("-" * len(header))
+    for label, mode, transfer, fidelity, flagged, share, seconds in rows:
+        interval = f"{transfer.accuracy:.3f} [{transfer.low:.3f}, {transfer.high:.3f}]"
+        print(f"{label:44} {mode:>9} {interval:>26} {fidelity:>8.4f} {flagged:>12} {share:>9.1%} {seconds:>13,.1f}")
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ REUSE = AutoOrCount("auto|K", parse_reuse)
 REP_DELAY = FiniteFloat(0.0, " of seconds", maximum=1.0)
 #: A fidelity (--quality-floor) and a share of a run's device time (--quality-reserve).
 FIDELITY = FiniteFloat(0.0, "", maximum=1.0)
-SHARE = FiniteFloat(0.0, "", maximum=1.0)
+SHARE = FiniteFloat(0.0, "", maximum=10.0)  # (runs.MAX_RESERVE)
 
 
 class LazyHelp(click.Option):

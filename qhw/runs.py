@@ -300,6 +300,10 @@ def check_device_mitigation(backend: Backend, mitigation: DeviceMitigation) -> N
         raise ParameterError("mitigate", f"{items} is IBM's sampler's; {backend.name} ({backend.provider}) has no such options")
 
 
+#: The most --quality-reserve may be: ten times the run's own device time.
+MAX_RESERVE = 10
+
+
 def check_quality(quality: str, floor: float | None, reserve: float) -> None:
     """--quality auto|off, a floor that is a fidelity, a reserve that is a share.
 
@@ -308,9 +312,10 @@ def check_quality(quality: str, floor: float | None, reserve: float) -> None:
     """
     if quality not in QUALITY_MODES:
         raise ParameterError("quality", f"must be one of {', '.join(QUALITY_MODES)}, got {quality!r}")
-    for value, parameter in ((floor, "quality_floor"), (reserve, "quality_reserve")):
-        if value is not None and (isinstance(value, bool) or not math.isfinite(value) or not 0 <= value <= 1):
-            raise ParameterError(parameter, f"must be between 0 and 1, got {value}")
+    # (A reserve may exceed the run itself: repairing every late position of a reused run takes several times it.)
+    for value, parameter, most in ((floor, "quality_floor", 1), (reserve, "quality_reserve", MAX_RESERVE)):
+        if value is not None and (isinstance(value, bool) or not math.isfinite(value) or not 0 <= value <= most):
+            raise ParameterError(parameter, f"must be between 0 and {most}, got {value}")
 
 
 def check_noise(backend: Backend, noise: NoiseSpec) -> None:

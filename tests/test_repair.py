@@ -134,6 +134,7 @@ def test_demultiplexed_reads_each_execution_from_its_own_slot():
         (["--quality", "sometimes"], "'sometimes' is not one of 'auto', 'off'"),
         (["--quality-floor", "1.5"], "must be between 0 and 1"),
         (["--quality-reserve", "-0.1"], "must be a finite number, 0 or more"),
+        (["--quality-reserve", "11"], "must be between 0 and 10"),
     ],
 )
 def test_bad_quality_options_are_one_line(featured_store, args, message):
@@ -174,3 +175,18 @@ def test_at_a_provider_the_repair_rides_on_the_good_slots_and_is_sent_once(featu
     fidelity, copy, _, _ = featured_store.results.fidelities(run.id, current=True)
     assert fidelity.size == 100 and set(copy.tolist()) == {1}
     assert fidelity.min() > 0.8  # each read from its own slot (a neighbour's or the filler's would be far off)
+
+
+def test_late_positions_hurt_by_resets_are_flagged_and_repaired(featured_store, small_jobs):
+    """fake_fez, two copies each run four times a shot, every reset leaving
+    its qubit excited 8 % of the time (--noise reset): the positions after the
+    first are flagged, left out, and what they ran is measured again on position 0."""
+    options = dict(PACKED, pack=2, reuse=4)
+    run = runs.submit(featured_store, noise="reset=0.08", quality="auto", quality_reserve=5.0, **options).run
+    shown = json.loads(CliRunner().invoke(main, ["runs", "show", str(run.id), "--json"]).stdout)["quality"]
+    flagged = [p["position"] for p in shown["positions"] if p["flagged"]]
+    assert flagged and 0 not in flagged
+    assert run.excluded_slots == tuple(sorted(p * run.copies + c for p in flagged for c in range(run.copies)))
+    assert run.repairs >= 1 and featured_store.results.repaired(run.id) > 0
+    current = featured_store.results.current_slots(run.id)
+    assert not [row for row in current if row[5] in flagged]  # nothing read comes from a flagged position
