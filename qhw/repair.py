@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from qhw.backend import Backend, is_remote
+from qhw.errors import ConflictError
 from qhw.jobstates import UNFINISHED_STATES
 from qhw.planning import check_allowance, engine_profile, estimate_jobs, logical_per_job, run_timing
 from qhw.pricing import load_prices
@@ -61,21 +62,26 @@ def flagged_slots(run: RunRecord, quality: RunQuality) -> set[int]:
 
 
 def planned_work(run: RunRecord, jobs: Sequence[JobRecord]) -> int:
-    """The run's own device work (executions sent times shots) as planned on every slot: what the reserve is a share of."""
-    return sum(ceil_div(job.executions, run.slots) * job.shots(run.shots) for job in _samples(jobs) if not job.repair)
+    """The run's own device work (executions sent times shots) on every slot,
+    its executions packed whole (as its jobs are planned: each a whole number
+    of packed executions, each round's apart): what the reserve is a share of."""
+    executions: dict[int, int] = {}
+    for job in _samples(jobs):
+        if not job.repair:
+            executions[job.shots(run.shots)] = executions.get(job.shots(run.shots), 0) + job.executions
+    return sum(ceil_div(n, run.slots) * shots for shots, n in executions.items())
 
 
 def extra_work(run: RunRecord, jobs: Sequence[JobRecord]) -> int:
-    """What --quality auto has added to it: left-out slots' longer jobs, and repairs."""
-    return sum(
-        (job.sent(run.slots) - (0 if job.repair else ceil_div(job.executions, run.slots))) * job.shots(run.shots) for job in _samples(jobs)
-    )
+    """What --quality auto has added to it: the device work its jobs take
+    (left-out slots make them longer) and its repairs', beyond the plan."""
+    return sum(job.sent(run.slots) * job.shots(run.shots) for job in _samples(jobs)) - planned_work(run, jobs)
 
 
-def exclude_flagged(store: Store, run: RunRecord) -> RunRecord | None:
+def exclude_flagged(store: Store, run: RunRecord, backend: Backend) -> RunRecord | None:
     """Leave the slots of newly flagged copies and positions out of the run's
-    jobs not yet sent (within its reserve); returns the run as changed, None
-    when nothing changed."""
+    jobs not yet sent, planned again on the remaining slots (within its
+    reserve); returns the run as changed, None when nothing changed."""
     run = store.ledger.run(run.id)
     if run.quality != "auto" or run.repairs_done or run.slots == 1:
         return None
@@ -90,16 +96,54 @@ def exclude_flagged(store: Store, run: RunRecord) -> RunRecord | None:
     used = tuple(slot for slot in range(run.slots) if slot not in excluded)
     jobs = store.ledger.jobs(run.id)
     unsent = [job for job in _samples(jobs) if job.state.value == "pending" and not job.may_exist_at_provider]
-    more = sum((ceil_div(job.executions, len(used)) - job.sent(run.slots)) * job.shots(run.shots) for job in unsent)
+    replanned = _planned_again(backend, run, unsent, used)
+    after = [(plan.executions, plan.shots or run.shots) for _, plan in replanned]
+    kept = {job_id for job_id, _ in replanned}
+    after += [(job.executions, job.shots(run.shots)) for job in unsent if job.id not in kept]
+    more = sum(ceil_div(n, len(used)) * shots for n, shots in after) - sum(job.sent(run.slots) * job.shots(run.shots) for job in unsent)
     if not _fits(run, jobs, more):
         beyond = f"leaving slot(s) {_slots(excluded)} out would take the run beyond its reserve ({_reserve(run, jobs, more)})"
         _give_up(store, run, f"{why}: {beyond}; nothing more is repaired")
         return None
     line = f"left out slot(s) {_slots(excluded)} ({why}): {len(unsent)} job(s) not yet sent ride on the other {len(used)}"
-    changed = store.ledger.exclude_slots(run, excluded, line)
+    try:
+        changed = store.ledger.exclude_slots(run, excluded, line, replanned)
+    except ConflictError:
+        return None  # a job was sent meanwhile: the next job's counts try again
     if changed is not None:
         log.warning("run %s: %s", run.id, line)
     return changed
+
+
+def _planned_again(backend: Backend, run: RunRecord, unsent: Sequence[JobRecord], used: tuple[int, ...]) -> list[tuple[int | None, JobPlan]]:
+    """The jobs not yet sent planned again on the ``used`` slots: their
+    executions (a round's and a repair's apart, each with its shots) in jobs
+    of whole packed executions, each rewriting a job's row in turn (None: a
+    new job, where the slots left hold fewer a job). Left as they are (each
+    riding on the used slots, its last packed execution part-filled) where
+    fewer jobs would do: a row is never emptied."""
+    profile = engine_profile(backend, backend.profile(offline=True), run.engine)
+    groups: dict[tuple[int, int | None, int], list[JobRecord]] = {}
+    for job in sorted(unsent, key=lambda j: j.position):
+        groups.setdefault((job.round, job.own_shots, job.repair), []).append(job)
+    replanned: list[tuple[int | None, JobPlan]] = []
+    for (round_, shots, repair), group in groups.items():
+        executions = sorted(int(e) for job in group for e in job.execution_indices)
+        per_job = logical_per_job(backend, profile, shots or run.shots, len(used))
+        packed = ceil_div(len(executions), len(used))
+        # As evenly as whole packed executions allow, over at least as many jobs as before.
+        jobs_needed = max(len(group), ceil_div(len(executions), per_job))
+        if packed < jobs_needed:
+            continue
+        sizes = [(packed // jobs_needed + (i < packed % jobs_needed)) * len(used) for i in range(jobs_needed)]
+        starts = np.cumsum([0, *sizes])
+        plans = [
+            JobPlan.of(executions[starts[i] : min(starts[i + 1], len(executions))], shots=shots, round=round_, repair=repair, slots_used=used)
+            for i in range(jobs_needed)
+        ]
+        ids: list[int | None] = [job.id for job in group]
+        replanned += list(zip(ids + [None] * (len(plans) - len(ids)), plans, strict=True))
+    return replanned
 
 
 def advance_repair(store: Store, run: RunRecord, backend: Backend) -> list[JobRecord] | None:
@@ -117,7 +161,7 @@ def advance_repair(store: Store, run: RunRecord, backend: Backend) -> list[JobRe
     jobs = store.ledger.jobs(run.id)
     if any(job.state in UNFINISHED_STATES for job in jobs):
         return None
-    if exclude_flagged(store, run) is not None:
+    if exclude_flagged(store, run, backend) is not None:
         run = store.ledger.run(run.id)
     if run.repairs_done:
         return None

@@ -16,9 +16,9 @@ from functools import cache
 import numpy as np
 
 from qhw.adaptive import AdaptiveSettings, load_classifier, unsettled_by_change, unsettled_by_model
-from qhw.backend import Backend, is_remote
+from qhw.backend import Backend, is_local, is_remote
 from qhw.errors import ParameterError, QhwError
-from qhw.jobstates import UNFINISHED_STATES
+from qhw.jobstates import UNFINISHED_STATES, JobState
 from qhw.planning import check_allowance, engine_profile, estimate_jobs, round_jobs, run_timing
 from qhw.pricing import load_prices
 from qhw.progress import Progress
@@ -119,6 +119,13 @@ def drive_rounds(store: Store, worker: RunWorker, tally: Tally, progress: Progre
     here (a local simulator's); a provider's are left to ``collect``."""
     while True:
         run = store.ledger.run(worker.run.id)
+        # Jobs --quality auto added in planning the rest again on fewer slots (a simulator's, run here).
+        added = [job for job in store.ledger.jobs(run.id, states=[JobState.PENDING]) if job.id not in tally.waiting_on_errors]
+        if added and is_local(worker.backend):
+            claimed = [job for job in (store.ledger.claim(job, worker.holder) for job in added) if job is not None]
+            if claimed:
+                tally = work_all(store, worker, claimed, progress, f"{worker.backend.name}: jobs planned again", pool=pool, workers=workers)
+                continue
         title, started = next_jobs(store, run, worker.backend)
         if not started:
             return tally

@@ -270,6 +270,7 @@ class RunWorker:
         qpy = {"samples": circuits.to_qpy(self.executable.circuit)}  # (copies: the run's, for both purposes)
         if self.calibration is not None:
             qpy["calibration"] = circuits.to_qpy(self.calibration.circuit)
+        self.store.ledger.mark_dispatched([job.id for job in jobs], self.holder)  # (their executions are fixed from here)
         futures = {}
         for job in jobs:
             executable, values, seed = self._inputs(job)
@@ -389,7 +390,7 @@ class RunWorker:
                 stored, result.counts, shots, usage=usage, cost_usd=cost, failed=result.failed, noise_factor=factor, fidelities=fidelities
             )
             if written and self.run.quality == "auto":  # flagged slots are left out of the jobs not yet sent, from the first job on
-                exclude_flagged(self.store, self.run)
+                exclude_flagged(self.store, self.run, self.backend)
         return self.store.ledger.job(job.id)
 
     def _exact_answers(self) -> ExactAnswers | None:

@@ -299,17 +299,25 @@ class Ledger:
             jobs = _add_jobs(session, run.id, plans, first_position=(last or 0) + 1, claimed_by=None, now=now)
             return [job_record(job) for job in jobs]
 
-    def exclude_slots(self, run: RunRecord, excluded: tuple[int, ...], line: str) -> RunRecord | None:
+    def exclude_slots(
+        self, run: RunRecord, excluded: tuple[int, ...], line: str, replanned: list[tuple[int | None, JobPlan]] | None = None,
+    ) -> RunRecord | None:
         """--quality auto leaves ``excluded`` slots out: written on the run and
         on every job of it not yet sent (pending, no submission begun: what may
-        be at a provider keeps its slots), whose executions ride on the
-        remaining slots from now on; ``line`` goes to the run's quality log.
-        One compare-and-set on the run's excluded slots, so that two
-        collectors that flag the same slot exclude it once; None when another
-        process changed them first."""
+        be at a provider, or is running on a worker, keeps its slots), whose
+        executions ride on the remaining slots from now on; ``line`` goes to
+        the run's quality log. ``replanned``: those jobs planned again on the
+        remaining slots, each plan with the id of the job row it rewrites
+        (None: a new job). One compare-and-set on the run's excluded slots, so
+        that two collectors that flag the same slot exclude it once; None when
+        another process changed them, or sent one of those jobs, first."""
         used = tuple(slot for slot in range(run.slots) if slot not in excluded)
         if not used:
             raise ValueError("every slot excluded")
+        unsent = (
+            JobRow.run_id == run.id, JobRow.purpose == "samples", JobRow.state == JobState.PENDING.value,
+            JobRow.submit_started_at.is_(None), JobRow.provider_job_id.is_(None),
+        )
         with self._db.transaction() as session:
             moved = session.execute(
                 update(RunRow)
@@ -319,15 +327,25 @@ class Ledger:
             )
             if changed_rows(moved) != 1:
                 return None
-            session.execute(
-                update(JobRow)
-                .where(
-                    JobRow.run_id == run.id, JobRow.purpose == "samples", JobRow.state == JobState.PENDING.value,
-                    JobRow.submit_started_at.is_(None), JobRow.provider_job_id.is_(None),
+            now = utcnow()
+            for job_id, plan in replanned or []:
+                if job_id is None:
+                    last = session.scalar(select(func.max(JobRow.position)).where(JobRow.run_id == run.id))
+                    _add_jobs(session, run.id, [plan], first_position=(last or 0) + 1, claimed_by=None, now=now)
+                    continue
+                rewritten = session.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job_id, *unsent)
+                    .values(
+                        execution_start=plan.execution_start, execution_stop=plan.execution_stop,
+                        execution_list=None if plan.indices is None else np.asarray(plan.indices, dtype="<i4").tobytes(),
+                        slots_used=_slots_text(used), updated_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
                 )
-                .values(slots_used=_slots_text(used), updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
+                if changed_rows(rewritten) != 1:
+                    raise ConflictError(f"run {run.id}: job {job_id} was sent while it was planned again")
+            session.execute(update(JobRow).where(*unsent).values(slots_used=_slots_text(used), updated_at=now).execution_options(synchronize_session=False))
             return run_record(run_row(session, run.id))
 
     def start_repair(self, run: RunRecord, plans: list[JobPlan], line: str) -> list[JobRecord] | None:
@@ -470,6 +488,19 @@ class Ledger:
             return job_record(_fresh(session, job.id))
 
     # --- submitting ------------------------------------------------------------------------
+
+    def mark_dispatched(self, job_ids: Iterable[int], holder: str) -> None:
+        """Local jobs this process has handed to its workers, marked as a
+        submission begun: their executions are fixed (--quality auto plans
+        again only what no one has started)."""
+        now = utcnow()
+        with self._db.transaction() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id.in_(list(job_ids)), JobRow.state == JobState.PENDING.value, JobRow.claimed_by == holder)
+                .values(submit_started_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
 
     def start_submission(self, job: JobRecord, holder: str) -> JobRecord | None:
         """Record, and commit, that the provider is about to be called for a
