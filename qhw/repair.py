@@ -181,7 +181,8 @@ def advance_repair(store: Store, run: RunRecord, backend: Backend) -> list[JobRe
         return None
     circuits = sum(len(v) for v in due.values())
     if run.repairs >= MAX_REPAIRS:
-        return store.ledger.start_repair(run, [], f"{circuits} circuit(s) still flagged after {MAX_REPAIRS} repairs; left as measured")
+        _give_up(store, run, f"{circuits} circuit(s) still flagged after {MAX_REPAIRS} repairs; left as measured")
+        return []
     used = tuple(slot for slot in range(run.slots) if slot not in excluded)
     profile = engine_profile(backend, backend.profile(), run.engine)
     plans = []
@@ -195,9 +196,8 @@ def advance_repair(store: Store, run: RunRecord, backend: Backend) -> list[JobRe
     cost = sum(ceil_div(plan.executions, len(used)) * (plan.shots or run.shots) for plan in plans)
     why = _why(quality, bad_jobs)
     if not _fits(run, jobs, cost):
-        return store.ledger.start_repair(
-            run, [], f"repair of {circuits} circuit(s) ({why}) not sent: it would take the run beyond its reserve ({_reserve(run, jobs, cost)})"
-        )
+        _give_up(store, run, f"repair of {circuits} circuit(s) ({why}) not sent: it would take the run beyond its reserve ({_reserve(run, jobs, cost)})")
+        return []
     if backend.is_paid and is_remote(backend):  # a repair is a paid submission: it must fit what the plan has left
         sent = [(ceil_div(plan.executions, len(used)), plan.shots or run.shots) for plan in plans]
         check_allowance(backend, estimate_jobs(backend, profile, sent, load_prices(), run_timing(backend, profile, run)))
@@ -264,5 +264,6 @@ def _why(quality: RunQuality, bad_jobs: set[int] | None = None) -> str:
 
 
 def _slots(slots: Sequence[int]) -> str:
-    return ", ".join(str(s) for s in slots)
+    """Slots by number; many (a 272-slot run's good ones) by their count."""
+    return ", ".join(str(s) for s in slots) if len(slots) <= 24 else f"{len(slots)} slots ({slots[0]}, {slots[1]}, ... {slots[-1]})"
 

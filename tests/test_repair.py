@@ -190,3 +190,46 @@ def test_late_positions_hurt_by_resets_are_flagged_and_repaired(featured_store, 
     assert run.repairs >= 1 and featured_store.results.repaired(run.id) > 0
     current = featured_store.results.current_slots(run.id)
     assert not [row for row in current if row[5] in flagged]  # nothing read comes from a flagged position
+
+
+def test_a_repair_is_started_once_by_whoever_gets_there_first(featured_store):
+    """Two collectors that both saw the run's jobs ended: one starts the repair, the other writes nothing."""
+    from qhw.records import JobPlan
+
+    run = runs.submit(featured_store, backend_name="statevector", split="test", limit=4, shots=16, quality="auto").run
+    plan = [JobPlan.of([0, 1], repair=1, slots_used=(0,))]
+    first = featured_store.ledger.start_repair(run, plan, "repair 1: 2 circuit(s)")
+    assert [(job.repair, job.slots_used) for job in first] == [(1, (0,))]
+    assert featured_store.ledger.start_repair(run, plan, "repair 1: 2 circuit(s)") is None  # the other collector
+    assert featured_store.ledger.start_repair(run, [], "not sent") is None  # nor can it end the repairs
+    after = featured_store.ledger.run(run.id)
+    assert after.repairs == 1 and not after.repairs_done and after.quality_log == "repair 1: 2 circuit(s)"
+    # Leaving slots out is one compare-and-set too: a collector with a stale view of the run changes nothing.
+    moved = featured_store.ledger.exclude_slots(after, (), "nothing")
+    assert moved is not None and featured_store.ledger.exclude_slots(after, (), "nothing") is None
+
+
+def test_a_repair_s_failed_executions_are_retried_as_its_own():
+    """qhw retry keeps a repair job's repair and slots: its counts supersede what it repairs, on the good slots."""
+    from datetime import UTC, datetime
+
+    from qhw.backend import get_backend
+    from qhw.jobstates import JobState
+    from qhw.planning import plan_retry
+    from qhw.records import ExecutionFailureRecord, RunRecord
+
+    backend = get_backend("statevector")
+    repair = JobRecord(7, 1, 3, None, JobState.COLLECTED, 4, 9, None, datetime.now(UTC), repair=2, slots_used=(1, 3), round=0)
+    failures = [
+        ExecutionFailureRecord(
+            id=i, run_id=1, job_id=7, attempt=1, purpose="samples", execution=e, reason="lost", recorded_at=datetime.now(UTC), retry_job_id=None
+        )
+        for i, e in enumerate((5, 8), start=1)
+    ]
+    run = RunRecord(
+        feature_set_id=1, backend="statevector", provider="aer", split="test", shots=16, num_qubits=5, circuits_per_sample=1,
+        n_samples=10, seed=0, layout=(), cost_estimate_usd=None, copies=2, reuse=2, id=1, created_at=datetime.now(UTC),
+    )
+    plan = plan_retry(backend, backend.profile(offline=True), run, [], failures, {7: repair}, None)
+    ((job, ids),) = plan.missing
+    assert (job.repair, job.slots_used, list(job.indices or range(job.execution_start, job.execution_stop)), ids) == (2, (1, 3), [5, 8], (1, 2))
