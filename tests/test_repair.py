@@ -41,6 +41,8 @@ def test_a_bad_copy_is_left_out_from_the_first_job_and_what_it_ran_is_measured_a
     # Flagged on the first job: every later job rode on the other copies only.
     assert run.excluded_slots == tuple(sorted(_copy_slots(run, 0)))
     assert first.slots_used is None and later and all(job.slots_used == (1, 2, 3, 5, 6, 7) for job in later)
+    # Planned again in whole packed executions of the 6 slots left (not each job's 64 on 6, its last execution part-filled).
+    assert all(job.executions % 6 == 0 for job in later) and sum(job.executions for job in later) == circuits - first.executions
     # What copy 0 measured in the first job (its two slots' share of 64) was measured again, on good slots.
     assert run.repairs == 1 and repairs and all(job.repair == 1 and job.slots_used == (1, 2, 3, 5, 6, 7) for job in repairs)
     repaired = featured_store.results.repaired(run.id)
@@ -233,3 +235,24 @@ def test_a_repair_s_failed_executions_are_retried_as_its_own():
     plan = plan_retry(backend, backend.profile(offline=True), run, [], failures, {7: repair}, None)
     ((job, ids),) = plan.missing
     assert (job.repair, job.slots_used, list(job.indices or range(job.execution_start, job.execution_stop)), ids) == (2, (1, 3), [5, 8], (1, 2))
+
+
+def test_with_several_workers_the_jobs_handed_out_keep_their_executions(featured_store, small_jobs):
+    """Jobs handed to worker processes at the start are never planned again
+    under a worker: each job's stored counts are exactly its row's executions."""
+    from qhw.records import SPLIT_CODES
+
+    clean = runs.submit(featured_store, **PACKED).run
+    options = {**PACKED, "workers": 2}
+    run = runs.submit(featured_store, noise=f"bad-qubit={clean.copy_layout(0)[2]}:0.5", quality="auto", quality_reserve=0.5, **options).run
+    order = featured_store.ledger.run_circuit(run.id).sample_order
+    row_of = {(int(code), int(index)): row for row, (code, index) in enumerate(order)}
+    stored: dict[int, set[int]] = {}
+    for split, index, circuit, _, _, _, job_id in featured_store.results.current_slots(run.id):
+        stored.setdefault(job_id, set()).add(row_of[(SPLIT_CODES[split], index)] * run.circuits_per_sample + circuit)
+    jobs = featured_store.ledger.jobs(run.id)
+    for job in jobs:
+        if job.id in stored:
+            assert stored[job.id] <= set(job.execution_indices.tolist()), job
+    assert featured_store.results.count_rows(run.id) == run.n_samples * run.circuits_per_sample
+    assert run.repairs == 1 and featured_store.results.repaired(run.id) > 0  # copy 0's circuits, measured again after
