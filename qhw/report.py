@@ -271,8 +271,9 @@ def headline(comparison: Comparison) -> list[str]:
         flagged = [
             f"{name} {g[name]}" for kind, name in (("copies", "copy"), ("positions", "position"), ("jobs", "job")) for g in quality[kind] if g["flagged"]
         ]
+        again = f" ({quality['repaired']:,} of them measured again: the device's first measurements count here)" if quality.get("repaired") else ""
         lines.append(
-            f"Mean fidelity to the exact answers {quality['mean_fidelity']:.4f} over {quality['circuits']:,} circuits; "
+            f"Mean fidelity to the exact answers {quality['mean_fidelity']:.4f} over {quality['circuits']:,} measurements{again}; "
             f"flagged: {', '.join(flagged) or 'none'}."
         )
     used = "none reported" if hw.usage is None else f"{hw.usage:,.4g} {hw.usage_unit}"
