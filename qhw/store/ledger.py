@@ -264,8 +264,7 @@ class Ledger:
         """
         now = utcnow()
         with self._db.transaction() as session:
-            last = session.scalar(select(func.max(JobRow.position)).where(JobRow.run_id == run_id))
-            jobs = _add_jobs(session, run_id, [plan for plan, _ in plans], first_position=(last or 0) + 1, claimed_by=claimed_by, now=now)
+            jobs = _append_jobs(session, run_id, [plan for plan, _ in plans], claimed_by=claimed_by, now=now)
             for job, (_, failure_ids) in zip(jobs, plans, strict=True):
                 taken = session.execute(
                     update(ExecutionFailureRow)
@@ -282,22 +281,8 @@ class Ledger:
         no plans, the end of its rounds. One compare-and-set on the run's round
         in the transaction that writes the jobs, so several collectors start a
         round once; None when another process moved the run on first."""
-        now = utcnow()
         values = {"round": run.round + 1} if plans else {"rounds_done": True}
-        with self._db.transaction() as session:
-            moved = session.execute(
-                update(RunRow)
-                .where(RunRow.id == run.id, RunRow.round == run.round, RunRow.rounds_done.is_(False))
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-            if changed_rows(moved) != 1:
-                return None
-            if not plans:
-                return []
-            last = session.scalar(select(func.max(JobRow.position)).where(JobRow.run_id == run.id))
-            jobs = _add_jobs(session, run.id, plans, first_position=(last or 0) + 1, claimed_by=None, now=now)
-            return [job_record(job) for job in jobs]
+        return self._move_run(run, (RunRow.round == run.round, RunRow.rounds_done.is_(False)), values, plans)
 
     def exclude_slots(
         self, run: RunRecord, excluded: tuple[int, ...], line: str, replanned: list[tuple[int | None, JobPlan]] | None = None,
@@ -330,8 +315,7 @@ class Ledger:
             now = utcnow()
             for job_id, plan in replanned or []:
                 if job_id is None:
-                    last = session.scalar(select(func.max(JobRow.position)).where(JobRow.run_id == run.id))
-                    _add_jobs(session, run.id, [plan], first_position=(last or 0) + 1, claimed_by=None, now=now)
+                    _append_jobs(session, run.id, [plan], claimed_by=None, now=now)
                     continue
                 rewritten = session.execute(
                     update(JobRow)
@@ -354,23 +338,21 @@ class Ledger:
         after which the run repairs nothing more. One compare-and-set on the
         run's repairs, as Ledger.next_round on its round; None when another
         process moved the run on first."""
-        values: dict[str, Any] = {"quality_log": _appended(run.quality_log, line), "repairs": run.repairs + 1}
-        if not plans:
-            values["repairs_done"] = True
+        values: dict[str, Any] = {"quality_log": _appended(run.quality_log, line)}
+        values.update({"repairs": run.repairs + 1} if plans else {"repairs_done": True})
+        return self._move_run(run, (RunRow.repairs == run.repairs, RunRow.repairs_done.is_(False)), values, plans)
+
+    def _move_run(self, run: RunRecord, expected: tuple[Any, ...], values: dict[str, Any], plans: list[JobPlan]) -> list[JobRecord] | None:
+        """The compare-and-set that moves a run on (a round, a repair) with the
+        jobs it starts (pending, unclaimed), in one transaction; [] with no
+        plans, None when the run is no longer as ``expected`` says."""
         with self._db.transaction() as session:
             moved = session.execute(
-                update(RunRow)
-                .where(RunRow.id == run.id, RunRow.repairs == run.repairs, RunRow.repairs_done.is_(False))
-                .values(**values)
-                .execution_options(synchronize_session=False)
+                update(RunRow).where(RunRow.id == run.id, *expected).values(**values).execution_options(synchronize_session=False)
             )
             if changed_rows(moved) != 1:
                 return None
-            if not plans:
-                return []
-            last = session.scalar(select(func.max(JobRow.position)).where(JobRow.run_id == run.id))
-            jobs = _add_jobs(session, run.id, plans, first_position=(last or 0) + 1, claimed_by=None, now=utcnow())
-            return [job_record(job) for job in jobs]
+            return [job_record(job) for job in _append_jobs(session, run.id, plans, claimed_by=None, now=utcnow())]
 
     def run(self, run_id: int | None = None) -> RunRecord:
         """The run with that id, or the newest one when None."""
@@ -750,6 +732,14 @@ def _slots_of_text(text: str | None) -> tuple[int, ...] | None:
     except ValueError:
         raise StoreError(f"a row's slots {quoted(text)} cannot be read (a JSON list of slot numbers); changed outside qhw?") from None
     return tuple(slots)
+
+
+def _append_jobs(session: Session, run_id: int, plans: list[JobPlan], *, claimed_by: str | None, now: datetime) -> list[JobRow]:
+    """Pending jobs after the run's last one (a retry's, a round's, a repair's)."""
+    if not plans:
+        return []
+    last = session.scalar(select(func.max(JobRow.position)).where(JobRow.run_id == run_id))
+    return _add_jobs(session, run_id, plans, first_position=(last or 0) + 1, claimed_by=claimed_by, now=now)
 
 
 def run_row(session: Session, run_id: int | None) -> RunRow:
