@@ -123,6 +123,10 @@ class _App:
 
 pass_app = click.make_pass_decorator(_App)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+mlflow_option = click.option(
+    "--mlflow", "to_mlflow", is_flag=True,
+    help="Also log what this makes to MLflow (MLFLOW_TRACKING_URI; the experiment as `qhw mlflow log` chooses it).",
+)
 
 
 def parallel_options(command):
@@ -789,9 +793,10 @@ def results(app: _App, run_id, out) -> None:
     help="How the hybrid reads each circuit: all its outcome probabilities (default), or the Pauli-Z "
     "expectation that moves most with each parameter, chosen from the feature map alone.",
 )
+@mlflow_option
 @json_option
 @pass_app
-def train(app: _App, run_id, feature_set_id, classical, epochs, seed, readout, as_json) -> None:
+def train(app: _App, run_id, feature_set_id, classical, epochs, seed, readout, to_mlflow, as_json) -> None:
     """Train the classifier on a run's outcome distributions (or on the latent)."""
     from qhw import training
 
@@ -801,6 +806,7 @@ def train(app: _App, run_id, feature_set_id, classical, epochs, seed, readout, a
         raise click.UsageError("--features goes with --classical; the hybrid classifier trains on a --run")
     if classical and readout is not None:
         raise click.UsageError("--readout is the hybrid's; the classical baseline reads the latent")
+    tracker = _tracker(app.store()) if to_mlflow else None  # before the minutes of training: is MLflow there?
     if classical:
         result = training.train_classical(app.store(), feature_set_id=feature_set_id, epochs=epochs, seed=seed, progress=_progress())
     else:
@@ -816,12 +822,36 @@ def train(app: _App, run_id, feature_set_id, classical, epochs, seed, readout, a
             "train_samples": result.train_samples,
             "test_samples": result.test_samples,
             "epochs_run": result.model.epochs_run,
+            "interval": [result.evaluation.low, result.evaluation.high],
             **({"repaired": app.store().results.repaired(result.model.run_id)} if result.model.run_id is not None else {}),
         },
         as_json,
     )
     if result.model.run_id is not None and not as_json:
         _repair_note(app.store(), result.model.run_id)
+    if tracker is not None:
+        _log_to_mlflow(app.store(), tracker, models=[result.model.id])
+
+
+def _tracker(store):
+    from qhw.tracking import open_tracker
+
+    return open_tracker(store)
+
+
+def _log_to_mlflow(store, tracker, **chosen) -> None:
+    """--mlflow: what the command made, logged to MLFLOW_TRACKING_URI's experiment; a line each, on stderr."""
+    from qhw.tracking import log_objects
+
+    for logged in log_objects(store, tracker, **chosen):
+        _say_logged(tracker, logged, err=True)
+
+
+def _say_logged(tracker, logged, *, err: bool = False) -> None:
+    verb = "new" if logged.created else "updated"
+    click.echo(f"mlflow: {logged.qhw_id} -> run {logged.mlflow_run_id} ({verb}) in experiment {tracker.experiment_name!r}", err=err)
+    for note in logged.notes:
+        click.echo(f"note: {logged.qhw_id}: {note}", err=True)
 
 
 def _repair_note(store, run_id: int) -> None:
@@ -897,15 +927,17 @@ def demo(app: _App, shots, seed, hardware, limit_train, limit_test, autoencoder_
     "--readout", default=PROBABILITIES, show_default=True, type=click.Choice(READOUTS),
     help="How the hybrid classifiers read each circuit (see `qhw train --help`).",
 )
+@mlflow_option
 @json_option
 @pass_app
-def compare_command(app: _App, simulator_run, hardware_runs, out, epochs, seed, readout, as_json) -> None:
+def compare_command(app: _App, simulator_run, hardware_runs, out, epochs, seed, readout, to_mlflow, as_json) -> None:
     """Accuracy, agreement, cost and accuracy against shots of a simulator run and device runs."""
     from qhw.compare import compare_devices
     from qhw.report import check_report_dir, keep_report
 
     check_report_dir(out)
     app.store().artifacts.check_reachable()  # before the minutes of training
+    tracker = _tracker(app.store()) if to_mlflow else None
     result = compare_devices(
         app.store(),
         simulator_run_id=simulator_run,
@@ -917,6 +949,9 @@ def compare_command(app: _App, simulator_run, hardware_runs, out, epochs, seed, 
     )
     single = len(hardware_runs) == 1
     index, stored = keep_report(app.store(), result.comparisons[0] if single else result, out, hardware_runs=list(hardware_runs))
+    if tracker is not None:  # the comparison, and the models its figures come from
+        models = sorted({use.model for comparison in result.comparisons for use in comparison.models})
+        _log_to_mlflow(app.store(), tracker, models=models, reports=[stored.id])
     if as_json:
         data = result.comparisons[0].to_dict() if single else result.to_dict()
         _emit({**data, "report": str(index), "report_id": stored.id}, True)
@@ -1157,6 +1192,54 @@ def reports_get(app: _App, report_id, out) -> None:
 
     store = app.store()
     click.echo(fetch_report(store, store.catalogue.report(report_id), out))
+
+
+# --- MLflow ------------------------------------------------------------------------
+
+
+@main.group("mlflow", cls=_Group)
+def mlflow_group() -> None:
+    """The ledger's runs, models and comparisons in MLflow, the experiment tracker (pip install 'qhw[mlflow]')."""
+
+
+@mlflow_group.command("log")
+@click.option("--run", "run_ids", multiple=True, type=ID, help="A run to log (repeatable).")
+@click.option("--model", "model_ids", multiple=True, type=ID, help="A trained model to log, nested under its run (repeatable).")
+@click.option("--report", "report_ids", multiple=True, type=ID, help="A comparison to log, by its report id (`qhw reports list`; repeatable).")
+@click.option("--all", "everything", is_flag=True, help="Every feature set, run, model and comparison of the ledger.")
+@click.option("--tracking-uri", help="The MLflow tracking URI (default: MLFLOW_TRACKING_URI, else MLflow's own default).")
+@click.option(
+    "--experiment",
+    help="The MLflow experiment (default: MLFLOW_EXPERIMENT_NAME, else one named after this ledger: 'qhw <its URL>').",
+)
+@json_option
+@pass_app
+def mlflow_log(app: _App, run_ids, model_ids, report_ids, everything, tracking_uri, experiment, as_json) -> None:
+    """Log to MLflow, one MLflow run for each qhw object, found again by its tags:
+    logging again updates it and never makes a second."""
+    from qhw.tracking import log_objects, open_tracker
+
+    if not (run_ids or model_ids or report_ids or everything):
+        raise click.UsageError("name what to log: --run, --model, --report, or --all")
+    if everything and (run_ids or model_ids or report_ids):
+        raise click.UsageError("--all logs everything; leave out --run, --model and --report")
+    store = app.store()
+    for run_id in run_ids:  # unknown ids refused before MLflow is asked anything
+        store.ledger.run(run_id)
+    for model_id in model_ids:
+        store.catalogue.model(model_id)
+    for report_id in report_ids:
+        store.catalogue.report(report_id)
+    tracker = open_tracker(store, tracking_uri=tracking_uri, experiment=experiment)
+    if not as_json:
+        click.echo(f"logging to MLflow experiment {tracker.experiment_name!r} (id {tracker.experiment_id}) at {tracker.shown_uri}", err=True)
+    logged = log_objects(
+        store, tracker, runs=run_ids, models=model_ids, reports=report_ids, everything=everything,
+        on_logged=None if as_json else lambda item: _say_logged(tracker, item),
+    )
+    if as_json:
+        _emit({"tracking_uri": tracker.shown_uri, "experiment": tracker.experiment_name, "experiment_id": tracker.experiment_id,
+               "logged": [item.to_dict() for item in logged]}, True)
 
 
 # --- database ----------------------------------------------------------------------

@@ -23,8 +23,8 @@ from qhw.quality import hellinger_fidelity
 from qhw.records import PROBABILITIES, RunRecord
 from qhw.store import RunCounts, Store
 from qhw.store.arrays import load_arrays
+from qhw.training import bootstrap_interval  # in training: a trained model's own accuracy carries one
 
-BOOTSTRAP_RESAMPLES = 2000
 SMALLEST_SHOTS = 16
 
 
@@ -34,17 +34,6 @@ SMALLEST_SHOTS = 16
 def total_variation(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Half the L1 distance over the last axis; 0 for equal distributions."""
     return 0.5 * np.sum(np.abs(p - q), axis=-1)
-
-
-def bootstrap_interval(correct: np.ndarray, *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
-    """95 % percentile-bootstrap interval of the mean of a 0/1 vector (resampling test samples)."""
-    correct = np.asarray(correct, dtype=float)
-    if correct.size == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = correct[rng.integers(0, correct.size, size=(resamples, correct.size))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,10 @@ class SchemaOutdatedError(StoreError):
     """The database schema is older than this qhw; `qhw db upgrade` fixes it."""
 
 
+class TrackerError(QhwError):
+    """The experiment tracker (MLflow) is not installed, cannot be reached, or refused what was logged."""
+
+
 # --- backends and jobs ---------------------------------------------------------
 
 

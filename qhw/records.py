@@ -474,6 +474,9 @@ class ModelSpec:
     weights: str  # the .keras file: an artifact store reference, or (a model from before the store) its path
     epochs_run: int | None = None  # what it ran before early stopping (None: not recorded)
     readout: str | None = None  # a hybrid's (READOUTS); None: classical, or not recorded
+    # Keras's history, epoch by epoch: (("loss", (2.3, 1.9, ...)), ("accuracy", ...), ...),
+    # pairs rather than a dict so that the record stays hashable; None: not recorded.
+    history: tuple[tuple[str, tuple[float, ...]], ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -498,3 +501,5 @@ class EvaluationRecord:
     run_id: int | None
     accuracy: float
     test_samples: int
+    low: float | None = None  # the accuracy's 95 % bootstrap interval (None: not kept)
+    high: float | None = None

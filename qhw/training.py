@@ -27,9 +27,21 @@ BATCH_SIZE = 64
 VALIDATION_FRACTION = 0.1
 MIN_VALIDATION = 50
 PATIENCE = 8
+BOOTSTRAP_RESAMPLES = 2000
 
 
 log = logging.getLogger("qhw.training")
+
+
+def bootstrap_interval(correct: np.ndarray, *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of the mean of a 0/1 vector (resampling test samples)."""
+    correct = np.asarray(correct, dtype=float)
+    if correct.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = correct[rng.integers(0, correct.size, size=(resamples, correct.size))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
 
 
 @dataclass(frozen=True)
@@ -283,6 +295,9 @@ class Classifier:
     model: Any  # a keras.Model (Keras loads lazily)
     epochs_run: int
     epochs: int  # the most it could have run
+    # Keras's history, epoch by epoch: loss and accuracy on the samples fitted
+    # (and val_loss, val_accuracy on the validation split, where there is one).
+    history: tuple[tuple[str, tuple[float, ...]], ...] = ()
 
 
 def fit_classifier(
@@ -321,7 +336,8 @@ def fit_classifier(
         history = model.fit(
             x_fit, y_fit, validation_data=validation, epochs=epochs, batch_size=batch_size(len(x_fit)), verbose=0, callbacks=callbacks
         )
-    return Classifier(model=model, epochs_run=len(history.history["loss"]), epochs=epochs)
+    curve = tuple((key, tuple(float(value) for value in values)) for key, values in history.history.items())
+    return Classifier(model=model, epochs_run=len(history.history["loss"]), epochs=epochs, history=curve)
 
 
 def batch_size(samples: int) -> int:
@@ -382,7 +398,9 @@ def _fit_and_register(
         seed=seed,
         progress=progress,
     )
-    accuracy = _accuracy(classifier, x_test, y_test)
+    correct = predict(classifier, x_test) == y_test
+    accuracy = float(np.mean(correct))
+    interval = bootstrap_interval(correct, seed=seed)
     path = models_dir / f"{uuid.uuid4().hex}.keras"
     try:
         classifier.model.save(path)
@@ -398,8 +416,9 @@ def _fit_and_register(
             weights=weights,
             epochs_run=classifier.epochs_run,
             readout=readout,
+            history=classifier.history,
         )
-        model_record, evaluation = store.catalogue.add_model(spec, accuracy=accuracy, test_samples=len(y_test))
+        model_record, evaluation = store.catalogue.add_model(spec, accuracy=accuracy, test_samples=len(y_test), interval=interval)
     finally:
         path.unlink(missing_ok=True)  # the store holds it now
     return TrainResult(

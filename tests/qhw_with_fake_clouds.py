@@ -18,6 +18,10 @@ QHW_TEST_KILL_AT=<point>[:<n>] kills this process (SIGKILL) at the n-th
   before its jobs are sent (inside that transaction: ``rounding``, whose
   passes count a repair's jobs as a round's).
 
+QHW_TEST_SLOW_TRACKER_LOOKUP=<seconds> sleeps after every MLflow lookup
+that finds nothing (`qhw mlflow log`), so that two processes both pass
+through the window between finding nothing and creating a run.
+
 QHW_TEST_IBM_MAX_EXECUTIONS caps IBM's executions per job, and
 QHW_TEST_IBM_LOCAL_CIRCUITS_PER_JOB the circuits of a fake device's local
 job (on either engine), to make runs of several jobs from few samples.
@@ -71,6 +75,21 @@ def main() -> None:
         import qhw.backends.ibm as ibm_adapter
 
         ibm_adapter.LOCAL_CIRCUITS_PER_JOB = engines.DENSITY_CIRCUITS_PER_JOB = int(os.environ["QHW_TEST_IBM_LOCAL_CIRCUITS_PER_JOB"])
+
+    if os.environ.get("QHW_TEST_SLOW_TRACKER_LOOKUP"):
+        import time
+
+        from qhw import tracking
+
+        lookup, pause = tracking._find, float(os.environ["QHW_TEST_SLOW_TRACKER_LOOKUP"])
+
+        def slow_lookup(*args, **kwargs):
+            found = lookup(*args, **kwargs)
+            if found is None:
+                time.sleep(pause)
+            return found
+
+        tracking._find = slow_lookup
 
     from qhw.cli import run
 

@@ -17,7 +17,7 @@ LAYERS = {
     5: ["planning", "executables", "quality"],
     6: ["worker", "parallel", "repair"],
     7: ["rounds", "training", "adaptive", "features", "mitigation", "datasets"],
-    8: ["runs", "compare", "overview", "export", "report"],
+    8: ["runs", "compare", "overview", "export", "report", "tracking"],
     9: ["cli", "cli_options", "demo"],
 }
 LAYER = {name: layer for layer, names in LAYERS.items() for name in names}

@@ -54,6 +54,18 @@ def test_a_run_is_tracked_and_collected_on_postgres(empty_postgres, home):
     stored = store.results.run_counts(result.run.id)
     assert stored.counts.shape == (60, 1, 32) and (stored.counts.sum(axis=2) == 128).all()
     assert list(stored.splits[:40]) == ["train"] * 40 and list(stored.splits[40:]) == ["test"] * 20
+    # Logged to MLflow, the run names its ledger by a URL without the password.
+    from mlflow import MlflowClient
+    from sqlalchemy.engine import make_url
+
+    from qhw.tracking import log_objects, open_tracker
+
+    uri = f"sqlite:///{home.parent}/mlflow.db"
+    (logged,) = log_objects(store, open_tracker(store, tracking_uri=uri, experiment="team"), runs=[result.run.id])
+    tags = MlflowClient(uri).get_run(logged.mlflow_run_id).data.tags
+    url = make_url(empty_postgres)
+    assert url.password and tags["qhw.ledger"] == url._replace(password=None).render_as_string(hide_password=False)
+    assert f":{url.password}@" not in tags["qhw.ledger"] and "***" not in tags["qhw.ledger"]
     store.close()
 
 

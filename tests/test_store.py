@@ -34,7 +34,7 @@ def test_migrations_have_one_head_and_named_files():
     versions = Path(qhw.migrations.__file__).parent / "versions"
     files = sorted(p.name for p in versions.glob("*.py") if p.name != "__init__.py")
     assert files and all(name.split("_", 1)[0].isdigit() and "_" in name for name in files)
-    assert schema.head_revision() == "0020"
+    assert schema.head_revision() == "0021"
 
 
 def test_fresh_database_is_created_at_head_with_sqlite_pragmas(store):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from qhw import circuits, feature_maps
 from qhw.boundary import quoted
@@ -18,7 +20,7 @@ from qhw.records import EvaluationRecord, FeatureSetRecord, ModelRecord, ModelSp
 from qhw.store.database import Database, changed_rows
 from qhw.store.ledger import aware
 from qhw.store.mapping import Column, columns_of, record_of
-from qhw.store.models import EvaluationRow, FeatureSetRow, ModelRow, ReportRow
+from qhw.store.models import EvaluationRow, FeatureSetRow, ModelRow, ReportRow, TrackerClaimRow
 
 if TYPE_CHECKING:
     from qhw.store.artifacts import ArtifactStore
@@ -96,13 +98,19 @@ class Catalogue:
 
     # --- models and evaluations -----------------------------------------------------------
 
-    def add_model(self, spec: ModelSpec, *, accuracy: float, test_samples: int) -> tuple[ModelRecord, EvaluationRecord]:
-        """Register a trained model with its own evaluation, in one transaction."""
+    def add_model(
+        self, spec: ModelSpec, *, accuracy: float, test_samples: int, interval: tuple[float, float] | None = None
+    ) -> tuple[ModelRecord, EvaluationRecord]:
+        """Register a trained model with its own evaluation (and the accuracy's
+        95 % ``interval``), in one transaction."""
+        low, high = interval if interval is not None else (None, None)
         with self._db.transaction() as session:
             model = ModelRow(**columns_of(spec, _MODEL_COLUMNS))
             session.add(model)
             session.flush()
-            evaluation = EvaluationRow(model_id=model.id, run_id=model.run_id, accuracy=accuracy, test_samples=test_samples)
+            evaluation = EvaluationRow(
+                model_id=model.id, run_id=model.run_id, accuracy=accuracy, test_samples=test_samples, low=low, high=high
+            )
             session.add(evaluation)
             session.flush()
             return _model_record(model), _evaluation_record(evaluation)
@@ -128,6 +136,10 @@ class Catalogue:
         )
         with self._db.transaction(write=False) as session:
             return [_model_record(row) for row in session.scalars(query.order_by(ModelRow.id.desc()))]
+
+    def models(self) -> list[ModelRecord]:
+        with self._db.transaction(write=False) as session:
+            return [_model_record(row) for row in session.scalars(select(ModelRow).order_by(ModelRow.id))]
 
     def model(self, model_id: int) -> ModelRecord:
         with self._db.transaction(write=False) as session:
@@ -156,6 +168,35 @@ class Catalogue:
             if row is None:
                 raise NotFoundError(f"no report with id {report_id} (see `qhw reports list`)")
             return _report_record(row)
+
+    # --- claims on the experiment tracker's runs ----------------------------------------------
+
+    def take_claim(self, key: str, holder: str, lease: timedelta) -> bool:
+        """Whether ``holder`` now holds the claim ``key`` (for ``lease``): it
+        was free, or its holder's lease has lapsed (a process killed holding it)."""
+        now = datetime.now(UTC)
+        try:
+            with self._db.transaction() as session:
+                row = session.get(TrackerClaimRow, key)
+                if row is None:
+                    session.add(TrackerClaimRow(key=key, holder=holder, lease_until=now + lease))
+                    return True
+                if aware(row.lease_until) > now:
+                    return False
+                taken = session.execute(
+                    update(TrackerClaimRow)
+                    .where(TrackerClaimRow.key == key, TrackerClaimRow.holder == row.holder, TrackerClaimRow.lease_until == row.lease_until)
+                    .values(holder=holder, lease_until=now + lease)
+                )
+                return changed_rows(taken) == 1
+        except StoreError as err:
+            if isinstance(err.__cause__, IntegrityError):  # another process inserted it first
+                return False
+            raise
+
+    def drop_claim(self, key: str, holder: str) -> None:
+        with self._db.transaction() as session:
+            session.execute(delete(TrackerClaimRow).where(TrackerClaimRow.key == key, TrackerClaimRow.holder == holder))
 
     def evaluations(self, model_id: int | None = None) -> list[EvaluationRecord]:
         with self._db.transaction(write=False) as session:
@@ -359,6 +400,11 @@ def _feature_set_record(row: FeatureSetRow) -> FeatureSetRecord:
 #: ModelRecord fields kept other than as themselves in a column of their name (see qhw.store.mapping).
 _MODEL_COLUMNS = MappingProxyType({
     "weights": Column("weights_path", read=stored_reference),
+    "history": Column(
+        "history",
+        stored=lambda history: None if history is None else json.dumps({key: list(values) for key, values in history}),
+        read=lambda text: None if text is None else tuple((key, tuple(values)) for key, values in json.loads(text).items()),
+    ),
     "created_at": Column("created_at", read=aware),
 })
 
@@ -369,5 +415,6 @@ def _model_record(row: ModelRow) -> ModelRecord:
 
 def _evaluation_record(row: EvaluationRow) -> EvaluationRecord:
     return EvaluationRecord(
-        id=row.id, model_id=row.model_id, run_id=row.run_id, accuracy=row.accuracy, test_samples=row.test_samples
+        id=row.id, model_id=row.model_id, run_id=row.run_id, accuracy=row.accuracy, test_samples=row.test_samples, low=row.low,
+        high=row.high,
     )

@@ -395,6 +395,9 @@ class ModelRow(Base):
     # How a hybrid model reads each circuit (qhw.records.READOUTS); None for a
     # classical model, and for a hybrid one from before it was kept.
     readout: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Its training curve, epoch by epoch (JSON: Keras's history, e.g. loss,
+    # accuracy, val_loss, val_accuracy); None for models from before it was kept.
+    history: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (CheckConstraint(_in("kind", MODEL_KINDS), name="kind_valid"),)
 
@@ -409,6 +412,10 @@ class EvaluationRow(Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True, index=True)
     accuracy: Mapped[float] = mapped_column(Float)
     test_samples: Mapped[int] = mapped_column(Integer)
+    # The accuracy's 95 % bootstrap interval over the test samples; None where
+    # it was not kept (evaluations from before it was, and of other runs).
+    low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    high: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (CheckConstraint("accuracy >= 0 AND accuracy <= 1", name="accuracy_range"),)
 
@@ -424,3 +431,16 @@ class ReportRow(Base):
     simulator_run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
     hardware_run_ids: Mapped[str] = mapped_column(Text)  # a JSON list of run ids
     artifacts: Mapped[str] = mapped_column(String(1024))
+
+
+class TrackerClaimRow(Base):
+    """A process's claim on creating the experiment tracker's run of one qhw
+    object (qhw.tracking): MLflow cannot refuse a second run with the same tag,
+    so the ledger serialises the find-or-create. A claim lapses at lease_until
+    (a process killed while holding it)."""
+
+    __tablename__ = "tracker_claims"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of tracker, experiment and object
+    holder: Mapped[str] = mapped_column(String(128))
+    lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
