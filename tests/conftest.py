@@ -382,6 +382,18 @@ def engine_agreement(store, density_run: int, other_run: int, ideal_run: int) ->
     return between, noise
 
 
+def shot_noise_floor(store, run_id: int, draws: int = 50) -> float:
+    """The total variation two runs of a run's shots differ by from shot noise
+    alone: the mean over ``draws`` pairs of multinomial draws of its pooled
+    shots from its own pooled distribution. Braket's local simulators take no
+    seed, so engines compared against one agree to about this, never exactly."""
+    counts = store.results.run_counts(run_id).counts[:, 0]
+    shots, p = int(counts.sum()), counts.sum(axis=0) / counts.sum()
+    rng = np.random.default_rng(0)
+    pairs = rng.multinomial(shots, p, size=(draws, 2)) / shots
+    return float(np.mean(0.5 * np.abs(pairs[:, 0] - pairs[:, 1]).sum(axis=1)))
+
+
 def fake_ibm_device(name: str):
     """A fake IBM device of qiskit-ibm-runtime (its calibrated snapshot), by class name."""
     import warnings

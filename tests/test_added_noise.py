@@ -445,7 +445,7 @@ def test_braket_emulator_runs_with_noise_on_both_engines(tmp_path, featured_stor
 
     from qhw import runs
 
-    from conftest import engine_agreement
+    from conftest import engine_agreement, shot_noise_floor
 
     emulator = f"braket_emulator:{_document(tmp_path)}"
     options = dict(backend_name=emulator, split="test", limit=8, shots=8192, seed=5, workers=1)
@@ -455,5 +455,9 @@ def test_braket_emulator_runs_with_noise_on_both_engines(tmp_path, featured_stor
     plain = runs.submit(featured_store, engine="braket", **options)
     assert featured_store.ledger.run(density.run.id).noise == parse_noise(noise)
     between, against_plain = engine_agreement(featured_store, density.run.id, braket.run.id, plain.run.id)
-    assert between < 0.015, between
+    # Within shot noise: Braket's simulator takes no seed, and 65,536 shots over
+    # 32 outcomes differ by about 0.0125 from draw to draw (0.010-0.016 seen);
+    # a fixed bound of 0.015 failed one CI run in many.
+    floor = shot_noise_floor(featured_store, density.run.id)
+    assert between < 1.5 * floor, (between, floor)
     assert against_plain > 5 * between, (against_plain, between)
