@@ -375,3 +375,20 @@ def test_no_credential_reaches_mlflow(featured_store, ibm_cloud, braket_cloud, t
     for secret in secrets:
         assert secret not in flat
     assert "fake-ibm-token" not in flat and "AKIA" not in flat
+
+
+def test_a_claim_is_held_by_one_holder_until_it_lapses_or_is_dropped(store):
+    """The ledger's claim on creating an MLflow run: refused to a second
+    holder while held, taken over once its lease has lapsed (its process
+    killed), and let go only by its holder."""
+    from datetime import timedelta
+
+    key = "a" * 64
+    assert store.catalogue.take_claim(key, "one", timedelta(seconds=60))
+    assert not store.catalogue.take_claim(key, "two", timedelta(seconds=60))
+    store.catalogue.drop_claim(key, "two")  # not its claim: nothing happens
+    assert not store.catalogue.take_claim(key, "two", timedelta(seconds=60))
+    store.catalogue.drop_claim(key, "one")
+    assert store.catalogue.take_claim(key, "two", timedelta(seconds=-1))  # taken, with a lease already lapsed
+    assert store.catalogue.take_claim(key, "three", timedelta(seconds=60))  # so the next holder takes it over
+    assert not store.catalogue.take_claim(key, "two", timedelta(seconds=60))
