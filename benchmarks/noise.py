@@ -1,6 +1,6 @@
 """How much noise the hybrid classifier takes: fake_fez made harsher with ``--noise``.
 
-    python benchmarks/noise.py [--shots 1024] [--seed 0] [--bad-error 0.2] [--plot benchmarks/noise.png] [--quick]
+    python benchmarks/noise.py [--shots 1024] [--seed 0] [--bad-error 0.2] [--plot docs/images/noise.png] [--quick]
 
 mnist-5k with 20 components (the paper's 5-qubit map, 4 circuits a sample:
 the configuration within a point of the classical baseline), seed 0. The
@@ -48,7 +48,8 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bad-error", type=float, default=0.2, help="the bad qubit's extra depolarizing error")
-    parser.add_argument("--plot", type=Path, default=Path(__file__).resolve().parent / "noise.png")
+    # Into the documentation site's images: the --noise how-to shows it.
+    parser.add_argument("--plot", type=Path, default=Path(__file__).resolve().parent.parent / "docs" / "images" / "noise.png")
     quick.add_option(parser)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

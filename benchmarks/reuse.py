@@ -28,7 +28,7 @@ Prints three tables.
 
 The emulation has no crosstalk and no state-preparation error after a short
 reset: what it shows is the resets' and mid-circuit measurements' own noise
-as IBM's model has it (README, "Several samples a shot").
+as IBM's model has it (docs/how-to/pack-and-reuse.md, "Several samples a shot").
 """
 
 from __future__ import annotations

@@ -137,7 +137,7 @@ class BuiltIn:
     build: Callable[..., None]
     angle_range: tuple[float, float]  # what the components are scaled to
     chain: bool  # every two-qubit gate between neighbours i, i+1: copies pack on a device's chains
-    help: str  # one line for `qhw features build --help` and the README
+    help: str  # one line for `qhw features build --help` and the docs
     repeated: bool = False  # takes --reps
     parameters: Callable[[int], int] = lambda width: width  # parameters a template of ``width`` qubits has
     circuit_name: str | None = None  # the template's name (default qhw_<name>)

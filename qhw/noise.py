@@ -22,7 +22,7 @@ beyond it, as comma-separated ``key=value`` items:
 - ``seed=N``: the seed of the drift's draws.
 
 A preset names a set of values, any of which a later key overrides:
-``realistic`` (PRESETS; the README says where each figure comes from), as in
+``realistic`` (PRESETS; docs/how-to/noise.md says where each figure comes from), as in
 ``--noise realistic,reset=0.02``.
 
 This module reads and checks SPEC (one number reading, qhw.checks): a value,
@@ -146,7 +146,7 @@ class NoiseSpec:
 
 #: Presets by name. ``realistic``: an IBM Heron device beyond its calibration
 #: snapshot, of the order of published characterisations of IBM devices (the
-#: README cites them and says how far they go): resets that leave 1 % of
+#: docs/how-to/noise.md cites them and says how far they go): resets that leave 1 % of
 #: qubits excited, 1 % dephasing of a neighbour by a mid-circuit measurement,
 #: 0.01 rad of residual ZZ a layer (about 20 kHz over 80 ns), 1 %
 #: state-preparation error, and error rates that drift by 20 % (sigma) between jobs.

@@ -517,7 +517,7 @@ def guard_cost(
         if estimate is None:
             raise ConfigError(
                 f"no price is known for {backend.name}, so --max-cost cannot be checked; "
-                "add one to prices.toml (see the README); nothing was submitted"
+                "add one to prices.toml (docs/how-to/costs.md); nothing was submitted"
             )
         if estimate.usd > max_cost:
             raise ConfigError(f"estimated cost {estimate} exceeds --max-cost ${max_cost:,.2f}; nothing was submitted")

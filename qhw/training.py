@@ -81,7 +81,7 @@ class Readout:
     chosen from the template alone): K x P inputs through a fixed, untrained
     first layer, saved inside the model, so a model still takes probabilities
     and evaluates on any run of its feature set. Measured on mnist-5k at 1,024
-    shots (benchmarks/accuracy.py, README; means over three classifier seeds):
+    shots (benchmarks/accuracy.py, docs/how-to/datasets-and-feature-maps.md; means over three classifier seeds):
     the paper's map at 20 components reads 0.942 this way against 0.933 from
     all probabilities, whose other correlators are mostly shot noise to a
     classifier trained on 4,000 images; ``zz`` and ``reupload`` spread their

@@ -177,7 +177,7 @@ def test_db_upgrade_and_current(home):
 
 def test_demo_prints_three_accuracies(home):
     result = ok_json("demo", "--limit-train", "200", "--limit-test", "50", "--autoencoder-epochs", "2", "--epochs", "2", "--shots", "256")
-    # Every key the README's JSON table promises for demo, and what each names.
+    # Every key docs/reference/json.md promises for demo, and what each names.
     assert set(result) == {
         "classical_accuracy", "hybrid_accuracy", "hybrid_on_hardware_accuracy", "feature_set", "simulator_run", "hardware_run", "comparison", "report",
     }

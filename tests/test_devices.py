@@ -350,7 +350,7 @@ def test_the_ibm_estimate_is_ibm_s_formula_with_the_device_s_own_timing(home):
 
 
 def test_managed_simulator_actual_cost_and_the_leaderboard_s_cost_columns(featured_store, braket_cloud):
-    """README, Cost: a managed simulator is billed its reported execution
+    """docs/how-to/costs.md: a managed simulator is billed its reported execution
     time, at least 3 s a task, by the minute ($0.075 for SV1). The
     leaderboard gives each run's estimated and actual cost a 1,000 samples."""
     from qhw.compare import compare_devices
@@ -384,7 +384,7 @@ def test_managed_simulator_actual_cost_and_the_leaderboard_s_cost_columns(featur
 
 
 def test_a_qpu_run_s_shots_curve_prices_each_point_at_its_own_shots(featured_store, braket_cloud):
-    """README, Cost: a Braket QPU task costs $0.30 plus its shots ($0.00145 a
+    """docs/how-to/costs.md: a Braket QPU task costs $0.30 plus its shots ($0.00145 a
     shot on Garnet); the shots curve prices each point as the run it stands
     for would have cost, and the run's actual cost is its tasks' fees and shots."""
     from qhw.backend import get_backend

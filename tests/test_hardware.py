@@ -389,7 +389,7 @@ def test_credentials_never_reach_the_database_or_home_or_logs(featured_store, ho
 
 @pytest.mark.parametrize("name", ["braket_local", "braket_dm"])
 def test_braket_local_simulators_cap_shots_and_jobs_at_half_of_aer_s(name):
-    """README, Memory: a local job carries at most 2**20 shots (circuits times
+    """docs/reference/errors.md, Memory: a local job carries at most 2**20 shots (circuits times
     shots), 2**19 on Braket's local simulators, which also caps --shots at
     524,288; and never more than the simulator's own program-set limit."""
     from braket.device_schema import DeviceActionType

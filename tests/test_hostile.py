@@ -785,7 +785,7 @@ def test_hostile_input_gets_one_line_and_changes_nothing(home, name):
             undo()
     lines = result.stderr.strip().splitlines()
     # 2 for a malformed option (what the option parser refuses, and options that
-    # cannot go together), 1 for the rest (README, Errors).
+    # cannot go together), 1 for the rest (docs/reference/errors.md).
     malformed = any(sign in result.stderr for sign in USAGE_SIGNS) or name in USAGE_CASES
     assert result.exit_code == (2 if malformed else 1), (result.exit_code, result.output)
     assert "Traceback" not in result.output and "Traceback" not in result.stderr

@@ -194,7 +194,7 @@ def test_an_unreachable_scheduler_is_one_line(featured_store):
 
 
 def test_qhw_dask_scheduler_sends_a_submit_to_the_cluster(featured_store, home, small_jobs, cluster):
-    """README: --scheduler, or QHW_DASK_SCHEDULER when it is not given."""
+    """docs/how-to/cluster.md: --scheduler, or QHW_DASK_SCHEDULER when it is not given."""
     from click.testing import CliRunner
 
     from qhw.cli import main
@@ -216,7 +216,7 @@ def _pids(places: list[str]) -> list[int]:
 
 
 def test_collect_and_retry_run_local_jobs_on_their_workers(featured_store, home, small_jobs, monkeypatch):
-    """README: --workers on `collect` (a local run cut off before its jobs ran)
+    """docs/how-to/cluster.md: --workers on `collect` (a local run cut off before its jobs ran)
     and on `retry` (a local run whose jobs failed): the jobs run in that many
     worker processes, none in the command's own."""
     from click.testing import CliRunner

@@ -119,7 +119,7 @@ def test_statevector_simulates_at_most_20_qubits_and_refuses_more_in_one_line():
     wide = QuantumCircuit(20, 20)
     wide.h(19)
     wide.measure(range(20), range(20))
-    assert backend.transpile(wide).circuit.num_qubits == 20  # the README's limit is reached, not only stated
+    assert backend.transpile(wide).circuit.num_qubits == 20  # the documented limit is reached, not only stated
     wider = QuantumCircuit(21, 21)
     wider.measure(range(21), range(21))
     with pytest.raises(BackendError, match="^statevector simulates at most 20 qubits; the circuit has 21$"):

@@ -1,0 +1,99 @@
+"""The commands the README's walk-through and the tutorial show, run as
+written, in order, on small data: only options that shrink the work are
+added (fewer images, fewer epochs). IBM's device is the fake IBM cloud behind
+the real Runtime client, with the credentials a user would have."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from qhw.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+#: What each command gets added to run on small data; nothing else changes.
+SMALL = {
+    ("features", "build"): ["--limit-train", "200", "--limit-test", "40", "--epochs", "2"],
+    ("train",): ["--epochs", "2"],
+    ("compare",): ["--epochs", "2"],
+    ("demo",): ["--limit-train", "200", "--limit-test", "40", "--autoencoder-epochs", "2", "--epochs", "2"],
+    ("collect",): ["--interval", "0.01", "--timeout", "120"],
+    # The fake IBM cloud measures a packed, reused ibm_fez execution (85 qubits,
+    # a reset between positions) on Aer shot by shot: a few shots, not 1,024.
+    ("submit",): ["--shots", "64"],
+}
+
+
+def commands(markdown: str) -> list[list[str]]:
+    """Every `qhw ...` command of the text's code blocks, in order: trailing
+    comments dropped, `a && b` as two, install and test commands left out."""
+    found = []
+    for block in re.findall(r"^```[^\n]*\n(.*?)^```", markdown, flags=re.S | re.M):
+        for line in block.splitlines():
+            for part in re.sub(r"\s+#\s.*$", "", line).split("&&"):
+                if part.strip().startswith("qhw "):
+                    found.append(shlex.split(part)[1:])
+    return found
+
+
+def small(args: list[str]) -> list[str]:
+    for prefix, extra in SMALL.items():
+        if tuple(args[: len(prefix)]) == prefix:
+            return [*args, *extra]
+    return args
+
+
+def run_all(args_list: list[list[str]], tmp_path: Path, monkeypatch, *, failing: dict[int, str] | None = None, answers: str = "") -> None:
+    monkeypatch.chdir(tmp_path)  # `qhw results --out run2.npz` writes where the user stands
+    failing = failing or {}
+    for index, args in enumerate(args_list):
+        result = CliRunner().invoke(main, small(args), input=answers)
+        if index in failing:
+            assert result.exit_code == 1 and failing[index] in result.stderr, (args, result.output)
+        else:
+            assert result.exit_code == 0, (args, result.output)
+
+
+def test_the_readme_walk_through_runs_as_written(home, ibm_cloud, tmp_path, monkeypatch):
+    import click.testing
+
+    # Run from a terminal, where a paid submission asks (and the user answers y).
+    monkeypatch.setattr(click.testing._NamedTextIOWrapper, "isatty", lambda self: True, raising=False)
+    readme = (ROOT / "README.md").read_text()
+    walk_through = readme[readme.index("## Walk-through") : readme.index("## Documentation")]
+    shown = commands(walk_through)
+    assert shown[0] == ["features", "build", "--dataset", "mnist-5k"] and ["compare", "--sim", "1", "--hw", "3"] in shown
+    assert len(shown) == 11
+    run_all(shown, tmp_path, monkeypatch, answers="y\n")
+
+
+def test_the_tutorial_runs_as_written(home, ibm_cloud, tmp_path, monkeypatch):
+    shown = commands((ROOT / "docs" / "tutorial.md").read_text())
+    refused = next(i for i, args in enumerate(shown) if "--max-cost" in args and args[args.index("--max-cost") + 1] == "0")
+    assert shown[0] == ["demo"] and len(shown) == 19
+    run_all(shown[:1], tmp_path, monkeypatch)  # the quick start, on a fresh machine
+    monkeypatch.setenv("QHW_HOME", str(tmp_path / "walk-through"))  # the walk-through starts afresh: its ids are 1, 2, ...
+    run_all(shown[1:], tmp_path, monkeypatch, failing={refused - 1: "exceeds --max-cost $0.00; nothing was submitted"})
+    assert (tmp_path / "run2.npz").is_file()
+
+
+@pytest.mark.parametrize("page", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")))
+def test_every_command_a_page_shows_is_one_qhw_has(page):
+    """A renamed option or command breaks the page that shows it: each shown
+    command parses (its --help answers) with the options it is shown with."""
+    for args in commands((ROOT / page).read_text()):
+        words = [word for word in args if not word.startswith("-")]
+        group = main
+        for word in words:
+            sub = getattr(group, "commands", {}).get(word)
+            if sub is None:
+                break
+            group = sub
+        known = {name for param in group.params for name in (*param.opts, *param.secondary_opts)} | {"--help"}
+        for word in args:
+            if word.startswith("--"):
+                assert word.split("=")[0] in known, f"{page}: `qhw {' '.join(args)}`: {word} is not an option of it"
