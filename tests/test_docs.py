@@ -97,3 +97,25 @@ def test_every_command_a_page_shows_is_one_qhw_has(page):
         for word in args:
             if word.startswith("--"):
                 assert word.split("=")[0] in known, f"{page}: `qhw {' '.join(args)}`: {word} is not an option of it"
+
+
+def test_the_generated_reference_pages_hold_every_price_and_every_column():
+    import importlib.util
+
+    from qhw.pricing import default_prices
+    from qhw.store.models import Base
+
+    spec = importlib.util.spec_from_file_location("mkdocs_hooks", ROOT / "tools" / "mkdocs_hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    prices = hooks.price_table()
+    for key, value in default_prices().items():
+        for device, price in (value.items() if isinstance(value, dict) else [("(any)", value)]):
+            assert f"| `{key}` | {device if device == '(any)' else f'`{device}`'} | {price:g} |" in prices
+    tables = hooks.database_tables()
+    for table in Base.metadata.sorted_tables:
+        assert f"### `{table.name}`" in tables
+        for column in table.columns:
+            assert f"| `{column.name}` | {column.type} |" in tables
+    page = {"file": type("File", (), {"src_uri": "reference/prices.md"})()}
+    assert hooks.on_page_markdown(f"before\n\n{hooks.PRICE_TABLE}\n", type("Page", (), page)()).startswith("before\n\nqhw's table of")
