@@ -260,7 +260,7 @@ class _Logger:
         self._done: dict[tuple[str, str], str] = {}
 
     def _log(self, entry: _Entry) -> str:
-        done_key = (entry.kind, json.dumps(entry.key, sort_keys=True))
+        done_key = _identity(entry.kind, entry.key)
         if done_key in self._done:
             return self._done[done_key]
         with tempfile.TemporaryDirectory(prefix="qhw-mlflow-") as scratch, _mlflow_errors(self.tracker.uri):
@@ -274,7 +274,7 @@ class _Logger:
 
     def _known(self, kind: str, key: Mapping[str, str]) -> str | None:
         """The MLflow run of an object this call has logged already (its parent's, again)."""
-        return self._done.get((kind, json.dumps(dict(key), sort_keys=True)))
+        return self._done.get(_identity(kind, key))
 
     def feature_set(self, feature_set: FeatureSetRecord) -> str:
         if known := self._known("feature_set", {"qhw.feature_set": str(feature_set.id)}):
@@ -444,6 +444,16 @@ def _numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
 # --- writing to MLflow ---------------------------------------------------------------------
 
 
+def _identity(kind: str, key: Mapping[str, str]) -> tuple[str, str]:
+    """One object of the ledger, as a dictionary key: its kind and its id tags."""
+    return kind, json.dumps(dict(key), sort_keys=True)
+
+
+def _tags(tracker: Tracker, entry: _Entry) -> dict[str, str]:
+    """Every tag of the object's MLflow run: those that find it, its own, and its parent."""
+    return {KIND_TAG: entry.kind, LEDGER_TAG: tracker.ledger, **entry.key, **entry.tags, **({PARENT_TAG: entry.parent} if entry.parent else {})}
+
+
 def _claim_key(tracker: Tracker, entry: _Entry) -> str:
     identity = json.dumps([tracker.uri, tracker.experiment_id, tracker.ledger, entry.kind, entry.key], sort_keys=True)
     return hashlib.sha256(identity.encode()).hexdigest()
@@ -482,9 +492,8 @@ def _find_or_create(store: Store, tracker: Tracker, entry: _Entry) -> tuple[Any,
         found = _find(tracker, entry)  # made by the claim's last holder
         if found is not None:
             return found, False
-        tags = {KIND_TAG: entry.kind, LEDGER_TAG: tracker.ledger, **entry.key, **entry.tags,
-                **({PARENT_TAG: entry.parent} if entry.parent else {})}
-        return tracker.client.create_run(tracker.experiment_id, start_time=_millis(entry.start), tags=tags, run_name=entry.name), True
+        created = tracker.client.create_run(tracker.experiment_id, start_time=_millis(entry.start), tags=_tags(tracker, entry), run_name=entry.name)
+        return created, True
     finally:
         store.catalogue.drop_claim(key, tracker.holder)
 
@@ -512,8 +521,7 @@ def _write(store: Store, tracker: Tracker, entry: _Entry, files: list[tuple[Path
     for name, values in entry.steps.items():
         if name not in have.metrics:  # a curve is logged once: it never changes
             metrics += [Metric(name, float(value), start + step, step) for step, value in enumerate(values)]
-    tags = {KIND_TAG: entry.kind, LEDGER_TAG: tracker.ledger, **entry.key, **entry.tags, **({PARENT_TAG: entry.parent} if entry.parent else {})}
-    changed_tags = [RunTag(name, value) for name, value in tags.items() if have.tags.get(name) != value]
+    changed_tags = [RunTag(name, value) for name, value in _tags(tracker, entry).items() if have.tags.get(name) != value]
     for chunk in _chunks(params, BATCH_PARAMS):
         tracker.client.log_batch(run_id, params=chunk)
     for chunk in _chunks(metrics, BATCH_METRICS):
