@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 import quick
+import tables
 
 SHOTS = 1024
 LADDER = (64, 128, 256, 512, 1024)
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--packed-device", default="fake_fez", help="run packed (--pack auto); '' to leave out")
     parser.add_argument("--seed", type=int, default=0)
     quick.add_option(parser)
+    tables.add_option(parser)
     args = parser.parse_args()
     if args.quick:
         args.packed_device = ""  # the packed rows need fake_fez's 156-qubit noise model: minutes
@@ -53,16 +55,14 @@ def main() -> None:
     feature_set = features.build_features(store, seed=args.seed, **quick.features(args.quick))
     simulator = runs.submit(store, backend_name="statevector", feature_set_id=feature_set.id, shots=SHOTS, seed=args.seed).run
     model = training.train_hybrid(store, run_id=simulator.id, seed=args.seed, **quick.training(args.quick))
-    print(f"mnist-5k, seed {args.seed}: classifier {model.model.id} trained on statevector run {simulator.id} "
-          f"(accuracy {model.accuracy:.3f} on its own test split); set-up {time.perf_counter() - started:.0f} s")
+    context = (f"mnist-5k, seed {args.seed}: classifier M (model {model.model.id}) trained on statevector run {simulator.id} "
+               f"(accuracy {model.accuracy:.3f} on its own test split); set-up {time.perf_counter() - started:.0f} s")
+    print(context)
     from qhw.adaptive import load_classifier
 
     classifier = load_classifier(store.artifacts, store.catalogue.model(model.model.id), 32 * feature_set.circuits_per_sample)
 
-    header = f"{'device':24} {'run':38} {'shots/sample':>12} {'total shots':>12} {'share':>6} {'transfer accuracy [95 %]':>26} {'s':>6}"
-    print()
-    print(header)
-    print("-" * len(header))
+    rows: list[tuple] = []
     devices = [(args.device, 1)] + ([(args.packed_device, "auto")] if args.packed_device else [])
     verdicts = []
     for device, pack in devices:
@@ -80,7 +80,7 @@ def main() -> None:
             figure = _accuracy(classifier, drawn, labels, args.seed)
             full = figure if shots == SHOTS else full
             _row(
-                label, f"uniform {shots}" + (" (run)" if shots == SHOTS else " (subsampled)"), shots, shots * counts.shape[0] * counts.shape[1],
+                rows, label, f"uniform {shots}" + (" (run)" if shots == SHOTS else " (subsampled)"), shots, shots * counts.shape[0] * counts.shape[1],
                 counts, figure, seconds if shots == SHOTS else None,
             )
         for rule, model_id in (("model", model.model.id), ("no model", None)):
@@ -93,16 +93,18 @@ def main() -> None:
             adaptive_counts, adaptive_labels = _test_counts(store, run.id)
             used = store.results.shots_used(run.id)
             figure = _accuracy(classifier, adaptive_counts, adaptive_labels, args.seed)
-            _row(label, f"adaptive, {rule} ({run.round + 1} rounds)", used / len(adaptive_counts), used, counts, figure, seconds)
+            _row(rows, label, f"adaptive, {rule} ({run.round + 1} rounds)", used / len(adaptive_counts), used, counts, figure, seconds)
             if model_id is not None:
                 share = used / (SHOTS * counts.shape[0] * counts.shape[1])
                 verdicts.append(
                     f"{label}: adaptive {figure[0]:.3f} against uniform {full[0]:.3f} ({(figure[0] - full[0]) * 100:+.1f} points) "
                     f"with {share:.0%} of the shots: {'meets' if figure[0] >= full[0] - 0.01 and share <= 0.40 else 'misses'} the target"
                 )
-    print()
-    for verdict in verdicts:
-        print(verdict)
+    tables.Tables(args).show(
+        "shots", f"adaptive against uniform shots, mnist-5k test split: transfer accuracy [95 %] of M. {context}",
+        ("device", "run", "shots a sample (mean)", "total shots", "share of uniform 1,024", "transfer accuracy [95 %]", "submit s"), rows,
+        [f"{verdict}." for verdict in verdicts],
+    )
 
 
 def _test_counts(store, run_id: int):
@@ -124,12 +126,12 @@ def _accuracy(classifier, counts: np.ndarray, labels: np.ndarray, seed: int):
     return float(correct.mean()), low, high
 
 
-def _row(device: str, run: str, per_sample: float, total: int, uniform_counts: np.ndarray, figure, seconds) -> None:
+def _row(rows: list, device: str, run: str, per_sample: float, total: int, uniform_counts: np.ndarray, figure, seconds) -> None:
     share = total / (SHOTS * uniform_counts.shape[0] * uniform_counts.shape[1])
     accuracy, low, high = figure
     shown = f"{accuracy:.3f} [{low:.3f}, {high:.3f}]"
-    took = "" if seconds is None else f"{seconds:.0f}"
-    print(f"{device:24} {run:38} {per_sample:>12,.0f} {total:>12,} {share:>6.0%} {shown:>26} {took:>6}")
+    took = "" if seconds is None else f"{seconds:.1f}"
+    rows.append((device, run, f"{per_sample:,.0f}", f"{total:,}", f"{share:.0%}", shown, took))
 
 
 if __name__ == "__main__":

@@ -21,19 +21,20 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import quick
+import tables
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=70_000)
     quick.add_option(parser)
+    tables.add_option(parser)
     args = parser.parse_args()
     if args.quick:
         args.samples = 2_000
@@ -43,8 +44,6 @@ def main() -> None:
     import boto3
     import numpy as np
     from moto.server import ThreadedMotoServer
-    from rich.console import Console
-    from rich.table import Table
 
     from qhw.records import FeatureSetRecord
     from qhw.store import ArtifactStore
@@ -99,14 +98,11 @@ def main() -> None:
         server.stop()
         shutil.rmtree(home, ignore_errors=True)
 
-    table = Table(title=f"loading a feature set of {args.samples:,} samples ({size_mb:.1f} MB), {platform.machine()}")
-    for column in ("how", "seconds", "against NumPy's read"):
-        table.add_column(column)
     floor = rows[0][1]
-    for how, seconds in rows:
-        table.add_row(how, f"{seconds:.3f}", f"{seconds / floor:.2f}x")
-    Console(width=150).print(table)
-
+    tables.Tables(args).show(
+        "load", f"loading a feature set of {args.samples:,} samples ({size_mb:.1f} MB)", ("how", "seconds", "against NumPy's read"),
+        [(how, f"{seconds:.3f}", f"{seconds / floor:.2f}x") for how, seconds in rows],
+    )
 
 if __name__ == "__main__":
     main()

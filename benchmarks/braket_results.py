@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import quick
+import tables
 
 
 def _document(executables: int, shots: int) -> tuple[str, list[int]]:
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     quick.add_option(parser)
+    tables.add_option(parser)
     args = parser.parse_args()
     if args.quick:
         args.executables, args.shots, args.repeat = 5, 100, 1
@@ -72,11 +74,10 @@ def main() -> None:
     ]
     timings = [(name, _best(call, args.repeat)) for name, call in rows]
     floor = timings[0][1]
-    print(f"One results.json of {args.executables} executables x {args.shots} shots ({len(document) / 1e6:.1f} MB), best of {args.repeat}:\n")
-    print("| reader | seconds | against qhw |")
-    print("|---|---|---|")
-    for name, seconds in timings:
-        print(f"| {name} | {seconds:.2f} | {seconds / floor:.1f}x |")
+    tables.Tables(args).show(
+        "read", f"one results.json of {args.executables} executables x {args.shots} shots ({len(document) / 1e6:.1f} MB), best of {args.repeat}",
+        ("reader", "seconds", "against qhw"), [(name, f"{seconds:.2f}", f"{seconds / floor:.1f}x") for name, seconds in timings],
+    )
 
 
 if __name__ == "__main__":

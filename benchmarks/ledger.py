@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import quick
+import tables
 
 
 def main() -> None:
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--executions", type=int, default=100, help="executions (circuits) per job")
     parser.add_argument("--db", help="SQLAlchemy URL of an empty database (default: SQLite in a temporary folder)")
     quick.add_option(parser)
+    tables.add_option(parser)
     args = parser.parse_args()
     if args.quick:
         args.jobs, args.executions = 5, 10
@@ -37,8 +38,6 @@ def main() -> None:
     os.environ["QHW_HOME"] = str(home)
 
     import numpy as np
-    from rich.console import Console
-    from rich.table import Table
 
     from qhw.jobstates import JobState
     from qhw.records import JobPlan, RunSpec
@@ -99,17 +98,17 @@ def main() -> None:
         local["release"].append(ms)
     assert store.results.count_rows(local_jobs[0].run_id) == args.jobs * args.executions
 
-    table = Table(title=f"qhw ledger cost per job ({args.jobs} jobs of {args.executions} executions; {store.display_url.split(':')[0]}; "
-                  f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores)")
-    for column in ("job", "step", "median ms", "commits"):
-        table.add_column(column)
     commits = {"create": "1 per run", "start": "1", "record id": "1", "claim": "1", "running": "1", "store counts": "1", "release": "1"}
+    rows = []
     for kind, steps in (("remote", remote), ("local simulator", local)):
         for name, values in steps.items():
-            table.add_row(kind, name, f"{statistics.median(values):.2f}", commits[name] if name != "release" or kind != "remote" else "2")
+            rows.append((kind, name, f"{statistics.median(values):.2f}", commits[name] if name != "release" or kind != "remote" else "2"))
         total = sum(statistics.median(values) for values in steps.values())
-        table.add_row(kind, "[b]all ledger writes[/b]", f"[b]{total:.2f}[/b]", "")
-    Console().print(table)
+        rows.append((kind, "all ledger writes", f"{total:.2f}", ""))
+    tables.Tables(args).show(
+        "writes", f"qhw ledger cost per job ({args.jobs} jobs of {args.executions} executions; {store.display_url.split(':')[0]})",
+        ("job", "step", "median ms", "commits"), rows,
+    )
     store.close()
 
 

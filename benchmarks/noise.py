@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import quick
+import tables
 from reuse import qpu_seconds
 
 EFFECTS = ("reset", "measure-crosstalk", "crosstalk", "prep", "drift")
@@ -51,6 +52,7 @@ def main() -> None:
     # Into the documentation site's images: the --noise how-to shows it.
     parser.add_argument("--plot", type=Path, default=Path(__file__).resolve().parent.parent / "docs" / "images" / "noise.png")
     quick.add_option(parser)
+    tables.add_option(parser)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ["QHW_HOME"] = tempfile.mkdtemp(prefix="qhw-bench-noise-")
@@ -118,37 +120,36 @@ def main() -> None:
     bad = f"bad-qubit={bad_qubit}:{args.bad_error:g}"
     rows.append(("packed and reused", f"copy 0 on a bad qubit ({bad})", bad, measure("packed and reused", bad)))
 
-    print()
-    header = (
-        f"fake_fez, mnist-5k test split ({first['run'].n_samples} samples x {circuits} circuits, {args.shots} shots): "
-        f"simulator {interval(baseline['simulator'])}, classical {interval(baseline['classical'])}"
+    published = tables.Tables(args)
+    context = f"simulator {interval(baseline['simulator'])}, classical {interval(baseline['classical'])}"
+    published.show(
+        "effects",
+        f"fake_fez, mnist-5k test split ({first['run'].n_samples} samples x {circuits} circuits, {args.shots} shots): {context}",
+        ("configuration", "noise", "transfer accuracy [95 %]", "fidelity", "copies: worst (#) .. best", "positions: worst (#) .. best",
+         "ibm_fez QPU s", "submit s"),
+        [
+            (mode, label, interval(f["transfer"]), f"{f['fidelity']:.4f}", spread(f["by_copy"]), spread(f["by_position"]), f"{f['qpu']:,.1f}",
+             f"{f['seconds']:.1f}")
+            for mode, label, _, f in rows
+        ],
     )
-    print(header)
-    columns = (
-        f"{'configuration':20} {'noise':38} {'transfer accuracy [95 %]':>26} {'fidelity':>8}  {'copies: worst (#) .. best':>26}  "
-        f"{'positions: worst (#) .. best':>28} {'ibm_fez QPU s':>13} {'submit s':>8}"
-    )
-    print(columns)
-    print("-" * len(columns))
-    for mode, label, _, f in rows:
-        print(
-            f"{mode:20} {label:38} {interval(f['transfer']):>26} {f['fidelity']:>8.4f}  {spread(f['by_copy']):>26}  "
-            f"{spread(f['by_position']):>28} {f['qpu']:>13,.1f} {f['seconds']:>8.1f}"
-        )
 
-    print()
     scales = (1, 2) if args.quick else SCALES
-    header = f"transfer accuracy against --noise scale=F (simulator {baseline['simulator'].accuracy:.3f}, classical {baseline['classical'].accuracy:.3f})"
-    print(header)
-    print(f"{'scale':>6} " + " ".join(f"{mode + ' (fidelity)':>37}" for mode in MODES))
     curve: dict[str, list] = {mode: [] for mode in MODES}
+    scaled = []
     for scale in scales:
-        cells = []
+        cells = [str(scale)]
         for mode in MODES:
             f = first if (scale, mode) == (1, "packed and reused") else measure(mode, None if scale == 1 else f"scale={scale}")
             curve[mode].append(f["transfer"])
-            cells.append(f"{interval(f['transfer']):>26} ({f['fidelity']:.4f})")
-        print(f"{scale:>6} " + " ".join(cells))
+            cells.append(f"{interval(f['transfer'])} ({f['fidelity']:.4f})")
+        scaled.append(cells)
+    published.show(
+        "scale",
+        f"transfer accuracy against --noise scale=F [95 % interval] (mean fidelity): {context}",
+        ("--noise scale=F", *(f"{mode}" for mode in MODES)),
+        scaled,
+    )
     _plot(args.plot, scales, curve, baseline)
     print(f"plot: {args.plot}")
 

@@ -35,6 +35,7 @@ import itertools
 import time
 
 import quick
+import tables
 
 
 def _ibm(name: str):
@@ -67,7 +68,7 @@ def _ion_trap(qubits: int, broken: tuple[int, int] | None = None):
     return DeviceGraph.of(range(qubits), pairs, readout_error={q: 0.004 + q / 100_000 for q in range(qubits)})
 
 
-def main() -> None:
+def main(published: tables.Tables) -> None:
     from qhw.packing import partition
 
     devices = {
@@ -80,19 +81,21 @@ def main() -> None:
         "ion trap, one broken coupler (32)": lambda: _ion_trap(32, broken=(3, 17)),
         "all-to-all (100)": lambda: _ion_trap(100),
     }
-    header = f"{'device':34} {'spacing':>7} {'copies':>6} {'best error':>10} {'worst error':>11} {'seconds':>8}"
-    print(header)
-    print("-" * len(header))
+    rows = []
     for name, build in devices.items():
         graph = build()
         for spacing in (1, 0):
             start = time.perf_counter()
             packed = partition(graph, width=5, spacing=spacing)
             seconds = time.perf_counter() - start
-            print(f"{name:34} {spacing:>7} {len(packed.copies):>6} {packed.best_error:>10.3f} {packed.worst_error:>11.3f} {seconds:>8.3f}")
+            rows.append((name, spacing, len(packed.copies), f"{packed.best_error:.3f}", f"{packed.worst_error:.3f}", f"{seconds:.3f}"))
+    published.show(
+        "copies", "copies of the 5-qubit feature map a device holds (qhw.packing), best error and worst error of a copy",
+        ("device", "spacing", "copies", "best error", "worst error", "seconds"), rows,
+    )
 
 
-def qpu_time(samples: int = 10_000, shots: int = 1024, device: str = "ibm_fez") -> None:
+def qpu_time(published: tables.Tables, samples: int = 10_000, shots: int = 1024, device: str = "ibm_fez") -> None:
     from qhw.backend import get_backend
     from qhw.circuits import feature_map
     from qhw.planning import plan_jobs, plan_packing, sent_sizes
@@ -100,10 +103,7 @@ def qpu_time(samples: int = 10_000, shots: int = 1024, device: str = "ibm_fez") 
 
     backend = get_backend(device)
     prices = load_prices()
-    print()
-    header = f"{device}: {samples:,} samples x {shots:,} shots  {'copies':>6} {'jobs':>5} {'executions':>10} {'QPU s':>7} {'vs unpacked':>11} {'USD':>9}"
-    print(header)
-    print("-" * len(header))
+    rows = []
     unpacked = None
     for label, wanted in (("unpacked (--pack 1)", 1), ("--pack auto, spacing 1", None)):
         profile = backend.profile(offline=True)  # before any network, as qhw submit estimates
@@ -113,12 +113,15 @@ def qpu_time(samples: int = 10_000, shots: int = 1024, device: str = "ibm_fez") 
         estimate = backend.estimate_cost(profile, sizes, shots, prices)
         seconds = estimate.usd / prices["ibm_usd_per_qpu_second"]
         unpacked = unpacked or seconds
-        print(
-            f"{label:43} {copies:>6} {len(plans):>5} {sum(sizes):>10,} {seconds:>7,.0f} {seconds / unpacked:>11.3f} {estimate.usd:>9,.2f}"
-        )
+        rows.append((label, copies, len(plans), f"{sum(sizes):,}", f"{seconds:,.0f}", f"{seconds / unpacked:.3f} (1/{unpacked / seconds:.1f})",
+                     f"{estimate.usd:,.2f}"))
+    published.show(
+        "qpu-time", f"{device}: {samples:,} samples x {shots:,} shots, qhw's estimate before any network (the device's snapshot)",
+        ("configuration", "copies", "jobs", "executions", "QPU s", "vs unpacked", "USD"), rows,
+    )
 
 
-def accuracy(device: str, shots: int, seed: int = 0, quick_mode: bool = False) -> None:
+def accuracy(published: tables.Tables, device: str, shots: int, seed: int = 0, quick_mode: bool = False) -> None:
     import os
     import tempfile
 
@@ -130,10 +133,7 @@ def accuracy(device: str, shots: int, seed: int = 0, quick_mode: bool = False) -
     store = Store(config.database_url())
     feature_set = features.build_features(store, seed=seed, **quick.features(quick_mode))
     simulator = runs.submit(store, backend_name="statevector", feature_set_id=feature_set.id, shots=shots, seed=seed).run
-    print()
-    header = f"{device}, mnist-5k test split, {shots} shots  {'copies':>6} {'executions':>10} {'submit s':>8} {'transfer accuracy [95 %]':>26} {'fidelity':>8}"
-    print(header)
-    print("-" * len(header))
+    rows = []
     for label, pack in (("unpacked", 1), ("--pack auto", "auto")):
         started = time.perf_counter()
         result = runs.submit(store, backend_name=device, feature_set_id=feature_set.id, split="test", shots=shots, seed=seed, pack=pack)
@@ -141,9 +141,11 @@ def accuracy(device: str, shots: int, seed: int = 0, quick_mode: bool = False) -
         comparison = compare(store, simulator_run_id=simulator.id, hardware_run_id=result.run.id, seed=seed, **quick.training(quick_mode))
         transfer = comparison.accuracy("transfer")
         shown = f"{transfer.accuracy:.3f} [{transfer.low:.3f}, {transfer.high:.3f}]"
-        print(
-            f"{label:45} {result.run.copies:>6} {result.executions:>10,} {seconds:>8.1f} {shown:>26} {comparison.agreement.fidelity.mean:>8.4f}"
-        )
+        rows.append((label, result.run.copies, f"{result.executions:,}", f"{seconds:.1f}", shown, f"{comparison.agreement.fidelity.mean:.4f}"))
+    published.show(
+        "accuracy", f"{device}, mnist-5k test split, {shots} shots, trained on the statevector simulator",
+        ("configuration", "copies", "executions", "submit s", "transfer accuracy [95 %]", "mean fidelity"), rows,
+    )
 
 
 if __name__ == "__main__":
@@ -154,10 +156,12 @@ if __name__ == "__main__":
     parser.add_argument("--device", default="fake_fez")
     parser.add_argument("--shots", type=int, default=1024)
     quick.add_option(parser)
+    tables.add_option(parser)
     args = parser.parse_args()
     if args.quick:  # every step, the accuracy too, on the 5-qubit device (one copy) at 64 shots
         args.accuracy, args.device, args.shots = True, "fake_manila", 64
-    main()
-    qpu_time()
+    published = tables.Tables(args)
+    main(published)
+    qpu_time(published)
     if args.accuracy:
-        accuracy(args.device, args.shots, quick_mode=args.quick)
+        accuracy(published, args.device, args.shots, quick_mode=args.quick)

@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import quick
+import tables
 from reuse import qpu_seconds
 
 
@@ -53,18 +53,20 @@ def main() -> None:
     parser.add_argument("--bad-error", type=float, default=0.2, help="the bad qubit's extra depolarizing error")
     parser.add_argument("--part", choices=("cost", "repairs", "both"), default="both", help="the check's cost, --quality auto's repairs, or both")
     quick.add_option(parser)
+    tables.add_option(parser)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ["QHW_HOME"] = tempfile.mkdtemp(prefix="qhw-bench-quality-")
     if args.quick:
         args.repeats, args.shots = 1, 64
+    published = tables.Tables(args)
     if args.part != "repairs":
-        cost(args)
+        cost(args, published)
     if args.part != "cost":
-        repairs(args)
+        repairs(args, published)
 
 
-def cost(args) -> None:
+def cost(args, published: tables.Tables) -> None:
     """The check's cost in a run's collect: with it, switched off, alone."""
 
     import numpy as np
@@ -126,21 +128,21 @@ def cost(args) -> None:
     alone = time.perf_counter() - start
 
     a, b = statistics.median(with_check), statistics.median(without)
-    print()
     title = (
         f"the exact-answer check in a run's collect: fake_fez --pack auto --reuse auto, {circuits:,} circuits "
         f"({circuits // feature_set.circuits_per_sample:,} samples x {feature_set.circuits_per_sample}), {args.shots} shots, "
-        f"one worker; {platform.machine()}, {os.cpu_count()} cores; median of {args.repeats}"
+        f"one worker; median of {args.repeats}"
     )
-    print(title)
-    print(f"{'':44} {'seconds':>8} {'vs without':>10}")
-    print(f"{'submit and collect, with the check':44} {a:>8.2f} {a / b:>10.3f}")
-    print(f"{'submit and collect, the check switched off':44} {b:>8.2f} {1:>10.3f}")
-    print(f"{'the check alone (exact answers + fidelities)':44} {alone:>8.2f} {alone / b:>10.3f}")
-    print(f"{'time in the check during a checked run':44} {statistics.median(spent):>8.2f} {statistics.median(spent) / b:>10.3f}")
+    inside_check = statistics.median(spent)
+    published.show("cost", title, ("what", "seconds", "vs without"), [
+        ("submit and collect, with the check", f"{a:.2f}", f"{a / b:.3f}"),
+        ("submit and collect, the check switched off", f"{b:.2f}", f"{1:.3f}"),
+        ("the check alone (exact answers + fidelities)", f"{alone:.2f}", f"{alone / b:.3f}"),
+        ("time in the check during a checked run", f"{inside_check:.2f}", f"{inside_check / b:.3f}"),
+    ])
 
 
-def repairs(args) -> None:
+def repairs(args, published: tables.Tables) -> None:
     """Transfer accuracy, circuits repaired and QPU time, with and without --quality auto."""
     from qhw import config, features, runs
     from qhw.compare import compare
@@ -177,19 +179,16 @@ def repairs(args) -> None:
             estimate, _ = qpu_seconds("ibm_fez", run.n_samples, args.shots, pack=None, reuse=None, circuits_per_sample=run.circuits_per_sample)
             rows.append((label, mode, accuracy["transfer"], float(fidelity.mean()), ",".join(flagged) or "-",
                          store.results.repaired(run.id) / store.results.count_rows(run.id), estimate * (planned + added) / planned))
-    print()
     first = rows[0]
-    print(
+    published.show(
+        "repairs",
         f"--quality auto on fake_fez --pack auto --reuse auto, every sample x {feature_set.circuits_per_sample} circuits "
         f"({first[2].test_samples} test samples), {args.shots} shots, one worker: simulator "
-        f"{baseline['simulator'].accuracy:.3f}, classical {baseline['classical'].accuracy:.3f}"
+        f"{baseline['simulator'].accuracy:.3f}, classical {baseline['classical'].accuracy:.3f}",
+        ("noise", "--quality", "transfer accuracy [95 %]", "fidelity", "flagged", "repaired", "ibm_fez QPU s"),
+        [(label, mode, f"{transfer.accuracy:.3f} [{transfer.low:.3f}, {transfer.high:.3f}]", f"{fidelity:.4f}", flagged, f"{share:.1%}", f"{seconds:,.1f}")
+         for label, mode, transfer, fidelity, flagged, share, seconds in rows],
     )
-    header = f"{'noise':44} {'--quality':>9} {'transfer accuracy [95 %]':>26} {'fidelity':>8} {'flagged':>12} {'repaired':>9} {'ibm_fez QPU s':>13}"
-    print(header)
-    print("-" * len(header))
-    for label, mode, transfer, fidelity, flagged, share, seconds in rows:
-        interval = f"{transfer.accuracy:.3f} [{transfer.low:.3f}, {transfer.high:.3f}]"
-        print(f"{label:44} {mode:>9} {interval:>26} {fidelity:>8.4f} {flagged:>12} {share:>9.1%} {seconds:>13,.1f}")
 
 
 if __name__ == "__main__":

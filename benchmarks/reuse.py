@@ -39,6 +39,7 @@ import tempfile
 import time
 
 import quick
+import tables
 
 #: What --reuse takes in table 1 and 2; None is auto.
 REUSES = (1, 2, 4, 8, 16, None)
@@ -64,19 +65,20 @@ def qpu_seconds(device: str, samples: int, shots: int, *, pack, reuse, circuits_
     return plan.estimate.quantum_seconds, plan
 
 
-def estimate_table(device: str = "ibm_fez", samples: int = 10_000, shots: int = 1024) -> None:
-    header = f"{device}: {samples:,} samples x {shots:,} shots, --pack auto  {'reuse':>5} {'copies':>6} {'executions':>10} {'QPU s':>7} {'vs reuse 1':>10}"
-    print(header)
-    print("-" * len(header))
+def estimate_table(published: tables.Tables, device: str = "ibm_fez", samples: int = 10_000, shots: int = 1024) -> None:
+    rows = []
     first = None
     for reuse in REUSES:
         seconds, plan = qpu_seconds(device, samples, shots, pack=None, reuse=reuse)
         first = first or seconds
-        label = f"--reuse {_label(reuse)}"
-        print(f"{label:52} {plan.reuse:>5} {plan.copies:>6} {plan.executions_sent:>10,} {seconds:>7,.1f} {seconds / first:>10.3f}")
+        rows.append((_label(reuse), plan.reuse, plan.copies, f"{plan.executions_sent:,}", f"{seconds:,.1f}", f"{seconds / first:.3f}"))
+    published.show(
+        "estimate", f"{device}: {samples:,} samples x {shots:,} shots, --pack auto, qhw's QPU-time estimate",
+        ("--reuse", "samples a copy a shot", "copies", "executions", "QPU s (estimate)", "vs --reuse 1"), rows,
+    )
 
 
-def accuracy_table(device: str, shots: int, seed: int, quick_mode: bool) -> float:
+def accuracy_table(published: tables.Tables, device: str, shots: int, seed: int, quick_mode: bool) -> float:
     """Table 2; returns the adaptive run's share of the uniform run's shots."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ["QHW_HOME"] = tempfile.mkdtemp(prefix="qhw-bench-reuse-")
@@ -87,13 +89,7 @@ def accuracy_table(device: str, shots: int, seed: int, quick_mode: bool) -> floa
     store = Store(config.database_url())
     feature_set = features.build_features(store, seed=seed, **quick.features(quick_mode))
     simulator = runs.submit(store, backend_name="statevector", feature_set_id=feature_set.id, shots=shots, seed=seed).run
-    print()
-    header = (
-        f"{device} --pack auto, mnist-5k test split, {shots} shots  {'reuse':>5} {'copies':>6} {'executions':>10} {'submit s':>8} "
-        f"{'transfer accuracy [95 %]':>26}  mean fidelity by position 1..K"
-    )
-    print(header)
-    print("-" * len(header))
+    rows = []
     for reuse in (2,) if quick_mode else REUSES:  # quick: one reused run (auto runs below, with --adaptive)
         started = time.perf_counter()
         result = runs.submit(
@@ -105,8 +101,7 @@ def accuracy_table(device: str, shots: int, seed: int, quick_mode: bool) -> floa
         transfer = comparison.accuracy("transfer")
         shown = f"{transfer.accuracy:.3f} [{transfer.low:.3f}, {transfer.high:.3f}]"
         by_position = " ".join(f"{summary.mean:.4f}" for _, summary in sorted(comparison.agreement.fidelity_by_position.items()))
-        label = f"--reuse {_label(reuse)}"
-        print(f"{label:52} {result.run.reuse:>5} {result.run.copies:>6} {result.executions:>10,} {seconds:>8.1f} {shown:>26}  {by_position}")
+        rows.append((_label(reuse), result.run.reuse, result.run.copies, f"{result.executions:,}", f"{seconds:.1f}", shown, by_position))
 
     model = training.train_hybrid(store, run_id=simulator.id, seed=seed, **quick.training(quick_mode))
     started = time.perf_counter()
@@ -120,25 +115,30 @@ def accuracy_table(device: str, shots: int, seed: int, quick_mode: bool) -> floa
     used = store.results.shots_used(adaptive.id)
     share = used / (shots * adaptive.n_samples * feature_set.circuits_per_sample)
     shown = f"{transfer.accuracy:.3f} [{transfer.low:.3f}, {transfer.high:.3f}]"
-    label = f"--reuse auto --adaptive --model {model.model.id} ({share:.0%} of the shots)"
-    print(f"{label:52} {adaptive.reuse:>5} {adaptive.copies:>6} {'':>10} {seconds:>8.1f} {shown:>26}")
+    rows.append((f"auto, --adaptive ({share:.0%} of the shots)", adaptive.reuse, adaptive.copies, "", f"{seconds:.1f}", shown, ""))
+    published.show(
+        "accuracy",
+        f"{device} --pack auto, mnist-5k test split, {shots} shots: mean fidelity by position against the simulator",
+        ("--reuse", "K", "copies", "executions", "submit s", "transfer accuracy [95 %]", "mean fidelity by position 1..K"), rows,
+    )
     return share
 
 
-def moonshot_table(adaptive_share: float | None, device: str = "ibm_fez", shots: int = 1024) -> None:
-    print()
-    header = f"all {MNIST_IMAGES:,} MNIST images x {shots:,} shots on {device}  {'circuits a sample':>17} {'QPU s':>8} {'vs 600 s':>8}"
-    print(header)
-    print("-" * len(header))
+def moonshot_table(published: tables.Tables, adaptive_share: float | None, device: str = "ibm_fez", shots: int = 1024) -> None:
+    rows = []
     for circuits in (1, 4):
-        rows = [("unpacked", 1, 1), ("--pack auto", None, 1), ("--pack auto --reuse auto", None, None)]
-        for label, pack, reuse in rows:
+        configurations = [("unpacked", 1, 1), ("--pack auto", None, 1), ("--pack auto --reuse auto", None, None)]
+        for label, pack, reuse in configurations:
             seconds, _ = qpu_seconds(device, MNIST_IMAGES, shots, pack=pack, reuse=reuse, circuits_per_sample=circuits)
-            print(f"{label:56} {circuits:>17} {seconds:>8,.0f} {seconds / FREE_PLAN_SECONDS:>8.2f}")
+            rows.append((f"`{label}`" if pack != 1 else label, circuits, f"{seconds:,.0f}", f"{seconds / FREE_PLAN_SECONDS:.2f}"))
         if adaptive_share is not None:
-            label = f"--pack auto --reuse auto --adaptive ({adaptive_share:.0%} of shots)"
             seconds = _adaptive_seconds(device, circuits, shots, adaptive_share)
-            print(f"{label:56} {circuits:>17} {seconds:>8,.0f} {seconds / FREE_PLAN_SECONDS:>8.2f}")
+            rows.append((f"`--pack auto --reuse auto --adaptive` ({adaptive_share:.0%} of the shots)", circuits, f"{seconds:,.0f}",
+                         f"{seconds / FREE_PLAN_SECONDS:.2f}"))
+    published.show(
+        "moonshot", f"all {MNIST_IMAGES:,} MNIST images x {shots:,} shots on {device}, against the {FREE_PLAN_SECONDS} QPU s a month of IBM's Open plan",
+        ("configuration", "circuits a sample", "QPU s", "months of the Open plan"), rows,
+    )
 
 
 def _adaptive_seconds(device: str, circuits: int, shots: int, share: float) -> float:
@@ -155,12 +155,14 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
     quick.add_option(parser)
+    tables.add_option(parser)
     args = parser.parse_args()
     if args.quick:  # every step on the emulated 5-qubit device (one copy) at 64 shots
         args.device, args.shots = "fake_manila", 64
-    estimate_table()
-    share = accuracy_table(args.device, args.shots, args.seed, args.quick)
-    moonshot_table(share)
+    published = tables.Tables(args)
+    estimate_table(published)
+    share = accuracy_table(published, args.device, args.shots, args.seed, args.quick)
+    moonshot_table(published, share)
 
 
 if __name__ == "__main__":

@@ -25,13 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import quick
+import tables
 
 TRAIN = r"""
 import json, sys, time
@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=1024)
     parser.add_argument("--simulator", default="aer_simulator", help="the backend of the run the hybrid classifier trains on")
     quick.add_option(parser)
+    tables.add_option(parser)
     args = parser.parse_args()
     epochs = str(quick.EPOCHS if args.quick else 60)
     small = ["--limit-train", "60", "--limit-test", "20", "--epochs", "1"] if args.quick else []
@@ -122,17 +123,15 @@ def main() -> None:
     stage("hybrid train, qhw (early stopping)", [sys.executable, "-c", TRAIN, "hybrid", "qhw", "2", epochs])
     stage(f"hybrid train, before (fixed {epochs} epochs)", [sys.executable, "-c", TRAIN, "hybrid", "before", "2", epochs])
 
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"qhw at scale: {args.dataset}, {args.shots} shots; {platform.machine()}, {os.cpu_count()} cores")
-    for column in ("stage", "wall s", "peak MB", "accuracy [95 %]", "epochs"):
-        table.add_column(column)
-    for row in rows:
-        accuracy = f"{row['accuracy']:.3f} [{row['low']:.3f}, {row['high']:.3f}]" if "low" in row else ""
-        table.add_row(row["stage"], f"{row['seconds']:.1f}", f"{row['peak_mb']:,.0f}", accuracy, str(row.get("epochs", "")))
-    Console(width=150).print(table)
-
+    tables.Tables(args).show(
+        "stages", f"qhw at scale: {args.dataset}, {args.shots} shots; each stage a process of its own, imports included",
+        ("stage", "wall s", "peak MB", "test accuracy [95 %]", "epochs"),
+        [
+            (row["stage"], f"{row['seconds']:.1f}", f"{row['peak_mb']:,.0f}",
+             f"{row['accuracy']:.3f} [{row['low']:.3f}, {row['high']:.3f}]" if "low" in row else "", str(row.get("epochs", "")))
+            for row in rows
+        ],
+    )
 
 if __name__ == "__main__":
     main()

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import quick
+import tables
 
 
 def main() -> None:
@@ -33,14 +33,13 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=70_000, help="samples for the statevector-against-floor row")
     parser.add_argument("--skip", nargs="*", default=[], help="backends to leave out, e.g. braket_local")
     quick.add_option(parser)
+    tables.add_option(parser)
     args = parser.parse_args()
     if args.quick:
         args.samples, args.large, args.shots = 100, 2000, 64
     os.environ["QHW_HOME"] = tempfile.mkdtemp(prefix="qhw-simulators-")
 
     import numpy as np
-    from rich.console import Console
-    from rich.table import Table
 
     from qhw import circuits, config, parallel, runs
     from qhw.backend import get_backend
@@ -114,26 +113,22 @@ def main() -> None:
     rows.append((f"raw Aer SamplerV2, jobs of 1,000, one thread, {n} samples", raw, "1.00 (reference)"))
     rows.append((f"qhw submit aer_simulator, 1 worker, {n} samples", wrapped, f"{wrapped / raw:.2f}x the raw call"))
 
-    table = Table(title=f"qhw local simulators, {args.shots} shots; {platform.machine()}, {cores} cores")
-    for column in ("what", "seconds", "per sample (us)", "ratio"):
-        table.add_column(column)
-    for what, seconds, ratio in rows:
-        samples = args.large if str(args.large) in what else n
-        table.add_row(what, f"{seconds:.3f}", f"{seconds / samples * 1e6:,.1f}", ratio)
-    Console(width=150).print(table)
-    noisy_table(args, store, feature_set, angles, floor_seconds)
+    published = tables.Tables(args)
+    published.show(
+        "local", f"qhw local simulators, {args.shots} shots; {cores} cores", ("what", "seconds", "per sample (us)", "ratio"),
+        [(what, f"{seconds:.3f}", f"{seconds / (args.large if str(args.large) in what else n) * 1e6:,.1f}", ratio) for what, seconds, ratio in rows],
+    )
+    noisy_table(args, published, store, feature_set, angles, floor_seconds)
     store.close()
 
 
-def noisy_table(args, store, feature_set, angles, floor_seconds: float) -> None:
+def noisy_table(args, published: tables.Tables, store, feature_set, angles, floor_seconds: float) -> None:
     """Emulated devices: qhw's noisy engine (the default) against Aer's
     sampling path (``--engine aer``, Runtime's local mode) and Aer's
     density-matrix method with the same noise model, per sample, one worker."""
     import warnings
 
     import numpy as np
-    from rich.console import Console
-    from rich.table import Table
 
     from qhw import circuits, runs
     from qhw.backend import get_backend
@@ -224,20 +219,19 @@ def noisy_table(args, store, feature_set, angles, floor_seconds: float) -> None:
     rows += [(f"braket_emulator (IQM-like), qhw submit --engine braket (LocalEmulator), {few_braket} samples", few_braket, braket_local)]
     rows += [("braket_emulator (IQM-like), qhw submit (density engine)", n, timed(emulator))]
 
-    table = Table(title=f"emulated devices, {args.shots} shots, one worker; {platform.machine()}")
-    for column in ("what", "samples", "seconds", "per sample (us)", "vs its provider's path"):
-        table.add_column(column)
     reference = {  # (the noisy rows first: their label starts as fake_fez's)
         "fake_fez --noise": None if aer_noisy is None else aer_noisy / noisy_part,
         "fake_manila": aer_manila / n, "fake_fez": None if aer_fez is None else aer_fez / part, "braket_emulator": braket_local / few_braket,
     }
+    shown = []
     for what, samples, seconds in rows:
         per = seconds / samples
         device = next((d for d in reference if what.startswith(d)), None)
         ratio = f"{reference[device] / per:,.1f}x faster" if device and reference[device] else ""
-        table.add_row(what, f"{samples:,}", f"{seconds:.2f}", f"{per * 1e6:,.1f}", ratio)
-    Console(width=170).print(table)
-
+        shown.append((what, f"{samples:,}", f"{seconds:.2f}", f"{per * 1e6:,.1f}", ratio))
+    published.show(
+        "emulated", f"emulated devices, {args.shots} shots, one worker", ("what", "samples", "seconds", "per sample (us)", "vs its provider's path"), shown,
+    )
 
 def program_model(backend, executable):
     """The noise model the engine reads for an executable's instructions (the device's own, restricted)."""

@@ -22,7 +22,7 @@ TABLE_SIGNS = {
     "accuracy.py": "qhw accuracy by feature map",
     "artifacts.py": "loading a feature set of",
     "adaptive.py": "transfer accuracy [95 %]",
-    "braket_results.py": "| reader | seconds | against qhw |",
+    "braket_results.py": "one results.json of",
     "emulated_hardware.py": "hybrid classifier on emulated IBM devices",
     "ledger.py": "commits",
     "noise.py": "transfer accuracy against --noise scale=F",
@@ -47,3 +47,33 @@ def test_the_benchmark_runs_in_its_quick_mode(script, tmp_path):
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick"], env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert TABLE_SIGNS[script] in done.stdout, done.stdout[-3000:]
+
+
+def test_a_table_is_written_as_the_markdown_the_docs_include(tmp_path):
+    """What the pages include: the table as printed, aligned, with the command
+    and the machine that measured it; --quick alone writes nothing."""
+    env = {**os.environ, "QHW_HOME": str(tmp_path / "home"), "TMPDIR": str(tmp_path)}
+    command = [sys.executable, str(BENCHMARKS / "braket_results.py"), "--quick"]
+    done = subprocess.run([*command, "--tables", str(tmp_path / "tables"), "--tag", "small"], env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = (tmp_path / "tables" / "braket_results-read-small.md").read_text()
+    lines = text.splitlines()
+    assert lines[0].startswith("<!-- Written by `python benchmarks/braket_results.py --quick --tables ")
+    assert "| reader | seconds | against qhw |" in lines and "|---|---:|---:|" in lines
+    rows = [line for line in lines if line.startswith("| ") and "reader" not in line]
+    assert len(rows) == 3 and rows[0].startswith("| qhw: json.loads") and rows[0].endswith("| 1.0x |")
+    assert lines[-1].startswith("<small>Measured by") and f"{os.cpu_count()} cores" in lines[-1]
+    quiet = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert quiet.returncode == 0 and "written:" not in quiet.stdout
+
+
+def test_a_cell_with_a_bar_stays_in_its_column(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import tables
+
+    published = tables.Tables(argparse.Namespace(tables=tmp_path, tag=None, quick=False))
+    path = published.show("t", "a title", ("what", "n"), [("a|b", "1,024"), ("c", "-")])
+    assert "| a\\|b | 1,024 |" in path.read_text() and "|---|---:|" in path.read_text()
+    assert "a title" in capsys.readouterr().out
