@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-SCRIPTS = sorted(path.name for path in BENCHMARKS.glob("*.py") if path.name != "quick.py")
+SCRIPTS = sorted(path.name for path in BENCHMARKS.glob("*.py") if path.name not in {"quick.py", "tables.py"})  # helpers, not benchmarks
 #: What each script's table starts with, to tell a printed table from an empty run.
 TABLE_SIGNS = {
     "accuracy.py": "qhw accuracy by feature map",

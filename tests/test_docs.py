@@ -119,3 +119,36 @@ def test_the_generated_reference_pages_hold_every_price_and_every_column():
             assert f"| `{column.name}` | {column.type} |" in tables
     page = {"file": type("File", (), {"src_uri": "reference/prices.md"})()}
     assert hooks.on_page_markdown(f"before\n\n{hooks.PRICE_TABLE}\n", type("Page", (), page)()).startswith("before\n\nqhw's table of")
+
+
+BENCHMARK_TABLES = ROOT / "docs" / "benchmarks"
+#: `--8<-- "docs/benchmarks/x.md"`: a page including a table a benchmark wrote.
+INCLUDE = re.compile(r'^--8<-- "(docs/benchmarks/[^"]+)"$', re.M)
+
+
+def test_every_benchmark_table_is_one_its_script_wrote_and_a_page_includes():
+    """A figure on a page comes from its script's file, and every file a
+    script wrote is on some page (else a measurement is lost from the docs)."""
+    pages = [path for path in (ROOT / "docs").rglob("*.md") if BENCHMARK_TABLES not in path.parents]
+    included = {name for page in pages for name in INCLUDE.findall(page.read_text())}
+    written = {str(path.relative_to(ROOT)) for path in BENCHMARK_TABLES.glob("*.md")}
+    assert written and included == written
+    scripts = {path.stem for path in (ROOT / "benchmarks").glob("*.py")}
+    for name in written:
+        first = (ROOT / name).read_text().splitlines()[0]
+        script = re.match(r"<!-- Written by `python benchmarks/(\w+)\.py[^`]*`", first)
+        assert script and script.group(1) in scripts and Path(name).stem.startswith(script.group(1) + "-"), (name, first)
+        assert "--quick" not in first, f"{name}: a quick run's figures mean nothing"
+
+
+def test_the_readme_figure_is_the_moonshot_table_the_benchmark_wrote():
+    """The README cannot include a file (GitHub shows it as it is), so its one
+    figure is checked against the table benchmarks/reuse.py wrote."""
+    readme = (ROOT / "README.md").read_text()
+    measured = (BENCHMARK_TABLES / "reuse-moonshot.md").read_text()
+    shown = [line for line in readme.splitlines() if line.startswith("| ") and "configuration" not in line]
+    rows = {tuple(cell.strip() for cell in line.strip("|").split("|")) for line in measured.splitlines() if line.startswith("| ")}
+    assert len(shown) == 4
+    for line in shown:
+        label, circuits, seconds, months = (cell.strip() for cell in line.strip("|").split("|"))
+        assert any(row[1:] == (circuits, seconds, months) and row[0].split(" (")[0] == label.split(" (")[0] for row in rows), line

@@ -496,3 +496,32 @@ def test_each_built_in_declares_the_chain_shape_its_circuit_has():
         for width in (2, 5, 7):
             assert feature_maps.is_chain(feature_maps.resolve(name, qubits=width).template) is entry.chain, (name, width)
     assert feature_maps.resolve("paper").template.name == "qhw_feature_map"  # the paper's map, the same circuit as before maps had a choice
+
+
+def test_the_paper_map_measures_angle_encoding_with_its_outcomes_relabelled():
+    """What docs/explanation/science.md rests on: on the ranges each map scales
+    a component to, the paper's distribution is angle encoding's with every bit
+    flipped and then relabelled by the CNOT cascade (x -> x0, x0^x1, ...), so
+    its four CNOTs give the classifier nothing angle encoding does not."""
+    from qiskit.quantum_info import Statevector
+
+    paper, angle = feature_maps.resolve("paper"), feature_maps.resolve("angle")
+
+    def relabelled(x: int) -> int:
+        bits = [(x >> i) & 1 for i in range(5)]
+        for i in range(4):
+            bits[i + 1] ^= bits[i]
+        return sum(bit << i for i, bit in enumerate(bits))
+
+    order = [relabelled(x ^ 0b11111) for x in range(32)]
+
+    def probabilities(chosen, scaled):
+        low, high = chosen.angle_range
+        circuit = chosen.template.remove_final_measurements(inplace=False)
+        return Statevector(circuit.assign_parameters(low + scaled * (high - low))).probabilities()
+
+    for scaled in np.random.default_rng(0).random((10, 5)):  # components min-max scaled to [0, 1]
+        expected = np.zeros(32)
+        expected[order] = probabilities(angle, scaled)
+        np.testing.assert_allclose(probabilities(paper, scaled), expected, atol=1e-12)
+        assert not np.allclose(probabilities(paper, scaled), probabilities(angle, scaled))  # a relabelling, not the same vector
