@@ -104,5 +104,6 @@ def main() -> None:
         [(how, f"{seconds:.3f}", f"{seconds / floor:.2f}x") for how, seconds in rows],
     )
 
+
 if __name__ == "__main__":
     main()
